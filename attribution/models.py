@@ -1,0 +1,379 @@
+"""Load any Hugging Face causal LM or seq2seq model, and keep a bounded cache of loaded ones.
+
+The Space loads real Hub models by id; tests and CI load the tiny models bundled in
+``examples/models`` by name or path through the very same code path. When the Hub cannot be
+reached, loading fails in seconds (not the minutes of retries transformers would spend) with a
+message naming the bundled models, unless the model is already in the local Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from huggingface_hub import constants as hf_constants
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
+)
+
+from attribution.errors import HubUnreachableError, InvalidInputError, ModelLoadError
+from attribution.results import ModelKind, Provenance
+
+BUNDLED_MODELS_DIR = Path(
+    os.environ.get("ATTRIBUTION_EXPLORER_MODELS_DIR", Path(__file__).resolve().parents[1] / "examples" / "models")
+)
+#: Short names of the tiny models we ship, usable wherever a model id is expected.
+BUNDLED_MODELS = ("tiny-ioi-gpt2", "tiny-synth-translate")
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_HUB_PROBE_TIMEOUT_S = 3.0
+_HUB_PROBE_TTL_S = 60.0
+
+
+def bundled_model_path(name: str) -> Path:
+    return BUNDLED_MODELS_DIR / name
+
+
+def trust_remote_code_default() -> bool:
+    """Remote code is off unless the operator sets ATTRIBUTION_EXPLORER_TRUST_REMOTE_CODE=1."""
+    return os.environ.get("ATTRIBUTION_EXPLORER_TRUST_REMOTE_CODE", "").strip().lower() in {"1", "true", "yes"}
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A model with its tokenizer and what we know about it.
+
+    ``lock`` serialises use of the model object: attribution methods install hooks on it, so two
+    requests must never run on the same object at once.
+    """
+
+    model_id: str
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    kind: ModelKind
+    revision: str | None = None
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    @property
+    def config(self) -> PretrainedConfig:
+        return self.model.config
+
+    @property
+    def model_type(self) -> str:
+        return self.model.config.model_type
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def n_bytes(self) -> int:
+        """Memory held by parameters and buffers (what the cache budget counts)."""
+        tensors = [*self.model.parameters(), *self.model.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @property
+    def max_input_tokens(self) -> int | None:
+        """The model's context length in tokens, when the config says it."""
+        for name in ("n_positions", "max_position_embeddings", "max_sequence_length", "n_ctx"):
+            value = getattr(self.model.config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else None
+
+    def provenance(self) -> Provenance:
+        return Provenance(
+            model_id=self.model_id, model_revision=self.revision, model_kind=self.kind, model_type=self.model_type
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def validate_text(self, text: str, *, role: str = "input text", max_tokens: int | None = None) -> str:
+        """Return ``text`` if it is usable as model input, else raise InvalidInputError.
+
+        Rejects empty or whitespace-only text and text longer than the model's context (or than
+        ``max_tokens``, e.g. a Space operator's limit), naming the limit and the actual length.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError(f"The {role} is empty: type some text first.")
+        limits = [x for x in (max_tokens, self.max_input_tokens) if x]
+        if limits:
+            limit = min(limits)
+            n_tokens = self.count_tokens(text)
+            if n_tokens > limit:
+                raise InvalidInputError(
+                    f"The {role} is {n_tokens} tokens long; {self.model_id} accepts at most {limit} here. Shorten it."
+                )
+        return text
+
+
+_GENERATION_CLASS_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM", "MTModel")
+
+
+def detect_model_kind(config: PretrainedConfig) -> ModelKind:
+    """Tell a seq2seq model from a causal LM by its config; refuse anything else.
+
+    The checkpoint's declared ``architectures`` decide when present: transformers maps encoder-only
+    types such as BERT to a causal-LM class too, but a BERT checkpoint was not trained to generate.
+    """
+    model_type = getattr(config, "model_type", None)
+    architectures = getattr(config, "architectures", None) or []
+    declared_generator = any(a.endswith(_GENERATION_CLASS_SUFFIXES) for a in architectures)
+    if architectures and not declared_generator and not getattr(config, "is_decoder", False):
+        raise ModelLoadError(
+            f"Model {model_type!r} ({', '.join(architectures)}) is neither a causal language model nor a "
+            "sequence-to-sequence model; Attribution Explorer explains text generation only."
+        )
+    if getattr(config, "is_encoder_decoder", False) or model_type in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES:
+        return "seq2seq"
+    if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or declared_generator:
+        return "causal"
+    raise ModelLoadError(
+        f"Model type {model_type!r} is neither a causal language model nor a sequence-to-sequence model "
+        "(e.g. a classifier or an encoder-only model like BERT); Attribution Explorer explains text generation only."
+    )
+
+
+def hub_reachable(endpoint: str | None = None) -> bool:
+    """Whether the Hub answers a TCP connection within a few seconds (cached for a minute)."""
+    if hf_constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = endpoint or hf_constants.ENDPOINT
+    now = time.monotonic()
+    cached = _hub_probe_cache.get(endpoint)
+    if cached is not None and now - cached[1] < _HUB_PROBE_TTL_S:
+        return cached[0]
+    parsed = urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=_HUB_PROBE_TIMEOUT_S):
+            reachable = True
+    except OSError:
+        reachable = False
+    _hub_probe_cache[endpoint] = (reachable, now)
+    return reachable
+
+
+_hub_probe_cache: dict[str, tuple[bool, float]] = {}
+
+
+def _bundled_hint() -> str:
+    names = ", ".join(BUNDLED_MODELS)
+    return f"Bundled models that work offline: {names} (in {BUNDLED_MODELS_DIR})."
+
+
+def resolve_model_source(name_or_path: str) -> tuple[str, bool]:
+    """Map a bundled short name, a local folder or a Hub id to (what from_pretrained gets, is_local)."""
+    name = name_or_path.strip()
+    if not name:
+        raise InvalidInputError("No model given: pass a Hugging Face model id or a local folder. " + _bundled_hint())
+    if name in BUNDLED_MODELS:
+        path = bundled_model_path(name)
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(
+                f"The bundled model {name!r} is missing from {path}; run `python examples/train_tiny_models.py`."
+            )
+        return str(path), True
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise ModelLoadError(f"{name!r} is not a model folder: it has no config.json.")
+        return str(path), True
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelLoadError(f"No such model folder: {name!r}.")
+    return name, False
+
+
+def _load_config(source: str, *, is_local: bool, revision: str | None, trust_remote_code: bool) -> PretrainedConfig:
+    local_only = not is_local and not hub_reachable()
+    try:
+        return AutoConfig.from_pretrained(
+            source, revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_only
+        )
+    except OSError as error:
+        if local_only:
+            raise HubUnreachableError(
+                f"Cannot load {source!r}: the Hugging Face Hub is unreachable (or HF_HUB_OFFLINE=1) and the model "
+                f"is not in the local cache. {_bundled_hint()}"
+            ) from error
+        message = str(error)
+        if "is not a valid model identifier" in message or "not found" in message.lower() or "404" in message:
+            raise ModelLoadError(f"Unknown model {source!r}: no such model on the Hugging Face Hub.") from error
+        if "gated" in message.lower() or "401" in message or "403" in message:
+            raise ModelLoadError(
+                f"Model {source!r} is gated or private: log in with a token that has access (HF_TOKEN)."
+            ) from error
+        raise ModelLoadError(f"Cannot load {source!r}: {message.splitlines()[0]}") from error
+    except ValueError as error:
+        if "trust_remote_code" in str(error):
+            raise ModelLoadError(
+                f"Model {source!r} needs custom code from its repository; this deployment does not run remote code "
+                "(an operator can allow it with ATTRIBUTION_EXPLORER_TRUST_REMOTE_CODE=1)."
+            ) from error
+        raise ModelLoadError(f"Cannot load {source!r}: {error}") from error
+
+
+def load_model_uncached(
+    name_or_path: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    revision: str | None = None,
+    eager_attention: bool = True,
+    trust_remote_code: bool | None = None,
+) -> LoadedModel:
+    """Load a model and tokenizer (see :func:`load_model`, which adds caching)."""
+    if dtype not in DTYPES:
+        raise InvalidInputError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError("device 'cuda' was asked for but no CUDA GPU is available here; use 'cpu'.")
+    trust = trust_remote_code_default() if trust_remote_code is None else trust_remote_code
+    source, is_local = resolve_model_source(name_or_path)
+    config = _load_config(source, is_local=is_local, revision=revision, trust_remote_code=trust)
+    kind = detect_model_kind(config)
+    auto_class = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
+    local_only = not is_local and not hub_reachable()
+    options: dict[str, Any] = {
+        "revision": revision,
+        "trust_remote_code": trust,
+        "local_files_only": local_only,
+        "dtype": DTYPES[dtype],
+    }
+    if eager_attention:
+        options["attn_implementation"] = "eager"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, revision=revision, trust_remote_code=trust, local_files_only=local_only
+        )
+        model = auto_class.from_pretrained(source, **options)
+    except (OSError, ValueError) as error:
+        raise ModelLoadError(f"Cannot load {name_or_path!r}: {str(error).splitlines()[0]}") from error
+    model.to(device).eval()
+    return LoadedModel(model_id=name_or_path.strip(), model=model, tokenizer=tokenizer, kind=kind, revision=revision)
+
+
+class ModelCache:
+    """Least-recently-used cache of loaded models, bounded by count and by bytes.
+
+    Thread-safe: concurrent requests for the same model wait for one load instead of loading it
+    twice. A model larger than the byte budget on its own is still loaded (and evicts all others).
+    """
+
+    def __init__(self, max_models: int = 2, max_bytes: int = 8 * 1024**3) -> None:
+        self.max_models = max_models
+        self.max_bytes = max_bytes
+        self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[tuple, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._models
+
+    @property
+    def n_bytes(self) -> int:
+        return sum(m.n_bytes for m in self._models.values())
+
+    def get_or_load(self, key: tuple, loader: Callable[[], LoadedModel]) -> LoadedModel:
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._models:
+                    self._models.move_to_end(key)
+                    return self._models[key]
+            loaded = loader()
+            with self._lock:
+                self._models[key] = loaded
+                self._evict(keep=key)
+                self._key_locks.pop(key, None)
+            return loaded
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+        gc.collect()
+
+    def _evict(self, keep: tuple) -> None:
+        evicted = False
+        while len(self._models) > 1 and (
+            len(self._models) > self.max_models or sum(m.n_bytes for m in self._models.values()) > self.max_bytes
+        ):
+            oldest = next(k for k in self._models if k != keep)
+            del self._models[oldest]
+            evicted = True
+        if evicted:
+            gc.collect()
+
+
+DEFAULT_CACHE = ModelCache(
+    max_models=int(os.environ.get("ATTRIBUTION_EXPLORER_CACHE_MODELS", "2")),
+    max_bytes=int(float(os.environ.get("ATTRIBUTION_EXPLORER_CACHE_GB", "8")) * 1024**3),
+)
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    revision: str | None = None,
+    eager_attention: bool = True,
+    trust_remote_code: bool | None = None,
+    cache: ModelCache | None = DEFAULT_CACHE,
+) -> LoadedModel:
+    """Load a causal LM or seq2seq model by Hub id, local folder or bundled name, reusing cached ones.
+
+    ``eager_attention`` asks for the eager attention implementation, which returns attention
+    probabilities (needed by the ``attention`` method and contribution graphs). ``trust_remote_code``
+    defaults to the operator setting (off). Raises :class:`~attribution.errors.ModelLoadError`
+    (or its subclass ``HubUnreachableError``) with a message meant for the user.
+    """
+
+    def loader() -> LoadedModel:
+        return load_model_uncached(
+            name_or_path,
+            device=device,
+            dtype=dtype,
+            revision=revision,
+            eager_attention=eager_attention,
+            trust_remote_code=trust_remote_code,
+        )
+
+    if cache is None:
+        return loader()
+    key = (name_or_path.strip(), revision, device, dtype, eager_attention)
+    return cache.get_or_load(key, loader)
