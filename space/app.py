@@ -1,0 +1,285 @@
+"""The Gradio app: four tabs wired to :mod:`space.handlers` (which call the library).
+
+Run it with ``attribution-explorer serve [--host 127.0.0.1] [--port 7860] [--config path]`` or, on
+Hugging Face Spaces, as ``app_file: space/app.py``. This module only builds widgets and connects
+them: user mistakes (:class:`AttributionExplorerError`) become ``gr.Error`` messages, anything else
+is logged and reported as a generic error, and the app keeps serving either way.
+"""
+
+import argparse
+import functools
+import html
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script (`python space/app.py`, as Spaces does): make `space` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gradio as gr
+
+from attribution.errors import AttributionExplorerError
+from attribution.models import hub_reachable as probe_hub
+from space import handlers
+from space.config import SpaceConfig, offered_models
+from space.examples import attribute_examples, compare_examples, graph_examples
+
+logger = logging.getLogger("attribution_explorer.space")
+
+GENERIC_ERROR = "Something went wrong on our side (it has been logged). Try again, or with other settings."
+#: Gradio swaps this default for a per-request progress tracker (its documented idiom).
+TRACK_PROGRESS = gr.Progress()
+EXPORT_SOURCES = {"Attribute": "attribute", "Contribution graph": "contribution graph", "Compare": "compare"}
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show library errors as their one-line message and any other failure as a generic one."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except AttributionExplorerError as error:
+            # gr.Error renders HTML: escape what may echo user input (model ids, text).
+            raise gr.Error(html.escape(str(error), quote=False)) from None
+        except Exception:
+            logger.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(GENERIC_ERROR) from None
+
+    return wrapper
+
+
+def _reporter(progress: gr.Progress) -> handlers.Progress:
+    return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), desc=message or None)
+
+
+def _examples_cache(config: SpaceConfig) -> dict[str, Any]:
+    if config.cache_examples == "off":
+        return {"cache_examples": False}
+    return {"cache_examples": True, "cache_mode": config.cache_examples}
+
+
+def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tuple[gr.Blocks, handlers.AppContext]:
+    """The Blocks app and its shared context (model cache, offered models)."""
+    reachable = probe_hub(config.hub_endpoint or None) if hub_reachable is None else hub_reachable
+    offer = offered_models(config, hub_reachable=reachable)
+    ctx = handlers.AppContext.create(config, offer)
+    from attribution.inseq_runner import available_step_scores
+
+    methods = handlers.offered_methods(config)
+    default_method = config.default_method if config.default_method in methods else methods[0]
+    bundled = handlers.bundled_examples_available(offer)
+    cache = _examples_cache(config)
+    model_run = {"concurrency_id": "model", "concurrency_limit": config.concurrency_limit}
+
+    def model_dropdown(label: str = "Model", **options: Any) -> gr.Dropdown:
+        return gr.Dropdown(
+            choices=list(offer.models),
+            value=offer.default_model,
+            allow_custom_value=offer.custom_allowed,
+            label=label,
+            info="Pick one, or type a Hugging Face model id" if offer.custom_allowed else None,
+            **options,
+        )
+
+    with gr.Blocks(title="Attribution Explorer") as demo:
+        gr.Markdown(
+            "# Attribution Explorer\nWhy did the language model say that? Feature attribution (Inseq), "
+            "information-flow contribution graphs, comparisons and static exports."
+        )
+        if offer.notice:
+            gr.Markdown(f"**Offline:** {html.escape(offer.notice)}", elem_id="offline-notice")
+
+        with gr.Tabs():
+            # ------------------------------------------------------------------------ Attribute
+            with gr.Tab("Attribute", id="attribute"):
+                with gr.Row():
+                    a_model = model_dropdown()
+                    a_method = gr.Dropdown(methods, value=default_method, label="Method")
+                a_text = gr.Textbox(label="Input text (prompt or source sentence)", lines=2, elem_id="attribute-text")
+                with gr.Row():
+                    a_target = gr.Textbox(label="Target text (optional; else the model generates)")
+                    a_contrast = gr.Textbox(label="Contrastive target (optional)")
+                a_steps = gr.CheckboxGroup(available_step_scores(), value=["probability"], label="Step scores")
+                a_run = gr.Button("Attribute", variant="primary", elem_id="attribute-run")
+                a_plot = gr.Plot(label="Attribution heatmap", elem_id="attribute-plot")
+                a_tokens = gr.HighlightedText(
+                    label="Generated tokens, coloured by probability", show_legend=True, elem_id="attribute-tokens"
+                )
+                a_table = gr.Dataframe(label="Step scores per generated token", interactive=False)
+                with gr.Accordion("Result JSON", open=False):
+                    a_json = gr.Code(language="json", label="Attribution result", interactive=False)
+
+                @user_errors
+                def attribute(model, text, target, method, step_scores, contrast, progress=TRACK_PROGRESS):
+                    view = handlers.run_attribution(
+                        ctx, model, text, target, method, step_scores, contrast, progress=_reporter(progress)
+                    )
+                    table = {"headers": view.step_headers, "data": view.step_table}
+                    return view.figure, view.highlighted, table, view.result_json
+
+                a_inputs = [a_model, a_text, a_target, a_method, a_steps, a_contrast]
+                a_outputs = [a_plot, a_tokens, a_table, a_json]
+                a_run.click(attribute, a_inputs, a_outputs, api_name="attribute", **model_run)
+                if bundled:
+                    gr.Examples(attribute_examples(bundled), a_inputs, a_outputs, attribute, **cache)
+
+            # --------------------------------------------------------------- Contribution graph
+            with gr.Tab("Contribution graph", id="graph"):
+                with gr.Row():
+                    g_model = model_dropdown()
+                    g_root = gr.Dropdown(
+                        handlers.ROOT_TOKEN_CHOICES,
+                        value="-1",
+                        label="Target token (root of the routes)",
+                        allow_custom_value=True,
+                    )
+                g_text = gr.Textbox(label="Prompt (or source sentence)", lines=2, elem_id="graph-text")
+                g_target = gr.Textbox(label="Target text (seq2seq: the translation to explain; optional)")
+                with gr.Row():
+                    g_threshold = gr.Slider(
+                        0.0, 0.5, value=0.04, step=0.01, label="Threshold", elem_id="graph-threshold"
+                    )
+                    g_renormalize = gr.Checkbox(label="Renormalise kept edges", value=False)
+                g_run = gr.Button("Build graph", variant="primary", elem_id="graph-run")
+                g_plot = gr.Plot(label="Contribution graph", elem_id="graph-plot")
+                with gr.Row():
+                    with gr.Column():
+                        g_node = gr.Dropdown([], label="Node: logit lens, promoted/suppressed tokens, FFN neurons")
+                        g_node_table = gr.Dataframe(
+                            headers=["list", "rank", "token / neuron", "value"], interactive=False
+                        )
+                    with gr.Column():
+                        g_edge = gr.Dropdown([], label="Attention edge: split over heads")
+                        g_edge_table = gr.Dataframe(headers=["head", "weight"], interactive=False)
+                with gr.Accordion("Graph JSON", open=False):
+                    g_json = gr.Code(language="json", label="Contribution graph", interactive=False)
+
+                @user_errors
+                def graph(model, text, target, threshold, renormalize, root, progress=TRACK_PROGRESS):
+                    view = handlers.run_graph(
+                        ctx, model, text, target, threshold, renormalize, root, progress=_reporter(progress)
+                    )
+                    return (
+                        view.figure,
+                        gr.Dropdown(choices=view.root_choices),
+                        gr.Dropdown(choices=view.node_choices, value=None),
+                        gr.Dropdown(choices=view.edge_choices, value=None),
+                        view.graph_json,
+                    )
+
+                g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
+                g_outputs = [g_plot, g_root, g_node, g_edge, g_json]
+                g_run.click(graph, g_inputs, g_outputs, api_name="graph", **model_run)
+                g_threshold.release(graph, g_inputs, g_outputs, api_name="graph_threshold", **model_run)
+                g_node.change(user_errors(handlers.node_details), [g_json, g_node], g_node_table, api_name="graph_node")
+                g_edge.change(user_errors(handlers.edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge")
+                if bundled:
+                    gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, **cache)
+
+            # ------------------------------------------------------------------------- Compare
+            with gr.Tab("Compare", id="compare"):
+                c_text = gr.Textbox(label="Source sentence (or prompt)", lines=2)
+                with gr.Row():
+                    c_models = model_dropdown("Models", multiselect=True)
+                    c_methods = gr.CheckboxGroup(
+                        methods, value=[m for m in ("saliency", "attention") if m in methods], label="Methods"
+                    )
+                with gr.Row():
+                    c_target = gr.Textbox(label="Target text (optional; else the first model's output)")
+                    c_gold = gr.Textbox(label="Gold word alignment (optional, Pharaoh format: 0-0 1-2 …)")
+                c_run = gr.Button("Compare", variant="primary")
+                c_plot = gr.Plot(label="Side by side, one colour scale")
+                with gr.Row():
+                    c_corr = gr.Dataframe(label="Agreement (Spearman rank correlation)", interactive=False)
+                    c_aer = gr.Dataframe(
+                        headers=["result", "AER"], label="Alignment error rate vs. gold", interactive=False
+                    )
+                with gr.Accordion("Comparison JSON", open=False):
+                    c_json = gr.Code(language="json", label="Comparison", interactive=False)
+
+                @user_errors
+                def comparison(text, models, methods_, target, gold, progress=TRACK_PROGRESS):
+                    view = handlers.run_comparison(
+                        ctx, text, models, methods_, target, gold, progress=_reporter(progress)
+                    )
+                    correlation = {"headers": view.correlation_headers, "data": view.correlation_rows}
+                    aer = {"headers": ["result", "AER"], "data": view.aer_rows}
+                    return view.figure, correlation, aer, view.comparison_json
+
+                c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
+                c_outputs = [c_plot, c_corr, c_aer, c_json]
+                c_run.click(comparison, c_inputs, c_outputs, api_name="compare", **model_run)
+                if bundled:
+                    gr.Examples(compare_examples(bundled), c_inputs, c_outputs, comparison, **cache)
+
+            # -------------------------------------------------------------------------- Export
+            with gr.Tab("Export", id="export"):
+                with gr.Row():
+                    e_source = gr.Radio(list(EXPORT_SOURCES), value="Attribute", label="Result of the tab")
+                    e_format = gr.Radio(
+                        list(handlers.EXPORT_FORMATS), value=next(iter(handlers.EXPORT_FORMATS)), label="Format"
+                    )
+                e_run = gr.Button("Create file", variant="primary", elem_id="export-run")
+                e_file = gr.File(label="Download", interactive=False, elem_id="export-file")
+                e_preview = gr.HTML(label="Preview")
+                gr.Markdown("### Push to the Hugging Face Hub (dataset repository)")
+                with gr.Row():
+                    e_repo = gr.Textbox(label="Repository", placeholder="your-name/attribution-demo")
+                    e_token = gr.Textbox(label="Write token (or sign in)", type="password")
+                    if os.environ.get("SPACE_ID"):  # OAuth only works on Spaces (front matter: hf_oauth)
+                        gr.LoginButton()
+                e_push = gr.Button("Push")
+                e_link = gr.Markdown(elem_id="export-link")
+
+                def current_json(source: str, attribute_json: str, graph_json: str, compare_json: str) -> str:
+                    return {"Attribute": attribute_json, "Contribution graph": graph_json, "Compare": compare_json}.get(
+                        source, ""
+                    )
+
+                @user_errors
+                def export(source, format_, attribute_json, graph_json, compare_json):
+                    what = EXPORT_SOURCES.get(source, source)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    view = handlers.make_export(ctx, chosen, what, format_)
+                    return str(view.path), view.preview_html or ""
+
+                @user_errors
+                def push(source, attribute_json, graph_json, compare_json, repo, token, oauth: gr.OAuthToken | None):
+                    what = EXPORT_SOURCES.get(source, source)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    url = handlers.push_to_hub(ctx, chosen, what, repo, token or (oauth.token if oauth else None))
+                    return f'Pushed: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
+
+                jsons = [a_json, g_json, c_json]
+                e_run.click(export, [e_source, e_format, *jsons], [e_file, e_preview], api_name="export")
+                e_push.click(push, [e_source, *jsons, e_repo, e_token], e_link, api_name="push", concurrency_limit=4)
+
+    demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
+    return demo, ctx
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="attribution-explorer serve", description="Start the Gradio app.")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--config", type=Path, default=None, help="operator config JSON (default: space/config.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build the app from the config and serve it until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parse_args(argv)
+    config = SpaceConfig.load(args.config)
+    demo, _ = build_app(config)
+    demo.launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,137 @@
+"""The operator config of the Space: which models are offered, limits, demo mode, device.
+
+A Space operator edits a JSON file (``space/config.json`` by default, or ``--config path`` /
+the ``ATTRIBUTION_EXPLORER_SPACE_CONFIG`` environment variable) instead of the code. Unknown keys
+are refused so a typo does not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from attribution.errors import InvalidInputError
+from attribution.models import BUNDLED_MODELS, DTYPES, bundled_model_path
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.json")
+CONFIG_ENV_VAR = "ATTRIBUTION_EXPLORER_SPACE_CONFIG"
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """What the operator decides; see ``space/config.json`` and the README for each key."""
+
+    #: Models offered in the model dropdowns (Hub ids or local folders), first is not special.
+    models: tuple[str, ...] = ("gpt2", "Helsinki-NLP/opus-mt-en-de")
+    #: Model selected when the app opens (must be one of ``models``).
+    default_model: str = "gpt2"
+    #: Demo mode: only the offered models, no free-text model ids, ``max_input_tokens`` enforced.
+    demo_mode: bool = False
+    #: Whether users may type any Hub model id (ignored, i.e. off, in demo mode).
+    allow_custom_models: bool = True
+    #: Longest accepted input (prompt, source or target text) in tokens; ``None`` = the model's context.
+    max_input_tokens: int | None = 256
+    #: Tokens generated when no target text is given.
+    max_new_tokens: int = 20
+    #: Inseq methods offered; empty = every method the installed Inseq provides.
+    methods: tuple[str, ...] = ()
+    default_method: str = "saliency"
+    #: cpu, cuda, cuda:N or auto.
+    device: str = "cpu"
+    dtype: str = "float32"
+    #: Loaded models kept in memory at once (least recently used ones are dropped).
+    cache_max_models: int = 2
+    cache_max_gb: float = 8.0
+    #: Requests running at once per event (the rest wait in the queue) and queue length.
+    concurrency_limit: int = 2
+    max_queue_size: int = 64
+    #: Example caching: "lazy" caches each example's output on first use, "eager" at start-up.
+    cache_examples: Literal["lazy", "eager", "off"] = "lazy"
+    #: Hub endpoint for pushes (``None``: HF_ENDPOINT or https://huggingface.co).
+    hub_endpoint: str | None = None
+    #: Models offered when the Hub cannot be reached (the bundled tiny ones).
+    offline_models: tuple[str, ...] = field(default=BUNDLED_MODELS)
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise InvalidInputError("config: 'models' must list at least one model")
+        if self.default_model not in self.models:
+            raise InvalidInputError(f"config: default_model {self.default_model!r} is not in 'models'")
+        if self.dtype not in DTYPES:
+            raise InvalidInputError(f"config: dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.demo_mode and not self.max_input_tokens:
+            raise InvalidInputError("config: demo_mode needs a max_input_tokens limit")
+        if self.cache_examples not in ("lazy", "eager", "off"):
+            raise InvalidInputError("config: cache_examples must be 'lazy', 'eager' or 'off'")
+        for name in ("cache_max_models", "concurrency_limit", "max_queue_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(f"config: {name} must be at least 1")
+
+    @property
+    def custom_models_allowed(self) -> bool:
+        return self.allow_custom_models and not self.demo_mode
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpaceConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidInputError(
+                f"config: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
+            )
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SpaceConfig:
+        """Read ``path``, else the file named by the environment variable, else the bundled default."""
+        path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise InvalidInputError(f"config: cannot read {path}: {error.strerror or error}") from error
+        except json.JSONDecodeError as error:
+            raise InvalidInputError(f"config: {path} is not valid JSON ({error})") from error
+        if not isinstance(data, dict):
+            raise InvalidInputError(f"config: {path} must hold a JSON object")
+        return cls.from_dict(data)
+
+
+@dataclass(frozen=True)
+class ModelOffer:
+    """The models the running app offers, decided once at start-up from the config and the Hub."""
+
+    models: tuple[str, ...]
+    default_model: str
+    custom_allowed: bool
+    notice: str  # shown at the top of the app ("" when nothing to say)
+
+
+def available_bundled_models(names: tuple[str, ...] = BUNDLED_MODELS) -> tuple[str, ...]:
+    """The bundled models actually present on disk (they may not be trained yet in a fresh checkout)."""
+    return tuple(name for name in names if (bundled_model_path(name) / "config.json").is_file())
+
+
+def offered_models(config: SpaceConfig, *, hub_reachable: bool) -> ModelOffer:
+    """Offline: the bundled tiny models only. Online: the config's models (+ the bundled ones for the examples)."""
+    bundled = available_bundled_models(tuple(config.offline_models))
+    if hub_reachable:
+        models = tuple(dict.fromkeys([*config.models, *bundled]))
+        return ModelOffer(models, config.default_model, config.custom_models_allowed, "")
+    local = tuple(m for m in config.models if Path(m).expanduser().is_dir())
+    models = tuple(dict.fromkeys([*bundled, *local]))
+    if not models:
+        raise InvalidInputError(
+            "The Hugging Face Hub is unreachable and no bundled model is present: "
+            "run `python examples/train_tiny_models.py` or list local model folders in the config."
+        )
+    default = config.default_model if config.default_model in models else models[0]
+    notice = (
+        "The Hugging Face Hub is unreachable from this machine, so the app offers the bundled tiny models "
+        f"({', '.join(models)}) instead of {', '.join(config.models)}."
+    )
+    return ModelOffer(models, default, False, notice)
