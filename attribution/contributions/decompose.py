@@ -1,0 +1,308 @@
+"""Exact decomposition of every block of one forward pass, and ALTI-style proximities.
+
+Attention block at query position i (pre-LN families)::
+
+    after_i = x_i + sum_{j,h} A^h_ij * (v^h_j W_O^h) + b_O
+
+where ``x_i`` is the residual stream entering the block, ``A^h`` head h's attention probabilities,
+``v^h_j`` the value vector of source token j in head h (value bias included; rows of A sum to 1)
+and ``W_O^h`` the head's slice of the output projection. Post-LN families (BART, Marian,
+OPT-350m) normalise after the add: ``after_i = LN(x_i + attn_i)``. With the mean and standard
+deviation of position i fixed (they are numbers of that forward pass), LayerNorm is linear in its
+input, so ``LN(sum_k p_k) = sum_k gamma * (p_k - mean(p_k)) / sigma_i + beta`` exactly; every part
+is carried through it that way and beta joins the bias. The FFN block is the same with two parts:
+``after_i = mid_i + ffn_i (+ LN)``; with a parallel residual (GPT-NeoX) ``mid_i = x_i + attn_i``.
+
+Proximity of a part p of a whole w (Ferrando & Voita 2024, after ALTI):
+``max(0, |w|_1 - |w - p|_1)``, normalised over the parts of one node (residual + every
+(source token, head) pair, or residual + FFN). Biases are no node's part: they are in ``w`` but
+get no share. The [rows, sources, heads, d_model] distances are computed in chunks whose size is
+bounded by ``budget`` elements, so no [T, T, heads, d_model] tensor is ever held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from attribution.contributions.adapters import ArchitectureSpec, AttentionSpec, BlockSpec, FFNSpec, PostNorm
+
+#: Elements of one distance chunk (float32): 4M elements = 16 MiB.
+DEFAULT_BUDGET = 1 << 22
+
+
+@dataclass
+class CapturedBlock:
+    """What one forward pass showed of one block (batch dimension removed, float32)."""
+
+    residual_in: torch.Tensor  # [T, d]
+    self_probs: torch.Tensor  # [H, T, T]
+    self_values: torch.Tensor  # [T, H_kv, head_dim]
+    ffn_activations: torch.Tensor  # [T, d_ff]
+    ffn_output: torch.Tensor  # [T, d]
+    cross_probs: torch.Tensor | None = None  # [H, T, S]
+    cross_values: torch.Tensor | None = None  # [S, H_kv, head_dim]
+
+
+@dataclass
+class AttentionDecomposition:
+    """``whole[i] = residual[i] + sum_{j,h} coefficients[h,i,j] * head_vectors[h,j] + bias[i]``, exactly."""
+
+    residual: torch.Tensor  # [T, d]
+    coefficients: torch.Tensor  # [H, T, S]: attention probabilities (divided by sigma_i when post-LN)
+    head_vectors: torch.Tensor  # [H, S, d]: v_j^h W_O^h (centred and scaled by gamma when post-LN)
+    bias: torch.Tensor  # [T, d]
+    whole: torch.Tensor  # [T, d]: the residual stream after the block
+
+    def parts(self, i: int) -> torch.Tensor:
+        """All (source, head) parts of row i, [S, H, d] (for tests and small inputs only)."""
+        return self.coefficients[:, i, :].T[..., None] * self.head_vectors.transpose(0, 1)
+
+
+@dataclass
+class FFNDecomposition:
+    """``whole[i] = residual[i] + ffn[i] + bias[i]``, exactly."""
+
+    residual: torch.Tensor  # [T, d]
+    ffn: torch.Tensor  # [T, d]
+    bias: torch.Tensor  # [T, d]: zero, or beta of a post-LN
+    whole: torch.Tensor  # [T, d]
+    activations: torch.Tensor  # [T, d_ff]: neuron activations
+    out_weight: torch.Tensor  # [d_ff, d]
+    raw_output: torch.Tensor  # [T, d]: the FFN's own output, before any post-LN
+
+
+@dataclass
+class BlockDecomposition:
+    residual_in: torch.Tensor  # [T, d]
+    self_attention: AttentionDecomposition
+    cross_attention: AttentionDecomposition | None
+    ffn: FFNDecomposition
+    parallel_residual: bool
+
+
+def _squeeze(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().reshape(-1, tensor.shape[-1]).float()
+
+
+def _first_tensor(args: tuple, kwargs: dict, name: str) -> torch.Tensor:
+    return args[0] if args else kwargs[name]
+
+
+def run_instrumented(
+    model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
+) -> tuple[object, list[CapturedBlock], list[CapturedBlock]]:
+    """One forward pass with hooks; returns the model output and the captured encoder/decoder blocks."""
+    records: dict[tuple[str, int, str], torch.Tensor] = {}
+    handles = []
+
+    def keep(key: tuple[str, int, str], tensor: torch.Tensor) -> None:
+        records[key] = _squeeze(tensor)
+
+    def instrument(side: str, index: int, block: BlockSpec) -> None:
+        def block_input(_module, args, kwargs):
+            keep((side, index, "residual_in"), _first_tensor(args, kwargs, "hidden_states"))
+
+        def values(name: str) -> Callable:
+            return lambda _module, _args, output: keep((side, index, name), output)
+
+        def ffn_out(_module, args, output):
+            keep((side, index, "ffn_activations"), args[0])
+            keep((side, index, "ffn_output"), output)
+
+        handles.append(block.module.register_forward_pre_hook(block_input, with_kwargs=True))
+        handles.append(block.self_attention.value_module.register_forward_hook(values("self_values")))
+        if block.cross_attention is not None:
+            handles.append(block.cross_attention.value_module.register_forward_hook(values("cross_values")))
+        handles.append(block.ffn.out_module.register_forward_hook(ffn_out))
+
+    for index, block in enumerate(spec.encoder_blocks):
+        instrument("encoder", index, block)
+    for index, block in enumerate(spec.decoder_blocks):
+        instrument("decoder", index, block)
+    try:
+        with torch.no_grad():
+            output = model(**inputs, output_attentions=True, use_cache=False, return_dict=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+
+    def blocks(side: str, blocks_spec: list[BlockSpec], self_probs, cross_probs) -> list[CapturedBlock]:
+        captured = []
+        for index, block in enumerate(blocks_spec):
+            cross = block.cross_attention
+            captured.append(
+                CapturedBlock(
+                    residual_in=records[(side, index, "residual_in")],
+                    self_probs=self_probs[index][0].float(),
+                    self_values=block.self_attention.take_values(records[(side, index, "self_values")]),
+                    ffn_activations=records[(side, index, "ffn_activations")],
+                    ffn_output=records[(side, index, "ffn_output")],
+                    cross_probs=cross_probs[index][0].float() if cross is not None else None,
+                    cross_values=cross.take_values(records[(side, index, "cross_values")])
+                    if cross is not None
+                    else None,
+                )
+            )
+        return captured
+
+    if spec.encoder_blocks:
+        encoder = blocks("encoder", spec.encoder_blocks, output.encoder_attentions, None)
+        decoder = blocks("decoder", spec.decoder_blocks, output.decoder_attentions, output.cross_attentions)
+    else:
+        encoder = []
+        decoder = blocks("decoder", spec.decoder_blocks, output.attentions, None)
+    return output, encoder, decoder
+
+
+def _post_norm_stats(pre: torch.Tensor, norm: PostNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position mean [T, 1] and standard deviation [T, 1] LayerNorm uses on ``pre``."""
+    mean = pre.mean(-1, keepdim=True)
+    sigma = (pre.var(-1, unbiased=False, keepdim=True) + norm.eps).sqrt()
+    return mean, sigma
+
+
+def _gamma(norm: PostNorm, d: int) -> torch.Tensor:
+    return norm.weight.detach().float() if norm.weight is not None else torch.ones(d)
+
+
+def _beta(norm: PostNorm, d: int) -> torch.Tensor:
+    return norm.bias.detach().float() if norm.bias is not None else torch.zeros(d)
+
+
+def _centre(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor - tensor.mean(-1, keepdim=True)
+
+
+def decompose_attention(
+    residual: torch.Tensor, probs: torch.Tensor, values: torch.Tensor, spec: AttentionSpec
+) -> AttentionDecomposition:
+    """Split one attention block (``probs`` [H, T, S], ``values`` [S, H_kv, head_dim]) into its parts."""
+    n_heads = spec.n_heads
+    per_head = values.transpose(0, 1)  # [H_kv, S, head_dim]
+    if per_head.shape[0] != n_heads:  # grouped-query attention: head h reads kv head h // group
+        per_head = per_head.repeat_interleave(n_heads // per_head.shape[0], dim=0)
+    out_weight = spec.out_weight.detach().float()
+    head_vectors = torch.bmm(per_head, out_weight)  # [H, S, d]
+    d = head_vectors.shape[-1]
+    bias = spec.out_bias.detach().float() if spec.out_bias is not None else torch.zeros(d)
+    attn_out = torch.bmm(probs, head_vectors).sum(0) + bias
+    pre = residual + attn_out
+    t = residual.shape[0]
+    if spec.post_norm is None:
+        return AttentionDecomposition(residual, probs, head_vectors, bias.expand(t, d), pre)
+    norm = spec.post_norm
+    mean, sigma = _post_norm_stats(pre, norm)
+    gamma, beta = _gamma(norm, d), _beta(norm, d)
+    return AttentionDecomposition(
+        residual=gamma * _centre(residual) / sigma,
+        coefficients=probs / sigma.view(1, t, 1),
+        head_vectors=gamma * _centre(head_vectors),
+        bias=gamma * _centre(bias) / sigma + beta,
+        whole=gamma * (pre - mean) / sigma + beta,
+    )
+
+
+def decompose_ffn(
+    residual: torch.Tensor, activations: torch.Tensor, output: torch.Tensor, spec: FFNSpec
+) -> FFNDecomposition:
+    out_weight = spec.out_weight.detach().float()
+    pre = residual + output
+    if spec.post_norm is None:
+        return FFNDecomposition(residual, output, torch.zeros_like(output), pre, activations, out_weight, output)
+    norm = spec.post_norm
+    d = output.shape[-1]
+    mean, sigma = _post_norm_stats(pre, norm)
+    gamma, beta = _gamma(norm, d), _beta(norm, d)
+    return FFNDecomposition(
+        residual=gamma * _centre(residual) / sigma,
+        ffn=gamma * _centre(output) / sigma,
+        bias=beta.expand_as(output),
+        whole=gamma * (pre - mean) / sigma + beta,
+        activations=activations,
+        out_weight=out_weight,
+        raw_output=output,
+    )
+
+
+def decompose_block(captured: CapturedBlock, spec: BlockSpec) -> BlockDecomposition:
+    self_attention = decompose_attention(
+        captured.residual_in, captured.self_probs, captured.self_values, spec.self_attention
+    )
+    mid = self_attention.whole
+    cross_attention = None
+    if spec.cross_attention is not None:
+        cross_attention = decompose_attention(mid, captured.cross_probs, captured.cross_values, spec.cross_attention)
+        mid = cross_attention.whole
+    ffn = decompose_ffn(mid, captured.ffn_activations, captured.ffn_output, spec.ffn)
+    return BlockDecomposition(captured.residual_in, self_attention, cross_attention, ffn, spec.parallel_residual)
+
+
+def _normalise(residual_prox: torch.Tensor, part_prox: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shares summing to 1 per row; a row whose parts all have proximity 0 goes wholly to the residual."""
+    flat = part_prox.reshape(part_prox.shape[0], -1)
+    total = residual_prox + flat.sum(-1)
+    empty = total <= 0
+    residual_prox = torch.where(empty, torch.ones_like(residual_prox), residual_prox)
+    total = torch.where(empty, torch.ones_like(total), total)
+    shape = (-1,) + (1,) * (part_prox.dim() - 1)
+    return residual_prox / total, part_prox / total.view(shape)
+
+
+def attention_shares(
+    dec: AttentionDecomposition, rows: torch.Tensor, *, budget: int = DEFAULT_BUDGET
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shares of the residual ``[n]`` and of every (source, head) part ``[n, S, H]`` for ``rows``."""
+    whole = dec.whole[rows]  # [n, d]
+    whole_norm = whole.abs().sum(-1)
+    coefficients = dec.coefficients[:, rows, :].permute(1, 2, 0)  # [n, S, H]
+    head_vectors = dec.head_vectors.transpose(0, 1)  # [S, H, d]
+    n, n_sources, n_heads = coefficients.shape
+    d = whole.shape[-1]
+    distance = whole_norm.view(n, 1, 1).expand(n, n_sources, n_heads).clone()  # parts with coefficient 0
+    per_source = n_heads * d
+    rows_per_chunk = max(1, budget // max(1, n_sources * per_source))
+    sources_per_chunk = max(1, budget // per_source)
+    for start in range(0, n, rows_per_chunk):
+        stop = min(n, start + rows_per_chunk)
+        chunk_coefficients = coefficients[start:stop]
+        used = torch.nonzero(chunk_coefficients.abs().amax(dim=(0, 2)) > 0)
+        if used.numel() == 0:
+            continue
+        first, last = int(used[0]), int(used[-1]) + 1  # causal masks: skip sources no row attends to
+        for s_start in range(first, last, sources_per_chunk):
+            s_stop = min(last, s_start + sources_per_chunk)
+            diff = torch.addcmul(
+                whole[start:stop].view(-1, 1, 1, d),
+                chunk_coefficients[:, s_start:s_stop, :, None],
+                head_vectors[None, s_start:s_stop],
+                value=-1.0,
+            )
+            distance[start:stop, s_start:s_stop] = diff.abs_().sum(-1)
+    part_prox = (whole_norm.view(n, 1, 1) - distance).clamp_min_(0)
+    residual_prox = (whole_norm - (whole - dec.residual[rows]).abs().sum(-1)).clamp_min(0)
+    return _normalise(residual_prox, part_prox)
+
+
+def ffn_shares(dec: FFNDecomposition, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shares ``[n]`` of the residual and of the FFN output in the state after the FFN block."""
+    whole = dec.whole[rows]
+    whole_norm = whole.abs().sum(-1)
+    residual_prox = (whole_norm - (whole - dec.residual[rows]).abs().sum(-1)).clamp_min(0)
+    ffn_prox = (whole_norm - (whole - dec.ffn[rows]).abs().sum(-1)).clamp_min(0)
+    residual_share, ffn_share = _normalise(residual_prox, ffn_prox[:, None])
+    return residual_share, ffn_share[:, 0]
+
+
+def neuron_scores(dec: FFNDecomposition, rows: torch.Tensor) -> torch.Tensor:
+    """Per neuron n, its share of the FFN output along that output's direction, ``[n_rows, d_ff]``.
+
+    Neuron n writes ``a_n w_n``; its score is ``a_n (w_n . f) / |f|^2`` for the FFN output f, so
+    the scores of all neurons plus the output bias's sum to 1 (a signed projection share).
+    """
+    output = dec.raw_output[rows]
+    along = output @ dec.out_weight.T  # [n, d_ff]: w_n . f
+    return dec.activations[rows] * along / output.pow(2).sum(-1, keepdim=True).clamp_min(1e-12)

@@ -1,0 +1,80 @@
+"""Logit lens for residual-stream states: what the model would predict if it stopped here.
+
+``top_tokens``: the next-token distribution read from a state through the (optional) final norm
+and the unembedding, top k by probability. At the last layer with the final norm this is the
+model's own prediction. ``promoted`` / ``suppressed``: for one block, the tokens whose logit-lens
+logit the block raised (lowered) most, i.e. ``logits(state after) - logits(state before)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from attribution.contributions.adapters import ArchitectureSpec
+
+#: States read out per matrix product (bounds the [chunk, vocab] logits held at once).
+CHUNK = 128
+
+
+@dataclass
+class LensRequest:
+    """One node: its state, and the state before its block when promoted/suppressed are wanted."""
+
+    state: torch.Tensor  # [d]
+    before: torch.Tensor | None = None
+    top: bool = True
+
+
+@dataclass
+class LensResult:
+    top_tokens: list[tuple[str, float]]
+    promoted: list[tuple[str, float]]
+    suppressed: list[tuple[str, float]]
+
+
+class LogitLens:
+    def __init__(self, spec: ArchitectureSpec, tokenizer: PreTrainedTokenizerBase, *, final_norm: bool) -> None:
+        self.spec = spec
+        self.tokenizer = tokenizer
+        self.final_norm = final_norm and spec.final_norm is not None
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        """``[N, d]`` float32 states -> ``[N, vocab]`` float32 logits."""
+        reference = next(self.spec.final_norm.parameters()) if self.final_norm else None
+        dtype = reference.dtype if reference is not None else states.dtype
+        with torch.no_grad():
+            x = states.to(dtype)
+            if self.final_norm:
+                x = self.spec.final_norm(x)
+            return self.spec.readout(x).float()
+
+    def _tokens(self, ids: torch.Tensor, values: torch.Tensor) -> list[tuple[str, float]]:
+        tokens = self.tokenizer.convert_ids_to_tokens(ids.tolist())
+        return [(str(t), float(v)) for t, v in zip(tokens, values.tolist(), strict=True)]
+
+    def read(self, requests: list[LensRequest], k: int) -> list[LensResult]:
+        results = []
+        for start in range(0, len(requests), CHUNK):
+            chunk = requests[start : start + CHUNK]
+            after = self.logits(torch.stack([r.state for r in chunk]))
+            with_before = [n for n, r in enumerate(chunk) if r.before is not None]
+            delta = {}
+            if with_before:
+                before = self.logits(torch.stack([chunk[n].before for n in with_before]))
+                delta = dict(zip(with_before, after[with_before] - before, strict=True))
+            probabilities = after.softmax(-1)
+            k = min(k, after.shape[-1])
+            for n, request in enumerate(chunk):
+                best = probabilities[n].topk(k)
+                top = self._tokens(best.indices, best.values) if request.top else []
+                promoted = suppressed = []
+                if n in delta:
+                    up = delta[n].topk(k)
+                    down = (-delta[n]).topk(k)
+                    promoted = self._tokens(up.indices, up.values)
+                    suppressed = self._tokens(down.indices, -down.values)
+                results.append(LensResult(top, promoted, suppressed))
+        return results
