@@ -254,14 +254,15 @@ class Comparison:
     """Several attribution results on the same input, with agreement numbers.
 
     ``labels[i]`` names ``results[i]`` (e.g. "saliency" or "opus-mt / attention").
-    ``rank_correlation[i][j]`` is Spearman's rho between results i and j over their shared cells.
+    ``rank_correlation[i][j]`` is Spearman's rho between results i and j over their shared cells
+    (``None`` where undefined, e.g. constant scores).
     ``aer[i]`` is the alignment error rate of result i against ``gold_alignment`` (Pharaoh format,
     word level) when one is given, else ``None``.
     """
 
     results: list[AttributionResult]
     labels: list[str]
-    rank_correlation: list[list[float]]
+    rank_correlation: list[list[float | None]]
     gold_alignment: str | None = None
     aer: list[float | None] = field(default_factory=list)
 

@@ -1,0 +1,465 @@
+"""Run an Inseq feature-attribution method on a loaded model and return an :class:`AttributionResult`.
+
+What it adds to a bare ``inseq.attribute`` call:
+
+- Every request is checked before the model is touched (method known and supported on this
+  architecture, see :mod:`attribution.capabilities`; step scores known; texts non-empty and within
+  the model's context), so a user gets one clear :class:`~attribution.errors.InvalidInputError` or
+  :class:`~attribution.errors.UnsupportedError` instead of a stack trace.
+- The shared model object is left exactly as it was: the call holds ``loaded.lock`` (Inseq installs
+  hooks and the Space calls us from several threads), and a guard removes any hook Inseq or Captum
+  left behind (a failed ``value_zeroing`` does), restores the training flag, the config and
+  tokenizer attributes Inseq sets (``pad_token_id``, ``pad_token``...) and drops parameter gradients.
+- Targets. Causal models: ``target`` is either the whole sequence starting with the prompt or a
+  continuation of it; a continuation is appended to the prompt, with one space in between when
+  neither side has whitespace at the join (Inseq requires the prompt as prefix of the target).
+  Seq2seq models: ``target`` is the output sentence. Without a target the model generates one
+  greedily (``max_new_tokens``). ``contrast_target`` follows the same rules and makes the attributed
+  function ``contrast_prob_diff`` (Inseq's contrastive attribution, Yin & Neubig 2022).
+- Methods that Inseq computes at the final step only (``attention``, ``value_zeroing``) refuse
+  step scores; they are then computed in a second pass with Inseq's ``dummy`` method.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from inspect import signature
+from typing import Any
+
+import numpy as np
+import torch
+
+from attribution.capabilities import (
+    CONTRASTIVE_STEP_SCORES,
+    METHODS,
+    STEP_SCORES,
+    TESTED_FAMILIES,
+    MethodSpec,
+    check_method,
+)
+from attribution.errors import InvalidInputError, UnsupportedError
+from attribution.models import LoadedModel
+from attribution.results import AttributionResult
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[..., None]
+
+#: Torch's hook dictionaries on a module (with the flag dictionaries keyed like them): what an attribution
+#: run adds to them is removed after it.
+_HOOK_DICTS: dict[str, tuple[str, ...]] = {
+    "_forward_hooks": ("_forward_hooks_with_kwargs", "_forward_hooks_always_called"),
+    "_forward_pre_hooks": ("_forward_pre_hooks_with_kwargs",),
+    "_backward_hooks": (),
+    "_backward_pre_hooks": (),
+}
+#: Keyword arguments of Captum's ``attribute`` that Inseq fills itself (not user parameters).
+_INTERNAL_ARGS = frozenset(
+    {"self", "inputs", "target", "additional_forward_args", "baselines", "args", "kwargs", "return_convergence_delta"}
+)
+_WORD_START_MARKERS = ("▁", "Ġ", "Ċ", " ")
+
+
+def available_methods() -> list[str]:
+    """Every Inseq method we offer, cheap and common ones first (some are refused per architecture)."""
+    return list(METHODS)
+
+
+def available_step_scores() -> list[str]:
+    """Inseq step scores we offer; the contrastive ones (``contrast_*``, pcxmi, kl_divergence) need a contrast."""
+    return list(STEP_SCORES)
+
+
+def check_supported(loaded: LoadedModel, method: str) -> None:
+    """Raise InvalidInputError (unknown method) or UnsupportedError (not for this model) before any work."""
+    _check_supported(loaded, method)
+
+
+def _check_supported(loaded: LoadedModel, method: str) -> MethodSpec:
+    spec = check_method(method, loaded.kind, loaded.model_type)
+    if method == "attention" and getattr(loaded.model.config, "_attn_implementation", "eager") != "eager":
+        raise UnsupportedError(
+            f"attention needs the model's attention weights, but {loaded.model_id} was loaded with "
+            f"{loaded.model.config._attn_implementation!r} attention; load it with eager attention "
+            "(load_model(..., eager_attention=True))."
+        )
+    return spec
+
+
+def attribute(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    method: str = "saliency",
+    target: str | None = None,
+    step_scores: Sequence[str] = ("probability",),
+    contrast_target: str | None = None,
+    method_params: Mapping[str, Any] | None = None,
+    max_new_tokens: int = 20,
+    max_tokens: int | None = None,
+    progress: Progress | None = None,
+) -> AttributionResult:
+    """Attribute the model's output for ``text`` (the prompt, or the source sentence) with ``method``.
+
+    ``method_params`` go to the Inseq/Captum method (e.g. ``{"n_steps": 20}`` for integrated
+    gradients) and are checked against what the method accepts. ``max_tokens`` is an extra length
+    limit (e.g. a Space operator's) on top of the model's context. ``progress(done, total, message)``
+    is called as attribution steps complete.
+    """
+    spec = _check_supported(loaded, method)
+    scores = _check_step_scores(step_scores, contrast_target)
+    if contrast_target is not None and target is None:
+        raise InvalidInputError("A contrast target needs a target to contrast it with: give both.")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens must be a positive whole number, not {max_new_tokens!r}.")
+    text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
+    if target is not None:
+        target = _full_target(loaded, text, target, role="target", max_tokens=max_tokens)
+    if contrast_target is not None:
+        contrast_target = _full_target(loaded, text, contrast_target, role="contrast target", max_tokens=max_tokens)
+    return run_checked(
+        loaded,
+        spec,
+        text,
+        target=target,
+        step_scores=scores,
+        contrast_target=contrast_target,
+        method_params=dict(method_params or {}),
+        max_new_tokens=max_new_tokens,
+        progress=progress or (lambda done, total, message="": None),
+    )
+
+
+def run_checked(
+    loaded: LoadedModel,
+    spec: MethodSpec,
+    text: str,
+    *,
+    target: str | None,
+    step_scores: list[str],
+    contrast_target: str | None,
+    method_params: dict[str, Any],
+    max_new_tokens: int,
+    progress: Progress,
+) -> AttributionResult:
+    """Run ``spec`` on already validated inputs (causal targets already start with the prompt).
+
+    Separate from :func:`attribute` so that tests can run a refused method anyway and check that
+    the refusal is still needed and that a failure leaves the model untouched.
+    """
+    with loaded.lock, _model_state_guard(loaded):
+        if target is None:
+            progress(0, 1, "generating")
+            target = _generate(loaded, text, max_new_tokens)
+        inseq_model = _wrap_model(loaded)
+        try:
+            return _run(loaded, inseq_model, spec, text, target, step_scores, contrast_target, method_params, progress)
+        finally:
+            _unhook(inseq_model)
+
+
+def _check_step_scores(step_scores: Sequence[str], contrast_target: str | None) -> list[str]:
+    if isinstance(step_scores, str):
+        step_scores = [step_scores]
+    names = list(dict.fromkeys(step_scores))
+    unknown = [name for name in names if name not in STEP_SCORES]
+    if unknown:
+        raise InvalidInputError(f"Unknown step score {unknown[0]!r}; choose from: {', '.join(STEP_SCORES)}.")
+    contrastive = [name for name in names if name in CONTRASTIVE_STEP_SCORES]
+    if contrastive and contrast_target is None:
+        raise InvalidInputError(f"The step score {contrastive[0]!r} compares with a contrast target: give one.")
+    return names
+
+
+def _full_target(loaded: LoadedModel, text: str, target: str, *, role: str, max_tokens: int | None) -> str:
+    """The target as Inseq wants it: for causal models the prompt followed by the continuation."""
+    loaded.validate_text(target, role=role, max_tokens=max_tokens)
+    if loaded.kind == "seq2seq":
+        return target
+    full = target if target.startswith(text) else _join(text, target)
+    if full == text:
+        raise InvalidInputError(f"The {role} only repeats the prompt: add the continuation to explain.")
+    return loaded.validate_text(full, role=f"prompt with its {role}", max_tokens=max_tokens)
+
+
+def _join(prompt: str, continuation: str) -> str:
+    if prompt[-1:].isspace() or continuation[:1].isspace():
+        return prompt + continuation
+    return f"{prompt} {continuation}"
+
+
+def _generate(loaded: LoadedModel, text: str, max_new_tokens: int) -> str:
+    """Greedy generation: the causal model's prompt + continuation, or the seq2seq model's output."""
+    tokenizer = loaded.tokenizer
+    encoded = tokenizer(text, return_tensors="pt").to(loaded.device)
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with torch.no_grad():
+        output = loaded.model.generate(
+            **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_token_id
+        )[0]
+    if loaded.kind == "seq2seq":
+        generated = tokenizer.decode(output, skip_special_tokens=True).strip()
+        full = generated
+    else:
+        generated = tokenizer.decode(output[encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+        decoded = tokenizer.decode(output, skip_special_tokens=True)
+        full = decoded if decoded.startswith(text) and len(decoded) > len(text) else _join(text, generated)
+    if not generated.strip():
+        raise InvalidInputError(
+            f"{loaded.model_id} generated nothing for this input (it ended the text at once); give a target to explain."
+        )
+    return full
+
+
+def _wrap_model(loaded: LoadedModel):
+    """An Inseq wrapper around the very same model object (no copy, no move to another device)."""
+    from inseq.models import HuggingfaceModel
+
+    return HuggingfaceModel.load(loaded.model, "dummy", tokenizer=loaded.tokenizer, device=loaded.device.type)
+
+
+def _unhook(inseq_model) -> None:
+    method = inseq_model.attribution_method
+    if method is not None and inseq_model.is_hooked:
+        method.unhook()
+    inseq_model.attribution_method = None
+
+
+def _run(
+    loaded: LoadedModel,
+    inseq_model,
+    spec: MethodSpec,
+    text: str,
+    target: str,
+    step_scores: list[str],
+    contrast_target: str | None,
+    params: dict[str, Any],
+    report: Progress,
+) -> AttributionResult:
+    is_seq2seq = loaded.kind == "seq2seq"
+    attribute_target = is_seq2seq and spec.target_side_on_seq2seq
+    method_object = inseq_model.get_attribution_method(spec.name, override_default_attribution=True)
+    _check_params(spec.name, method_object, params)
+    total = 1 if spec.final_step else _expected_steps(loaded, text, target)
+    _count_steps(method_object, total, report)
+    contrast = {"contrast_targets": contrast_target} if contrast_target is not None else {}
+    attributed_fn = "contrast_prob_diff" if contrast_target is not None else "probability"
+    output = _call_inseq(
+        loaded,
+        spec,
+        inseq_model,
+        text,
+        target,
+        attributed_fn=attributed_fn,
+        attribute_target=attribute_target,
+        step_scores=[] if spec.final_step else step_scores,
+        **contrast,
+        **params,
+    )
+    sequence = output[0].aggregate()
+    step_values = {name: sequence.step_scores[name] for name in step_scores if not spec.final_step}
+    if spec.final_step and step_scores:
+        _unhook(inseq_model)
+        inseq_model.get_attribution_method("dummy", override_default_attribution=True)
+        scores_only = _call_inseq(
+            loaded, spec, inseq_model, text, target, attributed_fn=attributed_fn, step_scores=step_scores, **contrast
+        )
+        step_values = {name: scores_only[0].step_scores[name] for name in step_scores}
+    report(total, total, "done")
+
+    source_tokens = [t.token for t in sequence.source] if is_seq2seq else []
+    target_tokens = [t.token for t in sequence.target]
+    start = int(sequence.attr_pos_start)
+    n_steps = len(target_tokens) - start
+    source_scores = _matrix(sequence.source_attributions, (len(source_tokens), n_steps)) if is_seq2seq else None
+    target_scores = _matrix(sequence.target_attributions, (len(target_tokens), n_steps))
+    recorded_params = {
+        **params,
+        "attributed_fn": attributed_fn,
+        "attribute_target": attribute_target if is_seq2seq else True,
+        "aggregation": _aggregation_name(sequence),
+    }
+    return AttributionResult(
+        provenance=loaded.provenance(),
+        method=spec.name,
+        method_params=recorded_params,
+        source_text=text,
+        target_text=target,
+        source_tokens=source_tokens,
+        target_tokens=target_tokens,
+        attributed_start=start,
+        source_scores=source_scores,
+        target_scores=target_scores,
+        step_scores={name: [float(v) for v in values.reshape(-1)[:n_steps]] for name, values in step_values.items()},
+        contrast_target=contrast_target,
+        source_word_ids=_word_ids(loaded, text, [t.id for t in sequence.source], as_target=False)
+        if is_seq2seq
+        else None,
+        target_word_ids=_word_ids(loaded, target, [t.id for t in sequence.target], as_target=is_seq2seq),
+    )
+
+
+def _call_inseq(loaded: LoadedModel, spec: MethodSpec, inseq_model, text: str, target: str, **kwargs):
+    """Inseq's attribute; on a family we never tested, a failure becomes a clear UnsupportedError."""
+    try:
+        return inseq_model.attribute(text, target, show_progress=False, **kwargs)
+    except (RuntimeError, ValueError, TypeError, AssertionError, NotImplementedError, AttributeError) as error:
+        if loaded.model_type in TESTED_FAMILIES:
+            raise
+        raise UnsupportedError(
+            f"{spec.name} failed on this {loaded.model_type} model, an architecture we have not tested "
+            f"({type(error).__name__}: {str(error).splitlines()[0][:200]}). Try saliency or attention."
+        ) from error
+
+
+def _check_params(method: str, method_object, params: Mapping[str, Any]) -> None:
+    _, unknown = method_object.get_attribution_args(**params)
+    if unknown:
+        accepted = sorted(
+            set(signature(method_object.method.attribute).parameters)
+            - _INTERNAL_ARGS
+            - set(getattr(method_object, "ignore_extra_args", []) or [])
+        )
+        raise InvalidInputError(
+            f"Unknown parameter {next(iter(unknown))!r} for {method}; it accepts: {', '.join(accepted) or 'none'}."
+        )
+
+
+def _expected_steps(loaded: LoadedModel, text: str, target: str) -> int:
+    if loaded.kind == "seq2seq":
+        return max(1, len(loaded.tokenizer(text_target=target)["input_ids"]))
+    return max(1, loaded.count_tokens(target) - loaded.count_tokens(text))
+
+
+def _count_steps(method_object, total: int, report: Progress) -> None:
+    """Report progress after each of Inseq's attribution steps (Inseq has no callback of its own)."""
+    step = method_object.filtered_attribute_step
+    done = 0
+
+    def counted(*args, **kwargs):
+        nonlocal done
+        output = step(*args, **kwargs)
+        done += 1
+        report(min(done, total), total, f"token {done} of {total}")
+        return output
+
+    method_object.filtered_attribute_step = counted
+
+
+def _matrix(scores: torch.Tensor | None, shape: tuple[int, int]) -> np.ndarray:
+    """Inseq's 2-D scores as float64 numpy; all NaN when Inseq produced none for this side."""
+    if scores is None:
+        return np.full(shape, np.nan)
+    matrix = scores.detach().to(torch.float64).cpu().numpy()
+    if matrix.shape != shape:
+        raise RuntimeError(f"Inseq returned scores of shape {matrix.shape}, expected {shape}")
+    return matrix
+
+
+def _aggregation_name(sequence) -> str:
+    aggregator = getattr(sequence, "_aggregator", None)
+    names = aggregator if isinstance(aggregator, list) else [aggregator]
+    return "+".join(str(n) for n in names if n) or "none"
+
+
+def _word_ids(loaded: LoadedModel, text: str, token_ids: list[int], *, as_target: bool) -> list[int | None]:
+    """Index of the whitespace-separated word of ``text`` each token belongs to (None: special token).
+
+    Uses the tokenizer's character offsets when it has them (fast tokenizers) and they describe the
+    same tokens as Inseq's; otherwise word starts are read from the tokens' word-start markers
+    (``▁`` for SentencePiece, ``Ġ`` for byte-level BPE), or each token is a word if none has one.
+    """
+    tokenizer = loaded.tokenizer
+    special = set(tokenizer.all_special_ids)
+    content = [i for i, token_id in enumerate(token_ids) if token_id not in special]
+    word_ids: list[int | None] = [None] * len(token_ids)
+    offsets = _content_offsets(tokenizer, text, as_target, special)
+    if offsets is not None and [token_id for token_id, _, _ in offsets] == [token_ids[i] for i in content]:
+        spans = [m.span() for m in re.finditer(r"\S+", text)]
+        starts = [s for s, _ in spans]
+        for position, (_, begin, end) in zip(content, offsets, strict=True):
+            while begin < end and text[begin].isspace():
+                begin += 1
+            word = bisect.bisect_right(starts, begin) - 1
+            if begin < end and word >= 0 and begin < spans[word][1]:
+                word_ids[position] = word
+        return word_ids
+    tokens = tokenizer.convert_ids_to_tokens([token_ids[i] for i in content])
+    has_markers = any(token.startswith(_WORD_START_MARKERS) for token in tokens)
+    word = -1
+    for position, token in zip(content, tokens, strict=True):
+        if word < 0 or not has_markers or token.startswith(_WORD_START_MARKERS):
+            word += 1
+        word_ids[position] = word
+    return word_ids
+
+
+def _content_offsets(tokenizer, text: str, as_target: bool, special: set[int]) -> list[tuple[int, int, int]] | None:
+    if not getattr(tokenizer, "is_fast", False):
+        return None
+    encoded = (
+        tokenizer(text_target=text, return_offsets_mapping=True)
+        if as_target
+        else tokenizer(text, return_offsets_mapping=True)
+    )
+    return [
+        (token_id, begin, end)
+        for token_id, (begin, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)
+        if token_id not in special
+    ]
+
+
+@contextmanager
+def _model_state_guard(loaded: LoadedModel) -> Iterator[None]:
+    """Leave the model, its config and tokenizer as they were, whatever Inseq does or fails to undo."""
+    model, config, tokenizer = loaded.model, loaded.model.config, loaded.tokenizer
+    hooks_before = {
+        id(module): {name: set(getattr(module, name, {}) or {}) for name in _HOOK_DICTS} for module in model.modules()
+    }
+    was_training = model.training
+    config_before = {name: getattr(config, name, _MISSING) for name in ("pad_token_id", "scale_decoder_outputs")}
+    pad_token_before = tokenizer.pad_token
+    try:
+        yield
+    finally:
+        removed = _remove_new_hooks(model, hooks_before)
+        if removed:
+            logger.info("removed %d hook(s) left on %s by an attribution run", removed, loaded.model_id)
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)
+        for name, value in config_before.items():
+            if value is _MISSING:
+                if hasattr(config, name):
+                    delattr(config, name)
+            elif getattr(config, name, _MISSING) != value:
+                setattr(config, name, value)
+        if tokenizer.pad_token != pad_token_before:
+            tokenizer.pad_token = pad_token_before
+
+
+_MISSING = object()
+
+
+def _remove_new_hooks(model: torch.nn.Module, hooks_before: dict[int, dict[str, set[int]]]) -> int:
+    """Remove hooks added since ``hooks_before``, except transformers' own output-capturing hooks."""
+    removed = 0
+    for module in model.modules():
+        before = hooks_before.get(id(module), {})
+        for name, flag_names in _HOOK_DICTS.items():
+            hooks = getattr(module, name, None)
+            if not hooks:
+                continue
+            for key in [k for k in hooks if k not in before.get(name, set())]:
+                hook = hooks[key]
+                origin = getattr(hook, "__module__", None) or getattr(getattr(hook, "func", None), "__module__", "")
+                if str(origin).startswith("transformers"):
+                    continue
+                del hooks[key]
+                for flag_name in flag_names:
+                    getattr(module, flag_name, {}).pop(key, None)
+                removed += 1
+    return removed
