@@ -40,6 +40,8 @@ class SpaceConfig:
     #: Inseq methods offered; empty = every method the installed Inseq provides.
     methods: tuple[str, ...] = ()
     default_method: str = "saliency"
+    #: Per-method Inseq parameters, e.g. ``{"integrated_gradients": {"n_steps": 16}}`` to bound the cost.
+    method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: cpu, cuda, cuda:N or auto.
     device: str = "cpu"
     dtype: str = "float32"

@@ -1,7 +1,7 @@
-"""``gr.Examples`` rows for each tab, on the bundled tiny models and their held-out test data.
+"""``gr.Examples`` rows for each tab, on the bundled tiny models and their held-out samples.
 
-The IOI prompts and translation pairs (with gold word alignments) come from ``examples/data``,
-written by ``examples/train_tiny_models.py`` next to the models it trains.
+The IOI prompts and translation pairs (with gold word alignments) come from
+``examples/data/samples.json``, written by ``examples/train_tiny_models.py`` with the models.
 """
 
 from __future__ import annotations
@@ -16,21 +16,18 @@ IOI_MODEL, TRANSLATE_MODEL = "tiny-ioi-gpt2", "tiny-synth-translate"
 N_EXAMPLES = 2
 
 
-def _rows(name: str, n: int = N_EXAMPLES) -> list[dict[str, Any]]:
-    path = DATA_DIR / name
-    if not path.is_file():
-        return []
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [json.loads(line) for line in lines[:n]]
+def _samples() -> dict[str, Any]:
+    path = DATA_DIR / "samples.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def ioi_prompts() -> list[str]:
-    return [row["prompt"] for row in _rows("ioi_test.jsonl")]
+def ioi_prompts(n: int = N_EXAMPLES) -> list[str]:
+    return _samples().get("ioi_prompts", [])[:n]
 
 
-def translation_pairs() -> list[dict[str, str]]:
+def translation_pairs(n: int = N_EXAMPLES) -> list[dict[str, str]]:
     """``{"source", "target", "alignment"}`` dicts; ``alignment`` is gold Pharaoh ``src-tgt``."""
-    return _rows("synth_translate_test.jsonl")
+    return _samples().get("translations", [])[:n]
 
 
 def attribute_examples(models: tuple[str, ...]) -> list[list[Any]]:

@@ -97,25 +97,24 @@ def run_attribution(
     progress: Progress = _silent,
 ) -> AttributeView:
     from attribution.inseq_runner import attribute, check_supported
-
     from exporters.bokeh_html import build_figure
 
     _check_method(ctx, method)
     progress(0.0, f"loading {model}")
     loaded = ctx.load(model)
     check_supported(loaded, method)
-    with loaded.lock:
-        result = attribute(
-            loaded,
-            text,
-            method=method,
-            target=_optional(target),
-            step_scores=tuple(step_scores or ()),
-            contrast_target=_optional(contrast_target),
-            max_new_tokens=ctx.config.max_new_tokens,
-            max_tokens=ctx.config.max_input_tokens,
-            progress=lambda done, total, message="": progress(done / max(total, 1), message or method),
-        )
+    result = attribute(
+        loaded,
+        text,
+        method=method,
+        target=_optional(target),
+        step_scores=tuple(step_scores or ()),
+        contrast_target=_optional(contrast_target),
+        method_params=ctx.config.method_params.get(method),
+        max_new_tokens=ctx.config.max_new_tokens,
+        max_tokens=ctx.config.max_input_tokens,
+        progress=lambda done, total, message="": progress(done / max(total, 1), message or method),
+    )
     headers, rows = step_score_table(result)
     probabilities = result.step_scores.get("probability")
     highlighted = [
@@ -182,9 +181,7 @@ def run_graph(
     root_token: str | int | None,
     progress: Progress = _silent,
 ) -> GraphView:
-    from attribution.contributions import SUPPORTED_MODEL_TYPES, build_contribution_graph
-
-    from attribution.errors import UnsupportedError
+    from attribution.contributions import build_contribution_graph
     from exporters.bokeh_html import build_figure
 
     threshold = float(threshold)
@@ -192,23 +189,16 @@ def run_graph(
         raise InvalidInputError(f"The threshold must be in [0, 1), not {threshold}.")
     root = parse_root_token(root_token)
     progress(0.0, f"loading {model}")
-    loaded = ctx.load(model)
-    if loaded.model_type not in SUPPORTED_MODEL_TYPES:
-        raise UnsupportedError(
-            f"Contribution graphs do not support {loaded.model_type!r} models ({loaded.model_id}) yet; "
-            f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}."
-        )
-    with loaded.lock:
-        graph = build_contribution_graph(
-            loaded,
-            text,
-            target=_optional(target),
-            threshold=threshold,
-            root_tokens=root,
-            renormalize=bool(renormalize),
-            max_tokens=ctx.config.max_input_tokens,
-            progress=progress,
-        )
+    graph = build_contribution_graph(
+        ctx.load(model),
+        text,
+        target=_optional(target),
+        threshold=threshold,
+        root_tokens=root,
+        renormalize=bool(renormalize),
+        max_tokens=ctx.config.max_input_tokens,
+        progress=progress,
+    )
     return GraphView(
         graph=graph,
         figure=build_figure(graph),
@@ -312,8 +302,8 @@ def run_comparison(
     so every result explains the same tokens and their cells line up.
     """
     from attribution.compare import compare
-    from attribution.inseq_runner import attribute, check_supported
 
+    from attribution.inseq_runner import attribute, check_supported
     from exporters.bokeh_html import build_figure
 
     models = [models] if isinstance(models, str) else list(models or [])
@@ -340,17 +330,17 @@ def run_comparison(
         def report(done: int, total: int, message: str = "", i: int = i, label: str = f"{model} / {method}") -> None:
             progress((i + done / max(total, 1)) / len(runs), f"{label} {message}".strip())
 
-        with loaded.lock:
-            result = attribute(
-                loaded,
-                text,
-                method=method,
-                target=forced_target,
-                step_scores=(),
-                max_new_tokens=ctx.config.max_new_tokens,
-                max_tokens=ctx.config.max_input_tokens,
-                progress=report,
-            )
+        result = attribute(
+            loaded,
+            text,
+            method=method,
+            target=forced_target,
+            step_scores=(),
+            method_params=ctx.config.method_params.get(method),
+            max_new_tokens=ctx.config.max_new_tokens,
+            max_tokens=ctx.config.max_input_tokens,
+            progress=report,
+        )
         forced_target = forced_target or result.target_text
         results.append(result)
     labels = [f"{model} / {method}" if len(models) > 1 else method for model, method in runs]
@@ -396,12 +386,13 @@ def _file_stem(result: ResultType) -> str:
 @dataclass
 class ExportView:
     path: Path  # the file to download
-    preview_html: str | None  # ``<iframe srcdoc=…>`` of a standalone page, else None
+    preview_html: str | None  # ``<iframe srcdoc=…>`` of the page (None for JSON)
 
 
 def make_export(ctx: AppContext, result_json: str | None, what: str, export_format: str) -> ExportView:
     """Write the chosen result as a page, snippet or JSON into a fresh file for download."""
     from exporters import export_result
+    from exporters.page import iframe_snippet
 
     if export_format not in EXPORT_FORMATS:
         raise InvalidInputError(f"Unknown export format {export_format!r}; choose one of {', '.join(EXPORT_FORMATS)}.")
@@ -415,7 +406,8 @@ def make_export(ctx: AppContext, result_json: str | None, what: str, export_form
         return ExportView(path, None)
     export = export_result(result, mode=mode)
     path = Path(export.write(folder / f"{stem}{'-snippet' if mode == 'snippet' else ''}.html"))
-    return ExportView(path, export.iframe_html if mode == "standalone" else None)
+    preview = export.iframe_html or iframe_snippet(export.html, title=export.title, height=700)
+    return ExportView(path, preview)
 
 
 def push_to_hub(
