@@ -1,0 +1,153 @@
+"""The exporter plugin interface and its registry.
+
+An exporter turns a result (``AttributionResult``, ``ContributionGraph`` or ``Comparison``) into an
+:class:`Export`. Exporters are found by name in the Python entry-point group
+``attribution_explorer.exporters`` (the built-in Bokeh exporter is declared there too), so a third
+party adds one by declaring ``[project.entry-points."attribution_explorer.exporters"]`` in its own
+package; no change here is needed. :func:`register_exporter` adds one in-process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from attribution.errors import AttributionExplorerError, InvalidInputError
+from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result
+
+ENTRY_POINT_GROUP = "attribution_explorer.exporters"
+MODES = ("standalone", "cdn", "snippet")
+KINDS = ("heatmap", "graph", "compare")
+
+# The built-in exporter's entry point, used when the package metadata is not installed (a plain
+# source checkout); an installed package declares the same value in pyproject.toml.
+_BUILTIN_ENTRY_POINTS = {"bokeh": "exporters.bokeh_html:BokehExporter"}
+
+_KIND_BY_TYPE: dict[type, str] = {AttributionResult: "heatmap", ContributionGraph: "graph", Comparison: "compare"}
+
+
+class ExporterError(AttributionExplorerError):
+    """An exporter could not be found or loaded, or produced nothing usable."""
+
+
+@dataclass
+class Export:
+    """What an exporter produced.
+
+    ``html`` is the full page in ``standalone`` and ``cdn`` modes, and the paste-in snippet
+    (BokehJS script tags + provenance + div + script) in ``snippet`` mode, where ``iframe_html``
+    also holds an ``<iframe srcdoc=…>`` that embeds the self-contained page.
+    """
+
+    html: str
+    mode: str
+    kind: str
+    title: str
+    iframe_html: str | None = None
+
+    def write(self, path: str | Path) -> Path:
+        """Write ``html`` to ``path`` (parent folders created); a clear error when that fails."""
+        target = Path(path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(self.html, encoding="utf-8")
+        except OSError as error:
+            raise InvalidInputError(f"Cannot write {target}: {error.strerror or error}") from error
+        return target
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    """A plugin: ``export(result, kind=..., mode=..., **options)`` returns an :class:`Export`."""
+
+    name: str
+
+    def export(self, result: ResultType, **options: Any) -> Export: ...
+
+
+_registered: dict[str, Callable[[], Exporter]] = {}
+
+
+def register_exporter(name: str, factory: Callable[[], Exporter]) -> None:
+    """Make an exporter available under ``name`` in this process (entry points need no call)."""
+    _registered[name] = factory
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    found = {
+        name: metadata.EntryPoint(name=name, value=value, group=ENTRY_POINT_GROUP)
+        for name, value in _BUILTIN_ENTRY_POINTS.items()
+    }
+    found.update({entry.name: entry for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)})
+    return found
+
+
+def available_exporters() -> list[str]:
+    """Names of every exporter: registered in-process or declared through entry points."""
+    return sorted(set(_registered) | set(_entry_points()))
+
+
+def get_exporter(name: str = "bokeh") -> Exporter:
+    """An exporter instance by name; unknown names and broken plugins are clear errors."""
+    if name in _registered:
+        return _registered[name]()
+    entry = _entry_points().get(name)
+    if entry is None:
+        raise InvalidInputError(f"unknown exporter {name!r}; available: {', '.join(available_exporters())}")
+    try:
+        loaded = entry.load()
+    except Exception as error:  # a third-party plugin can fail in any way; name it and move on
+        raise ExporterError(f"exporter {name!r} ({entry.value}) could not be loaded: {error}") from error
+    exporter = loaded() if isinstance(loaded, type) else loaded
+    if not isinstance(exporter, Exporter):
+        raise ExporterError(f"exporter {name!r} ({entry.value}) has no `name` and `export(result, **options)`")
+    return exporter
+
+
+def load_any_result(result: ResultType | str | Path) -> ResultType:
+    """Accept a result object or the path (or JSON text) of a saved one."""
+    if isinstance(result, AttributionResult | ContributionGraph | Comparison):
+        return result
+    if isinstance(result, str | Path):
+        try:
+            return load_result(result)
+        except FileNotFoundError as error:
+            raise InvalidInputError(f"result file not found: {result}") from error
+        except (OSError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
+            raise InvalidInputError(f"cannot read a result from {result}: {error}") from error
+    raise InvalidInputError(f"cannot export a {type(result).__name__}; expected a result object or a JSON path")
+
+
+def resolve_kind(result: ResultType, kind: str | None) -> str:
+    """The figure kind for ``result``: given explicitly (and checked) or inferred from its type."""
+    natural = _KIND_BY_TYPE[type(result)]
+    if kind is None:
+        return natural
+    if kind not in KINDS:
+        raise InvalidInputError(f"unknown figure kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind != natural:
+        raise InvalidInputError(f"a {type(result).__name__} is drawn as {natural!r}, not {kind!r}")
+    return kind
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InvalidInputError(f"unknown output mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
+
+def export_result(
+    result: ResultType | str | Path,
+    *,
+    kind: str | None = None,
+    mode: str = "standalone",
+    exporter: str = "bokeh",
+    **options: Any,
+) -> Export:
+    """Export a result (object or JSON path) with the named exporter plugin."""
+    loaded = load_any_result(result)
+    return get_exporter(exporter).export(loaded, kind=resolve_kind(loaded, kind), mode=check_mode(mode), **options)
