@@ -6,7 +6,21 @@ conftest import time, rather than in a fixture.
 
 import os
 
+import pytest
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+#: CI sets this: a browser test that skips (e.g. Chromium missing) is then a failure, not a pass.
+REQUIRE_BROWSER = os.environ.get("ATTRIBUTION_EXPLORER_REQUIRE_BROWSER") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_BROWSER and report.skipped and item.get_closest_marker("browser") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"browser test skipped although ATTRIBUTION_EXPLORER_REQUIRE_BROWSER=1: {report.longrepr}"
