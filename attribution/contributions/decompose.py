@@ -241,6 +241,11 @@ def decompose_block(captured: CapturedBlock, spec: BlockSpec) -> BlockDecomposit
     return BlockDecomposition(captured.residual_in, self_attention, cross_attention, ffn, spec.parallel_residual)
 
 
+def _l1(tensor: torch.Tensor) -> torch.Tensor:
+    """L1 norm over the last axis, accumulated in float64: proximities subtract two close norms."""
+    return tensor.abs().sum(-1, dtype=torch.float64)
+
+
 def _normalise(residual_prox: torch.Tensor, part_prox: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Shares summing to 1 per row; a row whose parts all have proximity 0 goes wholly to the residual."""
     flat = part_prox.reshape(part_prox.shape[0], -1)
@@ -257,7 +262,7 @@ def attention_shares(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shares of the residual ``[n]`` and of every (source, head) part ``[n, S, H]`` for ``rows``."""
     whole = dec.whole[rows]  # [n, d]
-    whole_norm = whole.abs().sum(-1)
+    whole_norm = _l1(whole)
     coefficients = dec.coefficients[:, rows, :].permute(1, 2, 0)  # [n, S, H]
     head_vectors = dec.head_vectors.transpose(0, 1)  # [S, H, d]
     n, n_sources, n_heads = coefficients.shape
@@ -281,20 +286,21 @@ def attention_shares(
                 head_vectors[None, s_start:s_stop],
                 value=-1.0,
             )
-            distance[start:stop, s_start:s_stop] = diff.abs_().sum(-1)
+            distance[start:stop, s_start:s_stop] = diff.abs_().sum(-1, dtype=torch.float64)
     part_prox = (whole_norm.view(n, 1, 1) - distance).clamp_min_(0)
-    residual_prox = (whole_norm - (whole - dec.residual[rows]).abs().sum(-1)).clamp_min(0)
-    return _normalise(residual_prox, part_prox)
+    residual_prox = (whole_norm - _l1(whole - dec.residual[rows])).clamp_min(0)
+    residual_share, part_share = _normalise(residual_prox, part_prox)
+    return residual_share.float(), part_share.float()
 
 
 def ffn_shares(dec: FFNDecomposition, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Shares ``[n]`` of the residual and of the FFN output in the state after the FFN block."""
     whole = dec.whole[rows]
-    whole_norm = whole.abs().sum(-1)
-    residual_prox = (whole_norm - (whole - dec.residual[rows]).abs().sum(-1)).clamp_min(0)
-    ffn_prox = (whole_norm - (whole - dec.ffn[rows]).abs().sum(-1)).clamp_min(0)
+    whole_norm = _l1(whole)
+    residual_prox = (whole_norm - _l1(whole - dec.residual[rows])).clamp_min(0)
+    ffn_prox = (whole_norm - _l1(whole - dec.ffn[rows])).clamp_min(0)
     residual_share, ffn_share = _normalise(residual_prox, ffn_prox[:, None])
-    return residual_share, ffn_share[:, 0]
+    return residual_share.float(), ffn_share[:, 0].float()
 
 
 def neuron_scores(dec: FFNDecomposition, rows: torch.Tensor) -> torch.Tensor:

@@ -71,10 +71,11 @@ def _prepare_inputs(
     start = loaded.config.decoder_start_token_id
     eos = tokenizer.eos_token_id
     if target is None:
+        longest = min(MAX_GENERATED_TOKENS, (loaded.max_input_tokens or MAX_GENERATED_TOKENS + 1) - 1)
         with torch.no_grad():
             generated = loaded.model.generate(
                 torch.tensor([source_ids], device=device),
-                max_new_tokens=MAX_GENERATED_TOKENS,
+                max_new_tokens=longest,
                 do_sample=False,
                 num_beams=1,
             )[0].tolist()

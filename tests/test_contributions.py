@@ -1,0 +1,285 @@
+"""Contribution graph on random-initialised models of every supported family (random non-zero biases).
+
+Ground truth: the model's own block outputs (the decomposition must sum back to them), the
+loop-based reference in ``tests/contributions_reference.py``, and the definitions (shares >= 0,
+summing to 1 per node; routes keep only edges >= threshold).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, BloomConfig
+
+from attribution.cli import main
+from attribution.contributions import SUPPORTED_MODEL_TYPES, build_contribution_graph, decompose_model
+from attribution.contributions.adapters import architecture_spec
+from attribution.contributions.decompose import attention_shares, ffn_shares, run_instrumented
+from attribution.contributions.graph import _prepare_inputs
+from attribution.contributions.routes import trace_routes
+from attribution.errors import InvalidInputError, UnsupportedError
+from attribution.models import LoadedModel
+from attribution.results import ContributionGraph, load_result
+from tests.contributions_reference import ReferenceStack, reference_route
+from tests.random_models import FAMILIES, build_random_model, word_level_tokenizer
+
+PROMPT = "when mary and john went to the store , john gave a drink to"
+SOURCE = "the small cat sees the red house ."
+TARGET = "die klein katze sieht das rot haus ."
+
+
+def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
+    """Scale BART/Marian value and output projections: at their random init (std 0.02) attention adds
+    under 0.1% to the residual stream, so no attention or cross-attention edge would pass a threshold."""
+    with torch.no_grad():
+        for name, parameter in loaded.model.named_parameters():
+            if name.endswith(("v_proj.weight", "out_proj.weight")):
+                parameter.mul_(factor)
+    return loaded
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def family_model(request) -> LoadedModel:
+    loaded = build_random_model(request.param, seed=3)
+    return _louder_attention(loaded) if request.param in ("bart", "marian") else loaded
+
+
+def _inputs(loaded: LoadedModel, text: str | None = None, target: str | None = None):
+    if loaded.kind == "seq2seq":
+        return _prepare_inputs(loaded, text or SOURCE, target or TARGET, None)[0]
+    return _prepare_inputs(loaded, text or PROMPT, None, None)[0]
+
+
+def _block_outputs(loaded: LoadedModel, inputs) -> dict[str, list[torch.Tensor]]:
+    """The model's own residual stream after every block, recorded by hooks on the block modules."""
+    spec = architecture_spec(loaded.model)
+    outputs: dict[str, list[torch.Tensor]] = {"encoder": [], "decoder": []}
+    handles = []
+    for side, blocks in (("encoder", spec.encoder_blocks), ("decoder", spec.decoder_blocks)):
+        for block in blocks:
+
+            def record(_module, _args, output, side=side):
+                tensor = output[0] if isinstance(output, tuple) else output
+                outputs[side].append(tensor[0].detach().float())
+
+            handles.append(block.module.register_forward_hook(record))
+    with torch.no_grad():
+        loaded.model(**inputs, use_cache=False)
+    for handle in handles:
+        handle.remove()
+    return outputs
+
+
+def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def test_decomposition_reconstructs_the_models_hidden_states(family_model):
+    inputs = _inputs(family_model)
+    expected = _block_outputs(family_model, inputs)
+    encoder, decoder = decompose_model(family_model, inputs)
+    for side, blocks in (("encoder", encoder), ("decoder", decoder)):
+        assert len(blocks) == len(expected[side])
+        for block, model_output in zip(blocks, expected[side], strict=True):
+            for attention in filter(None, (block.self_attention, block.cross_attention)):
+                parts = torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
+                rebuilt = attention.residual + parts + attention.bias
+                assert _relative_error(rebuilt, attention.whole) <= 1e-5
+            ffn = block.ffn
+            assert _relative_error(ffn.residual + ffn.ffn + ffn.bias, ffn.whole) <= 1e-5
+            assert _relative_error(ffn.whole, model_output) <= 1e-5
+    # the first block's residual input is the embedding: the graph's layer-0 nodes
+    assert decoder[0].residual_in.shape[0] == inputs.get("decoder_input_ids", inputs["input_ids"]).shape[1]
+
+
+def test_shares_are_non_negative_sum_to_one_and_match_the_loop_reference(family_model):
+    inputs = _inputs(family_model)
+    spec = architecture_spec(family_model.model)
+    _, encoder_captured, decoder_captured = run_instrumented(family_model.model, spec, inputs)
+    encoder, decoder = decompose_model(family_model, inputs)
+    for captured, specs, blocks in (
+        (encoder_captured, spec.encoder_blocks, encoder),
+        (decoder_captured, spec.decoder_blocks, decoder),
+    ):
+        reference = ReferenceStack(captured, specs)
+        for block, expected in zip(blocks, reference.layers, strict=True):
+            rows = torch.arange(block.residual_in.shape[0])
+            attentions = [("self", block.self_attention), ("cross", block.cross_attention)]
+            for name, attention in attentions:
+                if attention is None:
+                    continue
+                # a tiny budget forces many chunks (rows and sources) through the chunked path
+                residual_share, part_share = attention_shares(attention, rows, budget=100)
+                assert residual_share.min() >= 0 and part_share.min() >= 0
+                totals = residual_share + part_share.sum((1, 2))
+                torch.testing.assert_close(totals, torch.ones_like(totals), atol=1e-5, rtol=0)
+                for i, (_, ref_residual, ref_parts) in enumerate(expected[name]):
+                    assert residual_share[i].item() == pytest.approx(ref_residual, abs=1e-5)
+                    ref = torch.tensor(
+                        [[ref_parts[(j, h)] for h in range(part_share.shape[2])] for j in range(part_share.shape[1])]
+                    )
+                    torch.testing.assert_close(part_share[i], ref, atol=1e-5, rtol=0)
+            residual_share, ffn_share = ffn_shares(block.ffn, rows)
+            torch.testing.assert_close(residual_share + ffn_share, torch.ones_like(ffn_share), atol=1e-5, rtol=0)
+            ref_residual = torch.tensor([node[1] for node in expected["ffn"]])
+            ref_ffn = torch.tensor([node[2] for node in expected["ffn"]])
+            torch.testing.assert_close(residual_share, ref_residual, atol=1e-5, rtol=0)
+            torch.testing.assert_close(ffn_share, ref_ffn, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_routes_match_the_reference_walk_and_keep_only_strong_edges(family_model, renormalize):
+    inputs = _inputs(family_model)
+    spec = architecture_spec(family_model.model)
+    _, encoder_captured, decoder_captured = run_instrumented(family_model.model, spec, inputs)
+    encoder, decoder = decompose_model(family_model, inputs)
+    reference_encoder = ReferenceStack(encoder_captured, spec.encoder_blocks) if encoder else None
+    reference_decoder = ReferenceStack(decoder_captured, spec.decoder_blocks)
+    threshold = 0.02
+    root = decoder[0].residual_in.shape[0] - 1
+    edges = trace_routes(decoder, [root], threshold=threshold, encoder=encoder, renormalize=renormalize)
+    expected = reference_route(reference_encoder, reference_decoder, root, threshold)
+    assert {(e.source, e.target, e.kind) for e in edges} == set(expected)
+    incoming: dict[str, float] = {}
+    for edge in edges:
+        assert edge.weight >= threshold
+        incoming[edge.target] = incoming.get(edge.target, 0.0) + edge.weight
+        if edge.kind in ("attention", "cross_attention"):
+            assert len(edge.head_weights) == spec.decoder_blocks[0].self_attention.n_heads
+            assert min(edge.head_weights) >= 0
+            assert sum(edge.head_weights) == pytest.approx(edge.weight, abs=1e-6)
+        else:
+            assert edge.head_weights is None
+        if not renormalize:
+            assert edge.weight == pytest.approx(expected[(edge.source, edge.target, edge.kind)], abs=1e-5)
+    if renormalize:
+        assert all(total == pytest.approx(1.0, abs=1e-5) for total in incoming.values())
+    if encoder:  # a translation's route crosses into the encoder through cross-attention
+        assert any(e.kind == "cross_attention" for e in edges)
+        assert any(e.source.startswith("encoder:0:embedding:") for e in edges)
+
+
+def test_graph_json_round_trip_and_exporter_fields(family_model):
+    target = TARGET if family_model.kind == "seq2seq" else None
+    text = SOURCE if family_model.kind == "seq2seq" else PROMPT
+    graph = build_contribution_graph(family_model, text, target=target, threshold=0.02, top_k=3)
+    assert ContributionGraph.from_json(graph.to_json()) == graph
+    ids = {n.id for n in graph.nodes}
+    assert all(e.source in ids and e.target in ids for e in graph.edges)
+    root = graph.node(f"decoder:{graph.n_layers}:after_ffn:{len(graph.target_tokens) - 1}")
+    # the root's logit lens through the final norm is the model's own next-token distribution
+    inputs = _inputs(family_model)
+    with torch.no_grad():
+        logits = family_model.model(**inputs).logits[0, -1]
+    best = family_model.tokenizer.convert_ids_to_tokens(logits.topk(3).indices.tolist())
+    assert [token for token, _ in root.top_tokens] == best
+    assert root.top_tokens[0][1] == pytest.approx(logits.softmax(-1).max().item(), rel=1e-4)
+    for node in graph.nodes:
+        if node.kind == "ffn":
+            assert len(node.top_neurons) == 3
+            if node.side == "decoder":
+                promoted = [value for _, value in node.promoted]
+                suppressed = [value for _, value in node.suppressed]
+                assert len(promoted) == 3 and promoted == sorted(promoted, reverse=True)
+                assert len(suppressed) == 3 and suppressed == sorted(suppressed)
+                assert promoted[0] >= suppressed[0]
+        if node.side == "encoder":
+            assert node.top_tokens == []
+    if family_model.kind == "seq2seq":
+        assert graph.n_encoder_layers == 2 and graph.source_tokens[-1] == "</s>"
+    else:
+        assert graph.source_tokens == [] and graph.target_tokens == PROMPT.split()
+
+
+def test_seq2seq_without_target_generates_one():
+    loaded = build_random_model("marian", seed=1)
+    graph = build_contribution_graph(loaded, SOURCE, root_tokens="all", top_k=0)
+    assert graph.target_tokens[0] == "<pad>"  # the decoder start token
+    assert graph.root_tokens == list(range(len(graph.target_tokens)))
+    assert all(node.top_tokens == [] for node in graph.nodes)
+
+
+def test_all_roots_cover_every_final_state():
+    loaded = build_random_model("gpt2", seed=2)
+    graph = build_contribution_graph(loaded, PROMPT, root_tokens="all")
+    n = len(PROMPT.split())
+    assert graph.root_tokens == list(range(n))
+    assert all(f"decoder:2:after_ffn:{i}" in {node.id for node in graph.nodes} for i in range(n))
+
+
+def test_unsupported_architecture_names_the_supported_ones():
+    config = BloomConfig(vocab_size=60, hidden_size=16, n_layer=1, n_head=2)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    loaded = LoadedModel("random-bloom", model, word_level_tokenizer(append_eos=False), "causal")
+    with pytest.raises(UnsupportedError) as error:
+        build_contribution_graph(loaded, PROMPT)
+    message = str(error.value)
+    assert "'bloom'" in message and all(name in message for name in SUPPORTED_MODEL_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"threshold": 1.0}, "threshold"),
+        ({"threshold": -0.1}, "threshold"),
+        ({"root_tokens": 99}, "out of range"),
+        ({"root_tokens": [0, -99]}, "out of range"),
+        ({"root_tokens": "last"}, "Root tokens"),
+        ({"top_k": -1}, "top_k"),
+    ],
+)
+def test_bad_options_are_clear_errors(options, fragment):
+    loaded = build_random_model("gpt2", seed=0)
+    with pytest.raises(InvalidInputError, match=fragment):
+        build_contribution_graph(loaded, PROMPT, **options)
+
+
+def test_empty_text_is_a_clear_error():
+    with pytest.raises(InvalidInputError, match="empty"):
+        build_contribution_graph(build_random_model("gpt2"), "   ")
+
+
+@pytest.fixture(scope="module")
+def saved_gpt2(tmp_path_factory):
+    loaded = build_random_model("gpt2", seed=4)
+    folder = tmp_path_factory.mktemp("random-gpt2")
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_cli_writes_a_graph_json(saved_gpt2, tmp_path):
+    out = tmp_path / "graph.json"
+    status = main(
+        [
+            "graph",
+            "--model",
+            str(saved_gpt2),
+            "--text",
+            PROMPT,
+            "--token",
+            "0,-1",
+            "--threshold",
+            "0.05",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    graph = load_result(out)
+    assert isinstance(graph, ContributionGraph)
+    assert graph.root_tokens == [0, len(PROMPT.split()) - 1] and graph.threshold == 0.05
+    assert all(edge.weight >= 0.05 for edge in graph.edges)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [(["--threshold", "1.5"], "threshold"), (["--token", "40"], "out of range"), (["--token", "x"], "--token")],
+)
+def test_cli_reports_bad_input_in_one_line(saved_gpt2, tmp_path, capsys, arguments, message):
+    out = tmp_path / "graph.json"
+    status = main(["graph", "--model", str(saved_gpt2), "--text", PROMPT, "--out", str(out), *arguments])
+    assert status == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error:") and message in error
+    assert not out.exists()
