@@ -52,6 +52,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.push:
         from exporters.hub import push_export
 
+        if export.mode == "snippet":  # the Hub gets a page that works on its own
+            export = export_result(result, kind=args.kind, mode="standalone", exporter=args.exporter, **options)
         url = push_export(export, result, args.push, repo_type=args.repo_type, endpoint=args.endpoint)
         print(f"pushed {url}", file=sys.stderr)
     return 0

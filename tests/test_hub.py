@@ -1,0 +1,183 @@
+"""exporters.hub: the real huggingface_hub client over real HTTP against a local Hub on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from huggingface_hub import constants
+
+from attribution.cli import main
+from attribution.results import load_result
+from exporters import export_result
+from exporters.hub import HubPushError, push_export
+from exporters.synthetic import synthetic_attribution, synthetic_graph
+from tests.local_hub_server import local_hub
+
+TOKEN = "hf_testTOKEN0123456789secretvalue"
+
+
+@pytest.fixture(autouse=True)
+def online(monkeypatch: pytest.MonkeyPatch) -> None:
+    """conftest sets HF_HUB_OFFLINE=1 for the suite; these tests only talk to 127.0.0.1."""
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home-for-tests")  # no token file to fall back on
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", "/nonexistent-hf-home-for-tests/token")
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", "/nonexistent-hf-home-for-tests/stored_tokens")
+
+
+def test_push_commits_page_result_and_readme_in_one_commit_to_a_dataset() -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        url = push_export(export, result, "alice/ig-demo", token=TOKEN, endpoint=hub.url)
+    assert url == f"{hub.url}/datasets/alice/ig-demo/blob/main/index.html"
+    assert [c["type"] for c in hub.created] == ["dataset"]
+    assert len(hub.commits) == 1
+    commit = hub.commits[0]
+    assert (commit.repo_type, commit.repo_id, commit.revision) == ("datasets", "alice/ig-demo", "main")
+    assert set(commit.files) == {"index.html", "result.json", "README.md"}
+    assert commit.files["index.html"] == export.html.encode("utf-8")
+    assert load_result(commit.files["result.json"].decode()).to_dict() == result.to_dict()
+    readme = commit.files["README.md"].decode()
+    assert readme.startswith("---\ntags:\n- attribution-explorer")
+    assert "synthetic-causal" in readme and "saliency" in readme
+    assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub.requests)
+
+
+def test_push_to_a_static_space_is_a_valid_static_space() -> None:
+    graph = synthetic_graph("seq2seq")
+    export = export_result(graph)
+    with local_hub() as hub:
+        url = push_export(export, graph, "alice/routes", repo_type="space", token=TOKEN, endpoint=hub.url)
+    assert url == f"{hub.url}/spaces/alice/routes"
+    assert hub.created[0]["type"] == "space" and hub.created[0]["sdk"] == "static"
+    readme = hub.commits[0].files["README.md"].decode()
+    front_matter = readme.split("---\n")[1]
+    assert "sdk: static\n" in front_matter and "app_file: index.html\n" in front_matter
+    assert hub.commits[0].repo_type == "spaces"
+
+
+def test_token_from_environment_is_used_and_never_written_or_printed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    result = synthetic_attribution("seq2seq")
+    result_path = tmp_path / "result.json"
+    result.to_json(result_path)
+    out = tmp_path / "fig.html"
+    with local_hub() as hub:
+        code = main(
+            [
+                "export",
+                str(result_path),
+                "--out",
+                str(out),
+                "--mode",
+                "snippet",
+                "--push",
+                "alice/demo",
+                "--endpoint",
+                hub.url,
+            ]
+        )
+    captured = capfd.readouterr()
+    assert code == 0, captured.err
+    assert f"pushed {hub.url}/datasets/alice/demo/blob/main/index.html" in captured.err
+    assert hub.requests and all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in hub.requests)
+    assert hub.commits[0].files["index.html"].startswith(b"<!DOCTYPE html>")  # a page, not the snippet
+    written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) == 3  # result, snippet, iframe snippet
+    pushed = list(hub.commits[0].files.values())
+    assert all(TOKEN.encode() not in blob for blob in written + pushed)
+    assert TOKEN not in captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("status", "fail_path", "expected"),
+    [
+        (401, "", "rejected the token (401"),
+        (404, "", "repository alice/demo not found (404"),
+        (500, "/api/repos/create", "server error (500)"),
+        (500, "/commit/", "server error (500)"),
+    ],
+)
+def test_http_errors_give_one_clear_line(status: int, fail_path: str, expected: str) -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        hub.fail_with, hub.fail_path = status, fail_path
+        with pytest.raises(HubPushError) as error:
+            push_export(export, result, "alice/demo", token=TOKEN, endpoint=hub.url)
+    message = str(error.value)
+    assert expected in message and "local files are kept" in message
+    assert "\n" not in message and TOKEN not in message
+    assert hub.commits == []
+
+
+def test_network_down_timeout_no_token_and_offline_are_clear() -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(HubPushError, match=r"cannot reach http://127\.0\.0\.1:\d+ \(ConnectError\)"):
+        push_export(export, result, "alice/demo", token=TOKEN, endpoint=closed)
+
+    with local_hub() as hub:
+        hub.fail_with, hub.fail_path, hub.delay_s = 500, "/api/repos/create", 3.0
+        with pytest.raises(HubPushError, match=r"did not answer within 0\.5 s"):
+            push_export(export, result, "alice/demo", token=TOKEN, endpoint=hub.url, timeout=0.5)
+
+    with pytest.raises(HubPushError, match=r"no Hugging Face token: run `hf auth login` or set HF_TOKEN"):
+        push_export(export, result, "alice/demo", endpoint="http://127.0.0.1:9")
+
+
+def test_offline_mode_and_bad_arguments_are_refused_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+        with pytest.raises(HubPushError, match="HF_HUB_OFFLINE is set"):
+            push_export(export, result, "alice/demo", token=TOKEN, endpoint=hub.url)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        with pytest.raises(HubPushError, match="not a Hub repo id"):
+            push_export(export, result, "no-namespace", token=TOKEN, endpoint=hub.url)
+        with pytest.raises(HubPushError, match="repo type must be one of dataset, space"):
+            push_export(export, result, "alice/demo", repo_type="model", token=TOKEN, endpoint=hub.url)
+        snippet = export_result(result, mode="snippet")
+        with pytest.raises(HubPushError, match="a blog snippet is not a page"):
+            push_export(snippet, result, "alice/demo", token=TOKEN, endpoint=hub.url)
+    assert hub.requests == []
+
+
+def test_cli_push_failure_keeps_the_local_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    result_path = tmp_path / "graph.json"
+    synthetic_graph("causal").to_json(result_path)
+    out = tmp_path / "graph.html"
+    with local_hub() as hub:
+        hub.fail_with = 401
+        code = main(
+            [
+                "export",
+                str(result_path),
+                "--out",
+                str(out),
+                "--mode",
+                "cdn",
+                "--push",
+                "alice/demo",
+                "--endpoint",
+                hub.url,
+            ]
+        )
+    stderr = capfd.readouterr().err
+    assert code == 2
+    assert stderr.strip().splitlines()[-1].startswith("error: the Hub rejected the token (401")
+    assert "Traceback" not in stderr and TOKEN not in stderr
+    assert out.is_file() and "contribution graph" in out.read_text(encoding="utf-8")
