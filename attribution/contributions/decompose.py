@@ -165,12 +165,12 @@ def _post_norm_stats(pre: torch.Tensor, norm: PostNorm) -> tuple[torch.Tensor, t
     return mean, sigma
 
 
-def _gamma(norm: PostNorm, d: int) -> torch.Tensor:
-    return norm.weight.detach().float() if norm.weight is not None else torch.ones(d)
+def _gamma(norm: PostNorm, like: torch.Tensor) -> torch.Tensor:
+    return norm.weight.detach().float() if norm.weight is not None else like.new_ones(like.shape[-1])
 
 
-def _beta(norm: PostNorm, d: int) -> torch.Tensor:
-    return norm.bias.detach().float() if norm.bias is not None else torch.zeros(d)
+def _beta(norm: PostNorm, like: torch.Tensor) -> torch.Tensor:
+    return norm.bias.detach().float() if norm.bias is not None else like.new_zeros(like.shape[-1])
 
 
 def _centre(tensor: torch.Tensor) -> torch.Tensor:
@@ -188,15 +188,16 @@ def decompose_attention(
     out_weight = spec.out_weight.detach().float()
     head_vectors = torch.bmm(per_head, out_weight)  # [H, S, d]
     d = head_vectors.shape[-1]
-    bias = spec.out_bias.detach().float() if spec.out_bias is not None else torch.zeros(d)
-    attn_out = torch.bmm(probs, head_vectors).sum(0) + bias
+    bias = spec.out_bias.detach().float() if spec.out_bias is not None else residual.new_zeros(d)
+    # sum_{j,h} A^h_ij v^h_j W_O^h, mixing values per head first (cheaper than mixing [H, S, d])
+    attn_out = torch.einsum("htk,hkd->td", torch.bmm(probs, per_head), out_weight) + bias
     pre = residual + attn_out
     t = residual.shape[0]
     if spec.post_norm is None:
         return AttentionDecomposition(residual, probs, head_vectors, bias.expand(t, d), pre)
     norm = spec.post_norm
     mean, sigma = _post_norm_stats(pre, norm)
-    gamma, beta = _gamma(norm, d), _beta(norm, d)
+    gamma, beta = _gamma(norm, pre), _beta(norm, pre)
     return AttentionDecomposition(
         residual=gamma * _centre(residual) / sigma,
         coefficients=probs / sigma.view(1, t, 1),
@@ -214,9 +215,8 @@ def decompose_ffn(
     if spec.post_norm is None:
         return FFNDecomposition(residual, output, torch.zeros_like(output), pre, activations, out_weight, output)
     norm = spec.post_norm
-    d = output.shape[-1]
     mean, sigma = _post_norm_stats(pre, norm)
-    gamma, beta = _gamma(norm, d), _beta(norm, d)
+    gamma, beta = _gamma(norm, pre), _beta(norm, pre)
     return FFNDecomposition(
         residual=gamma * _centre(residual) / sigma,
         ffn=gamma * _centre(output) / sigma,

@@ -159,7 +159,7 @@ def _build_nodes(
     for side, blocks in (("encoder", encoder), ("decoder", decoder)):
         ffn_nodes = [n for n in nodes if n.side == side and n.kind == "ffn"]
         for node in ffn_nodes:
-            scores = neuron_scores(blocks[node.layer - 1].ffn, torch.tensor([node.token_index]))[0]
+            scores = neuron_scores(blocks[node.layer - 1].ffn, [node.token_index])[0]
             best = scores.topk(min(top_k, scores.numel()))
             node.top_neurons = [
                 (int(i), float(v)) for i, v in zip(best.indices.tolist(), best.values.tolist(), strict=True)

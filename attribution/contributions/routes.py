@@ -72,7 +72,9 @@ class _Tracer:
         """Keep the strong edges into ``target(i)`` for ``rows``; return (residual rows, source tokens) needed."""
         if not rows:
             return set(), set()
-        residual_share, part_share = attention_shares(dec, torch.tensor(rows), budget=self.budget)
+        residual_share, part_share = attention_shares(
+            dec, torch.tensor(rows, device=dec.whole.device), budget=self.budget
+        )
         token_share = part_share.sum(-1)  # [n, S]
         kept = torch.nonzero(token_share >= self.threshold).tolist()
         incoming: dict[int, list[GraphEdge]] = {r: [] for r in range(len(rows))}
@@ -100,7 +102,7 @@ class _Tracer:
             mid_rows: set[int] = set()
             rows = sorted(needed)
             if rows:
-                residual_share, ffn_share = ffn_shares(block.ffn, torch.tensor(rows))
+                residual_share, ffn_share = ffn_shares(block.ffn, torch.tensor(rows, device=block.ffn.whole.device))
                 for i, r_share, f_share in zip(rows, residual_share.tolist(), ffn_share.tolist(), strict=True):
                     target = node_id(side, layer, "after_ffn", i)
                     incoming = []
