@@ -46,7 +46,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise
         except AttributionExplorerError as error:
             # gr.Error renders HTML: escape what may echo user input (model ids, text).
-            raise gr.Error(html.escape(str(error), quote=False)) from None
+            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
         except Exception:
             logger.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(GENERIC_ERROR) from None

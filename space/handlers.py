@@ -131,10 +131,16 @@ def _check_method(ctx: AppContext, method: str) -> None:
 
 
 def offered_methods(config: SpaceConfig) -> list[str]:
+    """The config's methods (default: all) that run on at least one architecture here."""
+    from attribution.capabilities import TESTED_FAMILIES, refusal_reason
     from attribution.inseq_runner import available_methods
 
-    available = available_methods()
-    return [m for m in config.methods if m in available] if config.methods else available
+    runnable = [
+        method
+        for method in available_methods()
+        if any(refusal_reason(method, kind, family) is None for family, kind in TESTED_FAMILIES.items())
+    ]
+    return [m for m in config.methods if m in runnable] if config.methods else runnable
 
 
 def step_score_table(result: AttributionResult) -> tuple[list[str], list[list[Any]]]:
@@ -302,7 +308,6 @@ def run_comparison(
     so every result explains the same tokens and their cells line up.
     """
     from attribution.compare import compare
-
     from attribution.inseq_runner import attribute, check_supported
     from exporters.bokeh_html import build_figure
 
@@ -311,8 +316,6 @@ def run_comparison(
     if not models or not methods:
         raise InvalidInputError("Choose at least one model and one method to compare.")
     runs = [(model, method) for model in models for method in methods]
-    if len(runs) < 2:
-        raise InvalidInputError("Choose at least two methods or two models: a comparison needs two results.")
     if len(runs) > MAX_COMPARED_RUNS:
         raise InvalidInputError(f"{len(runs)} model × method pairs is too many: at most {MAX_COMPARED_RUNS}.")
     for method in methods:
@@ -347,7 +350,7 @@ def run_comparison(
     comparison = compare(results, labels, gold_alignment=_optional(gold_alignment))
     headers = ["", *labels]
     rows = [
-        [label, *(round(float(v), 4) for v in row)]
+        [label, *(None if v is None else round(float(v), 4) for v in row)]
         for label, row in zip(labels, comparison.rank_correlation, strict=True)
     ]
     aer_rows = (
@@ -420,9 +423,8 @@ def push_to_hub(
     """Commit the standalone page, the result JSON and a README to ``repo_id``; returns the file's URL."""
     import os
 
-    from exporters.hub import push_export
-
     from exporters import export_result
+    from exporters.hub import push_export
 
     repo_id = (repo_id or "").strip()
     if not repo_id:

@@ -1,0 +1,345 @@
+"""The real Gradio app on 127.0.0.1, driven through gradio_client and through Chromium.
+
+One app per module (launched once, closed at the end) on the bundled tiny models, or on random
+models saved to a temporary folder where the bundled ones are not trained yet. Every tab's API
+is checked against the library called directly, bad inputs must come back as the user-facing
+message with the app still serving, and 8 parallel clients must all get correct answers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attribution.compare import alignment_error_rate
+from attribution.contributions import build_contribution_graph
+from attribution.inseq_runner import attribute
+from attribution.models import BUNDLED_MODELS_DIR, LoadedModel, ModelCache, load_model
+from attribution.results import AttributionResult, Comparison, ContributionGraph
+from space.config import SpaceConfig
+from space.examples import ioi_prompts, translation_pairs
+from space.handlers import AppContext
+from tests.random_models import build_random_model
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+#: The test's own models for direct library calls (never the app's cache, whose size is under test).
+REFERENCE_MODELS = ModelCache(max_models=4)
+MAX_INPUT_TOKENS = 40
+MAX_NEW_TOKENS = 3
+#: Low enough that attention edges survive even on a random model (whose residual stream dominates).
+LOW_THRESHOLD = 0.005
+PROMPT = (ioi_prompts(1) or ["When Mary and John went to the store, John gave a drink to"])[0]
+#: A bundled sample pair with its gold alignment; the random models' vocabulary pair stands in without them.
+BUNDLED_TRANSLATION = translation_pairs(1)[0]
+RANDOM_TRANSLATION = {
+    "source": "the red cat sees a dog",
+    "target": "die katze rot sieht ein hund",
+    "alignment": "0-0 1-2 2-1 3-3 4-4 5-5",
+}
+
+
+def _bundled_or_random(name: str, family: str, folder: Path) -> str:
+    """The bundled model's short name when it is trained, else a random ``family`` model saved to ``folder``."""
+    if (BUNDLED_MODELS_DIR / name / "config.json").is_file():
+        return name
+    return _save_random(family, folder / f"random-{family}")
+
+
+def _save_random(family: str, folder: Path, seed: int = 0) -> str:
+    loaded = build_random_model(family, seed=seed)
+    loaded.model.save_pretrained(folder)
+    loaded.tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def _save_random_bloom(folder: Path) -> str:
+    """A causal architecture the contribution graph has no adapter for (BLOOM: ALiBi, fused QKV)."""
+    from transformers import BloomConfig, BloomForCausalLM
+
+    from tests.random_models import VOCAB, word_level_tokenizer
+
+    model = BloomForCausalLM(BloomConfig(vocab_size=len(VOCAB), hidden_size=32, n_layer=2, n_head=2))
+    model.save_pretrained(folder)
+    word_level_tokenizer(append_eos=False).save_pretrained(folder)
+    return str(folder)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Served:
+    url: str
+    ctx: AppContext
+    causal: str
+    seq2seq: str
+    extra: str  # a third model, to overflow the 2-model cache
+    unsupported_graph: str
+    translation: dict[str, str]  # source, target, gold alignment for ``seq2seq``
+
+    def client(self) -> Client:
+        return Client(self.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> Served:
+    from space.app import build_app
+
+    folder = tmp_path_factory.mktemp("space-models")
+    causal = _bundled_or_random("tiny-ioi-gpt2", "gpt2", folder)
+    seq2seq = _bundled_or_random("tiny-synth-translate", "marian", folder)
+    extra = _save_random("gpt2", folder / "extra-gpt2", seed=1)
+    unsupported = _save_random_bloom(folder / "bloom")
+    previous_cache = os.environ.get("GRADIO_EXAMPLES_CACHE")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("examples-cache"))
+    config = SpaceConfig(
+        models=(causal, seq2seq, extra, unsupported),
+        default_model=causal,
+        max_input_tokens=MAX_INPUT_TOKENS,
+        max_new_tokens=MAX_NEW_TOKENS,
+        cache_max_models=2,
+        concurrency_limit=2,
+    )
+    demo, ctx = build_app(config, hub_reachable=False)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        translation = BUNDLED_TRANSLATION if seq2seq == "tiny-synth-translate" else RANDOM_TRANSLATION
+        yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, translation)
+    finally:
+        demo.close()
+        if previous_cache is None:
+            os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
+        else:
+            os.environ["GRADIO_EXAMPLES_CACHE"] = previous_cache
+
+
+@pytest.fixture(scope="module")
+def client(served) -> Client:
+    return served.client()
+
+
+def _attribute(client: Client, model: str, text: str, target: str = "", method: str = "saliency", **options):
+    return client.predict(
+        model,
+        text,
+        target,
+        method,
+        options.get("step_scores", ["probability"]),
+        options.get("contrast", ""),
+        api_name="/attribute",
+    )
+
+
+def _reference(model: str) -> LoadedModel:
+    return load_model(model, cache=REFERENCE_MODELS)
+
+
+def _tokens(model: str, text: str) -> list[str]:
+    tokenizer = _reference(model).tokenizer
+    return tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])
+
+
+# ---------------------------------------------------------------------------------------- Attribute tab
+
+
+def test_offline_app_offers_the_local_models_only(served):
+    offer = served.ctx.offer
+    assert set(offer.models) >= {served.causal, served.seq2seq}
+    assert not offer.custom_allowed
+    assert "unreachable" in offer.notice
+
+
+def test_attribute_causal_matches_the_library(served, client):
+    plot, highlighted, table, result_json = _attribute(client, served.causal, PROMPT)
+    result = AttributionResult.from_json(result_json)
+    assert plot["type"] == "bokeh" and json.loads(plot["plot"])["doc"]["roots"]
+    assert result.target_tokens[: result.attributed_start] == _tokens(served.causal, PROMPT)
+    assert 1 <= result.n_steps <= MAX_NEW_TOKENS
+    probabilities = result.step_scores["probability"]
+    assert [h["token"] for h in highlighted] == result.generated_tokens
+    assert [h["class_or_confidence"] for h in highlighted] == [round(p, 4) for p in probabilities]
+    assert table["headers"] == ["step", "token", "probability"]
+    assert [row[2] for row in table["data"]] == [round(p, 6) for p in probabilities]
+    assert all(0.0 < p <= 1.0 for p in probabilities)
+
+    direct = attribute(_reference(served.causal), PROMPT, max_new_tokens=MAX_NEW_TOKENS)
+    assert direct.target_tokens == result.target_tokens
+    np.testing.assert_allclose(result.target_scores, direct.target_scores, rtol=1e-5, atol=1e-7)
+
+
+def test_attribute_seq2seq_with_target(served, client):
+    _, highlighted, _, result_json = _attribute(
+        client, served.seq2seq, served.translation["source"], served.translation["target"], method="attention"
+    )
+    result = AttributionResult.from_json(result_json)
+    assert result.provenance.model_kind == "seq2seq"
+    assert result.method == "attention"
+    assert result.source_tokens == _tokens(served.seq2seq, served.translation["source"])
+    assert result.source_scores.shape == (len(result.source_tokens), result.n_steps)
+    assert len(highlighted) == result.n_steps
+    # Attention weights of each target step over the source are a probability distribution (mean over heads).
+    np.testing.assert_allclose(np.nansum(result.source_scores, axis=0) > 0, True)
+
+
+# ------------------------------------------------------------------------------- Contribution graph tab
+
+
+def test_graph_root_nodes_and_edges(served, client):
+    plot, roots, nodes, edges, graph_json = client.predict(
+        served.causal, PROMPT, "", LOW_THRESHOLD, False, "-1", api_name="/graph"
+    )
+    graph = ContributionGraph.from_json(graph_json)
+    assert plot["type"] == "bokeh"
+    assert graph.target_tokens == _tokens(served.causal, PROMPT)
+    assert graph.root_tokens == [len(graph.target_tokens) - 1]
+    assert all(edge.weight >= LOW_THRESHOLD for edge in graph.edges)
+    assert [value for _, value in roots["choices"][2:]] == [str(i) for i in range(len(graph.target_tokens))]
+    assert [value for _, value in nodes["choices"]] == [node.id for node in graph.nodes]
+
+    direct = build_contribution_graph(_reference(served.causal), PROMPT, threshold=LOW_THRESHOLD)
+    assert {(e.source, e.target) for e in direct.edges} == {(e.source, e.target) for e in graph.edges}
+
+    root = next(n for n in graph.nodes if n.layer == graph.n_layers and n.token_index == graph.root_tokens[0])
+    details = client.predict(graph_json, root.id, api_name="/graph_node")
+    top = [row for row in details["data"] if row[0] == "logit lens"]
+    assert [(row[2], row[3]) for row in top] == [(t, round(v, 6)) for t, v in root.top_tokens]
+    assert top, "the root node must have logit-lens tokens"
+
+    ffn = next(n for n in graph.nodes if n.kind == "ffn")
+    neurons = [
+        row for row in client.predict(graph_json, ffn.id, api_name="/graph_node")["data"] if row[0] == "top neuron"
+    ]
+    assert [(int(row[2]), row[3]) for row in neurons] == [(i, round(v, 6)) for i, v in ffn.top_neurons]
+
+    attention = next(e for e in graph.edges if e.head_weights is not None)
+    _, key = next(choice for choice in edges["choices"] if choice[1] == f"{attention.source}->{attention.target}")
+    split = client.predict(graph_json, key, api_name="/graph_edge")["data"]
+    assert len(split) == graph.n_heads
+    assert math.isclose(sum(w for _, w in split), attention.weight, rel_tol=1e-4, abs_tol=1e-5)
+
+    # Moving the slider up re-traces the routes at the new threshold.
+    *_, higher_json = client.predict(served.causal, PROMPT, "", 0.3, False, "-1", api_name="/graph_threshold")
+    higher = ContributionGraph.from_json(higher_json)
+    assert higher.threshold == 0.3
+    assert all(edge.weight >= 0.3 for edge in higher.edges)
+    assert len(higher.edges) < len(graph.edges)
+
+
+# ------------------------------------------------------------------------------------------ Compare tab
+
+
+def test_compare_agreement_and_aer_match_the_library(served, client):
+    source, target, gold = (served.translation[key] for key in ("source", "target", "alignment"))
+    plot, correlation, aer_table, comparison_json = client.predict(
+        source, [served.seq2seq], ["saliency", "attention"], target, gold, api_name="/compare"
+    )
+    comparison = Comparison.from_json(comparison_json)
+    assert plot["type"] == "bokeh"
+    assert comparison.labels == ["saliency", "attention"]
+    assert correlation["headers"] == ["", "saliency", "attention"]
+    assert correlation["data"][0][1] == 1.0
+    loaded = _reference(served.seq2seq)
+    for label, row in zip(comparison.labels, aer_table["data"], strict=True):
+        direct = attribute(loaded, source, method=label, target=target, step_scores=())
+        assert row == [label, round(alignment_error_rate(direct, gold), 4)]
+
+
+# ------------------------------------------------------------------------------------------- Export tab
+
+
+def test_export_every_format(served, client):
+    *_, result_json = _attribute(client, served.causal, PROMPT)
+    page_path, preview = client.predict(
+        "Attribute", "HTML page (self-contained, works offline)", result_json, "", "", api_name="/export"
+    )
+    page = Path(page_path).read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html")
+    assert "cdn.bokeh.org" not in page
+    assert preview.startswith("<iframe") and "srcdoc=" in preview and "<script" not in preview
+
+    json_path, _ = client.predict("Attribute", "Result JSON", result_json, "", "", api_name="/export")
+    assert AttributionResult.from_json(Path(json_path)).to_dict() == AttributionResult.from_json(result_json).to_dict()
+
+    snippet_path, _ = client.predict(
+        "Attribute", "Blog snippet (script + div)", result_json, "", "", api_name="/export"
+    )
+    snippet = Path(snippet_path).read_text(encoding="utf-8")
+    assert "<html" not in snippet.lower() and "<script" in snippet
+
+
+# ------------------------------------------------------------------------------------------- bad inputs
+
+
+def _bad_requests(served: Served) -> list[tuple[str, tuple, str]]:
+    long_text = " ".join(["the"] * (MAX_INPUT_TOKENS + 5))
+    return [
+        ("/attribute", (served.causal, "   ", "", "saliency", [], ""), "The input text is empty"),
+        ("/attribute", (served.causal, long_text, "", "saliency", [], ""), f"accepts at most {MAX_INPUT_TOKENS}"),
+        (
+            "/attribute",
+            ("no-such/model", PROMPT, "", "saliency", [], ""),
+            "no-such/model is not in the list of choices",
+        ),
+        ("/attribute", (served.causal, PROMPT, "", "value_zeroing", [], ""), "value_zeroing is not available"),
+        ("/attribute", (served.causal, PROMPT, "", "magic", [], ""), "magic is not in the list of choices"),
+        ("/graph", (served.unsupported_graph, "the cat", "", 0.04, False, "-1"), "bloom"),
+        ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "must be a token index or 'all'"),
+        ("/compare", (PROMPT, [served.causal], [], "", ""), "Choose at least one model and one method"),
+        ("/export", ("Compare", "Result JSON", "", "", ""), "Nothing to export yet"),
+    ]
+
+
+def test_bad_inputs_show_the_message_and_the_app_keeps_serving(served, client):
+    for api_name, args, message in _bad_requests(served):
+        with pytest.raises(AppError) as caught:
+            client.predict(*args, api_name=api_name)
+        assert message in str(caught.value), (api_name, args, str(caught.value))
+    *_, result_json = _attribute(client, served.causal, PROMPT)
+    assert AttributionResult.from_json(result_json).target_tokens[0] == _tokens(served.causal, PROMPT)[0]
+
+
+# ------------------------------------------------------------------------------ concurrency and memory
+
+
+def test_eight_parallel_clients_all_get_their_own_correct_answer(served):
+    prompts = [" ".join(PROMPT.split()[: 6 + i]) for i in range(8)]
+    expected = {text: attribute(_reference(served.causal), text, max_new_tokens=MAX_NEW_TOKENS) for text in prompts}
+    barrier = threading.Barrier(len(prompts))
+
+    def one_client(text: str) -> tuple[str, AttributionResult]:
+        client = served.client()
+        barrier.wait()
+        *_, result_json = _attribute(client, served.causal, text)
+        return text, AttributionResult.from_json(result_json)
+
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        answers = list(pool.map(one_client, prompts))
+    assert len(answers) == 8
+    for text, result in answers:
+        assert result.source_text == text
+        assert result.target_tokens == expected[text].target_tokens
+        np.testing.assert_allclose(result.target_scores, expected[text].target_scores, rtol=1e-5, atol=1e-7)
+
+
+def test_model_cache_stays_bounded(served, client):
+    for model in (served.causal, served.seq2seq, served.extra, served.causal):
+        text = served.translation["source"] if model == served.seq2seq else "the cat sees the dog"
+        _attribute(client, model, text, method="attention", step_scores=[])
+        assert len(served.ctx.cache) <= served.ctx.config.cache_max_models
+    assert len(served.ctx.cache) == 2
