@@ -106,13 +106,15 @@ class PageSession:
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     blocked_requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)  # alert/confirm/prompt messages (dismissed)
 
     def assert_clean(self) -> None:
-        """Fail with everything collected when the page logged errors or tried to leave its origin."""
+        """Fail with everything collected: errors logged, requests outside the origin, dialogs opened."""
         problems = {
             "console errors": self.console_errors,
             "page errors": self.page_errors,
             "blocked requests": self.blocked_requests,
+            "dialogs": self.dialogs,
         }
         found = {name: items for name, items in problems.items() if items}
         assert not found, f"page was not clean: {found}"
@@ -161,6 +163,7 @@ def open_page(
     page.route("**/*", route)
     page.on("console", lambda message: message.type == "error" and session.console_errors.append(message.text))
     page.on("pageerror", lambda error: session.page_errors.append(str(error)))
+    page.on("dialog", lambda dialog: (session.dialogs.append(dialog.message), dialog.dismiss()))
     if url is not None:
         page.goto(url, wait_until=wait_until)
     return session
