@@ -43,7 +43,8 @@ class MethodSpec:
     """What we know about one Inseq attribution method.
 
     - ``family_only``: when set, the method runs only on these model types (all others refused
-      with ``refusal``); otherwise it runs on every model of the kinds in ``kinds``.
+      with ``refusal``); otherwise it runs on every model of the kinds in ``kinds`` except the
+      model types in ``family_excluded`` (refused with ``refusal``).
     - ``requires``: importable modules the method needs at run time (optional dependencies).
     - ``final_step``: Inseq computes it in one pass at the last step and refuses step scores with it;
       we then compute step scores in a separate pass (method ``dummy``).
@@ -57,6 +58,7 @@ class MethodSpec:
     description: str
     kinds: frozenset[ModelKind] = frozenset({"causal", "seq2seq"})
     family_only: frozenset[str] | None = None
+    family_excluded: frozenset[str] = frozenset()
     refusal: str = ""
     requires: tuple[str, ...] = ()
     final_step: bool = False
@@ -64,7 +66,15 @@ class MethodSpec:
     fast_params: Mapping[str, Any] = field(default_factory=dict)
 
 
-_LAYER_SEQ2SEQ = "Inseq's layer methods cannot attribute the target prefix, so seq2seq results have source scores only"
+_SOURCE_ONLY = "Inseq cannot attribute the decoder prefix with this method, so seq2seq results have source scores only"
+_LAYER_HOOK_FAILS = (
+    "Inseq 0.7.1's layer methods never see this architecture's embedding layer run under transformers 5 "
+    "(Captum: 'Forward hook did not obtain any outputs')"
+)
+_LAYER_BASELINE_BROKEN = (
+    "under transformers 5, Inseq 0.7.1 returns all-zero scores for it on decoder-only and Marian models and "
+    "fails on BART and T5; use integrated_gradients instead"
+)
 
 #: Offered methods, in the order a user should meet them (cheap and common first).
 METHODS: dict[str, MethodSpec] = {
@@ -92,17 +102,21 @@ METHODS: dict[str, MethodSpec] = {
             fast_params={"n_steps": 4},
         ),
         MethodSpec(
-            "layer_integrated_gradients",
-            "integrated gradients at the embedding layer output",
-            target_side_on_seq2seq=False,
-            fast_params={"n_steps": 4, "internal_batch_size": 8},
-        ),
-        MethodSpec(
             "layer_gradient_x_activation",
             "gradient x activation at the embedding layer",
+            family_excluded=frozenset({"bart", "t5"}),
+            refusal=_LAYER_HOOK_FAILS,
             target_side_on_seq2seq=False,
         ),
-        MethodSpec("layer_deeplift", "DeepLIFT at the embedding layer", target_side_on_seq2seq=False),
+        MethodSpec(
+            "layer_integrated_gradients",
+            "integrated gradients at the embedding layer output",
+            family_only=frozenset(),
+            refusal=_LAYER_BASELINE_BROKEN,
+        ),
+        MethodSpec(
+            "layer_deeplift", "DeepLIFT at the embedding layer", family_only=frozenset(), refusal=_LAYER_BASELINE_BROKEN
+        ),
         MethodSpec("attention", "attention weights, mean over heads and layers", final_step=True),
         MethodSpec(
             "occlusion",
@@ -165,7 +179,7 @@ def missing_requirements(spec: MethodSpec) -> list[str]:
 def refusal_reason(method: str, kind: ModelKind, model_type: str) -> str | None:
     """Why ``method`` cannot run on a ``kind`` model of ``model_type``, or None when it can."""
     spec = METHODS[method]
-    if spec.family_only is not None and model_type not in spec.family_only:
+    if (spec.family_only is not None and model_type not in spec.family_only) or model_type in spec.family_excluded:
         return spec.refusal
     if kind not in spec.kinds:
         return spec.refusal or f"{method} does not support {kind} models"
@@ -211,7 +225,7 @@ def markdown_table(families: Mapping[str, ModelKind] = TESTED_FAMILIES) -> str:
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     lines.append("")
     lines.extend(f"({number}) {reason}." for reason, number in notes.items())
-    lines.append(f'\n"source only": {_LAYER_SEQ2SEQ}.')
+    lines.append(f'\n"source only": {_SOURCE_ONLY}.')
     return "\n".join(lines)
 
 
