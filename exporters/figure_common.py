@@ -6,11 +6,10 @@ never go through Bokeh's TeX or HTML paths (``major_label_overrides`` would pars
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
-from bokeh.models import ColorBar, CustomJSTickFormatter, FixedTicker, LinearColorMapper
+from bokeh.models import ColorBar, CustomJSHover, CustomJSTickFormatter, FixedTicker, LinearColorMapper
 from bokeh.palettes import Blues256, RdBu11
 
 #: Negative → blue, zero → white, positive → red.
@@ -36,9 +35,15 @@ def token_ticks(tokens: list[str], *, positions: list[int] | None = None) -> tup
     return FixedTicker(ticks=positions), formatter
 
 
-def exact(value: float) -> str:
-    """The value as shortest round-trip text (what 'exact value' in a tooltip means)."""
-    return "NaN" if math.isnan(value) else repr(float(value))
+def token_lookup(tokens: list[str]) -> CustomJSHover:
+    """Tooltip formatter ``@index{custom}`` → the token at that index (tokens are stored once, not per cell)."""
+    labels = [display_token(token) for token in tokens]
+    return CustomJSHover(args={"labels": labels}, code="return labels[Math.round(value)] ?? '';")
+
+
+def exact_value() -> CustomJSHover:
+    """Tooltip formatter ``@value{custom}`` → the shortest text that round-trips the float64 exactly."""
+    return CustomJSHover(code="return String(value);")
 
 
 def colour_mapper(matrices: Iterable[np.ndarray | None], *, signed: bool) -> LinearColorMapper:

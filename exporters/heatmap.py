@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult
-from exporters.figure_common import colour_bar, colour_mapper, display_token, exact, token_ticks
+from exporters.figure_common import colour_bar, colour_mapper, exact_value, token_lookup, token_ticks
 
 CELL_PX = 26
 MIN_CELL_PX = 6
@@ -57,9 +57,6 @@ def _cells(tokens: list[str], generated: list[str], matrix: np.ndarray) -> Colum
             "x": cols.astype(np.int32),
             "y": rows.astype(np.int32),
             "value": values.astype(np.float64),
-            "value_text": [exact(v) for v in values],
-            "input_token": [display_token(tokens[r]) for r in rows],
-            "generated_token": [display_token(generated[c]) for c in cols],
         }
     )
 
@@ -101,10 +98,11 @@ def _panel(
         HoverTool(
             renderers=[cells],
             tooltips=[
-                ("input token", "@input_token"),
-                ("generated token", "@generated_token"),
-                (score_label, "@value_text"),
+                ("input token", "@y{custom}"),
+                ("generated token", "@x{custom}"),
+                (score_label, "@value{custom}"),
             ],
+            formatters={"@y": token_lookup(tokens), "@x": token_lookup(generated), "@value": exact_value()},
         )
     )
     plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(tokens)
@@ -126,8 +124,6 @@ def step_score_bars(result: AttributionResult, name: str, *, x_range: Range1d, f
         {
             "x": keep,
             "top": [float(values[i]) for i in keep],
-            "value_text": [exact(values[i]) for i in keep],
-            "generated_token": [display_token(generated[i]) for i in keep],
         }
     )
     plot = figure(
@@ -141,7 +137,11 @@ def step_score_bars(result: AttributionResult, name: str, *, x_range: Range1d, f
     )
     bars = plot.vbar(x="x", top="top", width=0.8, source=source, fill_color="#7a8c99", line_color=None)
     plot.add_tools(
-        HoverTool(renderers=[bars], tooltips=[("generated token", "@generated_token"), (name, "@value_text")])
+        HoverTool(
+            renderers=[bars],
+            tooltips=[("generated token", "@x{custom}"), (name, "@top{custom}")],
+            formatters={"@x": token_lookup(generated), "@top": exact_value()},
+        )
     )
     plot.xaxis.visible = False
     plot.xgrid.visible = False
