@@ -22,7 +22,7 @@ bounded by ``budget`` elements, so no [T, T, heads, d_model] tensor is ever held
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,14 +52,16 @@ class AttentionDecomposition:
     """``whole[i] = residual[i] + sum_{j,h} coefficients[h,i,j] * head_vectors[h,j] + bias[i]``, exactly."""
 
     residual: torch.Tensor  # [T, d]
-    coefficients: torch.Tensor  # [H, T, S]: attention probabilities (divided by sigma_i when post-LN)
-    head_vectors: torch.Tensor  # [H, S, d]: v_j^h W_O^h (centred and scaled by gamma when post-LN)
+    #: [H, T, S]: attention probabilities (divided by sigma_i when post-LN); None once released
+    coefficients: torch.Tensor | None
+    #: [H, S, d]: v_j^h W_O^h (centred and scaled by gamma when post-LN); None once released
+    head_vectors: torch.Tensor | None
     bias: torch.Tensor  # [T, d]
     whole: torch.Tensor  # [T, d]: the residual stream after the block
 
-    def parts(self, i: int) -> torch.Tensor:
-        """All (source, head) parts of row i, [S, H, d] (for tests and small inputs only)."""
-        return self.coefficients[:, i, :].T[..., None] * self.head_vectors.transpose(0, 1)
+    def release(self) -> None:
+        """Drop the per-part tensors (the biggest ones) once every needed row has been scored."""
+        self.coefficients = self.head_vectors = None
 
 
 @dataclass
@@ -125,7 +127,8 @@ def run_instrumented(
         instrument("decoder", index, block)
     try:
         with torch.no_grad():
-            output = model(**inputs, output_attentions=True, use_cache=False, return_dict=True)
+            # the base model: the LM head over every position is not needed (the logit lens reads a few nodes)
+            output = model.base_model(**inputs, output_attentions=True, use_cache=False, return_dict=True)
     finally:
         for handle in handles:
             handle.remove()
@@ -239,6 +242,35 @@ def decompose_block(captured: CapturedBlock, spec: BlockSpec) -> BlockDecomposit
         mid = cross_attention.whole
     ffn = decompose_ffn(mid, captured.ffn_activations, captured.ffn_output, spec.ffn)
     return BlockDecomposition(captured.residual_in, self_attention, cross_attention, ffn, spec.parallel_residual)
+
+
+class LazyBlocks(Sequence[BlockDecomposition]):
+    """Blocks of one stack, decomposed on first access; :meth:`release` frees a visited block's parts.
+
+    Route tracing visits each block once, top-down, so at most one block's ``[heads, T, d_model]``
+    head vectors are alive at a time; the residual states stay for the logit lens.
+    """
+
+    def __init__(self, captured: list[CapturedBlock], specs: list[BlockSpec]) -> None:
+        self._captured: list[CapturedBlock | None] = list(captured)
+        self._specs = specs
+        self._blocks: dict[int, BlockDecomposition] = {}
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __getitem__(self, index: int) -> BlockDecomposition:  # type: ignore[override]
+        index = range(len(self))[index]
+        if index not in self._blocks:
+            self._blocks[index] = decompose_block(self._captured[index], self._specs[index])
+            self._captured[index] = None
+        return self._blocks[index]
+
+    def release(self, index: int) -> None:
+        block = self[index]
+        block.self_attention.release()
+        if block.cross_attention is not None:
+            block.cross_attention.release()
 
 
 def _l1(tensor: torch.Tensor) -> torch.Tensor:

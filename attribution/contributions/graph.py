@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -10,6 +10,7 @@ from attribution.contributions.adapters import ArchitectureSpec, architecture_sp
 from attribution.contributions.decompose import (
     DEFAULT_BUDGET,
     BlockDecomposition,
+    LazyBlocks,
     decompose_block,
     neuron_scores,
     run_instrumented,
@@ -109,7 +110,7 @@ def _parse_id(node: str) -> tuple[str, int, str, int]:
     return side, int(layer), kind, int(token)
 
 
-def _node_state(blocks: list[BlockDecomposition], layer: int, kind: str, token: int) -> torch.Tensor:
+def _node_state(blocks: Sequence[BlockDecomposition], layer: int, kind: str, token: int) -> torch.Tensor:
     if layer == 0:
         return blocks[0].residual_in[token]
     block = blocks[layer - 1]
@@ -121,7 +122,7 @@ def _node_state(blocks: list[BlockDecomposition], layer: int, kind: str, token: 
     return states[kind][token]
 
 
-def _lens_request(blocks: list[BlockDecomposition], layer: int, kind: str, token: int) -> LensRequest:
+def _lens_request(blocks: Sequence[BlockDecomposition], layer: int, kind: str, token: int) -> LensRequest:
     """Residual nodes get top tokens; block nodes (attention output, FFN) promoted/suppressed tokens."""
     if kind == "ffn":
         block = blocks[layer - 1]
@@ -139,8 +140,8 @@ def _build_nodes(
     edges: list[GraphEdge],
     roots: list[int],
     n_layers: int,
-    encoder: list[BlockDecomposition],
-    decoder: list[BlockDecomposition],
+    encoder: Sequence[BlockDecomposition],
+    decoder: Sequence[BlockDecomposition],
     lens: LogitLens,
     top_k: int,
 ) -> list[GraphNode]:
@@ -200,7 +201,9 @@ def build_contribution_graph(
         inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
         roots = resolve_root_tokens(root_tokens, len(decoder_ids))
         report(0.1, "forward pass")
-        encoder, decoder = decompose_model(loaded, inputs, spec)
+        _, encoder_captured, decoder_captured = run_instrumented(loaded.model, spec, inputs)
+        encoder = LazyBlocks(encoder_captured, spec.encoder_blocks)
+        decoder = LazyBlocks(decoder_captured, spec.decoder_blocks)
         report(0.3, "tracing routes")
         edges = trace_routes(
             decoder, roots, threshold=threshold, renormalize=renormalize, encoder=encoder, budget=budget

@@ -19,7 +19,7 @@ is the embedding node.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -27,6 +27,7 @@ from attribution.contributions.decompose import (
     DEFAULT_BUDGET,
     AttentionDecomposition,
     BlockDecomposition,
+    LazyBlocks,
     attention_shares,
     ffn_shares,
 )
@@ -90,7 +91,7 @@ class _Tracer:
         return residual_rows, sources
 
     def trace_side(
-        self, side: Side, blocks: list[BlockDecomposition], roots: set[int], encoder_layers: int = 0
+        self, side: Side, blocks: Sequence[BlockDecomposition], roots: set[int], encoder_layers: int = 0
     ) -> set[int]:
         """Routes from ``roots`` (rows of the last layer) down one stack; returns encoder tokens reached."""
         encoder_tokens: set[int] = set()
@@ -139,16 +140,18 @@ class _Tracer:
                 token_source=lambda j, layer=layer: node_id(side, layer - 1, "after_ffn", j),
             )
             needed = below | residual_rows | sources
+            if isinstance(blocks, LazyBlocks):
+                blocks.release(layer - 1)
         return encoder_tokens
 
 
 def trace_routes(
-    decoder: list[BlockDecomposition],
+    decoder: Sequence[BlockDecomposition],
     roots: list[int],
     *,
     threshold: float,
     renormalize: bool = False,
-    encoder: list[BlockDecomposition] | None = None,
+    encoder: Sequence[BlockDecomposition] | None = None,
     budget: int = DEFAULT_BUDGET,
 ) -> list[GraphEdge]:
     """All kept edges of the routes from ``roots`` (decoder-side token indices), encoder included."""
