@@ -1,0 +1,172 @@
+"""Speed and peak memory of the contribution graph on a random-initialised GPT-2 small (124M), fp32.
+
+For each sequence length T it measures, each in a fresh subprocess so that nothing is shared:
+
+  (a) forward   one plain forward pass (eager attention, no hooks, no attention outputs),
+  (b) graph     the routes of every token (``root_tokens="all"``, tau = 0.04, no logit lens),
+  (c) route     the route of the last token (defaults: tau = 0.04, logit lens top 5, top neurons).
+
+Time: best of ``--repeats`` runs after a short warm-up on 8 tokens. Peak memory: on CPU the
+process's resident-set high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs`` after
+setup) minus its resident set before the measured call; on CUDA ``torch.cuda.max_memory_allocated``
+minus the memory allocated before it. Ratios are to (a) measured in the same run.
+
+    python benchmarks/contributions.py                      # CPU, T = 16 ... 1024
+    python benchmarks/contributions.py --device cuda --out benchmarks/contributions_cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OPERATIONS = ("forward", "graph", "route")
+LENGTHS = (16, 64, 128, 256, 512, 1024)
+WORDS = "when mary and john went to the store john gave a drink to the cat sees a red house".split()
+
+
+def _word_tokenizer():
+    """A word-level tokenizer over a few words: GPT-2's own tokenizer would need the Hub."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<unk>": 0, **{w: i + 1 for i, w in enumerate(dict.fromkeys(WORDS))}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", model_max_length=1024)
+
+
+def _resident_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def worker(operation: str, length: int, device: str, repeats: int) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, installed or not
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from attribution.contributions import build_contribution_graph
+    from attribution.models import LoadedModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(attn_implementation="eager")).to(device).eval()
+    loaded = LoadedModel("random-gpt2-small", model, _word_tokenizer(), "causal")
+    text = " ".join(WORDS[i % len(WORDS)] for i in range(length))
+
+    def run(text: str) -> None:
+        if operation == "forward":
+            ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"].to(device)
+            with torch.no_grad():
+                model(ids)
+        elif operation == "graph":
+            build_contribution_graph(loaded, text, root_tokens="all", top_k=0)
+        else:
+            build_contribution_graph(loaded, text)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    run(" ".join(WORDS[:8]))  # warm-up: lazy initialisation, kernel selection
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        baseline = torch.cuda.memory_allocated()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark VmHWM
+        baseline = _resident_bytes("VmRSS")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(text)
+        times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else _resident_bytes("VmHWM")
+    return {"operation": operation, "length": length, "seconds": min(times), "peak_bytes": max(0, peak - baseline)}
+
+
+def measure(operation: str, length: int, device: str, repeats: int, timeout: float) -> dict:
+    command = [sys.executable, __file__, "--worker", operation, str(length), "--device", device]
+    command += ["--repeats", str(repeats)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return {"operation": operation, "length": length, "seconds": None, "peak_bytes": None, "error": "timeout"}
+    except subprocess.CalledProcessError as error:
+        return {
+            "operation": operation,
+            "length": length,
+            "seconds": None,
+            "peak_bytes": None,
+            "error": error.stderr[-500:],
+        }
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _format(rows: list[dict], lengths: list[int]) -> str:
+    by = {(r["operation"], r["length"]): r for r in rows}
+
+    def seconds(op: str, t: int) -> str:
+        value = by[(op, t)]["seconds"]
+        if value is None:
+            return by[(op, t)].get("error", "failed")[:20]
+        if op == "forward":
+            return f"{value:.3f}"
+        forward = by[("forward", t)]["seconds"]
+        return f"{value:.3f} ({value / forward:.1f}×)" if forward else f"{value:.3f}"
+
+    def mib(op: str, t: int) -> str:
+        value = by[(op, t)]["peak_bytes"]
+        return "–" if value is None else f"{value / 2**20:.0f}"
+
+    lines = [
+        "| T | (a) forward s | (b) all-token graph s (× fwd) | (c) last-token route s (× fwd) "
+        "| (a) peak MiB | (b) peak MiB | (c) peak MiB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in lengths:
+        lines.append(
+            f"| {t} | {seconds('forward', t)} | {seconds('graph', t)} | {seconds('route', t)} "
+            f"| {mib('forward', t)} | {mib('graph', t)} | {mib('route', t)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--lengths", type=int, nargs="+", default=list(LENGTHS))
+    parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per measurement (best is kept)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds per measurement")
+    parser.add_argument("--out", type=Path, default=None, help="also write the raw results as JSON")
+    parser.add_argument("--worker", nargs=2, metavar=("OPERATION", "T"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker[0], int(args.worker[1]), args.device, args.repeats)))
+        return 0
+    rows = []
+    for length in args.lengths:
+        for operation in args.operations:
+            rows.append(measure(operation, length, args.device, args.repeats, args.timeout))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    import torch
+
+    machine = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or 'CPU'}"
+    print(
+        f"GPT-2 small (random init, fp32) on {args.device} ({machine}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads)\n"
+    )
+    print(_format(rows, args.lengths) if set(args.operations) == set(OPERATIONS) else json.dumps(rows, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps({"device": args.device, "machine": machine, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
