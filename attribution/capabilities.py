@@ -157,18 +157,13 @@ STEP_SCORES: tuple[str, ...] = (
     "entropy",
     "crossentropy",
     "perplexity",
-    "top_p_size",
     "contrast_prob",
     "contrast_logits",
     "contrast_prob_diff",
     "contrast_logits_diff",
-    "pcxmi",
-    "kl_divergence",
 )
 #: Step scores that compare the target with the contrast target.
-CONTRASTIVE_STEP_SCORES = frozenset(
-    {"contrast_prob", "contrast_logits", "contrast_prob_diff", "contrast_logits_diff", "pcxmi", "kl_divergence"}
-)
+CONTRASTIVE_STEP_SCORES = frozenset({"contrast_prob", "contrast_logits", "contrast_prob_diff", "contrast_logits_diff"})
 
 
 def missing_requirements(spec: MethodSpec) -> list[str]:

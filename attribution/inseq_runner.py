@@ -23,6 +23,7 @@ What it adds to a bare ``inseq.attribute`` call:
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -70,7 +71,7 @@ def available_methods() -> list[str]:
 
 
 def available_step_scores() -> list[str]:
-    """Inseq step scores we offer; the contrastive ones (``contrast_*``, pcxmi, kl_divergence) need a contrast."""
+    """Inseq step scores we offer; the contrastive ones (``contrast_*``) need a contrast target."""
     return list(STEP_SCORES)
 
 
@@ -215,10 +216,31 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int) -> str:
     return full
 
 
+def _crossentropy(args) -> torch.Tensor:
+    """Inseq 0.7.1's ``crossentropy`` with the target ids shaped ``[batch]`` (it breaks for a batch of one)."""
+    logits = args.attribution_model.output2logits(args.forward_output)
+    target_ids = args.target_ids.reshape(logits.shape[0]).to(logits.device)
+    return torch.nn.functional.cross_entropy(logits, target_ids, reduction="none")
+
+
+def _perplexity(args) -> torch.Tensor:
+    """Inseq's definition, ``2 ** crossentropy`` (cross-entropy in nats), on the fixed cross-entropy."""
+    return 2 ** _crossentropy(args)
+
+
+@functools.cache
+def _register_step_function_fixes() -> None:
+    import inseq
+
+    inseq.register_step_function(_crossentropy, "crossentropy", overwrite=True)
+    inseq.register_step_function(_perplexity, "perplexity", overwrite=True)
+
+
 def _wrap_model(loaded: LoadedModel):
     """An Inseq wrapper around the very same model object (no copy, no move to another device)."""
     from inseq.models import HuggingfaceModel
 
+    _register_step_function_fixes()
     return HuggingfaceModel.load(loaded.model, "dummy", tokenizer=loaded.tokenizer, device=loaded.device.type)
 
 
@@ -272,7 +294,7 @@ def _run(
     report(total, total, "done")
 
     source_tokens = [t.token for t in sequence.source] if is_seq2seq else []
-    target_tokens = [t.token for t in sequence.target]
+    target_tokens, target_ids = _target_tokens(loaded, sequence.target)
     start = int(sequence.attr_pos_start)
     n_steps = len(target_tokens) - start
     source_scores = _matrix(sequence.source_attributions, (len(source_tokens), n_steps)) if is_seq2seq else None
@@ -299,8 +321,24 @@ def _run(
         source_word_ids=_word_ids(loaded, text, [t.id for t in sequence.source], as_target=False)
         if is_seq2seq
         else None,
-        target_word_ids=_word_ids(loaded, target, [t.id for t in sequence.target], as_target=is_seq2seq),
+        target_word_ids=_word_ids(loaded, target, target_ids, as_target=is_seq2seq),
     )
+
+
+def _target_tokens(loaded: LoadedModel, tokens_with_ids) -> tuple[list[str], list[int]]:
+    """Target tokens and ids; Inseq shows a token differing from the contrast as ``"contrast → target"``, id -1."""
+    tokens, ids = [], []
+    for token_with_id in tokens_with_ids:
+        token, token_id = token_with_id.token, token_with_id.id
+        if token_id == -1 and _CONTRAST_ARROW in token:
+            token = token.rsplit(_CONTRAST_ARROW, 1)[1]
+            token_id = loaded.tokenizer.convert_tokens_to_ids(token)
+        tokens.append(token)
+        ids.append(token_id)
+    return tokens, ids
+
+
+_CONTRAST_ARROW = " → "
 
 
 def _call_inseq(loaded: LoadedModel, spec: MethodSpec, inseq_model, text: str, target: str, **kwargs):

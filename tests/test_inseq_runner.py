@@ -1,0 +1,263 @@
+"""attribution.inseq_runner: scores against references computed here, layout, JSON, bad inputs, model safety."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from attribution.errors import InvalidInputError, UnsupportedError
+from attribution.inseq_runner import attribute, available_methods, available_step_scores, check_supported
+from attribution.results import AttributionResult
+from tests.random_models import build_random_model
+
+PROMPT = "when mary and john went"
+CONTINUATION = "to the store"
+SOURCE = "the cat sees the dog"
+TRANSLATION = "die katze sieht"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: torch's thread pool only adds contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def gpt2():
+    return build_random_model("gpt2")
+
+
+@pytest.fixture(scope="module")
+def marian():
+    return build_random_model("marian")
+
+
+def _ids(loaded, text: str) -> torch.Tensor:
+    return loaded.tokenizer(text, return_tensors="pt")["input_ids"][0]
+
+
+def _next_token_logits(loaded, prefix: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return loaded.model(input_ids=prefix[None]).logits[0, -1]
+
+
+def test_saliency_equals_a_hand_computed_gradient_norm(gpt2):
+    """Saliency = |d p(token) / d embedding|, L2 norm over the hidden size, normalised per step."""
+    result = attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
+    ids = _ids(gpt2, f"{PROMPT} {CONTINUATION}")
+    embeddings = gpt2.model.get_input_embeddings()
+    assert result.attributed_start == len(PROMPT.split()) and result.n_steps == len(CONTINUATION.split())
+    for step in range(result.n_steps):
+        position = result.attributed_start + step
+        inputs = embeddings(ids[:position])[None].detach().requires_grad_(True)
+        probability = torch.softmax(gpt2.model(inputs_embeds=inputs).logits[0, -1], -1)[ids[position]]
+        probability.backward()
+        norms = inputs.grad[0].abs().norm(dim=-1).numpy()
+        np.testing.assert_allclose(result.target_scores[:position, step], norms / norms.sum(), rtol=1e-5)
+        assert np.isnan(result.target_scores[position:, step]).all()
+
+
+def test_step_scores_equal_the_models_own_distribution(gpt2):
+    names = ["probability", "logit", "entropy", "crossentropy", "perplexity"]
+    result = attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION, step_scores=names)
+    ids = _ids(gpt2, f"{PROMPT} {CONTINUATION}")
+    for step in range(result.n_steps):
+        position = result.attributed_start + step
+        logits = _next_token_logits(gpt2, ids[:position])
+        log_probs = torch.log_softmax(logits, -1)
+        expected = {
+            "probability": log_probs[ids[position]].exp().item(),
+            "logit": logits[ids[position]].item(),
+            "entropy": -(log_probs.exp() * log_probs).sum().item(),
+            "crossentropy": -log_probs[ids[position]].item(),
+            "perplexity": 2 ** -log_probs[ids[position]].item(),  # Inseq's definition: 2 ** cross-entropy in nats
+        }
+        for name in names:
+            assert result.step_scores[name][step] == pytest.approx(expected[name], rel=1e-4), name
+
+
+def test_contrastive_attribution_scores_the_probability_difference(gpt2):
+    contrast = "to the house"
+    result = attribute(
+        gpt2,
+        PROMPT,
+        method="saliency",
+        target=CONTINUATION,
+        contrast_target=contrast,
+        step_scores=["probability", "contrast_prob_diff"],
+    )
+    assert result.method_params["attributed_fn"] == "contrast_prob_diff"
+    assert result.contrast_target == f"{PROMPT} {contrast}"
+    assert result.target_tokens == [*PROMPT.split(), *CONTINUATION.split()]
+    ids, contrast_ids = _ids(gpt2, f"{PROMPT} {CONTINUATION}"), _ids(gpt2, f"{PROMPT} {contrast}")
+    for step in range(result.n_steps):
+        position = result.attributed_start + step
+        probs = torch.softmax(_next_token_logits(gpt2, ids[:position]), -1)
+        expected = (probs[ids[position]] - probs[contrast_ids[position]]).item()
+        assert result.step_scores["contrast_prob_diff"][step] == pytest.approx(expected, abs=1e-6)
+    assert result.step_scores["contrast_prob_diff"][:2] == [0.0, 0.0]  # identical tokens: no difference
+    plain = attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
+    assert not np.allclose(plain.target_scores[:, -1], result.target_scores[:, -1], equal_nan=True)
+
+
+def test_seq2seq_layout_word_ids_and_step_scores(marian):
+    result = attribute(marian, SOURCE, method="input_x_gradient", target=TRANSLATION)
+    assert result.source_tokens == [*SOURCE.split(), "</s>"]
+    assert result.target_tokens == ["<pad>", *TRANSLATION.split(), "</s>"]  # decoder start token first
+    assert result.attributed_start == 1 and result.n_steps == 4
+    assert result.source_word_ids == [0, 1, 2, 3, 4, None]
+    assert result.target_word_ids == [None, 0, 1, 2, None]
+    assert np.isfinite(result.source_scores).all()
+    prefix = np.array([[i <= j for j in range(4)] for i in range(5)])  # token i is in step j's decoder prefix
+    np.testing.assert_array_equal(np.isfinite(result.target_scores), prefix)
+    encoded = marian.tokenizer(SOURCE, return_tensors="pt")
+    decoder_ids = torch.tensor([[0, *marian.tokenizer.convert_tokens_to_ids(TRANSLATION.split())]])
+    with torch.no_grad():
+        probs = torch.softmax(marian.model(**encoded, decoder_input_ids=decoder_ids).logits[0], -1)
+    expected = [probs[j, decoder_ids[0, j + 1]].item() for j in range(3)]
+    assert result.step_scores["probability"][:3] == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "marian"])
+def test_result_round_trips_through_json(family, gpt2, marian, tmp_path):
+    loaded = gpt2 if family == "gpt2" else marian
+    text, target = (PROMPT, CONTINUATION) if family == "gpt2" else (SOURCE, TRANSLATION)
+    result = attribute(loaded, text, method="integrated_gradients", target=target, method_params={"n_steps": 3})
+    assert result.provenance.model_id == f"random-{family}" and result.provenance.model_type == family
+    assert result.provenance.library_versions["inseq"] == "0.7.1"
+    assert result.method_params["n_steps"] == 3 and result.method_params["attributed_fn"] == "probability"
+    path = tmp_path / "result.json"
+    result.to_json(path)
+    loaded_back = AttributionResult.from_json(path)
+    for name in ("method", "method_params", "source_text", "target_text", "source_tokens", "target_tokens"):
+        assert getattr(loaded_back, name) == getattr(result, name), name
+    assert loaded_back.provenance == result.provenance
+    assert loaded_back.source_word_ids == result.source_word_ids
+    assert loaded_back.target_word_ids == result.target_word_ids
+    assert loaded_back.step_scores == result.step_scores
+    np.testing.assert_array_equal(loaded_back.target_scores, result.target_scores)
+    if result.source_scores is not None:
+        np.testing.assert_array_equal(loaded_back.source_scores, result.source_scores)
+
+
+def test_causal_target_may_be_the_continuation_or_the_whole_text(gpt2):
+    as_continuation = attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
+    as_whole = attribute(gpt2, PROMPT, method="saliency", target=f"{PROMPT} {CONTINUATION}")
+    assert as_continuation.target_text == as_whole.target_text == f"{PROMPT} {CONTINUATION}"
+    np.testing.assert_array_equal(as_continuation.target_scores, as_whole.target_scores)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "marian"])
+def test_generated_target_is_the_models_greedy_output(family, gpt2, marian):
+    loaded = gpt2 if family == "gpt2" else marian
+    text = PROMPT if family == "gpt2" else SOURCE
+    result = attribute(loaded, text, method="saliency", max_new_tokens=3)
+    encoded = loaded.tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        greedy = loaded.model.generate(**encoded, max_new_tokens=3, do_sample=False, num_beams=1)[0]
+    expected = loaded.tokenizer.decode(greedy, skip_special_tokens=True).strip()
+    assert result.target_text == expected
+    assert 1 <= result.n_steps <= 4
+
+
+def test_attention_computes_step_scores_in_a_separate_pass(gpt2):
+    attention = attribute(gpt2, PROMPT, method="attention", target=CONTINUATION)
+    saliency = attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
+    assert attention.step_scores["probability"] == pytest.approx(saliency.step_scores["probability"], rel=1e-6)
+    column = attention.target_scores[: attention.attributed_start + 1, 1]
+    assert column.sum() == pytest.approx(1.0, rel=1e-5)  # mean of attention rows over heads and layers
+
+
+def test_progress_is_reported_up_to_the_total(gpt2):
+    calls = []
+    attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION, progress=lambda *args: calls.append(args))
+    dones = [done for done, _, *_ in calls]
+    assert dones == sorted(dones) and calls[-1][:2] == (3, 3) and len(calls) >= 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"text": ""}, "empty"),
+        ({"text": "  \n\t"}, "empty"),
+        ({"text": " ".join(["the"] * 70)}, "accepts at most 64"),
+        ({"max_tokens": 3}, "accepts at most 3"),
+        ({"method": "grad_cam"}, "choose one of: saliency, input_x_gradient"),
+        ({"method": "value_zeroing"}, "Methods that work: saliency"),
+        ({"step_scores": ["bogus"]}, "Unknown step score 'bogus'"),
+        ({"contrast_target": "to the house", "target": None}, "needs a target"),
+        ({"step_scores": ["contrast_prob_diff"]}, "contrast target: give one"),
+        ({"method_params": {"n_stepz": 3}, "method": "integrated_gradients"}, "accepts: internal_batch_size"),
+        ({"target": PROMPT}, "only repeats the prompt"),
+        ({"target": "   "}, "The target is empty"),
+        ({"max_new_tokens": 0, "target": None}, "max_new_tokens must be a positive"),
+    ],
+)
+def test_bad_inputs_are_refused_with_a_clear_message(gpt2, kwargs, message):
+    arguments = {"text": PROMPT, "method": "saliency", "target": CONTINUATION, **kwargs}
+    text = arguments.pop("text")
+    with pytest.raises((InvalidInputError, UnsupportedError), match=message):
+        attribute(gpt2, text, **arguments)
+
+
+def test_attention_needs_eager_attention():
+    loaded = build_random_model("llama")
+    loaded.model.set_attn_implementation("sdpa")
+    with pytest.raises(UnsupportedError, match="eager"):
+        check_supported(loaded, "attention")
+    check_supported(loaded, "saliency")
+
+
+def test_offered_names():
+    assert available_methods()[:3] == ["saliency", "input_x_gradient", "integrated_gradients"]
+    assert "attention" in available_methods() and "dummy" not in available_methods()
+    assert available_step_scores()[0] == "probability" and "contrast_prob_diff" in available_step_scores()
+
+
+def test_model_config_and_tokenizer_are_left_as_they_were():
+    loaded = build_random_model("gpt2")
+    loaded.tokenizer.pad_token = None
+    loaded.model.config.pad_token_id = None
+    encoded = loaded.tokenizer(PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        before = loaded.model(**encoded).logits
+    for method in ("saliency", "attention", "occlusion"):
+        attribute(loaded, PROMPT, method=method, target=CONTINUATION)
+    assert loaded.tokenizer.pad_token is None and loaded.model.config.pad_token_id is None
+    assert not loaded.model.training
+    assert all(p.grad is None for p in loaded.model.parameters())
+    leftover_hooks = [
+        hook
+        for module in loaded.model.modules()
+        for hook in [*module._forward_hooks.values(), *module._forward_pre_hooks.values()]
+        if not str(getattr(hook, "__module__", "")).startswith("transformers")  # its own output-capturing hooks
+    ]
+    assert leftover_hooks == []
+    with torch.no_grad():
+        assert torch.equal(before, loaded.model(**encoded).logits)
+
+
+def test_concurrent_calls_on_one_model_give_the_serial_results(gpt2):
+    serial = {m: attribute(gpt2, PROMPT, method=m, target=CONTINUATION) for m in ("saliency", "attention")}
+    results, errors = {}, []
+
+    def run(method: str) -> None:
+        try:
+            results[method] = attribute(gpt2, PROMPT, method=method, target=CONTINUATION)
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in ("saliency", "attention", "saliency", "attention")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for method, result in results.items():
+        np.testing.assert_array_equal(result.target_scores, serial[method].target_scores)
