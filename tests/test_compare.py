@@ -1,0 +1,189 @@
+"""attribution.compare on hand-made results whose word scores, alignments and AER are known exactly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from attribution.compare import (
+    aer,
+    alignment_error_rate,
+    alignment_from_scores,
+    compare,
+    format_alignment,
+    parse_alignment,
+    rank_correlation,
+    word_level_scores,
+)
+from attribution.errors import InvalidInputError
+from attribution.results import AttributionResult, Comparison, Provenance
+
+NAN = math.nan
+
+
+def seq2seq_result(source_scores: np.ndarray, **overrides) -> AttributionResult:
+    """Source "the cat" (▁the ▁ca t </s>) → target "die katze" (<pad> ▁die ▁kat ze </s>)."""
+    fields = {
+        "provenance": Provenance("hand-made", None, "seq2seq", "marian"),
+        "method": "saliency",
+        "method_params": {},
+        "source_text": "the cat",
+        "target_text": "die katze",
+        "source_tokens": ["▁the", "▁ca", "t", "</s>"],
+        "target_tokens": ["<pad>", "▁die", "▁kat", "ze", "</s>"],
+        "attributed_start": 1,
+        "source_scores": np.asarray(source_scores, dtype=float),
+        "target_scores": np.full((5, 4), NAN),
+        "source_word_ids": [0, 1, 1, None],
+        "target_word_ids": [None, 0, 1, 1, None],
+    }
+    fields.update(overrides)
+    return AttributionResult(**fields)
+
+
+# rows: ▁the ▁ca t </s>; columns (steps): ▁die ▁kat ze </s>
+SCORES = np.array(
+    [
+        [0.6, 0.1, 0.3, 0.2],
+        [0.1, 0.5, -0.4, 0.2],
+        [0.2, 0.2, 0.2, 0.2],
+        [0.1, 0.2, 0.1, 0.4],
+    ]
+)
+
+
+def test_word_level_scores_sum_source_pieces_and_average_target_pieces():
+    expected = np.array(
+        [
+            [0.6, (0.1 + 0.3) / 2],  # the → die, the → mean(kat, ze)
+            [0.1 + 0.2, ((0.5 + 0.2) + (0.4 + 0.2)) / 2],  # |ca| + |t| per step, |-0.4| counts as 0.4
+        ]
+    )
+    np.testing.assert_allclose(word_level_scores(seq2seq_result(SCORES)), expected)
+
+
+def test_word_level_scores_of_a_causal_result_use_prompt_words_as_rows():
+    result = AttributionResult(
+        provenance=Provenance("hand-made", None, "causal", "gpt2"),
+        method="attention",
+        method_params={},
+        source_text="a bc",
+        target_text="a bc d",
+        source_tokens=[],
+        target_tokens=["a", "b", "c", "d"],
+        attributed_start=3,
+        source_scores=None,
+        target_scores=np.array([[0.2], [0.3], [0.4], [NAN]]),
+        target_word_ids=[0, 1, 1, 2],
+    )
+    np.testing.assert_allclose(word_level_scores(result), [[0.2], [0.7]])
+
+
+@pytest.mark.parametrize(
+    ("gold", "expected_aer"),
+    [("0-0 1-1", 0.0), ("0-1 1-0", 1.0), ("0-0", 1 / 3), ("0-0 1-1 0-1", 1 - 4 / 5), ("", 1.0)],
+)
+def test_aer_with_argmax_links(gold, expected_aer):
+    result = seq2seq_result(SCORES)
+    assert alignment_from_scores(word_level_scores(result)) == {(0, 0), (1, 1)}
+    assert alignment_error_rate(result, gold) == pytest.approx(expected_aer, abs=1e-12)
+
+
+def test_threshold_links_every_source_word_with_enough_share_of_the_column():
+    scores = np.array([[0.5, 0.1], [0.3, 0.1], [0.2, 0.8]])  # shares: [.5 .3 .2], [.1 .1 .8]
+    assert alignment_from_scores(scores, mode="threshold", threshold=0.25) == {(0, 0), (1, 0), (2, 1)}
+    assert alignment_from_scores(scores, mode="threshold", threshold=0.1) == {
+        (0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)
+    }  # fmt: skip
+    result = seq2seq_result(SCORES)  # word matrix [[.6, .2], [.3, .65]]: shares [.667 .333], [.235 .765]
+    assert alignment_error_rate(result, "0-0 1-1", mode="threshold", threshold=0.3) == pytest.approx(1 - 4 / 5)
+    assert alignment_error_rate(result, "0-0 1-1", mode="threshold", threshold=0.5) == 0.0
+
+
+def test_signed_scores_are_compared_by_magnitude():
+    assert alignment_from_scores(np.array([[0.2], [-0.9], [0.5]])) == {(1, 0)}
+
+
+def test_columns_without_scores_get_no_link():
+    assert alignment_from_scores(np.array([[0.0, 0.3], [0.0, 0.1]])) == {(0, 1)}
+
+
+def test_aer_formula_edge_cases():
+    assert aer(set(), set()) == 0.0
+    assert aer({(0, 0)}, set()) == 1.0
+    assert aer({(0, 0), (1, 1), (2, 2)}, {(0, 0), (1, 1)}) == pytest.approx(1 - 4 / 5)
+
+
+def test_parse_and_format_alignment():
+    assert parse_alignment("0-0  2-1\t1-2 ") == {(0, 0), (2, 1), (1, 2)}
+    assert parse_alignment("") == set()
+    assert format_alignment({(2, 1), (0, 0), (1, 2)}) == "0-0 2-1 1-2"
+
+
+@pytest.mark.parametrize("bad", ["0-x", "1:2", "0-0-1", "-1-2", "0-0 1", "a-b", "1?2"])
+def test_bad_alignment_strings_are_refused(bad):
+    with pytest.raises(InvalidInputError, match="Pharaoh"):
+        parse_alignment(bad)
+
+
+def test_gold_links_outside_the_sentence_are_refused():
+    with pytest.raises(InvalidInputError, match="2 source and 2 target words"):
+        alignment_error_rate(seq2seq_result(SCORES), "0-0 5-1")
+
+
+def test_bad_mode_and_threshold_are_refused():
+    with pytest.raises(InvalidInputError, match="argmax, threshold"):
+        alignment_error_rate(seq2seq_result(SCORES), "0-0", mode="max")
+    with pytest.raises(InvalidInputError, match=r"\(0, 1\]"):
+        alignment_error_rate(seq2seq_result(SCORES), "0-0", mode="threshold", threshold=0)
+
+
+def test_rank_correlation_cell_by_cell():
+    a = seq2seq_result(SCORES)
+    assert rank_correlation(a, a) == pytest.approx(1.0)
+    distinct = np.arange(1, 17, dtype=float).reshape(4, 4)
+    assert rank_correlation(seq2seq_result(distinct), seq2seq_result(1 / distinct)) == pytest.approx(-1.0)
+    assert math.isnan(rank_correlation(seq2seq_result(np.ones((4, 4))), a))
+
+
+def test_rank_correlation_falls_back_to_words_for_different_tokenisations():
+    a = seq2seq_result(SCORES)
+    words = word_level_scores(a)  # [[.6, .2], [.3, .65]]
+    b = seq2seq_result(
+        np.array([[0.6, 0.2, 0.1], [0.3, 0.65, 0.1], [0.0, 0.0, 0.0]]),
+        source_tokens=["the", "cat", "</s>"],
+        target_tokens=["<pad>", "die", "katze", "</s>"],
+        source_word_ids=[0, 1, None],
+        target_word_ids=[None, 0, 1, None],
+        target_scores=np.full((4, 3), NAN),
+    )
+    np.testing.assert_allclose(word_level_scores(b), words)
+    assert rank_correlation(a, b) == pytest.approx(1.0)
+
+
+def test_compare_builds_a_serialisable_comparison():
+    a, b = seq2seq_result(SCORES), seq2seq_result(np.ones((4, 4)))
+    comparison = compare([a, b], ["saliency", "flat"], gold_alignment="0-0 1-1")
+    assert comparison.rank_correlation[0][0] == pytest.approx(1.0)
+    assert comparison.rank_correlation[0][1] is None and comparison.rank_correlation[1][1] is None
+    assert comparison.aer[0] == 0.0
+    assert comparison.aer[1] == pytest.approx(
+        1 - 2 * 1 / (2 + 2)
+    )  # flat: "cat" has two pieces, so it wins both columns
+    again = Comparison.from_json(comparison.to_json())
+    assert again.aer == comparison.aer and again.rank_correlation == comparison.rank_correlation
+    assert compare([a], ["one"]).aer == [None]
+
+
+def test_compare_refuses_mismatched_inputs():
+    a = seq2seq_result(SCORES)
+    with pytest.raises(InvalidInputError, match="one label per result"):
+        compare([a, a], ["only one"])
+    with pytest.raises(InvalidInputError, match="different input"):
+        compare([a, seq2seq_result(SCORES, source_text="the dog")], ["a", "b"])
+    with pytest.raises(InvalidInputError, match="at least one"):
+        compare([], [])
+    with pytest.raises(InvalidInputError, match="Pharaoh"):
+        compare([a], ["a"], gold_alignment="zero-zero")
