@@ -38,6 +38,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+BASELINE = "baseline: one-point Bokeh figure"
+
+
+def baseline_page() -> str:
+    from bokeh.embed import file_html
+    from bokeh.plotting import figure
+    from bokeh.resources import INLINE
+
+    plot = figure(width=300, height=300)
+    plot.scatter([0], [0])
+    return file_html(plot, INLINE, "baseline")
+
+
 def cases() -> dict[str, object]:
     heatmap = synthetic_attribution("seq2seq", n_source=64, n_generated=64, seed=1)
     graph_last = synthetic_graph("causal", n_tokens=128, n_layers=12, n_heads=12, seed=1)
@@ -101,6 +114,9 @@ def main() -> None:
                 path = folder / f"{len(standalone_pages)}.html"
                 path.write_text(html, encoding="utf-8")
                 standalone_pages[name] = path
+    # Floor for the draw time: BokehJS starting up and drawing a one-point figure, nothing of ours.
+    standalone_pages[BASELINE] = folder / "baseline.html"
+    standalone_pages[BASELINE].write_text(baseline_page(), encoding="utf-8")
     drawn = {} if args.no_browser else draw_times(standalone_pages, args.repeats)
 
     print("| figure | mode | export time | file size | drawn in Chromium |")
@@ -108,6 +124,9 @@ def main() -> None:
     for name, mode, seconds, size in rows:
         draw = f"{drawn[name]:.2f} s" if mode == "standalone" and name in drawn else "—"
         print(f"| {name} | {mode} | {seconds:.2f} s | {size / 1e6:.2f} MB | {draw} |")
+    if BASELINE in drawn:
+        size = standalone_pages[BASELINE].stat().st_size
+        print(f"| {BASELINE} | standalone | — | {size / 1e6:.2f} MB | {drawn[BASELINE]:.2f} s |")
 
 
 if __name__ == "__main__":

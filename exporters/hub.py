@@ -13,7 +13,6 @@ import json
 import threading
 from typing import Any
 
-import httpx2
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
@@ -68,6 +67,11 @@ def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
+def _is_a(error: BaseException, class_name: str) -> bool:
+    """Network errors by class name: huggingface_hub 1.x raises httpx's, 2.x httpx2's (same names)."""
+    return any(cls.__name__ == class_name for cls in type(error).__mro__)
+
+
 def _explain(error: BaseException, repo_id: str, endpoint: str, token: str) -> str:
     """One line for the user, whatever went wrong."""
     if isinstance(error, OfflineModeIsEnabled):
@@ -86,9 +90,9 @@ def _explain(error: BaseException, repo_id: str, endpoint: str, token: str) -> s
         if status >= 500:
             return f"the Hub had a server error ({status}){detail}; try again later; {KEPT}"
         return f"the Hub refused the push ({status}){detail}; {KEPT}"
-    if isinstance(error, httpx2.TimeoutException):
+    if _is_a(error, "TimeoutException"):
         return f"{endpoint} did not answer in time; {KEPT}"
-    if isinstance(error, httpx2.TransportError):
+    if _is_a(error, "TransportError"):
         return f"cannot reach {endpoint} ({type(error).__name__}): check the network; {KEPT}"
     return f"push to {repo_id} failed: {_scrub(str(error), token)}; {KEPT}"
 

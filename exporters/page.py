@@ -205,5 +205,5 @@ def iframe_snippet(page_html: str, *, title: str, height: int = 900) -> str:
     """An ``<iframe srcdoc=…>`` holding a whole page: isolated from the host page's scripts and CSS."""
     return (
         f'<iframe title="{html.escape(title, quote=True)}" srcdoc="{html.escape(page_html, quote=True)}" '
-        f'style="width: 100%; height: {int(height)}px; border: 0" sandbox="allow-scripts"></iframe>'
+        f'style="width: 100%; height: {int(height)}px; border: 0" sandbox="allow-scripts allow-downloads"></iframe>'
     )
