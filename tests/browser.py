@@ -43,7 +43,7 @@ _LOCAL_SCHEMES = ("data:", "blob:", "about:")
 
 # Counts, over every <canvas> in the document and in open shadow roots (Bokeh 3 draws inside
 # shadow DOM), the pixels that are neither transparent nor pure white.
-_COUNT_DRAWN_PIXELS_JS = """
+COUNT_DRAWN_PIXELS_JS = """
 () => {
   const canvases = [];
   const walk = (root) => {
@@ -121,7 +121,7 @@ class PageSession:
 
     def drawn_pixels(self) -> dict[str, int]:
         """``{"canvases": n, "drawn": pixels}`` over all canvases, shadow DOM included."""
-        return self.page.evaluate(_COUNT_DRAWN_PIXELS_JS)
+        return self.page.evaluate(COUNT_DRAWN_PIXELS_JS)
 
     def deep_text(self) -> str:
         """Visible text of the page including widgets rendered inside shadow roots."""

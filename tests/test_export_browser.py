@@ -9,7 +9,7 @@ import pytest
 from exporters import export_result
 from exporters.graph import route_edges
 from exporters.synthetic import synthetic_graph
-from tests.browser import PageSession, browser, new_page  # noqa: F401  (pytest fixtures)
+from tests.browser import COUNT_DRAWN_PIXELS_JS, PageSession, browser, new_page  # noqa: F401  (fixtures)
 from tests.test_export import XSS_IMG, XSS_SCRIPT, causal_result, comparison, route_graph, seq2seq_result
 
 pytestmark = pytest.mark.browser
@@ -72,6 +72,10 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         path = export_result(result, **options).write(folder / f"{name.replace(' ', '_')}.html")
         urls[name] = path.as_uri()
     urls["cdn"] = export_result(causal_result(), mode="cdn").write(folder / "cdn.html").as_uri()
+    iframe = export_result(route_graph(), mode="snippet").iframe_html
+    host = folder / "blog_post.html"
+    host.write_text(f"<!DOCTYPE html><html><body><h1>My post</h1>{iframe}</body></html>", encoding="utf-8")
+    urls["iframe"] = host.as_uri()
     return urls
 
 
@@ -152,6 +156,17 @@ def test_cdn_page_fetches_only_bokehjs_from_the_cdn(new_page, pages: dict[str, s
     session.page.wait_for_timeout(300)
     assert session.blocked_requests
     assert all(url.startswith("https://cdn.bokeh.org/bokeh/release/") for url in session.blocked_requests)
+
+
+def test_iframe_snippet_draws_inside_a_host_page_offline(new_page, pages: dict[str, str]) -> None:  # noqa: F811
+    session = new_page(pages["iframe"])
+    frame = session.page.frames[1]
+    frame.wait_for_function("() => window.Bokeh && [...Bokeh.index].length > 0", timeout=10_000)
+    session.page.wait_for_timeout(300)
+    assert frame.evaluate(_SHOWN_EDGES_JS) == 9
+    pixels = frame.evaluate(COUNT_DRAWN_PIXELS_JS)
+    assert pixels["drawn"] > 2_000, pixels
+    session.assert_clean()
 
 
 @pytest.mark.parametrize("name", ["xss heatmap", "xss graph", "xss compare"])
