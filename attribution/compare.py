@@ -131,6 +131,15 @@ def aer(predicted: set[tuple[int, int]], gold: set[tuple[int, int]]) -> float:
     return 1.0 - 2.0 * len(predicted & gold) / (len(predicted) + len(gold))
 
 
+def corpus_aer(predicted: Sequence[set[tuple[int, int]]], gold: Sequence[set[tuple[int, int]]]) -> float:
+    """AER over a corpus (Och & Ney): link counts summed over sentences before the ratio is taken."""
+    if len(predicted) != len(gold):
+        raise InvalidInputError(f"{len(predicted)} predicted alignments for {len(gold)} gold alignments.")
+    hits = sum(len(p & g) for p, g in zip(predicted, gold, strict=True))
+    sizes = sum(len(p) + len(g) for p, g in zip(predicted, gold, strict=True))
+    return 0.0 if sizes == 0 else 1.0 - 2.0 * hits / sizes
+
+
 def alignment_error_rate(
     result: AttributionResult, gold: str, *, mode: AlignmentMode = "argmax", threshold: float = DEFAULT_THRESHOLD
 ) -> float:

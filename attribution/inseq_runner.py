@@ -412,7 +412,7 @@ def _word_ids(loaded: LoadedModel, text: str, token_ids: list[int], *, as_target
     (``▁`` for SentencePiece, ``Ġ`` for byte-level BPE), or each token is a word if none has one.
     """
     tokenizer = loaded.tokenizer
-    special = set(tokenizer.all_special_ids)
+    special = set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}  # an unknown word is still a word
     content = [i for i, token_id in enumerate(token_ids) if token_id not in special]
     word_ids: list[int | None] = [None] * len(token_ids)
     offsets = _content_offsets(tokenizer, text, as_target, special)

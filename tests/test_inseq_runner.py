@@ -261,3 +261,10 @@ def test_concurrent_calls_on_one_model_give_the_serial_results(gpt2):
     assert not errors
     for method, result in results.items():
         np.testing.assert_array_equal(result.target_scores, serial[method].target_scores)
+
+
+def test_unknown_words_keep_their_word_ids(marian):
+    result = attribute(marian, "the zebra sees the dog", method="saliency", target="die zebra sieht")
+    assert result.source_tokens[1] == result.target_tokens[2] == "<unk>"
+    assert result.source_word_ids == [0, 1, 2, 3, 4, None]
+    assert result.target_word_ids == [None, 0, 1, 2, None]
