@@ -422,8 +422,12 @@ def _word_ids(loaded: LoadedModel, text: str, token_ids: list[int], *, as_target
         for position, (_, begin, end) in zip(content, offsets, strict=True):
             while begin < end and text[begin].isspace():
                 begin += 1
+            if begin == end:  # a whitespace-only piece (e.g. a lone "▁") belongs to the word after it
+                following = bisect.bisect_left(starts, begin)
+                word_ids[position] = following if following < len(spans) else None
+                continue
             word = bisect.bisect_right(starts, begin) - 1
-            if begin < end and word >= 0 and begin < spans[word][1]:
+            if word >= 0 and begin < spans[word][1]:
                 word_ids[position] = word
         return word_ids
     tokens = tokenizer.convert_ids_to_tokens([token_ids[i] for i in content])

@@ -268,3 +268,32 @@ def test_unknown_words_keep_their_word_ids(marian):
     assert result.source_tokens[1] == result.target_tokens[2] == "<unk>"
     assert result.source_word_ids == [0, 1, 2, 3, 4, None]
     assert result.target_word_ids == [None, 0, 1, 2, None]
+
+
+def _subword_tokenizer():
+    """A SentencePiece-style BPE (``▁`` word starts) small enough for the random models' embeddings."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    corpus = ["when mary and john went to the store, john gave a drink to mary", "the katzenhaus sees a hundehaus"]
+    trainer = trainers.BpeTrainer(vocab_size=60, special_tokens=["<pad>", "<s>", "</s>", "<unk>"])
+    backend.train_from_iterator(corpus * 5, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def test_subword_pieces_map_to_their_whitespace_words():
+    loaded = build_random_model("gpt2")
+    loaded.tokenizer = _subword_tokenizer()
+    prompt = "when mary went to the katzenhaus, john"
+    result = attribute(loaded, prompt, method="saliency", target="gave a drink")
+    assert len(result.target_tokens) > len(result.target_text.split())  # some words are split
+    words = result.target_text.split()
+    for index, word in enumerate(words):
+        pieces = [t for t, w in zip(result.target_tokens, result.target_word_ids, strict=True) if w == index]
+        assert "".join(pieces).replace("▁", "") == word
+    assert None not in result.target_word_ids
