@@ -197,6 +197,17 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int) -> str:
     """Greedy generation: the causal model's prompt + continuation, or the seq2seq model's output."""
     tokenizer = loaded.tokenizer
     encoded = tokenizer(text, return_tensors="pt").to(loaded.device)
+    context = loaded.max_input_tokens
+    if context is not None and loaded.kind == "causal":
+        room = context - encoded["input_ids"].shape[1]
+        if room < 1:
+            raise InvalidInputError(
+                f"The input text fills {loaded.model_id}'s whole context ({context} tokens): shorten it to leave "
+                "room for the generated text, or give a target."
+            )
+        max_new_tokens = min(max_new_tokens, room)
+    elif context is not None:
+        max_new_tokens = min(max_new_tokens, context - 1)  # the decoder's positions, after its start token
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.no_grad():
         output = loaded.model.generate(

@@ -166,6 +166,14 @@ def test_generated_target_is_the_models_greedy_output(family, gpt2, marian):
     assert 1 <= result.n_steps <= 4
 
 
+def test_generation_stops_at_the_end_of_the_context(gpt2):
+    almost_full = " ".join(["the"] * 62)  # the random models have 64 positions
+    result = attribute(gpt2, almost_full, method="attention", max_new_tokens=20)
+    assert len(result.target_tokens) <= 64 and result.n_steps <= 2
+    with pytest.raises(InvalidInputError, match="fills random-gpt2's whole context"):
+        attribute(gpt2, " ".join(["the"] * 64), method="attention")
+
+
 def test_attention_computes_step_scores_in_a_separate_pass(gpt2):
     attention = attribute(gpt2, PROMPT, method="attention", target=CONTINUATION)
     saliency = attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
