@@ -36,7 +36,7 @@ def _post_ln(parts: list[torch.Tensor], bias: torch.Tensor, norm) -> tuple[list[
     return [carry(p) for p in parts], carry(bias) + beta
 
 
-def _shares(whole: torch.Tensor, parts: list[torch.Tensor]) -> list[float]:
+def proximity_shares(whole: torch.Tensor, parts: list[torch.Tensor]) -> list[float]:
     whole_norm = _l1(whole)
     proximities = [max(0.0, whole_norm - _l1(whole - part)) for part in parts]
     total = sum(proximities)
@@ -63,7 +63,7 @@ def attention_node(
     if spec.post_norm is not None:
         parts, bias = _post_ln(parts, bias, spec.post_norm)
     whole = sum(parts) + bias
-    shares = _shares(whole, parts)
+    shares = proximity_shares(whole, parts)
     return whole, shares[0], dict(zip(keys, shares[1:], strict=True))
 
 
@@ -72,7 +72,7 @@ def ffn_node(residual: torch.Tensor, output: torch.Tensor, spec: FFNSpec) -> tup
     if spec.post_norm is not None:
         parts, bias = _post_ln(parts, bias, spec.post_norm)
     whole = sum(parts) + bias
-    residual_share, ffn_share = _shares(whole, parts)
+    residual_share, ffn_share = proximity_shares(whole, parts)
     return whole, residual_share, ffn_share
 
 

@@ -283,3 +283,25 @@ def test_cli_reports_bad_input_in_one_line(saved_gpt2, tmp_path, capsys, argumen
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error:") and message in error
     assert not out.exists()
+
+
+def test_shares_are_exact_when_parts_overshoot_the_whole():
+    """Parts as large as the whole (sign flips per dimension) exercise the overshoot correction."""
+    from attribution.contributions.decompose import AttentionDecomposition
+    from tests.contributions_reference import proximity_shares
+
+    generator = torch.Generator().manual_seed(0)
+    n_heads, n_tokens, d = 3, 7, 16
+    probs = torch.rand(n_heads, n_tokens, n_tokens, generator=generator).tril()
+    probs = probs / probs.sum(-1, keepdim=True)
+    head_vectors = torch.randn(n_heads, n_tokens, d, generator=generator) * 3
+    residual = torch.randn(n_tokens, d, generator=generator)
+    bias = torch.randn(d, generator=generator).expand(n_tokens, d)
+    whole = residual + torch.einsum("hts,hsd->td", probs, head_vectors) + bias
+    dec = AttentionDecomposition(residual, probs, head_vectors, bias, whole)
+    residual_share, part_share = attention_shares(dec, torch.arange(n_tokens), budget=50)
+    for i in range(n_tokens):
+        parts = [residual[i]] + [probs[h, i, j] * head_vectors[h, j] for j in range(n_tokens) for h in range(n_heads)]
+        expected = proximity_shares(whole[i], parts)
+        assert residual_share[i].item() == pytest.approx(expected[0], abs=1e-5)
+        torch.testing.assert_close(part_share[i].reshape(-1), torch.tensor(expected[1:]), atol=1e-5, rtol=0)

@@ -273,9 +273,13 @@ class LazyBlocks(Sequence[BlockDecomposition]):
             block.cross_attention.release()
 
 
-def _l1(tensor: torch.Tensor) -> torch.Tensor:
-    """L1 norm over the last axis, accumulated in float64: proximities subtract two close norms."""
-    return tensor.abs().sum(-1, dtype=torch.float64)
+def _proximity(whole: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """``max(0, |w|_1 - |w - p|_1)`` over the last axis, summed as ``sum_d (|w_d| - |w_d - p_d|)``.
+
+    Summing the small per-dimension differences instead of subtracting two large norms keeps
+    float32 accurate when a part is small next to the whole.
+    """
+    return (whole.abs() - (whole - part).abs()).sum(-1).clamp_min_(0)
 
 
 def _normalise(residual_prox: torch.Tensor, part_prox: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -289,50 +293,66 @@ def _normalise(residual_prox: torch.Tensor, part_prox: torch.Tensor) -> tuple[to
     return residual_prox / total, part_prox / total.view(shape)
 
 
+def _overshoot_bound(coefficients: torch.Tensor, head_vectors: torch.Tensor) -> torch.Tensor:
+    """An upper bound ``[n, d]`` of ``max_{j,h} a_ijh |u_jhd|``, from one matrix product.
+
+    The 4-norm over (j, h) bounds the max from above; both factors are scaled to at most 1 first
+    so that nothing overflows, and where fourth powers could underflow (terms below ~1e-9.5 of
+    the scale) the bound falls back to 1e-9 of the scale, which is then larger than any term.
+    """
+    n, d = coefficients.shape[0], head_vectors.shape[-1]
+    row_scale = coefficients.reshape(n, -1).amax(-1).clamp_min(1e-30)  # [n]
+    dim_scale = head_vectors.abs().reshape(-1, d).amax(0).clamp_min(1e-30)  # [d]
+    a4 = (coefficients / row_scale.view(n, 1, 1)).pow_(4).reshape(n, -1)
+    u4 = (head_vectors.abs() / dim_scale).pow_(4).reshape(-1, d)
+    scale = row_scale[:, None] * dim_scale[None, :]
+    return scale * torch.maximum((a4 @ u4).pow_(0.25) * 1.001, torch.full_like(scale[:1], 1e-9))
+
+
 def attention_shares(
     dec: AttentionDecomposition, rows: torch.Tensor, *, budget: int = DEFAULT_BUDGET
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shares of the residual ``[n]`` and of every (source, head) part ``[n, S, H]`` for ``rows``."""
+    """Shares of the residual ``[n]`` and of every (source, head) part ``[n, S, H]`` for ``rows``.
+
+    Per dimension, with ``s = sign(w_d)`` (+1 at 0) and ``p_d = a u_d`` (a >= 0):
+    ``|w_d| - |w_d - p_d| = s p_d - 2 relu(s p_d - |w_d|)``. The first term summed over d is one
+    matrix product for all parts. The second is non-zero only where a part overshoots the whole in
+    a dimension, which needs ``|w_d| < a |u_d|``; it is evaluated exactly, but only for the
+    (row, dimension) pairs where :func:`_overshoot_bound` allows an overshoot, in chunks of at
+    most ``budget`` elements. No [rows, sources, heads, d_model] tensor is ever formed.
+    """
     whole = dec.whole[rows]  # [n, d]
-    whole_norm = _l1(whole)
     coefficients = dec.coefficients[:, rows, :].permute(1, 2, 0)  # [n, S, H]
     head_vectors = dec.head_vectors.transpose(0, 1)  # [S, H, d]
-    n, n_sources, n_heads = coefficients.shape
-    d = whole.shape[-1]
-    distance = whole_norm.view(n, 1, 1).expand(n, n_sources, n_heads).clone()  # parts with coefficient 0
-    per_source = n_heads * d
-    rows_per_chunk = max(1, budget // max(1, n_sources * per_source))
-    sources_per_chunk = max(1, budget // per_source)
-    for start in range(0, n, rows_per_chunk):
-        stop = min(n, start + rows_per_chunk)
-        chunk_coefficients = coefficients[start:stop]
-        used = torch.nonzero(chunk_coefficients.abs().amax(dim=(0, 2)) > 0)
-        if used.numel() == 0:
-            continue
-        first, last = int(used[0]), int(used[-1]) + 1  # causal masks: skip sources no row attends to
-        for s_start in range(first, last, sources_per_chunk):
-            s_stop = min(last, s_start + sources_per_chunk)
-            diff = torch.addcmul(
-                whole[start:stop].view(-1, 1, 1, d),
-                chunk_coefficients[:, s_start:s_stop, :, None],
-                head_vectors[None, s_start:s_stop],
-                value=-1.0,
-            )
-            distance[start:stop, s_start:s_stop] = diff.abs_().sum(-1, dtype=torch.float64)
-    part_prox = (whole_norm.view(n, 1, 1) - distance).clamp_min_(0)
-    residual_prox = (whole_norm - _l1(whole - dec.residual[rows])).clamp_min(0)
-    residual_share, part_share = _normalise(residual_prox, part_prox)
-    return residual_share.float(), part_share.float()
+    _, n_sources, n_heads = coefficients.shape
+    sign = torch.where(whole >= 0, 1.0, -1.0).to(whole.dtype)
+    part_prox = coefficients * torch.einsum("nd,shd->nsh", sign, head_vectors)
+    pairs = torch.nonzero(whole.abs() <= _overshoot_bound(coefficients, head_vectors))  # [K, 2]: (row, dim)
+    overshoot_sum = torch.zeros_like(part_prox)
+    pairs_per_chunk = max(1, budget // (n_sources * n_heads))
+    flat_vectors = head_vectors.reshape(n_sources * n_heads, -1)
+    for start in range(0, pairs.shape[0], pairs_per_chunk):
+        row, dim = pairs[start : start + pairs_per_chunk].unbind(1)
+        # relu(s (a u_d - w_d)) for every (source, head) of each pair, [pairs, S, H]
+        overshoot = torch.addcmul(
+            -whole[row, dim].view(-1, 1, 1),
+            coefficients[row],
+            flat_vectors[:, dim].T.view(-1, n_sources, n_heads),
+        )
+        overshoot.mul_(sign[row, dim].view(-1, 1, 1)).relu_()
+        overshoot_sum.index_add_(0, row, overshoot)
+    part_prox.sub_(2 * overshoot_sum).clamp_min_(0)
+    residual_prox = _proximity(whole, dec.residual[rows])
+    return _normalise(residual_prox, part_prox)
 
 
 def ffn_shares(dec: FFNDecomposition, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Shares ``[n]`` of the residual and of the FFN output in the state after the FFN block."""
     whole = dec.whole[rows]
-    whole_norm = _l1(whole)
-    residual_prox = (whole_norm - _l1(whole - dec.residual[rows])).clamp_min(0)
-    ffn_prox = (whole_norm - _l1(whole - dec.ffn[rows])).clamp_min(0)
-    residual_share, ffn_share = _normalise(residual_prox, ffn_prox[:, None])
-    return residual_share.float(), ffn_share[:, 0].float()
+    residual_share, ffn_share = _normalise(
+        _proximity(whole, dec.residual[rows]), _proximity(whole, dec.ffn[rows])[:, None]
+    )
+    return residual_share, ffn_share[:, 0]
 
 
 def neuron_scores(dec: FFNDecomposition, rows: torch.Tensor) -> torch.Tensor:
