@@ -243,8 +243,14 @@ def _perplexity(args) -> torch.Tensor:
 def _register_step_function_fixes() -> None:
     import inseq
 
-    inseq.register_step_function(_crossentropy, "crossentropy", overwrite=True)
-    inseq.register_step_function(_perplexity, "perplexity", overwrite=True)
+    step_functions_logger = logging.getLogger("inseq.attr.step_functions")
+    level = step_functions_logger.level
+    step_functions_logger.setLevel(logging.ERROR)  # it warns "Overwriting crossentropy step function."
+    try:
+        inseq.register_step_function(_crossentropy, "crossentropy", overwrite=True)
+        inseq.register_step_function(_perplexity, "perplexity", overwrite=True)
+    finally:
+        step_functions_logger.setLevel(level)
 
 
 def _wrap_model(loaded: LoadedModel):

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from attribution.compare import (
     aer,
     alignment_error_rate,
     alignment_from_scores,
     compare,
+    corpus_aer,
     format_alignment,
     parse_alignment,
     rank_correlation,
     word_level_scores,
 )
 from attribution.errors import InvalidInputError
+from attribution.inseq_runner import attribute
+from attribution.models import load_model
 from attribution.results import AttributionResult, Comparison, Provenance
 
 NAN = math.nan
@@ -114,6 +120,9 @@ def test_aer_formula_edge_cases():
     assert aer(set(), set()) == 0.0
     assert aer({(0, 0)}, set()) == 1.0
     assert aer({(0, 0), (1, 1), (2, 2)}, {(0, 0), (1, 1)}) == pytest.approx(1 - 4 / 5)
+    # corpus AER sums counts first: (1 + 2) hits, (1 + 1) + (2 + 3) links
+    assert corpus_aer([{(0, 0)}, {(0, 0), (1, 1)}], [{(0, 0)}, {(0, 0), (1, 1), (2, 2)}]) == pytest.approx(1 - 6 / 7)
+    assert corpus_aer([], []) == 0.0
 
 
 def test_parse_and_format_alignment():
@@ -187,3 +196,27 @@ def test_compare_refuses_mismatched_inputs():
         compare([], [])
     with pytest.raises(InvalidInputError, match="Pharaoh"):
         compare([a], ["a"], gold_alignment="zero-zero")
+
+
+def test_attributions_of_the_tiny_translation_model_recover_the_gold_alignment():
+    """On held-out synthetic pairs, saliency and attention AER are far below random scores' AER."""
+    data = Path(__file__).resolve().parents[1] / "examples" / "data" / "synth_translate_test.jsonl"
+    pairs = [json.loads(line) for line in data.read_text(encoding="utf-8").splitlines()[:20]]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        loaded = load_model("tiny-synth-translate")
+        gold = [parse_alignment(pair["alignment"]) for pair in pairs]
+        rng = np.random.default_rng(0)
+        shapes = [(len(p["source"].split()), len(p["target"].split())) for p in pairs]
+        random_aer = corpus_aer([alignment_from_scores(rng.random(shape)) for shape in shapes], gold)
+        aers = {}
+        for method in ("saliency", "attention"):
+            results = [attribute(loaded, p["source"], method=method, target=p["target"]) for p in pairs]
+            assert [word_level_scores(r).shape for r in results] == shapes
+            aers[method] = corpus_aer([alignment_from_scores(word_level_scores(r)) for r in results], gold)
+    finally:
+        torch.set_num_threads(threads)
+    assert random_aer > 0.7
+    assert aers["saliency"] < 0.15, aers
+    assert aers["attention"] < random_aer - 0.25, (aers, random_aer)
