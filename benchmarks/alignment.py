@@ -141,12 +141,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
+    from attribution.errors import AttributionExplorerError
+    from attribution.inseq_runner import check_supported
     from attribution.models import load_model
 
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model)
     pairs = load_pairs(args.data, args.limit)
     params = {"integrated_gradients": {"n_steps": args.ig_steps}}
+    for method in args.methods:  # refuse unsupported methods before the first long run
+        try:
+            check_supported(loaded, method)
+        except AttributionExplorerError as error:
+            parser.error(str(error))
     rows = [evaluate_explainer("random scores", pairs, random_word_scores(args.seed), threshold=args.threshold)]
     for method in args.methods:
         explain = attribution_word_scores(loaded, method, params.get(method, {}))
