@@ -7,11 +7,16 @@ conftest import time, rather than in a fixture.
 import os
 
 import pytest
+import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+# The test models are tiny: on a 2-core machine shared with Chromium and the Gradio server, torch's
+# thread pool costs far more in synchronisation than it gains (measured ~60x slower forwards).
+torch.set_num_threads(1)
 
 #: CI sets this: a browser test that skips (e.g. Chromium missing) is then a failure, not a pass.
 REQUIRE_BROWSER = os.environ.get("ATTRIBUTION_EXPLORER_REQUIRE_BROWSER") == "1"
