@@ -5,19 +5,20 @@ advance, so tests can check the explanations against ground truth and the app wo
 Both models are trained from scratch here on synthetic data generated from a seeded RNG, with a
 word-level tokenizer (one token per word, so token positions are word positions).
 
-``tiny-ioi-gpt2`` (GPT-2 architecture, causal LM)
+``tiny-ioi-gpt2`` (GPT2LMHeadModel: 4 layers, d_model 128, 4 heads, 77-word vocabulary)
     Indirect-object identification (IOI, Wang et al. 2022): "When Mary and John went to the store,
     John gave a drink to" -> "Mary". Two names appear in a first clause; one of them (the subject)
     is repeated; the answer is the other one (the indirect object). Seven sentence templates
     ("When ...", "Then, ... had a lot of fun ...", "After ... handed ...", ...), twelve places,
-    twelve objects, both name orders (ABBA and ABAB). The answer can only come from copying the
+    twelve objects, twenty names, the subject named first or second. The answer can only come from copying the
     non-repeated name, so an explanation of the prediction should point at the indirect object's
     first mention (and the route from the prediction should reach it). Name PAIRS are held out:
     the test set uses pairs of names never seen together in training (each name itself is seen).
     Objective: next-token LM loss over the whole sentence, plus the loss of the answer token
     again (the answer is the only deterministic next token, and this makes it learnt quickly).
+    The tokenizer adds no ``<s>`` (GPT-2 convention; see :func:`build_word_tokenizer` for why).
 
-``tiny-synth-translate`` (Marian architecture, seq2seq)
+``tiny-synth-translate`` (MarianMTModel: 2+2 layers, d_model 128, 4 heads, 94-word shared vocabulary)
     A synthetic English -> "Lexish" translation task with a fixed lexicon of 45 words (4
     determiners, 10 adjectives, 16 nouns, 10 transitive verbs, 5 adverbs), each translated by
     exactly one invented target word, so the gold word alignment of every pair is exact and known.
@@ -39,8 +40,10 @@ Usage::
 It writes ``model.safetensors``, ``config.json``, ``generation_config.json``, ``tokenizer.json``
 and ``tokenizer_config.json`` per model (loadable with ``from_pretrained(path)``), the held-out
 test sets to ``examples/data/``, and prints the held-out accuracy. Training is deterministic
-(fixed seeds, deterministic torch algorithms, a fixed thread count) and takes a few minutes per
-model on one CPU core. Importing this module has no side effects: tests call its data generators.
+(fixed seeds, deterministic torch algorithms, one CPU thread by default: two runs give
+byte-identical weights for a given torch build and thread count) and takes about 4 to 15 minutes
+per model on one thread, depending on how busy the machine is. Importing this module has
+no side effects: tests call its data generators.
 """
 
 from __future__ import annotations
