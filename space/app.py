@@ -64,6 +64,16 @@ def _examples_cache(config: SpaceConfig) -> dict[str, Any]:
     return {"cache_examples": True, "cache_mode": config.cache_examples}
 
 
+def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:
+    """Empty ``plot`` before it gets a new Bokeh figure.
+
+    Gradio 6.31's Bokeh view re-renders a figure it already shows into a fresh element and the old
+    view then fails to find its own ("Error rendering Bokeh model: could not find #bokehDiv-…");
+    starting from an empty plot avoids that page error. Returns the event to chain ``.then`` on.
+    """
+    return trigger(lambda: None, None, plot, queue=False, show_progress="hidden", api_visibility="private", **options)
+
+
 def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tuple[gr.Blocks, handlers.AppContext]:
     """The Blocks app and its shared context (model cache, offered models)."""
     reachable = probe_hub(config.hub_endpoint or None) if hub_reachable is None else hub_reachable
@@ -125,7 +135,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 a_inputs = [a_model, a_text, a_target, a_method, a_steps, a_contrast]
                 a_outputs = [a_plot, a_tokens, a_table, a_json]
-                a_run.click(attribute, a_inputs, a_outputs, api_name="attribute", **model_run)
+                redraw(a_run.click, a_plot).then(attribute, a_inputs, a_outputs, api_name="attribute", **model_run)
                 if bundled:
                     gr.Examples(attribute_examples(bundled), a_inputs, a_outputs, attribute, **cache)
 
@@ -175,8 +185,10 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
                 g_outputs = [g_plot, g_root, g_node, g_edge, g_json]
-                g_run.click(graph, g_inputs, g_outputs, api_name="graph", **model_run)
-                g_threshold.release(graph, g_inputs, g_outputs, api_name="graph_threshold", **model_run)
+                redraw(g_run.click, g_plot).then(graph, g_inputs, g_outputs, api_name="graph", **model_run)
+                redraw(g_threshold.release, g_plot, trigger_mode="always_last").then(
+                    graph, g_inputs, g_outputs, api_name="graph_threshold", **model_run
+                )
                 g_node.change(user_errors(handlers.node_details), [g_json, g_node], g_node_table, api_name="graph_node")
                 g_edge.change(user_errors(handlers.edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge")
                 if bundled:
@@ -214,7 +226,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
                 c_outputs = [c_plot, c_corr, c_aer, c_json]
-                c_run.click(comparison, c_inputs, c_outputs, api_name="compare", **model_run)
+                redraw(c_run.click, c_plot).then(comparison, c_inputs, c_outputs, api_name="compare", **model_run)
                 if bundled:
                     gr.Examples(compare_examples(bundled), c_inputs, c_outputs, comparison, **cache)
 

@@ -133,7 +133,7 @@ def offered_models(config: SpaceConfig, *, hub_reachable: bool) -> ModelOffer:
         )
     default = config.default_model if config.default_model in models else models[0]
     notice = (
-        "The Hugging Face Hub is unreachable from this machine, so the app offers the bundled tiny models "
+        "The Hugging Face Hub is unreachable from this machine, so the app offers the models it has locally "
         f"({', '.join(models)}) instead of {', '.join(config.models)}."
     )
     return ModelOffer(models, default, False, notice)

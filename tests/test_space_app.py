@@ -8,6 +8,7 @@ message with the app still serving, and 8 parallel clients must all get correct 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -28,6 +29,8 @@ from attribution.results import AttributionResult, Comparison, ContributionGraph
 from space.config import SpaceConfig
 from space.examples import ioi_prompts, translation_pairs
 from space.handlers import AppContext
+from tests.browser import browser, new_page  # noqa: F401  (pytest fixtures)
+from tests.local_hub_server import LocalHub, local_hub
 from tests.random_models import build_random_model
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -91,6 +94,7 @@ class Served:
     extra: str  # a third model, to overflow the 2-model cache
     unsupported_graph: str
     translation: dict[str, str]  # source, target, gold alignment for ``seq2seq``
+    hub: LocalHub  # where the Export tab pushes (the config's hub_endpoint)
 
     def client(self) -> Client:
         return Client(self.url, verbose=False)
@@ -115,18 +119,19 @@ def served(tmp_path_factory) -> Served:
         cache_max_models=2,
         concurrency_limit=2,
     )
-    demo, ctx = build_app(config, hub_reachable=False)
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
+    with local_hub() as hub:
+        demo, ctx = build_app(dataclasses.replace(config, hub_endpoint=hub.url), hub_reachable=False)
+        port = _free_port()
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
         translation = BUNDLED_TRANSLATION if seq2seq == "tiny-synth-translate" else RANDOM_TRANSLATION
-        yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, translation)
-    finally:
-        demo.close()
-        if previous_cache is None:
-            os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
-        else:
-            os.environ["GRADIO_EXAMPLES_CACHE"] = previous_cache
+        try:
+            yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, translation, hub)
+        finally:
+            demo.close()
+            if previous_cache is None:
+                os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
+            else:
+                os.environ["GRADIO_EXAMPLES_CACHE"] = previous_cache
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +288,36 @@ def test_export_every_format(served, client):
     assert "<html" not in snippet.lower() and "<script" in snippet
 
 
+def test_push_to_the_local_hub_and_a_rejected_token(served, client, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the push goes to 127.0.0.1 only
+    token = "hf_test_token_123"
+    *_, result_json = _attribute(client, served.causal, PROMPT)
+    link = client.predict("Attribute", result_json, "", "", "alice/space-demo", token, api_name="/push")
+    url = f"{served.hub.url}/datasets/alice/space-demo/blob/main/index.html"
+    assert f'href="{url}"' in link
+    commit = served.hub.commits[-1]
+    assert (commit.repo_type, commit.repo_id) == ("datasets", "alice/space-demo")
+    assert set(commit.files) == {"index.html", "result.json", "README.md"}
+    pushed = AttributionResult.from_json(commit.files["result.json"].decode())
+    assert pushed.to_dict() == AttributionResult.from_json(result_json).to_dict()
+    assert all(token.encode() not in blob for blob in commit.files.values())
+    assert all(r.headers.get("authorization") == f"Bearer {token}" for r in served.hub.requests)
+
+    with pytest.raises(AppError, match="Log in with Hugging Face or paste a write token"):
+        client.predict("Attribute", result_json, "", "", "alice/space-demo", "", api_name="/push")
+    served.hub.fail_with = 401
+    try:
+        with pytest.raises(AppError, match=r"rejected the token \(401"):
+            client.predict("Attribute", result_json, "", "", "alice/space-demo", "hf_wrong", api_name="/push")
+    finally:
+        served.hub.fail_with = None
+    n_commits = len(served.hub.commits)
+    client.predict("Attribute", result_json, "", "", "alice/space-demo", token, api_name="/push")
+    assert len(served.hub.commits) == n_commits + 1
+
+
 # ------------------------------------------------------------------------------------------- bad inputs
 
 
@@ -343,3 +378,93 @@ def test_model_cache_stays_bounded(served, client):
         _attribute(client, model, text, method="attention", step_scores=[])
         assert len(served.ctx.cache) <= served.ctx.config.cache_max_models
     assert len(served.ctx.cache) == 2
+
+
+# ------------------------------------------------------------------------------------------------ browser
+
+# Drawn pixels and a checksum of every canvas under one element (Bokeh draws inside shadow roots).
+_CANVAS_SIGNATURE_JS = """
+(root) => {
+  const canvases = [];
+  const walk = (node) => {
+    for (const el of node.querySelectorAll('*')) {
+      if (el.tagName === 'CANVAS') canvases.push(el);
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(root);
+  let drawn = 0, checksum = 0;
+  for (const canvas of canvases) {
+    if (!canvas.width || !canvas.height) continue;
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] !== 0 && !(data[i] === 255 && data[i + 1] === 255 && data[i + 2] === 255)) drawn += 1;
+      checksum = (checksum * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) % 1000000007;
+    }
+  }
+  return {drawn, checksum};
+}
+"""
+
+
+def _wait_for_drawing(page, selector: str, *, different_from: int | None = None, timeout_s: float = 60) -> dict:
+    """Poll the canvases under ``selector`` until they are drawn (and differ from a previous checksum)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        signature = page.locator(selector).evaluate(_CANVAS_SIGNATURE_JS)
+        if signature["drawn"] > 500 and signature["checksum"] != different_from:
+            page.wait_for_timeout(500)  # let Bokeh finish the frame, then read it again
+            settled = page.locator(selector).evaluate(_CANVAS_SIGNATURE_JS)
+            if settled == signature:
+                return signature
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{selector} was not (re)drawn in {timeout_s} s: {signature}")
+        page.wait_for_timeout(250)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path):  # noqa: F811
+    origin = served.url.rstrip("/")
+    session = new_page(served.url, allowed_origin=origin)
+    page = session.page
+    page.wait_for_selector("#attribute-text textarea", timeout=60_000)
+    assert "unreachable" in page.inner_text("#offline-notice")
+
+    # Attribute: type, run, see the heatmap drawn by the BokehJS Gradio serves itself (no CDN).
+    page.fill("#attribute-text textarea", PROMPT)
+    page.click("#attribute-run")
+    _wait_for_drawing(page, "#attribute-plot")
+    assert page.locator("#attribute-tokens").inner_text().strip()
+
+    # Contribution graph: run, then move the threshold slider and see the graph redrawn.
+    page.get_by_role("tab", name="Contribution graph").click()
+    page.fill("#graph-text textarea", PROMPT)
+    page.click("#graph-run")
+    default = _wait_for_drawing(page, "#graph-plot")
+    page.fill("#graph-threshold input[type=number]", str(LOW_THRESHOLD))
+    page.keyboard.press("Tab")  # leaving the typed threshold releases the slider: the graph is recomputed
+    low = _wait_for_drawing(page, "#graph-plot", different_from=default["checksum"])
+    slider = page.locator("#graph-threshold input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)  # 0.3 on a 0–0.5 slider
+    high = _wait_for_drawing(page, "#graph-plot", different_from=low["checksum"])
+    assert len({default["checksum"], low["checksum"], high["checksum"]}) == 3
+
+    # Export: the graph as a self-contained page, downloaded, then opened with the network blocked.
+    page.get_by_role("tab", name="Export").click()
+    page.get_by_label("Contribution graph").check()
+    page.click("#export-run")
+    link = page.locator("#export-file a[download]").first
+    link.wait_for(timeout=60_000)
+    with page.expect_download() as download_info:
+        link.click()
+    saved = tmp_path / "export.html"
+    download_info.value.save_as(saved)
+    assert "contribution-graph" in download_info.value.suggested_filename
+    exported = new_page(saved.as_uri())
+    _wait_for_drawing(exported.page, "body")
+    exported.assert_clean()
+    session.assert_clean()
