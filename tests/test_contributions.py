@@ -95,7 +95,7 @@ def test_decomposition_reconstructs_the_models_hidden_states(family_model):
 def test_shares_are_non_negative_sum_to_one_and_match_the_loop_reference(family_model):
     inputs = _inputs(family_model)
     spec = architecture_spec(family_model.model)
-    _, encoder_captured, decoder_captured = run_instrumented(family_model.model, spec, inputs)
+    encoder_captured, decoder_captured = run_instrumented(family_model.model, spec, inputs)
     encoder, decoder = decompose_model(family_model, inputs)
     for captured, specs, blocks in (
         (encoder_captured, spec.encoder_blocks, encoder),
@@ -131,7 +131,7 @@ def test_shares_are_non_negative_sum_to_one_and_match_the_loop_reference(family_
 def test_routes_match_the_reference_walk_and_keep_only_strong_edges(family_model, renormalize):
     inputs = _inputs(family_model)
     spec = architecture_spec(family_model.model)
-    _, encoder_captured, decoder_captured = run_instrumented(family_model.model, spec, inputs)
+    encoder_captured, decoder_captured = run_instrumented(family_model.model, spec, inputs)
     encoder, decoder = decompose_model(family_model, inputs)
     reference_encoder = ReferenceStack(encoder_captured, spec.encoder_blocks) if encoder else None
     reference_decoder = ReferenceStack(decoder_captured, spec.decoder_blocks)

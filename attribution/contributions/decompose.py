@@ -96,8 +96,8 @@ def _first_tensor(args: tuple, kwargs: dict, name: str) -> torch.Tensor:
 
 def run_instrumented(
     model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
-) -> tuple[object, list[CapturedBlock], list[CapturedBlock]]:
-    """One forward pass with hooks; returns the model output and the captured encoder/decoder blocks."""
+) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
+    """One forward pass with hooks; returns the captured encoder and decoder blocks."""
     records: dict[tuple[str, int, str], torch.Tensor] = {}
     handles = []
 
@@ -108,17 +108,24 @@ def run_instrumented(
         def block_input(_module, args, kwargs):
             keep((side, index, "residual_in"), _first_tensor(args, kwargs, "hidden_states"))
 
-        def values(name: str) -> Callable:
-            return lambda _module, _args, output: keep((side, index, name), output)
+        def values(name: str, attention: AttentionSpec) -> Callable:
+            def hook(_module, _args, output):  # keep the values only (a copy, not a view of q, k and v)
+                records[(side, index, name)] = attention.take_values(_squeeze(output)).clone()
+
+            return hook
 
         def ffn_out(_module, args, output):
             keep((side, index, "ffn_activations"), args[0])
             keep((side, index, "ffn_output"), output)
 
         handles.append(block.module.register_forward_pre_hook(block_input, with_kwargs=True))
-        handles.append(block.self_attention.value_module.register_forward_hook(values("self_values")))
+        handles.append(
+            block.self_attention.value_module.register_forward_hook(values("self_values", block.self_attention))
+        )
         if block.cross_attention is not None:
-            handles.append(block.cross_attention.value_module.register_forward_hook(values("cross_values")))
+            handles.append(
+                block.cross_attention.value_module.register_forward_hook(values("cross_values", block.cross_attention))
+            )
         handles.append(block.ffn.out_module.register_forward_hook(ffn_out))
 
     for index, block in enumerate(spec.encoder_blocks):
@@ -141,13 +148,11 @@ def run_instrumented(
                 CapturedBlock(
                     residual_in=records[(side, index, "residual_in")],
                     self_probs=self_probs[index][0].float(),
-                    self_values=block.self_attention.take_values(records[(side, index, "self_values")]),
+                    self_values=records[(side, index, "self_values")],
                     ffn_activations=records[(side, index, "ffn_activations")],
                     ffn_output=records[(side, index, "ffn_output")],
                     cross_probs=cross_probs[index][0].float() if cross is not None else None,
-                    cross_values=cross.take_values(records[(side, index, "cross_values")])
-                    if cross is not None
-                    else None,
+                    cross_values=records[(side, index, "cross_values")] if cross is not None else None,
                 )
             )
         return captured
@@ -158,7 +163,7 @@ def run_instrumented(
     else:
         encoder = []
         decoder = blocks("decoder", spec.decoder_blocks, output.attentions, None)
-    return output, encoder, decoder
+    return encoder, decoder
 
 
 def _post_norm_stats(pre: torch.Tensor, norm: PostNorm) -> tuple[torch.Tensor, torch.Tensor]:

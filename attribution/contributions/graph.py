@@ -99,7 +99,7 @@ def decompose_model(
 ) -> tuple[list[BlockDecomposition], list[BlockDecomposition]]:
     """Encoder and decoder block decompositions of one forward pass (encoder empty for causal models)."""
     spec = spec or architecture_spec(loaded.model)
-    _, encoder_captured, decoder_captured = run_instrumented(loaded.model, spec, inputs)
+    encoder_captured, decoder_captured = run_instrumented(loaded.model, spec, inputs)
     encoder = [decompose_block(c, s) for c, s in zip(encoder_captured, spec.encoder_blocks, strict=True)]
     decoder = [decompose_block(c, s) for c, s in zip(decoder_captured, spec.decoder_blocks, strict=True)]
     return encoder, decoder
@@ -201,7 +201,7 @@ def build_contribution_graph(
         inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
         roots = resolve_root_tokens(root_tokens, len(decoder_ids))
         report(0.1, "forward pass")
-        _, encoder_captured, decoder_captured = run_instrumented(loaded.model, spec, inputs)
+        encoder_captured, decoder_captured = run_instrumented(loaded.model, spec, inputs)
         encoder = LazyBlocks(encoder_captured, spec.encoder_blocks)
         decoder = LazyBlocks(decoder_captured, spec.decoder_blocks)
         report(0.3, "tracing routes")
