@@ -234,6 +234,11 @@ def test_bad_options_are_clear_errors(options, fragment):
         build_contribution_graph(loaded, PROMPT, **options)
 
 
+def test_too_long_target_is_a_clear_error():
+    with pytest.raises(InvalidInputError, match="target is 81 tokens long; at most 64"):
+        build_contribution_graph(build_random_model("bart"), SOURCE, target=" ".join(["katze"] * 80))
+
+
 def test_empty_text_is_a_clear_error():
     with pytest.raises(InvalidInputError, match="empty"):
         build_contribution_graph(build_random_model("gpt2"), "   ")

@@ -87,6 +87,9 @@ def _prepare_inputs(
             raise InvalidInputError("The target text is empty: give a translation or leave it out to generate one.")
         labels = tokenizer(text_target=target, add_special_tokens=True)["input_ids"]
         decoder_ids = [start, *(labels[:-1] if labels and labels[-1] == eos else labels)]
+        limit = min(x for x in (max_tokens, loaded.max_input_tokens, 10**9) if x)
+        if len(decoder_ids) > limit:
+            raise InvalidInputError(f"The target is {len(decoder_ids)} tokens long; at most {limit} are accepted here.")
     inputs = {
         "input_ids": torch.tensor([source_ids], device=device),
         "decoder_input_ids": torch.tensor([decoder_ids], device=device),
