@@ -137,7 +137,14 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 a_outputs = [a_plot, a_tokens, a_table, a_json]
                 redraw(a_run.click, a_plot).then(attribute, a_inputs, a_outputs, api_name="attribute", **model_run)
                 if bundled:
-                    gr.Examples(attribute_examples(bundled), a_inputs, a_outputs, attribute, **cache)
+                    gr.Examples(
+                        attribute_examples(bundled),
+                        a_inputs,
+                        a_outputs,
+                        attribute,
+                        elem_id="attribute-examples",
+                        **cache,
+                    )
 
             # --------------------------------------------------------------- Contribution graph
             with gr.Tab("Contribution graph", id="graph"):
@@ -175,24 +182,27 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     view = handlers.run_graph(
                         ctx, model, text, target, threshold, renormalize, root, progress=_reporter(progress)
                     )
+                    return view.figure, view.graph_json
+
+                def graph_dropdowns(graph_json):
+                    choices = handlers.graph_choices(graph_json)
                     return (
-                        view.figure,
-                        gr.Dropdown(choices=view.root_choices),
-                        gr.Dropdown(choices=view.node_choices, value=None),
-                        gr.Dropdown(choices=view.edge_choices, value=None),
-                        view.graph_json,
+                        gr.Dropdown(choices=choices.roots),
+                        gr.Dropdown(choices=choices.nodes, value=None),
+                        gr.Dropdown(choices=choices.attention_edges, value=None),
                     )
 
                 g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
-                g_outputs = [g_plot, g_root, g_node, g_edge, g_json]
+                g_outputs = [g_plot, g_json]  # values only: Gradio cannot cache examples that update dropdowns
                 redraw(g_run.click, g_plot).then(graph, g_inputs, g_outputs, api_name="graph", **model_run)
                 redraw(g_threshold.release, g_plot, trigger_mode="always_last").then(
                     graph, g_inputs, g_outputs, api_name="graph_threshold", **model_run
                 )
+                g_json.change(user_errors(graph_dropdowns), g_json, [g_root, g_node, g_edge], api_name="graph_choices")
                 g_node.change(user_errors(handlers.node_details), [g_json, g_node], g_node_table, api_name="graph_node")
                 g_edge.change(user_errors(handlers.edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge")
                 if bundled:
-                    gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, **cache)
+                    gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, elem_id="graph-examples", **cache)
 
             # ------------------------------------------------------------------------- Compare
             with gr.Tab("Compare", id="compare"):
@@ -228,7 +238,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 c_outputs = [c_plot, c_corr, c_aer, c_json]
                 redraw(c_run.click, c_plot).then(comparison, c_inputs, c_outputs, api_name="compare", **model_run)
                 if bundled:
-                    gr.Examples(compare_examples(bundled), c_inputs, c_outputs, comparison, **cache)
+                    gr.Examples(
+                        compare_examples(bundled), c_inputs, c_outputs, comparison, elem_id="compare-examples", **cache
+                    )
 
             # -------------------------------------------------------------------------- Export
             with gr.Tab("Export", id="export"):
@@ -286,7 +298,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Build the app from the config and serve it until interrupted."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logger.setLevel(logging.INFO)
     args = parse_args(argv)
     config = SpaceConfig.load(args.config)
     demo, _ = build_app(config)

@@ -160,10 +160,16 @@ def step_score_table(result: AttributionResult) -> tuple[list[str], list[list[An
 class GraphView:
     graph: ContributionGraph
     figure: Any
-    root_choices: list[tuple[str, str]]  # (label, value) for the root-token dropdown
-    node_choices: list[tuple[str, str]]  # (label, node id)
-    edge_choices: list[tuple[str, str]]  # (label, "source->target") of attention edges
     graph_json: str
+
+
+@dataclass
+class GraphChoices:
+    """What the graph tab's dropdowns offer once a graph is shown: (label, value) pairs."""
+
+    roots: list[tuple[str, str]]  # target tokens as routes' roots, plus "last" and "all"
+    nodes: list[tuple[str, str]]  # node ids
+    attention_edges: list[tuple[str, str]]  # "source->target" keys of edges with a per-head split
 
 
 def parse_root_token(value: str | int | None) -> int | str:
@@ -205,20 +211,22 @@ def run_graph(
         max_tokens=ctx.config.max_input_tokens,
         progress=progress,
     )
-    return GraphView(
-        graph=graph,
-        figure=build_figure(graph),
-        root_choices=[*ROOT_TOKEN_CHOICES, *((f"{i}: {t}", str(i)) for i, t in enumerate(graph.target_tokens))],
-        node_choices=[(node_label(graph, n.id), n.id) for n in graph.nodes],
-        edge_choices=[
-            (
-                f"{node_label(graph, e.source)} → {node_label(graph, e.target)} ({e.weight:.3f})",
-                edge_key(e.source, e.target),
-            )
+    return GraphView(graph=graph, figure=build_figure(graph), graph_json=graph.to_json())
+
+
+def graph_choices(graph_json: str | None) -> GraphChoices:
+    """The dropdown choices for a shown graph (none before the first graph)."""
+    if not graph_json or not graph_json.strip():
+        return GraphChoices(list(ROOT_TOKEN_CHOICES), [], [])
+    graph = ContributionGraph.from_json(graph_json)
+    return GraphChoices(
+        roots=[*ROOT_TOKEN_CHOICES, *((f"{i}: {token}", str(i)) for i, token in enumerate(graph.target_tokens))],
+        nodes=[(node_label(graph, node.id), node.id) for node in graph.nodes],
+        attention_edges=[
+            (edge_label(graph, e.source, e.target, e.weight), edge_key(e.source, e.target))
             for e in graph.edges
             if e.head_weights is not None
         ],
-        graph_json=graph.to_json(),
     )
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -151,6 +152,13 @@ def _attribute(client: Client, model: str, text: str, target: str = "", method: 
     )
 
 
+def _indirect_object(prompt: str) -> str:
+    """The IOI answer: of the two names introduced first, the one not repeated as the subject."""
+    first, second = re.search(r"(\w+) and (\w+)", prompt).groups()
+    rest = prompt.split(second, 1)[1]
+    return second if first in re.findall(r"\w+", rest) else first
+
+
 def _reference(model: str) -> LoadedModel:
     return load_model(model, cache=REFERENCE_MODELS)
 
@@ -183,6 +191,10 @@ def test_attribute_causal_matches_the_library(served, client):
     assert [row[2] for row in table["data"]] == [round(p, 6) for p in probabilities]
     assert all(0.0 < p <= 1.0 for p in probabilities)
 
+    if served.causal == "tiny-ioi-gpt2":  # the bundled model knows the task: the app explains the right answer
+        assert result.generated_tokens[0].strip() == _indirect_object(PROMPT)
+        assert probabilities[0] > 0.9
+
     direct = attribute(_reference(served.causal), PROMPT, max_new_tokens=MAX_NEW_TOKENS)
     assert direct.target_tokens == result.target_tokens
     np.testing.assert_allclose(result.target_scores, direct.target_scores, rtol=1e-5, atol=1e-7)
@@ -206,10 +218,9 @@ def test_attribute_seq2seq_with_target(served, client):
 
 
 def test_graph_root_nodes_and_edges(served, client):
-    plot, roots, nodes, edges, graph_json = client.predict(
-        served.causal, PROMPT, "", LOW_THRESHOLD, False, "-1", api_name="/graph"
-    )
+    plot, graph_json = client.predict(served.causal, PROMPT, "", LOW_THRESHOLD, False, "-1", api_name="/graph")
     graph = ContributionGraph.from_json(graph_json)
+    roots, nodes, edges = client.predict(graph_json, api_name="/graph_choices")
     assert plot["type"] == "bokeh"
     assert graph.target_tokens == _tokens(served.causal, PROMPT)
     assert graph.root_tokens == [len(graph.target_tokens) - 1]
@@ -225,6 +236,8 @@ def test_graph_root_nodes_and_edges(served, client):
     top = [row for row in details["data"] if row[0] == "logit lens"]
     assert [(row[2], row[3]) for row in top] == [(t, round(v, 6)) for t, v in root.top_tokens]
     assert top, "the root node must have logit-lens tokens"
+    if served.causal == "tiny-ioi-gpt2":  # the last layer's logit lens is the model's own prediction
+        assert top[0][2].strip() == _indirect_object(PROMPT)
 
     ffn = next(n for n in graph.nodes if n.kind == "ffn")
     neurons = [
@@ -441,6 +454,10 @@ def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path)
 
     # Contribution graph: run, then move the threshold slider and see the graph redrawn.
     page.get_by_role("tab", name="Contribution graph").click()
+    if served.causal == "tiny-ioi-gpt2":  # the examples (on the bundled models) fill the inputs and draw
+        page.locator("#graph-examples").get_by_text(PROMPT[:30]).first.click()
+        _wait_for_drawing(page, "#graph-plot")
+        assert page.input_value("#graph-text textarea") == PROMPT
     page.fill("#graph-text textarea", PROMPT)
     page.click("#graph-run")
     default = _wait_for_drawing(page, "#graph-plot")

@@ -68,7 +68,7 @@ def test_offline_offer_is_local_models_only_with_a_notice(tmp_path):
 
 def test_offline_without_any_local_model_says_how_to_get_one():
     config = SpaceConfig(offline_models=())
-    with pytest.raises(InvalidInputError, match="train_tiny_models.py"):
+    with pytest.raises(InvalidInputError, match=r"train_tiny_models\.py"):
         offered_models(config, hub_reachable=False)
 
 
