@@ -23,15 +23,6 @@ SOURCE = "the cat sees the dog"
 TRANSLATION = "die katze sieht"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: torch's thread pool only adds contention (60x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def models():
     return {family: build_random_model(family) for family in FAMILIES}

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from attribution.cli import EXIT_USER_ERROR, main
 from attribution.inseq_runner import attribute
@@ -19,14 +18,6 @@ from tests.random_models import build_random_model
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "when mary and john went"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

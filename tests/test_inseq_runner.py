@@ -19,15 +19,6 @@ SOURCE = "the cat sees the dog"
 TRANSLATION = "die katze sieht"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine: torch's thread pool only adds contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def gpt2():
     return build_random_model("gpt2")
