@@ -1,0 +1,124 @@
+"""The Space's handlers called directly, without Gradio: the same checks the app relies on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attribution.errors import InvalidInputError, UnsupportedError
+from attribution.models import ModelCache
+from space import handlers
+from space.app import parse_args
+from space.config import SpaceConfig, offered_models
+from space.examples import attribute_examples, compare_examples, graph_examples, translation_pairs
+
+PROMPT = "When Mary and John went to the store, John gave a drink to"
+
+
+@pytest.fixture(scope="module")
+def ctx() -> handlers.AppContext:
+    config = SpaceConfig(max_new_tokens=2, max_input_tokens=40, methods=("saliency", "attention", "value_zeroing"))
+    return handlers.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(max_models=2))
+
+
+@pytest.fixture(scope="module")
+def graph_json(ctx) -> str:
+    return handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.02, False, "-1").graph_json
+
+
+def test_serve_defaults_to_localhost_7860():
+    args = parse_args([])
+    assert (args.host, args.port, args.config) == ("127.0.0.1", 7860, None)
+    args = parse_args(["--host", "0.0.0.0", "--port", "8080", "--config", "op.json"])
+    assert (args.host, args.port, str(args.config)) == ("0.0.0.0", 8080, "op.json")
+
+
+def test_methods_offered_are_the_config_ones_that_run_somewhere(ctx):
+    assert handlers.offered_methods(ctx.config) == ["saliency", "attention", "value_zeroing"]
+    assert "reagent" not in handlers.offered_methods(SpaceConfig())  # refused on every architecture here
+
+
+def test_attribution_handler_reports_progress_and_probabilities(ctx):
+    reports: list[tuple[float, str]] = []
+    view = handlers.run_attribution(
+        ctx,
+        "tiny-ioi-gpt2",
+        PROMPT,
+        "",
+        "saliency",
+        ["probability", "entropy"],
+        "",
+        progress=lambda f, m: reports.append((f, m)),
+    )
+    assert reports[0] == (0.0, "loading tiny-ioi-gpt2") and reports[-1][0] == 1.0
+    assert all(0.0 <= fraction <= 1.0 for fraction, _ in reports)
+    assert view.step_headers == ["step", "token", "probability", "entropy"]
+    assert [row[1] for row in view.step_table] == view.result.generated_tokens
+    assert [p for _, p in view.highlighted] == [round(p, 4) for p in view.result.step_scores["probability"]]
+    with pytest.raises(UnsupportedError, match="value_zeroing is not available for gpt2"):
+        handlers.run_attribution(ctx, "tiny-ioi-gpt2", PROMPT, "", "value_zeroing", [], "")
+    with pytest.raises(InvalidInputError, match="Unknown method 'occlusion'"):
+        handlers.run_attribution(ctx, "tiny-ioi-gpt2", PROMPT, "", "occlusion", [], "")
+
+
+def test_graph_choices_and_details(graph_json):
+    graph = json.loads(graph_json)
+    choices = handlers.graph_choices(graph_json)
+    assert [value for _, value in choices.roots] == ["-1", "all", *map(str, range(len(graph["target_tokens"])))]
+    assert [value for _, value in choices.nodes] == [node["id"] for node in graph["nodes"]]
+    attention = [e for e in graph["edges"] if e["head_weights"] is not None]
+    assert [value for _, value in choices.attention_edges] == [f"{e['source']}->{e['target']}" for e in attention]
+    assert handlers.graph_choices("").nodes == []
+    residual = next(e for e in graph["edges"] if e["kind"] == "residual")
+    with pytest.raises(InvalidInputError, match="not an attention edge"):
+        handlers.edge_details(graph_json, f"{residual['source']}->{residual['target']}")
+    with pytest.raises(InvalidInputError, match="No node 'decoder:99:ffn:0'"):
+        handlers.node_details(graph_json, "decoder:99:ffn:0")
+    with pytest.raises(InvalidInputError, match="Compute a contribution graph first"):
+        handlers.node_details("", "decoder:1:ffn:0")
+    assert handlers.node_details(graph_json, None) == []
+
+
+@pytest.mark.parametrize(("value", "parsed"), [("-1", -1), (" 3 ", 3), ("all", "all"), (None, -1)])
+def test_root_token_values(value, parsed):
+    assert handlers.parse_root_token(value) == parsed
+
+
+def test_export_and_push_refuse_bad_requests_before_any_work(ctx, graph_json):
+    with pytest.raises(InvalidInputError, match="Unknown export format 'PDF'"):
+        handlers.make_export(ctx, graph_json, "contribution graph", "PDF")
+    with pytest.raises(InvalidInputError, match="Nothing to export yet: run the compare tab first"):
+        handlers.make_export(ctx, " ", "compare", "Result JSON")
+    with pytest.raises(InvalidInputError, match="cannot be read back"):
+        handlers.make_export(ctx, '{"schema": "nonsense"}', "attribute", "Result JSON")
+    with pytest.raises(InvalidInputError, match="Type the Hub repository"):
+        handlers.push_to_hub(ctx, graph_json, "contribution graph", " ", "hf_token")
+    with pytest.raises(InvalidInputError, match="Log in with Hugging Face or paste a write token"):
+        handlers.push_to_hub(ctx, graph_json, "contribution graph", "alice/demo", None)
+    view = handlers.make_export(ctx, graph_json, "contribution graph", "Result JSON")
+    assert view.path.name == "contribution-graph_tiny-ioi-gpt2.json"
+    assert json.loads(view.path.read_text()) == json.loads(graph_json)
+
+
+def test_compare_refuses_too_many_runs_and_empty_choices(ctx):
+    with pytest.raises(InvalidInputError, match="Choose at least one model and one method"):
+        handlers.run_comparison(ctx, PROMPT, ["tiny-ioi-gpt2"], [], "", "")
+    many = SpaceConfig(methods=("saliency", "attention", "input_x_gradient", "deeplift"))
+    big = handlers.AppContext(many, offered_models(many, hub_reachable=False), ModelCache(max_models=1))
+    with pytest.raises(InvalidInputError, match="8 model × method pairs is too many"):
+        handlers.run_comparison(big, PROMPT, ["tiny-ioi-gpt2", "tiny-synth-translate"], list(many.methods), "", "")
+
+
+def test_every_tab_has_examples_on_the_bundled_models():
+    bundled = ("tiny-ioi-gpt2", "tiny-synth-translate")
+    assert {row[0] for row in attribute_examples(bundled)} == set(bundled)
+    assert {row[0] for row in graph_examples(bundled)} == set(bundled)
+    pair = translation_pairs(1)[0]
+    assert compare_examples(bundled)[0] == [
+        pair["source"],
+        ["tiny-synth-translate"],
+        ["saliency", "attention"],
+        pair["target"],
+        pair["alignment"],
+    ]
