@@ -54,6 +54,15 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def oauth_available() -> bool:
+    """Sign-in works on a Space whose front matter says ``hf_oauth: true`` (Spaces then set OAUTH_CLIENT_ID).
+
+    Elsewhere Gradio would mock the login with the machine's own Hub token, which is not what a user
+    of a deployed app should push with, so the button is left out and the token box is the way.
+    """
+    return os.environ.get("SYSTEM") == "spaces" and bool(os.environ.get("OAUTH_CLIENT_ID"))
+
+
 def _reporter(progress: gr.Progress) -> handlers.Progress:
     return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), desc=message or None)
 
@@ -256,7 +265,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 with gr.Row():
                     e_repo = gr.Textbox(label="Repository", placeholder="your-name/attribution-demo")
                     e_token = gr.Textbox(label="Write token (or sign in)", type="password")
-                    if os.environ.get("SPACE_ID"):  # OAuth only works on Spaces (front matter: hf_oauth)
+                    if oauth_available():
                         gr.LoginButton()
                 e_push = gr.Button("Push")
                 e_link = gr.Markdown(elem_id="export-link")
