@@ -32,6 +32,8 @@ logger = logging.getLogger("attribution_explorer.space")
 GENERIC_ERROR = "Something went wrong on our side (it has been logged). Try again, or with other settings."
 #: Gradio swaps this default for a per-request progress tracker (its documented idiom).
 TRACK_PROGRESS = gr.Progress()
+#: Wide Bokeh layouts (comparisons side by side) scroll instead of being clipped on both sides.
+APP_CSS = ".gradio-bokeh { justify-content: flex-start !important; overflow-x: auto; }"
 EXPORT_SOURCES = {"Attribute": "attribute", "Contribution graph": "contribution graph", "Compare": "compare"}
 
 
@@ -297,6 +299,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
     return demo, ctx
 
 
+def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
+    """Serve the app (with its CSS); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
+    demo.launch(server_name=host, server_port=port, css=APP_CSS, **options)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="attribution-explorer serve", description="Start the Gradio app.")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -312,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     config = SpaceConfig.load(args.config)
     demo, _ = build_app(config)
-    demo.launch(server_name=args.host, server_port=args.port)
+    launch(demo, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

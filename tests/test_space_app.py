@@ -103,7 +103,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Served:
-    from space.app import build_app
+    from space.app import build_app, launch
 
     folder = tmp_path_factory.mktemp("space-models")
     causal = _bundled_or_random("tiny-ioi-gpt2", "gpt2", folder)
@@ -123,7 +123,7 @@ def served(tmp_path_factory) -> Served:
     with local_hub() as hub:
         demo, ctx = build_app(dataclasses.replace(config, hub_endpoint=hub.url), hub_reachable=False)
         port = _free_port()
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        launch(demo, port=port, prevent_thread_lock=True, quiet=True)
         translation = BUNDLED_TRANSLATION if seq2seq == "tiny-synth-translate" else RANDOM_TRANSLATION
         try:
             yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, translation, hub)
