@@ -87,7 +87,7 @@ def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:
 
 def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tuple[gr.Blocks, handlers.AppContext]:
     """The Blocks app and its shared context (model cache, offered models)."""
-    reachable = probe_hub(config.hub_endpoint or None) if hub_reachable is None else hub_reachable
+    reachable = probe_hub() if hub_reachable is None else hub_reachable  # where models come from
     offer = offered_models(config, hub_reachable=reachable)
     ctx = handlers.AppContext.create(config, offer)
     from attribution.inseq_runner import available_step_scores

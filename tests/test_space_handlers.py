@@ -122,3 +122,25 @@ def test_every_tab_has_examples_on_the_bundled_models():
         pair["target"],
         pair["alignment"],
     ]
+
+
+def _model_dropdowns(demo) -> list:
+    import gradio as gr
+
+    return [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown) and b.label == "Model"]
+
+
+def test_online_app_offers_the_config_models_and_typed_ids():
+    from space.app import build_app
+
+    config = SpaceConfig(models=("gpt2", "Helsinki-NLP/opus-mt-en-de"), default_model="gpt2")
+    demo, ctx = build_app(config, hub_reachable=True)
+    dropdowns = _model_dropdowns(demo)
+    assert len(dropdowns) == 2  # Attribute and Contribution graph
+    for dropdown in dropdowns:
+        assert [value for _, value in dropdown.choices][:2] == ["gpt2", "Helsinki-NLP/opus-mt-en-de"]
+        assert dropdown.value == "gpt2" and dropdown.allow_custom_value
+    assert ctx.offer.notice == "" and ctx.offer.custom_allowed
+
+    demo_mode, _ = build_app(SpaceConfig(models=("gpt2",), default_model="gpt2", demo_mode=True), hub_reachable=True)
+    assert not any(dropdown.allow_custom_value for dropdown in _model_dropdowns(demo_mode))
