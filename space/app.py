@@ -118,7 +118,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
         with gr.Tabs():
             # ------------------------------------------------------------------------ Attribute
-            with gr.Tab("Attribute", id="attribute"):
+            with gr.Tab("Attribute", id="attribute") as attribute_tab:
                 with gr.Row():
                     a_model = model_dropdown()
                     a_method = gr.Dropdown(methods, value=default_method, label="Method")
@@ -158,7 +158,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     )
 
             # --------------------------------------------------------------- Contribution graph
-            with gr.Tab("Contribution graph", id="graph"):
+            with gr.Tab("Contribution graph", id="graph") as graph_tab:
                 with gr.Row():
                     g_model = model_dropdown()
                     g_root = gr.Dropdown(
@@ -216,7 +216,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, elem_id="graph-examples", **cache)
 
             # ------------------------------------------------------------------------- Compare
-            with gr.Tab("Compare", id="compare"):
+            with gr.Tab("Compare", id="compare") as compare_tab:
                 c_text = gr.Textbox(label="Source sentence (or prompt)", lines=2)
                 with gr.Row():
                     c_models = model_dropdown("Models", multiselect=True)
@@ -291,6 +291,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     url = handlers.push_to_hub(ctx, chosen, what, repo, token or (oauth.token if oauth else None))
                     return f'Pushed: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
 
+                # The Export tab exports the current view: the analysis tab the user looked at last.
+                analysis_tabs = {attribute_tab: "Attribute", graph_tab: "Contribution graph", compare_tab: "Compare"}
+                for tab, source in analysis_tabs.items():
+                    tab.select(lambda s=source: s, None, e_source, queue=False, api_visibility="private")
+
                 jsons = [a_json, g_json, c_json]
                 e_run.click(export, [e_source, e_format, *jsons], [e_file, e_preview], api_name="export")
                 e_push.click(push, [e_source, *jsons, e_repo, e_token], e_link, api_name="push", concurrency_limit=4)
@@ -315,7 +320,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Build the app from the config and serve it until interrupted."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logger.setLevel(logging.INFO)
     args = parse_args(argv)
     config = SpaceConfig.load(args.config)
     demo, _ = build_app(config)
