@@ -98,14 +98,14 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
     cache = _examples_cache(config)
     model_run = {"concurrency_id": "model", "concurrency_limit": config.concurrency_limit}
 
-    def model_dropdown(label: str = "Model", **options: Any) -> gr.Dropdown:
+    def model_dropdown(label: str = "Model", *, multiselect: bool = False) -> gr.Dropdown:
         return gr.Dropdown(
             choices=list(offer.models),
-            value=offer.default_model,
+            value=[offer.default_model] if multiselect else offer.default_model,
+            multiselect=multiselect,
             allow_custom_value=offer.custom_allowed,
             label=label,
             info="Pick one, or type a Hugging Face model id" if offer.custom_allowed else None,
-            **options,
         )
 
     with gr.Blocks(title="Attribution Explorer") as demo:
