@@ -108,7 +108,8 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
             info="Pick one, or type a Hugging Face model id" if offer.custom_allowed else None,
         )
 
-    with gr.Blocks(title="Attribution Explorer") as demo:
+    # Gradio's copies of downloads are deleted after an hour too (checked hourly).
+    with gr.Blocks(title="Attribution Explorer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# Attribution Explorer\nWhy did the language model say that? Feature attribution (Inseq), "
             "information-flow contribution graphs, comparisons and static exports."

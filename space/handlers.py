@@ -8,7 +8,9 @@ through the app's bounded cache, calls the library and returns plain data ready 
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -400,6 +402,18 @@ class ExportView:
     preview_html: str | None  # ``<iframe srcdoc=…>`` of the page (None for JSON)
 
 
+#: Export files older than this are deleted (Gradio has served its own copy long before).
+EXPORT_MAX_AGE_S = 3600
+
+
+def prune_exports(export_dir: Path, max_age_s: float = EXPORT_MAX_AGE_S) -> None:
+    """Delete export folders older than ``max_age_s`` so a long-running app does not fill its disk."""
+    cutoff = time.time() - max_age_s
+    for folder in export_dir.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def make_export(ctx: AppContext, result_json: str | None, what: str, export_format: str) -> ExportView:
     """Write the chosen result as a page, snippet or JSON into a fresh file for download."""
     from exporters import export_result
@@ -409,6 +423,7 @@ def make_export(ctx: AppContext, result_json: str | None, what: str, export_form
         raise InvalidInputError(f"Unknown export format {export_format!r}; choose one of {', '.join(EXPORT_FORMATS)}.")
     result = _result_from_json(result_json, what)
     mode = EXPORT_FORMATS[export_format]
+    prune_exports(ctx.export_dir)
     folder = Path(tempfile.mkdtemp(dir=ctx.export_dir))
     stem = _file_stem(result)
     if mode == "json":
