@@ -1,9 +1,10 @@
 """The real Gradio app on 127.0.0.1, driven through gradio_client and through Chromium.
 
-One app per module (launched once, closed at the end) on the bundled tiny models, or on random
-models saved to a temporary folder where the bundled ones are not trained yet. Every tab's API
-is checked against the library called directly, bad inputs must come back as the user-facing
-message with the app still serving, and 8 parallel clients must all get correct answers.
+One app per module (launched once, closed at the end) on the bundled tiny models, plus two random
+models saved to a temporary folder: a third model to overflow the 2-model cache, and a BLOOM model
+the contribution graph does not support. Every tab's API is checked against the library called
+directly, bad inputs must come back as the user-facing message with the app still serving, and 8
+parallel clients must all get correct answers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 from attribution.compare import alignment_error_rate
 from attribution.contributions import build_contribution_graph
 from attribution.inseq_runner import attribute
-from attribution.models import BUNDLED_MODELS_DIR, LoadedModel, ModelCache, load_model
+from attribution.models import LoadedModel, ModelCache, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph
 from space.config import SpaceConfig
 from space.examples import ioi_prompts, translation_pairs
@@ -42,23 +43,11 @@ from gradio_client.exceptions import AppError  # noqa: E402
 REFERENCE_MODELS = ModelCache(max_models=4)
 MAX_INPUT_TOKENS = 40
 MAX_NEW_TOKENS = 3
-#: Low enough that attention edges survive even on a random model (whose residual stream dominates).
+#: Far below the default 0.04: many more edges survive, so the graph visibly differs from the default one.
 LOW_THRESHOLD = 0.005
-PROMPT = (ioi_prompts(1) or ["When Mary and John went to the store, John gave a drink to"])[0]
-#: A bundled sample pair with its gold alignment; the random models' vocabulary pair stands in without them.
-BUNDLED_TRANSLATION = translation_pairs(1)[0]
-RANDOM_TRANSLATION = {
-    "source": "the red cat sees a dog",
-    "target": "die katze rot sieht ein hund",
-    "alignment": "0-0 1-2 2-1 3-3 4-4 5-5",
-}
-
-
-def _bundled_or_random(name: str, family: str, folder: Path) -> str:
-    """The bundled model's short name when it is trained, else a random ``family`` model saved to ``folder``."""
-    if (BUNDLED_MODELS_DIR / name / "config.json").is_file():
-        return name
-    return _save_random(family, folder / f"random-{family}")
+PROMPT = ioi_prompts(1)[0]
+#: A bundled translation sample with its gold word alignment.
+TRANSLATION = translation_pairs(1)[0]
 
 
 def _save_random(family: str, folder: Path, seed: int = 0) -> str:
@@ -94,7 +83,6 @@ class Served:
     seq2seq: str
     extra: str  # a third model, to overflow the 2-model cache
     unsupported_graph: str
-    translation: dict[str, str]  # source, target, gold alignment for ``seq2seq``
     hub: LocalHub  # where the Export tab pushes (the config's hub_endpoint)
 
     def client(self) -> Client:
@@ -106,8 +94,7 @@ def served(tmp_path_factory) -> Served:
     from space.app import build_app, launch
 
     folder = tmp_path_factory.mktemp("space-models")
-    causal = _bundled_or_random("tiny-ioi-gpt2", "gpt2", folder)
-    seq2seq = _bundled_or_random("tiny-synth-translate", "marian", folder)
+    causal, seq2seq = "tiny-ioi-gpt2", "tiny-synth-translate"
     extra = _save_random("gpt2", folder / "extra-gpt2", seed=1)
     unsupported = _save_random_bloom(folder / "bloom")
     previous_cache = os.environ.get("GRADIO_EXAMPLES_CACHE")
@@ -124,9 +111,8 @@ def served(tmp_path_factory) -> Served:
         demo, ctx = build_app(dataclasses.replace(config, hub_endpoint=hub.url), hub_reachable=False)
         port = _free_port()
         launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-        translation = BUNDLED_TRANSLATION if seq2seq == "tiny-synth-translate" else RANDOM_TRANSLATION
         try:
-            yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, translation, hub)
+            yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, hub)
         finally:
             demo.close()
             if previous_cache is None:
@@ -191,9 +177,9 @@ def test_attribute_causal_matches_the_library(served, client):
     assert [row[2] for row in table["data"]] == [round(p, 6) for p in probabilities]
     assert all(0.0 < p <= 1.0 for p in probabilities)
 
-    if served.causal == "tiny-ioi-gpt2":  # the bundled model knows the task: the app explains the right answer
-        assert result.generated_tokens[0].strip() == _indirect_object(PROMPT)
-        assert probabilities[0] > 0.9
+    # The bundled model knows the task: the app explains the right answer.
+    assert result.generated_tokens[0].strip() == _indirect_object(PROMPT)
+    assert probabilities[0] > 0.9
 
     direct = attribute(_reference(served.causal), PROMPT, max_new_tokens=MAX_NEW_TOKENS)
     assert direct.target_tokens == result.target_tokens
@@ -202,12 +188,12 @@ def test_attribute_causal_matches_the_library(served, client):
 
 def test_attribute_seq2seq_with_target(served, client):
     _, highlighted, _, result_json = _attribute(
-        client, served.seq2seq, served.translation["source"], served.translation["target"], method="attention"
+        client, served.seq2seq, TRANSLATION["source"], TRANSLATION["target"], method="attention"
     )
     result = AttributionResult.from_json(result_json)
     assert result.provenance.model_kind == "seq2seq"
     assert result.method == "attention"
-    assert result.source_tokens == _tokens(served.seq2seq, served.translation["source"])
+    assert result.source_tokens == _tokens(served.seq2seq, TRANSLATION["source"])
     assert result.source_scores.shape == (len(result.source_tokens), result.n_steps)
     assert len(highlighted) == result.n_steps
     # Attention weights of each target step over the source are a probability distribution (mean over heads).
@@ -236,8 +222,7 @@ def test_graph_root_nodes_and_edges(served, client):
     top = [row for row in details["data"] if row[0] == "logit lens"]
     assert [(row[2], row[3]) for row in top] == [(t, round(v, 6)) for t, v in root.top_tokens]
     assert top, "the root node must have logit-lens tokens"
-    if served.causal == "tiny-ioi-gpt2":  # the last layer's logit lens is the model's own prediction
-        assert top[0][2].strip() == _indirect_object(PROMPT)
+    assert top[0][2].strip() == _indirect_object(PROMPT)  # the last layer's logit lens is the model's prediction
 
     ffn = next(n for n in graph.nodes if n.kind == "ffn")
     neurons = [
@@ -263,7 +248,7 @@ def test_graph_root_nodes_and_edges(served, client):
 
 
 def test_compare_agreement_and_aer_match_the_library(served, client):
-    source, target, gold = (served.translation[key] for key in ("source", "target", "alignment"))
+    source, target, gold = (TRANSLATION[key] for key in ("source", "target", "alignment"))
     plot, correlation, aer_table, comparison_json = client.predict(
         source, [served.seq2seq], ["saliency", "attention"], target, gold, api_name="/compare"
     )
@@ -387,7 +372,7 @@ def test_eight_parallel_clients_all_get_their_own_correct_answer(served):
 
 def test_model_cache_stays_bounded(served, client):
     for model in (served.causal, served.seq2seq, served.extra, served.causal):
-        text = served.translation["source"] if model == served.seq2seq else "the cat sees the dog"
+        text = TRANSLATION["source"] if model == served.seq2seq else "the cat sees the dog"
         _attribute(client, model, text, method="attention", step_scores=[])
         assert len(served.ctx.cache) <= served.ctx.config.cache_max_models
     assert len(served.ctx.cache) == 2
@@ -454,10 +439,9 @@ def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path)
 
     # Contribution graph: run, then move the threshold slider and see the graph redrawn.
     page.get_by_role("tab", name="Contribution graph").click()
-    if served.causal == "tiny-ioi-gpt2":  # the examples (on the bundled models) fill the inputs and draw
-        page.locator("#graph-examples").get_by_text(PROMPT[:30]).first.click()
-        _wait_for_drawing(page, "#graph-plot")
-        assert page.input_value("#graph-text textarea") == PROMPT
+    page.locator("#graph-examples").get_by_text(PROMPT[:30]).first.click()  # an example fills the inputs and draws
+    _wait_for_drawing(page, "#graph-plot")
+    assert page.input_value("#graph-text textarea") == PROMPT
     page.fill("#graph-text textarea", PROMPT)
     page.click("#graph-run")
     default = _wait_for_drawing(page, "#graph-plot")
