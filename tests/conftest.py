@@ -9,7 +9,9 @@ import os
 import pytest
 import torch
 
-os.environ["HF_HUB_OFFLINE"] = "1"
+# Real-Hub tests (`-m hub`) opt out of offline mode explicitly; everything else never touches the network.
+if os.environ.get("ATTRIBUTION_EXPLORER_HUB_TESTS") != "1":
+    os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
