@@ -1,7 +1,8 @@
 """What the contribution graph finds on the bundled tiny models (numbers for the README).
 
 - tiny-ioi-gpt2 on examples/data/ioi_test.jsonl: how often the route from the last token (tau)
-  reaches the indirect object's name (its embedding node), and the subject's names, in the input.
+  reaches the indirect object's name (its embedding node), and the subject's names, in the input,
+  and the mean route flow into those embeddings (the subject's two occurrences summed).
 - tiny-synth-translate on examples/data/synth_translate_test.jsonl: corpus AER of the graph
   alignment (per target word, the source word whose encoder final state gets the most route flow
   from the decoder position predicting that word) against the gold alignment.
@@ -21,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from attribution.compare import corpus_aer, parse_alignment  # noqa: E402
 from attribution.contributions import build_contribution_graph  # noqa: E402
-from attribution.contributions.alignment import graph_word_alignment  # noqa: E402
+from attribution.contributions.alignment import graph_word_alignment, route_flow  # noqa: E402
 from attribution.models import load_model  # noqa: E402
 
 
@@ -34,15 +35,28 @@ def ioi(threshold: float, limit: int) -> dict:
     loaded = load_model("tiny-ioi-gpt2")
     rows = _rows("ioi_test.jsonl", limit)
     reaches_io = reaches_subject = correct = 0
+    io_flow = subject_flow = 0.0
     for row in rows:
         graph = build_contribution_graph(loaded, row["prompt"], threshold=threshold, top_k=1)
         embedded = {graph.target_tokens[n.token_index] for n in graph.nodes if n.kind == "embedding"}
         reaches_io += row["io"] in embedded
         reaches_subject += row["subject"] in embedded
-        root = graph.node(f"decoder:{graph.n_layers}:after_ffn:{len(graph.target_tokens) - 1}")
-        correct += root.top_tokens[0][0] == row["io"]
+        last = len(graph.target_tokens) - 1
+        correct += graph.node(f"decoder:{graph.n_layers}:after_ffn:{last}").top_tokens[0][0] == row["io"]
+        flow = route_flow(graph, last)
+        for i, token in enumerate(graph.target_tokens):
+            into = flow.get(f"decoder:0:embedding:{i}", 0.0)
+            io_flow += into if token == row["io"] else 0.0
+            subject_flow += into if token == row["subject"] else 0.0
     n = len(rows)
-    return {"prompts": n, "reaches_io": reaches_io / n, "reaches_subject": reaches_subject / n, "accuracy": correct / n}
+    return {
+        "prompts": n,
+        "reaches_io": reaches_io / n,
+        "reaches_subject": reaches_subject / n,
+        "accuracy": correct / n,
+        "mean_flow_into_io_embedding": io_flow / n,
+        "mean_flow_into_subject_embeddings": subject_flow / n,
+    }
 
 
 def translation(threshold: float, limit: int) -> dict:
