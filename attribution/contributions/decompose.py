@@ -16,8 +16,9 @@ is carried through it that way and beta joins the bias. The FFN block is the sam
 Proximity of a part p of a whole w (Ferrando & Voita 2024, after ALTI):
 ``max(0, |w|_1 - |w - p|_1)``, normalised over the parts of one node (residual + every
 (source token, head) pair, or residual + FFN). Biases are no node's part: they are in ``w`` but
-get no share. The [rows, sources, heads, d_model] distances are computed in chunks whose size is
-bounded by ``budget`` elements, so no [T, T, heads, d_model] tensor is ever held.
+get no share. :func:`attention_shares` scores all (row, source, head) parts with one matrix
+product plus an exact correction evaluated only where a part can overshoot the whole, in chunks of
+at most ``budget`` elements, so no [T, T, heads, d_model] tensor is ever formed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import nn
 
 from attribution.contributions.adapters import ArchitectureSpec, AttentionSpec, BlockSpec, FFNSpec, PostNorm
 
-#: Elements of one distance chunk (float32): 4M elements = 16 MiB.
+#: Elements of one overshoot-correction chunk (float32): 4M elements = 16 MiB.
 DEFAULT_BUDGET = 1 << 22
 
 
