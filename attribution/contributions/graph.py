@@ -193,7 +193,7 @@ def build_contribution_graph(
     the decoder-side tokens are the decoder inputs (start token, then the target tokens), and the
     node at position i predicts token i + 1 (the last one predicts the end of the sentence).
     ``top_k`` = 0 skips the logit lens and neuron lists. ``budget`` bounds the elements of one
-    distance chunk (memory).
+    overshoot-correction chunk (memory).
     """
     _check_options(threshold, top_k)
     spec = architecture_spec(loaded.model)
