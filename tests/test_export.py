@@ -213,7 +213,13 @@ def test_seq2seq_heatmap_has_source_and_target_panels_side_by_side_on_a_sequenti
     layout = build_figure(seq2seq_result(), step_score="entropy")
     cells = [r for r in renderers_of(layout) if isinstance(r.glyph, Rect)]
     assert len(cells) == 2
-    source, target = (c.data_source.data for c in cells)
+    # layout.select() returns a set: find each part by its panel's name, not by position.
+    source, target = (
+        next(
+            r for r in layout.select_one({"name": f"heatmap {part} → target"}).renderers if isinstance(r.glyph, Rect)
+        ).data_source.data
+        for part in ("source", "target")
+    )
     assert len(source["x"]) == 6 and sorted(set(source["y"].tolist())) == [0, 1, 2]  # a, b, c
     assert sorted(zip(target["y"].tolist(), target["x"].tolist(), strict=True)) == [(0, 0), (0, 1), (1, 1)]
     mapper = cells[0].glyph.fill_color.transform
