@@ -40,11 +40,55 @@ SPECIAL_TOKENS = (PAD, BOS, EOS, UNK)
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 
 #: The words every random model knows (anything else becomes ``<unk>``).
-WORDS = (
-    "when mary and john went to the store gave a drink bottle of milk book "
-    "der die das haus katze hund sieht ein eine rot blau klein groß "
-    "the cat dog house sees red blue small big , . ? ! is was it he she they"
-).split()
+WORDS = [
+    "when",
+    "mary",
+    "and",
+    "john",
+    "went",
+    "to",
+    "the",
+    "store",
+    "gave",
+    "a",
+    "drink",
+    "bottle",
+    "of",
+    "milk",
+    "book",
+    "der",
+    "die",
+    "das",
+    "haus",
+    "katze",
+    "hund",
+    "sieht",
+    "ein",
+    "eine",
+    "rot",
+    "blau",
+    "klein",
+    "groß",
+    "the",
+    "cat",
+    "dog",
+    "house",
+    "sees",
+    "red",
+    "blue",
+    "small",
+    "big",
+    ",",
+    ".",
+    "?",
+    "!",
+    "is",
+    "was",
+    "it",
+    "he",
+    "she",
+    "they",
+]
 VOCAB = {token: i for i, token in enumerate(dict.fromkeys([*SPECIAL_TOKENS, *WORDS, *(w.capitalize() for w in WORDS)]))}
 MAX_POSITIONS = 64
 HIDDEN = 32
