@@ -24,18 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporters import export_result
 from exporters.synthetic import synthetic_attribution, synthetic_graph
+from tests.browser import CHROMIUM_ARGS  # the launch flags the browser tests use
 
 MODES = ("standalone", "cdn", "snippet")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 BASELINE = "baseline: one-point Bokeh figure"
