@@ -191,15 +191,14 @@ def supported_methods(kind: ModelKind, model_type: str) -> list[str]:
 
 def check_method(method: str, kind: ModelKind, model_type: str) -> MethodSpec:
     """Return the spec of ``method`` or raise the error a user should see (unknown or unsupported)."""
+    if method in METHODS and (reason := refusal_reason(method, kind, model_type)) is None:
+        return METHODS[method]
+    working = ", ".join(supported_methods(kind, model_type))
     if method not in METHODS:
-        raise InvalidInputError(f"Unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}.")
-    reason = refusal_reason(method, kind, model_type)
-    if reason is not None:
-        working = ", ".join(supported_methods(kind, model_type))
-        raise UnsupportedError(
-            f"{method} is not available for {model_type} models: {reason}. Methods that work: {working}."
-        )
-    return METHODS[method]
+        raise InvalidInputError(f"Unknown attribution method {method!r}; choose one of: {working}.")
+    raise UnsupportedError(
+        f"{method} is not available for {model_type} models: {reason}. Methods that work: {working}."
+    )
 
 
 def markdown_table(families: Mapping[str, ModelKind] = TESTED_FAMILIES) -> str:

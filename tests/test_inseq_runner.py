@@ -187,7 +187,7 @@ def test_progress_is_reported_up_to_the_total(gpt2):
         ({"text": "  \n\t"}, "empty"),
         ({"text": " ".join(["the"] * 70)}, "accepts at most 64"),
         ({"max_tokens": 3}, "accepts at most 3"),
-        ({"method": "grad_cam"}, "choose one of: saliency, input_x_gradient"),
+        ({"method": "grad_cam"}, r"choose one of: saliency, input_x_gradient, [^.]*occlusion(?![^.]*value_zeroing)"),
         ({"method": "value_zeroing"}, "Methods that work: saliency"),
         ({"step_scores": ["bogus"]}, "Unknown step score 'bogus'"),
         ({"contrast_target": "to the house", "target": None}, "needs a target"),
