@@ -43,7 +43,7 @@ from attribution.capabilities import (
     check_method,
 )
 from attribution.errors import InvalidInputError, UnsupportedError
-from attribution.models import LoadedModel
+from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
 from attribution.results import AttributionResult
 
 logger = logging.getLogger(__name__)
@@ -181,16 +181,10 @@ def _full_target(loaded: LoadedModel, text: str, target: str, *, role: str, max_
     loaded.validate_text(target, role=role, max_tokens=max_tokens)
     if loaded.kind == "seq2seq":
         return target
-    full = target if target.startswith(text) else _join(text, target)
+    full = prompt_with_continuation(text, target)
     if full == text:
         raise InvalidInputError(f"The {role} only repeats the prompt: add the continuation to explain.")
     return loaded.validate_text(full, role=f"prompt with its {role}", max_tokens=max_tokens)
-
-
-def _join(prompt: str, continuation: str) -> str:
-    if prompt[-1:].isspace() or continuation[:1].isspace():
-        return prompt + continuation
-    return f"{prompt} {continuation}"
 
 
 def _generate(loaded: LoadedModel, text: str, max_new_tokens: int) -> str:
@@ -219,7 +213,7 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int) -> str:
     else:
         generated = tokenizer.decode(output[encoded["input_ids"].shape[1] :], skip_special_tokens=True)
         decoded = tokenizer.decode(output, skip_special_tokens=True)
-        full = decoded if decoded.startswith(text) and len(decoded) > len(text) else _join(text, generated)
+        full = decoded if decoded.startswith(text) and len(decoded) > len(text) else join_continuation(text, generated)
     if not generated.strip():
         raise InvalidInputError(
             f"{loaded.model_id} generated nothing for this input (it ended the text at once); give a target to explain."

@@ -133,6 +133,23 @@ class LoadedModel:
         return text
 
 
+def prompt_with_continuation(prompt: str, target: str) -> str:
+    """A causal model's target as the whole text it reads: the prompt followed by the continuation.
+
+    ``target`` may already start with the prompt (then it is the whole text) or be the continuation
+    alone, joined with one space unless either side has whitespace at the join. Attribution and the
+    contribution graph both use this, so the same target gives the same tokens in both.
+    """
+    return target if target.startswith(prompt) else join_continuation(prompt, target)
+
+
+def join_continuation(prompt: str, continuation: str) -> str:
+    """``prompt`` then ``continuation``, with one space between them unless either has whitespace there."""
+    if prompt[-1:].isspace() or continuation[:1].isspace():
+        return prompt + continuation
+    return f"{prompt} {continuation}"
+
+
 _GENERATION_CLASS_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM", "MTModel")
 
 

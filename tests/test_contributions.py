@@ -199,6 +199,17 @@ def test_seq2seq_without_target_generates_one():
     assert all(node.top_tokens == [] for node in graph.nodes)
 
 
+@pytest.mark.parametrize("target", ["bottle of milk", PROMPT + " bottle of milk"])
+def test_causal_target_gives_the_same_tokens_as_attribution(target):
+    """A continuation or the whole text: the graph reads exactly the tokens Inseq attribution reads."""
+    from attribution.inseq_runner import attribute
+
+    loaded = build_random_model("gpt2", seed=3)
+    graph = build_contribution_graph(loaded, PROMPT, target=target, top_k=0)
+    result = attribute(loaded, PROMPT, method="attention", target=target, step_scores=[])
+    assert graph.target_tokens == result.target_tokens == [*PROMPT.split(), "bottle", "of", "milk"]
+
+
 def test_all_roots_cover_every_final_state():
     loaded = build_random_model("gpt2", seed=2)
     graph = build_contribution_graph(loaded, PROMPT, root_tokens="all")

@@ -18,7 +18,7 @@ from attribution.contributions.decompose import (
 from attribution.contributions.logit_lens import LensRequest, LogitLens
 from attribution.contributions.routes import node_id, trace_routes
 from attribution.errors import InvalidInputError
-from attribution.models import LoadedModel
+from attribution.models import LoadedModel, prompt_with_continuation
 from attribution.results import ContributionGraph, GraphEdge, GraphNode
 
 Progress = Callable[[float, str], None]
@@ -60,15 +60,15 @@ def _prepare_inputs(
 ) -> tuple[dict[str, torch.Tensor], list[int], list[int], str]:
     """Model inputs, source ids (seq2seq), decoder-side ids, and the target text explained."""
     tokenizer, device = loaded.tokenizer, loaded.device
-    source_ids = tokenizer(text, add_special_tokens=True)["input_ids"]
     if loaded.kind == "causal":
-        ids = list(source_ids)
-        if target:
-            ids += tokenizer(target, add_special_tokens=False)["input_ids"]
+        # With a target: the same whole text Inseq attribution reads (so both give the same tokens).
+        whole = prompt_with_continuation(text, target) if target else text
+        ids = tokenizer(whole, add_special_tokens=True)["input_ids"]
         limit = min(x for x in (max_tokens, loaded.max_input_tokens, 10**9) if x)
         if len(ids) > limit:
             raise InvalidInputError(f"Prompt and target are {len(ids)} tokens long; at most {limit} are accepted here.")
         return {"input_ids": torch.tensor([ids], device=device)}, [], ids, target or ""
+    source_ids = tokenizer(text, add_special_tokens=True)["input_ids"]
     start = loaded.config.decoder_start_token_id
     eos = tokenizer.eos_token_id
     if target is None:
