@@ -92,6 +92,29 @@ def test_decomposition_reconstructs_the_models_hidden_states(family_model):
     assert decoder[0].residual_in.shape[0] == inputs.get("decoder_input_ids", inputs["input_ids"]).shape[1]
 
 
+def test_attention_specs_name_the_attention_module_and_its_output_projection(family_model):
+    """Interventions rely on this: the attention module returns (output after the projection, probabilities)."""
+    spec = architecture_spec(family_model.model)
+    inputs = _inputs(family_model)
+    for block in [*spec.encoder_blocks, *spec.decoder_blocks]:
+        for attention in filter(None, (block.self_attention, block.cross_attention)):
+            seen: dict[str, object] = {}
+            handles = [
+                attention.module.register_forward_hook(lambda _m, _a, out, seen=seen: seen.setdefault("module", out)),
+                attention.out_module.register_forward_hook(
+                    lambda _m, args, out, seen=seen: seen.update(projection_in=args[0], projection_out=out)
+                ),
+            ]
+            with torch.no_grad():
+                family_model.model(**inputs, use_cache=False, output_attentions=True)
+            for handle in handles:
+                handle.remove()
+            output, probabilities = seen["module"][0], seen["module"][1]
+            assert torch.equal(output, seen["projection_out"])
+            assert probabilities.shape[1] == attention.n_heads
+            assert seen["projection_in"].shape[-1] == attention.out_weight.shape[0] * attention.out_weight.shape[1]
+
+
 def test_shares_are_non_negative_sum_to_one_and_match_the_loop_reference(family_model):
     inputs = _inputs(family_model)
     spec = architecture_spec(family_model.model)

@@ -17,6 +17,7 @@ where a token attends, not what its value vector is.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +42,11 @@ class PostNorm:
 
 @dataclass(frozen=True)
 class AttentionSpec:
+    #: the attention module: its output's first element is the attention output (after the output
+    #: projection, before the residual add), its second the probabilities ``[batch, H, T, S]``
+    module: nn.Module
+    #: the output projection: its input is the heads' mixed values side by side ``[*, H * head_dim]``
+    out_module: nn.Module
     value_module: nn.Module
     #: module output (batch squeezed, ``[S, *]``) -> values ``[S, heads_kv, head_dim]``
     take_values: Callable[[torch.Tensor], torch.Tensor]
@@ -93,6 +99,8 @@ def _qkv_attention(
 ) -> AttentionSpec:
     out = getattr(module, out_name)
     return AttentionSpec(
+        module=module,
+        out_module=out,
         value_module=getattr(module, value_name),
         take_values=_split_heads(n_kv_heads),
         out_weight=_linear_out_heads(out, n_heads),
@@ -112,6 +120,8 @@ def _gpt2(model: nn.Module) -> ArchitectureSpec:
     for block in model.transformer.h:
         c_proj = block.attn.c_proj  # Conv1D: weight [in, out]
         attention = AttentionSpec(
+            module=block.attn,
+            out_module=c_proj,
             value_module=block.attn.c_attn,
             take_values=take_values,
             out_weight=c_proj.weight.reshape(n_heads, -1, d_model),
@@ -136,6 +146,8 @@ def _gpt_neox(model: nn.Module) -> ArchitectureSpec:
     for layer in model.gpt_neox.layers:
         dense = layer.attention.dense
         attention = AttentionSpec(
+            module=layer.attention,
+            out_module=dense,
             value_module=layer.attention.query_key_value,
             take_values=take_values,
             out_weight=_linear_out_heads(dense, n_heads),
@@ -188,9 +200,7 @@ def _llama_family(model: nn.Module) -> ArchitectureSpec:
 
 
 def _with_post_norm(spec: AttentionSpec, norm: nn.LayerNorm) -> AttentionSpec:
-    return AttentionSpec(
-        spec.value_module, spec.take_values, spec.out_weight, spec.out_bias, spec.n_heads, PostNorm.of(norm)
-    )
+    return dataclasses.replace(spec, post_norm=PostNorm.of(norm))
 
 
 def _bart_family(model: nn.Module) -> ArchitectureSpec:
