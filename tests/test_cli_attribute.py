@@ -1,4 +1,4 @@
-"""``attribution-explorer attribute``: through ``attribution.cli.main`` and once as a real subprocess."""
+"""``attribution-explorer attribute``: through ``space.cli.main`` and once as a real subprocess."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attribution.cli import EXIT_USER_ERROR, main
 from attribution.inseq_runner import attribute
 from attribution.models import bundled_model_path, load_model
 from attribution.results import AttributionResult
+from space.cli import EXIT_USER_ERROR, main
 from tests.random_models import build_random_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ def test_attribute_as_a_subprocess_on_the_bundled_translation_model(tmp_path):
     )
     out = tmp_path / "translation.json"
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "attribution.cli", "attribute", "--model", model, "--method", "attention"]
+    command = [sys.executable, "-m", "space.cli", "attribute", "--model", model, "--method", "attention"]
     command += ["--text", "the tired friend greets this woman today", "--out", str(out)]
     completed = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr

@@ -11,7 +11,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig
 
-from attribution.cli import main
 from attribution.contributions import SUPPORTED_MODEL_TYPES, build_contribution_graph, decompose_model
 from attribution.contributions.adapters import architecture_spec
 from attribution.contributions.decompose import attention_shares, ffn_shares, run_instrumented
@@ -20,6 +19,7 @@ from attribution.contributions.routes import trace_routes
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph, load_result
+from space.cli import main
 from tests.contributions_reference import ReferenceStack, reference_route
 from tests.random_models import FAMILIES, build_random_model, word_level_tokenizer
 

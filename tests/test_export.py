@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from bokeh.models import GlyphRenderer, HoverTool, LinearColorMapper, Rect, Segment
 
-from attribution.cli import main
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
 from exporters import Export, ExporterError, available_exporters, export_result, get_exporter
@@ -21,7 +20,8 @@ from exporters.bokeh_html import BokehExporter, build_figure
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE
 from exporters.graph import root_nodes, route_edges
 from exporters.page import PROVENANCE_SCRIPT_ID
-from exporters.synthetic import synthetic_attribution, synthetic_graph
+from space.cli import main
+from tests.synthetic_results import synthetic_attribution, synthetic_graph
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'

@@ -8,8 +8,8 @@ import pytest
 
 from exporters import export_result
 from exporters.graph import route_edges
-from exporters.synthetic import synthetic_graph
 from tests.browser import COUNT_DRAWN_PIXELS_JS, PageSession, browser, new_page  # noqa: F401  (fixtures)
+from tests.synthetic_results import synthetic_graph
 from tests.test_export import XSS_IMG, XSS_SCRIPT, causal_result, comparison, route_graph, seq2seq_result
 
 pytestmark = pytest.mark.browser

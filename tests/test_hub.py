@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from attribution.cli import main
 from attribution.results import load_result
 from exporters import export_result
 from exporters.hub import HubPushError, push_export
-from exporters.synthetic import synthetic_attribution, synthetic_graph
+from space.cli import main
 from tests.local_hub_server import local_hub
+from tests.synthetic_results import synthetic_attribution, synthetic_graph
 
 TOKEN = "hf_testTOKEN0123456789secretvalue"
 

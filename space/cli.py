@@ -1,4 +1,4 @@
-"""Command line: ``attribution-explorer attribute | graph | export | serve``.
+"""Command line: ``attribution-explorer attribute | graph | export | serve``, beside the app it serves.
 
 The CLI only wires arguments to library calls (like the Space does). A user mistake ends with one
 clear line on stderr and exit status 2; results are written as JSON that ``export`` can draw later.
