@@ -32,6 +32,7 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "qwen2": "causal",
     "mistral": "causal",
     "gemma": "causal",
+    "qwen3": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
     "t5": "seq2seq",

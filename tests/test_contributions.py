@@ -21,7 +21,7 @@ from attribution.models import LoadedModel
 from attribution.results import ContributionGraph, load_result
 from space.cli import main
 from tests.contributions_reference import ReferenceStack, reference_route
-from tests.random_models import FAMILIES, build_random_model, word_level_tokenizer
+from tests.random_models import FAMILIES, VARIANTS, build_random_model, word_level_tokenizer
 
 PROMPT = "when mary and john went to the store , john gave a drink to"
 SOURCE = "the small cat sees the red house ."
@@ -38,7 +38,7 @@ def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
     return loaded
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
 def family_model(request) -> LoadedModel:
     loaded = build_random_model(request.param, seed=3)
     return _louder_attention(loaded) if request.param in ("bart", "marian") else loaded

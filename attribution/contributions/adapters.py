@@ -288,6 +288,7 @@ FAMILIES: dict[str, FamilyEntry] = {
     "mistral": _LLAMA,
     "qwen2": _LLAMA,
     "gemma": _LLAMA,
+    "qwen3": _LLAMA,  # + QK-norm: inside the attention, so the model's probabilities carry it
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
     "t5": _t5,
