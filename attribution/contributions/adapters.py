@@ -204,6 +204,21 @@ def _llama_like(*, attention_norm: str | None = None, ffn_norm: str | None = Non
     )
 
 
+def _gemma2(config: PretrainedConfig) -> Family:
+    """Gemma 2 / Gemma 3: RMSNorms (``1 + weight``) before *and after* each branch; logit soft-capping."""
+    return _llama_like(
+        attention_norm="post_attention_layernorm",
+        ffn_norm="post_feedforward_layernorm",
+        norm_kind="rmsnorm_plus_one",
+        logit_softcap=config.final_logit_softcapping,
+    )
+
+
+#: OLMo 2: no pre-norms, RMSNorms on the branch outputs before the residual add (and QK-norm).
+_OLMO2 = _llama_like(
+    attention_norm="post_attention_layernorm", ffn_norm="post_feedforward_layernorm", norm_kind="rmsnorm"
+)
+
 _GPT2 = Family(
     Stack(
         "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
@@ -289,6 +304,9 @@ FAMILIES: dict[str, FamilyEntry] = {
     "qwen2": _LLAMA,
     "gemma": _LLAMA,
     "qwen3": _LLAMA,  # + QK-norm: inside the attention, so the model's probabilities carry it
+    "gemma2": _gemma2,
+    "gemma3_text": _gemma2,
+    "olmo2": _OLMO2,
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
     "t5": _t5,
