@@ -36,6 +36,7 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "gemma2": "causal",
     "gemma3_text": "causal",
     "olmo2": "causal",
+    "phi3": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
     "t5": "seq2seq",

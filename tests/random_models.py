@@ -260,8 +260,8 @@ def _gemma3_text(random_biases: bool) -> PretrainedConfig:
 def _phi3(random_biases: bool) -> PretrainedConfig:
     # fused qkv_proj with grouped-query heads, rotary on half of each head (Phi-3.5 / Phi-4-mini)
     return Phi3Config(
-        **_decoder_only_common(),
-        num_key_value_heads=1,
+        **_decoder_only_common() | {"num_attention_heads": 2 * HEADS},
+        num_key_value_heads=HEADS,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
     )
 
@@ -342,6 +342,7 @@ CONFIG_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "gemma2": (_gemma2, "causal"),
     "gemma3_text": (_gemma3_text, "causal"),
     "olmo2": (_olmo2, "causal"),
+    "phi3": (_phi3, "causal"),
     "marian": (_marian, "seq2seq"),
     "bart": (_bart, "seq2seq"),
     "t5": (_t5, "seq2seq"),

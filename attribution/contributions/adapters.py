@@ -219,6 +219,17 @@ _OLMO2 = _llama_like(
     attention_norm="post_attention_layernorm", ffn_norm="post_feedforward_layernorm", norm_kind="rmsnorm"
 )
 
+#: Phi-3: fused ``qkv_proj`` ([q heads | k heads | v heads]), fused gate/up, partial rotary (in the probabilities).
+_PHI3 = Family(
+    Stack(
+        "model.layers",
+        "num_attention_heads",
+        Attention("self_attn", values="qkv_proj", out="o_proj", qkv="stacked"),
+        FFN("mlp.down_proj"),
+    ),
+    final_norm="model.norm",
+)
+
 _GPT2 = Family(
     Stack(
         "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
@@ -307,6 +318,7 @@ FAMILIES: dict[str, FamilyEntry] = {
     "gemma2": _gemma2,
     "gemma3_text": _gemma2,
     "olmo2": _OLMO2,
+    "phi3": _PHI3,
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
     "t5": _t5,
