@@ -37,6 +37,7 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "gemma3_text": "causal",
     "olmo2": "causal",
     "phi3": "causal",
+    "falcon": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
     "t5": "seq2seq",

@@ -288,7 +288,8 @@ def _falcon_rw(random_biases: bool) -> PretrainedConfig:
 
 def _falcon_new(random_biases: bool) -> PretrainedConfig:
     """Falcon-40B / Falcon 2's layout: grouped key/value heads interleaved with their queries, two LayerNorms."""
-    return FalconConfig(**_falcon_common(), new_decoder_architecture=True, num_kv_heads=1, num_ln_in_parallel_attn=2)
+    common = _falcon_common() | {"num_attention_heads": 2 * HEADS}
+    return FalconConfig(**common, new_decoder_architecture=True, num_kv_heads=HEADS, num_ln_in_parallel_attn=2)
 
 
 def _gpt_bigcode(random_biases: bool) -> PretrainedConfig:
@@ -343,6 +344,7 @@ CONFIG_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "gemma3_text": (_gemma3_text, "causal"),
     "olmo2": (_olmo2, "causal"),
     "phi3": (_phi3, "causal"),
+    "falcon": (_falcon, "causal"),
     "marian": (_marian, "seq2seq"),
     "bart": (_bart, "seq2seq"),
     "t5": (_t5, "seq2seq"),
@@ -354,6 +356,8 @@ SEQ2SEQ_FAMILIES = tuple(f for f, (_, kind) in CONFIG_BUILDERS.items() if kind =
 VARIANT_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "opt-post-ln": (_opt_post_ln, "causal"),
     "gpt_neox-sequential": (_gpt_neox_sequential, "causal"),
+    "falcon-rw": (_falcon_rw, "causal"),
+    "falcon-new": (_falcon_new, "causal"),
 }
 VARIANTS = tuple(VARIANT_BUILDERS)
 

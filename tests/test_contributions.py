@@ -115,6 +115,29 @@ def test_attention_specs_name_the_attention_module_and_its_output_projection(fam
             assert seen["projection_in"].shape[-1] == attention.out_weight.shape[0] * attention.out_weight.shape[1]
 
 
+def test_parallel_residual_flag_matches_the_model(family_model):
+    """The graph draws the FFN's input from the block input (parallel) or from after attention (sequential):
+    changing the first block's attention output must leave its FFN output alone exactly when parallel."""
+    spec = architecture_spec(family_model.model)
+    block = spec.decoder_blocks[0]
+    inputs = _inputs(family_model)
+
+    def ffn_output(scale: float) -> torch.Tensor:
+        seen = {}
+        handles = [
+            block.self_attention.out_module.register_forward_hook(lambda _m, _a, out: out * scale),
+            block.ffn.out_module.register_forward_hook(lambda _m, _a, out: seen.update(out=out.clone())),
+        ]
+        with torch.no_grad():
+            family_model.model(**inputs, use_cache=False)
+        for handle in handles:
+            handle.remove()
+        return seen["out"]
+
+    changed = not torch.equal(ffn_output(1.0), ffn_output(3.0))
+    assert changed != block.parallel_residual
+
+
 def test_neuron_scores_read_the_ffn_output_as_the_block_adds_it(family_model):
     """``activations @ out_weight`` is the FFN output up to its (position-independent) bias, in the frame the
     block adds it in (a branch norm's gain included), so the neuron scores plus the bias's share sum to 1."""

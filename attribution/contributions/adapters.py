@@ -230,6 +230,21 @@ _PHI3 = Family(
     final_norm="model.norm",
 )
 
+
+def _falcon(config: PretrainedConfig) -> Family:
+    """Falcon: one fused ``query_key_value`` in three layouts (multi-query Falcon-7B, grouped Falcon-40B /
+    Falcon 2, one key/value head per head falcon-rw), parallel or sequential blocks, rotary or ALiBi."""
+    qkv: QKVLayout = "stacked" if config.multi_query and not config.new_decoder_architecture else "grouped"
+    stack = Stack(
+        "transformer.h",
+        "num_attention_heads",
+        Attention("self_attention", values="query_key_value", out="dense", qkv=qkv),
+        FFN("mlp.dense_4h_to_h"),
+        parallel_residual=bool(config.new_decoder_architecture or config.parallel_attn),
+    )
+    return Family(stack, final_norm="transformer.ln_f")
+
+
 _GPT2 = Family(
     Stack(
         "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
@@ -319,6 +334,7 @@ FAMILIES: dict[str, FamilyEntry] = {
     "gemma3_text": _gemma2,
     "olmo2": _OLMO2,
     "phi3": _PHI3,
+    "falcon": _falcon,
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
     "t5": _t5,
