@@ -38,6 +38,7 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "olmo2": "causal",
     "phi3": "causal",
     "falcon": "causal",
+    "gpt_bigcode": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
     "t5": "seq2seq",

@@ -345,6 +345,7 @@ CONFIG_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "olmo2": (_olmo2, "causal"),
     "phi3": (_phi3, "causal"),
     "falcon": (_falcon, "causal"),
+    "gpt_bigcode": (_gpt_bigcode, "causal"),
     "marian": (_marian, "seq2seq"),
     "bart": (_bart, "seq2seq"),
     "t5": (_t5, "seq2seq"),
@@ -358,6 +359,7 @@ VARIANT_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "gpt_neox-sequential": (_gpt_neox_sequential, "causal"),
     "falcon-rw": (_falcon_rw, "causal"),
     "falcon-new": (_falcon_new, "causal"),
+    "gpt_bigcode-mha": (_gpt_bigcode_mha, "causal"),
 }
 VARIANTS = tuple(VARIANT_BUILDERS)
 

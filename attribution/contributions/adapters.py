@@ -245,6 +245,13 @@ def _falcon(config: PretrainedConfig) -> Family:
     return Family(stack, final_norm="transformer.ln_f")
 
 
+def _gpt_bigcode(config: PretrainedConfig) -> Family:
+    """GPT-BigCode (StarCoder, SantaCoder): GPT-2's layout with one fused ``c_attn`` holding a single
+    key/value head (multi-query, [q heads | k | v]) or, without multi-query, [q, k, v] per head."""
+    attention = Attention("attn", values="c_attn", out="c_proj", qkv="stacked" if config.multi_query else "grouped")
+    return Family(Stack("transformer.h", "n_head", attention, FFN("mlp.c_proj")), final_norm="transformer.ln_f")
+
+
 _GPT2 = Family(
     Stack(
         "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
@@ -335,6 +342,7 @@ FAMILIES: dict[str, FamilyEntry] = {
     "olmo2": _OLMO2,
     "phi3": _PHI3,
     "falcon": _falcon,
+    "gpt_bigcode": _gpt_bigcode,
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
     "t5": _t5,
