@@ -39,6 +39,7 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "phi3": "causal",
     "falcon": "causal",
     "gpt_bigcode": "causal",
+    "bloom": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
     "t5": "seq2seq",

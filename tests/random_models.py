@@ -346,6 +346,7 @@ CONFIG_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "phi3": (_phi3, "causal"),
     "falcon": (_falcon, "causal"),
     "gpt_bigcode": (_gpt_bigcode, "causal"),
+    "bloom": (_bloom, "causal"),
     "marian": (_marian, "seq2seq"),
     "bart": (_bart, "seq2seq"),
     "t5": (_t5, "seq2seq"),

@@ -252,6 +252,21 @@ def _gpt_bigcode(config: PretrainedConfig) -> Family:
     return Family(Stack("transformer.h", "n_head", attention, FFN("mlp.c_proj")), final_norm="transformer.ln_f")
 
 
+def _bloom(config: PretrainedConfig) -> Family:
+    """BLOOM: fused ``query_key_value`` with [q, k, v] per head, ALiBi (in the probabilities), a LayerNorm on
+    the embeddings (before the first block, so in its input). Its attention module adds the residual itself."""
+    if config.apply_residual_connection_post_layernorm:
+        raise UnsupportedError("BLOOM models whose residual stream is the normalised input are not supported.")
+    if config.pretraining_tp > 1 and config.slow_but_exact:
+        raise UnsupportedError(
+            "BLOOM's slow_but_exact tensor-parallel projections are not supported: load the model without it."
+        )
+    attention = Attention(
+        "self_attention", values="query_key_value", out="dense", qkv="grouped", output_includes_residual=True
+    )
+    return Family(Stack("transformer.h", "n_head", attention, FFN("mlp.dense_4h_to_h")), final_norm="transformer.ln_f")
+
+
 _GPT2 = Family(
     Stack(
         "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
@@ -343,6 +358,7 @@ FAMILIES: dict[str, FamilyEntry] = {
     "phi3": _PHI3,
     "falcon": _falcon,
     "gpt_bigcode": _gpt_bigcode,
+    "bloom": _bloom,
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
     "t5": _t5,
