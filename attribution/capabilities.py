@@ -42,6 +42,8 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "bloom": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
+    "m2m_100": "seq2seq",
+    "mbart": "seq2seq",
     "t5": "seq2seq",
 }
 
@@ -112,7 +114,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "layer_gradient_x_activation",
             "gradient x activation at the embedding layer",
-            family_excluded=frozenset({"bart", "t5"}),
+            family_excluded=frozenset({"bart", "t5", "m2m_100", "mbart"}),
             refusal=_LAYER_HOOK_FAILS,
             target_side_on_seq2seq=False,
         ),

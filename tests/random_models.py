@@ -349,6 +349,8 @@ CONFIG_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "bloom": (_bloom, "causal"),
     "marian": (_marian, "seq2seq"),
     "bart": (_bart, "seq2seq"),
+    "m2m_100": (_m2m_100, "seq2seq"),
+    "mbart": (_mbart, "seq2seq"),
     "t5": (_t5, "seq2seq"),
 }
 FAMILIES = tuple(CONFIG_BUILDERS)
@@ -366,12 +368,14 @@ VARIANTS = tuple(VARIANT_BUILDERS)
 
 
 def randomize_biases(model: torch.nn.Module, *, seed: int, std: float = 0.1) -> None:
-    """Give every bias parameter random non-zero values (initialisation leaves them at zero)."""
+    """Give every bias parameter (and BART-family ``final_logits_bias`` buffer) random non-zero values
+    (initialisation leaves them at zero)."""
     generator = torch.Generator().manual_seed(seed + 1)
+    biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
+    biases += [b for name, b in model.named_buffers() if name.endswith("final_logits_bias")]
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith("bias"):
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+        for bias in biases:
+            bias.copy_(torch.randn(bias.shape, generator=generator) * std)
 
 
 def randomize_norm_weights(model: torch.nn.Module, *, seed: int, std: float = 0.1) -> None:

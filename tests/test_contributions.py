@@ -29,8 +29,9 @@ TARGET = "die klein katze sieht das rot haus ."
 
 
 def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
-    """Scale BART/Marian value and output projections: at their random init (std 0.02) attention adds
-    under 0.1% to the residual stream, so no attention or cross-attention edge would pass a threshold."""
+    """Scale BART-family (BART, Marian, mBART, M2M-100) value and output projections: at their random init
+    (std 0.02) attention adds under 0.1% to the residual stream, so no attention or cross-attention edge would
+    pass a threshold."""
     with torch.no_grad():
         for name, parameter in loaded.model.named_parameters():
             if name.endswith(("v_proj.weight", "out_proj.weight")):
@@ -41,7 +42,7 @@ def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
 @pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
 def family_model(request) -> LoadedModel:
     loaded = build_random_model(request.param, seed=3)
-    return _louder_attention(loaded) if request.param in ("bart", "marian") else loaded
+    return _louder_attention(loaded) if request.param in ("bart", "marian", "mbart", "m2m_100") else loaded
 
 
 def _inputs(loaded: LoadedModel, text: str | None = None, target: str | None = None):

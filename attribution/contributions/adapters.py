@@ -361,6 +361,8 @@ FAMILIES: dict[str, FamilyEntry] = {
     "bloom": _bloom,
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
+    "m2m_100": _bart_like(post_ln=False),  # M2M-100, NLLB
+    "mbart": _bart_like(post_ln=False),  # mBART, mBART-50
     "t5": _t5,
 }
 #: transformers ``model_type`` values this package decomposes.
