@@ -352,6 +352,8 @@ CONFIG_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "m2m_100": (_m2m_100, "seq2seq"),
     "mbart": (_mbart, "seq2seq"),
     "t5": (_t5, "seq2seq"),
+    "mt5": (_mt5, "seq2seq"),
+    "umt5": (_umt5, "seq2seq"),
 }
 FAMILIES = tuple(CONFIG_BUILDERS)
 CAUSAL_FAMILIES = tuple(f for f, (_, kind) in CONFIG_BUILDERS.items() if kind == "causal")

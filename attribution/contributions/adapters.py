@@ -326,19 +326,32 @@ def _bart_like(*, post_ln: bool, prefix: str = "model") -> Family:
     )
 
 
-def _t5(config: PretrainedConfig) -> Family:
-    """T5: pre-RMSNorm blocks without biases, relative position biases; ``DenseReluDense.wo`` is the FFN output."""
+def _t5_like(config: PretrainedConfig, *, scale_outputs: bool) -> Family:
+    """T5, mT5, UMT5: pre-RMSNorm blocks without biases, relative position biases (in the probabilities),
+    ``DenseReluDense.wo`` the FFN output (plain or gated); the final state is rescaled by d_model^-0.5 before
+    the LM head where the model's own forward does so."""
     attention = Attention("layer.0.SelfAttention", values="v", out="o")
     cross = Attention("layer.1.EncDecAttention", values="v", out="o")
     ffn = FFN("layer.-1.DenseReluDense.wo")
-    scale = getattr(config, "scale_decoder_outputs", config.tie_word_embeddings)
     return Family(
         encoder=Stack("encoder.block", "num_heads", attention, ffn),
         decoder=Stack("decoder.block", "num_heads", attention, ffn, cross_attention=cross),
         final_norm="decoder.final_layer_norm",
         norm_kind="rmsnorm",
-        output_scale=config.d_model**-0.5 if scale else 1.0,
+        output_scale=config.d_model**-0.5 if scale_outputs else 1.0,
     )
+
+
+def _t5(config: PretrainedConfig) -> Family:
+    return _t5_like(config, scale_outputs=getattr(config, "scale_decoder_outputs", config.tie_word_embeddings))
+
+
+def _mt5(config: PretrainedConfig) -> Family:
+    return _t5_like(config, scale_outputs=False)  # MT5ForConditionalGeneration never rescales
+
+
+def _umt5(config: PretrainedConfig) -> Family:
+    return _t5_like(config, scale_outputs=config.tie_word_embeddings)
 
 
 #: transformers ``model_type`` -> its description. Adding a family is adding an entry here
@@ -364,6 +377,8 @@ FAMILIES: dict[str, FamilyEntry] = {
     "m2m_100": _bart_like(post_ln=False),  # M2M-100, NLLB
     "mbart": _bart_like(post_ln=False),  # mBART, mBART-50
     "t5": _t5,
+    "mt5": _mt5,
+    "umt5": _umt5,
 }
 #: transformers ``model_type`` values this package decomposes.
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)
