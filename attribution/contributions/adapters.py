@@ -204,6 +204,41 @@ def _llama_like(*, attention_norm: str | None = None, ffn_norm: str | None = Non
     )
 
 
+_GPT2 = Family(
+    Stack(
+        "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
+    ),
+    final_norm="transformer.ln_f",
+)
+
+_LLAMA = _llama_like()
+
+
+def _gpt_neox(config: PretrainedConfig) -> Family:
+    attention = Attention("attention", values="query_key_value", out="dense", qkv="grouped")
+    stack = Stack(
+        "gpt_neox.layers",
+        "num_attention_heads",
+        attention,
+        FFN("mlp.dense_4h_to_h"),
+        parallel_residual=bool(config.use_parallel_residual),
+    )
+    return Family(stack, final_norm="gpt_neox.final_layer_norm")
+
+
+def _opt(config: PretrainedConfig) -> Family:
+    post_ln = not config.do_layer_norm_before
+    attention = Attention(
+        "self_attn", values="v_proj", out="out_proj", norm_after_add="self_attn_layer_norm" if post_ln else None
+    )
+    ffn = FFN("fc2", norm_after_add="final_layer_norm" if post_ln else None)
+    return Family(
+        Stack("model.decoder.layers", "num_attention_heads", attention, ffn),
+        final_norm="model.decoder.final_layer_norm",
+        project_out="model.decoder.project_out",
+    )
+
+
 def _gemma2(config: PretrainedConfig) -> Family:
     """Gemma 2 / Gemma 3: RMSNorms (``1 + weight``) before *and after* each branch; logit soft-capping."""
     return _llama_like(
@@ -267,42 +302,7 @@ def _bloom(config: PretrainedConfig) -> Family:
     return Family(Stack("transformer.h", "n_head", attention, FFN("mlp.dense_4h_to_h")), final_norm="transformer.ln_f")
 
 
-_GPT2 = Family(
-    Stack(
-        "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
-    ),
-    final_norm="transformer.ln_f",
-)
-
-_LLAMA = _llama_like()
-
-
-def _gpt_neox(config: PretrainedConfig) -> Family:
-    attention = Attention("attention", values="query_key_value", out="dense", qkv="grouped")
-    stack = Stack(
-        "gpt_neox.layers",
-        "num_attention_heads",
-        attention,
-        FFN("mlp.dense_4h_to_h"),
-        parallel_residual=bool(config.use_parallel_residual),
-    )
-    return Family(stack, final_norm="gpt_neox.final_layer_norm")
-
-
-def _opt(config: PretrainedConfig) -> Family:
-    post_ln = not config.do_layer_norm_before
-    attention = Attention(
-        "self_attn", values="v_proj", out="out_proj", norm_after_add="self_attn_layer_norm" if post_ln else None
-    )
-    ffn = FFN("fc2", norm_after_add="final_layer_norm" if post_ln else None)
-    return Family(
-        Stack("model.decoder.layers", "num_attention_heads", attention, ffn),
-        final_norm="model.decoder.final_layer_norm",
-        project_out="model.decoder.project_out",
-    )
-
-
-def _bart_like(*, post_ln: bool, prefix: str = "model") -> Family:
+def _bart_like(*, post_ln: bool) -> Family:
     """BART, Marian (post-LN: a LayerNorm after every residual add) and mBART, M2M-100 / NLLB
     (pre-LN, with final encoder and decoder LayerNorms)."""
 
@@ -312,16 +312,16 @@ def _bart_like(*, post_ln: bool, prefix: str = "model") -> Family:
     ffn = FFN("fc2", norm_after_add="final_layer_norm" if post_ln else None)
     return Family(
         encoder=Stack(
-            f"{prefix}.encoder.layers", "encoder_attention_heads", attention("self_attn", "self_attn_layer_norm"), ffn
+            "model.encoder.layers", "encoder_attention_heads", attention("self_attn", "self_attn_layer_norm"), ffn
         ),
         decoder=Stack(
-            f"{prefix}.decoder.layers",
+            "model.decoder.layers",
             "decoder_attention_heads",
             attention("self_attn", "self_attn_layer_norm"),
             ffn,
             cross_attention=attention("encoder_attn", "encoder_attn_layer_norm"),
         ),
-        final_norm=None if post_ln else f"{prefix}.decoder.layer_norm",
+        final_norm=None if post_ln else "model.decoder.layer_norm",
         logits_bias="final_logits_bias",
     )
 
@@ -415,6 +415,11 @@ def _take_values(layout: QKVLayout, n_heads: int, head_dim: int, width: int) -> 
     return (lambda output: output.reshape(output.shape[0], n_kv, -1, head_dim)[:, :, -1]), n_kv
 
 
+def _norm(layer: nn.Module, path: str | None, kind: NormKind) -> PostNorm | None:
+    module = _module(layer, path) if path else None
+    return PostNorm.of(module, kind) if module is not None else None
+
+
 def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: NormKind) -> AttentionSpec:
     module = _module(layer, layout.module)
     out = _module(module, layout.out)
@@ -424,11 +429,6 @@ def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: Nor
     take_values, n_kv = _take_values(layout.qkv, n_heads, head_dim, _matrix(values).shape[1])
     if n_kv < 1 or n_heads % n_kv:
         raise UnsupportedError(f"Cannot read {n_kv} key/value heads for {n_heads} query heads from {layout.values}.")
-
-    def norm(path: str | None) -> PostNorm | None:
-        module = _module(layer, path) if path else None
-        return PostNorm.of(module, norm_kind) if module is not None else None
-
     return AttentionSpec(
         module=module,
         out_module=out,
@@ -437,8 +437,8 @@ def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: Nor
         out_weight=out_matrix.reshape(n_heads, head_dim, out_matrix.shape[1]),
         out_bias=out.bias,
         n_heads=n_heads,
-        post_norm=norm(layout.norm_after_add),
-        branch_norm=norm(layout.branch_norm),
+        post_norm=_norm(layer, layout.norm_after_add, norm_kind),
+        branch_norm=_norm(layer, layout.branch_norm, norm_kind),
         output_includes_residual=layout.output_includes_residual,
     )
 
@@ -447,19 +447,15 @@ def _blocks(model: nn.Module, stack: Stack, norm_kind: NormKind) -> list[BlockSp
     n_heads = getattr(model.config, stack.heads)
     blocks = []
     for layer in _module(model, stack.layers):
-
-        def norm(path: str | None, layer: nn.Module = layer) -> PostNorm | None:
-            module = _module(layer, path) if path else None
-            return PostNorm.of(module, norm_kind) if module is not None else None
-
         out = _module(layer, stack.ffn.out)
+        ffn_norms = (_norm(layer, stack.ffn.norm_after_add, norm_kind), _norm(layer, stack.ffn.branch_norm, norm_kind))
         cross = stack.cross_attention
         blocks.append(
             BlockSpec(
                 module=layer,
                 self_attention=_attention(layer, stack.self_attention, n_heads, norm_kind),
                 cross_attention=_attention(layer, cross, n_heads, norm_kind) if cross else None,
-                ffn=FFNSpec(out, _matrix(out), norm(stack.ffn.norm_after_add), norm(stack.ffn.branch_norm)),
+                ffn=FFNSpec(out, _matrix(out), *ffn_norms),
                 parallel_residual=stack.parallel_residual,
             )
         )
