@@ -380,7 +380,7 @@ def test_cli_writes_a_graph_json(saved_gpt2, tmp_path):
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
-    [(["--threshold", "1.5"], "threshold"), (["--token", "40"], "out of range"), (["--token", "x"], "--token")],
+    [(["--threshold", "1.5"], "threshold"), (["--token", "40"], "out of range"), (["--token", "x"], "root token must")],
 )
 def test_cli_reports_bad_input_in_one_line(saved_gpt2, tmp_path, capsys, arguments, message):
     out = tmp_path / "graph.json"
