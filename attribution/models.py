@@ -250,7 +250,7 @@ def resolve_model_source(name_or_path: str, *, allow_local: bool = True) -> tupl
     resolved against the local file system here (see :func:`load_model_uncached` for names that
     collide with a relative path).
     """
-    name = name_or_path.strip()
+    name = check_unicode(name_or_path.strip(), "model id")
     if not name:
         raise InvalidInputError("No model given: pass a Hugging Face model id or a local folder. " + _bundled_hint())
     if not allow_local:
