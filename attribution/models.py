@@ -122,6 +122,23 @@ class LoadedModel:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
+    def precheck_text(self, text: str, *, role: str = "input text", max_tokens: int | None = None) -> int | None:
+        """Checks that need no tokenizer: valid Unicode, and not far longer than the token limit could allow.
+
+        Returns the token limit that applies (the smaller of ``max_tokens`` and the model's context).
+        """
+        check_unicode(text, role)
+        limits = [x for x in (max_tokens, self.max_input_tokens) if x]
+        if not limits:
+            return None
+        limit = min(limits)
+        if len(text) > limit * MAX_CHARS_PER_TOKEN:
+            raise InvalidInputError(
+                f"The {role} is {len(text):,} characters long, far more than the {limit} tokens {self.model_id} "
+                "accepts here. Shorten it."
+            )
+        return limit
+
     def validate_text(self, text: str, *, role: str = "input text", max_tokens: int | None = None) -> str:
         """Return ``text`` if it is usable as model input, else raise InvalidInputError.
 
@@ -132,15 +149,8 @@ class LoadedModel:
         """
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError(f"The {role} is empty: type some text first.")
-        check_unicode(text, role)
-        limits = [x for x in (max_tokens, self.max_input_tokens) if x]
-        if limits:
-            limit = min(limits)
-            if len(text) > limit * MAX_CHARS_PER_TOKEN:
-                raise InvalidInputError(
-                    f"The {role} is {len(text):,} characters long, far more than the {limit} tokens {self.model_id} "
-                    "accepts here. Shorten it."
-                )
+        limit = self.precheck_text(text, role=role, max_tokens=max_tokens)
+        if limit is not None:
             n_tokens = self.count_tokens(text)
             if n_tokens > limit:
                 raise InvalidInputError(

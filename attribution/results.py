@@ -21,7 +21,6 @@ import numpy as np
 
 from attribution.errors import InvalidInputError, ResultFormatError
 from attribution.validation import (
-    DEFAULT_MAX_RESULT_BYTES,
     expect_bool,
     expect_choice,
     expect_free_form,
@@ -216,12 +215,12 @@ class AttributionResult:
         return _dump(self.to_dict(), path)
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Self:
-        """Read JSON *text* (never a path: use :meth:`from_file`), at most ``max_bytes`` long."""
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
         return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
 
     @classmethod
-    def from_file(cls, path: str | Path, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Self:
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
         """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
         return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
@@ -403,12 +402,12 @@ class ContributionGraph:
         return _dump(self.to_dict(), path)
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Self:
-        """Read JSON *text* (never a path: use :meth:`from_file`), at most ``max_bytes`` long."""
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
         return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
 
     @classmethod
-    def from_file(cls, path: str | Path, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Self:
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
         """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
         return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
@@ -529,12 +528,12 @@ class Comparison:
         return _dump(self.to_dict(), path)
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Self:
-        """Read JSON *text* (never a path: use :meth:`from_file`), at most ``max_bytes`` long."""
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
         return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
 
     @classmethod
-    def from_file(cls, path: str | Path, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Self:
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
         """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
         return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
@@ -547,12 +546,12 @@ _SCHEMAS: dict[str, type] = {
 }
 
 
-def load_result(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> ResultType:
+def load_result(text: str | bytes, *, max_bytes: int | None = None) -> ResultType:
     """Read any result from JSON *text* (never a path) into the matching dataclass, checking its schema."""
     return _from_any(parse_json_text(text, max_bytes=max_bytes))
 
 
-def load_result_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> ResultType:
+def load_result_file(path: str | Path, *, max_bytes: int | None = None) -> ResultType:
     """Read any result from a saved JSON file (the CLI and the Python API) into the matching dataclass."""
     return _from_any(read_json_file(path, max_bytes=max_bytes))
 

@@ -33,8 +33,12 @@ def _refuse_constant(name: str) -> Any:
     raise ResultFormatError(f"result JSON: {name} is not a JSON number (only finite numbers and null are accepted)")
 
 
-def parse_json_text(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Any:
-    """Parse JSON *text* (never a path) of at most ``max_bytes`` UTF-8 bytes, checked before parsing."""
+def parse_json_text(text: str | bytes, *, max_bytes: int | None = None) -> Any:
+    """Parse JSON *text* (never a path) of at most ``max_bytes`` UTF-8 bytes, checked before parsing.
+
+    ``max_bytes=None`` means :data:`DEFAULT_MAX_RESULT_BYTES` (read at call time).
+    """
+    max_bytes = DEFAULT_MAX_RESULT_BYTES if max_bytes is None else max_bytes
     if isinstance(text, bytes):
         size = len(text)
     elif isinstance(text, str):
@@ -54,8 +58,9 @@ def parse_json_text(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_RESULT_BY
         raise ResultFormatError(f"result JSON is not valid JSON ({error.msg} at line {error.lineno})") from None
 
 
-def read_json_file(path: str | Path, *, max_bytes: int = DEFAULT_MAX_RESULT_BYTES) -> Any:
+def read_json_file(path: str | Path, *, max_bytes: int | None = None) -> Any:
     """Read and parse a JSON file, reading at most ``max_bytes`` + 1 bytes (``/dev/zero`` is refused, not read)."""
+    max_bytes = DEFAULT_MAX_RESULT_BYTES if max_bytes is None else max_bytes
     path = Path(path)
     try:
         with path.open("rb") as handle:

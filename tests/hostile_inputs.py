@@ -153,7 +153,7 @@ def result_json_cases(*, max_bytes: int, server_file: Path) -> list[Case]:
 
 #: Texts (prompt, source, target, contrast target, title): refused with one line, never a traceback.
 TEXT_CASES = [
-    Case("lone surrogate", "When Mary and \ud800 John", r"not valid text: character 14 is a lone surrogate"),
+    Case("lone surrogate", "When Mary and \ud800 John", r"not valid text: character 15 is a lone surrogate"),
     Case("several megabytes", "the " * 1_500_000, r"characters long, far more than the \d+ tokens"),
 ]
 
