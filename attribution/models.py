@@ -228,7 +228,7 @@ _hub_probe_cache: dict[str, tuple[bool, float]] = {}
 
 def _bundled_hint() -> str:
     names = ", ".join(BUNDLED_MODELS)
-    return f"Bundled models that work offline: {names} (in {BUNDLED_MODELS_DIR})."
+    return f"Bundled models that work offline: {names}."  # no server path: this reaches the app's users
 
 
 def not_on_hub_error(name: str, *, hub_unreachable: bool) -> ModelLoadError:
