@@ -237,7 +237,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     return view.figure, view.graph_json
 
                 @user_errors
-                def rethreshold(model, text, target, threshold, renormalize, root, shown, progress=TRACK_PROGRESS):
+                def rethreshold(model, text, target, threshold, renormalize, root, shown=None, progress=TRACK_PROGRESS):
                     view = handlers.rethreshold_graph(
                         ctx, model, text, target, threshold, renormalize, root, shown, progress=_reporter(progress)
                     )
