@@ -69,7 +69,7 @@ def readme_for(export: Export, result: ResultType, repo_type: str) -> str:
         f"- model: {models}",
         f"- method: {methods}",
         f"- computed: {html.escape(str(entries[0].get('created_at', 'unknown')))}",
-        "- data: `result.json` (readable with `attribution.results.load_result`)",
+        "- data: `result.json` (readable with `attribution.results.load_result_file`)",
         "",
     ]
     return "\n".join([*front, "", *body])
