@@ -19,6 +19,7 @@ from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, check_hu
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result
 from space.config import ModelOffer, SpaceConfig
 from space.export_store import DEFAULT_ROOT, ExportStore, safe_file_name
+from space.inputs import parse_root_tokens
 
 logger = logging.getLogger("attribution_explorer.space")
 
@@ -222,17 +223,6 @@ class GraphChoices:
     attention_edges: list[tuple[str, str]]  # "source->target" keys of edges with a per-head split
 
 
-def parse_root_token(value: str | int | None) -> int | str:
-    """The root-token dropdown's value: an index (``-1`` = last) or ``"all"``."""
-    value = str(value if value is not None else "-1").strip()
-    if value == "all":
-        return "all"
-    try:
-        return int(value)
-    except ValueError as error:
-        raise InvalidInputError(f"The target token must be a token index or 'all', not {value!r}.") from error
-
-
 def run_graph(
     ctx: AppContext,
     model: str,
@@ -247,7 +237,7 @@ def run_graph(
     from exporters.bokeh_html import build_figure
 
     threshold = _threshold(threshold)
-    root = parse_root_token(root_token)
+    root = parse_root_tokens(root_token)
     progress(0.0, f"loading {model}")
     loaded = ctx.load(model)
     with time_budget(loaded, ctx.config.time_budget_s, what="The contribution graph", hint=BUDGET_HINT) as budget:
@@ -328,9 +318,13 @@ def _same_inputs(
     if given is None and graph.provenance.model_kind == "causal" and graph.target_text:
         return False  # a causal graph of a given continuation, now asked without one
     n_tokens = len(graph.target_tokens)
-    parsed = parse_root_token(root)
-    roots = list(range(n_tokens)) if parsed == "all" else [parsed % n_tokens] if n_tokens else []
-    return sorted(graph.root_tokens) == roots
+    parsed = parse_root_tokens(root)
+    if parsed == "all":
+        return sorted(graph.root_tokens) == list(range(n_tokens))
+    indices = [parsed] if isinstance(parsed, int) else parsed
+    if not all(-n_tokens <= i < n_tokens for i in indices):
+        return False  # computing the graph says what is wrong with these roots
+    return sorted(graph.root_tokens) == sorted({i % n_tokens for i in indices})
 
 
 def graph_choices(graph_json: str | None, *, max_bytes: int | None = None) -> GraphChoices:
