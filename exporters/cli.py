@@ -37,9 +37,16 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from attribution.validation import check_unicode
     from exporters import export_result
     from exporters.base import load_any_result
 
+    if args.push:  # before anything is written: a bad repo id must not leave a half-done export behind
+        from exporters.hub import check_repo_id
+
+        check_repo_id(args.push, args.repo_type)
+    if args.title is not None:
+        check_unicode(args.title, "--title")
     result = load_any_result(args.result)
     options = {"title": args.title} if args.title else {}
     export = export_result(result, kind=args.kind, mode=args.mode, exporter=args.exporter, **options)

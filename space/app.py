@@ -49,13 +49,46 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except AttributionExplorerError as error:
-            # gr.Error renders HTML: escape what may echo user input (model ids, text).
-            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
+            # gr.Error renders HTML: escape what may echo user input (model ids, text). One line, bounded.
+            raise gr.Error(html.escape(one_line(str(error)), quote=False), print_exception=False) from None
         except Exception:
             logger.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(GENERIC_ERROR) from None
 
     return wrapper
+
+
+#: Longest message shown to a user (a message echoing a huge input is cut, never the app's answer).
+MAX_MESSAGE_CHARS = 600
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line, at most :data:`MAX_MESSAGE_CHARS` characters."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= MAX_MESSAGE_CHARS else flat[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def concurrency_groups(config: SpaceConfig) -> dict[str, dict[str, Any]]:
+    """Event options per queue group, so that cheap requests never wait behind model runs.
+
+    Gradio queues each concurrency group separately: ``attribution`` (Attribute, Compare) and
+    ``graph`` (contribution graphs) run models, at most ``concurrency_limit`` each at once; ``light``
+    (threshold re-walks, node/edge details, exports) needs no model in the usual case; ``push`` waits
+    on the Hub. Every model run is also bounded by the time budget and the cost cap.
+    """
+    return {
+        "attribution": {"concurrency_id": "attribution", "concurrency_limit": config.concurrency_limit},
+        "graph": {"concurrency_id": "graph", "concurrency_limit": config.concurrency_limit},
+        "light": {"concurrency_id": "light", "concurrency_limit": config.light_concurrency_limit},
+        "push": {"concurrency_id": "push", "concurrency_limit": 4},
+    }
+
+
+def export_root() -> Path:
+    """Export files live inside Gradio's own cache folder, so Gradio serves them without a second copy."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()) / "attribution-explorer"
 
 
 def oauth_available() -> bool:
@@ -91,14 +124,18 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
     """The Blocks app and its shared context (model cache, offered models)."""
     reachable = probe_hub() if hub_reachable is None else hub_reachable  # where models come from
     offer = offered_models(config, hub_reachable=reachable)
-    ctx = handlers.AppContext.create(config, offer)
+    ctx = handlers.AppContext.create(config, offer, export_root=export_root())
     from attribution.inseq_runner import available_step_scores
+    from exporters.hub import install_deadline_hook
+
+    install_deadline_hook()  # before any request uses the Hub client (installing it replaces that client)
 
     methods = handlers.offered_methods(config)
     default_method = config.default_method if config.default_method in methods else methods[0]
     bundled = handlers.bundled_examples_available(offer)
     cache = _examples_cache(config)
-    model_run = {"concurrency_id": "model", "concurrency_limit": config.concurrency_limit}
+    groups = concurrency_groups(config)
+    max_bytes = config.max_result_bytes
 
     def model_dropdown(label: str = "Model", *, multiselect: bool = False) -> gr.Dropdown:
         return gr.Dropdown(
@@ -110,8 +147,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
             info="Pick one, or type a Hugging Face model id" if offer.custom_allowed else None,
         )
 
-    # Gradio's copies of downloads are deleted after an hour too (checked hourly).
-    with gr.Blocks(title="Attribution Explorer", delete_cache=(3600, 3600)) as demo:
+    # Gradio deletes the download files by age too (and all of them at shutdown).
+    age = max(1, int(config.export_max_age_s))
+    with gr.Blocks(title="Attribution Explorer", delete_cache=(min(age, 600), age)) as demo:
         gr.Markdown(
             "# Attribution Explorer\nWhy did the language model say that? Feature attribution (Inseq), "
             "information-flow contribution graphs, comparisons and static exports."
@@ -149,7 +187,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 a_inputs = [a_model, a_text, a_target, a_method, a_steps, a_contrast]
                 a_outputs = [a_plot, a_tokens, a_table, a_json]
-                redraw(a_run.click, a_plot).then(attribute, a_inputs, a_outputs, api_name="attribute", **model_run)
+                redraw(a_run.click, a_plot).then(
+                    attribute, a_inputs, a_outputs, api_name="attribute", **groups["attribution"]
+                )
                 if bundled:
                     gr.Examples(
                         attribute_examples(bundled),
@@ -198,8 +238,15 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     )
                     return view.figure, view.graph_json
 
+                @user_errors
+                def rethreshold(model, text, target, threshold, renormalize, root, shown=None, progress=TRACK_PROGRESS):
+                    view = handlers.rethreshold_graph(
+                        ctx, model, text, target, threshold, renormalize, root, shown, progress=_reporter(progress)
+                    )
+                    return view.figure, view.graph_json
+
                 def graph_dropdowns(graph_json):
-                    choices = handlers.graph_choices(graph_json)
+                    choices = handlers.graph_choices(graph_json, max_bytes=max_bytes)
                     return (
                         gr.Dropdown(choices=choices.roots),
                         gr.Dropdown(choices=choices.nodes, value=None),
@@ -208,13 +255,25 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
                 g_outputs = [g_plot, g_json]  # values only: Gradio cannot cache examples that update dropdowns
-                redraw(g_run.click, g_plot).then(graph, g_inputs, g_outputs, api_name="graph", **model_run)
+                redraw(g_run.click, g_plot).then(graph, g_inputs, g_outputs, api_name="graph", **groups["graph"])
                 redraw(g_threshold.release, g_plot, trigger_mode="always_last").then(
-                    graph, g_inputs, g_outputs, api_name="graph_threshold", **model_run
+                    rethreshold, [*g_inputs, g_json], g_outputs, api_name="graph_threshold", **groups["light"]
                 )
-                g_json.change(user_errors(graph_dropdowns), g_json, [g_root, g_node, g_edge], api_name="graph_choices")
-                g_node.change(user_errors(handlers.node_details), [g_json, g_node], g_node_table, api_name="graph_node")
-                g_edge.change(user_errors(handlers.edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge")
+                node_details = functools.partial(handlers.node_details, max_bytes=max_bytes)
+                edge_details = functools.partial(handlers.edge_details, max_bytes=max_bytes)
+                g_json.change(
+                    user_errors(graph_dropdowns),
+                    g_json,
+                    [g_root, g_node, g_edge],
+                    api_name="graph_choices",
+                    **groups["light"],
+                )
+                g_node.change(
+                    user_errors(node_details), [g_json, g_node], g_node_table, api_name="graph_node", **groups["light"]
+                )
+                g_edge.change(
+                    user_errors(edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge", **groups["light"]
+                )
                 if bundled:
                     gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, elem_id="graph-examples", **cache)
 
@@ -250,7 +309,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
                 c_outputs = [c_plot, c_corr, c_aer, c_json]
-                redraw(c_run.click, c_plot).then(comparison, c_inputs, c_outputs, api_name="compare", **model_run)
+                redraw(c_run.click, c_plot).then(
+                    comparison, c_inputs, c_outputs, api_name="compare", **groups["attribution"]
+                )
                 if bundled:
                     gr.Examples(
                         compare_examples(bundled), c_inputs, c_outputs, comparison, elem_id="compare-examples", **cache
@@ -300,8 +361,10 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     tab.select(lambda s=source: s, None, e_source, queue=False, api_visibility="private")
 
                 jsons = [a_json, g_json, c_json]
-                e_run.click(export, [e_source, e_format, *jsons], [e_file, e_preview], api_name="export")
-                e_push.click(push, [e_source, *jsons, e_repo, e_token], e_link, api_name="push", concurrency_limit=4)
+                e_run.click(
+                    export, [e_source, e_format, *jsons], [e_file, e_preview], api_name="export", **groups["light"]
+                )
+                e_push.click(push, [e_source, *jsons, e_repo, e_token], e_link, api_name="push", **groups["push"])
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     return demo, ctx

@@ -18,7 +18,7 @@ from attribution.contributions.graph import _prepare_inputs
 from attribution.contributions.routes import trace_routes
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import LoadedModel
-from attribution.results import ContributionGraph, load_result
+from attribution.results import ContributionGraph, load_result_file
 from space.cli import main
 from tests.contributions_reference import ReferenceStack, reference_route
 from tests.random_models import FAMILIES, VARIANTS, build_random_model, word_level_tokenizer
@@ -372,7 +372,7 @@ def test_cli_writes_a_graph_json(saved_gpt2, tmp_path):
         ]
     )
     assert status == 0
-    graph = load_result(out)
+    graph = load_result_file(out)
     assert isinstance(graph, ContributionGraph)
     assert graph.root_tokens == [0, len(PROMPT.split()) - 1] and graph.threshold == 0.05
     assert all(edge.weight >= 0.05 for edge in graph.edges)

@@ -277,7 +277,7 @@ def test_export_every_format(served, client):
     assert preview.startswith("<iframe") and "srcdoc=" in preview and "<script" not in preview
 
     json_path, _ = client.predict("Attribute", "Result JSON", result_json, "", "", api_name="/export")
-    assert AttributionResult.from_json(Path(json_path)).to_dict() == AttributionResult.from_json(result_json).to_dict()
+    assert AttributionResult.from_file(json_path).to_dict() == AttributionResult.from_json(result_json).to_dict()
 
     snippet_path, _ = client.predict(
         "Attribute", "Blog snippet (script + div)", result_json, "", "", api_name="/export"
