@@ -11,12 +11,12 @@ import os
 import pkgutil
 import subprocess
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+import attribution
 from attribution.capabilities import METHODS, STEP_SCORES
 from attribution.errors import InvalidInputError
 from space import handlers
@@ -139,7 +139,8 @@ def test_attribute_help_lists_every_method_and_step_score(capsys):
 
 
 def test_version_names_the_distribution_and_the_libraries(capsys):
-    version = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    version = attribution.__version__
+    assert metadata.version("attribution-explorer") == version  # the metadata reads it from the package
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"attribution-explorer {version}"
     assert main(["--version", "--verbose"]) == 0
