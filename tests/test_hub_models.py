@@ -1,8 +1,8 @@
 """Real Hugging Face Hub models, through the same loading and analysis code the bundled models use.
 
-Deselected by default (``-m 'not hub'`` in pyproject.toml) because no machine here reaches the
-Hub. On a machine that does: ``ATTRIBUTION_EXPLORER_HUB_TESTS=1 python -m pytest -m hub``
-(the variable keeps ``tests/conftest.py`` from forcing ``HF_HUB_OFFLINE=1``).
+Skipped unless ``ATTRIBUTION_EXPLORER_HUB_TESTS=1`` (``tests/conftest.py``, whatever ``-m`` says), because
+no machine here reaches the Hub. On a machine that does: ``ATTRIBUTION_EXPLORER_HUB_TESTS=1 python -m pytest -m hub``
+(the variable also keeps ``tests/conftest.py`` from forcing ``HF_HUB_OFFLINE=1``).
 """
 
 from __future__ import annotations
