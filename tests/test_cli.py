@@ -212,3 +212,45 @@ def test_the_exporters_never_import_torch():
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300, check=True
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_export_imports_no_model_library(tmp_path):
+    """Drawing a saved result needs Bokeh, not torch, transformers, Inseq or Gradio."""
+    from tests.synthetic_results import synthetic_attribution
+
+    saved = tmp_path / "result.json"
+    synthetic_attribution("seq2seq", n_source=4, n_generated=3, seed=0).to_json(saved)
+    completed, modules = imported_modules([*CLI, "export", str(saved), "--out", str(tmp_path / "page.html")])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert (tmp_path / "page.html").is_file()
+    assert "bokeh" in modules
+    assert not {"torch", "transformers", "inseq", "gradio"} & {name.partition(".")[0] for name in modules}
+
+
+def test_graph_imports_neither_inseq_nor_the_app(tmp_path):
+    out = tmp_path / "graph.json"
+    arguments = [
+        "graph",
+        "--model",
+        "tiny-ioi-gpt2",
+        "--text",
+        "When Mary and John went to the store",
+        "--out",
+        str(out),
+    ]
+    completed, modules = imported_modules([*CLI, *arguments], env={"HF_HUB_OFFLINE": "1"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert out.is_file() and "torch" in modules
+    assert not {"inseq", "captum", "gradio", "bokeh"} & {name.partition(".")[0] for name in modules}
+
+
+@pytest.mark.slow
+def test_attribute_imports_neither_the_app_nor_bokeh(tmp_path):
+    out = tmp_path / "result.json"
+    arguments = ["attribute", "--model", "tiny-ioi-gpt2", "--text", "When Mary and John went to the store"]
+    completed, modules = imported_modules(
+        [*CLI, *arguments, "--max-new-tokens", "1", "--out", str(out)], env={"HF_HUB_OFFLINE": "1"}
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert out.is_file() and "inseq" in modules
+    assert not {"gradio", "bokeh", "space.app", "exporters.bokeh_html"} & modules
