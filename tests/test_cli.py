@@ -20,7 +20,7 @@ import attribution
 from attribution.capabilities import METHODS, STEP_SCORES
 from attribution.errors import InvalidInputError
 from space import handlers
-from space.cli import EXIT_USER_ERROR, build_parser, main, serve_address
+from space.cli import EXIT_INSTALL_ERROR, EXIT_USER_ERROR, build_parser, main, serve_address
 from space.inputs import parse_root_tokens
 
 REPO = Path(__file__).resolve().parents[1]
@@ -254,3 +254,23 @@ def test_attribute_imports_neither_the_app_nor_bokeh(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert out.is_file() and "inseq" in modules
     assert not {"gradio", "bokeh", "space.app", "exporters.bokeh_html"} & modules
+
+
+def test_a_shadowed_package_is_reported_with_our_distribution_and_the_other_one(monkeypatch, capsys):
+    """PyPI's `attribution` installed over ours: the import error names both distributions and the fix."""
+    from space import distribution
+
+    providers = {"attribution": ["attribution-explorer", "attribution"], "exporters": [], "space": []}
+    monkeypatch.setattr(distribution.metadata, "packages_distributions", lambda: providers)
+    monkeypatch.setattr(
+        distribution,
+        "installed_version",
+        lambda name=distribution.DISTRIBUTION: {"attribution": "1.8.0"}.get(name, "0.1.0"),
+    )
+    monkeypatch.setitem(sys.modules, "attribution.capabilities", None)  # importing it now fails
+    assert main(["attribute", "--help"]) == EXIT_INSTALL_ERROR
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: attribution-explorer cannot import 'attribution.capabilities'")
+    assert "also provided by attribution 1.8.0" in error
+    assert "pip install --force-reinstall --no-deps attribution-explorer" in error
+    assert distribution.import_problem(ModuleNotFoundError("No module named 'yaml'", name="yaml")) is None
