@@ -7,10 +7,14 @@ modules a command imports before it answers (read from ``python -X importtime``)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pkgutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 
@@ -274,3 +278,34 @@ def test_a_shadowed_package_is_reported_with_our_distribution_and_the_other_one(
     assert "also provided by attribution 1.8.0" in error
     assert "pip install --force-reinstall --no-deps attribution-explorer" in error
     assert distribution.import_problem(ModuleNotFoundError("No module named 'yaml'", name="yaml")) is None
+
+
+@pytest.mark.slow
+def test_serve_takes_host_port_and_config(tmp_path):
+    """``serve --host --port --config`` (once 'unrecognized arguments') serves the app with that config."""
+    config = json.loads((REPO / "space" / "config.json").read_text(encoding="utf-8"))
+    config |= {"methods": ["attention", "occlusion"], "default_method": "occlusion"}
+    path = tmp_path / "operator.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": "1"}  # the option wins over the variable
+    server = subprocess.Popen([sys.executable, *command], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, served = time.monotonic() + 300, None
+        while served is None and time.monotonic() < deadline:
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
+                    served = json.load(response)
+            except OSError:
+                time.sleep(0.2)
+        assert served is not None, "the app did not answer within 300 s"
+        (method,) = [c["props"] for c in served["components"] if c.get("props", {}).get("label") == "Method"]
+        assert method["value"] == "occlusion"
+        assert [choice[1] for choice in method["choices"]] == ["attention", "occlusion"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
