@@ -38,15 +38,10 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
+from attribution.bundled import BUNDLED_MODELS, BUNDLED_MODELS_DIR, bundled_model_path
 from attribution.errors import HubUnreachableError, InvalidInputError, ModelLoadError
 from attribution.results import ModelKind, Provenance
 from attribution.validation import check_unicode
-
-BUNDLED_MODELS_DIR = Path(
-    os.environ.get("ATTRIBUTION_EXPLORER_MODELS_DIR", Path(__file__).resolve().parents[1] / "examples" / "models")
-)
-#: Short names of the tiny models we ship, usable wherever a model id is expected.
-BUNDLED_MODELS = ("tiny-ioi-gpt2", "tiny-synth-translate")
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 #: Device types a model can be loaded on (``auto`` picks cuda when available).
@@ -56,10 +51,6 @@ DEVICE_TYPES = ("cpu", "cuda", "mps")
 MAX_CHARS_PER_TOKEN = 64
 _HUB_PROBE_TIMEOUT_S = 3.0
 _HUB_PROBE_TTL_S = 60.0
-
-
-def bundled_model_path(name: str) -> Path:
-    return BUNDLED_MODELS_DIR / name
 
 
 def trust_remote_code_default() -> bool:

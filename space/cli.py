@@ -141,7 +141,7 @@ def _methods_help() -> str:
     width = max(map(len, METHODS))
     methods = "\n".join(f"  {name:<{width}}  {spec.description}" for name, spec in METHODS.items())
     return (
-        f"methods (--method; which run on which architecture: README, 'What runs where'):\n{methods}\n\n"
+        f"methods (--method; which run on which architecture: python -m attribution.capabilities):\n{methods}\n\n"
         f"step scores (--step-scores; contrast_* need --contrast-target):\n  {' '.join(STEP_SCORES)}"
     )
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from attribution.bundled import BUNDLED_MODELS, bundled_model_path
 from attribution.errors import InvalidInputError
-from attribution.models import BUNDLED_MODELS, DTYPES, bundled_model_path
+from attribution.models import DTYPES
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.json")
 CONFIG_ENV_VAR = "ATTRIBUTION_EXPLORER_SPACE_CONFIG"

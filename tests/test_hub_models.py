@@ -1,8 +1,8 @@
 """Real Hugging Face Hub models, through the same loading and analysis code the bundled models use.
 
-Deselected by default (``-m 'not hub'`` in pyproject.toml) because no machine here reaches the
-Hub. On a machine that does: ``ATTRIBUTION_EXPLORER_HUB_TESTS=1 python -m pytest -m hub``
-(the variable keeps ``tests/conftest.py`` from forcing ``HF_HUB_OFFLINE=1``). The Gemma checkpoints are
+Skipped unless ``ATTRIBUTION_EXPLORER_HUB_TESTS=1`` (``tests/conftest.py``, whatever ``-m`` says), because
+no machine here reaches the Hub. On a machine that does: ``ATTRIBUTION_EXPLORER_HUB_TESTS=1 python -m pytest -m hub``
+(the variable also keeps ``tests/conftest.py`` from forcing ``HF_HUB_OFFLINE=1``). The Gemma checkpoints are
 gated: set ``HF_TOKEN`` for an account that accepted their licence. The largest checkpoint (Phi-3 mini,
 3.8 B parameters) is loaded in bfloat16 (~8 GB); the others need at most ~10 GB in float32.
 """
