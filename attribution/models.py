@@ -38,7 +38,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
-from attribution.bundled import BUNDLED_MODELS, BUNDLED_MODELS_DIR, bundled_model_path
+from attribution.bundled import BUNDLED_MODELS, bundled_model_path
 from attribution.errors import HubUnreachableError, InvalidInputError, ModelLoadError
 from attribution.results import ModelKind, Provenance
 from attribution.validation import check_unicode
