@@ -43,7 +43,7 @@ class PostNorm:
 @dataclass(frozen=True)
 class AttentionSpec:
     #: the attention module: its output's first element is the attention output (after the output
-    #: projection, before the residual add), its second the probabilities ``[batch, H, T, S]``
+    #: projection, before the residual add), element ``probabilities_index`` the probabilities ``[batch, H, T, S]``
     module: nn.Module
     #: the output projection: its input is the heads' mixed values side by side ``[*, H * head_dim]``
     out_module: nn.Module
@@ -54,6 +54,8 @@ class AttentionSpec:
     out_bias: torch.Tensor | None
     n_heads: int
     post_norm: PostNorm | None = None
+    #: where ``module``'s output tuple holds the probabilities (T5 returns ``(output, position_bias, probs)``)
+    probabilities_index: int = 1
 
 
 @dataclass(frozen=True)
@@ -241,17 +243,13 @@ def _t5(model: nn.Module) -> ArchitectureSpec:
     config = model.config
     n_heads = config.num_heads
 
+    def attention(module: nn.Module) -> AttentionSpec:
+        spec = _qkv_attention(module, value_name="v", out_name="o", n_heads=n_heads, n_kv_heads=n_heads)
+        return dataclasses.replace(spec, probabilities_index=2)  # T5Attention: (output, position_bias, probs)
+
     def block(t5_block: nn.Module, cross: bool) -> BlockSpec:
-        self_attention = _qkv_attention(
-            t5_block.layer[0].SelfAttention, value_name="v", out_name="o", n_heads=n_heads, n_kv_heads=n_heads
-        )
-        cross_attention = (
-            _qkv_attention(
-                t5_block.layer[1].EncDecAttention, value_name="v", out_name="o", n_heads=n_heads, n_kv_heads=n_heads
-            )
-            if cross
-            else None
-        )
+        self_attention = attention(t5_block.layer[0].SelfAttention)
+        cross_attention = attention(t5_block.layer[1].EncDecAttention) if cross else None
         wo = t5_block.layer[-1].DenseReluDense.wo
         return BlockSpec(t5_block, self_attention, cross_attention, FFNSpec(wo, wo.weight.T))
 
