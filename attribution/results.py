@@ -304,8 +304,15 @@ _SCHEMAS: dict[str, type] = {
 }
 
 
+def register_schema(name: str, cls: type) -> None:
+    """Let :func:`load_result` read another result type (interventions register theirs on import)."""
+    _SCHEMAS[name] = cls
+
+
 def load_result(text_or_path: str | Path) -> ResultType:
     """Read any result JSON (file path or JSON text) into the matching dataclass."""
+    import attribution.interventions.results  # noqa: F401  (registers the intervention schemas)
+
     data = _load(text_or_path)
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema not in _SCHEMAS:
