@@ -13,6 +13,7 @@ import torch
 
 from attribution.contributions import decompose_model
 from attribution.contributions.adapters import architecture_spec
+from attribution.contributions.decompose import _FixedNorm
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits, intervene, resolve_components
@@ -21,7 +22,7 @@ from attribution.interventions.inputs import model_shape, prepare, prepare_like
 from attribution.interventions.results import InterventionResult
 from attribution.models import LoadedModel
 from attribution.results import load_result
-from tests.random_models import FAMILIES, build_random_model
+from tests.random_models import FAMILIES, VARIANTS, build_random_model
 from tests.test_contributions import _louder_attention
 
 PROMPT = "when mary and john went to the store , john gave a drink to"
@@ -32,7 +33,7 @@ TARGET = "die klein katze sieht das rot haus ."
 COUNTERFACTUAL_TARGET = "die groß hund sieht das blau haus ."
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
 def family_model(request) -> LoadedModel:
     loaded = build_random_model(request.param, seed=5)
     return _louder_attention(loaded) if request.param in ("bart", "marian") else loaded
@@ -99,29 +100,34 @@ def test_ablating_an_edge_moves_the_residual_stream_by_exactly_its_decomposition
         residual = _residual_before_attention(ablated, blocks, side, layer, attention)
         block_spec = (spec.encoder_blocks if side == "encoder" else spec.decoder_blocks)[layer - 1]
         attention_spec = block_spec.self_attention if attention == "self" else block_spec.cross_attention
-        pre_clean = (
-            _residual_before_attention(clean_run, blocks, side, layer, attention)
-            + (clean_run.attention_outputs[key][0])
-        )
-        pre_ablated = residual + ablated.attention_outputs[key][0]
+        branch_clean, branch_ablated = clean_run.attention_outputs[key][0], ablated.attention_outputs[key][0]
+        if attention_spec.branch_norm is not None:  # residual + N(branch): N with the clean branch's statistics
+            fixed = _FixedNorm.of(attention_spec.branch_norm, branch_clean)
+            branch_clean, branch_ablated = (
+                fixed.apply(branch_clean),
+                fixed.carry(branch_ablated) / fixed.sigma + fixed.beta,
+            )
+        pre_clean = _residual_before_attention(clean_run, blocks, side, layer, attention) + branch_clean
+        pre_ablated = residual + branch_ablated
         norm = attention_spec.post_norm
         if norm is None:
-            after_ablated = pre_ablated  # pre-LN: the residual stream after the attention block
-        else:  # post-LN: the same LayerNorm with the clean run's standard deviation held (centring is linear)
-            sigma = (pre_clean.var(-1, unbiased=False, keepdim=True) + norm.eps).sqrt()
-            after_ablated = norm.weight * (pre_ablated - pre_ablated.mean(-1, keepdim=True)) / sigma + norm.bias
+            after_ablated = pre_ablated  # the residual stream after the attention block
+        else:  # LN(residual + branch): the same norm with the clean sum's statistics (centring is linear)
+            fixed = _FixedNorm.of(norm, pre_clean)
+            after_ablated = fixed.carry(pre_ablated) / fixed.sigma + fixed.beta
         change = after_ablated - dec.whole
         torch.testing.assert_close(change[target], -term, atol=1e-5, rtol=1e-4)
         others = [i for i in range(change.shape[0]) if i != target]
         assert change[others].abs().max() <= 1e-5
-        if norm is not None:  # the pre-norm sum loses the raw term: A_ij v_j W_O summed over the chosen heads
-            raw = sum(
-                clean_run.probabilities[key][0, h, target, source]
-                * clean_run.values[key][0, h, source]
-                @ attention_spec.out_weight[h].detach()
-                for h in heads
-            )
-            torch.testing.assert_close(pre_ablated[target] - pre_clean[target], -raw, atol=1e-5, rtol=1e-4)
+        # what a norm reads (the attention output) loses exactly the raw term A_ij v_j W_O, summed over the heads
+        raw = sum(
+            clean_run.probabilities[key][0, h, target, source]
+            * clean_run.values[key][0, h, source]
+            @ attention_spec.out_weight[h].detach()
+            for h in heads
+        )
+        raw_change = ablated.attention_outputs[key][0] - clean_run.attention_outputs[key][0]
+        torch.testing.assert_close(raw_change[target], -raw, atol=1e-5, rtol=1e-4)
 
 
 def test_ablating_every_edge_of_a_layer_leaves_only_the_attention_bias(family_model):
@@ -220,7 +226,7 @@ def test_mean_ablation_over_one_reference_prompt_equals_patching_from_it(family_
     assert [p.logit_after for p in mean.predictions] == pytest.approx(
         [p.logit_after for p in patch.predictions], abs=1e-5
     )
-    assert max(abs(p.logit_after - p.logit_before) for p in patch.predictions) > 1e-3  # the patch did something
+    assert max(abs(p.logit_after - p.logit_before) for p in patch.predictions) > 1e-4  # the patch did something (10x the tolerance)
 
 
 def test_mean_over_positions_replaces_by_the_positional_average():

@@ -6,7 +6,9 @@ no code here. Where each component lives (``l`` is the 1-based block of side ``s
 
 - residual stream after_ffn(l-1) / embedding: the input of block l (a forward pre-hook); after the
   last block: that block's output;
-- attention block output (bias included): the first element of ``AttentionSpec.module``'s output;
+- attention block output (bias included): the first element of ``AttentionSpec.module``'s output
+  (before a branch norm; for a module that returns ``residual + output``, BLOOM, the output
+  projection's output);
 - head h: slice ``h`` of the input of ``AttentionSpec.out_module`` (the heads' mixed values side by side);
 - attention edge j -> i of head h: the term ``A^h_ij v^h_j W_O^h`` of the attention output at i, the
   very term :mod:`attribution.contributions.decompose` assigns to the edge. It is removed in a forward
@@ -14,12 +16,13 @@ no code here. Where each component lives (``l`` is the 1-based block of side ``s
   in the same forward pass; replaced (mean / patch) by the reference runs' ``A^h_ij v^h_j W_O^h``;
 - FFN block output: the output of ``FFNSpec.out_module``; neuron n: column n of its input.
 
-What "removing a term" means: the edit acts on the branch output *before* the residual add. In
-pre-LN families the residual stream at i then changes by exactly minus the term. Post-LN families
-(BART, Marian, OPT-350m) normalise ``residual + branch`` afterwards with statistics recomputed from the
-changed sum, as the model does: the pre-norm sum changes by exactly the raw term, and the normalised
-state by the graph's term (``gamma * centre(term) / sigma_i``) exactly when sigma_i is held at its
-clean value, to first order otherwise. The tests check both statements.
+What "removing a term" means: the edit acts on the branch output *before* any norm and before the
+residual add. In pre-LN families the residual stream at i then changes by exactly minus the term.
+Families with a norm after the add (BART, Marian, OPT-350m: ``LN(residual + branch)``) or on the
+branch (Gemma 2/3, OLMo 2: ``residual + N(branch)``) then normalise with statistics recomputed from the
+changed sum, as the model does: the sum the norm reads changes by exactly the raw term, and the
+normalised state by the graph's term (e.g. ``gamma * centre(term) / sigma_i``) exactly when sigma_i
+is held at its clean value, to first order otherwise. The tests check both statements.
 
 Edits in one attention layer are applied in this order: head values (before the output projection),
 then edge terms (from this pass's probabilities and values), then whole-output replacements.
@@ -310,9 +313,16 @@ def installed(
                 keep(recording.head_inputs, key, mixed.view(*mixed.shape[:-1], attention.n_heads, -1))
             return (mixed, *args[1:])
 
+        def projection_hook(_module, _args, output):
+            live[("branch", *key)] = output
+
         def output_hook(_module, _args, output):
             probabilities = _probabilities(attention, output) if (edge_edits or recording is not None) else None
             result = _output_tensor(output)
+            # BLOOM returns residual + branch: edit the branch (the projection's output) and add the rest back
+            base = result - live.pop(("branch", *key)) if attention.output_includes_residual else None
+            if base is not None:
+                result = result - base
             if edge_edits or output_edits:
                 result = result.clone()
             if edge_edits:
@@ -324,8 +334,12 @@ def installed(
                 keep(recording.attention_outputs, key, result)
                 keep(recording.probabilities, key, probabilities)
                 keep(recording.values, key, live[key])
-            return _with_output_tensor(output, result) if (edge_edits or output_edits) else None
+            if not (edge_edits or output_edits):
+                return None
+            return _with_output_tensor(output, result if base is None else base + result)
 
+        if attention.output_includes_residual:
+            handles.append(attention.out_module.register_forward_hook(projection_hook))
         if wants_values:
             handles.append(attention.value_module.register_forward_hook(values_hook))
         handles.append(attention.out_module.register_forward_pre_hook(heads_pre))
