@@ -226,7 +226,7 @@ def test_mean_ablation_over_one_reference_prompt_equals_patching_from_it(family_
     assert [p.logit_after for p in mean.predictions] == pytest.approx(
         [p.logit_after for p in patch.predictions], abs=1e-5
     )
-    assert max(abs(p.logit_after - p.logit_before) for p in patch.predictions) > 1e-4  # the patch did something (10x the tolerance)
+    assert max(abs(p.logit_after - p.logit_before) for p in patch.predictions) > 1e-4  # 10x the tolerance
 
 
 def test_mean_over_positions_replaces_by_the_positional_average():
