@@ -104,6 +104,11 @@ def blocks_of(spec: ArchitectureSpec, side: str) -> list[BlockSpec]:
     return spec.encoder_blocks if side == "encoder" else spec.decoder_blocks
 
 
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision models, float64 stays float64 (recordings and logits)."""
+    return tensor if tensor.dtype == torch.float64 else tensor.float()
+
+
 def _first(args: tuple, kwargs: dict) -> torch.Tensor:
     return args[0] if args else kwargs["hidden_states"]
 
@@ -168,18 +173,19 @@ def _edge_delta(
 ) -> torch.Tensor:
     """Change of the attention output ``[B, T, d]`` that replaces the masked terms by their references."""
     batch, heads, length, sources = probabilities.shape
-    mask = probabilities.new_zeros((batch, heads, length, sources), dtype=torch.float32)
+    wide = torch.float64 if probabilities.dtype == torch.float64 else torch.float32
+    mask = probabilities.new_zeros((batch, heads, length, sources), dtype=wide)
     reference = None
     for edit in edits:
-        mask[edit.rows.to(mask.device)] += edit.mask.to(mask.device, torch.float32)
+        mask[edit.rows.to(mask.device)] += edit.mask.to(mask.device, wide)
         reference = edit.reference if edit.reference is not None else reference
     mask.clamp_(max=1.0)
-    mixed = torch.matmul(mask * probabilities.float(), values.float())  # [B, H, T, dh]: the masked terms
+    mixed = torch.matmul(mask * probabilities.to(wide), values.to(wide))  # [B, H, T, dh]: the masked terms
     change = -mixed
     if reference is not None:
-        ref_probs, ref_values = (t.to(mask.device, torch.float32) for t in reference)
+        ref_probs, ref_values = (t.to(mask.device, wide) for t in reference)
         change = change + torch.einsum("bhts,rhts,rhsd->bhtd", mask, ref_probs, ref_values) / ref_probs.shape[0]
-    out_weight = attention.out_weight.detach().float()  # [H, dh, d]
+    out_weight = attention.out_weight.detach().to(wide)  # [H, dh, d]
     return torch.einsum("bhtk,hkd->btd", change, out_weight)
 
 
@@ -218,7 +224,7 @@ def installed(
 
     def keep(store: dict, key: Key, tensor: torch.Tensor) -> None:
         if recording is not None:
-            store[key] = tensor.detach().float()
+            store[key] = _wide(tensor.detach())
 
     def leaf(key: tuple, tensor: torch.Tensor) -> torch.Tensor:
         if not grad_leaves or recording is None:
@@ -252,7 +258,7 @@ def installed(
                     for edit in edits_here:
                         _assign(hidden, edit)
                 if recording is not None:
-                    recording.final_outputs[side] = hidden.detach().float()
+                    recording.final_outputs[side] = _wide(hidden.detach())
                 return _with_output_tensor(output, hidden) if edits_here else None
 
             handles.append(block.module.register_forward_hook(post))
@@ -377,6 +383,6 @@ def forward(
         output = model(**inputs, use_cache=False, return_dict=True)
     logits = output.logits if grad_leaves else output.logits.detach()
     if recording is None:
-        return Recording(logits=logits.float())
-    recording.logits = logits.float()
+        return Recording(logits=_wide(logits))
+    recording.logits = _wide(logits)
     return recording

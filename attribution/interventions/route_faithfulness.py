@@ -127,8 +127,8 @@ def route_faithfulness(
     ``graph`` (optional) must be the contribution graph of this very input; without it one is built
     at ``threshold``. The target token defaults to the next input token / the clean prediction.
     """
-    if not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
-        raise InvalidInputError(f"seeds must be an integer from 1 to {MAX_SEEDS}, not {seeds!r}.")
+    if not isinstance(seeds, int) or not 0 <= seeds <= MAX_SEEDS:
+        raise InvalidInputError(f"seeds must be an integer from 0 to {MAX_SEEDS}, not {seeds!r}.")
     if graph is None:
         graph = build_contribution_graph(
             loaded, text, target=target, threshold=threshold, root_tokens=root_token, top_k=0, max_tokens=max_tokens

@@ -252,9 +252,7 @@ def patching_sweep(
             raise InvalidInputError(
                 "The counterfactual predicts the same token as the input at this position; name a contrast token."
             )
-        base, source, source_run = (
-            (other, clean, clean_run) if direction == "denoise" else (clean, other, other_run)
-        )
+        base, source, source_run = (other, clean, clean_run) if direction == "denoise" else (clean, other, other_run)
 
         def measure(logits: torch.Tensor) -> torch.Tensor:
             return _logit_diffs(logits, root, target_id, contrast_id)
