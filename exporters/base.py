@@ -17,17 +17,26 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from attribution.errors import AttributionExplorerError, InvalidInputError
+from attribution.interventions.results import FaithfulnessResult, InterventionResult, PatchingResult, RouteFaithfulness
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result
 
 ENTRY_POINT_GROUP = "attribution_explorer.exporters"
 MODES = ("standalone", "cdn", "snippet")
-KINDS = ("heatmap", "graph", "compare")
+KINDS = ("heatmap", "graph", "compare", "intervention", "patching", "route_faithfulness", "faithfulness")
 
 # The built-in exporter's entry point, used when the package metadata is not installed (a plain
 # source checkout); an installed package declares the same value in pyproject.toml.
 _BUILTIN_ENTRY_POINTS = {"bokeh": "exporters.bokeh_html:BokehExporter"}
 
-_KIND_BY_TYPE: dict[type, str] = {AttributionResult: "heatmap", ContributionGraph: "graph", Comparison: "compare"}
+_KIND_BY_TYPE: dict[type, str] = {
+    AttributionResult: "heatmap",
+    ContributionGraph: "graph",
+    Comparison: "compare",
+    InterventionResult: "intervention",
+    PatchingResult: "patching",
+    RouteFaithfulness: "route_faithfulness",
+    FaithfulnessResult: "faithfulness",
+}
 
 
 class ExporterError(AttributionExplorerError):
@@ -110,7 +119,7 @@ def get_exporter(name: str = "bokeh") -> Exporter:
 
 def load_any_result(result: ResultType | str | Path) -> ResultType:
     """Accept a result object or the path (or JSON text) of a saved one."""
-    if isinstance(result, AttributionResult | ContributionGraph | Comparison):
+    if isinstance(result, tuple(_KIND_BY_TYPE)):
         return result
     if isinstance(result, str | Path):
         try:
