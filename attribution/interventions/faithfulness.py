@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from attribution.contributions.alignment import route_flow
 from attribution.errors import InvalidInputError
 from attribution.interventions.results import FaithfulnessResult
 from attribution.model_guard import model_state_guard
@@ -96,32 +97,13 @@ def _problem_from_attribution(loaded: LoadedModel, result: AttributionResult) ->
 
 
 def route_flow_scores(graph: ContributionGraph, root: int) -> dict[int, float]:
-    """Input-token scores of one root: the route flow reaching each embedding node (edge weights
-    multiplied along paths and summed over paths, from 1 at the root's final node)."""
-    incoming: dict[str, list] = {}
-    for edge in graph.edges:
-        incoming.setdefault(edge.target, []).append(edge)
-    rank = {"embedding": 0, "after_attention": 1, "after_cross_attention": 2, "ffn": 3, "after_ffn": 4}
-
-    def order(node: str) -> tuple:
-        side, layer, kind, _ = node.split(":")
-        return (side == "decoder", int(layer), rank[kind])
-
-    start = f"decoder:{graph.n_layers}:after_ffn:{root}"
-    flow = {start: 1.0}
-    frontier = {start}
-    reached: dict[int, float] = {}
-    embedding_side = "encoder" if graph.n_encoder_layers else "decoder"
-    while frontier:
-        node = max(frontier, key=order)  # every edge goes to a lower (side, layer, kind): topological order
-        frontier.remove(node)
-        side, _, kind, token = node.split(":")
-        if kind == "embedding" and side == embedding_side:
-            reached[int(token)] = reached.get(int(token), 0.0) + flow[node]
-        for edge in incoming.get(node, []):
-            flow[edge.source] = flow.get(edge.source, 0.0) + flow[node] * edge.weight
-            frontier.add(edge.source)
-    return reached
+    """Input-token scores of one root: the route flow (:func:`attribution.contributions.alignment.route_flow`,
+    edge weights multiplied along paths and summed over paths) reaching each token's embedding node."""
+    side = "encoder" if graph.n_encoder_layers else "decoder"
+    prefix = f"{side}:0:embedding:"
+    return {
+        int(node[len(prefix) :]): value for node, value in route_flow(graph, root).items() if node.startswith(prefix)
+    }
 
 
 def _problem_from_graph(loaded: LoadedModel, graph: ContributionGraph) -> _Problem:
