@@ -359,3 +359,50 @@ def test_result_round_trips_through_json(tmp_path):
     assert [p.position for p in result.predictions] == [1, len(result.target_tokens) - 1]
     assert result.predictions[0].target_token == "klein"  # the token after position 1 of the forced target
     assert result.predictions[0].logit_diff_before is not None
+
+
+def test_the_graph_decomposes_the_intervened_forward_pass_exactly(family_model):
+    """Under zero ablation of heads, edges, neurons and residual streams the decomposition still sums back to
+    the intervened model's own hidden states, so a route re-drawn after an ablation is exact."""
+    from attribution.interventions.graph_after import graph_after_intervention
+
+    loaded = family_model
+    clean = _clean(loaded)
+    spec = architecture_spec(loaded.model)
+    shape = model_shape(spec, clean)
+    ids = ["decoder:1:head:1@2,3", _edge_id(loaded, "decoder", 2, "self", 1, 5, None), "decoder:1:neuron:3"]
+    ids += ["decoder:1:after_ffn:2"]
+    if loaded.kind == "seq2seq":
+        ids += [_edge_id(loaded, "decoder", 2, "cross", 3, 4, 1), "encoder:2:head:0", "encoder:1:after_ffn:*"]
+    components = resolve_components(ids, shape)
+    edits = build_edits(components, torch.tensor([0]), "zero", spec, shape)
+    intervened = engine.forward(loaded.model, spec, clean.inputs, edits, record=True)
+    with engine.installed(loaded.model, spec, edits, effective_probabilities=True):
+        encoder, decoder = decompose_model(loaded, clean.inputs)
+    for side, blocks in (("encoder", encoder), ("decoder", decoder)):
+        for layer, block in enumerate(blocks, start=1):
+            expected = (
+                intervened.block_inputs[(side, layer + 1)][0]
+                if layer < len(blocks)
+                else intervened.final_outputs[side][0]
+            )
+            if layer < len(blocks) and side == "decoder" and layer == 1:
+                continue  # the residual stream after block 1 is itself replaced (after_ffn:2 ablated)
+            if side == "encoder" and layer == 1 and loaded.kind == "seq2seq":
+                continue  # likewise encoder:1:after_ffn:*
+            torch.testing.assert_close(block.ffn.whole, expected, atol=2e-5, rtol=1e-4)
+    graph = graph_after_intervention(
+        loaded,
+        *((SOURCE,) if loaded.kind == "seq2seq" else (PROMPT,)),
+        ids[:3],
+        target=TARGET if loaded.kind == "seq2seq" else None,
+        top_k=0,
+    )
+    assert graph.edges
+    with pytest.raises(Exception, match="cannot be re-drawn|Only zero ablation"):
+        graph_after_intervention(
+            loaded,
+            PROMPT if loaded.kind == "causal" else SOURCE,
+            ["decoder:1:attention:*"],
+            target=TARGET if loaded.kind == "seq2seq" else None,
+        )

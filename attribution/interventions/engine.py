@@ -197,8 +197,15 @@ def installed(
     *,
     recording: Recording | None = None,
     grad_leaves: bool = False,
+    effective_probabilities: bool = False,
 ) -> Iterator[None]:
-    """Hooks that apply ``edits`` (and fill ``recording``, when given) during the forward passes inside."""
+    """Hooks that apply ``edits`` (and fill ``recording``, when given) during the forward passes inside.
+
+    With ``effective_probabilities`` the attention modules also *return* the probabilities of the
+    intervened pass (zero where a head or edge was zero-ablated), so whatever reads them afterwards,
+    such as the contribution graph's decomposition, describes the intervened forward pass exactly.
+    Only zero ablation of heads and edges has such probabilities; other attention edits are refused.
+    """
     handles = []
     by_site: dict[tuple, list[Edit]] = {}
     for edit in edits:
@@ -322,8 +329,33 @@ def installed(
         def projection_hook(_module, _args, output):
             live[("branch", *key)] = output
 
+        if effective_probabilities and (
+            output_edits
+            or any(e.value is not None for e in head_edits)
+            or any(e.reference is not None for e in edge_edits)
+        ):
+            raise UnsupportedError(
+                "Only zero ablation of heads and attention edges keeps the graph's decomposition exact; "
+                "the graph cannot be re-drawn after ablating a whole attention output or after mean / patch of heads "
+                "and edges."
+            )
+
+        def effective(probabilities: torch.Tensor) -> torch.Tensor:
+            kept = probabilities.clone()
+            for edit in head_edits:  # kept is [B, H, T, S]: the head's rows at its query positions
+                rows, head = edit.rows.to(kept.device), edit.component.index
+                if edit.component.positions is None:
+                    kept[rows, head] = 0
+                else:
+                    positions = torch.tensor(edit.component.positions, device=kept.device)
+                    kept[rows[:, None], head, positions[None, :]] = 0
+            for edit in edge_edits:
+                kept[edit.rows.to(kept.device)] *= 1 - edit.mask.to(kept.device, kept.dtype)
+            return kept
+
         def output_hook(_module, _args, output):
-            probabilities = _probabilities(attention, output) if (edge_edits or recording is not None) else None
+            needs_probabilities = edge_edits or recording is not None or effective_probabilities
+            probabilities = _probabilities(attention, output) if needs_probabilities else None
             result = _output_tensor(output)
             # BLOOM returns residual + branch: edit the branch (the projection's output) and add the rest back
             base = result - live.pop(("branch", *key)) if attention.output_includes_residual else None
@@ -340,6 +372,11 @@ def installed(
                 keep(recording.attention_outputs, key, result)
                 keep(recording.probabilities, key, probabilities)
                 keep(recording.values, key, live[key])
+            if effective_probabilities and (head_edits or edge_edits):
+                output = tuple(
+                    effective(item) if i == attention.probabilities_index else item for i, item in enumerate(output)
+                )
+                return _with_output_tensor(output, result if base is None else base + result)
             if not (edge_edits or output_edits):
                 return None
             return _with_output_tensor(output, result if base is None else base + result)
