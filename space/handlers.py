@@ -381,8 +381,10 @@ def _file_stem(result: ResultType) -> str:
         parts = ["attribution", result.provenance.model_id, result.method]
     elif isinstance(result, ContributionGraph):
         parts = ["contribution-graph", result.provenance.model_id]
-    else:
+    elif isinstance(result, Comparison):
         parts = ["comparison", *result.labels[:3]]
+    else:  # intervention results (schema "patching", "intervention", ...)
+        parts = [result.SCHEMA, result.provenance.model_id]
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts)).strip("-")[:100]
 
 
