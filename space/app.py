@@ -229,20 +229,26 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     with gr.Row():
                         g_ablate_what = gr.Radio(["edge", "node"], value="edge", label="Ablate the selected")
                         g_ablate_mode = gr.Radio(list(interventions.ABLATION_MODES), value="zero", label="Mode")
+                        g_ablate_id = gr.Textbox(
+                            label="…or a component id (overrides the selection)",
+                            placeholder="decoder:2:head:1, decoder:1:ffn:*, decoder:3:neuron:7@5",
+                        )
                     g_ablate_run = gr.Button("Ablate", elem_id="graph-ablate-run")
                     g_ablate_note = gr.Markdown(elem_id="graph-ablate-note")
                     g_ablate_table = gr.Dataframe(label="Prediction before → after", interactive=False)
                     g_ablate_plot = gr.Plot(label="Route after the ablation", elem_id="graph-ablate-plot")
 
                 @user_errors
-                def ablate(model, text, target, graph_json, node, edge, what, mode, threshold, progress=TRACK_PROGRESS):
+                def ablate(
+                    model, text, target, graph_json, node, edge, what, mode, threshold, typed, progress=TRACK_PROGRESS
+                ):
                     view = interventions.ablate_from_graph(
                         ctx,
                         model,
                         text,
                         target,
                         graph_json,
-                        edge if what == "edge" else node,
+                        (typed or "").strip() or (edge if what == "edge" else node),
                         mode,
                         threshold,
                         progress=_reporter(progress),
@@ -252,7 +258,10 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 redraw(g_ablate_run.click, g_ablate_plot).then(
                     ablate,
-                    [g_model, g_text, g_target, g_json, g_node, g_edge, g_ablate_what, g_ablate_mode, g_threshold],
+                    [
+                        *[g_model, g_text, g_target, g_json, g_node, g_edge],
+                        *[g_ablate_what, g_ablate_mode, g_threshold, g_ablate_id],
+                    ],
                     [g_ablate_note, g_ablate_table, g_ablate_plot],
                     api_name="graph_ablate",
                     **model_run,

@@ -24,19 +24,15 @@ ABLATION_MODES = {"zero": "zero", "mean (over positions)": "mean"}
 
 
 def graph_component(graph: ContributionGraph, choice: str | None) -> str:
-    """The component id of a node or edge picked in the graph tab (node ids and ``source->target`` keys)."""
+    """The component id of a node picked in the graph tab; edges (``source->target``) and typed component
+    ids (``decoder:2:head:1``…) are component ids already (checked against the model when run)."""
     choice = (choice or "").strip()
     if not choice:
-        raise InvalidInputError("Pick a node or an attention edge of the graph to ablate.")
-    if "->" in choice:
-        source, target = choice.split("->", 1)
-        if not any(e.source == source and e.target == target and e.head_weights is not None for e in graph.edges):
-            raise InvalidInputError("That edge is not an attention edge of this graph: recompute the graph.")
-        return choice
+        raise InvalidInputError("Pick a node or an attention edge of the graph (or type a component id) to ablate.")
     try:
         node = graph.node(choice)
     except KeyError:
-        raise InvalidInputError(f"No node {choice!r} in this graph: recompute it.") from None
+        return choice
     kinds = {
         "embedding": "embedding",
         "after_ffn": "after_ffn",
