@@ -113,7 +113,7 @@ def method_table(methods: list[str], limit: int) -> list[dict]:
 
 def route_table(limit: int, seeds: int) -> list[dict]:
     from attribution.errors import InvalidInputError
-    from attribution.interventions.route_faithfulness import route_faithfulness
+    from attribution.interventions.routes import route_faithfulness
     from attribution.models import load_model
 
     out = []

@@ -146,7 +146,7 @@ def run_intervene(
 ) -> InterveneView:
     """Patching sweeps (exact and attribution patching side by side) and the route's faithfulness."""
     from attribution.errors import UnsupportedError
-    from attribution.interventions.route_faithfulness import route_faithfulness
+    from attribution.interventions.routes import route_faithfulness
     from attribution.interventions.sweeps import patching_sweep
     from exporters.bokeh_html import build_figure
 

@@ -9,7 +9,7 @@ import pytest
 
 from attribution.interventions.ablation import intervene
 from attribution.interventions.faithfulness import attribution_faithfulness
-from attribution.interventions.route_faithfulness import route_faithfulness
+from attribution.interventions.routes import route_faithfulness
 from attribution.interventions.sweeps import patching_sweep
 from attribution.models import load_model
 from attribution.results import load_result
@@ -136,3 +136,16 @@ def test_each_kind_draws_offline_in_chromium(new_page, results, kind, tmp_path: 
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         session.page.screenshot(path=str(Path(SCREENSHOTS) / f"{kind}.png"), full_page=True)
     session.assert_clean()
+
+
+def test_readme_python_example_of_interventions_runs(tmp_path: Path, monkeypatch):
+    """The README's Python block of the Interventions section, run as written."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Interventions", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["ablation"].predictions[0].target_token == "Mary"
+    assert namespace["route"].summary()["necessity_drop"] > 0.5
+    assert load_result(tmp_path / "patching.json").map("head").exact.shape == (4, 4)

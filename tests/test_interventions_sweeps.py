@@ -29,7 +29,7 @@ from attribution.interventions.faithfulness import (
 )
 from attribution.interventions.inputs import model_shape, prepare, prepare_like
 from attribution.interventions.results import FaithfulnessResult, RouteFaithfulness
-from attribution.interventions.route_faithfulness import route_faithfulness
+from attribution.interventions.routes import route_faithfulness
 from attribution.interventions.sweeps import patching_sweep
 from attribution.models import load_model
 from attribution.results import AttributionResult, Provenance, load_result

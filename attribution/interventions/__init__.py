@@ -25,7 +25,7 @@ _EXPORTS = {
     "edge_component": "attribution.interventions.components",
     "Component": "attribution.interventions.components",
     "patching_sweep": "attribution.interventions.sweeps",
-    "route_faithfulness": "attribution.interventions.route_faithfulness",
+    "route_faithfulness": "attribution.interventions.routes",
     "attribution_faithfulness": "attribution.interventions.faithfulness",
     "graph_faithfulness": "attribution.interventions.faithfulness",
     "InterventionResult": "attribution.interventions.results",

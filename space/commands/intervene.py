@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("--mode patch needs --counterfactual (and/or --counterfactual-target).")
     loaded = load_model_from_args(args)
     if args.route:
-        from attribution.interventions.route_faithfulness import route_faithfulness
+        from attribution.interventions.routes import route_faithfulness
 
         result = route_faithfulness(
             loaded,
