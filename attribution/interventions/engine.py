@@ -254,7 +254,7 @@ def installed(
                 keep(recording.block_inputs, (side, layer), hidden)
             return _with_first(args, kwargs, hidden)
 
-        handles.append(block.module.register_forward_pre_hook(pre, with_kwargs=True))
+        handles.append(block.module.register_forward_pre_hook(pre, with_kwargs=True, prepend=True))
         if last:
 
             def post(_module, _args, output):
@@ -268,7 +268,7 @@ def installed(
                     recording.final_outputs[side] = _wide(hidden.detach())
                 return _with_output_tensor(output, hidden) if edits_here else None
 
-            handles.append(block.module.register_forward_hook(post))
+            handles.append(block.module.register_forward_hook(post, prepend=True))
 
         for name in ("self", "cross"):
             attention = block.self_attention if name == "self" else block.cross_attention
@@ -301,8 +301,8 @@ def installed(
                 keep(recording.ffn_outputs, (side, layer), changed)
             return changed.view(output.shape) if edits_here else None
 
-        handles.append(block.ffn.out_module.register_forward_pre_hook(ffn_pre))
-        handles.append(block.ffn.out_module.register_forward_hook(ffn_post))
+        handles.append(block.ffn.out_module.register_forward_pre_hook(ffn_pre, prepend=True))
+        handles.append(block.ffn.out_module.register_forward_hook(ffn_post, prepend=True))
 
     def attention_hooks(side: str, layer: int, name: str, attention: AttentionSpec) -> None:
         key = (side, layer, name)
@@ -382,12 +382,14 @@ def installed(
             return _with_output_tensor(output, result if base is None else base + result)
 
         if attention.output_includes_residual:
-            handles.append(attention.out_module.register_forward_hook(projection_hook))
+            handles.append(attention.out_module.register_forward_hook(projection_hook, prepend=True))
         if wants_values:
-            handles.append(attention.value_module.register_forward_hook(values_hook))
-        handles.append(attention.out_module.register_forward_pre_hook(heads_pre))
-        handles.append(attention.module.register_forward_hook(output_hook))
+            handles.append(attention.value_module.register_forward_hook(values_hook, prepend=True))
+        handles.append(attention.out_module.register_forward_pre_hook(heads_pre, prepend=True))
+        handles.append(attention.module.register_forward_hook(output_hook, prepend=True))
 
+    # Every hook is prepended: edits run before any other hook on the same module, so observers (the graph's
+    # capture hooks, transformers' own output recorders installed on an earlier call) see the edited values.
     for side in ("encoder", "decoder"):
         blocks = blocks_of(spec, side)
         for index, block in enumerate(blocks):
