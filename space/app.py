@@ -352,7 +352,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     interactive=False,
                 )
                 with gr.Accordion("Patching JSON", open=False):
-                    i_json = gr.Code(language="json", label="Patching result", interactive=False)
+                    i_json = gr.Code("", language="json", label="Patching result", interactive=False)
 
                 @user_errors
                 def intervene(
