@@ -546,6 +546,11 @@ _SCHEMAS: dict[str, type] = {
 }
 
 
+def register_schema(name: str, cls: type) -> None:
+    """Let :func:`load_result` read another result type (interventions register theirs on import)."""
+    _SCHEMAS[name] = cls
+
+
 def load_result(text: str | bytes, *, max_bytes: int | None = None) -> ResultType:
     """Read any result from JSON *text* (never a path) into the matching dataclass, checking its schema."""
     return _from_any(parse_json_text(text, max_bytes=max_bytes))
@@ -557,6 +562,8 @@ def load_result_file(path: str | Path, *, max_bytes: int | None = None) -> Resul
 
 
 def _from_any(data: Any) -> ResultType:
+    import attribution.interventions.results  # noqa: F401  (registers the intervention schemas)
+
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema not in _SCHEMAS:
         shown = repr(schema) if isinstance(schema, str) and len(schema) < 40 else type(schema).__name__

@@ -16,17 +16,26 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from attribution.errors import AttributionExplorerError, InvalidInputError, ResultFormatError
+from attribution.interventions.results import FaithfulnessResult, InterventionResult, PatchingResult, RouteFaithfulness
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result_file
 
 ENTRY_POINT_GROUP = "attribution_explorer.exporters"
 MODES = ("standalone", "cdn", "snippet")
-KINDS = ("heatmap", "graph", "compare")
+KINDS = ("heatmap", "graph", "compare", "intervention", "patching", "route_faithfulness", "faithfulness")
 
 # The built-in exporter's entry point, used when the package metadata is not installed (a plain
 # source checkout); an installed package declares the same value in pyproject.toml.
 _BUILTIN_ENTRY_POINTS = {"bokeh": "exporters.bokeh_html:BokehExporter"}
 
-_KIND_BY_TYPE: dict[type, str] = {AttributionResult: "heatmap", ContributionGraph: "graph", Comparison: "compare"}
+_KIND_BY_TYPE: dict[type, str] = {
+    AttributionResult: "heatmap",
+    ContributionGraph: "graph",
+    Comparison: "compare",
+    InterventionResult: "intervention",
+    PatchingResult: "patching",
+    RouteFaithfulness: "route_faithfulness",
+    FaithfulnessResult: "faithfulness",
+}
 
 
 class ExporterError(AttributionExplorerError):
@@ -113,7 +122,7 @@ def load_any_result(result: ResultType | str | Path) -> ResultType:
     JSON text is not accepted here (a string is always a path): code holding JSON text from a request
     parses it with :func:`attribution.results.load_result`, which never touches the file system.
     """
-    if isinstance(result, AttributionResult | ContributionGraph | Comparison):
+    if isinstance(result, tuple(_KIND_BY_TYPE)):
         return result
     if isinstance(result, str | Path):
         try:

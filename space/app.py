@@ -26,6 +26,7 @@ import gradio as gr
 from attribution.errors import AttributionExplorerError
 from attribution.models import hub_reachable as probe_hub
 from space import handlers
+from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples
 
@@ -36,7 +37,12 @@ GENERIC_ERROR = "Something went wrong on our side (it has been logged). Try agai
 TRACK_PROGRESS = gr.Progress()
 #: Wide Bokeh layouts (comparisons side by side) scroll instead of being clipped on both sides.
 APP_CSS = ".gradio-bokeh { justify-content: flex-start !important; overflow-x: auto; }"
-EXPORT_SOURCES = {"Attribute": "attribute", "Contribution graph": "contribution graph", "Compare": "compare"}
+EXPORT_SOURCES = {
+    "Attribute": "attribute",
+    "Contribution graph": "contribution graph",
+    "Compare": "compare",
+    "Intervene": "intervene",
+}
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -72,13 +78,15 @@ def concurrency_groups(config: SpaceConfig) -> dict[str, dict[str, Any]]:
     """Event options per queue group, so that cheap requests never wait behind model runs.
 
     Gradio queues each concurrency group separately: ``attribution`` (Attribute, Compare) and
-    ``graph`` (contribution graphs) run models, at most ``concurrency_limit`` each at once; ``light``
+    ``graph`` (contribution graphs) and ``intervention`` (ablations, patching sweeps, faithfulness) run
+    models, at most ``concurrency_limit`` each at once; ``light``
     (threshold re-walks, node/edge details, exports) needs no model in the usual case; ``push`` waits
     on the Hub. Every model run is also bounded by the time budget and the cost cap.
     """
     return {
         "attribution": {"concurrency_id": "attribution", "concurrency_limit": config.concurrency_limit},
         "graph": {"concurrency_id": "graph", "concurrency_limit": config.concurrency_limit},
+        "intervention": {"concurrency_id": "intervention", "concurrency_limit": config.concurrency_limit},
         "light": {"concurrency_id": "light", "concurrency_limit": config.light_concurrency_limit},
         "push": {"concurrency_id": "push", "concurrency_limit": 4},
     }
@@ -277,6 +285,49 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 if bundled:
                     gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, elem_id="graph-examples", **cache)
 
+                # ------------------------------------------------ Ablate (attribution.interventions)
+                with gr.Accordion("Ablate the selected node or edge", open=False, elem_id="graph-ablate"):
+                    with gr.Row():
+                        g_ablate_what = gr.Radio(["edge", "node"], value="edge", label="Ablate the selected")
+                        g_ablate_mode = gr.Radio(list(interventions.ABLATION_MODES), value="zero", label="Mode")
+                        g_ablate_id = gr.Textbox(
+                            label="…or a component id (overrides the selection)",
+                            placeholder="decoder:2:head:1, decoder:1:ffn:*, decoder:3:neuron:7@5",
+                        )
+                    g_ablate_run = gr.Button("Ablate", elem_id="graph-ablate-run")
+                    g_ablate_note = gr.Markdown(elem_id="graph-ablate-note")
+                    g_ablate_table = gr.Dataframe(label="Prediction before → after", interactive=False)
+                    g_ablate_plot = gr.Plot(label="Route after the ablation", elem_id="graph-ablate-plot")
+
+                @user_errors
+                def ablate(
+                    model, text, target, graph_json, node, edge, what, mode, threshold, typed, progress=TRACK_PROGRESS
+                ):
+                    view = interventions.ablate_from_graph(
+                        ctx,
+                        model,
+                        text,
+                        target,
+                        graph_json,
+                        (typed or "").strip() or (edge if what == "edge" else node),
+                        mode,
+                        threshold,
+                        progress=_reporter(progress),
+                    )
+                    table = {"headers": view.headers, "data": view.table}
+                    return html.escape(view.note), table, view.figure
+
+                redraw(g_ablate_run.click, g_ablate_plot).then(
+                    ablate,
+                    [
+                        *[g_model, g_text, g_target, g_json, g_node, g_edge],
+                        *[g_ablate_what, g_ablate_mode, g_threshold, g_ablate_id],
+                    ],
+                    [g_ablate_note, g_ablate_table, g_ablate_plot],
+                    api_name="graph_ablate",
+                    **groups["intervention"],
+                )
+
             # ------------------------------------------------------------------------- Compare
             with gr.Tab("Compare", id="compare") as compare_tab:
                 c_text = gr.Textbox(label="Source sentence (or prompt)", lines=2)
@@ -295,6 +346,12 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     c_aer = gr.Dataframe(
                         headers=["result", "AER"], label="Alignment error rate vs. gold", interactive=False
                     )
+                with gr.Row():
+                    c_faith_on = gr.Checkbox(
+                        label="Faithfulness (ERASER comprehensiveness / sufficiency, deletion / insertion AOPC)",
+                        value=True,
+                    )
+                c_faith = gr.Dataframe(label="Faithfulness per result, next to AER", interactive=False)
                 with gr.Accordion("Comparison JSON", open=False):
                     c_json = gr.Code(language="json", label="Comparison", interactive=False)
 
@@ -307,6 +364,26 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     aer = {"headers": ["result", "AER"], "data": view.aer_rows}
                     return view.figure, correlation, aer, view.comparison_json
 
+                @user_errors
+                def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
+                    if not enabled or not comparison_json:
+                        return None
+                    from attribution.results import Comparison
+
+                    compared = Comparison.from_json(comparison_json)
+                    rows = interventions.faithfulness_columns(ctx, compared, progress=_reporter(progress))
+                    aers = compared.aer or [None] * len(rows)
+                    data = [[label, aer, *row] for label, aer, row in zip(compared.labels, aers, rows, strict=True)]
+                    return {"headers": ["result", "AER", *interventions.FAITHFULNESS_HEADERS], "data": data}
+
+                c_json.change(
+                    faithfulness,
+                    [c_json, c_faith_on],
+                    c_faith,
+                    api_name="compare_faithfulness",
+                    **groups["attribution"],
+                )
+
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
                 c_outputs = [c_plot, c_corr, c_aer, c_json]
                 redraw(c_run.click, c_plot).then(
@@ -316,6 +393,62 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     gr.Examples(
                         compare_examples(bundled), c_inputs, c_outputs, comparison, elem_id="compare-examples", **cache
                     )
+
+            # ------------------------------------------------------- Intervene (attribution.interventions)
+            with gr.Tab("Intervene", id="intervene") as intervene_tab:
+                gr.Markdown(
+                    "Patch every head and every position from a counterfactual input of the same length "
+                    "(exact activation patching and its gradient approximation, attribution patching, side by "
+                    "side), and test whether the contribution graph's route is necessary and sufficient."
+                )
+                with gr.Row():
+                    i_model = model_dropdown()
+                    i_root = gr.Textbox(value="-1", label="Position measured (token index, -1 = last)")
+                    i_contrast = gr.Textbox(label="Contrast token (default: the counterfactual's prediction)")
+                i_text = gr.Textbox(label="Prompt (or source sentence)", lines=2, elem_id="intervene-text")
+                i_counterfactual = gr.Textbox(label="Counterfactual (same number of tokens)", lines=2)
+                with gr.Row():
+                    i_target = gr.Textbox(label="Target text (seq2seq; optional)")
+                    i_counterfactual_target = gr.Textbox(label="Counterfactual target (seq2seq; optional)")
+                i_run = gr.Button("Patch", variant="primary", elem_id="intervene-run")
+                i_summary = gr.Markdown(elem_id="intervene-summary")
+                i_plot = gr.Plot(
+                    label="Logit difference recovered: exact vs attribution patching", elem_id="intervene-plot"
+                )
+                i_route = gr.Dataframe(
+                    headers=["route faithfulness", "route", "random edge sets (mean; weights: each)"],
+                    label="Route from the measured position",
+                    interactive=False,
+                )
+                with gr.Accordion("Patching JSON", open=False):
+                    i_json = gr.Code("", language="json", label="Patching result", interactive=False)
+
+                @user_errors
+                def intervene(
+                    model, text, counterfactual, target, counterfactual_target, contrast, root, progress=TRACK_PROGRESS
+                ):
+                    view = interventions.run_intervene(
+                        ctx,
+                        model,
+                        text,
+                        counterfactual,
+                        target,
+                        counterfactual_target,
+                        contrast,
+                        root,
+                        progress=_reporter(progress),
+                    )
+                    table = {"headers": ["route faithfulness", "route", "random edge sets"], "data": view.route_rows}
+                    return html.escape(view.summary), view.figure, table, view.patching_json
+
+                i_inputs = [i_model, i_text, i_counterfactual, i_target, i_counterfactual_target, i_contrast, i_root]
+                i_outputs = [i_summary, i_plot, i_route, i_json]
+                redraw(i_run.click, i_plot).then(
+                    intervene, i_inputs, i_outputs, api_name="intervene", **groups["intervention"]
+                )
+                i_examples = interventions.intervene_examples(bundled) if bundled else []
+                if i_examples:
+                    gr.Examples(i_examples, i_inputs, i_outputs, intervene, elem_id="intervene-examples", **cache)
 
             # -------------------------------------------------------------------------- Export
             with gr.Tab("Export", id="export"):
@@ -336,35 +469,53 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 e_push = gr.Button("Push")
                 e_link = gr.Markdown(elem_id="export-link")
 
-                def current_json(source: str, attribute_json: str, graph_json: str, compare_json: str) -> str:
-                    return {"Attribute": attribute_json, "Contribution graph": graph_json, "Compare": compare_json}.get(
-                        source, ""
-                    )
+                def current_json(source: str, *tab_jsons: str) -> str:
+                    return dict(zip(EXPORT_SOURCES, tab_jsons, strict=True)).get(source, "")
 
                 @user_errors
-                def export(source, format_, attribute_json, graph_json, compare_json):
+                def export(source, format_, attribute_json, graph_json, compare_json, intervene_json):
                     what = EXPORT_SOURCES.get(source, source)
-                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json, intervene_json)
                     view = handlers.make_export(ctx, chosen, what, format_)
                     return str(view.path), view.preview_html or ""
 
                 @user_errors
-                def push(source, attribute_json, graph_json, compare_json, repo, token, oauth: gr.OAuthToken | None):
+                def push(
+                    source,
+                    attribute_json,
+                    graph_json,
+                    compare_json,
+                    repo,
+                    token,
+                    intervene_json,
+                    oauth: gr.OAuthToken | None,
+                ):
                     what = EXPORT_SOURCES.get(source, source)
-                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json, intervene_json)
                     url = handlers.push_to_hub(ctx, chosen, what, repo, token or (oauth.token if oauth else None))
                     return f'Pushed: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
 
                 # The Export tab exports the current view: the analysis tab the user looked at last.
-                analysis_tabs = {attribute_tab: "Attribute", graph_tab: "Contribution graph", compare_tab: "Compare"}
+                analysis_tabs = {
+                    attribute_tab: "Attribute",
+                    graph_tab: "Contribution graph",
+                    compare_tab: "Compare",
+                    intervene_tab: "Intervene",
+                }
                 for tab, source in analysis_tabs.items():
                     tab.select(lambda s=source: s, None, e_source, queue=False, api_visibility="private")
 
-                jsons = [a_json, g_json, c_json]
+                jsons = [a_json, g_json, c_json]  # the Intervene tab's JSON comes last (older API calls stay valid)
                 e_run.click(
-                    export, [e_source, e_format, *jsons], [e_file, e_preview], api_name="export", **groups["light"]
+                    export,
+                    [e_source, e_format, *jsons, i_json],
+                    [e_file, e_preview],
+                    api_name="export",
+                    **groups["light"],
                 )
-                e_push.click(push, [e_source, *jsons, e_repo, e_token], e_link, api_name="push", **groups["push"])
+                e_push.click(
+                    push, [e_source, *jsons, e_repo, e_token, i_json], e_link, api_name="push", **groups["push"]
+                )
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     return demo, ctx

@@ -527,8 +527,10 @@ def _file_stem(result: ResultType) -> str:
         parts = ["attribution", result.provenance.model_id, result.method]
     elif isinstance(result, ContributionGraph):
         parts = ["contribution-graph", result.provenance.model_id]
-    else:
+    elif isinstance(result, Comparison):
         parts = ["comparison", *result.labels[:3]]
+    else:  # intervention results (schema "patching", "intervention", ...)
+        parts = [result.SCHEMA, result.provenance.model_id]
     return safe_file_name("_".join(parts), default="result")[:100]
 
 

@@ -118,12 +118,14 @@ def test_attention_specs_name_the_attention_module_and_its_output_projection(fam
                 family_model.model(**inputs, use_cache=False, output_attentions=True)
             for handle in handles:
                 handle.remove()
-            output, probabilities = seen["module"][0], seen["module"][1]
+            output, probabilities = seen["module"][0], seen["module"][attention.probabilities_index]
             if attention.output_includes_residual:
                 torch.testing.assert_close(output, seen["block_in"] + seen["projection_out"], atol=1e-6, rtol=0)
             else:
                 assert torch.equal(output, seen["projection_out"])
             assert probabilities.shape[1] == attention.n_heads
+            # probabilities, not another [batch, H, T, S] tensor (T5 also returns its position bias)
+            assert torch.allclose(probabilities.sum(-1), torch.ones(()), atol=1e-5) and probabilities.min() >= 0
             assert seen["projection_in"].shape[-1] == attention.out_weight.shape[0] * attention.out_weight.shape[1]
 
 

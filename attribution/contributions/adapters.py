@@ -77,9 +77,10 @@ class PostNorm:
 @dataclass(frozen=True)
 class AttentionSpec:
     #: the attention module: its output's first element is the attention output (after the output
-    #: projection, before the branch norm and the residual add), its second the probabilities
-    #: ``[batch, H, T, S]``; with ``output_includes_residual`` the first element is the residual
-    #: stream after the add instead (BLOOM adds the residual inside its attention module)
+    #: projection, before the branch norm and the residual add), element ``probabilities_index`` (the
+    #: second, T5's third) the probabilities ``[batch, H, T, S]``; with ``output_includes_residual``
+    #: the first element is the residual stream after the add instead (BLOOM adds the residual inside
+    #: its attention module)
     module: nn.Module
     #: the output projection: its input is the heads' mixed values side by side ``[*, H * head_dim]``
     out_module: nn.Module
@@ -95,6 +96,8 @@ class AttentionSpec:
     branch_norm: PostNorm | None = None
     #: the module's first output is ``residual + attention output`` (BLOOM), not the attention output
     output_includes_residual: bool = False
+    #: where ``module``'s output tuple holds the probabilities (T5 returns ``(output, position_bias, probs)``)
+    probabilities_index: int = 1
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ class Attention:
     norm_after_add: str | None = None  # post-LN: a norm on residual + attention output
     branch_norm: str | None = None  # a norm on the attention output before the residual add
     output_includes_residual: bool = False
+    probabilities_index: int = 1  # see AttentionSpec.probabilities_index
 
 
 @dataclass(frozen=True)
@@ -330,8 +334,8 @@ def _t5_like(config: PretrainedConfig, *, scale_outputs: bool) -> Family:
     """T5, mT5, UMT5: pre-RMSNorm blocks without biases, relative position biases (in the probabilities),
     ``DenseReluDense.wo`` the FFN output (plain or gated); the final state is rescaled by d_model^-0.5 before
     the LM head where the model's own forward does so."""
-    attention = Attention("layer.0.SelfAttention", values="v", out="o")
-    cross = Attention("layer.1.EncDecAttention", values="v", out="o")
+    attention = Attention("layer.0.SelfAttention", values="v", out="o", probabilities_index=2)
+    cross = Attention("layer.1.EncDecAttention", values="v", out="o", probabilities_index=2)
     ffn = FFN("layer.-1.DenseReluDense.wo")
     return Family(
         encoder=Stack("encoder.block", "num_heads", attention, ffn),
@@ -440,6 +444,7 @@ def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: Nor
         post_norm=_norm(layer, layout.norm_after_add, norm_kind),
         branch_norm=_norm(layer, layout.branch_norm, norm_kind),
         output_includes_residual=layout.output_includes_residual,
+        probabilities_index=layout.probabilities_index,
     )
 
 
