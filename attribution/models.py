@@ -84,6 +84,13 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Where inputs go: the first parameter's device, or with an accelerate device map the input embeddings'."""
+        if getattr(self.model, "hf_device_map", None):
+            embeddings = self.model.get_input_embeddings()
+            hook = getattr(embeddings, "_hf_hook", None)
+            if getattr(hook, "execution_device", None) is not None:
+                return torch.device(hook.execution_device)
+            return embeddings.weight.device
         return next(self.model.parameters()).device
 
     @property
@@ -264,10 +271,15 @@ def load_model_uncached(
     revision: str | None = None,
     eager_attention: bool = True,
     trust_remote_code: bool | None = None,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[int | str, int | str] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model and tokenizer (see :func:`load_model`, which adds caching)."""
     if dtype not in DTYPES:
         raise InvalidInputError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    if device_map is None and (max_memory is not None or offload_folder is not None):
+        raise InvalidInputError("max_memory and offload_folder place a model with a device map: give device_map too.")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -286,6 +298,8 @@ def load_model_uncached(
     }
     if eager_attention:
         options["attn_implementation"] = "eager"
+    if device_map is not None:  # accelerate spreads the layers over devices (and CPU / disk offload)
+        options.update(device_map=device_map, max_memory=max_memory, offload_folder=offload_folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, revision=revision, trust_remote_code=trust, local_files_only=local_only
@@ -293,7 +307,9 @@ def load_model_uncached(
         model = auto_class.from_pretrained(source, **options)
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"Cannot load {name_or_path!r}: {str(error).splitlines()[0]}") from error
-    model.to(device).eval()
+    if device_map is None:
+        model.to(device)
+    model.eval()
     return LoadedModel(model_id=name_or_path.strip(), model=model, tokenizer=tokenizer, kind=kind, revision=revision)
 
 
@@ -371,6 +387,9 @@ def load_model(
     eager_attention: bool = True,
     trust_remote_code: bool | None = None,
     cache: ModelCache | None = DEFAULT_CACHE,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[int | str, int | str] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> LoadedModel:
     """Load a causal LM or seq2seq model by Hub id, local folder or bundled name, reusing cached ones.
 
@@ -378,6 +397,11 @@ def load_model(
     probabilities (needed by the ``attention`` method and contribution graphs). ``trust_remote_code``
     defaults to the operator setting (off). Raises :class:`~attribution.errors.ModelLoadError`
     (or its subclass ``HubUnreachableError``) with a message meant for the user.
+
+    Models larger than one device: ``device_map="auto"`` (or an explicit module → device map) lets
+    accelerate place the layers over the GPUs, then CPU (``max_memory``, e.g. ``{0: "20GiB", "cpu":
+    "60GiB"}``) and disk (``offload_folder``); ``device`` is then ignored. Attribution and the
+    contribution graph run with accelerate's hooks in place (``tests/test_corpus_sharding.py``).
     """
 
     def loader() -> LoadedModel:
@@ -388,9 +412,15 @@ def load_model(
             revision=revision,
             eager_attention=eager_attention,
             trust_remote_code=trust_remote_code,
+            device_map=device_map,
+            max_memory=max_memory,
+            offload_folder=offload_folder,
         )
 
     if cache is None:
         return loader()
     key = (name_or_path.strip(), revision, device, dtype, eager_attention)
+    if device_map is not None:
+        placement = (device_map if isinstance(device_map, str) else tuple(sorted(device_map.items())), max_memory)
+        key += (repr(placement), str(offload_folder))
     return cache.get_or_load(key, loader)
