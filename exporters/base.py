@@ -21,7 +21,7 @@ from attribution.results import AttributionResult, Comparison, ContributionGraph
 
 ENTRY_POINT_GROUP = "attribution_explorer.exporters"
 MODES = ("standalone", "cdn", "snippet")
-KINDS = ("heatmap", "graph", "compare")
+KINDS = ("heatmap", "graph", "compare", "corpus")
 
 # The built-in exporter's entry point, used when the package metadata is not installed (a plain
 # source checkout); an installed package declares the same value in pyproject.toml.
@@ -109,9 +109,13 @@ def get_exporter(name: str = "bokeh") -> Exporter:
 
 
 def load_any_result(result: ResultType | str | Path) -> ResultType:
-    """Accept a result object or the path (or JSON text) of a saved one."""
+    """Accept a result object or the path (or JSON text) of a saved one, or a corpus run (object or folder)."""
     if isinstance(result, AttributionResult | ContributionGraph | Comparison):
         return result
+    if type(result).__name__ == "CorpusRun" or (isinstance(result, str | Path) and _is_run_folder(result)):
+        from attribution.corpus.runfolder import load_run
+
+        return result if type(result).__name__ == "CorpusRun" else load_run(result)  # type: ignore[return-value]
     if isinstance(result, str | Path):
         try:
             return load_result(result)
@@ -122,9 +126,14 @@ def load_any_result(result: ResultType | str | Path) -> ResultType:
     raise InvalidInputError(f"cannot export a {type(result).__name__}; expected a result object or a JSON path")
 
 
+def _is_run_folder(path: str | Path) -> bool:
+    """A corpus run folder (``attribution-explorer corpus --out``): drawn as a corpus report."""
+    return len(str(path)) < 4096 and "\n" not in str(path) and (Path(path) / "run.json").is_file()
+
+
 def resolve_kind(result: ResultType, kind: str | None) -> str:
     """The figure kind for ``result``: given explicitly (and checked) or inferred from its type."""
-    natural = _KIND_BY_TYPE[type(result)]
+    natural = "corpus" if type(result).__name__ == "CorpusRun" else _KIND_BY_TYPE[type(result)]
     if kind is None:
         return natural
     if kind not in KINDS:

@@ -22,6 +22,7 @@ _FIGURE_OPTIONS = {
     "heatmap": {"step_score"},
     "graph": {"root_token", "threshold"},
     "compare": set(),
+    "corpus": {"max_table_rows", "max_details"},
 }
 
 
@@ -40,6 +41,10 @@ def build_figure(result: ResultType, *, kind: str | None = None, **options: Any)
         return heatmap_figure(loaded, **options)
     if isinstance(loaded, ContributionGraph):
         return graph_figure(loaded, **options)
+    if kind == "corpus":
+        from exporters.corpus_report import corpus_report_figure
+
+        return corpus_report_figure(loaded, **options)  # type: ignore[arg-type]
     assert isinstance(loaded, Comparison)
     return comparison_figure(loaded)
 
@@ -50,6 +55,8 @@ def default_title(result: ResultType, kind: str) -> str:
         return f"{result.method} attribution — {result.provenance.model_id}"
     if isinstance(result, ContributionGraph):
         return f"contribution graph — {result.provenance.model_id}"
+    if kind == "corpus":
+        return f"corpus report — {result.model_id}, {', '.join(result.methods)}"  # type: ignore[union-attr]
     return f"comparison — {', '.join(result.labels)}"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
@@ -107,10 +108,12 @@ def push_export(
     endpoint: str | None = None,
     commit_message: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> str:
     """Commit the page, the result JSON and a README to ``repo_id`` (created if missing); return the page URL.
 
     ``timeout`` bounds the whole push: the Hub client itself waits forever on a silent server.
+    ``extra_files`` (repo path → bytes) join the same commit, e.g. a corpus run's Parquet shards.
     """
     if repo_type not in REPO_TYPES:
         raise HubPushError(f"repo type must be one of {', '.join(REPO_TYPES)}, not {repo_type!r}")
@@ -134,6 +137,7 @@ def push_export(
         CommitOperationAdd("index.html", export.html.encode("utf-8")),
         CommitOperationAdd("result.json", result.to_json().encode("utf-8")),
         CommitOperationAdd("README.md", readme_for(export, result, repo_type).encode("utf-8")),
+        *(CommitOperationAdd(path, data) for path, data in (extra_files or {}).items()),
     ]
     message = commit_message or f"Add {export.kind} export ({export.title})"
     outcome: dict[str, Any] = {}

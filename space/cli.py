@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     from exporters.cli import add_export_parser
 
     add_export_parser(subparsers)
+    from space.cli_corpus import add_parsers as add_corpus_parsers
+
+    add_corpus_parsers(subparsers)
 
     serve = subparsers.add_parser("serve", help="start the Gradio app (http://127.0.0.1:7860)", add_help=False)
     serve.add_argument("app_args", nargs=argparse.REMAINDER, help="options of the app (--host, --port, --config)")
