@@ -165,7 +165,8 @@ def _record(row: Mapping[str, Any], row_number: int, fields: FieldMap) -> Record
                 problems.append(f"the {role} field {field!r} is empty")
             return None
         if not isinstance(value, str):
-            problems.append(f"the {role} field {field!r} holds a {type(value).__name__}, not text")
+            kind = type(value).__name__
+            problems.append(f"the {role} field {field!r} holds a value of type {kind}, not text")
             return None
         return value
 

@@ -49,6 +49,7 @@ def run_corpus(
     ray: RayOptions | None = None,
     data: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    on_batch: Callable[[list[list[MethodOutcome]]], None] | None = None,
     deadline: float | None = None,
 ) -> RunSummary:
     """Explain every record not yet in ``run_dir`` and write the outcomes there as they finish.
@@ -56,7 +57,8 @@ def run_corpus(
     A rerun with the same model and task skips the finished records (a record id whose inputs
     changed since is an error: start a new folder). ``deadline`` (a ``time.monotonic()`` value)
     stops the run cleanly between batches; Ctrl-C (KeyboardInterrupt) does too and is re-raised.
-    Either way the folder is consistent and the same call resumes it.
+    Either way the folder is consistent and the same call resumes it. ``on_batch`` sees each
+    batch's outcomes once they are written (which worker ran them, their numbers).
     """
     if engine not in ENGINES:
         raise InvalidInputError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
@@ -76,6 +78,8 @@ def run_corpus(
         def on_done(outcomes: list[list[MethodOutcome]]) -> None:
             folder.write(outcomes)
             report(folder.written_records, len(todo))
+            if on_batch is not None:
+                on_batch(outcomes)
 
         def should_stop() -> bool:
             return deadline is not None and time.monotonic() >= deadline
