@@ -74,8 +74,12 @@ def corpus_report_figure(
     metrics = [m for m in run.task.metrics if any(r.get(m) is not None for r in run.rows)]
     ranked = _ranked(by_record, methods, metrics)
     listed = ranked[:max_table_rows]
-    detailed = [key for key in listed if by_record[key]][:max_details]
-    details = {key: _details(run, by_record[key]) for key in detailed}
+    details: dict[str, dict[str, Any]] = {}
+    for key in listed:  # the worst records that have something to draw (failed ones have no result)
+        if len(details) >= max_details:
+            break
+        if drawn := _details(run, by_record[key]):
+            details[key] = drawn
     parts: list[LayoutDOM] = [_summary(run, by_record, len(listed), len(details))]
     parts += [_histogram(run, metric, methods) for metric in metrics]
     agreement = _agreement(run, run.task.attribution_methods)
@@ -96,29 +100,17 @@ def _rows_by_record(run: CorpusRun) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def _ranked(by_record: Mapping[str, Mapping[str, dict]], methods: Sequence[str], metrics: Sequence[str]) -> list[str]:
-    """Record ids, worst first: by the first metric of the first method that has it; failed records last."""
-    headline = _headline(by_record, methods, metrics)
+    """Record ids, worst first: the highest mean over methods of the first metric; failed records last."""
+    headline = metrics[0] if metrics else None
 
     def key(record_id: str) -> tuple[int, float]:
         rows = by_record[record_id]
         if any(r["status"] != "ok" for r in rows.values()):
             return (2, 0.0)
-        if headline is None:
-            return (1, 0.0)
-        value = rows.get(headline[0], {}).get(headline[1])
-        return (1, 0.0) if value is None else (0, -value)
+        values = _finite([r.get(headline) for r in rows.values()]) if headline else np.zeros(0)
+        return (0, -float(values.mean())) if values.size else (1, 0.0)
 
     return sorted(by_record, key=key)
-
-
-def _headline(
-    by_record: Mapping[str, Mapping[str, dict]], methods: Sequence[str], metrics: Sequence[str]
-) -> tuple[str, str] | None:
-    for metric in metrics:
-        for method in methods:
-            if any(rows.get(method, {}).get(metric) is not None for rows in by_record.values()):
-                return method, metric
-    return None
 
 
 def _summary(run: CorpusRun, by_record: Mapping[str, Mapping[str, dict]], listed: int, detailed: int) -> Div:
@@ -192,7 +184,7 @@ def _agreement(run: CorpusRun, methods: Sequence[str]) -> figure | None:
     """Mean Spearman rho between every two attribution methods, over the records where both have scores."""
     if len(methods) < 2:
         return None
-    xs, ys, means, counts, labels = [], [], [], [], []
+    xs, ys, means, counts, labels, ink = [], [], [], [], [], []
     for i, a in enumerate(methods):
         for j, b in enumerate(methods):
             values = _finite([r.get(f"rho_{b}") for r in run.rows if r["method"] == a]) if a != b else np.ones(1)
@@ -202,6 +194,7 @@ def _agreement(run: CorpusRun, methods: Sequence[str]) -> figure | None:
             means.append(mean)
             counts.append(int(values.size) if a != b else 0)
             labels.append("—" if math.isnan(mean) else f"{mean:.2f}")
+            ink.append("white" if abs(mean) > 0.6 else "black")
     size = max(90 * len(methods), 240)
     plot = figure(
         title="agreement: mean Spearman rho of |scores| per record",
@@ -221,6 +214,7 @@ def _agreement(run: CorpusRun, methods: Sequence[str]) -> figure | None:
             "mean": means,
             "n": counts,
             "label": labels,
+            "ink": ink,
             "a": [methods[y] for y in ys],
             "b": [methods[x] for x in xs],
         }
@@ -235,7 +229,14 @@ def _agreement(run: CorpusRun, methods: Sequence[str]) -> figure | None:
         line_color="white",
     )
     plot.text(
-        x="x", y="y", text="label", source=source, text_align="center", text_baseline="middle", text_font_size="12px"
+        x="x",
+        y="y",
+        text="label",
+        source=source,
+        text_align="center",
+        text_baseline="middle",
+        text_font_size="12px",
+        text_color="ink",
     )
     plot.add_tools(HoverTool(renderers=[cells], tooltips=[("", "@a vs @b"), ("mean rho", "@mean"), ("records", "@n")]))
     plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(list(methods))

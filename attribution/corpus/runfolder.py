@@ -293,7 +293,7 @@ class CorpusRun:
             "created_at": self.manifest.get("created_at"),
             "method": "corpus run: " + ", ".join(task["methods"]),
             "parameters": {
-                "data": self.manifest["data"].get("name"),
+                **({"data": self.manifest["data"]["name"]} if self.manifest["data"].get("name") else {}),
                 "records": len({row["record_id"] for row in self.rows}),
                 "step_scores": task["step_scores"],
                 "metrics": task["metrics"],
