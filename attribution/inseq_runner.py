@@ -36,12 +36,12 @@ import numpy as np
 import torch
 
 from attribution.capabilities import (
-    CONTRASTIVE_STEP_SCORES,
     METHODS,
     STEP_SCORES,
     TESTED_FAMILIES,
     MethodSpec,
     check_method,
+    check_request,
 )
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
@@ -113,9 +113,7 @@ def attribute(
     is called as attribution steps complete.
     """
     spec = _check_supported(loaded, method)
-    scores = _check_step_scores(step_scores, contrast_target)
-    if contrast_target is not None and target is None:
-        raise InvalidInputError("A contrast target needs a target to contrast it with: give both.")
+    scores = check_request(method, step_scores, target=target, contrast_target=contrast_target)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise InvalidInputError(f"max_new_tokens must be a positive whole number, not {max_new_tokens!r}.")
     text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
@@ -206,7 +204,7 @@ def attribute_batch(
     Errors about the request itself (unknown method or step score, bad parameters) are raised.
     """
     spec = _check_supported(loaded, method)
-    names = _step_score_names(step_scores)
+    names = check_request(method, step_scores, target="", contrast_target="")  # names; contrasts: per input
     params = dict(method_params or {})
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
@@ -221,7 +219,7 @@ def attribute_batch(
     ready: list[_Checked] = []
     for index, (text, target, contrast) in enumerate(zip(texts, targets, contrasts, strict=True)):
         try:
-            ready.append(_check_one(loaded, index, text, target, contrast, names, max_tokens))
+            ready.append(_check_one(loaded, method, index, text, target, contrast, names, max_tokens))
         except InvalidInputError as error:
             outcomes[index] = error
     size = batch_size if batch_exact(loaded, method) else 1
@@ -254,6 +252,7 @@ class _Checked:
 
 def _check_one(
     loaded: LoadedModel,
+    method: str,
     index: int,
     text: str,
     target: str | None,
@@ -261,9 +260,7 @@ def _check_one(
     step_scores: list[str],
     max_tokens: int | None,
 ) -> _Checked:
-    _check_step_scores(step_scores, contrast)
-    if contrast is not None and target is None:
-        raise InvalidInputError("A contrast target needs a target to contrast it with: give both.")
+    check_request(method, step_scores, target=target, contrast_target=contrast)
     text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
     if target is not None:
         target = _full_target(loaded, text, target, role="target", max_tokens=max_tokens)
@@ -326,25 +323,6 @@ def _run_batch(
             )
         finally:
             _unhook(inseq_model)
-
-
-def _check_step_scores(step_scores: Sequence[str], contrast_target: str | None) -> list[str]:
-    names = _step_score_names(step_scores)
-    contrastive = [name for name in names if name in CONTRASTIVE_STEP_SCORES]
-    if contrastive and contrast_target is None:
-        raise InvalidInputError(f"The step score {contrastive[0]!r} compares with a contrast target: give one.")
-    return names
-
-
-def _step_score_names(step_scores: Sequence[str]) -> list[str]:
-    """Known step-score names without repeats; an unknown one is an InvalidInputError."""
-    if isinstance(step_scores, str):
-        step_scores = [step_scores]
-    names = list(dict.fromkeys(step_scores))
-    unknown = [name for name in names if name not in STEP_SCORES]
-    if unknown:
-        raise InvalidInputError(f"Unknown step score {unknown[0]!r}; choose from: {', '.join(STEP_SCORES)}.")
-    return names
 
 
 def _full_target(loaded: LoadedModel, text: str, target: str, *, role: str, max_tokens: int | None) -> str:

@@ -332,7 +332,7 @@ def _bad_requests(served: Served) -> list[tuple[str, tuple, str]]:
         ("/attribute", (served.causal, PROMPT, "", "value_zeroing", [], ""), "value_zeroing is not available"),
         ("/attribute", (served.causal, PROMPT, "", "magic", [], ""), "magic is not in the list of choices"),
         ("/graph", (served.unsupported_graph, "the cat", "", 0.04, False, "-1"), "bloom"),
-        ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "must be a token index or 'all'"),
+        ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "root token must be a token index"),
         ("/compare", (PROMPT, [served.causal], [], "", ""), "Choose at least one model and one method"),
         ("/export", ("Compare", "Result JSON", "", "", ""), "Nothing to export yet"),
     ]

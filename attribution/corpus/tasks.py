@@ -116,15 +116,17 @@ class MethodOutcome:
 
 def check_task(loaded: LoadedModel, config: TaskConfig) -> None:
     """Refuse, before any record runs, a method this model cannot run and unknown step scores or metrics."""
+    from attribution.capabilities import check_request
     from attribution.contributions.adapters import architecture_spec
-    from attribution.inseq_runner import _step_score_names, check_supported
+    from attribution.inseq_runner import check_supported
 
     for method in config.methods:
         if method == GRAPH_METHOD:
             architecture_spec(loaded.model)
         else:
             check_supported(loaded, method)
-    _step_score_names(config.step_scores)
+    for method in config.attribution_methods:
+        check_request(method, config.step_scores, target="", contrast_target="")  # names only
     get_metrics(config.metrics)
     unknown = set(config.method_params) - set(config.attribution_methods)
     if unknown:
