@@ -11,16 +11,32 @@ Modules, one job each: :mod:`~attribution.corpus.records` (reading data),
 app), :mod:`~attribution.corpus.metrics` (the per-record scores registry),
 :mod:`~attribution.corpus.runfolder` (the run folder, written atomically, read back),
 :mod:`~attribution.corpus.local_engine` and :mod:`~attribution.corpus.ray_engine` (the engines),
-:mod:`~attribution.corpus.run` (the driver). Nothing heavy is imported until used.
+:mod:`~attribution.corpus.run` (the driver). Nothing heavy is imported until used (names load lazily).
 """
 
-from attribution.corpus.metrics import Metric, MetricInput, available_metrics, register_metric
-from attribution.corpus.model_spec import ModelSpec
-from attribution.corpus.ray_engine import RayOptions
-from attribution.corpus.records import FieldMap, Record, read_records
-from attribution.corpus.run import RunSummary, run_corpus
-from attribution.corpus.runfolder import CorpusRun, is_run_folder, load_run
-from attribution.corpus.tasks import GRAPH_METHOD, TaskConfig
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Metric": "metrics",
+    "MetricInput": "metrics",
+    "available_metrics": "metrics",
+    "register_metric": "metrics",
+    "ModelSpec": "model_spec",
+    "RayOptions": "ray_engine",
+    "FieldMap": "records",
+    "Record": "records",
+    "read_records": "records",
+    "RunSummary": "run",
+    "run_corpus": "run",
+    "CorpusRun": "runfolder",
+    "is_run_folder": "runfolder",
+    "load_run": "runfolder",
+    "GRAPH_METHOD": "tasks",
+    "TaskConfig": "tasks",
+}
 
 __all__ = [
     "GRAPH_METHOD",
@@ -40,3 +56,10 @@ __all__ = [
     "register_metric",
     "run_corpus",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Imported on first use: reading a run folder (an exporter's job) must not load torch."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"attribution.corpus.{_LAZY[name]}"), name)

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from attribution.compare import aer, alignment_error_rate
 from attribution.errors import InvalidInputError
-from attribution.models import LoadedModel
 from attribution.results import AttributionResult, ContributionGraph
+
+if TYPE_CHECKING:
+    from attribution.models import LoadedModel
 
 ATTRIBUTION = "attribution"
 GRAPH = "graph"

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,8 +26,10 @@ from attribution.compare import parse_alignment, rank_correlation
 from attribution.corpus.metrics import ATTRIBUTION, GRAPH, MetricInput, get_metrics
 from attribution.corpus.records import Record
 from attribution.errors import AttributionExplorerError, InvalidInputError
-from attribution.models import LoadedModel
 from attribution.results import AttributionResult, ContributionGraph
+
+if TYPE_CHECKING:
+    from attribution.models import LoadedModel
 
 #: The method name that asks for the contribution graph (information-flow routes) of each record.
 GRAPH_METHOD = GRAPH
