@@ -57,6 +57,10 @@ class SpaceConfig:
     hub_endpoint: str | None = None
     #: Models offered when the Hub cannot be reached (the bundled tiny ones).
     offline_models: tuple[str, ...] = field(default=BUNDLED_MODELS)
+    #: Records an uploaded corpus (Compare tab) may hold; 0 turns the corpus upload off.
+    max_corpus_rows: int = 20
+    #: Seconds one corpus upload may run; it then stops and reports the records finished so far.
+    corpus_time_budget_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -72,6 +76,8 @@ class SpaceConfig:
         for name in ("cache_max_models", "concurrency_limit", "max_queue_size", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise InvalidInputError(f"config: {name} must be at least 1")
+        if self.max_corpus_rows < 0 or self.corpus_time_budget_s <= 0:
+            raise InvalidInputError("config: max_corpus_rows must be at least 0 and corpus_time_budget_s positive")
 
     @property
     def custom_models_allowed(self) -> bool:

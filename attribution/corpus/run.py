@@ -15,6 +15,7 @@ from attribution.corpus.records import Record
 from attribution.corpus.runfolder import RunFolder
 from attribution.corpus.tasks import MethodOutcome, TaskConfig, check_task
 from attribution.errors import InvalidInputError
+from attribution.models import LoadedModel
 
 ENGINES = ("local", "ray")
 #: ``progress(done, total)``: records finished in this run, records this run has to do.
@@ -30,11 +31,13 @@ class RunSummary:
     skipped: int  # already finished by an earlier run of the same folder
     done: int  # finished by this call (failed ones included)
     failed: int  # of ``done``, records with at least one failed method
-    seconds: float
+    seconds: float  # explaining the records (after the set-up)
+    setup_seconds: float  # loading the model (local), or starting Ray and its workers
     complete: bool  # every record of the data is now in the folder
 
     @property
     def records_per_second(self) -> float:
+        """The engine's throughput once set up (what a longer run converges to)."""
         return self.done / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -51,6 +54,7 @@ def run_corpus(
     progress: Progress | None = None,
     on_batch: Callable[[list[list[MethodOutcome]]], None] | None = None,
     deadline: float | None = None,
+    loaded: LoadedModel | None = None,
 ) -> RunSummary:
     """Explain every record not yet in ``run_dir`` and write the outcomes there as they finish.
 
@@ -58,7 +62,8 @@ def run_corpus(
     changed since is an error: start a new folder). ``deadline`` (a ``time.monotonic()`` value)
     stops the run cleanly between batches; Ctrl-C (KeyboardInterrupt) does too and is re-raised.
     Either way the folder is consistent and the same call resumes it. ``on_batch`` sees each
-    batch's outcomes once they are written (which worker ran them, their numbers).
+    batch's outcomes once they are written (which worker ran them, their numbers). ``loaded``: a
+    model already loaded (e.g. the app's cached one) that ``model`` describes, for the local engine.
     """
     if engine not in ENGINES:
         raise InvalidInputError(f"Unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
@@ -73,7 +78,8 @@ def run_corpus(
         _check_unchanged(records, finished, folder.run_dir)
         report = progress or (lambda done, total: None)
         report(0, len(todo))
-        started = time.perf_counter()
+        setup_started = time.perf_counter()
+        started = setup_started
 
         def on_done(outcomes: list[list[MethodOutcome]]) -> None:
             folder.write(outcomes)
@@ -87,13 +93,15 @@ def run_corpus(
         if not todo:
             complete = True
         elif engine == "local":
-            loaded = model.load()
+            loaded = loaded or model.load()
             check_task(loaded, task)
             folder.manifest["model_info"] = {"kind": loaded.kind, "model_type": loaded.model_type}
+            started = time.perf_counter()
             complete = run_local(loaded, todo, task, batch_size=batch_size, on_done=on_done, should_stop=should_stop)
         else:
             with RayRun(model, task, ray or RayOptions()) as ray_run:
                 folder.manifest["model_info"] = ray_run.model_info
+                started = time.perf_counter()
                 complete = ray_run.run(todo, batch_size=batch_size, on_done=on_done, should_stop=should_stop)
         status = "complete" if complete else "interrupted"
         return RunSummary(
@@ -103,6 +111,7 @@ def run_corpus(
             done=folder.written_records,
             failed=folder.failed_records,
             seconds=time.perf_counter() - started,
+            setup_seconds=started - setup_started,
             complete=complete,
         )
     finally:

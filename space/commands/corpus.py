@@ -187,7 +187,8 @@ def run_corpus_command(args: argparse.Namespace) -> int:
         )
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
     print(
-        f"{summary.done} records in {summary.seconds:.1f} s ({summary.records_per_second:.2f} records/s), "
+        f"{summary.done} records in {summary.seconds:.1f} s ({summary.records_per_second:.2f} records/s, "
+        f"after {summary.setup_seconds:.1f} s of set-up), "
         f"{summary.failed} failed{skipped}; wrote {summary.run_dir}",
         file=sys.stderr,
     )
