@@ -10,10 +10,12 @@ method (default ``saliency``), in one process, one after the other:
   and 1 torch thread per worker) and stops it.
 
 Records/s count explaining and writing only; set-up (loading the model, starting Ray and its
-workers) is reported apart. Every engine's AER per record is checked against the old loop's
-(the largest difference is printed: same numbers), and the score matrices too.
+workers) is reported apart. The engines run in ``--repeats`` interleaved rounds and the best round
+of each is kept (on a shared machine the slow rounds are the ones other work got in the way of).
+Every engine's AER per record is checked against the old loop's (the largest difference is
+printed: same numbers), and the score matrices too.
 
-    python benchmarks/corpus.py [--limit 300] [--method saliency] [--batch-size 16] [--skip-ray]
+    python benchmarks/corpus.py [--limit 100] [--repeats 3] [--method saliency] [--batch-size 16] [--skip-ray]
 """
 
 from __future__ import annotations
@@ -86,9 +88,10 @@ def differences(reference: dict, other: dict) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--limit", type=int, default=300, help="records of the test set (default: all 300)")
+    parser.add_argument("--limit", type=int, default=100, help="records of the test set (default 100)")
     parser.add_argument("--method", default="saliency")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over all engines; the best of each is kept")
     parser.add_argument("--skip-ray", action="store_true")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -96,26 +99,35 @@ def main(argv: list[str] | None = None) -> int:
     from attribution.corpus import read_records
 
     records = read_records(DATA, limit=args.limit)
-    rows = []
-    seconds, reference = old_loop(records, args.method)
-    rows.append(("old loop: attribute() per sentence, 1 thread", 0.0, len(records) / seconds, (0.0, 0.0)))
     runs = [("local batched, 1 thread", "local", 1, 1), ("local batched, 2 threads", "local", 2, 1)]
     if not args.skip_ray:
         runs += [("Ray, 1 worker (1 CPU)", "ray", 1, 1), ("Ray, 2 workers (1 CPU each)", "ray", 1, 2)]
-    for label, engine, threads, workers in runs:
-        summary, out = engine_run(records, args.method, args.batch_size, engine, threads, workers)
-        rows.append((label, summary.setup_seconds, summary.records_per_second, differences(reference, out)))
-    base = rows[0][2]
+    old_label = "old loop: attribute() per sentence, 1 thread"
+    best: dict[str, tuple[float, float, tuple[float, float]]] = {}  # label -> (set-up s, records/s, differences)
+
+    def keep(label: str, setup: float, rate: float, diff: tuple[float, float]) -> None:
+        if label not in best or rate > best[label][1]:
+            best[label] = (setup, rate, diff)
+
+    # Rounds interleave the engines, so a busy spell of a shared machine does not land on one engine only.
+    for _ in range(args.repeats):
+        seconds, reference = old_loop(records, args.method)
+        keep(old_label, 0.0, len(records) / seconds, (0.0, 0.0))
+        for label, engine, threads, workers in runs:
+            summary, out = engine_run(records, args.method, args.batch_size, engine, threads, workers)
+            keep(label, summary.setup_seconds, summary.records_per_second, differences(reference, out))
+    base = best[old_label][1]
     print(
-        f"{args.method} on {len(records)} pairs of {DATA.name}, tiny-synth-translate, batch size {args.batch_size}; "
-        f"{platform.machine()}, {os.cpu_count()} cores"
+        f"{args.method} on {len(records)} pairs of {DATA.name}, tiny-synth-translate, batch size {args.batch_size}, "
+        f"best of {args.repeats} interleaved rounds; {platform.machine()}, {os.cpu_count()} cores"
     )
     print()
     print("| engine | set-up s | records/s | × old loop | max Δ AER | max Δ score |")
     print("|---|---:|---:|---:|---:|---:|")
-    for label, setup, rate, (aer, score) in rows:
+    for label in [old_label, *(run[0] for run in runs)]:
+        setup, rate, (aer, score) = best[label]
         print(f"| {label} | {setup:.1f} | {rate:.1f} | {rate / base:.2f} | {aer:.1e} | {score:.1e} |")
-    print(json.dumps({label: {"records_per_s": rate, "setup_s": setup} for label, setup, rate, _ in rows}))
+    print(json.dumps({label: {"records_per_s": rate, "setup_s": setup} for label, (setup, rate, _) in best.items()}))
     return 0
 
 
