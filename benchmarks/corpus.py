@@ -16,6 +16,7 @@ Every engine's AER per record is checked against the old loop's (the largest dif
 printed: same numbers), and the score matrices too.
 
     python benchmarks/corpus.py [--limit 100] [--repeats 3] [--method saliency] [--batch-size 16] [--skip-ray]
+    python benchmarks/corpus.py --report-records 10000     # the corpus report's export time and size
 """
 
 from __future__ import annotations
@@ -86,6 +87,50 @@ def differences(reference: dict, other: dict) -> tuple[float, float]:
     return aer, scores
 
 
+def report_scaling(n_records: int) -> str:
+    """Export time and page size of the corpus report for a run of ``n_records`` (no model at run time).
+
+    The run folder is filled with one real saliency result per record (the same sentence's, with a
+    random AER each), as a run of that size would hold; the report reads it like any other.
+    """
+    from attribution.corpus import ModelSpec, TaskConfig, load_run
+    from attribution.corpus.records import Record
+    from attribution.corpus.runfolder import RunFolder
+    from attribution.corpus.tasks import MethodOutcome
+    from attribution.inseq_runner import attribute
+    from attribution.models import load_model
+    from exporters import export_result
+
+    loaded = load_model("tiny-synth-translate")
+    pair = json.loads(DATA.read_text(encoding="utf-8").splitlines()[0])
+    result = attribute(loaded, pair["source"], target=pair["target"], method="saliency")
+    task = TaskConfig(methods=("saliency",), metrics=("aer",))
+    folder = Path(tempfile.mkdtemp(prefix="corpus-report-bench-")) / "run"
+    generator = np.random.default_rng(0)
+    try:
+        run_folder = RunFolder.open(
+            folder, model=ModelSpec("tiny-synth-translate").defining(), task=task, data={"n_records": n_records}
+        )
+        for start in range(0, n_records, 1000):
+            outcomes = []
+            for i in range(start, min(start + 1000, n_records)):
+                record = Record(record_id=f"r{i}", row=i, text=pair["source"], target=pair["target"])
+                values = {"aer": float(generator.random()), "mean_probability": 0.99}
+                outcomes.append([MethodOutcome(record.record_id, i, record.content_hash, "saliency", "ok", None,
+                                               result, record.text, record.target, values, 0.0, "bench")])  # fmt: skip
+            run_folder.write(outcomes)
+        run_folder.close(status="complete")
+        lines = ["| records | table rows | heatmaps embedded | export s | page MB |", "|---:|---:|---:|---:|---:|"]
+        for table_rows, details in ((2000, 100), (500, 50)):
+            started = time.perf_counter()
+            export = export_result(load_run(folder), max_table_rows=table_rows, max_details=details)
+            seconds = time.perf_counter() - started
+            lines.append(f"| {n_records} | {table_rows} | {details} | {seconds:.1f} | {len(export.html) / 1e6:.2f} |")
+        return "\n".join(lines)
+    finally:
+        shutil.rmtree(folder.parent, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=100, help="records of the test set (default 100)")
@@ -93,8 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3, help="rounds over all engines; the best of each is kept")
     parser.add_argument("--skip-ray", action="store_true")
+    parser.add_argument(
+        "--report-records", type=int, default=0, help="instead: time the corpus report of a run this large"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.report_records:
+        print(report_scaling(args.report_records))
+        return 0
 
     from attribution.corpus import read_records
 

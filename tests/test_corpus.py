@@ -298,7 +298,7 @@ def test_ctrl_c_in_the_cli_leaves_a_folder_that_the_same_command_resumes(data_fi
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
 
 
-def test_cli_corpus_and_report_run_on_the_readme_example(tmp_path: Path) -> None:
+def test_cli_corpus_and_report_and_their_errors(tmp_path: Path) -> None:
     from space.cli import main
 
     data = write_jsonl(tmp_path / "pairs.jsonl", translation_rows(3))
@@ -321,3 +321,22 @@ def test_loaded_results_round_trip(finished_run: Path) -> None:
     graph = load_result(finished_run / row["result_file"])
     assert isinstance(graph, ContributionGraph) and graph.root_tokens == list(range(len(graph.target_tokens)))
     assert not math.isnan(row["aer"])
+
+
+def test_the_readme_corpus_commands_run_as_written(tmp_path: Path) -> None:
+    """The README's corpus and report commands, verbatim, from a folder where examples/ is the repository's."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- corpus-commands -->")[1].split("<!-- /corpus-commands -->")[0]
+    commands = block.replace("\\\n", " ").strip().strip("`").removeprefix("bash").strip().splitlines()
+    assert [c.split()[:2] for c in commands] == [["attribution-explorer", "corpus"], ["attribution-explorer", "report"]]
+    (tmp_path / "examples").symlink_to(Path(__file__).parents[1] / "examples")
+    script = Path(sys.executable).with_name("attribution-explorer")
+    program = str(script) if script.is_file() else "attribution-explorer"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for command in commands:
+        done = subprocess.run(
+            [program, *command.split()[1:]], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert len(load_run(tmp_path / "runs" / "synth").rows) == 10 * 3
+    assert "corpus report" in (tmp_path / "report.html").read_text(encoding="utf-8")
