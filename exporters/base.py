@@ -128,7 +128,13 @@ def load_any_result(result: ResultType | str | Path) -> ResultType:
 
 def _is_run_folder(path: str | Path) -> bool:
     """A corpus run folder (``attribution-explorer corpus --out``): drawn as a corpus report."""
-    return len(str(path)) < 4096 and "\n" not in str(path) and (Path(path) / "run.json").is_file()
+    text = str(path)
+    if text.lstrip().startswith("{") or "\n" in text or len(text) > 4096:
+        return False  # JSON text, not a path
+    try:
+        return (Path(path) / "run.json").is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
 
 
 def resolve_kind(result: ResultType, kind: str | None) -> str:

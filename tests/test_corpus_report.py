@@ -125,3 +125,23 @@ def _wait_for_text(session, text: str, timeout_s: float = 15.0) -> None:
     while text not in session.deep_text():
         assert time.monotonic() < deadline, f"{text!r} never appeared"
         session.page.wait_for_timeout(200)
+
+
+def test_cli_report_push_commits_page_manifest_and_shards(run_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from space.cli import main
+    from tests.local_hub_server import local_hub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    with local_hub() as hub:
+        code = main(
+            ["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--push", "alice/c", "--endpoint", hub.url]
+        )
+    assert code == 0
+    files = hub.commits[0].files
+    assert files["index.html"] == (tmp_path / "r.html").read_bytes()
+    assert {name for name in files if name.startswith("data/")} == {
+        f"data/{p.name}" for p in load_run(run_dir).shard_files()
+    }
