@@ -7,11 +7,12 @@ import json
 import math
 import re
 import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-from bokeh.models import GlyphRenderer, HoverTool, LinearColorMapper, Rect, Segment
+from bokeh.models import Div, GlyphRenderer, HoverTool, LinearColorMapper, Rect, Segment
 
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
@@ -19,6 +20,7 @@ from exporters import Export, ExporterError, available_exporters, export_result,
 from exporters.bokeh_html import BokehExporter, build_figure
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE
 from exporters.graph import root_nodes, route_edges
+from exporters.hub import readme_for
 from exporters.page import PROVENANCE_SCRIPT_ID
 from space.cli import main
 from tests.synthetic_results import synthetic_attribution, synthetic_graph
@@ -381,6 +383,67 @@ def test_user_strings_are_escaped_in_every_html_context() -> None:
     graph.target_tokens = [XSS_SCRIPT, XSS_IMG]
     graph.nodes[0].top_tokens = [(XSS_IMG, 1.0)]
     assert "<img src=x" not in export_result(graph).html
+
+
+class _MarkupParser(HTMLParser):
+    """Collects the elements, attributes and text of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes.update(name for name, _ in attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _html_markup(layout) -> list[_MarkupParser]:
+    """Every piece of the layout that BokehJS renders as HTML (Div without render_as_text), parsed."""
+    parsed = []
+    for div in layout.select({"type": Div}):
+        assert not div.render_as_text
+        parser = _MarkupParser()
+        parser.feed(div.text)
+        parsed.append(parser)
+    return parsed
+
+
+def test_comparison_labels_and_other_user_strings_are_escaped() -> None:
+    """Labels, method names, model ids, gold alignment and contrast target of a comparison loaded from JSON."""
+    hostile = comparison()
+    hostile.labels = [XSS_SCRIPT, XSS_IMG]
+    hostile.gold_alignment = XSS_IMG + "<!--"
+    hostile.results[0].method = XSS_SCRIPT
+    hostile.results[1].provenance.model_id = XSS_IMG
+    hostile.results[1].contrast_target = "--><script>alert(3)</script>"
+    parsed = _html_markup(build_figure(hostile))
+    assert len(parsed) == 3  # one label per heatmap, the agreement table
+    for markup in parsed:
+        assert markup.tags <= {"b", "table", "caption", "tr", "th", "td"} and markup.attributes <= {"class", "style"}
+    [table] = [markup for markup in parsed if "table" in markup.tags]
+    headings = sorted("".join(markup.text) for markup in parsed if markup is not table)
+    assert headings == sorted(hostile.labels)  # shown as text
+    assert [cell for cell in table.text if cell in hostile.labels] == [XSS_SCRIPT, XSS_IMG] * 2  # header, rows
+    for mode in ("standalone", "cdn", "snippet"):
+        export = export_result(hostile, mode=mode)  # the default title holds the labels too
+        for text in (export.html, export.iframe_html or ""):
+            assert XSS_SCRIPT not in text and "<img src=x" not in text and "<script>alert(3)" not in text, mode
+            assert "<!--" not in text.replace("<!-- ", "")  # only the snippet's own comment opens one
+    record = _provenance_json(export_result(hostile, mode="cdn").html)
+    assert [entry["label"] for entry in record["compared"]] == [XSS_SCRIPT, XSS_IMG]
+    assert record["parameters"]["gold_alignment"] == XSS_IMG + "<!--"
+    export = export_result(hostile, mode="cdn", title=XSS_IMG)
+    for repo_type in ("dataset", "space"):
+        _, front_matter, body = readme_for(export, hostile, repo_type).split("---\n", 2)
+        assert XSS_SCRIPT not in body and "<img src=x" not in body  # the Hub renders the Markdown as HTML
+        assert f"# {html.escape(XSS_IMG)}" in body and html.escape(XSS_SCRIPT) in body  # title; method
+        if repo_type == "space":  # the front matter is YAML data: the title as one quoted string
+            assert f"title: {json.dumps(XSS_IMG)}" in front_matter.splitlines()
 
 
 # ---------------------------------------------------------------- API and CLI errors

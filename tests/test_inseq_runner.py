@@ -115,6 +115,49 @@ def test_seq2seq_layout_word_ids_and_step_scores(marian):
     assert result.step_scores["probability"][:3] == pytest.approx(expected, rel=1e-4)
 
 
+def _decoder_ids(loaded, result) -> torch.Tensor:
+    """The decoder inputs of every step: the start token and the target tokens before the last one."""
+    return torch.tensor([loaded.tokenizer.convert_tokens_to_ids(result.target_tokens[:-1])])
+
+
+def test_seq2seq_saliency_equals_hand_computed_gradient_norms_on_both_sides(marian):
+    """Per step: |d p(token) / d embedding| for every source token and every decoder-prefix token, L2 norm
+    over the hidden size, normalised so that the step's source and target scores sum to 1 together."""
+    result = attribute(marian, SOURCE, method="saliency", target=TRANSLATION)
+    assert result.method_params["attribute_target"] is True
+    encoded = marian.tokenizer(SOURCE, return_tensors="pt")
+    decoder_ids = _decoder_ids(marian, result)
+    embeddings = marian.model.get_input_embeddings()
+    for step in range(result.n_steps):
+        source = embeddings(encoded["input_ids"]).detach().requires_grad_(True)
+        prefix = embeddings(decoder_ids[:, : step + 1]).detach().requires_grad_(True)
+        output = marian.model(
+            inputs_embeds=source, attention_mask=encoded["attention_mask"], decoder_inputs_embeds=prefix
+        )
+        next_token = result.target_tokens[step + 1]
+        torch.softmax(output.logits[0, -1], -1)[marian.tokenizer.convert_tokens_to_ids(next_token)].backward()
+        source_norms, prefix_norms = source.grad[0].norm(dim=-1).numpy(), prefix.grad[0].norm(dim=-1).numpy()
+        total = source_norms.sum() + prefix_norms.sum()
+        np.testing.assert_allclose(result.source_scores[:, step], source_norms / total, rtol=1e-5)
+        np.testing.assert_allclose(result.target_scores[: step + 1, step], prefix_norms / total, rtol=1e-5)
+        assert np.isnan(result.target_scores[step + 1 :, step]).all()
+
+
+def test_seq2seq_attention_is_the_models_mean_cross_and_self_attention(marian):
+    """Inseq's attention on seq2seq: the mean over layers and heads of the cross-attention (source side) and of
+    the decoder self-attention (target side), each step's two halves scaled to sum to 1 together."""
+    result = attribute(marian, SOURCE, method="attention", target=TRANSLATION)
+    encoded = marian.tokenizer(SOURCE, return_tensors="pt")
+    with torch.no_grad():
+        output = marian.model(**encoded, decoder_input_ids=_decoder_ids(marian, result), output_attentions=True)
+    cross = torch.stack(output.cross_attentions).mean(dim=(0, 2))[0].T.numpy()  # [source, step]
+    own = torch.stack(output.decoder_attentions).mean(dim=(0, 2))[0].T.numpy()  # [prefix token, step]
+    np.testing.assert_allclose(result.source_scores, cross / 2, atol=1e-6)
+    prefix = result.target_scores[: result.n_steps]
+    np.testing.assert_allclose(prefix[np.isfinite(prefix)], (own / 2)[np.isfinite(prefix)], atol=1e-6)
+    np.testing.assert_allclose(np.nansum(result.target_scores, axis=0) + result.source_scores.sum(axis=0), 1.0)
+
+
 @pytest.mark.parametrize("family", ["gpt2", "marian"])
 def test_result_round_trips_through_json(family, gpt2, marian, tmp_path):
     loaded = gpt2 if family == "gpt2" else marian
