@@ -48,6 +48,8 @@ TARGETS: dict[str, Target] = {
     "inseq_runner": Target(
         files=("attribution/inseq_runner.py",),
         tests=("tests/test_inseq_runner.py", "tests/test_capabilities.py"),
+        # the capability table's cells on one family of each kind and T5 (value_zeroing), not all ten families
+        pytest_args=("-k", "not test_capability_cell and not test_refusals or gpt2 or marian or t5"),
     ),
     "escaping": Target(
         files=("exporters/page.py", "exporters/compare_view.py", "exporters/hub.py"),
