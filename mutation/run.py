@@ -54,8 +54,18 @@ TARGETS: dict[str, Target] = {
     "escaping": Target(
         files=("exporters/page.py", "exporters/compare_view.py", "exporters/hub.py"),
         tests=("tests/test_export.py",),
-        # hub.py: only the repo card (the rest is the push, tested against a local Hub server elsewhere)
-        mutants=("exporters.page.*", "exporters.compare_view.*", "exporters.hub.x_readme_for*"),
+        # the functions that put user strings into HTML (and the Hub card's Markdown), not the whole files
+        mutants=(
+            "exporters.page.x_provenance_html__*",
+            "exporters.page.x_provenance_json_script__*",
+            "exporters.page.x_provenance_meta_tags__*",
+            "exporters.page.x_render_snippet__*",
+            "exporters.page.x__script_tags__*",
+            "exporters.page.x_iframe_snippet__*",
+            "exporters.compare_view.x_agreement_table_html__*",
+            "exporters.compare_view.x_comparison_figure__*",
+            "exporters.hub.x_readme_for__*",
+        ),
     ),
     "contributions": Target(
         files=("attribution/contributions/*.py",),
