@@ -9,6 +9,7 @@ fast tests that guard them, so the repository never holds mutmut's ``mutants/`` 
     pip install mutmut==3.8.1                       # a development tool only, not in requirements*.txt
     nice -n 10 python mutation/run.py compare       # one target at a time; see TARGETS
     python mutation/run.py --report compare         # scores and surviving mutants of the last run
+    nice -n 10 python mutation/run.py --resume inseq_runner   # continue an interrupted run
 
 For every target it prints, per file, the number of mutants, how many the tests killed (a timeout
 counts as killed: the mutant made a test hang), survived, had no test running their code, and the
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/attribution-explorer-mutation"))
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested in parallel (default 1)")
     parser.add_argument("--report", action="store_true", help="only print the results of the last run")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run in its scratch copy (same code and tests)"
+    )
     args = parser.parse_args(argv)
     try:
         from importlib.metadata import version
@@ -195,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         target = TARGETS[name]
         folder = args.workdir / name
         if not args.report:
-            folder = prepare(name, target, args.workdir)
+            if not (args.resume and (folder / "mutants").is_dir()):
+                folder = prepare(name, target, args.workdir)
             code = run(folder, target, args.max_children)
             if code != 0:
                 print(f"mutmut failed on {name} (exit status {code}); see its output above", file=sys.stderr)

@@ -204,8 +204,47 @@ def test_generation_stops_at_the_end_of_the_context(gpt2):
     almost_full = " ".join(["the"] * 62)  # the random models have 64 positions
     result = attribute(gpt2, almost_full, method="attention", max_new_tokens=20)
     assert len(result.target_tokens) <= 64 and result.n_steps <= 2
-    with pytest.raises(InvalidInputError, match="fills random-gpt2's whole context"):
+    one_left = attribute(gpt2, " ".join(["the"] * 63), method="attention", max_new_tokens=20, step_scores=[])
+    assert (len(one_left.target_tokens), one_left.n_steps) == (64, 1)
+    with pytest.raises(InvalidInputError) as full:
         attribute(gpt2, " ".join(["the"] * 64), method="attention")
+    assert str(full.value) == (
+        "The input text fills random-gpt2's whole context (64 tokens): shorten it to leave room for the generated "
+        "text, or give a target."
+    )
+
+
+@pytest.fixture
+def endless_marian():
+    """A random Marian model that never ends its output (``</s>`` suppressed): generation runs to the limit."""
+    loaded = build_random_model("marian")
+    with torch.no_grad():
+        loaded.model.final_logits_bias[0, loaded.tokenizer.eos_token_id] = -1e9
+    return loaded
+
+
+def test_seq2seq_generation_is_bounded_by_the_decoders_positions_not_the_sources(endless_marian):
+    # up to the 63 positions after the decoder start token, whatever max_new_tokens asks
+    result = attribute(endless_marian, SOURCE, method="attention", max_new_tokens=100, step_scores=[])
+    # 63 decoder positions after the start token; transformers forces the config's end token (here id 0, a special
+    # token dropped from the text) at the last one: <pad>, 62 words, </s>
+    assert (len(result.target_tokens), result.n_steps) == (64, 63)
+    # a source that fills the encoder does not shorten the output
+    long_source = " ".join(["the"] * 60)
+    result = attribute(endless_marian, long_source, method="attention", max_new_tokens=10, step_scores=[])
+    assert result.n_steps == 10  # 10 generated (the last the forced end token), </s>
+
+
+def test_generation_is_greedy_whatever_the_models_generation_config_says():
+    loaded = build_random_model("gpt2")
+    encoded = loaded.tokenizer(PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        greedy = loaded.model.generate(**encoded, max_new_tokens=4, do_sample=False, num_beams=1)[0]
+    loaded.model.generation_config.do_sample = True  # as some Hub models ship
+    loaded.model.generation_config.num_beams = 3
+    loaded.model.generation_config.temperature = 5.0
+    result = attribute(loaded, PROMPT, method="attention", max_new_tokens=4, step_scores=[])
+    assert result.target_text == loaded.tokenizer.decode(greedy, skip_special_tokens=True)
 
 
 def test_attention_computes_step_scores_in_a_separate_pass(gpt2):
