@@ -10,6 +10,7 @@ fast tests that guard them, so the repository never holds mutmut's ``mutants/`` 
     nice -n 10 python mutation/run.py compare       # one target at a time; see TARGETS
     python mutation/run.py --report compare         # scores and surviving mutants of the last run
     nice -n 10 python mutation/run.py --resume inseq_runner   # continue an interrupted run
+    python mutation/run.py compare --mutants 'attribution.compare.x_aer__mutmut_*'   # some mutants only
 
 For every target it prints, per file, the number of mutants, how many the tests killed (a timeout
 counts as killed: the mutant made a test hang), survived, had no test running their code, and the
@@ -26,7 +27,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,7 @@ TARGETS: dict[str, Target] = {
     "escaping": Target(
         files=("exporters/page.py", "exporters/compare_view.py", "exporters/hub.py"),
         tests=("tests/test_export.py",),
+        pytest_args=("-k", "escaped or provenance or modes or comparison or cli"),
         # the functions that put user strings into HTML (and the Hub card's Markdown), not the whole files
         mutants=(
             "exporters.page.x_provenance_html__*",
@@ -183,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=1, help="mutants tested in parallel (default 1)")
     parser.add_argument("--report", action="store_true", help="only print the results of the last run")
     parser.add_argument(
+        "--mutants", nargs="+", default=(), help="only these mutant names or globs (e.g. the survivors of a last run)"
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run in its scratch copy (same code and tests)"
     )
     args = parser.parse_args(argv)
@@ -197,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for name in args.targets:
         target = TARGETS[name]
+        if args.mutants:
+            target = replace(target, mutants=tuple(args.mutants))
         folder = args.workdir / name
         if not args.report:
             if not (args.resume and (folder / "mutants").is_dir()):

@@ -378,3 +378,36 @@ def test_subword_pieces_map_to_their_whitespace_words():
         pieces = [t for t, w in zip(result.target_tokens, result.target_word_ids, strict=True) if w == index]
         assert "".join(pieces).replace("▁", "") == word
     assert None not in result.target_word_ids
+
+
+def test_generated_text_keeps_the_prompt_as_typed_and_drops_special_tokens():
+    """A prompt word the tokenizer does not know (decoded as nothing) and an end-of-text token at the end."""
+    loaded = build_random_model("gpt2")
+    loaded.model.generation_config.forced_eos_token_id = loaded.tokenizer.eos_token_id  # the last new token
+    prompt = "when zebra went"
+    encoded = loaded.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        greedy = loaded.model.generate(**encoded, max_new_tokens=3, do_sample=False, num_beams=1)[0]
+    words = loaded.tokenizer.convert_ids_to_tokens(greedy[3:5])
+    assert greedy[-1] == loaded.tokenizer.eos_token_id and loaded.tokenizer.unk_token_id in greedy[:3]
+    result = attribute(loaded, prompt, method="attention", max_new_tokens=3, step_scores=[])
+    assert result.target_text == f"{prompt} {' '.join(words)}"
+    with pytest.raises(InvalidInputError) as nothing:
+        attribute(loaded, prompt, method="attention", max_new_tokens=1)
+    assert str(nothing.value) == (
+        "random-gpt2 generated nothing for this input (it ended the text at once); give a target to explain."
+    )
+
+
+def test_seq2seq_target_is_held_to_the_length_limit_too(marian):
+    with pytest.raises(InvalidInputError, match="accepts at most 3"):
+        attribute(marian, "the cat", method="saliency", target="die katze sieht das", max_tokens=3)
+
+
+@pytest.mark.parametrize(("family", "target", "total"), [("gpt2", "to", 1), ("marian", TRANSLATION, 4)])
+def test_progress_total_is_the_number_of_steps(family, target, total, gpt2, marian):
+    loaded = gpt2 if family == "gpt2" else marian
+    text = PROMPT if family == "gpt2" else SOURCE
+    calls = []
+    result = attribute(loaded, text, method="saliency", target=target, progress=lambda *args: calls.append(args))
+    assert result.n_steps == total and {call[1] for call in calls} == {total}
