@@ -446,6 +446,45 @@ def test_comparison_labels_and_other_user_strings_are_escaped() -> None:
             assert f"title: {json.dumps(XSS_IMG)}" in front_matter.splitlines()
 
 
+def test_hub_card_front_matter_and_description() -> None:
+    """The repo card: Space front matter (title cut at 60 characters, not ASCII-escaped), then the facts."""
+    result = causal_result()
+    space_card = readme_for(export_result(result, mode="cdn", title="é" * 61), result, "space")
+    assert space_card.split("\n---\n")[0].splitlines() == [
+        "---",
+        "tags:",
+        "- attribution-explorer",
+        "- interpretability",
+        f'title: "{"é" * 57}..."',
+        "sdk: static",
+        "app_file: index.html",
+        "emoji: 🔎",
+        "colorFrom: blue",
+        "colorTo: purple",
+        "pinned: false",
+    ]
+    assert space_card.split("\n---\n")[1].splitlines() == [
+        "",
+        f"# {'é' * 61}",
+        "",
+        "An interactive heatmap made with Attribution Explorer: open `index.html` in a browser.",
+        "",
+        "- model: `tiny-ioi-gpt2`",
+        "- method: input_x_gradient",
+        "- computed: 2026-11-25T10:00:00+00:00",
+        "- data: `result.json` (readable with `attribution.results.load_result`)",
+    ]
+    compared = comparison()
+    compared.results[0].provenance.created_at = "2026-11-24T09:00:00+00:00"
+    compared.results[1].provenance.model_id = "other-model"
+    export = export_result(compared, mode="cdn", title="x" * 60)
+    assert f'title: "{"x" * 60}"' in readme_for(export, compared, "space").splitlines()  # 60: kept whole
+    dataset_card = readme_for(export, compared, "dataset")
+    assert dataset_card.startswith("---\ntags:\n- attribution-explorer\n- interpretability\n---\n\n# ")
+    assert "- model: `other-model`, `tiny-synth-translate`\n- method: attention, saliency\n" in dataset_card
+    assert "- computed: 2026-11-24T09:00:00+00:00\n" in dataset_card  # the first result's
+
+
 # ---------------------------------------------------------------- API and CLI errors
 
 
