@@ -44,5 +44,11 @@ def test_the_written_config_reads_back_as_mutmut_reads_it():
     assert values("only_mutate") == list(target.files)
     assert values("source_paths") == list(runner.SOURCE_PATHS)
     assert values("pytest_add_cli_args_test_selection") == list(target.tests)
-    assert values("pytest_add_cli_args")[-2:] == ["-m", "not browser and not hub and not slow"]
+    assert values("pytest_add_cli_args") == [
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not browser and not hub and not slow",
+        *target.pytest_args,
+    ]
     assert parser.get("mutmut", "use_git_change_detection") == "false"
