@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bokeh.models import Div, GlyphRenderer, HoverTool, LinearColorMapper, Rect, Segment
+from bokeh.models import Div, GlyphRenderer, HoverTool, LinearColorMapper, Plot, Rect, Segment
 
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
@@ -320,6 +320,85 @@ def test_comparison_shares_one_colour_scale_and_shows_agreement_numbers() -> Non
     assert (mapper.low, mapper.high) == (-2.8, 2.8)  # |0.7 × -4| is the largest value of both results
     table = layout.select_one({"name": "agreement"}).text
     assert "<td>-0.500</td>" in table and "<td>0.250</td>" in table and "AER vs gold" in table
+
+
+class _TableParser(HTMLParser):
+    """The caption and the rows (cell texts) of an HTML table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.caption, self.rows, self._in_caption = "", [], False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self.rows[-1].append("")
+        self._in_caption = tag == "caption"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_caption = False if tag == "caption" else self._in_caption
+
+    def handle_data(self, data: str) -> None:
+        if self._in_caption:
+            self.caption += data
+        elif self.rows and self.rows[-1]:
+            self.rows[-1][-1] += data
+
+
+def _agreement(layout) -> _TableParser:
+    div = layout.select_one({"name": "agreement"})
+    assert div.disable_math and div.text.startswith('<table class="ae-agreement"') and div.text.endswith("</table>")
+    parsed = _TableParser()
+    parsed.feed(div.text)
+    return parsed
+
+
+def test_comparison_grid_and_agreement_table_of_three_results() -> None:
+    three = comparison()
+    third = seq2seq_result()
+    third.method = "occlusion"
+    three.results.append(third)
+    three.labels.append("$$x$$ occlusion")
+    three.rank_correlation = [[1.0, -0.5, None], [-0.5, 1.0, 0.125], [None, 0.125, 1.0]]
+    three.aer = [0.25, None]  # shorter than the results: the third has none
+    layout = build_figure(three)
+    grid_rows = layout.children[:-1]
+    assert [len(grid_row.children) for grid_row in grid_rows] == [2, 1]  # two heatmaps per row
+    labels = [cell.children[0] for grid_row in grid_rows for cell in grid_row.children]
+    assert [div.text for div in labels] == ["<b>saliency</b>", "<b>attention</b>", "<b>$$x$$ occlusion</b>"]
+    assert all(div.disable_math for div in labels)  # "$$…$$" in a label is text, not TeX
+    assert not any(plot.title.text == "probability" for plot in layout.select({"type": Plot}))  # no bars
+    assert {tool.tooltips[-1][0] for tool in layout.select({"type": HoverTool})} == {"score"}
+    table = _agreement(layout)
+    assert table.caption == (
+        "Rank correlation (Spearman's ρ) between attributions; "
+        "alignment error rate against the gold word alignment (lower is better)"
+    )
+    assert table.rows == [
+        ["", "saliency", "attention", "$$x$$ occlusion", "AER vs gold"],
+        ["saliency", "1.000", "-0.500", "—", "0.250"],
+        ["attention", "-0.500", "1.000", "0.125", "—"],
+        ["$$x$$ occlusion", "—", "0.125", "1.000", "—"],
+    ]
+    three.aer = [None, None, None]
+    table = _agreement(build_figure(three))
+    assert table.caption == "Rank correlation (Spearman's ρ) between attributions"
+    assert table.rows[0] == ["", "saliency", "attention", "$$x$$ occlusion"] and len(table.rows[1]) == 4
+
+
+def test_malformed_comparisons_are_refused_with_their_counts() -> None:
+    empty = Comparison(results=[], labels=[], rank_correlation=[])
+    with pytest.raises(InvalidInputError) as refused:
+        build_figure(empty, kind="compare")
+    assert str(refused.value) == "this comparison holds no results"
+    for field_name in ("labels", "rank_correlation"):
+        short = comparison()
+        setattr(short, field_name, getattr(short, field_name)[:1])
+        with pytest.raises(InvalidInputError) as refused:
+            build_figure(short)
+        labels, rows = len(short.labels), len(short.rank_correlation)
+        assert str(refused.value) == f"comparison has 2 results but {labels} labels and {rows} correlation rows"
 
 
 # ---------------------------------------------------------------- pages, modes, provenance
