@@ -56,7 +56,7 @@ TARGETS: dict[str, Target] = {
     "escaping": Target(
         files=("exporters/page.py", "exporters/compare_view.py", "exporters/hub.py"),
         tests=("tests/test_export.py",),
-        pytest_args=("-k", "escaped or provenance or modes or comparison or cli or hub_card"),
+        pytest_args=("-k", "escaped or provenance or modes or comparison or cli or hub_card or quotes or are_exact"),
         # the functions that put user strings into HTML (and the Hub card's Markdown), not the whole files
         mutants=(
             "exporters.page.x_provenance_html__*",

@@ -21,7 +21,7 @@ from exporters.bokeh_html import BokehExporter, build_figure
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE
 from exporters.graph import root_nodes, route_edges
 from exporters.hub import readme_for
-from exporters.page import PROVENANCE_SCRIPT_ID
+from exporters.page import PROVENANCE_SCRIPT_ID, provenance_html, provenance_meta_tags, provenance_record
 from space.cli import main
 from tests.synthetic_results import synthetic_attribution, synthetic_graph
 
@@ -562,6 +562,71 @@ def test_hub_card_front_matter_and_description() -> None:
     assert dataset_card.startswith("---\ntags:\n- attribution-explorer\n- interpretability\n---\n\n# ")
     assert "- model: `other-model`, `tiny-synth-translate`\n- method: attention, saliency\n" in dataset_card
     assert "- computed: 2026-11-24T09:00:00+00:00\n" in dataset_card  # the first result's
+
+
+ATTRIBUTE_BREAKOUT = 'x" onload="alert(1)" data-x="&'  # no angle brackets: only attribute quoting stops it
+
+
+class _TagParser(HTMLParser):
+    """The start tags of a page with their attributes, as a browser reads them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(markup: str, name: str) -> list[dict[str, str | None]]:
+    parser = _TagParser()
+    parser.feed(markup)
+    return [attrs for tag, attrs in parser.tags if tag == name]
+
+
+def test_attribute_values_keep_user_strings_inside_their_quotes() -> None:
+    """Meta tags and the snippet's iframe: a quote in a model id or title cannot add an attribute."""
+    result = causal_result(model_id=ATTRIBUTE_BREAKOUT)
+    page = export_result(result, mode="cdn", title=ATTRIBUTE_BREAKOUT).html
+    metas = {attrs["name"]: attrs for attrs in _tags(page, "meta") if str(attrs.get("name")).startswith("attribution")}
+    assert set(metas["attribution-explorer:model-id"]) == {"name", "content"}
+    assert metas["attribution-explorer:model-id"]["content"] == ATTRIBUTE_BREAKOUT
+    assert _provenance_json(page)["model_id"] == ATTRIBUTE_BREAKOUT  # "&" and quotes survive the JSON escaping
+    snippet = export_result(result, mode="snippet", title=ATTRIBUTE_BREAKOUT)
+    [iframe] = _tags(snippet.iframe_html, "iframe")
+    assert set(iframe) == {"title", "srcdoc", "style", "sandbox"} and iframe["title"] == ATTRIBUTE_BREAKOUT
+    assert iframe["srcdoc"].startswith("<!DOCTYPE html>") and iframe["srcdoc"].rstrip().endswith("</html>")  # whole
+    assert _provenance_json(iframe["srcdoc"])["model_id"] == ATTRIBUTE_BREAKOUT
+    assert iframe["style"] == "width: 100%; height: 900px; border: 0"
+
+
+def test_meta_tags_header_rows_and_snippet_parts_are_exact() -> None:
+    record = provenance_record(comparison())
+    record["exported_at"], record["exporter_versions"] = "2026-12-01T00:00:00+00:00", {"bokeh": "3.8.1"}
+    record["compared"][1]["model_id"], record["compared"][1]["created_at"] = "second-model", "2027-01-01"
+    assert provenance_meta_tags(record) == (
+        '<meta name="attribution-explorer:model-id" content="tiny-synth-translate">'
+        '<meta name="attribution-explorer:model-revision" content="abc123">'
+        '<meta name="attribution-explorer:method" content="saliency, attention">'
+        '<meta name="attribution-explorer:created-at" content="2026-11-25T10:00:00+00:00">'
+        '<meta name="attribution-explorer:exported-at" content="2026-12-01T00:00:00+00:00">'
+        '<meta name="attribution-explorer:library-versions" content="torch=2.13.0; inseq=0.7.1; bokeh=3.8.1">'
+    )
+    header = provenance_html("T", provenance_record(causal_result()))
+    assert header.startswith('<header class="ae-provenance"><h1>T</h1><dl><dt>model</dt><dd>tiny-ioi-gpt2 (')
+    assert "</dd><dt>method</dt><dd>input_x_gradient</dd><dt>parameters</dt><dd>n_steps=7</dd><dt>libraries" in header
+    snippet = export_result(route_graph(), mode="snippet", title="G").html
+    lines = snippet.split("\n")
+    assert lines[0] == "<!-- G: made with Attribution Explorer; BokehJS tags can move to <head> -->"
+    assert [attrs["src"] for attrs in _tags(snippet, "script") if attrs.get("src")] == [
+        "https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js",  # and only the widgets the graph uses
+        "https://cdn.bokeh.org/bokeh/release/bokeh-widgets-3.8.1.min.js",
+    ]
+    assert lines[1:3] == [f'<script src="{src}" crossorigin="anonymous"></script>' for src in (
+        "https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js",
+        "https://cdn.bokeh.org/bokeh/release/bokeh-widgets-3.8.1.min.js",
+    )]  # fmt: skip
+    assert _provenance_json(snippet)["parameters"]["threshold"] == 0.1
 
 
 # ---------------------------------------------------------------- API and CLI errors
