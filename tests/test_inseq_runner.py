@@ -392,11 +392,26 @@ def test_generated_text_keeps_the_prompt_as_typed_and_drops_special_tokens():
     assert greedy[-1] == loaded.tokenizer.eos_token_id and loaded.tokenizer.unk_token_id in greedy[:3]
     result = attribute(loaded, prompt, method="attention", max_new_tokens=3, step_scores=[])
     assert result.target_text == f"{prompt} {' '.join(words)}"
+    known = attribute(loaded, PROMPT, method="attention", max_new_tokens=3, step_scores=[])
+    assert "</s>" not in known.target_text and len(known.target_text.split()) == len(PROMPT.split()) + 2
     with pytest.raises(InvalidInputError) as nothing:
         attribute(loaded, prompt, method="attention", max_new_tokens=1)
     assert str(nothing.value) == (
         "random-gpt2 generated nothing for this input (it ended the text at once); give a target to explain."
     )
+
+
+def test_a_continuation_inside_the_last_word_is_not_split_off():
+    """With subword pieces, the model may continue the prompt's last word: no space is put in between."""
+    loaded = build_random_model("gpt2")
+    loaded.tokenizer = _subword_tokenizer()
+    vocab = loaded.tokenizer.get_vocab()  # only pieces that continue a word may be generated
+    loaded.model.generation_config.suppress_tokens = [i for t, i in vocab.items() if t.startswith(("▁", "<"))]
+    prompt = "when mary went to the store"
+    result = attribute(loaded, prompt, method="attention", max_new_tokens=2, step_scores=[])
+    pieces = result.target_tokens[-2:]
+    assert not any(piece.startswith("▁") for piece in pieces)
+    assert result.target_text == prompt + "".join(pieces)
 
 
 def test_seq2seq_target_is_held_to_the_length_limit_too(marian):
