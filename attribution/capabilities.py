@@ -16,7 +16,7 @@ for them.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +32,21 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "qwen2": "causal",
     "mistral": "causal",
     "gemma": "causal",
+    "qwen3": "causal",
+    "gemma2": "causal",
+    "gemma3_text": "causal",
+    "olmo2": "causal",
+    "phi3": "causal",
+    "falcon": "causal",
+    "gpt_bigcode": "causal",
+    "bloom": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
+    "m2m_100": "seq2seq",
+    "mbart": "seq2seq",
     "t5": "seq2seq",
+    "mt5": "seq2seq",
+    "umt5": "seq2seq",
 }
 
 
@@ -45,6 +57,7 @@ class MethodSpec:
     - ``family_only``: when set, the method runs only on these model types (all others refused
       with ``refusal``); otherwise it runs on every model of the kinds in ``kinds`` except the
       model types in ``family_excluded`` (refused with ``refusal``).
+    - ``family_refusals``: model types refused with their own reason (checked first).
     - ``requires``: importable modules the method needs at run time (optional dependencies).
     - ``final_step``: Inseq computes it in one pass at the last step and refuses step scores with it;
       we then compute step scores in a separate pass (method ``dummy``).
@@ -60,6 +73,7 @@ class MethodSpec:
     family_only: frozenset[str] | None = None
     family_excluded: frozenset[str] = frozenset()
     refusal: str = ""
+    family_refusals: Mapping[str, str] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
     final_step: bool = False
     target_side_on_seq2seq: bool = True
@@ -73,7 +87,7 @@ _LAYER_HOOK_FAILS = (
 )
 _LAYER_BASELINE_BROKEN = (
     "under transformers 5, Inseq 0.7.1 returns all-zero scores for it on decoder-only and Marian models and "
-    "fails on BART and T5; use integrated_gradients instead"
+    "fails on BART and T5 (and their relatives mBART, M2M-100, mT5, UMT5); use integrated_gradients instead"
 )
 
 #: Offered methods, in the order a user should meet them (cheap and common first).
@@ -104,7 +118,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "layer_gradient_x_activation",
             "gradient x activation at the embedding layer",
-            family_excluded=frozenset({"bart", "t5"}),
+            family_excluded=frozenset({"bart", "t5", "mt5", "umt5", "m2m_100", "mbart"}),
             refusal=_LAYER_HOOK_FAILS,
             target_side_on_seq2seq=False,
         ),
@@ -137,11 +151,17 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "value_zeroing",
             "change of the output when a token's value vectors are zeroed (Mohebbi et al. 2023)",
-            family_only=frozenset({"t5"}),
+            family_only=frozenset({"t5", "mt5", "falcon"}),
             refusal=(
                 "Inseq 0.7.1's value_zeroing cannot patch this architecture's attention under transformers 5 "
-                "(it only works on T5 here)"
+                "(it only works on T5, mT5 and Falcon here)"
             ),
+            family_refusals={
+                "bloom": (
+                    "Inseq 0.7.1's value_zeroing returns all-zero scores on BLOOM (whose attention module adds the "
+                    "residual stream itself)"
+                )
+            },
             final_step=True,
         ),
         MethodSpec(
@@ -179,6 +199,8 @@ def missing_requirements(spec: MethodSpec) -> list[str]:
 def refusal_reason(method: str, kind: ModelKind, model_type: str) -> str | None:
     """Why ``method`` cannot run on a ``kind`` model of ``model_type``, or None when it can."""
     spec = METHODS[method]
+    if model_type in spec.family_refusals:
+        return spec.family_refusals[model_type]
     if (spec.family_only is not None and model_type not in spec.family_only) or model_type in spec.family_excluded:
         return spec.refusal
     if kind not in spec.kinds:
@@ -204,6 +226,30 @@ def check_method(method: str, kind: ModelKind, model_type: str) -> MethodSpec:
     raise UnsupportedError(
         f"{method} is not available for {model_type} models: {reason}. Methods that work: {working}."
     )
+
+
+def check_request(
+    method: str, step_scores: Sequence[str], *, target: str | None, contrast_target: str | None
+) -> list[str]:
+    """The checks that need no model (a known method, known step scores, a target for a contrast target).
+
+    Run before anything is loaded, so a typo is reported at once. Returns the step scores without
+    duplicates. Whether the method runs on the model's architecture is :func:`check_method`'s job.
+    """
+    if method not in METHODS:
+        raise InvalidInputError(f"Unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}.")
+    if isinstance(step_scores, str):
+        step_scores = [step_scores]
+    names = list(dict.fromkeys(step_scores))
+    unknown = [name for name in names if name not in STEP_SCORES]
+    if unknown:
+        raise InvalidInputError(f"Unknown step score {unknown[0]!r}; choose from: {', '.join(STEP_SCORES)}.")
+    contrastive = [name for name in names if name in CONTRASTIVE_STEP_SCORES]
+    if contrastive and contrast_target is None:
+        raise InvalidInputError(f"The step score {contrastive[0]!r} compares with a contrast target: give one.")
+    if contrast_target is not None and target is None:
+        raise InvalidInputError("A contrast target needs a target to contrast it with: give both.")
+    return names
 
 
 def markdown_table(families: Mapping[str, ModelKind] = TESTED_FAMILIES) -> str:

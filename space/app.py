@@ -6,24 +6,27 @@ them: user mistakes (:class:`AttributionExplorerError`) become ``gr.Error`` mess
 is logged and reported as a generic error, and the app keeps serving either way.
 """
 
-import argparse
 import functools
 import html
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script (`python space/app.py`, as Spaces does): make `space` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # `python space/app.py [--host --port --config]`, as Spaces runs it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `space` importable from a checkout
+    from space.cli import main  # parses the options (and answers --help) before Gradio is imported
+
+    sys.exit(main(["serve", *sys.argv[1:]]))
 
 import gradio as gr
 
 from attribution.errors import AttributionExplorerError
 from attribution.models import hub_reachable as probe_hub
 from space import handlers
+from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples
 
@@ -34,7 +37,12 @@ GENERIC_ERROR = "Something went wrong on our side (it has been logged). Try agai
 TRACK_PROGRESS = gr.Progress()
 #: Wide Bokeh layouts (comparisons side by side) scroll instead of being clipped on both sides.
 APP_CSS = ".gradio-bokeh { justify-content: flex-start !important; overflow-x: auto; }"
-EXPORT_SOURCES = {"Attribute": "attribute", "Contribution graph": "contribution graph", "Compare": "compare"}
+EXPORT_SOURCES = {
+    "Attribute": "attribute",
+    "Contribution graph": "contribution graph",
+    "Compare": "compare",
+    "Intervene": "intervene",
+}
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,13 +55,48 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except AttributionExplorerError as error:
-            # gr.Error renders HTML: escape what may echo user input (model ids, text).
-            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
+            # gr.Error renders HTML: escape what may echo user input (model ids, text). One line, bounded.
+            raise gr.Error(html.escape(one_line(str(error)), quote=False), print_exception=False) from None
         except Exception:
             logger.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(GENERIC_ERROR) from None
 
     return wrapper
+
+
+#: Longest message shown to a user (a message echoing a huge input is cut, never the app's answer).
+MAX_MESSAGE_CHARS = 600
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line, at most :data:`MAX_MESSAGE_CHARS` characters."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= MAX_MESSAGE_CHARS else flat[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def concurrency_groups(config: SpaceConfig) -> dict[str, dict[str, Any]]:
+    """Event options per queue group, so that cheap requests never wait behind model runs.
+
+    Gradio queues each concurrency group separately: ``attribution`` (Attribute, Compare) and
+    ``graph`` (contribution graphs) and ``intervention`` (ablations, patching sweeps, faithfulness) run
+    models, at most ``concurrency_limit`` each at once; ``light``
+    (threshold re-walks, node/edge details, exports) needs no model in the usual case; ``push`` waits
+    on the Hub. Every model run is also bounded by the time budget and the cost cap.
+    """
+    return {
+        "attribution": {"concurrency_id": "attribution", "concurrency_limit": config.concurrency_limit},
+        "graph": {"concurrency_id": "graph", "concurrency_limit": config.concurrency_limit},
+        "intervention": {"concurrency_id": "intervention", "concurrency_limit": config.concurrency_limit},
+        "light": {"concurrency_id": "light", "concurrency_limit": config.light_concurrency_limit},
+        "push": {"concurrency_id": "push", "concurrency_limit": 4},
+    }
+
+
+def export_root() -> Path:
+    """Export files live inside Gradio's own cache folder, so Gradio serves them without a second copy."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()) / "attribution-explorer"
 
 
 def oauth_available() -> bool:
@@ -89,14 +132,18 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
     """The Blocks app and its shared context (model cache, offered models)."""
     reachable = probe_hub() if hub_reachable is None else hub_reachable  # where models come from
     offer = offered_models(config, hub_reachable=reachable)
-    ctx = handlers.AppContext.create(config, offer)
+    ctx = handlers.AppContext.create(config, offer, export_root=export_root())
     from attribution.inseq_runner import available_step_scores
+    from exporters.hub import install_deadline_hook
+
+    install_deadline_hook()  # before any request uses the Hub client (installing it replaces that client)
 
     methods = handlers.offered_methods(config)
     default_method = config.default_method if config.default_method in methods else methods[0]
     bundled = handlers.bundled_examples_available(offer)
     cache = _examples_cache(config)
-    model_run = {"concurrency_id": "model", "concurrency_limit": config.concurrency_limit}
+    groups = concurrency_groups(config)
+    max_bytes = config.max_result_bytes
 
     def model_dropdown(label: str = "Model", *, multiselect: bool = False) -> gr.Dropdown:
         return gr.Dropdown(
@@ -108,8 +155,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
             info="Pick one, or type a Hugging Face model id" if offer.custom_allowed else None,
         )
 
-    # Gradio's copies of downloads are deleted after an hour too (checked hourly).
-    with gr.Blocks(title="Attribution Explorer", delete_cache=(3600, 3600)) as demo:
+    # Gradio deletes the download files by age too (and all of them at shutdown).
+    age = max(1, int(config.export_max_age_s))
+    with gr.Blocks(title="Attribution Explorer", delete_cache=(min(age, 600), age)) as demo:
         gr.Markdown(
             "# Attribution Explorer\nWhy did the language model say that? Feature attribution (Inseq), "
             "information-flow contribution graphs, comparisons and static exports."
@@ -147,7 +195,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 a_inputs = [a_model, a_text, a_target, a_method, a_steps, a_contrast]
                 a_outputs = [a_plot, a_tokens, a_table, a_json]
-                redraw(a_run.click, a_plot).then(attribute, a_inputs, a_outputs, api_name="attribute", **model_run)
+                redraw(a_run.click, a_plot).then(
+                    attribute, a_inputs, a_outputs, api_name="attribute", **groups["attribution"]
+                )
                 if bundled:
                     gr.Examples(
                         attribute_examples(bundled),
@@ -196,8 +246,15 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     )
                     return view.figure, view.graph_json
 
+                @user_errors
+                def rethreshold(model, text, target, threshold, renormalize, root, shown=None, progress=TRACK_PROGRESS):
+                    view = handlers.rethreshold_graph(
+                        ctx, model, text, target, threshold, renormalize, root, shown, progress=_reporter(progress)
+                    )
+                    return view.figure, view.graph_json
+
                 def graph_dropdowns(graph_json):
-                    choices = handlers.graph_choices(graph_json)
+                    choices = handlers.graph_choices(graph_json, max_bytes=max_bytes)
                     return (
                         gr.Dropdown(choices=choices.roots),
                         gr.Dropdown(choices=choices.nodes, value=None),
@@ -206,15 +263,70 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
                 g_outputs = [g_plot, g_json]  # values only: Gradio cannot cache examples that update dropdowns
-                redraw(g_run.click, g_plot).then(graph, g_inputs, g_outputs, api_name="graph", **model_run)
+                redraw(g_run.click, g_plot).then(graph, g_inputs, g_outputs, api_name="graph", **groups["graph"])
                 redraw(g_threshold.release, g_plot, trigger_mode="always_last").then(
-                    graph, g_inputs, g_outputs, api_name="graph_threshold", **model_run
+                    rethreshold, [*g_inputs, g_json], g_outputs, api_name="graph_threshold", **groups["light"]
                 )
-                g_json.change(user_errors(graph_dropdowns), g_json, [g_root, g_node, g_edge], api_name="graph_choices")
-                g_node.change(user_errors(handlers.node_details), [g_json, g_node], g_node_table, api_name="graph_node")
-                g_edge.change(user_errors(handlers.edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge")
+                node_details = functools.partial(handlers.node_details, max_bytes=max_bytes)
+                edge_details = functools.partial(handlers.edge_details, max_bytes=max_bytes)
+                g_json.change(
+                    user_errors(graph_dropdowns),
+                    g_json,
+                    [g_root, g_node, g_edge],
+                    api_name="graph_choices",
+                    **groups["light"],
+                )
+                g_node.change(
+                    user_errors(node_details), [g_json, g_node], g_node_table, api_name="graph_node", **groups["light"]
+                )
+                g_edge.change(
+                    user_errors(edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge", **groups["light"]
+                )
                 if bundled:
                     gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, elem_id="graph-examples", **cache)
+
+                # ------------------------------------------------ Ablate (attribution.interventions)
+                with gr.Accordion("Ablate the selected node or edge", open=False, elem_id="graph-ablate"):
+                    with gr.Row():
+                        g_ablate_what = gr.Radio(["edge", "node"], value="edge", label="Ablate the selected")
+                        g_ablate_mode = gr.Radio(list(interventions.ABLATION_MODES), value="zero", label="Mode")
+                        g_ablate_id = gr.Textbox(
+                            label="…or a component id (overrides the selection)",
+                            placeholder="decoder:2:head:1, decoder:1:ffn:*, decoder:3:neuron:7@5",
+                        )
+                    g_ablate_run = gr.Button("Ablate", elem_id="graph-ablate-run")
+                    g_ablate_note = gr.Markdown(elem_id="graph-ablate-note")
+                    g_ablate_table = gr.Dataframe(label="Prediction before → after", interactive=False)
+                    g_ablate_plot = gr.Plot(label="Route after the ablation", elem_id="graph-ablate-plot")
+
+                @user_errors
+                def ablate(
+                    model, text, target, graph_json, node, edge, what, mode, threshold, typed, progress=TRACK_PROGRESS
+                ):
+                    view = interventions.ablate_from_graph(
+                        ctx,
+                        model,
+                        text,
+                        target,
+                        graph_json,
+                        (typed or "").strip() or (edge if what == "edge" else node),
+                        mode,
+                        threshold,
+                        progress=_reporter(progress),
+                    )
+                    table = {"headers": view.headers, "data": view.table}
+                    return html.escape(view.note), table, view.figure
+
+                redraw(g_ablate_run.click, g_ablate_plot).then(
+                    ablate,
+                    [
+                        *[g_model, g_text, g_target, g_json, g_node, g_edge],
+                        *[g_ablate_what, g_ablate_mode, g_threshold, g_ablate_id],
+                    ],
+                    [g_ablate_note, g_ablate_table, g_ablate_plot],
+                    api_name="graph_ablate",
+                    **groups["intervention"],
+                )
 
             # ------------------------------------------------------------------------- Compare
             with gr.Tab("Compare", id="compare") as compare_tab:
@@ -234,6 +346,12 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     c_aer = gr.Dataframe(
                         headers=["result", "AER"], label="Alignment error rate vs. gold", interactive=False
                     )
+                with gr.Row():
+                    c_faith_on = gr.Checkbox(
+                        label="Faithfulness (ERASER comprehensiveness / sufficiency, deletion / insertion AOPC)",
+                        value=True,
+                    )
+                c_faith = gr.Dataframe(label="Faithfulness per result, next to AER", interactive=False)
                 with gr.Accordion("Comparison JSON", open=False):
                     c_json = gr.Code(language="json", label="Comparison", interactive=False)
 
@@ -246,13 +364,91 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     aer = {"headers": ["result", "AER"], "data": view.aer_rows}
                     return view.figure, correlation, aer, view.comparison_json
 
+                @user_errors
+                def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
+                    if not enabled or not comparison_json:
+                        return None
+                    from attribution.results import Comparison
+
+                    compared = Comparison.from_json(comparison_json)
+                    rows = interventions.faithfulness_columns(ctx, compared, progress=_reporter(progress))
+                    aers = compared.aer or [None] * len(rows)
+                    data = [[label, aer, *row] for label, aer, row in zip(compared.labels, aers, rows, strict=True)]
+                    return {"headers": ["result", "AER", *interventions.FAITHFULNESS_HEADERS], "data": data}
+
+                c_json.change(
+                    faithfulness,
+                    [c_json, c_faith_on],
+                    c_faith,
+                    api_name="compare_faithfulness",
+                    **groups["attribution"],
+                )
+
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
                 c_outputs = [c_plot, c_corr, c_aer, c_json]
-                redraw(c_run.click, c_plot).then(comparison, c_inputs, c_outputs, api_name="compare", **model_run)
+                redraw(c_run.click, c_plot).then(
+                    comparison, c_inputs, c_outputs, api_name="compare", **groups["attribution"]
+                )
                 if bundled:
                     gr.Examples(
                         compare_examples(bundled), c_inputs, c_outputs, comparison, elem_id="compare-examples", **cache
                     )
+
+            # ------------------------------------------------------- Intervene (attribution.interventions)
+            with gr.Tab("Intervene", id="intervene") as intervene_tab:
+                gr.Markdown(
+                    "Patch every head and every position from a counterfactual input of the same length "
+                    "(exact activation patching and its gradient approximation, attribution patching, side by "
+                    "side), and test whether the contribution graph's route is necessary and sufficient."
+                )
+                with gr.Row():
+                    i_model = model_dropdown()
+                    i_root = gr.Textbox(value="-1", label="Position measured (token index, -1 = last)")
+                    i_contrast = gr.Textbox(label="Contrast token (default: the counterfactual's prediction)")
+                i_text = gr.Textbox(label="Prompt (or source sentence)", lines=2, elem_id="intervene-text")
+                i_counterfactual = gr.Textbox(label="Counterfactual (same number of tokens)", lines=2)
+                with gr.Row():
+                    i_target = gr.Textbox(label="Target text (seq2seq; optional)")
+                    i_counterfactual_target = gr.Textbox(label="Counterfactual target (seq2seq; optional)")
+                i_run = gr.Button("Patch", variant="primary", elem_id="intervene-run")
+                i_summary = gr.Markdown(elem_id="intervene-summary")
+                i_plot = gr.Plot(
+                    label="Logit difference recovered: exact vs attribution patching", elem_id="intervene-plot"
+                )
+                i_route = gr.Dataframe(
+                    headers=["route faithfulness", "route", "random edge sets (mean; weights: each)"],
+                    label="Route from the measured position",
+                    interactive=False,
+                )
+                with gr.Accordion("Patching JSON", open=False):
+                    i_json = gr.Code("", language="json", label="Patching result", interactive=False)
+
+                @user_errors
+                def intervene(
+                    model, text, counterfactual, target, counterfactual_target, contrast, root, progress=TRACK_PROGRESS
+                ):
+                    view = interventions.run_intervene(
+                        ctx,
+                        model,
+                        text,
+                        counterfactual,
+                        target,
+                        counterfactual_target,
+                        contrast,
+                        root,
+                        progress=_reporter(progress),
+                    )
+                    table = {"headers": ["route faithfulness", "route", "random edge sets"], "data": view.route_rows}
+                    return html.escape(view.summary), view.figure, table, view.patching_json
+
+                i_inputs = [i_model, i_text, i_counterfactual, i_target, i_counterfactual_target, i_contrast, i_root]
+                i_outputs = [i_summary, i_plot, i_route, i_json]
+                redraw(i_run.click, i_plot).then(
+                    intervene, i_inputs, i_outputs, api_name="intervene", **groups["intervention"]
+                )
+                i_examples = interventions.intervene_examples(bundled) if bundled else []
+                if i_examples:
+                    gr.Examples(i_examples, i_inputs, i_outputs, intervene, elem_id="intervene-examples", **cache)
 
             # -------------------------------------------------------------------------- Export
             with gr.Tab("Export", id="export"):
@@ -273,33 +469,53 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 e_push = gr.Button("Push")
                 e_link = gr.Markdown(elem_id="export-link")
 
-                def current_json(source: str, attribute_json: str, graph_json: str, compare_json: str) -> str:
-                    return {"Attribute": attribute_json, "Contribution graph": graph_json, "Compare": compare_json}.get(
-                        source, ""
-                    )
+                def current_json(source: str, *tab_jsons: str) -> str:
+                    return dict(zip(EXPORT_SOURCES, tab_jsons, strict=True)).get(source, "")
 
                 @user_errors
-                def export(source, format_, attribute_json, graph_json, compare_json):
+                def export(source, format_, attribute_json, graph_json, compare_json, intervene_json):
                     what = EXPORT_SOURCES.get(source, source)
-                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json, intervene_json)
                     view = handlers.make_export(ctx, chosen, what, format_)
                     return str(view.path), view.preview_html or ""
 
                 @user_errors
-                def push(source, attribute_json, graph_json, compare_json, repo, token, oauth: gr.OAuthToken | None):
+                def push(
+                    source,
+                    attribute_json,
+                    graph_json,
+                    compare_json,
+                    repo,
+                    token,
+                    intervene_json,
+                    oauth: gr.OAuthToken | None,
+                ):
                     what = EXPORT_SOURCES.get(source, source)
-                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json, intervene_json)
                     url = handlers.push_to_hub(ctx, chosen, what, repo, token or (oauth.token if oauth else None))
                     return f'Pushed: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
 
                 # The Export tab exports the current view: the analysis tab the user looked at last.
-                analysis_tabs = {attribute_tab: "Attribute", graph_tab: "Contribution graph", compare_tab: "Compare"}
+                analysis_tabs = {
+                    attribute_tab: "Attribute",
+                    graph_tab: "Contribution graph",
+                    compare_tab: "Compare",
+                    intervene_tab: "Intervene",
+                }
                 for tab, source in analysis_tabs.items():
                     tab.select(lambda s=source: s, None, e_source, queue=False, api_visibility="private")
 
-                jsons = [a_json, g_json, c_json]
-                e_run.click(export, [e_source, e_format, *jsons], [e_file, e_preview], api_name="export")
-                e_push.click(push, [e_source, *jsons, e_repo, e_token], e_link, api_name="push", concurrency_limit=4)
+                jsons = [a_json, g_json, c_json]  # the Intervene tab's JSON comes last (older API calls stay valid)
+                e_run.click(
+                    export,
+                    [e_source, e_format, *jsons, i_json],
+                    [e_file, e_preview],
+                    api_name="export",
+                    **groups["light"],
+                )
+                e_push.click(
+                    push, [e_source, *jsons, e_repo, e_token, i_json], e_link, api_name="push", **groups["push"]
+                )
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     return demo, ctx
@@ -308,24 +524,3 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
     """Serve the app (with its CSS); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
     demo.launch(server_name=host, server_port=port, css=APP_CSS, **options)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="attribution-explorer serve", description="Start the Gradio app.")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    parser.add_argument("--config", type=Path, default=None, help="operator config JSON (default: space/config.json)")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Build the app from the config and serve it until interrupted."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = parse_args(argv)
-    config = SpaceConfig.load(args.config)
-    demo, _ = build_app(config)
-    launch(demo, host=args.host, port=args.port)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

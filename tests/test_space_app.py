@@ -60,13 +60,13 @@ def _save_random(family: str, folder: Path, seed: int = 0) -> str:
     return str(folder)
 
 
-def _save_random_bloom(folder: Path) -> str:
-    """A causal architecture the contribution graph has no adapter for (BLOOM: ALiBi, fused QKV)."""
-    from transformers import BloomConfig, BloomForCausalLM
+def _save_random_gptj(folder: Path) -> str:
+    """A causal architecture the contribution graph has no adapter for (GPT-J)."""
+    from transformers import GPTJConfig, GPTJForCausalLM
 
     from tests.random_models import VOCAB, word_level_tokenizer
 
-    model = BloomForCausalLM(BloomConfig(vocab_size=len(VOCAB), hidden_size=32, n_layer=2, n_head=2))
+    model = GPTJForCausalLM(GPTJConfig(vocab_size=len(VOCAB), n_embd=32, n_layer=2, n_head=2, rotary_dim=4))
     model.save_pretrained(folder)
     word_level_tokenizer(append_eos=False).save_pretrained(folder)
     return str(folder)
@@ -99,7 +99,7 @@ def served(tmp_path_factory) -> Served:
     folder = tmp_path_factory.mktemp("space-models")
     causal, seq2seq = "tiny-ioi-gpt2", "tiny-synth-translate"
     extra = _save_random("gpt2", folder / "extra-gpt2", seed=1)
-    unsupported = _save_random_bloom(folder / "bloom")
+    unsupported = _save_random_gptj(folder / "gptj")
     previous_cache = os.environ.get("GRADIO_EXAMPLES_CACHE")
     os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("examples-cache"))
     config = SpaceConfig(
@@ -311,7 +311,7 @@ def test_export_every_format(served, client):
     assert preview.startswith("<iframe") and "srcdoc=" in preview and "<script" not in preview
 
     json_path, _ = client.predict("Attribute", "Result JSON", result_json, "", "", api_name="/export")
-    assert AttributionResult.from_json(Path(json_path)).to_dict() == AttributionResult.from_json(result_json).to_dict()
+    assert AttributionResult.from_file(json_path).to_dict() == AttributionResult.from_json(result_json).to_dict()
 
     snippet_path, _ = client.predict(
         "Attribute", "Blog snippet (script + div)", result_json, "", "", api_name="/export"
@@ -365,8 +365,8 @@ def _bad_requests(served: Served) -> list[tuple[str, tuple, str]]:
         ),
         ("/attribute", (served.causal, PROMPT, "", "value_zeroing", [], ""), "value_zeroing is not available"),
         ("/attribute", (served.causal, PROMPT, "", "magic", [], ""), "magic is not in the list of choices"),
-        ("/graph", (served.unsupported_graph, "the cat", "", 0.04, False, "-1"), "bloom"),
-        ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "must be a token index or 'all'"),
+        ("/graph", (served.unsupported_graph, "the cat", "", 0.04, False, "-1"), "'gptj'"),
+        ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "root token must be a token index"),
         ("/compare", (PROMPT, [served.causal], [], "", ""), "Choose at least one model and one method"),
         ("/export", ("Compare", "Result JSON", "", "", ""), "Nothing to export yet"),
     ]

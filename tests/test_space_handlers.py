@@ -11,7 +11,6 @@ import pytest
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import ModelCache
 from space import handlers
-from space.app import parse_args
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples, translation_pairs
 
@@ -27,13 +26,6 @@ def ctx() -> handlers.AppContext:
 @pytest.fixture(scope="module")
 def graph_json(ctx) -> str:
     return handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.02, False, "-1").graph_json
-
-
-def test_serve_defaults_to_localhost_7860():
-    args = parse_args([])
-    assert (args.host, args.port, args.config) == ("127.0.0.1", 7860, None)
-    args = parse_args(["--host", "0.0.0.0", "--port", "8080", "--config", "op.json"])
-    assert (args.host, args.port, str(args.config)) == ("0.0.0.0", 8080, "op.json")
 
 
 def test_methods_offered_are_the_config_ones_that_run_somewhere(ctx):
@@ -82,11 +74,6 @@ def test_graph_choices_and_details(graph_json):
     assert handlers.node_details(graph_json, None) == []
 
 
-@pytest.mark.parametrize(("value", "parsed"), [("-1", -1), (" 3 ", 3), ("all", "all"), (None, -1)])
-def test_root_token_values(value, parsed):
-    assert handlers.parse_root_token(value) == parsed
-
-
 def test_export_and_push_refuse_bad_requests_before_any_work(ctx, graph_json):
     with pytest.raises(InvalidInputError, match="Unknown export format 'PDF'"):
         handlers.make_export(ctx, graph_json, "contribution graph", "PDF")
@@ -98,13 +85,12 @@ def test_export_and_push_refuse_bad_requests_before_any_work(ctx, graph_json):
         handlers.push_to_hub(ctx, graph_json, "contribution graph", " ", "hf_token")
     with pytest.raises(InvalidInputError, match="Log in with Hugging Face or paste a write token"):
         handlers.push_to_hub(ctx, graph_json, "contribution graph", "alice/demo", None)
-    old_export = ctx.export_dir / "old"
-    old_export.mkdir()
-    os.utime(old_export, (time.time() - handlers.EXPORT_MAX_AGE_S - 1,) * 2)
+    old_export = ctx.exports.write("old.json", "{}")
+    os.utime(old_export, (time.time() - ctx.config.export_max_age_s - 1,) * 2)
     view = handlers.make_export(ctx, graph_json, "contribution graph", "Result JSON")
     assert view.path.name == "contribution-graph_tiny-ioi-gpt2.json"
     assert json.loads(view.path.read_text()) == json.loads(graph_json)
-    assert not old_export.exists() and view.path.exists()  # exports older than an hour are pruned
+    assert not old_export.parent.exists() and view.path.exists()  # exports older than an hour are pruned
 
 
 def test_compare_refuses_too_many_runs_and_empty_choices(ctx):
@@ -142,7 +128,7 @@ def test_online_app_offers_the_config_models_and_typed_ids():
     config = SpaceConfig(models=("gpt2", "Helsinki-NLP/opus-mt-en-de"), default_model="gpt2")
     demo, ctx = build_app(config, hub_reachable=True)
     dropdowns = _model_dropdowns(demo)
-    assert len(dropdowns) == 2  # Attribute and Contribution graph
+    assert len(dropdowns) == 3  # Attribute, Contribution graph and Intervene
     for dropdown in dropdowns:
         assert [value for _, value in dropdown.choices][:2] == ["gpt2", "Helsinki-NLP/opus-mt-en-de"]
         assert dropdown.value == "gpt2" and dropdown.allow_custom_value
