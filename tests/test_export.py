@@ -551,7 +551,7 @@ def test_hub_card_front_matter_and_description() -> None:
         "- model: `tiny-ioi-gpt2`",
         "- method: input_x_gradient",
         "- computed: 2026-11-25T10:00:00+00:00",
-        "- data: `result.json` (readable with `attribution.results.load_result`)",
+        "- data: `result.json` (readable with `attribution.results.load_result_file`)",
     ]
     compared = comparison()
     compared.results[0].provenance.created_at = "2026-11-24T09:00:00+00:00"

@@ -224,15 +224,21 @@ def endless_marian():
 
 
 def test_seq2seq_generation_is_bounded_by_the_decoders_positions_not_the_sources(endless_marian):
-    # up to the 63 positions after the decoder start token, whatever max_new_tokens asks
+    def greedy(text: str, max_new_tokens: int) -> str:
+        encoded = endless_marian.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            output = endless_marian.model.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+            )[0]
+        return endless_marian.tokenizer.decode(output, skip_special_tokens=True).strip()
+
+    # up to the 63 decoder positions after the start token, whatever max_new_tokens asks
     result = attribute(endless_marian, SOURCE, method="attention", max_new_tokens=100, step_scores=[])
-    # 63 decoder positions after the start token; transformers forces the config's end token (here id 0, a special
-    # token dropped from the text) at the last one: <pad>, 62 words, </s>
-    assert (len(result.target_tokens), result.n_steps) == (64, 63)
+    assert result.target_text == greedy(SOURCE, 63) != greedy(SOURCE, 62)
     # a source that fills the encoder does not shorten the output
     long_source = " ".join(["the"] * 60)
     result = attribute(endless_marian, long_source, method="attention", max_new_tokens=10, step_scores=[])
-    assert result.n_steps == 10  # 10 generated (the last the forced end token), </s>
+    assert result.target_text == greedy(long_source, 10) != greedy(long_source, 3)
 
 
 def test_generation_is_greedy_whatever_the_models_generation_config_says():
