@@ -127,9 +127,14 @@ METHODS: dict[str, MethodSpec] = {
             "integrated gradients at the embedding layer output",
             family_only=frozenset(),
             refusal=_LAYER_BASELINE_BROKEN,
+            target_side_on_seq2seq=False,  # Inseq's layer methods refuse attribute_target=True
         ),
         MethodSpec(
-            "layer_deeplift", "DeepLIFT at the embedding layer", family_only=frozenset(), refusal=_LAYER_BASELINE_BROKEN
+            "layer_deeplift",
+            "DeepLIFT at the embedding layer",
+            family_only=frozenset(),
+            refusal=_LAYER_BASELINE_BROKEN,
+            target_side_on_seq2seq=False,
         ),
         MethodSpec("attention", "attention weights, mean over heads and layers", final_step=True),
         MethodSpec(

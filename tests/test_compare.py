@@ -214,3 +214,125 @@ def test_attributions_of_the_tiny_translation_model_recover_the_gold_alignment()
     assert random_aer > 0.7
     assert aers["saliency"] < 0.15, aers
     assert aers["attention"] < random_aer - 0.25, (aers, random_aer)
+
+
+# --------------------------------------------------------------- exact edges (found by mutation testing)
+
+
+def _error(call, *args, **kwargs) -> str:
+    with pytest.raises(InvalidInputError) as caught:
+        call(*args, **kwargs)
+    return str(caught.value)
+
+
+def test_error_messages_are_the_ones_users_see():
+    pharaoh = "(Pharaoh format, sure links only)."
+    assert _error(parse_alignment, 5) == "An alignment must be a string like '0-0 1-2', not int."
+    assert _error(parse_alignment, "0-0 1:2") == (
+        f"Bad alignment link '1:2': write links as source-target word indices, e.g. '0-0 1-2 2-1' {pharaoh}"
+    )
+    assert _error(corpus_aer, [set()], []) == "1 predicted alignments for 0 gold alignments."
+    assert _error(word_level_scores, seq2seq_result(SCORES, target_word_ids=None)) == (
+        "This result has no word ids, so its tokens cannot be merged into words."
+    )
+    a = seq2seq_result(SCORES)
+    assert _error(compare, [], []) == "Nothing to compare: give at least one result."
+    assert _error(compare, [a, a, seq2seq_result(SCORES, target_text="die hunde")], ["x", "y", "z"]) == (
+        "'z' explains a different input or output than 'x'; compare results on the same text and target "
+        "(force the same target for every model)."
+    )
+    three_words = seq2seq_result(
+        np.ones((4, 4)),
+        source_text="the cat",
+        source_tokens=["▁the", "▁cat", "▁sat", "</s>"],
+        source_word_ids=[0, 1, 2, None],
+    )
+    assert _error(rank_correlation, a, three_words) == (
+        "These results cannot be compared: their texts split into different numbers of words ((2, 2) vs (3, 2))."
+    )
+
+
+def test_a_seq2seq_result_without_source_scores_cannot_be_merged_into_words():
+    missing_scores = seq2seq_result(SCORES)
+    missing_scores.source_scores = None  # e.g. a hand-edited JSON file
+    missing_word_ids = seq2seq_result(SCORES, source_word_ids=None)
+    for result in (missing_scores, missing_word_ids):
+        assert _error(word_level_scores, result) == "This seq2seq result has no source scores or source word ids."
+
+
+def test_gold_links_just_outside_a_non_square_sentence_are_refused():
+    three_by_two = seq2seq_result(
+        np.ones((4, 4)), source_tokens=["▁the", "▁cat", "▁sat", "</s>"], source_word_ids=[0, 1, 2, None]
+    )  # 3 source words, 2 target words
+    # in range: scored (ties link both target words to source word 0, so one of the two gold links is hit)
+    assert alignment_error_rate(three_by_two, "2-1 0-0") == pytest.approx(1 - 2 * 1 / 4)
+    for gold in ("3-0", "0-2"):
+        assert _error(alignment_error_rate, three_by_two, gold).endswith(
+            "but the result has 3 source and 2 target words."
+        )
+
+
+def test_format_alignment_orders_links_of_one_target_word_by_source_word():
+    assert format_alignment({(2, 0), (0, 0), (1, 1)}) == "0-0 2-0 1-1"
+
+
+def test_threshold_bounds_are_inclusive_of_one_only():
+    column = np.array([[1.0], [0.0]])
+    assert alignment_from_scores(column, mode="threshold", threshold=1.0) == {(0, 0)}  # the whole column
+    for bad in (0.0, 1.5, -0.1):
+        assert _error(alignment_from_scores, column, mode="threshold", threshold=bad) == (
+            f"The alignment threshold must be in (0, 1], not {bad}."
+        )
+
+
+def test_nan_scores_count_as_no_score():
+    assert alignment_from_scores(np.array([[NAN], [0.3]])) == {(1, 0)}
+    with_nan = SCORES.copy()
+    with_nan[0, 0] = NAN  # ▁the at the first step
+    np.testing.assert_allclose(word_level_scores(seq2seq_result(with_nan))[0, 0], 0.0)
+
+
+def _one_source_token(source_scores, target_scores=None) -> AttributionResult:
+    """Source "a" (one token, no </s>) → target "x y": 1 x 2 source scores, target side NaN unless given."""
+    return seq2seq_result(
+        np.asarray(source_scores, dtype=float).reshape(1, 2),
+        source_text="a",
+        target_text="x y",
+        source_tokens=["a"],
+        target_tokens=["<pad>", "x", "y"],
+        target_scores=np.full((3, 2), NAN) if target_scores is None else np.asarray(target_scores, dtype=float),
+        source_word_ids=[0],
+        target_word_ids=[None, 0, 1],
+    )
+
+
+def test_rank_correlation_over_two_cells_and_ranges_of_exactly_one():
+    assert rank_correlation(_one_source_token([0.0, 1.0]), _one_source_token([0.5, 1.5])) == pytest.approx(1.0)
+    assert rank_correlation(_one_source_token([0.0, 1.0]), _one_source_token([1.0, 0.0])) == pytest.approx(-1.0)
+    assert math.isnan(rank_correlation(_one_source_token([NAN, NAN]), _one_source_token([0.0, 1.0])))  # no cells
+
+
+def test_rank_correlation_uses_only_cells_both_results_score():
+    """A source-only result (target side NaN) against one with target scores: only the source cells count."""
+    target_side = np.array([[0.9, 0.1], [NAN, 0.8], [NAN, NAN]])
+    with_target = _one_source_token([0.2, 0.4], target_scores=target_side)
+    source_only = _one_source_token([0.3, 0.1])
+    assert rank_correlation(with_target, source_only) == pytest.approx(-1.0)
+
+
+def test_results_sharing_source_tokens_but_not_target_tokens_are_compared_by_words():
+    a = seq2seq_result(SCORES)  # target ▁die ▁kat ze
+    b = seq2seq_result(
+        np.array([[0.6, 0.2, 0.0], [0.1, 0.5, 0.0], [0.2, 0.15, 0.0], [0.0, 0.0, 0.0]]),
+        target_tokens=["<pad>", "▁die", "▁katze", "</s>"],
+        target_word_ids=[None, 0, 1, None],
+        target_scores=np.full((4, 3), NAN),
+    )  # word level [[.6, .2], [.3, .65]]: the same as a's
+    assert rank_correlation(a, b) == pytest.approx(1.0)
+
+
+def test_compare_keeps_labels_and_gold_alignment():
+    a = seq2seq_result(SCORES)
+    comparison = compare([a, a], ["first", "second"], gold_alignment="0-0 1-1")
+    assert comparison.labels == ["first", "second"] and comparison.gold_alignment == "0-0 1-1"
+    assert comparison.results == [a, a] and comparison.aer == [0.0, 0.0]

@@ -7,11 +7,12 @@ import json
 import math
 import re
 import textwrap
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
-from bokeh.models import GlyphRenderer, HoverTool, LinearColorMapper, Rect, Segment
+from bokeh.models import Div, GlyphRenderer, HoverTool, LinearColorMapper, Plot, Rect, Segment
 
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
@@ -19,7 +20,8 @@ from exporters import Export, ExporterError, available_exporters, export_result,
 from exporters.bokeh_html import BokehExporter, build_figure
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE
 from exporters.graph import root_nodes, route_edges
-from exporters.page import PROVENANCE_SCRIPT_ID
+from exporters.hub import readme_for
+from exporters.page import PROVENANCE_SCRIPT_ID, provenance_html, provenance_meta_tags, provenance_record
 from space.cli import main
 from tests.synthetic_results import synthetic_attribution, synthetic_graph
 
@@ -320,6 +322,85 @@ def test_comparison_shares_one_colour_scale_and_shows_agreement_numbers() -> Non
     assert "<td>-0.500</td>" in table and "<td>0.250</td>" in table and "AER vs gold" in table
 
 
+class _TableParser(HTMLParser):
+    """The caption and the rows (cell texts) of an HTML table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.caption, self.rows, self._in_caption = "", [], False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("th", "td"):
+            self.rows[-1].append("")
+        self._in_caption = tag == "caption"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_caption = False if tag == "caption" else self._in_caption
+
+    def handle_data(self, data: str) -> None:
+        if self._in_caption:
+            self.caption += data
+        elif self.rows and self.rows[-1]:
+            self.rows[-1][-1] += data
+
+
+def _agreement(layout) -> _TableParser:
+    div = layout.select_one({"name": "agreement"})
+    assert div.disable_math and div.text.startswith('<table class="ae-agreement"') and div.text.endswith("</table>")
+    parsed = _TableParser()
+    parsed.feed(div.text)
+    return parsed
+
+
+def test_comparison_grid_and_agreement_table_of_three_results() -> None:
+    three = comparison()
+    third = seq2seq_result()
+    third.method = "occlusion"
+    three.results.append(third)
+    three.labels.append("$$x$$ occlusion")
+    three.rank_correlation = [[1.0, -0.5, None], [-0.5, 1.0, 0.125], [None, 0.125, 1.0]]
+    three.aer = [0.25, None]  # shorter than the results: the third has none
+    layout = build_figure(three)
+    grid_rows = layout.children[:-1]
+    assert [len(grid_row.children) for grid_row in grid_rows] == [2, 1]  # two heatmaps per row
+    labels = [cell.children[0] for grid_row in grid_rows for cell in grid_row.children]
+    assert [div.text for div in labels] == ["<b>saliency</b>", "<b>attention</b>", "<b>$$x$$ occlusion</b>"]
+    assert all(div.disable_math for div in labels)  # "$$…$$" in a label is text, not TeX
+    assert not any(plot.title.text == "probability" for plot in layout.select({"type": Plot}))  # no bars
+    assert {tool.tooltips[-1][0] for tool in layout.select({"type": HoverTool})} == {"score"}
+    table = _agreement(layout)
+    assert table.caption == (
+        "Rank correlation (Spearman's ρ) between attributions; "
+        "alignment error rate against the gold word alignment (lower is better)"
+    )
+    assert table.rows == [
+        ["", "saliency", "attention", "$$x$$ occlusion", "AER vs gold"],
+        ["saliency", "1.000", "-0.500", "—", "0.250"],
+        ["attention", "-0.500", "1.000", "0.125", "—"],
+        ["$$x$$ occlusion", "—", "0.125", "1.000", "—"],
+    ]
+    three.aer = [None, None, None]
+    table = _agreement(build_figure(three))
+    assert table.caption == "Rank correlation (Spearman's ρ) between attributions"
+    assert table.rows[0] == ["", "saliency", "attention", "$$x$$ occlusion"] and len(table.rows[1]) == 4
+
+
+def test_malformed_comparisons_are_refused_with_their_counts() -> None:
+    empty = Comparison(results=[], labels=[], rank_correlation=[])
+    with pytest.raises(InvalidInputError) as refused:
+        build_figure(empty, kind="compare")
+    assert str(refused.value) == "this comparison holds no results"
+    for field_name in ("labels", "rank_correlation"):
+        short = comparison()
+        setattr(short, field_name, getattr(short, field_name)[:1])
+        with pytest.raises(InvalidInputError) as refused:
+            build_figure(short)
+        labels, rows = len(short.labels), len(short.rank_correlation)
+        assert str(refused.value) == f"comparison has 2 results but {labels} labels and {rows} correlation rows"
+
+
 # ---------------------------------------------------------------- pages, modes, provenance
 
 
@@ -381,6 +462,171 @@ def test_user_strings_are_escaped_in_every_html_context() -> None:
     graph.target_tokens = [XSS_SCRIPT, XSS_IMG]
     graph.nodes[0].top_tokens = [(XSS_IMG, 1.0)]
     assert "<img src=x" not in export_result(graph).html
+
+
+class _MarkupParser(HTMLParser):
+    """Collects the elements, attributes and text of an HTML fragment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes.update(name for name, _ in attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def _html_markup(layout) -> list[_MarkupParser]:
+    """Every piece of the layout that BokehJS renders as HTML (Div without render_as_text), parsed."""
+    parsed = []
+    for div in layout.select({"type": Div}):
+        assert not div.render_as_text
+        parser = _MarkupParser()
+        parser.feed(div.text)
+        parsed.append(parser)
+    return parsed
+
+
+def test_comparison_labels_and_other_user_strings_are_escaped() -> None:
+    """Labels, method names, model ids, gold alignment and contrast target of a comparison loaded from JSON."""
+    hostile = comparison()
+    hostile.labels = [XSS_SCRIPT, XSS_IMG]
+    hostile.gold_alignment = XSS_IMG + "<!--"
+    hostile.results[0].method = XSS_SCRIPT
+    hostile.results[1].provenance.model_id = XSS_IMG
+    hostile.results[1].contrast_target = "--><script>alert(3)</script>"
+    parsed = _html_markup(build_figure(hostile))
+    assert len(parsed) == 3  # one label per heatmap, the agreement table
+    for markup in parsed:
+        assert markup.tags <= {"b", "table", "caption", "tr", "th", "td"} and markup.attributes <= {"class", "style"}
+    [table] = [markup for markup in parsed if "table" in markup.tags]
+    headings = sorted("".join(markup.text) for markup in parsed if markup is not table)
+    assert headings == sorted(hostile.labels)  # shown as text
+    assert [cell for cell in table.text if cell in hostile.labels] == [XSS_SCRIPT, XSS_IMG] * 2  # header, rows
+    for mode in ("standalone", "cdn", "snippet"):
+        export = export_result(hostile, mode=mode)  # the default title holds the labels too
+        for text in (export.html, export.iframe_html or ""):
+            assert XSS_SCRIPT not in text and "<img src=x" not in text and "<script>alert(3)" not in text, mode
+            assert "<!--" not in text.replace("<!-- ", "")  # only the snippet's own comment opens one
+    record = _provenance_json(export_result(hostile, mode="cdn").html)
+    assert [entry["label"] for entry in record["compared"]] == [XSS_SCRIPT, XSS_IMG]
+    assert record["parameters"]["gold_alignment"] == XSS_IMG + "<!--"
+    export = export_result(hostile, mode="cdn", title=XSS_IMG)
+    for repo_type in ("dataset", "space"):
+        _, front_matter, body = readme_for(export, hostile, repo_type).split("---\n", 2)
+        assert XSS_SCRIPT not in body and "<img src=x" not in body  # the Hub renders the Markdown as HTML
+        assert f"# {html.escape(XSS_IMG)}" in body and html.escape(XSS_SCRIPT) in body  # title; method
+        if repo_type == "space":  # the front matter is YAML data: the title as one quoted string
+            assert f"title: {json.dumps(XSS_IMG)}" in front_matter.splitlines()
+
+
+def test_hub_card_front_matter_and_description() -> None:
+    """The repo card: Space front matter (title cut at 60 characters, not ASCII-escaped), then the facts."""
+    result = causal_result()
+    space_card = readme_for(export_result(result, mode="cdn", title="é" * 61), result, "space")
+    assert space_card.split("\n---\n")[0].splitlines() == [
+        "---",
+        "tags:",
+        "- attribution-explorer",
+        "- interpretability",
+        f'title: "{"é" * 57}..."',
+        "sdk: static",
+        "app_file: index.html",
+        "emoji: 🔎",
+        "colorFrom: blue",
+        "colorTo: purple",
+        "pinned: false",
+    ]
+    assert space_card.split("\n---\n")[1].splitlines() == [
+        "",
+        f"# {'é' * 61}",
+        "",
+        "An interactive heatmap made with Attribution Explorer: open `index.html` in a browser.",
+        "",
+        "- model: `tiny-ioi-gpt2`",
+        "- method: input_x_gradient",
+        "- computed: 2026-11-25T10:00:00+00:00",
+        "- data: `result.json` (readable with `attribution.results.load_result_file`)",
+    ]
+    compared = comparison()
+    compared.results[0].provenance.created_at = "2026-11-24T09:00:00+00:00"
+    compared.results[1].provenance.model_id = "other-model"
+    export = export_result(compared, mode="cdn", title="x" * 60)
+    assert f'title: "{"x" * 60}"' in readme_for(export, compared, "space").splitlines()  # 60: kept whole
+    dataset_card = readme_for(export, compared, "dataset")
+    assert dataset_card.startswith("---\ntags:\n- attribution-explorer\n- interpretability\n---\n\n# ")
+    assert "- model: `other-model`, `tiny-synth-translate`\n- method: attention, saliency\n" in dataset_card
+    assert "- computed: 2026-11-24T09:00:00+00:00\n" in dataset_card  # the first result's
+
+
+ATTRIBUTE_BREAKOUT = 'x" onload="alert(1)" data-x="&'  # no angle brackets: only attribute quoting stops it
+
+
+class _TagParser(HTMLParser):
+    """The start tags of a page with their attributes, as a browser reads them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(markup: str, name: str) -> list[dict[str, str | None]]:
+    parser = _TagParser()
+    parser.feed(markup)
+    return [attrs for tag, attrs in parser.tags if tag == name]
+
+
+def test_attribute_values_keep_user_strings_inside_their_quotes() -> None:
+    """Meta tags and the snippet's iframe: a quote in a model id or title cannot add an attribute."""
+    result = causal_result(model_id=ATTRIBUTE_BREAKOUT)
+    page = export_result(result, mode="cdn", title=ATTRIBUTE_BREAKOUT).html
+    metas = {attrs["name"]: attrs for attrs in _tags(page, "meta") if str(attrs.get("name")).startswith("attribution")}
+    assert set(metas["attribution-explorer:model-id"]) == {"name", "content"}
+    assert metas["attribution-explorer:model-id"]["content"] == ATTRIBUTE_BREAKOUT
+    assert _provenance_json(page)["model_id"] == ATTRIBUTE_BREAKOUT  # "&" and quotes survive the JSON escaping
+    snippet = export_result(result, mode="snippet", title=ATTRIBUTE_BREAKOUT)
+    [iframe] = _tags(snippet.iframe_html, "iframe")
+    assert set(iframe) == {"title", "srcdoc", "style", "sandbox"} and iframe["title"] == ATTRIBUTE_BREAKOUT
+    assert iframe["srcdoc"].startswith("<!DOCTYPE html>") and iframe["srcdoc"].rstrip().endswith("</html>")  # whole
+    assert _provenance_json(iframe["srcdoc"])["model_id"] == ATTRIBUTE_BREAKOUT
+    assert iframe["style"] == "width: 100%; height: 900px; border: 0"
+
+
+def test_meta_tags_header_rows_and_snippet_parts_are_exact() -> None:
+    record = provenance_record(comparison())
+    record["exported_at"], record["exporter_versions"] = "2026-12-01T00:00:00+00:00", {"bokeh": "3.8.1"}
+    record["compared"][1]["model_id"], record["compared"][1]["created_at"] = "second-model", "2027-01-01"
+    assert provenance_meta_tags(record) == (
+        '<meta name="attribution-explorer:model-id" content="tiny-synth-translate">'
+        '<meta name="attribution-explorer:model-revision" content="abc123">'
+        '<meta name="attribution-explorer:method" content="saliency, attention">'
+        '<meta name="attribution-explorer:created-at" content="2026-11-25T10:00:00+00:00">'
+        '<meta name="attribution-explorer:exported-at" content="2026-12-01T00:00:00+00:00">'
+        '<meta name="attribution-explorer:library-versions" content="torch=2.13.0; inseq=0.7.1; bokeh=3.8.1">'
+    )
+    header = provenance_html("T", provenance_record(causal_result()))
+    assert header.startswith('<header class="ae-provenance"><h1>T</h1><dl><dt>model</dt><dd>tiny-ioi-gpt2 (')
+    assert "</dd><dt>method</dt><dd>input_x_gradient</dd><dt>parameters</dt><dd>n_steps=7</dd><dt>libraries" in header
+    snippet = export_result(route_graph(), mode="snippet", title="G").html
+    lines = snippet.split("\n")
+    assert lines[0] == "<!-- G: made with Attribution Explorer; BokehJS tags can move to <head> -->"
+    assert [attrs["src"] for attrs in _tags(snippet, "script") if attrs.get("src")] == [
+        "https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js",  # and only the widgets the graph uses
+        "https://cdn.bokeh.org/bokeh/release/bokeh-widgets-3.8.1.min.js",
+    ]
+    assert lines[1:3] == [f'<script src="{src}" crossorigin="anonymous"></script>' for src in (
+        "https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js",
+        "https://cdn.bokeh.org/bokeh/release/bokeh-widgets-3.8.1.min.js",
+    )]  # fmt: skip
+    assert _provenance_json(snippet)["parameters"]["threshold"] == 0.1
 
 
 # ---------------------------------------------------------------- API and CLI errors

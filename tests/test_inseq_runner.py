@@ -115,6 +115,49 @@ def test_seq2seq_layout_word_ids_and_step_scores(marian):
     assert result.step_scores["probability"][:3] == pytest.approx(expected, rel=1e-4)
 
 
+def _decoder_ids(loaded, result) -> torch.Tensor:
+    """The decoder inputs of every step: the start token and the target tokens before the last one."""
+    return torch.tensor([loaded.tokenizer.convert_tokens_to_ids(result.target_tokens[:-1])])
+
+
+def test_seq2seq_saliency_equals_hand_computed_gradient_norms_on_both_sides(marian):
+    """Per step: |d p(token) / d embedding| for every source token and every decoder-prefix token, L2 norm
+    over the hidden size, normalised so that the step's source and target scores sum to 1 together."""
+    result = attribute(marian, SOURCE, method="saliency", target=TRANSLATION)
+    assert result.method_params["attribute_target"] is True
+    encoded = marian.tokenizer(SOURCE, return_tensors="pt")
+    decoder_ids = _decoder_ids(marian, result)
+    embeddings = marian.model.get_input_embeddings()
+    for step in range(result.n_steps):
+        source = embeddings(encoded["input_ids"]).detach().requires_grad_(True)
+        prefix = embeddings(decoder_ids[:, : step + 1]).detach().requires_grad_(True)
+        output = marian.model(
+            inputs_embeds=source, attention_mask=encoded["attention_mask"], decoder_inputs_embeds=prefix
+        )
+        next_token = result.target_tokens[step + 1]
+        torch.softmax(output.logits[0, -1], -1)[marian.tokenizer.convert_tokens_to_ids(next_token)].backward()
+        source_norms, prefix_norms = source.grad[0].norm(dim=-1).numpy(), prefix.grad[0].norm(dim=-1).numpy()
+        total = source_norms.sum() + prefix_norms.sum()
+        np.testing.assert_allclose(result.source_scores[:, step], source_norms / total, rtol=1e-5)
+        np.testing.assert_allclose(result.target_scores[: step + 1, step], prefix_norms / total, rtol=1e-5)
+        assert np.isnan(result.target_scores[step + 1 :, step]).all()
+
+
+def test_seq2seq_attention_is_the_models_mean_cross_and_self_attention(marian):
+    """Inseq's attention on seq2seq: the mean over layers and heads of the cross-attention (source side) and of
+    the decoder self-attention (target side), each step's two halves scaled to sum to 1 together."""
+    result = attribute(marian, SOURCE, method="attention", target=TRANSLATION)
+    encoded = marian.tokenizer(SOURCE, return_tensors="pt")
+    with torch.no_grad():
+        output = marian.model(**encoded, decoder_input_ids=_decoder_ids(marian, result), output_attentions=True)
+    cross = torch.stack(output.cross_attentions).mean(dim=(0, 2))[0].T.numpy()  # [source, step]
+    own = torch.stack(output.decoder_attentions).mean(dim=(0, 2))[0].T.numpy()  # [prefix token, step]
+    np.testing.assert_allclose(result.source_scores, cross / 2, atol=1e-6)
+    prefix = result.target_scores[: result.n_steps]
+    np.testing.assert_allclose(prefix[np.isfinite(prefix)], (own / 2)[np.isfinite(prefix)], atol=1e-6)
+    np.testing.assert_allclose(np.nansum(result.target_scores, axis=0) + result.source_scores.sum(axis=0), 1.0)
+
+
 @pytest.mark.parametrize("family", ["gpt2", "marian"])
 def test_result_round_trips_through_json(family, gpt2, marian, tmp_path):
     loaded = gpt2 if family == "gpt2" else marian
@@ -161,8 +204,53 @@ def test_generation_stops_at_the_end_of_the_context(gpt2):
     almost_full = " ".join(["the"] * 62)  # the random models have 64 positions
     result = attribute(gpt2, almost_full, method="attention", max_new_tokens=20)
     assert len(result.target_tokens) <= 64 and result.n_steps <= 2
-    with pytest.raises(InvalidInputError, match="fills random-gpt2's whole context"):
+    one_left = attribute(gpt2, " ".join(["the"] * 63), method="attention", max_new_tokens=20, step_scores=[])
+    assert (len(one_left.target_tokens), one_left.n_steps) == (64, 1)
+    with pytest.raises(InvalidInputError) as full:
         attribute(gpt2, " ".join(["the"] * 64), method="attention")
+    assert str(full.value) == (
+        "The input text fills random-gpt2's whole context (64 tokens): shorten it to leave room for the generated "
+        "text, or give a target."
+    )
+
+
+@pytest.fixture
+def endless_marian():
+    """A random Marian model that never ends its output (``</s>`` suppressed): generation runs to the limit."""
+    loaded = build_random_model("marian")
+    with torch.no_grad():
+        loaded.model.final_logits_bias[0, loaded.tokenizer.eos_token_id] = -1e9
+    return loaded
+
+
+def test_seq2seq_generation_is_bounded_by_the_decoders_positions_not_the_sources(endless_marian):
+    def greedy(text: str, max_new_tokens: int) -> str:
+        encoded = endless_marian.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            output = endless_marian.model.generate(
+                **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1
+            )[0]
+        return endless_marian.tokenizer.decode(output, skip_special_tokens=True).strip()
+
+    # up to the 63 decoder positions after the start token, whatever max_new_tokens asks
+    result = attribute(endless_marian, SOURCE, method="attention", max_new_tokens=100, step_scores=[])
+    assert result.target_text == greedy(SOURCE, 63) != greedy(SOURCE, 62)
+    # a source that fills the encoder does not shorten the output
+    long_source = " ".join(["the"] * 60)
+    result = attribute(endless_marian, long_source, method="attention", max_new_tokens=10, step_scores=[])
+    assert result.target_text == greedy(long_source, 10) != greedy(long_source, 3)
+
+
+def test_generation_is_greedy_whatever_the_models_generation_config_says():
+    loaded = build_random_model("gpt2")
+    encoded = loaded.tokenizer(PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        greedy = loaded.model.generate(**encoded, max_new_tokens=4, do_sample=False, num_beams=1)[0]
+    loaded.model.generation_config.do_sample = True  # as some Hub models ship
+    loaded.model.generation_config.num_beams = 3
+    loaded.model.generation_config.temperature = 5.0
+    result = attribute(loaded, PROMPT, method="attention", max_new_tokens=4, step_scores=[])
+    assert result.target_text == loaded.tokenizer.decode(greedy, skip_special_tokens=True)
 
 
 def test_attention_computes_step_scores_in_a_separate_pass(gpt2):
@@ -296,3 +384,51 @@ def test_subword_pieces_map_to_their_whitespace_words():
         pieces = [t for t, w in zip(result.target_tokens, result.target_word_ids, strict=True) if w == index]
         assert "".join(pieces).replace("▁", "") == word
     assert None not in result.target_word_ids
+
+
+def test_generated_text_keeps_the_prompt_as_typed_and_drops_special_tokens():
+    """A prompt word the tokenizer does not know (decoded as nothing) and an end-of-text token at the end."""
+    loaded = build_random_model("gpt2")
+    loaded.model.generation_config.forced_eos_token_id = loaded.tokenizer.eos_token_id  # the last new token
+    prompt = "when zebra went"
+    encoded = loaded.tokenizer(prompt, return_tensors="pt")
+    with torch.no_grad():
+        greedy = loaded.model.generate(**encoded, max_new_tokens=3, do_sample=False, num_beams=1)[0]
+    words = loaded.tokenizer.convert_ids_to_tokens(greedy[3:5])
+    assert greedy[-1] == loaded.tokenizer.eos_token_id and loaded.tokenizer.unk_token_id in greedy[:3]
+    result = attribute(loaded, prompt, method="attention", max_new_tokens=3, step_scores=[])
+    assert result.target_text == f"{prompt} {' '.join(words)}"
+    known = attribute(loaded, PROMPT, method="attention", max_new_tokens=3, step_scores=[])
+    assert "</s>" not in known.target_text and len(known.target_text.split()) == len(PROMPT.split()) + 2
+    with pytest.raises(InvalidInputError) as nothing:
+        attribute(loaded, prompt, method="attention", max_new_tokens=1)
+    assert str(nothing.value) == (
+        "random-gpt2 generated nothing for this input (it ended the text at once); give a target to explain."
+    )
+
+
+def test_a_continuation_inside_the_last_word_is_not_split_off():
+    """With subword pieces, the model may continue the prompt's last word: no space is put in between."""
+    loaded = build_random_model("gpt2")
+    loaded.tokenizer = _subword_tokenizer()
+    vocab = loaded.tokenizer.get_vocab()  # only pieces that continue a word may be generated
+    loaded.model.generation_config.suppress_tokens = [i for t, i in vocab.items() if t.startswith(("▁", "<"))]
+    prompt = "when mary went to the store"
+    result = attribute(loaded, prompt, method="attention", max_new_tokens=2, step_scores=[])
+    pieces = result.target_tokens[-2:]
+    assert not any(piece.startswith("▁") for piece in pieces)
+    assert result.target_text == prompt + "".join(pieces)
+
+
+def test_seq2seq_target_is_held_to_the_length_limit_too(marian):
+    with pytest.raises(InvalidInputError, match="accepts at most 3"):
+        attribute(marian, "the cat", method="saliency", target="die katze sieht das", max_tokens=3)
+
+
+@pytest.mark.parametrize(("family", "target", "total"), [("gpt2", "to", 1), ("marian", TRANSLATION, 4)])
+def test_progress_total_is_the_number_of_steps(family, target, total, gpt2, marian):
+    loaded = gpt2 if family == "gpt2" else marian
+    text = PROMPT if family == "gpt2" else SOURCE
+    calls = []
+    result = attribute(loaded, text, method="saliency", target=target, progress=lambda *args: calls.append(args))
+    assert result.n_steps == total and {call[1] for call in calls} == {total}

@@ -22,12 +22,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from bokeh.models import ColumnDataSource, CustomJSTickFormatter
 
 from attribution.compare import alignment_error_rate
 from attribution.contributions import build_contribution_graph
 from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph
+from exporters.page import PROVENANCE_SCRIPT_ID
 from space.config import SpaceConfig
 from space.examples import ioi_prompts, translation_pairs
 from space.handlers import AppContext
@@ -145,6 +148,16 @@ def _indirect_object(prompt: str) -> str:
     return second if first in re.findall(r"\w+", rest) else first
 
 
+def _bokeh_document(page: str):
+    """The Bokeh document an exported page draws, decoded from the JSON it embeds."""
+    from bokeh.document import Document
+
+    embedded = re.findall(r'<script type="application/json" id="([^"]+)">\s*(.*?)\s*</script>', page, re.S)
+    [documents] = [json.loads(text) for element_id, text in embedded if element_id != PROVENANCE_SCRIPT_ID]
+    [document] = documents.values()
+    return Document.from_json(document)
+
+
 def _reference(model: str) -> LoadedModel:
     return load_model(model, cache=REFERENCE_MODELS)
 
@@ -196,8 +209,18 @@ def test_attribute_seq2seq_with_target(served, client):
     assert result.source_tokens == _tokens(served.seq2seq, TRANSLATION["source"])
     assert result.source_scores.shape == (len(result.source_tokens), result.n_steps)
     assert len(highlighted) == result.n_steps
-    # Attention weights of each target step over the source are a probability distribution (mean over heads).
-    np.testing.assert_allclose(np.nansum(result.source_scores, axis=0) > 0, True)
+    # Ground truth: the model's own attention. Inseq's attention is, per step, the mean over layers and heads
+    # of the cross-attention (a distribution over the source) and of the decoder self-attention, scaled
+    # together to sum to 1: the source column is half of the step's mean cross-attention distribution.
+    loaded = _reference(served.seq2seq)
+    encoded = loaded.tokenizer(TRANSLATION["source"], return_tensors="pt")
+    decoder_ids = torch.tensor([loaded.tokenizer.convert_tokens_to_ids(result.target_tokens[:-1])])
+    with torch.no_grad():
+        output = loaded.model(**encoded, decoder_input_ids=decoder_ids, output_attentions=True)
+    cross = torch.stack(output.cross_attentions).mean(dim=(0, 2))[0].T.numpy()
+    np.testing.assert_allclose(cross.sum(axis=0), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(result.source_scores, cross / 2, atol=1e-6)
+    np.testing.assert_allclose(np.nansum(result.target_scores, axis=0), 0.5, rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------- Contribution graph tab
@@ -261,6 +284,8 @@ def test_compare_agreement_and_aer_match_the_library(served, client):
     for label, row in zip(comparison.labels, aer_table["data"], strict=True):
         direct = attribute(loaded, source, method=label, target=target, step_scores=())
         assert row == [label, round(alignment_error_rate(direct, gold), 4)]
+    # Ground truth: saliency on the bundled translation model recovers the sample's gold alignment exactly.
+    assert aer_table["data"][0] == ["saliency", 0.0]
 
 
 # ------------------------------------------------------------------------------------------- Export tab
@@ -273,6 +298,15 @@ def test_export_every_format(served, client):
     )
     page = Path(page_path).read_text(encoding="utf-8")
     assert page.lstrip().lower().startswith("<!doctype html")
+    # The page draws this very result: its exact scores, and the model's answer as the first generated token.
+    result = AttributionResult.from_json(result_json)
+    drawn = _bokeh_document(page)
+    [cells] = [source.data for source in drawn.select({"type": ColumnDataSource}) if "value" in source.data]
+    finite = result.target_scores[np.isfinite(result.target_scores)]
+    np.testing.assert_array_equal(np.sort(np.asarray(cells["value"], dtype=float)), np.sort(finite))
+    axes = [formatter.args["labels"] for formatter in drawn.select({"type": CustomJSTickFormatter})]
+    assert [token.strip() for token in result.generated_tokens] in [[t.strip() for t in labels] for labels in axes]
+    assert result.generated_tokens[0].strip() == _indirect_object(PROMPT)
     assert "cdn.bokeh.org" not in page
     assert preview.startswith("<iframe") and "srcdoc=" in preview and "<script" not in preview
 
