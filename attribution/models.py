@@ -38,6 +38,7 @@ from transformers.models.auto.modeling_auto import (
 
 from attribution.errors import HubUnreachableError, InvalidInputError, ModelLoadError
 from attribution.results import ModelKind, Provenance
+from attribution.tokenizer_style import tokenizer_style
 
 BUNDLED_MODELS_DIR = Path(
     os.environ.get("ATTRIBUTION_EXPLORER_MODELS_DIR", Path(__file__).resolve().parents[1] / "examples" / "models")
@@ -108,7 +109,11 @@ class LoadedModel:
 
     def provenance(self) -> Provenance:
         return Provenance(
-            model_id=self.model_id, model_revision=self.revision, model_kind=self.kind, model_type=self.model_type
+            model_id=self.model_id,
+            model_revision=self.revision,
+            model_kind=self.kind,
+            model_type=self.model_type,
+            tokenizer_style=tokenizer_style(self.tokenizer),
         )
 
     def count_tokens(self, text: str) -> int:

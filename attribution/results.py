@@ -20,6 +20,9 @@ from typing import Any, Literal, Self
 import numpy as np
 
 ModelKind = Literal["causal", "seq2seq"]
+#: How a tokenizer spells tokens: byte-level BPE (GPT-2, Llama-3: ``Ġ`` for a space), SentencePiece
+#: (Marian, T5, Llama-2: ``▁``), or as plain text (word-level, WordPiece).
+TokenizerStyle = Literal["byte_level", "sentencepiece", "plain"]
 SCHEMA_VERSION = 1
 
 _VERSIONED_LIBRARIES = ("attribution-explorer", "torch", "transformers", "inseq", "captum")
@@ -65,6 +68,8 @@ class Provenance:
     model_type: str  # transformers' config.model_type, e.g. "gpt2", "marian"
     library_versions: dict[str, str] = field(default_factory=library_versions)
     created_at: str = field(default_factory=utc_now)
+    #: How the tokens are spelled, so viewers can show them as text (None: unknown, guessed from the tokens).
+    tokenizer_style: TokenizerStyle | None = None
 
 
 @dataclass
