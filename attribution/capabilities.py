@@ -16,7 +16,7 @@ for them.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,10 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "qwen2": "causal",
     "mistral": "causal",
     "gemma": "causal",
+    "qwen3": "causal",
+    "gemma2": "causal",
+    "gemma3_text": "causal",
+    "olmo2": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
     "t5": "seq2seq",
@@ -199,6 +203,30 @@ def check_method(method: str, kind: ModelKind, model_type: str) -> MethodSpec:
     raise UnsupportedError(
         f"{method} is not available for {model_type} models: {reason}. Methods that work: {working}."
     )
+
+
+def check_request(
+    method: str, step_scores: Sequence[str], *, target: str | None, contrast_target: str | None
+) -> list[str]:
+    """The checks that need no model (a known method, known step scores, a target for a contrast target).
+
+    Run before anything is loaded, so a typo is reported at once. Returns the step scores without
+    duplicates. Whether the method runs on the model's architecture is :func:`check_method`'s job.
+    """
+    if method not in METHODS:
+        raise InvalidInputError(f"Unknown attribution method {method!r}; choose one of: {', '.join(METHODS)}.")
+    if isinstance(step_scores, str):
+        step_scores = [step_scores]
+    names = list(dict.fromkeys(step_scores))
+    unknown = [name for name in names if name not in STEP_SCORES]
+    if unknown:
+        raise InvalidInputError(f"Unknown step score {unknown[0]!r}; choose from: {', '.join(STEP_SCORES)}.")
+    contrastive = [name for name in names if name in CONTRASTIVE_STEP_SCORES]
+    if contrastive and contrast_target is None:
+        raise InvalidInputError(f"The step score {contrastive[0]!r} compares with a contrast target: give one.")
+    if contrast_target is not None and target is None:
+        raise InvalidInputError("A contrast target needs a target to contrast it with: give both.")
+    return names
 
 
 def markdown_table(families: Mapping[str, ModelKind] = TESTED_FAMILIES) -> str:

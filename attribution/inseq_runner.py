@@ -35,12 +35,12 @@ import numpy as np
 import torch
 
 from attribution.capabilities import (
-    CONTRASTIVE_STEP_SCORES,
     METHODS,
     STEP_SCORES,
     TESTED_FAMILIES,
     MethodSpec,
     check_method,
+    check_request,
 )
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
@@ -112,9 +112,7 @@ def attribute(
     is called as attribution steps complete.
     """
     spec = _check_supported(loaded, method)
-    scores = _check_step_scores(step_scores, contrast_target)
-    if contrast_target is not None and target is None:
-        raise InvalidInputError("A contrast target needs a target to contrast it with: give both.")
+    scores = check_request(method, step_scores, target=target, contrast_target=contrast_target)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise InvalidInputError(f"max_new_tokens must be a positive whole number, not {max_new_tokens!r}.")
     text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
@@ -161,19 +159,6 @@ def run_checked(
             return _run(loaded, inseq_model, spec, text, target, step_scores, contrast_target, method_params, progress)
         finally:
             _unhook(inseq_model)
-
-
-def _check_step_scores(step_scores: Sequence[str], contrast_target: str | None) -> list[str]:
-    if isinstance(step_scores, str):
-        step_scores = [step_scores]
-    names = list(dict.fromkeys(step_scores))
-    unknown = [name for name in names if name not in STEP_SCORES]
-    if unknown:
-        raise InvalidInputError(f"Unknown step score {unknown[0]!r}; choose from: {', '.join(STEP_SCORES)}.")
-    contrastive = [name for name in names if name in CONTRASTIVE_STEP_SCORES]
-    if contrastive and contrast_target is None:
-        raise InvalidInputError(f"The step score {contrastive[0]!r} compares with a contrast target: give one.")
-    return names
 
 
 def _full_target(loaded: LoadedModel, text: str, target: str, *, role: str, max_tokens: int | None) -> str:

@@ -6,18 +6,20 @@ them: user mistakes (:class:`AttributionExplorerError`) become ``gr.Error`` mess
 is logged and reported as a generic error, and the app keeps serving either way.
 """
 
-import argparse
 import functools
 import html
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script (`python space/app.py`, as Spaces does): make `space` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # `python space/app.py [--host --port --config]`, as Spaces runs it
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # make `space` importable from a checkout
+    from space.cli import main  # parses the options (and answers --help) before Gradio is imported
+
+    sys.exit(main(["serve", *sys.argv[1:]]))
 
 import gradio as gr
 
@@ -308,24 +310,3 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
     """Serve the app (with its CSS); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
     demo.launch(server_name=host, server_port=port, css=APP_CSS, **options)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="attribution-explorer serve", description="Start the Gradio app.")
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    parser.add_argument("--config", type=Path, default=None, help="operator config JSON (default: space/config.json)")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Build the app from the config and serve it until interrupted."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = parse_args(argv)
-    config = SpaceConfig.load(args.config)
-    demo, _ = build_app(config)
-    launch(demo, host=args.host, port=args.port)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -20,6 +20,7 @@ from attribution.errors import InvalidInputError
 from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result
 from space.config import ModelOffer, SpaceConfig
+from space.inputs import parse_root_tokens
 
 #: ``report(fraction in [0, 1], message)``: how handlers tell the UI how far along they are.
 Progress = Callable[[float, str], None]
@@ -174,17 +175,6 @@ class GraphChoices:
     attention_edges: list[tuple[str, str]]  # "source->target" keys of edges with a per-head split
 
 
-def parse_root_token(value: str | int | None) -> int | str:
-    """The root-token dropdown's value: an index (``-1`` = last) or ``"all"``."""
-    value = str(value if value is not None else "-1").strip()
-    if value == "all":
-        return "all"
-    try:
-        return int(value)
-    except ValueError as error:
-        raise InvalidInputError(f"The target token must be a token index or 'all', not {value!r}.") from error
-
-
 def run_graph(
     ctx: AppContext,
     model: str,
@@ -201,7 +191,7 @@ def run_graph(
     threshold = float(threshold)
     if not 0.0 <= threshold < 1.0:
         raise InvalidInputError(f"The threshold must be in [0, 1), not {threshold}.")
-    root = parse_root_token(root_token)
+    root = parse_root_tokens(root_token)
     progress(0.0, f"loading {model}")
     graph = build_contribution_graph(
         ctx.load(model),

@@ -2,8 +2,8 @@
 
 It starts from what the model computed in one forward pass (block inputs, attention probabilities,
 value vectors, FFN outputs: :class:`CapturedBlock`) and the module weights, builds every part of
-every node one (source token, head) at a time, applies a post-LN by the textbook formula, scores
-each part by ``max(0, |whole|_1 - |whole - part|_1)`` and normalises. Routes are a depth-first
+every node one (source token, head) at a time, applies a post-LN or a branch norm by the textbook
+formula, scores each part by ``max(0, |whole|_1 - |whole - part|_1)`` and normalises. Routes are a depth-first
 walk from the root node over the incoming edges of each node. Nothing here is vectorised or shared
 with the fast implementation beyond the captured tensors.
 """
@@ -20,18 +20,21 @@ def _l1(vector: torch.Tensor) -> float:
     return float(sum(abs(float(x)) for x in vector))
 
 
-def _post_ln(parts: list[torch.Tensor], bias: torch.Tensor, norm) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Carry parts through LayerNorm(sum(parts) + bias) with the mean and std of that sum fixed."""
+def _norm(parts: list[torch.Tensor], bias: torch.Tensor, norm) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Carry parts through norm(sum(parts) + bias) with the statistics of that sum fixed.
+
+    LayerNorm: ``gamma * (x - mean) / std + beta``; RMSNorm: ``gamma * x / rms`` (Gemma: gamma = 1 + weight).
+    """
     pre = sum(parts) + bias
     d = pre.shape[0]
-    mean = sum(float(x) for x in pre) / d
+    mean = sum(float(x) for x in pre) / d if norm.centred else 0.0
     variance = sum((float(x) - mean) ** 2 for x in pre) / d
     sigma = (variance + norm.eps) ** 0.5
-    gamma = norm.weight.detach().float() if norm.weight is not None else torch.ones(d)
+    gamma = norm.weight.detach().float() + norm.weight_offset if norm.weight is not None else torch.ones(d)
     beta = norm.bias.detach().float() if norm.bias is not None else torch.zeros(d)
 
     def carry(part: torch.Tensor) -> torch.Tensor:
-        return gamma * (part - part.mean()) / sigma
+        return gamma * ((part - part.mean()) if norm.centred else part) / sigma
 
     return [carry(p) for p in parts], carry(bias) + beta
 
@@ -60,17 +63,23 @@ def attention_node(
             keys.append((j, h))
     d = residual.shape[1]
     bias = spec.out_bias.detach().float() if spec.out_bias is not None else torch.zeros(d)
+    if spec.branch_norm is not None:  # a norm on the attention output alone: the residual passes by
+        head_parts, bias = _norm(parts[1:], bias, spec.branch_norm)
+        parts = [parts[0], *head_parts]
     if spec.post_norm is not None:
-        parts, bias = _post_ln(parts, bias, spec.post_norm)
+        parts, bias = _norm(parts, bias, spec.post_norm)
     whole = sum(parts) + bias
     shares = proximity_shares(whole, parts)
     return whole, shares[0], dict(zip(keys, shares[1:], strict=True))
 
 
 def ffn_node(residual: torch.Tensor, output: torch.Tensor, spec: FFNSpec) -> tuple[torch.Tensor, float, float]:
+    if spec.branch_norm is not None:
+        (output,), beta = _norm([output], torch.zeros_like(output), spec.branch_norm)
+        output = output + beta
     parts, bias = [residual, output], torch.zeros_like(output)
     if spec.post_norm is not None:
-        parts, bias = _post_ln(parts, bias, spec.post_norm)
+        parts, bias = _norm(parts, bias, spec.post_norm)
     whole = sum(parts) + bias
     residual_share, ffn_share = proximity_shares(whole, parts)
     return whole, residual_share, ffn_share

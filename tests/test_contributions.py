@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM, BloomConfig
 
 from attribution.contributions import SUPPORTED_MODEL_TYPES, build_contribution_graph, decompose_model
 from attribution.contributions.adapters import architecture_spec
-from attribution.contributions.decompose import attention_shares, ffn_shares, run_instrumented
+from attribution.contributions.decompose import attention_shares, ffn_shares, neuron_scores, run_instrumented
 from attribution.contributions.graph import _prepare_inputs
 from attribution.contributions.routes import trace_routes
 from attribution.errors import InvalidInputError, UnsupportedError
@@ -21,7 +21,7 @@ from attribution.models import LoadedModel
 from attribution.results import ContributionGraph, load_result
 from space.cli import main
 from tests.contributions_reference import ReferenceStack, reference_route
-from tests.random_models import FAMILIES, build_random_model, word_level_tokenizer
+from tests.random_models import FAMILIES, VARIANTS, build_random_model, word_level_tokenizer
 
 PROMPT = "when mary and john went to the store , john gave a drink to"
 SOURCE = "the small cat sees the red house ."
@@ -38,7 +38,7 @@ def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
     return loaded
 
 
-@pytest.fixture(scope="module", params=FAMILIES)
+@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
 def family_model(request) -> LoadedModel:
     loaded = build_random_model(request.param, seed=3)
     return _louder_attention(loaded) if request.param in ("bart", "marian") else loaded
@@ -113,6 +113,23 @@ def test_attention_specs_name_the_attention_module_and_its_output_projection(fam
             assert torch.equal(output, seen["projection_out"])
             assert probabilities.shape[1] == attention.n_heads
             assert seen["projection_in"].shape[-1] == attention.out_weight.shape[0] * attention.out_weight.shape[1]
+
+
+def test_neuron_scores_read_the_ffn_output_as_the_block_adds_it(family_model):
+    """``activations @ out_weight`` is the FFN output up to its (position-independent) bias, in the frame the
+    block adds it in (a branch norm's gain included), so the neuron scores plus the bias's share sum to 1."""
+    spec = architecture_spec(family_model.model)
+    encoder, decoder = decompose_model(family_model, _inputs(family_model))
+    for block, block_spec in zip([*encoder, *decoder], [*spec.encoder_blocks, *spec.decoder_blocks], strict=True):
+        ffn = block.ffn
+        bias = ffn.raw_output - ffn.activations @ ffn.out_weight  # [T, d]: the same row at every position
+        torch.testing.assert_close(bias, bias[:1].expand_as(bias), atol=1e-4, rtol=0)
+        bias_share = (ffn.raw_output @ bias[0]) / ffn.raw_output.pow(2).sum(-1)
+        total = neuron_scores(ffn, torch.arange(ffn.raw_output.shape[0])).sum(-1) + bias_share
+        torch.testing.assert_close(total, torch.ones_like(total), atol=1e-4, rtol=0)
+        if block_spec.ffn.post_norm is None:  # the scores' direction is the FFN part's (a branch RMSNorm rescales it)
+            cosine = torch.nn.functional.cosine_similarity(ffn.raw_output, ffn.ffn)
+            torch.testing.assert_close(cosine, torch.ones_like(cosine), atol=1e-5, rtol=0)
 
 
 def test_shares_are_non_negative_sum_to_one_and_match_the_loop_reference(family_model):
@@ -313,7 +330,7 @@ def test_cli_writes_a_graph_json(saved_gpt2, tmp_path):
 
 @pytest.mark.parametrize(
     ("arguments", "message"),
-    [(["--threshold", "1.5"], "threshold"), (["--token", "40"], "out of range"), (["--token", "x"], "--token")],
+    [(["--threshold", "1.5"], "threshold"), (["--token", "40"], "out of range"), (["--token", "x"], "root token must")],
 )
 def test_cli_reports_bad_input_in_one_line(saved_gpt2, tmp_path, capsys, arguments, message):
     out = tmp_path / "graph.json"

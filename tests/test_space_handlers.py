@@ -11,7 +11,6 @@ import pytest
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import ModelCache
 from space import handlers
-from space.app import parse_args
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples, translation_pairs
 
@@ -27,13 +26,6 @@ def ctx() -> handlers.AppContext:
 @pytest.fixture(scope="module")
 def graph_json(ctx) -> str:
     return handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.02, False, "-1").graph_json
-
-
-def test_serve_defaults_to_localhost_7860():
-    args = parse_args([])
-    assert (args.host, args.port, args.config) == ("127.0.0.1", 7860, None)
-    args = parse_args(["--host", "0.0.0.0", "--port", "8080", "--config", "op.json"])
-    assert (args.host, args.port, str(args.config)) == ("0.0.0.0", 8080, "op.json")
 
 
 def test_methods_offered_are_the_config_ones_that_run_somewhere(ctx):
@@ -80,11 +72,6 @@ def test_graph_choices_and_details(graph_json):
     with pytest.raises(InvalidInputError, match="Compute a contribution graph first"):
         handlers.node_details("", "decoder:1:ffn:0")
     assert handlers.node_details(graph_json, None) == []
-
-
-@pytest.mark.parametrize(("value", "parsed"), [("-1", -1), (" 3 ", 3), ("all", "all"), (None, -1)])
-def test_root_token_values(value, parsed):
-    assert handlers.parse_root_token(value) == parsed
 
 
 def test_export_and_push_refuse_bad_requests_before_any_work(ctx, graph_json):

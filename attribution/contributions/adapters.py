@@ -1,49 +1,85 @@
 """Architecture adapters: where each supported family keeps the pieces the decomposition needs.
 
-One forward pass is instrumented with hooks. Per block, an adapter names
+A family is described *declaratively* by a :class:`Family`: the dotted paths of its layer lists,
+and per layer where the attention module, its value and output projections, the FFN's output
+projection and the norms that touch the residual stream are, plus how the readout (LM head) works.
+:func:`architecture_spec` turns that description and a loaded model into an
+:class:`ArchitectureSpec` of live modules and weight tensors, which the engine
+(:mod:`attribution.contributions.decompose`) and the interventions read. The engine has no
+per-family code: everything a family does differently is a field here.
+
+One forward pass is instrumented with hooks. Per block the spec names
 
 - the block module (its input is the residual stream entering the block),
 - per attention (self, and cross for seq2seq decoders): the module whose output holds the value
   vectors, how to cut ``[S, heads_kv, head_dim]`` values out of it, the output projection as
-  ``[heads, head_dim, d_model]`` per-head matrices plus its bias, and a post-residual LayerNorm
-  when the family normalises *after* the residual add (BART, Marian, OPT-350m),
+  ``[heads, head_dim, d_model]`` per-head matrices plus its bias, a norm applied to the attention
+  output before the residual add (``branch_norm``: Gemma 2/3, OLMo 2) and a norm applied after the
+  add (``post_norm``: post-LN BART, Marian, OPT-350m),
 - the FFN's output projection (its input are the neuron activations, its output the FFN output),
-- whether attention and FFN read the same residual in parallel (GPT-NeoX / Pythia).
+  with the same two kinds of norm,
+- whether attention and FFN read the same residual in parallel (GPT-NeoX / Pythia, Falcon).
 
 Attention probabilities come from the model itself (``output_attentions=True``, eager attention),
-so rotary embeddings, relative position biases and masks need no special handling: they change
-where a token attends, not what its value vector is.
+so rotary embeddings (full or partial), ALiBi, relative position biases, QK-norm, attention logit
+soft-capping, sliding windows and masks need no description: they change where a token attends,
+not what its value vector is. Scaled embeddings need none either: the first block's input is read
+by a hook, whatever the embedding layer did.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
+from transformers import PretrainedConfig
+from transformers.pytorch_utils import Conv1D
 
 from attribution.errors import UnsupportedError
+
+# --------------------------------------------------------------------------------------------------
+# What the engine reads: live modules and tensors of one model.
+# --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PostNorm:
-    """A LayerNorm applied to ``residual + block output`` (post-LN families)."""
+    """A per-position norm (LayerNorm or RMSNorm) the decomposition carries parts through.
+
+    ``y = (weight + weight_offset) * (x - mean(x)) / sigma + bias`` for a LayerNorm (``centred``),
+    ``y = (weight + weight_offset) * x / rms`` for an RMSNorm. With the position's statistics fixed
+    (numbers of this forward pass) it is linear in ``x``. Used both after a residual add
+    (``post_norm``) and on a branch output before the add (``branch_norm``).
+    """
 
     weight: torch.Tensor | None
     bias: torch.Tensor | None
     eps: float
+    #: LayerNorm subtracts the mean (and has a bias); RMSNorm does neither
+    centred: bool = True
+    #: Gemma's RMSNorm multiplies by ``1 + weight``
+    weight_offset: float = 0.0
 
     @classmethod
-    def of(cls, module: nn.LayerNorm) -> PostNorm:
-        return cls(weight=module.weight, bias=module.bias, eps=module.eps)
+    def of(cls, module: nn.Module, kind: NormKind = "layernorm") -> PostNorm:
+        if kind == "layernorm":
+            return cls(weight=module.weight, bias=module.bias, eps=module.eps)
+        eps = getattr(module, "variance_epsilon", None)
+        eps = module.eps if eps is None else eps
+        return cls(
+            module.weight, None, float(eps), centred=False, weight_offset=1.0 if kind == "rmsnorm_plus_one" else 0.0
+        )
 
 
 @dataclass(frozen=True)
 class AttentionSpec:
     #: the attention module: its output's first element is the attention output (after the output
-    #: projection, before the residual add), its second the probabilities ``[batch, H, T, S]``
+    #: projection, before the branch norm and the residual add), its second the probabilities
+    #: ``[batch, H, T, S]``; with ``output_includes_residual`` the first element is the residual
+    #: stream after the add instead (BLOOM adds the residual inside its attention module)
     module: nn.Module
     #: the output projection: its input is the heads' mixed values side by side ``[*, H * head_dim]``
     out_module: nn.Module
@@ -53,7 +89,12 @@ class AttentionSpec:
     out_weight: torch.Tensor  # [heads, head_dim, d_model]
     out_bias: torch.Tensor | None
     n_heads: int
+    #: a norm on ``residual + attention output`` (post-LN families)
     post_norm: PostNorm | None = None
+    #: a norm on the attention output before the residual add (Gemma 2/3, OLMo 2)
+    branch_norm: PostNorm | None = None
+    #: the module's first output is ``residual + attention output`` (BLOOM), not the attention output
+    output_includes_residual: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +102,8 @@ class FFNSpec:
     out_module: nn.Module  # input: neuron activations [T, d_ff]; output: FFN output [T, d_model]
     out_weight: torch.Tensor  # [d_ff, d_model]: row n is what neuron n writes per unit activation
     post_norm: PostNorm | None = None
+    #: a norm on the FFN output before the residual add (Gemma 2/3, OLMo 2)
+    branch_norm: PostNorm | None = None
 
 
 @dataclass(frozen=True)
@@ -81,211 +124,312 @@ class ArchitectureSpec:
     readout: Callable[[torch.Tensor], torch.Tensor]
 
 
-def _linear_out_heads(linear: nn.Linear, n_heads: int) -> torch.Tensor:
-    """nn.Linear computing ``concat(heads) @ W.T``: W.T split per head -> [heads, head_dim, d]."""
-    weight = linear.weight.T
-    return weight.reshape(n_heads, weight.shape[0] // n_heads, weight.shape[1])
+# --------------------------------------------------------------------------------------------------
+# How a family is described: dotted module paths and a few flags. Adding a family = one Family.
+# --------------------------------------------------------------------------------------------------
+
+#: How a family's fused or separate projection lays out the value vectors in its output:
+#: ``separate``: the value module is the value projection alone, ``[heads_kv * head_dim]``;
+#: ``stacked``: ``[q heads | k heads | v heads]`` (GPT-2, Phi-3, GPT-BigCode multi-query, Falcon-7B);
+#: ``grouped``: per key/value head its query heads, then its key, then its value (GPT-NeoX, BLOOM,
+#: GPT-BigCode without multi-query, Falcon-40B / Falcon 2).
+QKVLayout = Literal["separate", "stacked", "grouped"]
+#: ``layernorm`` (nn.LayerNorm), ``rmsnorm`` (T5 / Llama style), ``rmsnorm_plus_one`` (Gemma: ``1 + weight``).
+NormKind = Literal["layernorm", "rmsnorm", "rmsnorm_plus_one"]
 
 
-def _split_heads(n_kv_heads: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    def take(output: torch.Tensor) -> torch.Tensor:
-        return output.reshape(output.shape[0], n_kv_heads, -1)
+@dataclass(frozen=True)
+class Attention:
+    """One attention of a layer; paths are relative to the layer module."""
 
-    return take
+    module: str  # the attention module (returns output, probabilities)
+    values: str  # the module whose output holds the values, relative to ``module``
+    out: str  # the output projection, relative to ``module``
+    qkv: QKVLayout = "separate"
+    norm_after_add: str | None = None  # post-LN: a norm on residual + attention output
+    branch_norm: str | None = None  # a norm on the attention output before the residual add
+    output_includes_residual: bool = False
 
 
-def _qkv_attention(
-    module: nn.Module, *, value_name: str, out_name: str, n_heads: int, n_kv_heads: int
-) -> AttentionSpec:
-    out = getattr(module, out_name)
-    return AttentionSpec(
-        module=module,
-        out_module=out,
-        value_module=getattr(module, value_name),
-        take_values=_split_heads(n_kv_heads),
-        out_weight=_linear_out_heads(out, n_heads),
-        out_bias=out.bias,
-        n_heads=n_heads,
+@dataclass(frozen=True)
+class FFN:
+    """The FFN of a layer; paths are relative to the layer module."""
+
+    out: str  # the output projection (input: neuron activations)
+    norm_after_add: str | None = None
+    branch_norm: str | None = None
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A list of layers (the decoder, or the encoder of a seq2seq model)."""
+
+    layers: str  # path of the layer list, relative to the model
+    heads: str  # config attribute holding the number of query heads
+    self_attention: Attention
+    ffn: FFN
+    cross_attention: Attention | None = None
+    parallel_residual: bool = False
+
+
+@dataclass(frozen=True)
+class Family:
+    """Where one architecture keeps its blocks, heads, projections and norms."""
+
+    decoder: Stack
+    encoder: Stack | None = None
+    final_norm: str | None = None  # the decoder's final norm, relative to the model
+    norm_kind: NormKind = "layernorm"  # how the norms named above compute
+    project_out: str | None = None  # a projection between the final norm and the LM head (OPT)
+    output_scale: float = 1.0  # the final state is multiplied by this before the LM head (T5)
+    logits_bias: str | None = None  # a buffer added to the logits (BART's final_logits_bias)
+    logit_softcap: float | None = None  # logits = cap * tanh(logits / cap) (Gemma 2)
+
+
+#: A family description, or a function of the model's config that returns one (config-dependent layouts).
+FamilyEntry = Family | Callable[[PretrainedConfig], Family]
+
+
+def _llama_like(*, attention_norm: str | None = None, ffn_norm: str | None = None, **family) -> Family:
+    """Llama and its descendants: ``model.layers``, separate q/k/v projections, ``o_proj``, ``mlp.down_proj``."""
+    return Family(
+        decoder=Stack(
+            "model.layers",
+            "num_attention_heads",
+            Attention("self_attn", values="v_proj", out="o_proj", branch_norm=attention_norm),
+            FFN("mlp.down_proj", branch_norm=ffn_norm),
+        ),
+        final_norm="model.norm",
+        **family,
     )
 
 
-def _gpt2(model: nn.Module) -> ArchitectureSpec:
-    config = model.config
-    n_heads, d_model = config.n_head, config.n_embd
-
-    def take_values(output: torch.Tensor) -> torch.Tensor:
-        return output[:, 2 * d_model :].reshape(output.shape[0], n_heads, -1)
-
-    blocks = []
-    for block in model.transformer.h:
-        c_proj = block.attn.c_proj  # Conv1D: weight [in, out]
-        attention = AttentionSpec(
-            module=block.attn,
-            out_module=c_proj,
-            value_module=block.attn.c_attn,
-            take_values=take_values,
-            out_weight=c_proj.weight.reshape(n_heads, -1, d_model),
-            out_bias=c_proj.bias,
-            n_heads=n_heads,
-        )
-        ffn = FFNSpec(out_module=block.mlp.c_proj, out_weight=block.mlp.c_proj.weight)
-        blocks.append(BlockSpec(module=block, self_attention=attention, cross_attention=None, ffn=ffn))
-    lm_head = model.get_output_embeddings()
-    return ArchitectureSpec([], blocks, model.transformer.ln_f, lambda states: lm_head(states))
+def _gemma2(config: PretrainedConfig) -> Family:
+    """Gemma 2 / Gemma 3: RMSNorms (``1 + weight``) before *and after* each branch; logit soft-capping."""
+    return _llama_like(
+        attention_norm="post_attention_layernorm",
+        ffn_norm="post_feedforward_layernorm",
+        norm_kind="rmsnorm_plus_one",
+        logit_softcap=config.final_logit_softcapping,
+    )
 
 
-def _gpt_neox(model: nn.Module) -> ArchitectureSpec:
-    config = model.config
-    n_heads = config.num_attention_heads
+#: OLMo 2: no pre-norms, RMSNorms on the branch outputs before the residual add (and QK-norm).
+_OLMO2 = _llama_like(
+    attention_norm="post_attention_layernorm", ffn_norm="post_feedforward_layernorm", norm_kind="rmsnorm"
+)
 
-    def take_values(output: torch.Tensor) -> torch.Tensor:
-        per_head = output.reshape(output.shape[0], n_heads, -1)  # [T, H, 3 * head_dim]: q, k, v per head
-        return per_head[..., 2 * per_head.shape[-1] // 3 :]
+_GPT2 = Family(
+    Stack(
+        "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
+    ),
+    final_norm="transformer.ln_f",
+)
 
-    blocks = []
-    for layer in model.gpt_neox.layers:
-        dense = layer.attention.dense
-        attention = AttentionSpec(
-            module=layer.attention,
-            out_module=dense,
-            value_module=layer.attention.query_key_value,
-            take_values=take_values,
-            out_weight=_linear_out_heads(dense, n_heads),
-            out_bias=dense.bias,
-            n_heads=n_heads,
-        )
-        out = layer.mlp.dense_4h_to_h
-        ffn = FFNSpec(out_module=out, out_weight=out.weight.T)
-        blocks.append(BlockSpec(layer, attention, None, ffn, parallel_residual=bool(config.use_parallel_residual)))
-    lm_head = model.get_output_embeddings()
-    return ArchitectureSpec([], blocks, model.gpt_neox.final_layer_norm, lambda states: lm_head(states))
+_LLAMA = _llama_like()
 
 
-def _opt(model: nn.Module) -> ArchitectureSpec:
-    config = model.config
-    n_heads = config.num_attention_heads
+def _gpt_neox(config: PretrainedConfig) -> Family:
+    attention = Attention("attention", values="query_key_value", out="dense", qkv="grouped")
+    stack = Stack(
+        "gpt_neox.layers",
+        "num_attention_heads",
+        attention,
+        FFN("mlp.dense_4h_to_h"),
+        parallel_residual=bool(config.use_parallel_residual),
+    )
+    return Family(stack, final_norm="gpt_neox.final_layer_norm")
+
+
+def _opt(config: PretrainedConfig) -> Family:
     post_ln = not config.do_layer_norm_before
-    decoder = model.model.decoder
-    blocks = []
-    for layer in decoder.layers:
-        attention = _qkv_attention(
-            layer.self_attn, value_name="v_proj", out_name="out_proj", n_heads=n_heads, n_kv_heads=n_heads
-        )
-        if post_ln:
-            attention = _with_post_norm(attention, layer.self_attn_layer_norm)
-        ffn = FFNSpec(layer.fc2, layer.fc2.weight.T, PostNorm.of(layer.final_layer_norm) if post_ln else None)
-        blocks.append(BlockSpec(layer, attention, None, ffn))
-    lm_head = model.get_output_embeddings()
-    project_out = decoder.project_out
-
-    def readout(states: torch.Tensor) -> torch.Tensor:
-        return lm_head(project_out(states) if project_out is not None else states)
-
-    return ArchitectureSpec([], blocks, decoder.final_layer_norm, readout)
+    attention = Attention(
+        "self_attn", values="v_proj", out="out_proj", norm_after_add="self_attn_layer_norm" if post_ln else None
+    )
+    ffn = FFN("fc2", norm_after_add="final_layer_norm" if post_ln else None)
+    return Family(
+        Stack("model.decoder.layers", "num_attention_heads", attention, ffn),
+        final_norm="model.decoder.final_layer_norm",
+        project_out="model.decoder.project_out",
+    )
 
 
-def _llama_family(model: nn.Module) -> ArchitectureSpec:
-    config = model.config
-    n_heads = config.num_attention_heads
-    n_kv_heads = getattr(config, "num_key_value_heads", None) or n_heads
-    blocks = []
-    for layer in model.model.layers:
-        attention = _qkv_attention(
-            layer.self_attn, value_name="v_proj", out_name="o_proj", n_heads=n_heads, n_kv_heads=n_kv_heads
-        )
-        down = layer.mlp.down_proj
-        blocks.append(BlockSpec(layer, attention, None, FFNSpec(down, down.weight.T)))
-    lm_head = model.get_output_embeddings()
-    return ArchitectureSpec([], blocks, model.model.norm, lambda states: lm_head(states))
+def _bart_like(*, post_ln: bool, prefix: str = "model") -> Family:
+    """BART, Marian (post-LN: a LayerNorm after every residual add) and mBART, M2M-100 / NLLB
+    (pre-LN, with final encoder and decoder LayerNorms)."""
+
+    def attention(module: str, norm: str) -> Attention:
+        return Attention(module, values="v_proj", out="out_proj", norm_after_add=norm if post_ln else None)
+
+    ffn = FFN("fc2", norm_after_add="final_layer_norm" if post_ln else None)
+    return Family(
+        encoder=Stack(
+            f"{prefix}.encoder.layers", "encoder_attention_heads", attention("self_attn", "self_attn_layer_norm"), ffn
+        ),
+        decoder=Stack(
+            f"{prefix}.decoder.layers",
+            "decoder_attention_heads",
+            attention("self_attn", "self_attn_layer_norm"),
+            ffn,
+            cross_attention=attention("encoder_attn", "encoder_attn_layer_norm"),
+        ),
+        final_norm=None if post_ln else f"{prefix}.decoder.layer_norm",
+        logits_bias="final_logits_bias",
+    )
 
 
-def _with_post_norm(spec: AttentionSpec, norm: nn.LayerNorm) -> AttentionSpec:
-    return dataclasses.replace(spec, post_norm=PostNorm.of(norm))
+def _t5(config: PretrainedConfig) -> Family:
+    """T5: pre-RMSNorm blocks without biases, relative position biases; ``DenseReluDense.wo`` is the FFN output."""
+    attention = Attention("layer.0.SelfAttention", values="v", out="o")
+    cross = Attention("layer.1.EncDecAttention", values="v", out="o")
+    ffn = FFN("layer.-1.DenseReluDense.wo")
+    scale = getattr(config, "scale_decoder_outputs", config.tie_word_embeddings)
+    return Family(
+        encoder=Stack("encoder.block", "num_heads", attention, ffn),
+        decoder=Stack("decoder.block", "num_heads", attention, ffn, cross_attention=cross),
+        final_norm="decoder.final_layer_norm",
+        norm_kind="rmsnorm",
+        output_scale=config.d_model**-0.5 if scale else 1.0,
+    )
 
 
-def _bart_family(model: nn.Module) -> ArchitectureSpec:
-    """BART and Marian: post-LN encoder and decoder layers (LayerNorm after every residual add)."""
-    config = model.config
-
-    def block(layer: nn.Module, n_heads: int, cross: bool) -> BlockSpec:
-        def attention(module: nn.Module, norm: nn.LayerNorm) -> AttentionSpec:
-            spec = _qkv_attention(module, value_name="v_proj", out_name="out_proj", n_heads=n_heads, n_kv_heads=n_heads)
-            return _with_post_norm(spec, norm)
-
-        self_attention = attention(layer.self_attn, layer.self_attn_layer_norm)
-        cross_attention = attention(layer.encoder_attn, layer.encoder_attn_layer_norm) if cross else None
-        ffn = FFNSpec(layer.fc2, layer.fc2.weight.T, PostNorm.of(layer.final_layer_norm))
-        return BlockSpec(layer, self_attention, cross_attention, ffn)
-
-    base = model.model
-    for stack in (base.encoder, base.decoder):
-        if getattr(stack, "layer_norm", None) is not None:
-            raise UnsupportedError(
-                f"{config.model_type} models with a final encoder/decoder LayerNorm (pre-LN variants such as mBART) "
-                "are not supported by the contribution graph yet."
-            )
-    encoder = [block(layer, config.encoder_attention_heads, cross=False) for layer in base.encoder.layers]
-    decoder = [block(layer, config.decoder_attention_heads, cross=True) for layer in base.decoder.layers]
-    lm_head = model.get_output_embeddings()
-    logits_bias = getattr(model, "final_logits_bias", None)
-
-    def readout(states: torch.Tensor) -> torch.Tensor:
-        logits = lm_head(states)
-        return logits + logits_bias if logits_bias is not None else logits
-
-    return ArchitectureSpec(encoder, decoder, None, readout)
-
-
-def _t5(model: nn.Module) -> ArchitectureSpec:
-    """T5: pre-RMSNorm blocks without biases; ``DenseReluDense.wo`` is the FFN output projection."""
-    config = model.config
-    n_heads = config.num_heads
-
-    def block(t5_block: nn.Module, cross: bool) -> BlockSpec:
-        self_attention = _qkv_attention(
-            t5_block.layer[0].SelfAttention, value_name="v", out_name="o", n_heads=n_heads, n_kv_heads=n_heads
-        )
-        cross_attention = (
-            _qkv_attention(
-                t5_block.layer[1].EncDecAttention, value_name="v", out_name="o", n_heads=n_heads, n_kv_heads=n_heads
-            )
-            if cross
-            else None
-        )
-        wo = t5_block.layer[-1].DenseReluDense.wo
-        return BlockSpec(t5_block, self_attention, cross_attention, FFNSpec(wo, wo.weight.T))
-
-    encoder = [block(b, cross=False) for b in model.encoder.block]
-    decoder = [block(b, cross=True) for b in model.decoder.block]
-    lm_head = model.get_output_embeddings()
-    scale = config.d_model**-0.5 if getattr(config, "scale_decoder_outputs", config.tie_word_embeddings) else 1.0
-    if model.encoder.final_layer_norm is None:
-        raise UnsupportedError("T5 variants without a final encoder LayerNorm are not supported.")
-    return ArchitectureSpec(encoder, decoder, model.decoder.final_layer_norm, lambda states: lm_head(states * scale))
-
-
-_ADAPTERS: dict[str, Callable[[nn.Module], ArchitectureSpec]] = {
-    "gpt2": _gpt2,
+#: transformers ``model_type`` -> its description. Adding a family is adding an entry here
+#: (see the README's "Adding an architecture").
+FAMILIES: dict[str, FamilyEntry] = {
+    "gpt2": _GPT2,
     "gpt_neox": _gpt_neox,
     "opt": _opt,
-    "llama": _llama_family,
-    "mistral": _llama_family,
-    "qwen2": _llama_family,
-    "gemma": _llama_family,
-    "marian": _bart_family,
-    "bart": _bart_family,
+    "llama": _LLAMA,
+    "mistral": _LLAMA,
+    "qwen2": _LLAMA,
+    "gemma": _LLAMA,
+    "qwen3": _LLAMA,  # + QK-norm: inside the attention, so the model's probabilities carry it
+    "gemma2": _gemma2,
+    "gemma3_text": _gemma2,
+    "olmo2": _OLMO2,
+    "marian": _bart_like(post_ln=True),
+    "bart": _bart_like(post_ln=True),
     "t5": _t5,
 }
 #: transformers ``model_type`` values this package decomposes.
-SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(_ADAPTERS)
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)
 
 
-def architecture_spec(model: nn.Module) -> ArchitectureSpec:
-    """The adapter's view of ``model``; an unsupported family is a clear :class:`UnsupportedError`."""
+# --------------------------------------------------------------------------------------------------
+# From a description and a model to live modules and tensors.
+# --------------------------------------------------------------------------------------------------
+
+
+def _module(root: nn.Module, path: str) -> nn.Module | None:
+    """``root`` followed along a dotted path (list indices allowed, ``-1`` included); None if a step is None."""
+    current: nn.Module | None = root
+    for step in path.split("."):
+        if current is None:
+            return None
+        current = current[int(step)] if step.lstrip("-").isdigit() else getattr(current, step)
+    return current
+
+
+def _matrix(linear: nn.Module) -> torch.Tensor:
+    """A projection's weight as ``[in, out]`` (nn.Linear stores ``[out, in]``, GPT-2's Conv1D ``[in, out]``)."""
+    return linear.weight if isinstance(linear, Conv1D) else linear.weight.T
+
+
+def _take_values(layout: QKVLayout, n_heads: int, head_dim: int, width: int) -> tuple[Callable, int]:
+    """(a function cutting ``[S, heads_kv, head_dim]`` values out of ``[S, width]``, heads_kv)."""
+    if layout == "separate":
+        n_kv = width // head_dim
+        return (lambda output: output.reshape(output.shape[0], n_kv, head_dim)), n_kv
+    n_kv = (width // head_dim - n_heads) // 2  # q: n_heads, k and v: n_kv each
+    if layout == "stacked":
+        return (lambda output: output[:, width - n_kv * head_dim :].reshape(output.shape[0], n_kv, head_dim)), n_kv
+    return (lambda output: output.reshape(output.shape[0], n_kv, -1, head_dim)[:, :, -1]), n_kv
+
+
+def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: NormKind) -> AttentionSpec:
+    module = _module(layer, layout.module)
+    out = _module(module, layout.out)
+    values = _module(module, layout.values)
+    out_matrix = _matrix(out)  # [H * head_dim, d]
+    head_dim = out_matrix.shape[0] // n_heads
+    take_values, n_kv = _take_values(layout.qkv, n_heads, head_dim, _matrix(values).shape[1])
+    if n_kv < 1 or n_heads % n_kv:
+        raise UnsupportedError(f"Cannot read {n_kv} key/value heads for {n_heads} query heads from {layout.values}.")
+
+    def norm(path: str | None) -> PostNorm | None:
+        module = _module(layer, path) if path else None
+        return PostNorm.of(module, norm_kind) if module is not None else None
+
+    return AttentionSpec(
+        module=module,
+        out_module=out,
+        value_module=values,
+        take_values=take_values,
+        out_weight=out_matrix.reshape(n_heads, head_dim, out_matrix.shape[1]),
+        out_bias=out.bias,
+        n_heads=n_heads,
+        post_norm=norm(layout.norm_after_add),
+        branch_norm=norm(layout.branch_norm),
+        output_includes_residual=layout.output_includes_residual,
+    )
+
+
+def _blocks(model: nn.Module, stack: Stack, norm_kind: NormKind) -> list[BlockSpec]:
+    n_heads = getattr(model.config, stack.heads)
+    blocks = []
+    for layer in _module(model, stack.layers):
+
+        def norm(path: str | None, layer: nn.Module = layer) -> PostNorm | None:
+            module = _module(layer, path) if path else None
+            return PostNorm.of(module, norm_kind) if module is not None else None
+
+        out = _module(layer, stack.ffn.out)
+        cross = stack.cross_attention
+        blocks.append(
+            BlockSpec(
+                module=layer,
+                self_attention=_attention(layer, stack.self_attention, n_heads, norm_kind),
+                cross_attention=_attention(layer, cross, n_heads, norm_kind) if cross else None,
+                ffn=FFNSpec(out, _matrix(out), norm(stack.ffn.norm_after_add), norm(stack.ffn.branch_norm)),
+                parallel_residual=stack.parallel_residual,
+            )
+        )
+    return blocks
+
+
+def _readout(model: nn.Module, family: Family) -> Callable[[torch.Tensor], torch.Tensor]:
+    lm_head = model.get_output_embeddings()
+    project_out = _module(model, family.project_out) if family.project_out else None
+    logits_bias = getattr(model, family.logits_bias, None) if family.logits_bias else None
+    scale, cap = family.output_scale, family.logit_softcap
+
+    def readout(states: torch.Tensor) -> torch.Tensor:
+        if project_out is not None:
+            states = project_out(states)
+        logits = lm_head(states * scale if scale != 1.0 else states)
+        if logits_bias is not None:
+            logits = logits + logits_bias
+        return cap * torch.tanh(logits / cap) if cap else logits
+
+    return readout
+
+
+def family_of(model: nn.Module) -> Family:
+    """The description of ``model``'s family; an unsupported family is a clear :class:`UnsupportedError`."""
     model_type = model.config.model_type
-    if model_type not in _ADAPTERS:
+    if model_type not in FAMILIES:
         raise UnsupportedError(
             f"The contribution graph does not support model type {model_type!r}; "
             f"supported: {', '.join(SUPPORTED_MODEL_TYPES)}."
         )
-    return _ADAPTERS[model_type](model)
+    entry = FAMILIES[model_type]
+    return entry if isinstance(entry, Family) else entry(model.config)
+
+
+def architecture_spec(model: nn.Module) -> ArchitectureSpec:
+    """The adapter's view of ``model``; an unsupported family is a clear :class:`UnsupportedError`."""
+    family = family_of(model)
+    encoder = _blocks(model, family.encoder, family.norm_kind) if family.encoder else []
+    decoder = _blocks(model, family.decoder, family.norm_kind)
+    final_norm = _module(model, family.final_norm) if family.final_norm else None
+    return ArchitectureSpec(encoder, decoder, final_norm, _readout(model, family))

@@ -6,12 +6,21 @@ Attention block at query position i (pre-LN families)::
 
 where ``x_i`` is the residual stream entering the block, ``A^h`` head h's attention probabilities,
 ``v^h_j`` the value vector of source token j in head h (value bias included; rows of A sum to 1)
-and ``W_O^h`` the head's slice of the output projection. Post-LN families (BART, Marian,
-OPT-350m) normalise after the add: ``after_i = LN(x_i + attn_i)``. With the mean and standard
-deviation of position i fixed (they are numbers of that forward pass), LayerNorm is linear in its
-input, so ``LN(sum_k p_k) = sum_k gamma * (p_k - mean(p_k)) / sigma_i + beta`` exactly; every part
-is carried through it that way and beta joins the bias. The FFN block is the same with two parts:
-``after_i = mid_i + ffn_i (+ LN)``; with a parallel residual (GPT-NeoX) ``mid_i = x_i + attn_i``.
+and ``W_O^h`` the head's slice of the output projection. The FFN block is the same with two parts:
+``after_i = mid_i + ffn_i``; with a parallel residual (GPT-NeoX, Falcon) ``mid_i = x_i + attn_i``.
+
+Norms that touch the residual stream are carried exactly, the same way for both places they sit.
+A LayerNorm ``N(y) = g * (y - mean(y)) / sigma + beta`` or RMSNorm ``N(y) = g * y / rms(y)``, with
+the statistics of position i fixed (they are numbers of this forward pass), is linear in ``y``:
+``N(sum_k p_k) = sum_k g * centre(p_k) / sigma_i + beta``, so every part is carried through it that
+way and beta joins the bias.
+
+- Post-LN (BART, Marian, OPT-350m): ``after_i = N(x_i + attn_i)``: the residual and every part
+  are carried, with the statistics of the sum.
+- Branch norm (Gemma 2/3, OLMo 2: a norm on the block's output before the add):
+  ``after_i = x_i + N(attn_i)``: the (source, head) parts and the bias are carried, with the
+  statistics of the attention output ``attn_i``; the residual passes unchanged. For the FFN the
+  normalised output is the FFN part.
 
 Proximity of a part p of a whole w (Ferrando & Voita 2024, after ALTI):
 ``max(0, |w|_1 - |w - p|_1)``, normalised over the parts of one node (residual + every
@@ -53,9 +62,9 @@ class AttentionDecomposition:
     """``whole[i] = residual[i] + sum_{j,h} coefficients[h,i,j] * head_vectors[h,j] + bias[i]``, exactly."""
 
     residual: torch.Tensor  # [T, d]
-    #: [H, T, S]: attention probabilities (divided by sigma_i when post-LN); None once released
+    #: [H, T, S]: attention probabilities (divided by sigma_i of each norm carried); None once released
     coefficients: torch.Tensor | None
-    #: [H, S, d]: v_j^h W_O^h (centred and scaled by gamma when post-LN); None once released
+    #: [H, S, d]: v_j^h W_O^h (centred when LayerNorm and scaled by the gain of each norm carried); None once released
     head_vectors: torch.Tensor | None
     bias: torch.Tensor  # [T, d]
     whole: torch.Tensor  # [T, d]: the residual stream after the block
@@ -74,8 +83,10 @@ class FFNDecomposition:
     bias: torch.Tensor  # [T, d]: zero, or beta of a post-LN
     whole: torch.Tensor  # [T, d]
     activations: torch.Tensor  # [T, d_ff]: neuron activations
-    out_weight: torch.Tensor  # [d_ff, d]
-    raw_output: torch.Tensor  # [T, d]: the FFN's own output, before any post-LN
+    #: [d_ff, d]: what neuron n writes per unit activation (times a branch norm's gain)
+    out_weight: torch.Tensor
+    #: [T, d]: the FFN's own output before any post-LN (times a branch norm's gain), = activations @ out_weight + bias
+    raw_output: torch.Tensor
 
 
 @dataclass
@@ -88,7 +99,14 @@ class BlockDecomposition:
 
 
 def _squeeze(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.detach().reshape(-1, tensor.shape[-1]).float()
+    """``[batch=1, T, *]`` -> ``[T, *]`` (a view)."""
+    return tensor.detach().reshape(-1, tensor.shape[-1])
+
+
+def _own(tensor: torch.Tensor) -> torch.Tensor:
+    """A float32 copy: a model may change its tensors in place after a hook saw them (Falcon adds into
+    its FFN output)."""
+    return tensor.to(torch.float32, copy=True)
 
 
 def _first_tensor(args: tuple, kwargs: dict, name: str) -> torch.Tensor:
@@ -103,7 +121,7 @@ def run_instrumented(
     handles = []
 
     def keep(key: tuple[str, int, str], tensor: torch.Tensor) -> None:
-        records[key] = _squeeze(tensor)
+        records[key] = _own(_squeeze(tensor))
 
     def instrument(side: str, index: int, block: BlockSpec) -> None:
         def block_input(_module, args, kwargs):
@@ -111,7 +129,7 @@ def run_instrumented(
 
         def values(name: str, attention: AttentionSpec) -> Callable:
             def hook(_module, _args, output):  # keep the values only (a copy, not a view of q, k and v)
-                records[(side, index, name)] = attention.take_values(_squeeze(output)).clone()
+                records[(side, index, name)] = _own(attention.take_values(_squeeze(output)))
 
             return hook
 
@@ -167,19 +185,31 @@ def run_instrumented(
     return encoder, decoder
 
 
-def _post_norm_stats(pre: torch.Tensor, norm: PostNorm) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-position mean [T, 1] and standard deviation [T, 1] LayerNorm uses on ``pre``."""
-    mean = pre.mean(-1, keepdim=True)
-    sigma = (pre.var(-1, unbiased=False, keepdim=True) + norm.eps).sqrt()
-    return mean, sigma
+@dataclass(frozen=True)
+class _FixedNorm:
+    """A norm with one forward pass's per-position statistics fixed: a linear map per position."""
 
+    norm: PostNorm
+    sigma: torch.Tensor  # [T, 1]: standard deviation (LayerNorm) or root mean square (RMSNorm)
+    gain: torch.Tensor  # [d]: weight (+ offset)
+    beta: torch.Tensor  # [d]
 
-def _gamma(norm: PostNorm, like: torch.Tensor) -> torch.Tensor:
-    return norm.weight.detach().float() if norm.weight is not None else like.new_ones(like.shape[-1])
+    @classmethod
+    def of(cls, norm: PostNorm, pre: torch.Tensor) -> _FixedNorm:
+        """The statistics ``norm`` computes on ``pre`` [T, d]."""
+        d = pre.shape[-1]
+        gain = norm.weight.detach().float() + norm.weight_offset if norm.weight is not None else pre.new_ones(d)
+        beta = norm.bias.detach().float() if norm.bias is not None else pre.new_zeros(d)
+        spread = pre.var(-1, unbiased=False, keepdim=True) if norm.centred else pre.pow(2).mean(-1, keepdim=True)
+        return cls(norm, (spread + norm.eps).sqrt(), gain, beta)
 
+    def carry(self, part: torch.Tensor) -> torch.Tensor:
+        """``gain * centre(part)`` without the 1/sigma: callers divide per position where they need to."""
+        return self.gain * (_centre(part) if self.norm.centred else part)
 
-def _beta(norm: PostNorm, like: torch.Tensor) -> torch.Tensor:
-    return norm.bias.detach().float() if norm.bias is not None else like.new_zeros(like.shape[-1])
+    def apply(self, pre: torch.Tensor) -> torch.Tensor:
+        """The norm of ``pre`` itself (the same numbers the statistics came from)."""
+        return self.carry(pre) / self.sigma + self.beta
 
 
 def _centre(tensor: torch.Tensor) -> torch.Tensor:
@@ -197,22 +227,27 @@ def decompose_attention(
     out_weight = spec.out_weight.detach().float()
     head_vectors = torch.bmm(per_head, out_weight)  # [H, S, d]
     d = head_vectors.shape[-1]
+    t = residual.shape[0]
     bias = spec.out_bias.detach().float() if spec.out_bias is not None else residual.new_zeros(d)
     # sum_{j,h} A^h_ij v^h_j W_O^h, mixing values per head first (cheaper than mixing [H, S, d])
-    attn_out = torch.einsum("htk,hkd->td", torch.bmm(probs, per_head), out_weight) + bias
-    pre = residual + attn_out
-    t = residual.shape[0]
+    branch = torch.einsum("htk,hkd->td", torch.bmm(probs, per_head), out_weight) + bias
+    coefficients, bias = probs, bias.expand(t, d)
+    if spec.branch_norm is not None:  # x_i + N(attn_i): parts scaled by 1 / sigma of attn_i
+        norm = _FixedNorm.of(spec.branch_norm, branch)
+        coefficients = coefficients / norm.sigma.view(1, t, 1)
+        head_vectors = norm.carry(head_vectors)
+        bias = norm.carry(bias) / norm.sigma + norm.beta
+        branch = norm.apply(branch)
+    pre = residual + branch
     if spec.post_norm is None:
-        return AttentionDecomposition(residual, probs, head_vectors, bias.expand(t, d), pre)
-    norm = spec.post_norm
-    mean, sigma = _post_norm_stats(pre, norm)
-    gamma, beta = _gamma(norm, pre), _beta(norm, pre)
+        return AttentionDecomposition(residual, coefficients, head_vectors, bias, pre)
+    norm = _FixedNorm.of(spec.post_norm, pre)  # N(x_i + attn_i): every part scaled by 1 / sigma of the sum
     return AttentionDecomposition(
-        residual=gamma * _centre(residual) / sigma,
-        coefficients=probs / sigma.view(1, t, 1),
-        head_vectors=gamma * _centre(head_vectors),
-        bias=gamma * _centre(bias) / sigma + beta,
-        whole=gamma * (pre - mean) / sigma + beta,
+        residual=norm.carry(residual) / norm.sigma,
+        coefficients=coefficients / norm.sigma.view(1, t, 1),
+        head_vectors=norm.carry(head_vectors),
+        bias=norm.carry(bias) / norm.sigma + norm.beta,
+        whole=norm.apply(pre),
     )
 
 
@@ -220,20 +255,25 @@ def decompose_ffn(
     residual: torch.Tensor, activations: torch.Tensor, output: torch.Tensor, spec: FFNSpec
 ) -> FFNDecomposition:
     out_weight = spec.out_weight.detach().float()
-    pre = residual + output
+    ffn, neuron_output = output, output
+    if spec.branch_norm is not None:
+        # x_i + N(ffn_i): the normalised output is the FFN part; neuron n writes N's gain * a_n w_n
+        # (over sigma_i, which the neuron scores' ratio cancels)
+        norm = _FixedNorm.of(spec.branch_norm, output)
+        ffn = norm.apply(output)
+        out_weight, neuron_output = norm.carry(out_weight), norm.carry(output)
+    pre = residual + ffn
     if spec.post_norm is None:
-        return FFNDecomposition(residual, output, torch.zeros_like(output), pre, activations, out_weight, output)
-    norm = spec.post_norm
-    mean, sigma = _post_norm_stats(pre, norm)
-    gamma, beta = _gamma(norm, pre), _beta(norm, pre)
+        return FFNDecomposition(residual, ffn, torch.zeros_like(ffn), pre, activations, out_weight, neuron_output)
+    norm = _FixedNorm.of(spec.post_norm, pre)
     return FFNDecomposition(
-        residual=gamma * _centre(residual) / sigma,
-        ffn=gamma * _centre(output) / sigma,
-        bias=beta.expand_as(output),
-        whole=gamma * (pre - mean) / sigma + beta,
+        residual=norm.carry(residual) / norm.sigma,
+        ffn=norm.carry(ffn) / norm.sigma,
+        bias=norm.beta.expand_as(ffn),
+        whole=norm.apply(pre),
         activations=activations,
         out_weight=out_weight,
-        raw_output=output,
+        raw_output=neuron_output,
     )
 
 
