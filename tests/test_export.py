@@ -193,7 +193,7 @@ def test_third_party_exporter_installed_through_entry_points_is_found(
 # ---------------------------------------------------------------- heatmap
 
 
-def test_causal_heatmap_draws_finite_cells_with_exact_values_on_a_diverging_scale() -> None:
+def test_causal_heatmap_draws_finite_cells_with_their_values_on_a_diverging_scale() -> None:
     layout = build_figure(causal_result())
     cells = next(r for r in renderers_of(layout) if isinstance(r.glyph, Rect))
     data = cells.data_source.data
@@ -209,7 +209,7 @@ def test_causal_heatmap_draws_finite_cells_with_exact_values_on_a_diverging_scal
     assert bars.data_source.data["top"] == [0.5, 0.25]
 
 
-def test_seq2seq_heatmap_has_source_and_target_panels_side_by_side_on_a_sequential_scale() -> None:
+def test_seq2seq_heatmap_stacks_source_and_target_panels_on_a_sequential_scale() -> None:
     layout = build_figure(seq2seq_result(), step_score="entropy")
     cells = [r for r in renderers_of(layout) if isinstance(r.glyph, Rect)]
     assert len(cells) == 2
@@ -227,6 +227,16 @@ def test_seq2seq_heatmap_has_source_and_target_panels_side_by_side_on_a_sequenti
     assert (mapper.low, mapper.high, tuple(mapper.palette)) == (0.0, 0.7, tuple(SEQUENTIAL_PALETTE))
     bars = next(r for r in renderers_of(layout) if r.glyph.__class__.__name__ == "VBar")
     assert bars.data_source.data["top"] == [0.1, 0.2]
+    # Stacked as in Inseq: bars, then source → target, then target → target, all one width, one x range.
+    panels = [child.name for child in layout.children]
+    assert panels == ["step scores", "heatmap source → target", "heatmap target → target"]
+    assert {child.sizing_mode for child in layout.children} == {"stretch_width"}
+    assert len({id(child.x_range) for child in layout.children}) == 1
+    assert [child.title.text for child in layout.children] == [
+        "saliency — tiny-synth-translate: entropy of each generated token",
+        "saliency — tiny-synth-translate: source → target",
+        "saliency — tiny-synth-translate: target → target",
+    ]
     with pytest.raises(
         InvalidInputError, match=r"no step score 'loss' in this result \(available: probability, entropy\)"
     ):
@@ -295,16 +305,18 @@ def test_seq2seq_graph_puts_the_encoder_left_of_the_decoder_with_cross_attention
     encoder_x = [x for x, side in zip(nodes["x"], nodes["side"], strict=True) if side == "encoder"]
     decoder_x = [x for x, side in zip(nodes["x"], nodes["side"], strict=True) if side == "decoder"]
     assert encoder_x and decoder_x and max(encoder_x) < min(decoder_x)
-    cross = layout.select_one({"name": "edges cross_attention"}).data
-    assert len(cross["x0"]) == sum(e.kind == "cross_attention" for e in graph.edges) > 0
-    assert all(x0 <= max(encoder_x) < min(decoder_x) <= x1 for x0, x1 in zip(cross["x0"], cross["x1"], strict=True))
+    edges = layout.select_one({"name": "edges"}).data
+    cross = [i for i, kind in enumerate(edges["kind"]) if kind == "cross attention"]
+    assert len(cross) == sum(e.kind == "cross_attention" for e in graph.edges) > 0
+    assert all(edges["x0"][i] <= max(encoder_x) < min(decoder_x) <= edges["x1"][i] for i in cross)
 
 
 def test_graph_with_an_edge_kind_added_later_still_exports() -> None:
     graph = route_graph()
     graph.edges.append(GraphEdge("e1", "o1", "skip", 0.2))  # type: ignore[arg-type]
     layout = build_figure(graph)
-    assert layout.select_one({"name": "edges skip"}).data["weight"].tolist() == [0.2]
+    edges = layout.select_one({"name": "edges"}).data
+    assert [w for w, kind in zip(edges["weight"].tolist(), edges["kind"], strict=True) if kind == "skip"] == [0.2]
 
 
 # ---------------------------------------------------------------- comparison
