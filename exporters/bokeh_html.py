@@ -21,7 +21,7 @@ from exporters.page import iframe_snippet, render_page, render_snippet
 _FIGURE_OPTIONS = {
     "heatmap": {"step_score"},
     "graph": {"root_token", "threshold", "selection_input"},
-    "compare": {"agreement_table"},
+    "compare": set(),
 }
 
 
@@ -30,8 +30,7 @@ def build_figure(result: ResultType, *, kind: str | None = None, **options: Any)
 
     heatmap: ``step_score`` (name of the bars above, default ``"probability"``);
     graph: ``root_token`` (target token index whose route is shown first), ``threshold``,
-    ``selection_input`` (CSS selector of a page input that receives the tapped node id / edge key);
-    compare: ``agreement_table`` (default True: the rank-correlation / AER table under the heatmaps).
+    ``selection_input`` (CSS selector of a page input that receives the tapped node id / edge key).
     """
     loaded = load_any_result(result)
     kind = resolve_kind(loaded, kind)
@@ -43,7 +42,7 @@ def build_figure(result: ResultType, *, kind: str | None = None, **options: Any)
     if isinstance(loaded, ContributionGraph):
         return graph_figure(loaded, **options)
     assert isinstance(loaded, Comparison)
-    return comparison_figure(loaded, **options)
+    return comparison_figure(loaded)
 
 
 def default_title(result: ResultType, kind: str) -> str:

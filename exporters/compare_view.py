@@ -58,11 +58,8 @@ def agreement_table_html(comparison: Comparison) -> str:
     )
 
 
-def comparison_figure(comparison: Comparison, *, agreement_table: bool = True) -> LayoutDOM:
-    """Heatmaps sharing one colour mapper, side by side and wrapping, then the agreement table.
-
-    ``agreement_table=False`` leaves the table out (the app shows the numbers in its own tables).
-    """
+def comparison_figure(comparison: Comparison) -> LayoutDOM:
+    """Heatmaps sharing one colour mapper, side by side and wrapping, then the agreement table."""
     n = len(comparison.results)
     if n == 0:
         raise InvalidInputError("this comparison holds no results")
@@ -83,7 +80,5 @@ def comparison_figure(comparison: Comparison, *, agreement_table: bool = True) -
         for label, result in zip(comparison.labels, comparison.results, strict=True)
     ]
     grid = row(*blocks, sizing_mode="stretch_width", styles=wrapping_row_styles(), name="comparison grid")
-    if not agreement_table:
-        return column(grid, sizing_mode="stretch_width", name="comparison")
     table = Div(text=agreement_table_html(comparison), name="agreement", disable_math=True, sizing_mode="stretch_width")
     return column(grid, table, sizing_mode="stretch_width", name="comparison")

@@ -7,6 +7,8 @@ through the app's bounded cache, calls the library and returns plain data ready 
 
 from __future__ import annotations
 
+import html
+import math
 import re
 import shutil
 import tempfile
@@ -60,6 +62,11 @@ class AppContext:
             return name
         offered = ", ".join(self.offer.models)
         if not self.offer.custom_allowed:
+            if self.offer.notice:  # offline: the Hub cannot be reached, so a typed id cannot be loaded
+                raise InvalidInputError(
+                    f"This app cannot load {name!r}: the Hugging Face Hub is unreachable from it, so it offers only "
+                    f"the models it has locally: {offered}."
+                )
             raise InvalidInputError(f"Unknown model {name!r}: this app offers only {offered}.")
         if name.startswith((".", "/", "~", "\\")) or ".." in name or name.count("/") > 1:
             raise InvalidInputError(f"{name!r} is not a Hugging Face model id (use the form 'user/model').")
@@ -75,12 +82,11 @@ class AppContext:
 
 @dataclass
 class AttributeView:
-    """One attribution run, ready to show: the result, its figure, the generated tokens' scores."""
+    """One attribution run, ready to show: the result, its generated tokens and their step scores."""
 
     result: AttributionResult
-    figure: Any  # a Bokeh LayoutDOM for gr.Plot
-    highlighted: list[tuple[str, float | None]]  # generated tokens with their probability
-    step_table: list[list[Any]]  # one row per generated token: index, token, step scores...
+    tokens_html: str  # the generated tokens as text, coloured by probability (escaped HTML)
+    step_table: list[list[Any]]  # one row per generated token: index, token (as text), step scores...
     step_headers: list[str]
     result_json: str
 
@@ -100,7 +106,6 @@ def run_attribution(
     progress: Progress = _silent,
 ) -> AttributeView:
     from attribution.inseq_runner import attribute, check_supported
-    from exporters.bokeh_html import build_figure
 
     _check_method(ctx, method)
     progress(0.0, f"loading {model}")
@@ -119,12 +124,7 @@ def run_attribution(
         progress=lambda done, total, message="": progress(done / max(total, 1), message or method),
     )
     headers, rows = step_score_table(result)
-    probabilities = result.step_scores.get("probability")
-    highlighted = [
-        (token, None if probabilities is None else round(float(probabilities[i]), 4))
-        for i, token in enumerate(result.generated_tokens)
-    ]
-    return AttributeView(result, build_figure(result), highlighted, rows, headers, result.to_json())
+    return AttributeView(result, generated_tokens_html(result), rows, headers, result.to_json())
 
 
 def _check_method(ctx: AppContext, method: str) -> None:
@@ -146,14 +146,69 @@ def offered_methods(config: SpaceConfig) -> list[str]:
     return [m for m in config.methods if m in runnable] if config.methods else runnable
 
 
+def figure_for(result: ResultType, **options: Any) -> Any:
+    """A fresh Bokeh layout for ``gr.Plot`` (a layout belongs to one document, so one per request)."""
+    from exporters.bokeh_html import build_figure
+
+    return build_figure(result, **options)
+
+
+#: What the step-score table shows before any result (Gradio would otherwise number the columns).
+EMPTY_STEP_TABLE_HEADERS = ["step", "token"]
+
+
 def step_score_table(result: AttributionResult) -> tuple[list[str], list[list[Any]]]:
-    """Headers and rows (step, token, one column per step score) for the generated tokens."""
+    """Headers and rows (step, token as text, one column per step score, 4 significant digits)."""
+    from exporters.figure_common import shown_value
+    from exporters.tokens import display_token, result_style
+
+    style = result_style(result)
     names = list(result.step_scores)
     rows = [
-        [step, token, *(round(float(result.step_scores[name][step]), 6) for name in names)]
+        [step, display_token(token, style), *(float(shown_value(result.step_scores[name][step])) for name in names)]
         for step, token in enumerate(result.generated_tokens)
     ]
-    return ["step", "token", *names], rows
+    return [*EMPTY_STEP_TABLE_HEADERS, *names], rows
+
+
+def generated_tokens_html(result: AttributionResult) -> str:
+    """The generated tokens as text, each shaded by its probability on a 0…1 scale, with that legend.
+
+    Hovering a token shows its probability and its raw spelling. Without the probability step score
+    the tokens are shown unshaded, with a note saying how to get the shading. Everything is escaped.
+    """
+    from exporters.figure_common import shown_value
+    from exporters.tokens import display_token, result_style
+
+    style = result_style(result)
+    probabilities = result.step_scores.get("probability")
+    chips = []
+    for step, token in enumerate(result.generated_tokens):
+        shown = html.escape(display_token(token, style))
+        if probabilities is None or not math.isfinite(probabilities[step]):
+            shade, tip = "transparent", f"raw token {token!r}"
+        else:
+            p = min(max(float(probabilities[step]), 0.0), 1.0)
+            shade, tip = f"rgba(33, 102, 172, {0.08 + 0.6 * p:.3f})", f"p = {shown_value(p)}; raw token {token!r}"
+        chips.append(
+            f'<span class="ae-token" data-step="{step}" title="{html.escape(tip, quote=True)}" '
+            f'style="background: {shade}; border: 1px solid #c9d3de; border-radius: 4px; padding: 1px 5px; '
+            f'margin: 2px; display: inline-block; font-family: ui-monospace, monospace">{shown}</span>'
+        )
+    if probabilities is None:
+        legend = "Tick the <i>probability</i> step score to shade each token by its probability."
+    else:
+        legend = (
+            "probability <span style='font-variant-numeric: tabular-nums'>0</span> "
+            '<span style="display: inline-block; width: 120px; height: 10px; vertical-align: middle; '
+            "background: linear-gradient(to right, rgba(33,102,172,0.08), rgba(33,102,172,0.68)); "
+            'border: 1px solid #c9d3de"></span> 1'
+        )
+    return (
+        '<div class="ae-generated" style="font-size: 14px; line-height: 1.9">'
+        f'<div style="font-size: 12px; color: #555; margin-bottom: 2px">Generated tokens · {legend}</div>'
+        f"{''.join(chips) or '<i>no generated tokens</i>'}</div>"
+    )
 
 
 # ------------------------------------------------------------------------------------- contribution graph
@@ -162,7 +217,6 @@ def step_score_table(result: AttributionResult) -> tuple[list[str], list[list[An
 @dataclass
 class GraphView:
     graph: ContributionGraph
-    figure: Any
     graph_json: str
 
 
@@ -170,9 +224,9 @@ class GraphView:
 class GraphChoices:
     """What the graph tab's dropdowns offer once a graph is shown: (label, value) pairs."""
 
-    roots: list[tuple[str, str]]  # target tokens as routes' roots, plus "last" and "all"
+    roots: list[tuple[str, str]]  # "last token (…)", "all tokens", then each target token
     nodes: list[tuple[str, str]]  # node ids
-    attention_edges: list[tuple[str, str]]  # "source->target" keys of edges with a per-head split
+    attention_edges: list[tuple[str, str]]  # edge keys ("source->target") of edges with a per-head split
 
 
 def run_graph(
@@ -186,7 +240,6 @@ def run_graph(
     progress: Progress = _silent,
 ) -> GraphView:
     from attribution.contributions import build_contribution_graph
-    from exporters.bokeh_html import build_figure
 
     threshold = float(threshold)
     if not 0.0 <= threshold < 1.0:
@@ -203,38 +256,32 @@ def run_graph(
         max_tokens=ctx.config.max_input_tokens,
         progress=progress,
     )
-    return GraphView(graph=graph, figure=build_figure(graph), graph_json=graph.to_json())
+    return GraphView(graph=graph, graph_json=graph.to_json())
 
 
 def graph_choices(graph_json: str | None) -> GraphChoices:
-    """The dropdown choices for a shown graph (none before the first graph)."""
+    """The menu choices for a shown graph (the generic ones before the first graph).
+
+    Labels come from :mod:`exporters.graph_details`, like the figure's: tokens as text, a root as
+    ``"last token (14: ·to)"``, a node as ``"·Mary (3) · L2 after attention"``.
+    """
+    from exporters.graph_details import ALL_TOKENS, ATTENTION_KINDS, edge_key, edge_title, node_place, root_label
+    from exporters.tokens import result_style
+
     if not graph_json or not graph_json.strip():
         return GraphChoices(list(ROOT_TOKEN_CHOICES), [], [])
     graph = ContributionGraph.from_json(graph_json)
+    style = result_style(graph)
+    last = len(graph.target_tokens) - 1
+    roots = [(root_label(graph, last, style), "-1"), (ALL_TOKENS, "all")]
+    roots += [(root_label(graph, i, style), str(i)) for i in range(last)]
     return GraphChoices(
-        roots=[*ROOT_TOKEN_CHOICES, *((f"{i}: {token}", str(i)) for i, token in enumerate(graph.target_tokens))],
-        nodes=[(node_label(graph, node.id), node.id) for node in graph.nodes],
+        roots=roots,
+        nodes=[(node_place(graph, node, style), node.id) for node in graph.nodes],
         attention_edges=[
-            (edge_label(graph, e.source, e.target, e.weight), edge_key(e.source, e.target))
-            for e in graph.edges
-            if e.head_weights is not None
+            (edge_title(graph, edge, style), edge_key(edge)) for edge in graph.edges if edge.kind in ATTENTION_KINDS
         ],
     )
-
-
-def edge_key(source: str, target: str) -> str:
-    return f"{source}->{target}"
-
-
-def edge_label(graph: ContributionGraph, source: str, target: str, weight: float) -> str:
-    return f"{node_label(graph, source)} → {node_label(graph, target)} ({weight:.3f})"
-
-
-def node_label(graph: ContributionGraph, node_id: str) -> str:
-    node = graph.node(node_id)
-    tokens = graph.source_tokens if node.side == "encoder" else graph.target_tokens
-    side = f"{node.side} " if graph.source_tokens and graph.n_encoder_layers else ""
-    return f"{side}L{node.layer} {node.kind} · {node.token_index}:{tokens[node.token_index]}"
 
 
 def _graph_from_json(graph_json: str | None) -> ContributionGraph:
@@ -243,37 +290,86 @@ def _graph_from_json(graph_json: str | None) -> ContributionGraph:
     return ContributionGraph.from_json(graph_json)
 
 
+#: Columns of the node table (the same rows as the figure's tap panel).
+NODE_TABLE_HEADERS = ["list", "rank", "token / neuron", "value", "raw token / neuron index"]
+EDGE_TABLE_HEADERS = ["head", "weight"]
+
+
 def node_details(graph_json: str | None, node_id: str | None) -> list[list[Any]]:
-    """Rows (list, rank, token or neuron, value): logit-lens top tokens, promoted, suppressed, FFN neurons."""
-    graph = _graph_from_json(graph_json)
+    """Rows (list, rank, token as text or neuron, value, raw token or neuron index) of a node.
+
+    The logit-lens top tokens, promoted and suppressed tokens and top FFN neurons: the rows of
+    :func:`exporters.graph_details.node_rows`, which the figure's tap panel shows too.
+    """
+    from exporters.figure_common import shown_value
+    from exporters.graph_details import node_rows
+    from exporters.tokens import result_style
+
     if not node_id:
         return []
+    graph = _graph_from_json(graph_json)
     try:
         node = graph.node(node_id)
     except KeyError as error:
         raise InvalidInputError(f"No node {node_id!r} in this graph: recompute it.") from error
-    rows: list[list[Any]] = []
-    for name, pairs in (
-        ("logit lens", node.top_tokens),
-        ("promoted", node.promoted),
-        ("suppressed", node.suppressed),
-        ("top neuron", node.top_neurons),
-    ):
-        rows += [[name, rank, str(item), round(float(value), 6)] for rank, (item, value) in enumerate(pairs, 1)]
-    return rows
+    return [
+        [row.list, row.rank, row.item, float(shown_value(row.value)), row.raw]
+        for row in node_rows(node, result_style(graph))
+    ]
 
 
 def edge_details(graph_json: str | None, key: str | None) -> list[list[Any]]:
     """Rows (head, weight) of an attention edge: how its contribution splits over heads."""
-    graph = _graph_from_json(graph_json)
+    from exporters.figure_common import shown_value
+    from exporters.graph_details import ATTENTION_KINDS, edge_rows, find_edge
+
     if not key:
         return []
-    for edge in graph.edges:
-        if edge_key(edge.source, edge.target) == key:
-            if edge.head_weights is None:
-                raise InvalidInputError("This edge is not an attention edge: it has no per-head split.")
-            return [[head, round(float(w), 6)] for head, w in enumerate(edge.head_weights)]
-    raise InvalidInputError(f"No edge {key!r} in this graph: recompute it.")
+    graph = _graph_from_json(graph_json)
+    edge = find_edge(graph, key)
+    if edge is None:
+        raise InvalidInputError(f"No edge {key!r} in this graph: recompute it.")
+    if edge.kind not in ATTENTION_KINDS:
+        raise InvalidInputError("This edge is not an attention edge: it has no per-head split.")
+    return [[head, float(shown_value(weight))] for head, weight in edge_rows(edge)]
+
+
+@dataclass
+class Selection:
+    """What the graph tab shows for the selected node or edge (tapped in the figure or picked in a menu)."""
+
+    node_id: str | None  # the node menu's value
+    node_title: str  # e.g. "node ·Mary (3) · L2 after attention"
+    node_rows: list[list[Any]]
+    edge_key: str | None  # the edge menu's value (attention edges only)
+    edge_title: str
+    edge_rows: list[list[Any]]
+
+
+def graph_selection(graph_json: str | None, selected: str | None) -> Selection:
+    """Details of ``selected``: a node id, or an edge key as :func:`exporters.graph_details.edge_key` writes it.
+
+    The figure writes the tapped item's id into the app's selection box; the menus write theirs.
+    Nothing selected (or no graph yet) gives empty tables.
+    """
+    from exporters.graph_details import ATTENTION_KINDS, edge_title, find_edge, node_title
+    from exporters.tokens import result_style
+
+    selected = (selected or "").strip()
+    if not graph_json or not graph_json.strip() or not selected:
+        return Selection(None, "", [], None, "", [])
+    graph = ContributionGraph.from_json(graph_json)
+    style = result_style(graph)
+    edge = find_edge(graph, selected)
+    if edge is not None:
+        rows = edge_details(graph_json, selected) if edge.kind in ATTENTION_KINDS else []
+        key = selected if edge.kind in ATTENTION_KINDS else None
+        return Selection(None, "", [], key, edge_title(graph, edge, style), rows)
+    try:
+        node = graph.node(selected)
+    except KeyError as error:
+        raise InvalidInputError(f"No node or edge {selected!r} in this graph: recompute it.") from error
+    return Selection(selected, node_title(graph, node, style), node_details(graph_json, selected), None, "", [])
 
 
 # ---------------------------------------------------------------------------------------------- compare
@@ -281,11 +377,9 @@ def edge_details(graph_json: str | None, key: str | None) -> list[list[Any]]:
 
 @dataclass
 class CompareView:
+    """A comparison ready to show: its figure carries the agreement table (the same one the export has)."""
+
     comparison: Comparison
-    figure: Any
-    correlation_headers: list[str]
-    correlation_rows: list[list[Any]]
-    aer_rows: list[list[Any]]  # label, AER (empty without a gold alignment)
     comparison_json: str
 
 
@@ -309,7 +403,6 @@ def run_comparison(
     """
     from attribution.compare import compare
     from attribution.inseq_runner import attribute, check_supported
-    from exporters.bokeh_html import build_figure
 
     models = [models] if isinstance(models, str) else list(models or [])
     methods = list(methods or [])
@@ -325,6 +418,7 @@ def run_comparison(
         loaded_models[model] = ctx.load(model)
         for method in methods:
             check_supported(loaded_models[model], method)
+    _check_same_kind(loaded_models)
     forced_target = _optional(target)
     results = []
     for i, (model, method) in enumerate(runs):
@@ -348,20 +442,25 @@ def run_comparison(
         results.append(result)
     labels = [f"{model} / {method}" if len(models) > 1 else method for model, method in runs]
     comparison = compare(results, labels, gold_alignment=_optional(gold_alignment))
-    headers = ["", *labels]
-    rows = [
-        [label, *(None if v is None else round(float(v), 4) for v in row)]
-        for label, row in zip(labels, comparison.rank_correlation, strict=True)
-    ]
-    aer_rows = (
-        [
-            [label, None if aer is None else round(float(aer), 4)]
-            for label, aer in zip(labels, comparison.aer, strict=True)
-        ]
-        if comparison.gold_alignment
-        else []
-    )
-    return CompareView(comparison, build_figure(comparison), headers, rows, aer_rows, comparison.to_json())
+    return CompareView(comparison, comparison.to_json())
+
+
+_KIND_WORDS = {
+    "causal": "a causal language model (it continues a prompt)",
+    "seq2seq": "a sequence-to-sequence model (it translates or rewrites a source sentence)",
+}
+
+
+def _check_same_kind(loaded_models: dict[str, LoadedModel]) -> None:
+    """Causal and seq2seq models explain different token sequences of the same text: refuse the mix up front."""
+    kinds = {model: loaded.kind for model, loaded in loaded_models.items()}
+    if len(set(kinds.values())) > 1:
+        described = "; ".join(f"{model} is {_KIND_WORDS.get(kind, kind)}" for model, kind in kinds.items())
+        raise InvalidInputError(
+            f"These models cannot be compared on one input: {described}. Their attributions cover different "
+            "tokens (a prompt and its continuation vs. a source and its translation). Compare causal models "
+            "with each other, or sequence-to-sequence models with each other."
+        )
 
 
 # ----------------------------------------------------------------------------------------------- export
@@ -437,7 +536,7 @@ def push_to_hub(
     import os
 
     from exporters import export_result
-    from exporters.hub import push_export
+    from exporters.hub import HubPushError, push_export
 
     repo_id = (repo_id or "").strip()
     if not repo_id:
@@ -448,7 +547,24 @@ def push_to_hub(
     result = _result_from_json(result_json, what)
     export = export_result(result, mode="standalone")
     endpoint = ctx.config.hub_endpoint or os.environ.get("HF_ENDPOINT") or None
-    return push_export(export, result, repo_id, repo_type="dataset", token=token, endpoint=endpoint)
+    try:
+        return push_export(export, result, repo_id, repo_type="dataset", token=token, endpoint=endpoint)
+    except HubPushError as error:
+        raise HubPushError(for_browser_users(str(error))) from None
+
+
+def for_browser_users(message: str) -> str:
+    """A Hub push error reworded for someone in the app (no local files, no HF_TOKEN, no terminal)."""
+    from exporters.hub import KEPT
+
+    message = message.replace(f"; {KEPT}", "").rstrip(". ")
+    for cli_words, app_words in (
+        ("log in again or set HF_TOKEN", "sign in again or paste another write token"),
+        ("run `hf auth login` or set HF_TOKEN", "sign in with Hugging Face or paste a write token"),
+    ):
+        message = message.replace(cli_words, app_words)
+    message = message[:1].upper() + message[1:]
+    return f"{message}. Nothing was published; your result is still here (download it with 'Create file')."
 
 
 def bundled_examples_available(offer: ModelOffer) -> tuple[str, ...]:
