@@ -14,7 +14,7 @@ from bokeh.models import Div, LayoutDOM
 
 from attribution.errors import InvalidInputError
 from attribution.results import Comparison
-from exporters.figure_common import colour_mapper, wrapping_block_styles, wrapping_row_styles
+from exporters.figure_common import colour_mapper, responsive_grid_styles
 from exporters.heatmap import heatmap_figure, heatmap_parts, result_heading
 
 #: The table's style (inside the Div, which Bokeh renders in its own shadow root).
@@ -74,11 +74,11 @@ def comparison_figure(comparison: Comparison) -> LayoutDOM:
         column(
             heatmap_figure(result, mapper=mapper, show_step_scores=False, score_label="score", label=label),
             sizing_mode="stretch_width",
-            styles=wrapping_block_styles(),
+            styles={"min-width": "0"},
             name=f"compared {result_heading(result, label)}",
         )
         for label, result in zip(comparison.labels, comparison.results, strict=True)
     ]
-    grid = row(*blocks, sizing_mode="stretch_width", styles=wrapping_row_styles(), name="comparison grid")
+    grid = row(*blocks, sizing_mode="stretch_width", styles=responsive_grid_styles(), name="comparison grid")
     table = Div(text=agreement_table_html(comparison), name="agreement", disable_math=True, sizing_mode="stretch_width")
     return column(grid, table, sizing_mode="stretch_width", name="comparison")

@@ -89,6 +89,26 @@ def axis_px(labels: Iterable[str], *, least: int = 48, most: int = 220) -> int:
     return max(least, min(most, 7 * longest + 20))
 
 
+def short_model_name(model_id: str) -> str:
+    """A model as named in titles: a Hub id as it is, a local folder by its own name (not its whole path)."""
+    if model_id.startswith(("/", "./", "../", "~", "\\")) or (len(model_id) > 2 and model_id[1:3] in (":\\", ":/")):
+        return model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or model_id
+    return model_id
+
+
+def responsive_grid_styles(min_px: int = BLOCK_MIN_PX) -> dict[str, str]:
+    """CSS for a Bokeh row laid out as a grid of equal columns, as many as fit at ``min_px`` each.
+
+    Children wrap onto new lines instead of overflowing sideways, and a lone child on the last line
+    keeps the others' width (so compared heatmaps stay the same size).
+    """
+    return {
+        "display": "grid",
+        "grid-template-columns": f"repeat(auto-fit, minmax(min({min_px}px, 100%), 1fr))",
+        "gap": f"{BLOCK_GAP_PX}px",
+    }
+
+
 def wrapping_block_styles(min_px: int = BLOCK_MIN_PX) -> dict[str, str]:
     """CSS for a child of a wrapping row: share the width, wrap below ``min_px``."""
     return {"flex": f"1 1 {min_px}px", "min-width": f"min({min_px}px, 100%)"}

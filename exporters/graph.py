@@ -40,7 +40,7 @@ from bokeh.transform import factor_cmap
 
 from attribution.errors import InvalidInputError
 from attribution.results import ContributionGraph, GraphEdge, GraphNode, TokenizerStyle
-from exporters.figure_common import token_ticks, wrapping_block_styles, wrapping_row_styles
+from exporters.figure_common import short_model_name, token_ticks, wrapping_block_styles, wrapping_row_styles
 from exporters.graph_details import (
     ALL_TOKENS,
     ATTENTION_KINDS,
@@ -77,6 +77,8 @@ PANEL_GAP = 2
 LAYER_PX, EXTRA_PX, MIN_HEIGHT_PX, MAX_HEIGHT_PX = 80, 170, 420, 980
 #: The details panel wraps below the plot when the two do not fit side by side.
 PLOT_MIN_PX, PANEL_MIN_PX = 520, 280
+#: Within this many pixels of a node, only the node's tooltip shows (not those of the edges meeting there).
+NODE_HOVER_PX = 9
 HINT = "Tap a node for its top tokens (and FFN neurons), or an edge for its split over heads."
 
 # Walks down from the chosen root node(s), keeping edges at or above the threshold (the JS twin of
@@ -107,6 +109,19 @@ while (queue.length > 0) {
 shown.indices = kept.sort((a, b) => a - b);
 nodes.data = {...nodes.data, alpha: Array.from(nodes.data.alpha, (_, n) => (seen.has(n) ? 1.0 : 0.15))};
 status.text = `${kept.length} of ${data.weight.length} edges with weight ≥ ${t.toFixed(3)}`;
+"""
+
+# Hovering near a node shows the node's tooltip only: an edge's is left out within `radius` pixels
+# of either of its ends (where many edges meet).
+_NOT_AT_A_NODE_JS = """
+const {vars, data_source} = cb_data;
+const coordinates = vars.glyph_view?.renderer?.coordinates;
+if (coordinates == null) return true;
+const {x_scale, y_scale} = coordinates;
+const d = data_source.data;
+const i = vars.index;
+const far = (x, y) => Math.hypot(x_scale.compute(x) - vars.sx, y_scale.compute(y) - vars.sy) > radius;
+return far(d.x0[i], d.y0[i]) && far(d.x1[i], d.y1[i]);
 """
 
 # Tapping shows a node's (or else an edge's) details in the panel, a Div rendered as text, so
@@ -304,7 +319,7 @@ def graph_figure(
     n_columns = geometry.decoder_offset + len(graph.target_tokens)
     n_rows = max(geometry.encoder_layers, geometry.decoder_layers)
     plot = figure(
-        title=f"Contribution graph — {graph.provenance.model_id}",
+        title=f"Contribution graph — {short_model_name(graph.provenance.model_id)}",
         sizing_mode="stretch_width",
         height=max(MIN_HEIGHT_PX, min(MAX_HEIGHT_PX, LAYER_PX * n_rows + EXTRA_PX)),
         x_range=(-1.0, n_columns),
@@ -335,6 +350,7 @@ def graph_figure(
             line_policy="interp",
             sort_by=[("weight", "descending")],
             limit=1,
+            filters={"@weight": CustomJS(args={"radius": NODE_HOVER_PX}, code=_NOT_AT_A_NODE_JS)},
         )
     )
     node_renderer = plot.scatter(
@@ -434,17 +450,22 @@ def _draw_predictions(
         {"x": [x for x, _ in entries], "y": [top + 0.25] * len(entries), "text": [t for _, t in entries]},
         name="predictions",
     )
+    single = len(entries) == 1
+    n_columns = geometry.decoder_offset + len(graph.target_tokens)
+    # One prediction reads horizontally, kept inside the frame; several are slanted so they do not overlap.
+    align = "left" if not single else ("right" if entries[0][0] > n_columns / 2 else "left")
     plot.add_layout(
         LabelSet(
             x="x",
             y="y",
             text="text",
             source=source,
-            text_font_size="12px" if len(entries) == 1 else "10px",
+            text_font_size="12px" if single else "10px",
             text_font_style="bold",
             text_color="#b03a2e",
-            angle=0.0 if len(entries) == 1 else 0.5,
-            text_align="center" if len(entries) == 1 else "left",
+            angle=0.0 if single else 0.5,
+            text_align=align,
+            x_offset=6 if align == "left" else -6,
         )
     )
 

@@ -4,7 +4,8 @@ As in Inseq's own heatmaps, the parts of a result are stacked: the step-score ba
 source→target (seq2seq), then target→target (or, for a causal model, prefix→generated, where the
 NaN future cells are left empty). Every part shares the generated-token columns and stretches to
 the width it is given; its height grows with its number of rows. Every panel's title names the
-method and the model, so panels stay identifiable in a comparison grid. Hover shows the token pair
+method and the model (first line) and the part (second line), so panels stay identifiable in a
+comparison grid. Hover shows the token pair
 (as text, with the raw spelling) and the score to 4 significant digits.
 """
 
@@ -23,6 +24,7 @@ from exporters.figure_common import (
     axis_px,
     colour_bar,
     colour_mapper,
+    short_model_name,
     short_value,
     token_lookup,
     token_ticks,
@@ -68,9 +70,10 @@ def row_px(n_rows: int) -> int:
 
 def result_heading(result: AttributionResult, label: str | None = None) -> str:
     """``"saliency — tiny-ioi-gpt2"`` (or a comparison's own label with the model): names every panel."""
+    model = short_model_name(result.provenance.model_id)
     if label is None:
-        return f"{result.method} — {result.provenance.model_id}"
-    return label if result.provenance.model_id in label else f"{label} — {result.provenance.model_id}"
+        return f"{result.method} — {model}"
+    return label if result.provenance.model_id in label or model in label else f"{label} — {model}"
 
 
 def _cells(matrix: np.ndarray) -> ColumnDataSource:
@@ -109,7 +112,7 @@ def _panel(
         min_border_right=RIGHT_PX,
         tools="pan,wheel_zoom,box_zoom,reset,save",
         toolbar_location="right",
-        name=f"heatmap {title.rsplit(': ', 1)[-1]}",
+        name=f"heatmap {title.splitlines()[-1]}",
     )
     cells = plot.rect(
         x="x",
@@ -218,14 +221,14 @@ def heatmap_figure(
     panels = []
     bars_name = _step_score_name(result, step_score) if show_step_scores else None
     if bars_name is not None:
-        bars_title = f"{heading}: {bars_name} of each generated token"
+        bars_title = f"{heading}\n{bars_name} of each generated token"
         panels.append(
             step_score_bars(result, bars_name, x_range=x_range, left_px=left, title=bars_title, hovers=columns[1])
         )
     for index, ((part, tokens, matrix), labels) in enumerate(zip(parts, row_labels, strict=True)):
         panels.append(
             _panel(
-                f"{heading}: {part}",
+                f"{heading}\n{part}",
                 labels,
                 [hover_token(t, style) for t in tokens],
                 columns,

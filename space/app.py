@@ -72,6 +72,7 @@ SELECT_IN_FIGURE_JS = """
   return [];
 }
 """
+NODE_TABLE_MIN_PX, EDGE_TABLE_MIN_PX = 560, 340
 NODE_TABLE_LABEL = "Node: logit lens, promoted / suppressed tokens, FFN neurons"
 EDGE_TABLE_LABEL = "Edge: split over heads"
 EMPTY_STEP_TABLE = {"headers": handlers.EMPTY_STEP_TABLE_HEADERS, "data": []}
@@ -229,8 +230,8 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 g_selection = gr.Textbox(
                     label="Selected node or edge", visible="hidden", elem_id=GRAPH_SELECTION_ID, interactive=True
                 )
-                with gr.Row():
-                    with gr.Column():
+                with gr.Row():  # side by side when there is room, one under the other otherwise
+                    with gr.Column(min_width=NODE_TABLE_MIN_PX, scale=3):
                         g_node = gr.Dropdown(
                             [], label="Node (or tap one in the figure)", elem_id="graph-node", allow_custom_value=True
                         )
@@ -241,7 +242,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                             wrap=True,
                             elem_id="graph-node-table",
                         )
-                    with gr.Column():
+                    with gr.Column(min_width=EDGE_TABLE_MIN_PX, scale=2):
                         g_edge = gr.Dropdown(
                             [],
                             label="Attention edge (or tap one in the figure)",

@@ -291,7 +291,7 @@ def _graph_from_json(graph_json: str | None) -> ContributionGraph:
 
 
 #: Columns of the node table (the same rows as the figure's tap panel).
-NODE_TABLE_HEADERS = ["list", "rank", "token / neuron", "value", "raw token / neuron index"]
+NODE_TABLE_HEADERS = ["list", "#", "token / neuron", "value", "raw"]
 EDGE_TABLE_HEADERS = ["head", "weight"]
 
 

@@ -17,7 +17,7 @@ from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
 from exporters import Export, ExporterError, available_exporters, export_result, get_exporter
 from exporters.bokeh_html import BokehExporter, build_figure
-from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE
+from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_model_name
 from exporters.graph import root_nodes, route_edges
 from exporters.page import PROVENANCE_SCRIPT_ID
 from space.cli import main
@@ -233,14 +233,30 @@ def test_seq2seq_heatmap_stacks_source_and_target_panels_on_a_sequential_scale()
     assert {child.sizing_mode for child in layout.children} == {"stretch_width"}
     assert len({id(child.x_range) for child in layout.children}) == 1
     assert [child.title.text for child in layout.children] == [
-        "saliency — tiny-synth-translate: entropy of each generated token",
-        "saliency — tiny-synth-translate: source → target",
-        "saliency — tiny-synth-translate: target → target",
+        "saliency — tiny-synth-translate\nentropy of each generated token",
+        "saliency — tiny-synth-translate\nsource → target",
+        "saliency — tiny-synth-translate\ntarget → target",
     ]
     with pytest.raises(
         InvalidInputError, match=r"no step score 'loss' in this result \(available: probability, entropy\)"
     ):
         build_figure(seq2seq_result(), step_score="loss")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "shown"),
+    [
+        ("gpt2", "gpt2"),
+        ("Helsinki-NLP/opus-mt-en-de", "Helsinki-NLP/opus-mt-en-de"),
+        ("/tmp/models/bpe-gpt2", "bpe-gpt2"),
+        ("./models/bpe-gpt2/", "bpe-gpt2"),
+        ("C:\\models\\tiny", "tiny"),
+    ],
+)
+def test_titles_name_local_models_by_their_folder(model_id: str, shown: str) -> None:
+    assert short_model_name(model_id) == shown
+    result = causal_result(model_id=model_id)
+    assert build_figure(result).children[0].title.text.startswith(f"input_x_gradient — {shown}\n")
 
 
 def test_mis_shaped_scores_are_a_clear_error() -> None:

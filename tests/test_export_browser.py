@@ -135,9 +135,12 @@ def test_graph_hover_tap_slider_and_route_choice_change_what_is_shown(
     assert f"edge: {edge}" in text and "top heads: h0 0.300, h1 0.050" in text
     assert text.count("edge: ") == 1
 
-    # Tap node a1 (after attention of "Mary"): the details panel shows its rows.
+    # Tap node a1 (after attention of "Mary"): the details panel shows its rows. The pointer is on a
+    # node where three edges meet: the node's tooltip shows, none of the edges'.
     page.mouse.click(*page.evaluate(_SCREEN_POINT_JS, ["contribution graph", 1.0, 0.4]))
     page.wait_for_timeout(300)
+    text = " ".join(session.deep_text().split())
+    assert "node: Mary (1) · L1 after attention" in text and "edge: " not in text
     panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('details').text")
     assert panel == node_details_text(graph, graph.node("a1"), "plain")
     assert panel.splitlines()[:3] == ["node Mary (1) · L1 after attention", "logit lens:", "  1. Mary  0.75"]

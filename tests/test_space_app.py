@@ -514,10 +514,11 @@ _PANEL_JS = """
 }
 """
 
-# Is figure `index` (in drawing order) under `selector` showing its whole title? Scrolls it into
-# view, then looks for anything drawn over the title's text: the topmost element at points along
-# it, and any visible element of the surrounding Gradio block (a label badge ignores the pointer,
-# so the topmost-element test alone would miss it) whose box overlaps the text.
+# Is figure `index` (in drawing order) under `selector` showing its whole title? Checks that the
+# text fits the figure's width, scrolls it into view, then looks for anything drawn over the text:
+# the topmost element at points along it, and any visible element of the surrounding Gradio block
+# (a label badge ignores the pointer, so the topmost-element test alone would miss it) whose box
+# overlaps the text.
 _TITLE_VISIBLE_JS = """
 ([selector, index]) => {
   const container = document.querySelector(selector);
@@ -533,17 +534,22 @@ _TITLE_VISIBLE_JS = """
   const box = view.el.getBoundingClientRect();
   const measure = document.createElement('canvas').getContext('2d');
   measure.font = 'bold 13px helvetica, arial, sans-serif';
-  const width = Math.min(measure.measureText(view.model.title.text).width, title.bbox.width - 4);
-  const text = {left: box.left + title.bbox.left, right: box.left + title.bbox.left + width,
+  const lines = view.model.title.text.split('\n');
+  const widths = lines.map((line) => measure.measureText(line).width);
+  const fits = Math.max(...widths) <= title.bbox.width + 1;  // the whole text fits, nothing cut at the right
+  const text = {left: box.left + title.bbox.left, right: box.left + title.bbox.left + Math.max(...widths),
                 top: box.top + title.bbox.top, bottom: box.top + title.bbox.top + title.bbox.height};
-  const y = (text.top + text.bottom) / 2;
-  const xs = [text.left + 4, (text.left + text.right) / 2, text.right - 4];
+  const points = lines.flatMap((line, i) => {
+    const y = text.top + (i + 0.5) * (title.bbox.height / lines.length);
+    const width = Math.min(widths[i], title.bbox.width);
+    return [4, width / 2, width - 4].map((dx) => [text.left + dx, y]);
+  });
   const within = (inner, outer) => {  // walks up through parents and shadow hosts
     for (let node = inner; node; node = node.parentNode ?? node.host) if (node === outer) return true;
     return false;
   };
   const mine = (el) => within(el, view.el);
-  const topmost = (x) => {
+  const topmost = ([x, y]) => {
     let el = document.elementFromPoint(x, y);
     while (el && el.shadowRoot) {
       const inner = el.shadowRoot.elementFromPoint(x, y);
@@ -562,9 +568,9 @@ _TITLE_VISIBLE_JS = """
   const block = container.closest('.block') ?? container;
   const over = [...block.querySelectorAll('*')].filter(
     (el) => !within(view.el, el) && !mine(el) && shown(el) && overlaps(el.getBoundingClientRect()));
-  const covered = [...xs.map(topmost).filter((el) => !mine(el)), ...over];
-  const inViewport = xs.every((x) => x >= 0 && x <= document.documentElement.clientWidth);
-  return {inViewport, covered: covered.map((el) => el?.outerHTML?.slice(0, 120) ?? 'nothing')};
+  const covered = [...points.map(topmost).filter((el) => !mine(el)), ...over];
+  const inViewport = points.every(([x]) => x >= 0 && x <= document.documentElement.clientWidth);
+  return {fits, inViewport, covered: covered.map((el) => el?.outerHTML?.slice(0, 120) ?? 'nothing')};
 }
 """
 
@@ -652,7 +658,7 @@ def _check_panel(page, selector: str, *, min_titles: int) -> dict:
     for index, title in enumerate(panel["titles"]):
         if title:
             seen = page.evaluate(_TITLE_VISIBLE_JS, [selector, index])
-            assert seen["inViewport"] and not seen["covered"], (title, seen)
+            assert seen["fits"] and seen["inViewport"] and not seen["covered"], (title, seen)
     labels = page.evaluate(_DRAWN_LABELS_JS, selector)
     assert labels and not [label for label in labels if any(marker in label for marker in MARKERS)]
     return panel
