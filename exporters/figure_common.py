@@ -53,8 +53,14 @@ def short_value() -> CustomJSHover:
 
 
 def shown_value(value: float) -> str:
-    """The Python twin of :func:`short_value` for panels and tables: 4 significant digits."""
-    return f"{float(value):.{SHOWN_DIGITS}g}"
+    """The Python twin of :func:`short_value`: 4 significant digits, written as JavaScript writes numbers.
+
+    (Texts composed in the browser and in Python then read the same: ``0.35``, ``1``, ``0.00001``.)
+    """
+    rounded = float(f"{float(value):.{SHOWN_DIGITS}g}")
+    if rounded == 0 or 1e-6 <= abs(rounded) < 1e21:
+        return str(np.format_float_positional(abs(rounded), trim="-")).join(("-" if rounded < 0 else "", ""))
+    return repr(rounded)
 
 
 def colour_mapper(matrices: Iterable[np.ndarray | None], *, signed: bool) -> LinearColorMapper:

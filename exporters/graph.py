@@ -22,6 +22,8 @@ from bokeh.models import (
     CDSView,
     ColumnDataSource,
     CustomJS,
+    CustomJSHover,
+    CustomJSTransform,
     Div,
     FixedTicker,
     HoverTool,
@@ -29,6 +31,9 @@ from bokeh.models import (
     Label,
     LabelSet,
     LayoutDOM,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
     LinearInterpolator,
     PreText,
     Select,
@@ -36,30 +41,24 @@ from bokeh.models import (
     TapTool,
 )
 from bokeh.plotting import figure
-from bokeh.transform import factor_cmap
 
 from attribution.errors import InvalidInputError
-from attribution.results import ContributionGraph, GraphEdge, GraphNode, TokenizerStyle
+from attribution.results import ContributionGraph, GraphEdge, GraphNode
 from exporters.figure_common import short_model_name, token_ticks, wrapping_block_styles, wrapping_row_styles
 from exporters.graph_details import (
     ALL_TOKENS,
     ATTENTION_KINDS,
     KIND_NAMES,
-    edge_details_text,
-    edge_key,
-    edge_title,
-    has_encoder,
-    node_details_text,
-    node_place,
-    predicted_tokens,
-    root_label,
-    token_of,
+    GraphWords,
+    kind_words,
     top_heads_text,
 )
-from exporters.tokens import display_token, display_tokens, result_style
+from exporters.tokens import display_tokens
 
 ALL_ROUTES = "all"
 EDGE_COLOURS = {"attention": "#3b6fb6", "cross_attention": "#8e44ad", "residual": "#9a9a9a", "ffn": "#e07b24"}
+#: Kinds added to the data model later than this file.
+OTHER_COLOUR = "#666666"
 NODE_COLOURS = {
     "embedding": "#444444",
     "after_attention": "#3b6fb6",
@@ -77,6 +76,8 @@ PANEL_GAP = 2
 LAYER_PX, EXTRA_PX, MIN_HEIGHT_PX, MAX_HEIGHT_PX = 80, 170, 420, 980
 #: The details panel wraps below the plot when the two do not fit side by side.
 PLOT_MIN_PX, PANEL_MIN_PX = 520, 280
+
+
 #: Within this many pixels of a node, only the node's tooltip shows (not those of the edges meeting there).
 NODE_HOVER_PX = 9
 HINT = "Tap a node for its top tokens (and FFN neurons), or an edge for its split over heads."
@@ -111,30 +112,79 @@ nodes.data = {...nodes.data, alpha: Array.from(nodes.data.alpha, (_, n) => (seen
 status.text = `${kept.length} of ${data.weight.length} edges with weight ≥ ${t.toFixed(3)}`;
 """
 
+# Edges are drawn between their end nodes' positions (the edges store node indices, not coordinates).
+_NODE_POSITION_JS = "return Array.from(xs, (n) => nodes.data[axis][n]);"
+
 # Hovering near a node shows the node's tooltip only: an edge's is left out within `radius` pixels
 # of either of its ends (where many edges meet).
-_NOT_AT_A_NODE_JS = """
+_AWAY_FROM_NODES = """
 const {vars, data_source} = cb_data;
 const coordinates = vars.glyph_view?.renderer?.coordinates;
 if (coordinates == null) return true;
 const {x_scale, y_scale} = coordinates;
-const d = data_source.data;
 const i = vars.index;
-const far = (x, y) => Math.hypot(x_scale.compute(x) - vars.sx, y_scale.compute(y) - vars.sy) > radius;
-return far(d.x0[i], d.y0[i]) && far(d.x1[i], d.y1[i]);
+const far = (n) => Math.hypot(
+  x_scale.compute(nodes.data.x[n]) - vars.sx, y_scale.compute(nodes.data.y[n]) - vars.sy) > radius;
+return far(data_source.data.source_node[i]) && far(data_source.data.target_node[i]);
 """
 
+# A node's and an edge's words, composed in the browser from compact columns (storing the text per
+# node and edge would double the page): the twins of GraphWords.node_place / node_details_text /
+# edge_title / edge_details_text and of edge_key. `words` holds the token labels, kind names and
+# whether to name the side.
+_WORDS_JS = r"""
+const shown = (value) => String(Number(value.toPrecision(4)));
+const node_label = (n) => {
+  const d = nodes.data;
+  const side = words.seq2seq ? (d.encoder[n] ? 'encoder ' : 'decoder ') : '';
+  return `${side}${words.tokens[d.token[n]]} (${d.position[n]}) · L${d.layer[n]} ${words.node_kinds[d.kind[n]]}`;
+};
+const node_details = (n) => `node ${node_label(n)}${nodes.data.raw[n]}\n${nodes.data.rows[n]}`;
+const node_top = (n) => {
+  const lines = nodes.data.rows[n].split('\n');
+  const start = lines.indexOf('logit lens:');
+  if (start < 0) return '—';
+  const top = [];
+  for (const line of lines.slice(start + 1, start + 4)) {
+    if (!line.startsWith('  ')) break;
+    top.push(line.trim().replace(/^\d+\. /, '').replace(/  /, ' '));
+  }
+  return top.join(', ');
+};
+const edge_title = (e) => {
+  const d = edges.data;
+  const kind = words.edge_kinds[d.kind[e]].replaceAll('_', '-');
+  return `${kind} edge ${node_label(d.source_node[e])} → ${node_label(d.target_node[e])}, weight ${shown(d.weight[e])}`;
+};
+const edge_details = (e) => (
+  edges.data.heads[e] === '—' ? edge_title(e) : `${edge_title(e)}\ntop heads: ${edges.data.heads[e]}`
+);
+const edge_key = (e) => {
+  const d = edges.data;
+  const kind = words.edge_kinds[d.kind[e]];
+  const base = `${nodes.data.id[d.source_node[e]]}->${nodes.data.id[d.target_node[e]]}`;
+  return words.attention_kinds.includes(kind) ? base : `${base}#${kind}`;
+};
+"""
+
+# Hover lines composed from the hovered row (`special_vars.index`), whatever column names the line.
+_EDGE_HOVER_JS = _WORDS_JS + "return edge_title(special_vars.index);"
+_NODE_HOVER_JS = _WORDS_JS + "return node_label(special_vars.index);"
+_NODE_TOP_HOVER_JS = _WORDS_JS + "return node_top(special_vars.index);"
+
 # Tapping shows a node's (or else an edge's) details in the panel, a Div rendered as text, so
-# tokens can never become markup. Inside the app, the tapped id is also written into
-# the app's selection box (an <input>/<textarea> found by `selector`), and an input event tells the
-# app, which then shows the same details in its own tables.
-_TAP_JS = """
+# tokens can never become markup. Inside the app, the tapped id is also written into the app's
+# selection box (an <input>/<textarea> found by `selector`), and an input event tells the app,
+# which then shows the same details in its own tables.
+_TAP_JS = (
+    _WORDS_JS
+    + """
 const n = nodes.selected.indices;
 const e = edges.selected.indices;
 let id = '';
 if (n.length > 0 && e.length > 0) { edges.selected.indices = []; return; }  // a node wins; this runs again
-if (n.length > 0) { panel.text = nodes.data.details[n[0]]; id = nodes.data.id[n[0]]; }
-else if (e.length > 0) { panel.text = edges.data.details[e[0]]; id = edges.data.key[e[0]]; }
+if (n.length > 0) { panel.text = node_details(n[0]); id = nodes.data.id[n[0]]; }
+else if (e.length > 0) { panel.text = edge_details(e[0]); id = edge_key(e[0]); }
 else { panel.text = hint; }
 if (selector) {
   const field = document.querySelector(selector);
@@ -144,6 +194,7 @@ if (selector) {
   }
 }
 """
+)
 
 
 @dataclass
@@ -165,7 +216,7 @@ class _Layout:
 
 
 def is_seq2seq(graph: ContributionGraph) -> bool:
-    return has_encoder(graph)
+    return graph.provenance.model_kind == "seq2seq" or any(n.side == "encoder" for n in graph.nodes)
 
 
 def _layout(graph: ContributionGraph) -> _Layout:
@@ -212,52 +263,50 @@ def route_edges(edges: list[GraphEdge], start_node_ids: list[str], threshold: fl
     return kept
 
 
-def _top_tokens_text(node: GraphNode, style: TokenizerStyle, top: int = 3) -> str:
-    pairs = node.top_tokens[:top]
-    return ", ".join(f"{display_token(str(t), style)} {float(v):.2f}" for t, v in pairs) or "—"
-
-
-def _nodes_source(graph: ContributionGraph, geometry: _Layout, style: TokenizerStyle) -> ColumnDataSource:
+def _nodes_source(graph: ContributionGraph, geometry: _Layout, words: GraphWords) -> ColumnDataSource:
+    """Where each node is and what it is, in numbers, plus its id and its details' rows as text."""
     nodes = graph.nodes
+    n_source = len(graph.source_tokens)
+    details = [words.node_details_text(n).split("\n", 1) for n in nodes]  # title line, then the rows
     return ColumnDataSource(
         {
             "x": np.array([geometry.x(n) for n in nodes], dtype=np.float32),
             "y": np.array([geometry.y(n) for n in nodes], dtype=np.float32),
             "alpha": np.ones(len(nodes), dtype=np.float32),
             "id": [n.id for n in nodes],
-            "side": [n.side for n in nodes],
-            "kind": [KIND_NAMES.get(n.kind, n.kind) for n in nodes],
-            "label": [node_place(graph, n, style) for n in nodes],
-            "raw": [repr(token_of(graph, n)) for n in nodes],
-            "top": [_top_tokens_text(n, style) for n in nodes],
-            "details": [node_details_text(graph, n, style) for n in nodes],
+            "encoder": np.array([n.side == "encoder" for n in nodes], dtype=np.int8),
+            "token": np.array([n.token_index + (0 if n.side == "encoder" else n_source) for n in nodes], np.int32),
+            "position": np.array([n.token_index for n in nodes], dtype=np.int32),
+            "layer": np.array([n.layer for n in nodes], dtype=np.int32),
+            "kind": np.array([_code(list(KIND_NAMES), n.kind) for n in nodes], dtype=np.int8),
+            "raw": [words.node_title(n).removeprefix(f"node {words.node_place(n)}") for n in nodes],
+            "rows": [rows for _, rows in details],
         },
         name="nodes",
     )
 
 
-def _edges_source(
-    graph: ContributionGraph, geometry: _Layout, edges: list[GraphEdge], style: TokenizerStyle
-) -> ColumnDataSource:
-    """The drawing data of every edge, in one source (one renderer: one hover tooltip at a time)."""
+def _code(known: list[str], value: str) -> int:
+    """The index of ``value`` in ``known`` (appended when new: kinds added to the data model later)."""
+    if value not in known:
+        known.append(value)
+    return known.index(value)
+
+
+def _edges_source(graph: ContributionGraph, edges: list[GraphEdge], edge_kinds: list[str]) -> ColumnDataSource:
+    """The drawing data of every edge, in one source (one renderer: one hover tooltip at a time).
+
+    Only numbers and the top heads: an edge is drawn between its end nodes' positions, and its words
+    are composed from theirs (see ``_WORDS_JS``).
+    """
     index_of = {node.id: i for i, node in enumerate(graph.nodes)}
-    sources = [graph.nodes[index_of[e.source]] for e in edges]
-    targets = [graph.nodes[index_of[e.target]] for e in edges]
     return ColumnDataSource(
         {
-            "x0": np.array([geometry.x(n) for n in sources], dtype=np.float32),
-            "y0": np.array([geometry.y(n) for n in sources], dtype=np.float32),
-            "x1": np.array([geometry.x(n) for n in targets], dtype=np.float32),
-            "y1": np.array([geometry.y(n) for n in targets], dtype=np.float32),
             "source_node": np.array([index_of[e.source] for e in edges], dtype=np.int32),
             "target_node": np.array([index_of[e.target] for e in edges], dtype=np.int32),
             "weight": np.array([e.weight for e in edges], dtype=np.float64),
-            "kind": [e.kind.replace("_", " ") for e in edges],
-            "colour": [EDGE_COLOURS.get(e.kind, "#666666") for e in edges],
-            "key": [edge_key(e) for e in edges],
-            "label": [edge_title(graph, e, style) for e in edges],
+            "kind": np.array([_code(edge_kinds, e.kind) for e in edges], dtype=np.int8),
             "heads": [top_heads_text(e) if e.kind in ATTENTION_KINDS else "—" for e in edges],
-            "details": [edge_details_text(graph, e, style) for e in edges],
         },
         name="edges",
     )
@@ -276,10 +325,10 @@ def _check_options(
     return root_token, start
 
 
-def route_menu(graph: ContributionGraph, style: TokenizerStyle) -> list[tuple[str, str]]:
+def route_menu(graph: ContributionGraph, words: GraphWords) -> list[tuple[str, str]]:
     """The figure's route choices: ``all tokens`` (when there are several roots), then each root by name."""
     root_order = sorted(root_nodes(graph))
-    entries = [(str(i), root_label(graph, token, style)) for i, token in enumerate(root_order)]
+    entries = [(str(i), words.root_label(token)) for i, token in enumerate(root_order)]
     return ([(ALL_ROUTES, ALL_TOKENS)] if len(root_order) > 1 else []) + entries
 
 
@@ -301,7 +350,7 @@ def graph_figure(
     if not roots:
         raise InvalidInputError("none of the graph's root tokens has a node to start a route from")
     root_token, start = _check_options(graph, roots, root_token, threshold)
-    style = result_style(graph)
+    words = GraphWords(graph)
     geometry = _layout(graph)
     index_of = {node.id: i for i, node in enumerate(graph.nodes)}
     root_order = sorted(roots)
@@ -311,9 +360,10 @@ def graph_figure(
     starts = [roots[root_token]] if root_token is not None else [roots[t] for t in root_order]
     kept = {id(edge) for edge in route_edges(edges, starts, start)}
     reached = {index_of[s] for s in starts} | {index_of[e.source] for e in edges if id(e) in kept}
-    nodes_source = _nodes_source(graph, geometry, style)
+    nodes_source = _nodes_source(graph, geometry, words)
     nodes_source.data["alpha"] = np.array([1.0 if n in reached else 0.15 for n in range(len(graph.nodes))], np.float32)
-    edges_source = _edges_source(graph, geometry, edges, style)
+    edge_kinds = list(EDGE_COLOURS)
+    edges_source = _edges_source(graph, edges, edge_kinds)
     shown = IndexFilter(indices=[i for i, e in enumerate(edges) if id(e) in kept], name="shown edges")
 
     n_columns = geometry.decoder_offset + len(graph.target_tokens)
@@ -330,27 +380,35 @@ def graph_figure(
     )
     _draw_panels(plot, graph, geometry)
     edge_renderer = plot.segment(
-        x0="x0",
-        y0="y0",
-        x1="x1",
-        y1="y1",
+        x0=_end_of("source_node", "x", nodes_source),
+        y0=_end_of("source_node", "y", nodes_source),
+        x1=_end_of("target_node", "x", nodes_source),
+        y1=_end_of("target_node", "y", nodes_source),
         source=edges_source,
         view=CDSView(filter=shown),
         line_width={"field": "weight", "transform": LinearInterpolator(x=[0, 1], y=[1, 9])},
         line_alpha={"field": "weight", "transform": LinearInterpolator(x=[0, 1], y=[0.25, 1])},
-        line_color="colour",
-        legend_field="kind",
+        line_color=_by_code("kind", [EDGE_COLOURS.get(kind, OTHER_COLOUR) for kind in edge_kinds]),
         nonselection_line_alpha=0.25,
         selection_line_color="#d62728",
     )
+    lookup = {
+        "seq2seq": words.seq2seq,
+        "tokens": display_tokens([*graph.source_tokens, *graph.target_tokens], words.style),
+        "node_kinds": [kind_words(kind) for kind in KIND_NAMES],
+        "edge_kinds": edge_kinds,
+        "attention_kinds": list(ATTENTION_KINDS),
+    }
+    sources = {"nodes": nodes_source, "edges": edges_source, "words": lookup}
     plot.add_tools(
         HoverTool(
             renderers=[edge_renderer],
-            tooltips=[("edge", "@label"), ("top heads", "@heads")],
+            tooltips=[("edge", "@weight{custom}"), ("top heads", "@heads")],
+            formatters={"@weight": CustomJSHover(args=sources, code=_EDGE_HOVER_JS)},
             line_policy="interp",
             sort_by=[("weight", "descending")],
             limit=1,
-            filters={"@weight": CustomJS(args={"radius": NODE_HOVER_PX}, code=_NOT_AT_A_NODE_JS)},
+            filters={"@weight": CustomJS(args={"radius": NODE_HOVER_PX, "nodes": nodes_source}, code=_AWAY_FROM_NODES)},
         )
     )
     node_renderer = plot.scatter(
@@ -358,7 +416,7 @@ def graph_figure(
         y="y",
         source=nodes_source,
         size=10,
-        fill_color=factor_cmap("kind", list(NODE_COLOURS.values()), [KIND_NAMES[k] for k in NODE_COLOURS]),
+        fill_color=_by_code("kind", [NODE_COLOURS.get(kind, OTHER_COLOUR) for kind in KIND_NAMES]),
         line_color="white",
         fill_alpha="alpha",
         line_alpha="alpha",
@@ -368,21 +426,28 @@ def graph_figure(
     plot.add_tools(
         HoverTool(
             renderers=[node_renderer],
-            tooltips=[("node", "@label"), ("raw token", "@raw"), ("logit lens", "@top")],
+            tooltips=[("node", "@id{custom}"), ("logit lens", "@rows{custom}")],
+            formatters={
+                "@id": CustomJSHover(args=sources, code=_NODE_HOVER_JS),
+                "@rows": CustomJSHover(args=sources, code=_NODE_TOP_HOVER_JS),
+            },
             limit=1,
         ),
         TapTool(renderers=[node_renderer, edge_renderer]),
     )
-    _draw_predictions(plot, graph, geometry, roots, style)
-    legend = plot.legend[0]
-    plot.center.remove(legend)
-    legend.orientation = "horizontal"
-    plot.add_layout(legend, "above")
+    _draw_predictions(plot, graph, geometry, roots, words)
+    codes = edges_source.data["kind"]
+    legend_items = [
+        LegendItem(label=kind.replace("_", " "), renderers=[edge_renderer], index=int(np.flatnonzero(codes == code)[0]))
+        for code, kind in enumerate(edge_kinds)
+        if (codes == code).any()
+    ]
+    plot.add_layout(Legend(items=legend_items, orientation="horizontal"), "above")
     positions = list(range(len(graph.source_tokens))) if geometry.decoder_offset else []
     tokens = list(graph.source_tokens) if geometry.decoder_offset else []
     positions += [geometry.decoder_offset + i for i in range(len(graph.target_tokens))]
     tokens += list(graph.target_tokens)
-    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(tokens, style), positions=positions)
+    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(tokens, words.style), positions=positions)
     plot.xaxis.major_label_orientation = 1.2
     if n_columns > 40:
         plot.xaxis.major_label_text_font_size = "8px"
@@ -390,7 +455,7 @@ def graph_figure(
     plot.yaxis.axis_label = "layer (0 = embeddings)"
     plot.grid.visible = False
 
-    menu = route_menu(graph, style)
+    menu = route_menu(graph, words)
     slider = Slider(start=graph.threshold, end=1.0, value=start, step=0.005, title="edge threshold", width=260)
     select = Select(
         title="routes from",
@@ -420,10 +485,7 @@ def graph_figure(
     )
     slider.js_on_change("value", update)
     select.js_on_change("value", update)
-    tap = CustomJS(
-        args={"nodes": nodes_source, "edges": edges_source, "panel": panel, "hint": HINT, "selector": selection_input},
-        code=_TAP_JS,
-    )
+    tap = CustomJS(args={**sources, "panel": panel, "hint": HINT, "selector": selection_input}, code=_TAP_JS)
     nodes_source.selected.js_on_change("indices", tap)
     edges_source.selected.js_on_change("indices", tap)
     controls = row(slider, select, status, styles=wrapping_row_styles(), sizing_mode="stretch_width")
@@ -436,12 +498,24 @@ def graph_figure(
     return column(controls, body, sizing_mode="stretch_width", name="graph")
 
 
+def _end_of(end: str, axis: str, nodes: ColumnDataSource) -> dict:
+    """An edge end's coordinate: the ``axis`` position of the node its ``end`` column points to."""
+    look_up = CustomJSTransform(args={"nodes": nodes, "axis": axis}, v_func=_NODE_POSITION_JS)
+    return {"field": end, "transform": look_up}
+
+
+def _by_code(field: str, colours: list[str]) -> dict:
+    """A colour per integer code in ``field`` (0 → ``colours[0]``, …)."""
+    mapper = LinearColorMapper(palette=colours, low=-0.5, high=len(colours) - 0.5)
+    return {"field": field, "transform": mapper}
+
+
 def _draw_predictions(
-    plot: figure, graph: ContributionGraph, geometry: _Layout, roots: dict[int, str], style: TokenizerStyle
+    plot: figure, graph: ContributionGraph, geometry: _Layout, roots: dict[int, str], words: GraphWords
 ) -> None:
     """Above each root's column, the token its final state predicts (its last-layer logit lens)."""
     nodes = {node.id: node for node in graph.nodes}
-    entries = [(geometry.x(nodes[node_id]), predicted_tokens(nodes[node_id], style)) for node_id in roots.values()]
+    entries = [(geometry.x(nodes[node_id]), words.predicted_tokens(nodes[node_id])) for node_id in roots.values()]
     entries = [(x, text) for x, text in entries if text]
     if not entries:
         return

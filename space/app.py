@@ -59,12 +59,20 @@ GRAPH_SELECTION_INPUT = f"#{GRAPH_SELECTION_ID} textarea, #{GRAPH_SELECTION_ID} 
 #: Selecting in the app's menus selects (highlights) the same node or edge in the shown figure.
 SELECT_IN_FIGURE_JS = """
 (selected) => {
+  const [ends, kind] = selected.split('#');
   for (const doc of (window.Bokeh?.documents ?? [])) {
     const nodes = doc.get_model_by_name('nodes');
     const edges = doc.get_model_by_name('edges');
     if (!nodes || !edges) continue;
-    const n = nodes.data.id.indexOf(selected);
-    const e = n < 0 ? edges.data.key.indexOf(selected) : -1;
+    const id = nodes.data.id;
+    const n = id.indexOf(selected);
+    let e = -1;
+    if (n < 0 && kind === undefined) {  // the menus offer attention edges: the ones with heads
+      const d = edges.data;
+      for (let i = 0; i < d.weight.length && e < 0; i++) {
+        if (`${id[d.source_node[i]]}->${id[d.target_node[i]]}` === ends && d.heads[i] !== '—') e = i;
+      }
+    }
     const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
     if (!same(edges.selected.indices, e >= 0 ? [e] : [])) edges.selected.indices = e >= 0 ? [e] : [];
     if (!same(nodes.selected.indices, n >= 0 ? [n] : [])) nodes.selected.indices = n >= 0 ? [n] : [];

@@ -265,21 +265,20 @@ def graph_choices(graph_json: str | None) -> GraphChoices:
     Labels come from :mod:`exporters.graph_details`, like the figure's: tokens as text, a root as
     ``"last token (14: ·to)"``, a node as ``"·Mary (3) · L2 after attention"``.
     """
-    from exporters.graph_details import ALL_TOKENS, ATTENTION_KINDS, edge_key, edge_title, node_place, root_label
-    from exporters.tokens import result_style
+    from exporters.graph_details import ALL_TOKENS, ATTENTION_KINDS, GraphWords, edge_key
 
     if not graph_json or not graph_json.strip():
         return GraphChoices(list(ROOT_TOKEN_CHOICES), [], [])
     graph = ContributionGraph.from_json(graph_json)
-    style = result_style(graph)
+    words = GraphWords(graph)
     last = len(graph.target_tokens) - 1
-    roots = [(root_label(graph, last, style), "-1"), (ALL_TOKENS, "all")]
-    roots += [(root_label(graph, i, style), str(i)) for i in range(last)]
+    roots = [(words.root_label(last), "-1"), (ALL_TOKENS, "all")]
+    roots += [(words.root_label(i), str(i)) for i in range(last)]
     return GraphChoices(
         roots=roots,
-        nodes=[(node_place(graph, node, style), node.id) for node in graph.nodes],
+        nodes=[(words.node_place(node), node.id) for node in graph.nodes],
         attention_edges=[
-            (edge_title(graph, edge, style), edge_key(edge)) for edge in graph.edges if edge.kind in ATTENTION_KINDS
+            (words.edge_title(edge), edge_key(edge)) for edge in graph.edges if edge.kind in ATTENTION_KINDS
         ],
     )
 
@@ -299,11 +298,10 @@ def node_details(graph_json: str | None, node_id: str | None) -> list[list[Any]]
     """Rows (list, rank, token as text or neuron, value, raw token or neuron index) of a node.
 
     The logit-lens top tokens, promoted and suppressed tokens and top FFN neurons: the rows of
-    :func:`exporters.graph_details.node_rows`, which the figure's tap panel shows too.
+    :meth:`exporters.graph_details.GraphWords.node_rows`, which the figure's tap panel shows too.
     """
     from exporters.figure_common import shown_value
-    from exporters.graph_details import node_rows
-    from exporters.tokens import result_style
+    from exporters.graph_details import GraphWords
 
     if not node_id:
         return []
@@ -312,21 +310,18 @@ def node_details(graph_json: str | None, node_id: str | None) -> list[list[Any]]
         node = graph.node(node_id)
     except KeyError as error:
         raise InvalidInputError(f"No node {node_id!r} in this graph: recompute it.") from error
-    return [
-        [row.list, row.rank, row.item, float(shown_value(row.value)), row.raw]
-        for row in node_rows(node, result_style(graph))
-    ]
+    rows = GraphWords(graph).node_rows(node)
+    return [[row.list, row.rank, row.item, float(shown_value(row.value)), row.raw] for row in rows]
 
 
 def edge_details(graph_json: str | None, key: str | None) -> list[list[Any]]:
     """Rows (head, weight) of an attention edge: how its contribution splits over heads."""
     from exporters.figure_common import shown_value
-    from exporters.graph_details import ATTENTION_KINDS, edge_rows, find_edge
+    from exporters.graph_details import ATTENTION_KINDS, GraphWords, edge_rows
 
     if not key:
         return []
-    graph = _graph_from_json(graph_json)
-    edge = find_edge(graph, key)
+    edge = GraphWords(_graph_from_json(graph_json)).find_edge(key)
     if edge is None:
         raise InvalidInputError(f"No edge {key!r} in this graph: recompute it.")
     if edge.kind not in ATTENTION_KINDS:
@@ -352,24 +347,23 @@ def graph_selection(graph_json: str | None, selected: str | None) -> Selection:
     The figure writes the tapped item's id into the app's selection box; the menus write theirs.
     Nothing selected (or no graph yet) gives empty tables.
     """
-    from exporters.graph_details import ATTENTION_KINDS, edge_title, find_edge, node_title
-    from exporters.tokens import result_style
+    from exporters.graph_details import ATTENTION_KINDS, GraphWords
 
     selected = (selected or "").strip()
     if not graph_json or not graph_json.strip() or not selected:
         return Selection(None, "", [], None, "", [])
     graph = ContributionGraph.from_json(graph_json)
-    style = result_style(graph)
-    edge = find_edge(graph, selected)
+    words = GraphWords(graph)
+    edge = words.find_edge(selected)
     if edge is not None:
         rows = edge_details(graph_json, selected) if edge.kind in ATTENTION_KINDS else []
         key = selected if edge.kind in ATTENTION_KINDS else None
-        return Selection(None, "", [], key, edge_title(graph, edge, style), rows)
+        return Selection(None, "", [], key, words.edge_title(edge), rows)
     try:
         node = graph.node(selected)
     except KeyError as error:
         raise InvalidInputError(f"No node or edge {selected!r} in this graph: recompute it.") from error
-    return Selection(selected, node_title(graph, node, style), node_details(graph_json, selected), None, "", [])
+    return Selection(selected, words.node_title(node), node_details(graph_json, selected), None, "", [])
 
 
 # ---------------------------------------------------------------------------------------------- compare

@@ -18,7 +18,7 @@ from attribution.results import AttributionResult, Comparison, ContributionGraph
 from exporters import Export, ExporterError, available_exporters, export_result, get_exporter
 from exporters.bokeh_html import BokehExporter, build_figure
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_model_name
-from exporters.graph import root_nodes, route_edges
+from exporters.graph import EDGE_COLOURS, root_nodes, route_edges
 from exporters.page import PROVENANCE_SCRIPT_ID
 from space.cli import main
 from tests.synthetic_results import synthetic_attribution, synthetic_graph
@@ -318,13 +318,16 @@ def test_seq2seq_graph_puts_the_encoder_left_of_the_decoder_with_cross_attention
     graph = synthetic_graph("seq2seq", n_tokens=4, n_source=3, root_tokens=[1, 3], threshold=0.01)
     layout = build_figure(graph)
     nodes = layout.select_one({"name": "nodes"}).data
-    encoder_x = [x for x, side in zip(nodes["x"], nodes["side"], strict=True) if side == "encoder"]
-    decoder_x = [x for x, side in zip(nodes["x"], nodes["side"], strict=True) if side == "decoder"]
+    encoder_x = [x for x, encoder in zip(nodes["x"], nodes["encoder"], strict=True) if encoder]
+    decoder_x = [x for x, encoder in zip(nodes["x"], nodes["encoder"], strict=True) if not encoder]
     assert encoder_x and decoder_x and max(encoder_x) < min(decoder_x)
     edges = layout.select_one({"name": "edges"}).data
-    cross = [i for i, kind in enumerate(edges["kind"]) if kind == "cross attention"]
+    cross_code = list(EDGE_COLOURS).index("cross_attention")  # edge kinds are coded in EDGE_COLOURS' order
+    cross = [i for i, kind in enumerate(edges["kind"]) if kind == cross_code]
     assert len(cross) == sum(e.kind == "cross_attention" for e in graph.edges) > 0
-    assert all(edges["x0"][i] <= max(encoder_x) < min(decoder_x) <= edges["x1"][i] for i in cross)
+    x = nodes["x"]  # an edge is drawn from its source node's position to its target node's
+    starts, ends = edges["source_node"], edges["target_node"]
+    assert all(x[starts[i]] <= max(encoder_x) < min(decoder_x) <= x[ends[i]] for i in cross)
 
 
 def test_graph_with_an_edge_kind_added_later_still_exports() -> None:
@@ -332,7 +335,8 @@ def test_graph_with_an_edge_kind_added_later_still_exports() -> None:
     graph.edges.append(GraphEdge("e1", "o1", "skip", 0.2))  # type: ignore[arg-type]
     layout = build_figure(graph)
     edges = layout.select_one({"name": "edges"}).data
-    assert [w for w, kind in zip(edges["weight"].tolist(), edges["kind"], strict=True) if kind == "skip"] == [0.2]
+    skip = len(EDGE_COLOURS)  # a kind the figure does not know gets the next code (and a neutral colour)
+    assert [w for w, kind in zip(edges["weight"].tolist(), edges["kind"], strict=True) if kind == skip] == [0.2]
 
 
 # ---------------------------------------------------------------- comparison

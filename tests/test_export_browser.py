@@ -8,7 +8,7 @@ import pytest
 
 from exporters import export_result
 from exporters.graph import route_edges
-from exporters.graph_details import node_details_text
+from exporters.graph_details import GraphWords
 from tests.browser import COUNT_DRAWN_PIXELS_JS, PageSession, browser, new_page  # noqa: F401  (fixtures)
 from tests.synthetic_results import synthetic_graph
 from tests.test_export import XSS_IMG, XSS_SCRIPT, causal_result, comparison, route_graph, seq2seq_result
@@ -142,14 +142,15 @@ def test_graph_hover_tap_slider_and_route_choice_change_what_is_shown(
     text = " ".join(session.deep_text().split())
     assert "node: Mary (1) · L1 after attention" in text and "edge: " not in text
     panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('details').text")
-    assert panel == node_details_text(graph, graph.node("a1"), "plain")
+    assert panel == GraphWords(graph).node_details_text(graph.node("a1"))
     assert panel.splitlines()[:3] == ["node Mary (1) · L1 after attention", "logit lens:", "  1. Mary  0.75"]
 
     # Tap the middle of the e0 → a1 attention edge: the panel shows its split over heads.
     page.mouse.click(*page.evaluate(_SCREEN_POINT_JS, ["contribution graph", 0.5, (0.0 + 0.4) / 2]))
     page.wait_for_timeout(300)
     panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('details').text")
-    assert panel == f"{edge}\nsplit over heads: h0 0.3, h1 0.05"
+    attention = next(e for e in graph.edges if (e.source, e.target, e.kind) == ("e0", "a1", "attention"))
+    assert panel == GraphWords(graph).edge_details_text(attention) == f"{edge}\ntop heads: h0 0.300, h1 0.050"
 
     # Slider: 44 key presses of 0.005 from 0.1 → threshold 0.32.
     before = session.drawn_pixels()["drawn"]

@@ -20,7 +20,7 @@ from attribution.results import AttributionResult, ContributionGraph
 from attribution.tokenizer_style import tokenizer_style
 from exporters.bokeh_html import build_figure
 from exporters.compare_view import comparison_figure
-from exporters.graph_details import edge_details_text, node_details_text, node_rows, node_title
+from exporters.graph_details import GraphWords
 from exporters.tokens import (
     BYTE_OF_CHAR,
     LEADING_SPACE,
@@ -138,20 +138,20 @@ def _drawn_labels(layout) -> list[str]:
         labels += [option[1] if isinstance(option, tuple) else option for option in select.options]
     for label_set in layout.select({"type": LabelSet}):
         labels += list(label_set.source.data["text"])
-    for name, columns in (("nodes", ("label", "top", "details")), ("edges", ("label", "details"))):
-        source = layout.select_one({"name": name})
-        if source is not None:
-            labels += [_without_raw(text) for column in columns for text in source.data[column]]
+    nodes = layout.select_one({"name": "nodes"})
+    if nodes is not None:  # the graph's node rows, and the token labels its hovers and panel compose words from
+        labels += list(nodes.data["rows"])
+        labels += [label for hover in layout.select({"type": CustomJSHover}) for label in hover.args["words"]["tokens"]]
     return labels
+
+
+def _hover_labels(layout) -> list[str]:
+    return [label for hover in layout.select({"type": CustomJSHover}) for label in hover.args.get("labels", [])]
 
 
 def _without_raw(details: str) -> str:
     """A node's details name its raw token on purpose (" — raw token 'ĠMary'"); the rest must be text."""
     return "\n".join(line.split(" — raw token ")[0] for line in details.splitlines())
-
-
-def _hover_labels(layout) -> list[str]:
-    return [label for hover in layout.select({"type": CustomJSHover}) for label in hover.args.get("labels", [])]
 
 
 @pytest.mark.parametrize("which", ["bpe", "unigram"])
@@ -200,13 +200,14 @@ def test_graphs_and_their_details_show_text(models, which: str) -> None:
     assert not [label for label in drawn if any(marker in label for marker in MARKERS)]
     lens = [node for node in graph.nodes if node.top_tokens]
     assert lens and any(any(m in t for t, _ in node.top_tokens for m in MARKERS) for node in lens)
+    words = GraphWords(graph)
     for node in graph.nodes:
-        title = node_title(graph, node, style)
+        title = words.node_title(node)
         assert not any(marker in title.split(" — raw token ")[0] for marker in MARKERS)
-        assert all(not any(m in row.item for m in MARKERS) for row in node_rows(node, style))
-        assert not any(m in _without_raw(node_details_text(graph, node, style)) for m in MARKERS)
+        assert all(not any(m in row.item for m in MARKERS) for row in words.node_rows(node))
+        assert not any(m in _without_raw(words.node_details_text(node)) for m in MARKERS)
     for edge in graph.edges:
-        assert not any(m in edge_details_text(graph, edge, style) for m in MARKERS)
+        assert not any(m in words.edge_details_text(edge) for m in MARKERS)
     again = ContributionGraph.from_json(graph.to_json())
     assert again.target_tokens == graph.target_tokens and any("Ġ" in t or "▁" in t for t in again.target_tokens)
 

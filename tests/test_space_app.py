@@ -534,7 +534,7 @@ _TITLE_VISIBLE_JS = """
   const box = view.el.getBoundingClientRect();
   const measure = document.createElement('canvas').getContext('2d');
   measure.font = 'bold 13px helvetica, arial, sans-serif';
-  const lines = view.model.title.text.split('\n');
+  const lines = view.model.title.text.split('\\n');
   const widths = lines.map((line) => measure.measureText(line).width);
   const fits = Math.max(...widths) <= title.bbox.width + 1;  // the whole text fits, nothing cut at the right
   const text = {left: box.left + title.bbox.left, right: box.left + title.bbox.left + Math.max(...widths),
@@ -587,8 +587,10 @@ _DRAWN_LABELS_JS = """
       if (model.type === 'CustomJSTickFormatter') labels.push(...(get(model.args, 'labels') ?? []));
       if (model.type === 'Title') labels.push(model.text);
       if (model.type === 'Select') labels.push(...model.options.map((o) => (Array.isArray(o) ? o[1] : o)));
+      const words = model.type === 'CustomJSHover' ? get(model.args, 'words') : null;
+      if (words) labels.push(...get(words, 'tokens'));
       if (model.type === 'ColumnDataSource') {
-        for (const column of ['label', 'text', 'top']) {
+        for (const column of ['label', 'text', 'rows']) {
           const values = get(model.data, column);
           if (values) labels.push(...values);
         }

@@ -84,24 +84,25 @@ def test_graph_choices_and_details(graph_json):
 
 
 def test_the_selection_shows_the_same_rows_as_the_figure(graph_json):
-    from exporters.graph_details import edge_title, node_details_text, node_rows, node_title
+    from exporters.graph_details import GraphWords
 
     graph = ContributionGraph.from_json(graph_json)
+    words = GraphWords(graph)
     ffn = next(node for node in graph.nodes if node.kind == "ffn" and node.top_neurons)
     chosen = handlers.graph_selection(graph_json, ffn.id)
     assert chosen.node_id == ffn.id and chosen.edge_key is None
-    assert chosen.node_title == node_title(graph, ffn, "plain")
-    expected = [[r.list, r.rank, r.item, float(f"{r.value:.4g}"), r.raw] for r in node_rows(ffn, "plain")]
+    assert chosen.node_title == words.node_title(ffn)
+    expected = [[r.list, r.rank, r.item, float(f"{r.value:.4g}"), r.raw] for r in words.node_rows(ffn)]
     assert chosen.node_rows == expected == handlers.node_details(graph_json, ffn.id)
     neurons = [row for row in chosen.node_rows if row[0] == "top neuron"]
     assert [(int(row[4]), row[3]) for row in neurons] == [(n, float(f"{v:.4g}")) for n, v in ffn.top_neurons]
     for row in chosen.node_rows:  # the figure's tap panel lists the very same items
-        assert f"  {row[1]}. {row[2]}  " in node_details_text(graph, ffn, "plain")
+        assert f"  {row[1]}. {row[2]}  " in words.node_details_text(ffn)
 
     attention = next(edge for edge in graph.edges if edge.kind == "attention")
     chosen = handlers.graph_selection(graph_json, f"{attention.source}->{attention.target}")
     assert chosen.node_id is None and chosen.edge_key == f"{attention.source}->{attention.target}"
-    assert chosen.edge_title == edge_title(graph, attention, "plain")
+    assert chosen.edge_title == words.edge_title(attention)
     assert [row[0] for row in chosen.edge_rows] == list(range(graph.n_heads))
     assert sum(row[1] for row in chosen.edge_rows) == pytest.approx(attention.weight, abs=1e-3)
 
@@ -220,5 +221,10 @@ def test_online_app_offers_the_config_models_and_typed_ids():
         assert dropdown.value == "gpt2" and dropdown.allow_custom_value
     assert ctx.offer.notice == "" and ctx.offer.custom_allowed
 
-    demo_mode, _ = build_app(SpaceConfig(models=("gpt2",), default_model="gpt2", demo_mode=True), hub_reachable=True)
-    assert not any(dropdown.allow_custom_value for dropdown in _model_dropdowns(demo_mode))
+    demo_mode, demo_ctx = build_app(
+        SpaceConfig(models=("gpt2",), default_model="gpt2", demo_mode=True), hub_reachable=True
+    )
+    # A typed id reaches the handler (the menu does not silently revert it), which refuses it in words.
+    assert all(dropdown.allow_custom_value and dropdown.info is None for dropdown in _model_dropdowns(demo_mode))
+    with pytest.raises(InvalidInputError, match="Unknown model 'someone/model': this app offers only gpt2"):
+        demo_ctx.check_model("someone/model")
