@@ -215,12 +215,8 @@ class _Layout:
         return node.layer + _KIND_Y.get(node.kind, 0.0)
 
 
-def is_seq2seq(graph: ContributionGraph) -> bool:
-    return graph.provenance.model_kind == "seq2seq" or any(n.side == "encoder" for n in graph.nodes)
-
-
-def _layout(graph: ContributionGraph) -> _Layout:
-    if not is_seq2seq(graph):
+def _layout(graph: ContributionGraph, *, seq2seq: bool) -> _Layout:
+    if not seq2seq:
         return _Layout(decoder_offset=0, encoder_layers=0, decoder_layers=graph.n_layers)
     encoder_layers = getattr(graph, "n_encoder_layers", 0) or graph.n_layers
     return _Layout(
@@ -351,7 +347,7 @@ def graph_figure(
         raise InvalidInputError("none of the graph's root tokens has a node to start a route from")
     root_token, start = _check_options(graph, roots, root_token, threshold)
     words = GraphWords(graph)
-    geometry = _layout(graph)
+    geometry = _layout(graph, seq2seq=words.seq2seq)
     index_of = {node.id: i for i, node in enumerate(graph.nodes)}
     root_order = sorted(roots)
     edges = _usable_edges(graph)

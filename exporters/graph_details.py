@@ -128,11 +128,6 @@ class GraphWords:
             lines.append("(no logit-lens tokens: encoder node, or outside the saved routes)")
         return "\n".join(lines)
 
-    def top_tokens_text(self, node: GraphNode, top: int = 3) -> str:
-        """A node's first logit-lens tokens for its hover: ``"·Mary 0.93, ·John 0.04"``."""
-        pairs = node.top_tokens[:top]
-        return ", ".join(f"{display_token(str(t), self.style)} {float(v):.2f}" for t, v in pairs) or "—"
-
     def find_edge(self, key: str) -> GraphEdge | None:
         return next((edge for edge in self.graph.edges if edge_key(edge) == key), None)
 

@@ -744,6 +744,7 @@ def _table_rows_match(shown: list[list[str]], expected: list[list]) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 def test_graph_tab_at_width_and_a_tap_fills_the_apps_tables(served, new_page, width: int) -> None:  # noqa: F811
+    from exporters.graph_details import GraphWords
     from space.handlers import node_details
 
     session = _open_app(new_page, served, width)
@@ -786,6 +787,19 @@ def test_graph_tab_at_width_and_a_tap_fills_the_apps_tables(served, new_page, wi
         row[2] for row in expected if row[1] == 1
     ]  # the figure's own panel lists the same items
     _screenshot(page, f"graph-{width}-bpe-tapped")
+
+    # The other way round: a node picked in the app's menu is selected (highlighted) in the figure.
+    first = next(node.id for node in graph.nodes if node.id != root and node.top_tokens)
+    menu = page.locator("#graph-node input").first
+    menu.fill(GraphWords(graph).node_place(graph.node(first)))
+    menu.press("Enter")
+    page.wait_for_function(
+        "(id) => { const nodes = [...Bokeh.documents].map((d) => d.get_model_by_name('nodes')).filter(Boolean).at(-1);"
+        " return nodes.selected.indices.length === 1 && nodes.data.id[nodes.selected.indices[0]] === id; }",
+        arg=first,
+        timeout=30_000,
+    )
+    _table_rows_match(page.evaluate(_TABLE_ROWS_JS, "#graph-node-table"), node_details(graph.to_json(), first))
     session.assert_clean()
 
 
