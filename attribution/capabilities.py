@@ -36,9 +36,17 @@ TESTED_FAMILIES: dict[str, ModelKind] = {
     "gemma2": "causal",
     "gemma3_text": "causal",
     "olmo2": "causal",
+    "phi3": "causal",
+    "falcon": "causal",
+    "gpt_bigcode": "causal",
+    "bloom": "causal",
     "marian": "seq2seq",
     "bart": "seq2seq",
+    "m2m_100": "seq2seq",
+    "mbart": "seq2seq",
     "t5": "seq2seq",
+    "mt5": "seq2seq",
+    "umt5": "seq2seq",
 }
 
 
@@ -49,6 +57,7 @@ class MethodSpec:
     - ``family_only``: when set, the method runs only on these model types (all others refused
       with ``refusal``); otherwise it runs on every model of the kinds in ``kinds`` except the
       model types in ``family_excluded`` (refused with ``refusal``).
+    - ``family_refusals``: model types refused with their own reason (checked first).
     - ``requires``: importable modules the method needs at run time (optional dependencies).
     - ``final_step``: Inseq computes it in one pass at the last step and refuses step scores with it;
       we then compute step scores in a separate pass (method ``dummy``).
@@ -64,6 +73,7 @@ class MethodSpec:
     family_only: frozenset[str] | None = None
     family_excluded: frozenset[str] = frozenset()
     refusal: str = ""
+    family_refusals: Mapping[str, str] = field(default_factory=dict)
     requires: tuple[str, ...] = ()
     final_step: bool = False
     target_side_on_seq2seq: bool = True
@@ -77,7 +87,7 @@ _LAYER_HOOK_FAILS = (
 )
 _LAYER_BASELINE_BROKEN = (
     "under transformers 5, Inseq 0.7.1 returns all-zero scores for it on decoder-only and Marian models and "
-    "fails on BART and T5; use integrated_gradients instead"
+    "fails on BART and T5 (and their relatives mBART, M2M-100, mT5, UMT5); use integrated_gradients instead"
 )
 
 #: Offered methods, in the order a user should meet them (cheap and common first).
@@ -108,7 +118,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "layer_gradient_x_activation",
             "gradient x activation at the embedding layer",
-            family_excluded=frozenset({"bart", "t5"}),
+            family_excluded=frozenset({"bart", "t5", "mt5", "umt5", "m2m_100", "mbart"}),
             refusal=_LAYER_HOOK_FAILS,
             target_side_on_seq2seq=False,
         ),
@@ -136,11 +146,17 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "value_zeroing",
             "change of the output when a token's value vectors are zeroed (Mohebbi et al. 2023)",
-            family_only=frozenset({"t5"}),
+            family_only=frozenset({"t5", "mt5", "falcon"}),
             refusal=(
                 "Inseq 0.7.1's value_zeroing cannot patch this architecture's attention under transformers 5 "
-                "(it only works on T5 here)"
+                "(it only works on T5, mT5 and Falcon here)"
             ),
+            family_refusals={
+                "bloom": (
+                    "Inseq 0.7.1's value_zeroing returns all-zero scores on BLOOM (whose attention module adds the "
+                    "residual stream itself)"
+                )
+            },
             final_step=True,
         ),
         MethodSpec(
@@ -178,6 +194,8 @@ def missing_requirements(spec: MethodSpec) -> list[str]:
 def refusal_reason(method: str, kind: ModelKind, model_type: str) -> str | None:
     """Why ``method`` cannot run on a ``kind`` model of ``model_type``, or None when it can."""
     spec = METHODS[method]
+    if model_type in spec.family_refusals:
+        return spec.family_refusals[model_type]
     if (spec.family_only is not None and model_type not in spec.family_only) or model_type in spec.family_excluded:
         return spec.refusal
     if kind not in spec.kinds:

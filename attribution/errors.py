@@ -26,3 +26,15 @@ class HubUnreachableError(ModelLoadError):
 
 class UnsupportedError(AttributionExplorerError):
     """The request is valid but this method / architecture combination is not supported."""
+
+
+class ResultFormatError(InvalidInputError):
+    """A result JSON is unreadable: too large, not JSON, or not of its schema (the message names the field)."""
+
+
+class CostLimitError(InvalidInputError):
+    """A request would cost more model passes than this deployment allows (estimated before running)."""
+
+
+class BudgetExceededError(AttributionExplorerError):
+    """A run took longer than its time budget and was stopped; the model was left as it was."""

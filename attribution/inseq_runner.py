@@ -26,8 +26,7 @@ import bisect
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from inspect import signature
 from typing import Any
 
@@ -43,6 +42,7 @@ from attribution.capabilities import (
     check_request,
 )
 from attribution.errors import InvalidInputError, UnsupportedError
+from attribution.model_guard import model_state_guard
 from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
 from attribution.results import AttributionResult
 
@@ -50,14 +50,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[..., None]
 
-#: Torch's hook dictionaries on a module (with the flag dictionaries keyed like them): what an attribution
-#: run adds to them is removed after it.
-_HOOK_DICTS: dict[str, tuple[str, ...]] = {
-    "_forward_hooks": ("_forward_hooks_with_kwargs", "_forward_hooks_always_called"),
-    "_forward_pre_hooks": ("_forward_pre_hooks_with_kwargs",),
-    "_backward_hooks": (),
-    "_backward_pre_hooks": (),
-}
 #: Keyword arguments of Captum's ``attribute`` that Inseq fills itself (not user parameters).
 _INTERNAL_ARGS = frozenset(
     {"self", "inputs", "target", "additional_forward_args", "baselines", "args", "kwargs", "return_convergence_delta"}
@@ -150,7 +142,7 @@ def run_checked(
     Separate from :func:`attribute` so that tests can run a refused method anyway and check that
     the refusal is still needed and that a failure leaves the model untouched.
     """
-    with loaded.lock, _model_state_guard(loaded):
+    with loaded.lock, model_state_guard(loaded):
         if target is None:
             progress(0, 1, "generating")
             target = _generate(loaded, text, max_new_tokens)
@@ -449,55 +441,3 @@ def _content_offsets(tokenizer, text: str, as_target: bool, special: set[int]) -
         for token_id, (begin, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)
         if token_id not in special
     ]
-
-
-@contextmanager
-def _model_state_guard(loaded: LoadedModel) -> Iterator[None]:
-    """Leave the model, its config and tokenizer as they were, whatever Inseq does or fails to undo."""
-    model, config, tokenizer = loaded.model, loaded.model.config, loaded.tokenizer
-    hooks_before = {
-        id(module): {name: set(getattr(module, name, {}) or {}) for name in _HOOK_DICTS} for module in model.modules()
-    }
-    was_training = model.training
-    config_before = {name: getattr(config, name, _MISSING) for name in ("pad_token_id", "scale_decoder_outputs")}
-    pad_token_before = tokenizer.pad_token
-    try:
-        yield
-    finally:
-        removed = _remove_new_hooks(model, hooks_before)
-        if removed:
-            logger.info("removed %d hook(s) left on %s by an attribution run", removed, loaded.model_id)
-        model.train(was_training)
-        model.zero_grad(set_to_none=True)
-        for name, value in config_before.items():
-            if value is _MISSING:
-                if hasattr(config, name):
-                    delattr(config, name)
-            elif getattr(config, name, _MISSING) != value:
-                setattr(config, name, value)
-        if tokenizer.pad_token != pad_token_before:
-            tokenizer.pad_token = pad_token_before
-
-
-_MISSING = object()
-
-
-def _remove_new_hooks(model: torch.nn.Module, hooks_before: dict[int, dict[str, set[int]]]) -> int:
-    """Remove hooks added since ``hooks_before``, except transformers' own output-capturing hooks."""
-    removed = 0
-    for module in model.modules():
-        before = hooks_before.get(id(module), {})
-        for name, flag_names in _HOOK_DICTS.items():
-            hooks = getattr(module, name, None)
-            if not hooks:
-                continue
-            for key in [k for k in hooks if k not in before.get(name, set())]:
-                hook = hooks[key]
-                origin = getattr(hook, "__module__", None) or getattr(getattr(hook, "func", None), "__module__", "")
-                if str(origin).startswith("transformers"):
-                    continue
-                del hooks[key]
-                for flag_name in flag_names:
-                    getattr(module, flag_name, {}).pop(key, None)
-                removed += 1
-    return removed

@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 
 import torch
 from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
@@ -36,23 +38,20 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
+from attribution.bundled import BUNDLED_MODELS, bundled_model_path
 from attribution.errors import HubUnreachableError, InvalidInputError, ModelLoadError
 from attribution.results import ModelKind, Provenance
 from attribution.tokenizer_style import tokenizer_style
-
-BUNDLED_MODELS_DIR = Path(
-    os.environ.get("ATTRIBUTION_EXPLORER_MODELS_DIR", Path(__file__).resolve().parents[1] / "examples" / "models")
-)
-#: Short names of the tiny models we ship, usable wherever a model id is expected.
-BUNDLED_MODELS = ("tiny-ioi-gpt2", "tiny-synth-translate")
+from attribution.validation import check_unicode
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: Device types a model can be loaded on (``auto`` picks cuda when available).
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+#: A token covers at most this many characters in any tokenizer we expect; a longer text is refused
+#: as too long before it is tokenized (tokenizing megabytes only to count them would be the attack).
+MAX_CHARS_PER_TOKEN = 64
 _HUB_PROBE_TIMEOUT_S = 3.0
 _HUB_PROBE_TTL_S = 60.0
-
-
-def bundled_model_path(name: str) -> Path:
-    return BUNDLED_MODELS_DIR / name
 
 
 def trust_remote_code_default() -> bool:
@@ -119,17 +118,35 @@ class LoadedModel:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
+    def precheck_text(self, text: str, *, role: str = "input text", max_tokens: int | None = None) -> int | None:
+        """Checks that need no tokenizer: valid Unicode, and not far longer than the token limit could allow.
+
+        Returns the token limit that applies (the smaller of ``max_tokens`` and the model's context).
+        """
+        check_unicode(text, role)
+        limits = [x for x in (max_tokens, self.max_input_tokens) if x]
+        if not limits:
+            return None
+        limit = min(limits)
+        if len(text) > limit * MAX_CHARS_PER_TOKEN:
+            raise InvalidInputError(
+                f"The {role} is {len(text):,} characters long, far more than the {limit} tokens {self.model_id} "
+                "accepts here. Shorten it."
+            )
+        return limit
+
     def validate_text(self, text: str, *, role: str = "input text", max_tokens: int | None = None) -> str:
         """Return ``text`` if it is usable as model input, else raise InvalidInputError.
 
-        Rejects empty or whitespace-only text and text longer than the model's context (or than
-        ``max_tokens``, e.g. a Space operator's limit), naming the limit and the actual length.
+        Rejects empty or whitespace-only text, text that is not valid Unicode (lone surrogates: what
+        invalid UTF-8 becomes on a command line), and text longer than the model's context (or than
+        ``max_tokens``, e.g. a Space operator's limit), naming the limit and the actual length. A text
+        far longer than any tokenization of the limit could be is refused before tokenizing it.
         """
         if not isinstance(text, str) or not text.strip():
             raise InvalidInputError(f"The {role} is empty: type some text first.")
-        limits = [x for x in (max_tokens, self.max_input_tokens) if x]
-        if limits:
-            limit = min(limits)
+        limit = self.precheck_text(text, role=role, max_tokens=max_tokens)
+        if limit is not None:
             n_tokens = self.count_tokens(text)
             if n_tokens > limit:
                 raise InvalidInputError(
@@ -207,14 +224,43 @@ _hub_probe_cache: dict[str, tuple[bool, float]] = {}
 
 def _bundled_hint() -> str:
     names = ", ".join(BUNDLED_MODELS)
-    return f"Bundled models that work offline: {names} (in {BUNDLED_MODELS_DIR})."
+    return f"Bundled models that work offline: {names}."  # no server path: this reaches the app's users
 
 
-def resolve_model_source(name_or_path: str) -> tuple[str, bool]:
-    """Map a bundled short name, a local folder or a Hub id to (what from_pretrained gets, is_local)."""
-    name = name_or_path.strip()
+def not_on_hub_error(name: str, *, hub_unreachable: bool) -> ModelLoadError:
+    """What a user is told about a Hub id that does not resolve (the same words whatever the reason)."""
+    if hub_unreachable:
+        return HubUnreachableError(
+            f"Cannot load {name!r}: the Hugging Face Hub is unreachable (or HF_HUB_OFFLINE=1) and the model "
+            f"is not in the local cache. {_bundled_hint()}"
+        )
+    return ModelLoadError(f"Unknown model {name!r}: no such model on the Hugging Face Hub.")
+
+
+def check_hub_id(name: str) -> str:
+    """``name`` if it is a syntactically valid Hub model id (``name`` or ``user/name``), else a user error."""
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        shown = repr(name) if len(name) <= 100 else f"{name[:100]!r}…"
+        raise InvalidInputError(
+            f"{shown} is not a Hugging Face model id: use the form 'user/model' (letters, digits, '-', '_', '.')."
+        ) from None
+    return name
+
+
+def resolve_model_source(name_or_path: str, *, allow_local: bool = True) -> tuple[str, bool]:
+    """Map a bundled short name, a local folder or a Hub id to (what from_pretrained gets, is_local).
+
+    With ``allow_local=False`` (ids typed into the Space) the name must be a Hub id and is never
+    resolved against the local file system here (see :func:`load_model_uncached` for names that
+    collide with a relative path).
+    """
+    name = check_unicode(name_or_path.strip(), "model id")
     if not name:
         raise InvalidInputError("No model given: pass a Hugging Face model id or a local folder. " + _bundled_hint())
+    if not allow_local:
+        return check_hub_id(name), False
     if name in BUNDLED_MODELS:
         path = bundled_model_path(name)
         if not (path / "config.json").is_file():
@@ -232,6 +278,29 @@ def resolve_model_source(name_or_path: str) -> tuple[str, bool]:
     return name, False
 
 
+def resolve_device(device: str) -> str:
+    """A usable torch device string for ``device`` (cpu, cuda, cuda:N, mps or auto), else a user error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in DEVICE_TYPES:
+        shown = repr(device) if len(str(device)) <= 40 else "this device"
+        raise InvalidInputError(f"Unknown device {shown}: use cpu, cuda, cuda:N, mps or auto.")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidInputError(f"device {device!r} was asked for but no CUDA GPU is available here; use 'cpu'.")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise InvalidInputError(
+                f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA GPU(s)."
+            )
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidInputError("device 'mps' was asked for but Apple's MPS is not available here; use 'cpu'.")
+    return device
+
+
 def _load_config(source: str, *, is_local: bool, revision: str | None, trust_remote_code: bool) -> PretrainedConfig:
     local_only = not is_local and not hub_reachable()
     try:
@@ -240,13 +309,10 @@ def _load_config(source: str, *, is_local: bool, revision: str | None, trust_rem
         )
     except OSError as error:
         if local_only:
-            raise HubUnreachableError(
-                f"Cannot load {source!r}: the Hugging Face Hub is unreachable (or HF_HUB_OFFLINE=1) and the model "
-                f"is not in the local cache. {_bundled_hint()}"
-            ) from error
+            raise not_on_hub_error(source, hub_unreachable=True) from error
         message = str(error)
         if "is not a valid model identifier" in message or "not found" in message.lower() or "404" in message:
-            raise ModelLoadError(f"Unknown model {source!r}: no such model on the Hugging Face Hub.") from error
+            raise not_on_hub_error(source, hub_unreachable=False) from error
         if "gated" in message.lower() or "401" in message or "403" in message:
             raise ModelLoadError(
                 f"Model {source!r} is gated or private: log in with a token that has access (HF_TOKEN)."
@@ -269,16 +335,18 @@ def load_model_uncached(
     revision: str | None = None,
     eager_attention: bool = True,
     trust_remote_code: bool | None = None,
+    allow_local: bool = True,
 ) -> LoadedModel:
     """Load a model and tokenizer (see :func:`load_model`, which adds caching)."""
     if dtype not in DTYPES:
         raise InvalidInputError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInputError("device 'cuda' was asked for but no CUDA GPU is available here; use 'cpu'.")
+    device = resolve_device(device)
     trust = trust_remote_code_default() if trust_remote_code is None else trust_remote_code
-    source, is_local = resolve_model_source(name_or_path)
+    source, is_local = resolve_model_source(name_or_path, allow_local=allow_local)
+    if not allow_local and os.path.lexists(source):
+        # transformers would read this relative folder or config file from the working directory instead of
+        # the Hub: answer as a missing Hub model does, so the answer tells nothing about the file system.
+        raise not_on_hub_error(source, hub_unreachable=not hub_reachable())
     config = _load_config(source, is_local=is_local, revision=revision, trust_remote_code=trust)
     kind = detect_model_kind(config)
     auto_class = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
@@ -296,8 +364,9 @@ def load_model_uncached(
             source, revision=revision, trust_remote_code=trust, local_files_only=local_only
         )
         model = auto_class.from_pretrained(source, **options)
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"Cannot load {name_or_path!r}: {str(error).splitlines()[0]}") from error
+    except Exception as error:  # files on disk or from the Hub can be broken in any way (SafetensorError, ...)
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        raise ModelLoadError(f"Cannot load {name_or_path!r}: {lines[0][:300]}") from error
     model.to(device).eval()
     return LoadedModel(model_id=name_or_path.strip(), model=model, tokenizer=tokenizer, kind=kind, revision=revision)
 
@@ -376,13 +445,16 @@ def load_model(
     eager_attention: bool = True,
     trust_remote_code: bool | None = None,
     cache: ModelCache | None = DEFAULT_CACHE,
+    allow_local: bool = True,
 ) -> LoadedModel:
     """Load a causal LM or seq2seq model by Hub id, local folder or bundled name, reusing cached ones.
 
     ``eager_attention`` asks for the eager attention implementation, which returns attention
     probabilities (needed by the ``attention`` method and contribution graphs). ``trust_remote_code``
-    defaults to the operator setting (off). Raises :class:`~attribution.errors.ModelLoadError`
-    (or its subclass ``HubUnreachableError``) with a message meant for the user.
+    defaults to the operator setting (off). ``allow_local=False`` accepts Hub ids only and never reads
+    a local path (for names typed by users of a shared deployment). Raises
+    :class:`~attribution.errors.ModelLoadError` (or its subclass ``HubUnreachableError``) with a message
+    meant for the user.
     """
 
     def loader() -> LoadedModel:
@@ -393,9 +465,10 @@ def load_model(
             revision=revision,
             eager_attention=eager_attention,
             trust_remote_code=trust_remote_code,
+            allow_local=allow_local,
         )
 
     if cache is None:
         return loader()
-    key = (name_or_path.strip(), revision, device, dtype, eager_attention)
+    key = (name_or_path.strip(), revision, device, dtype, eager_attention, allow_local)
     return cache.get_or_load(key, loader)

@@ -19,10 +19,32 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
+from attribution.errors import InvalidInputError, ResultFormatError
+from attribution.validation import (
+    expect_bool,
+    expect_choice,
+    expect_free_form,
+    expect_int,
+    expect_list,
+    expect_list_of,
+    expect_number,
+    expect_number_matrix,
+    expect_object,
+    expect_str,
+    expect_str_list,
+    expect_str_map,
+    fail,
+    get_field,
+    parse_json_text,
+    read_json_file,
+)
+
 ModelKind = Literal["causal", "seq2seq"]
+MODEL_KINDS = ("causal", "seq2seq")
 #: How a tokenizer spells tokens: byte-level BPE (GPT-2, Llama-3: ``Ġ`` for a space), SentencePiece
 #: (Marian, T5, Llama-2: ``▁``), or as plain text (word-level, WordPiece).
 TokenizerStyle = Literal["byte_level", "sentencepiece", "plain"]
+TOKENIZER_STYLES = ("byte_level", "sentencepiece", "plain")
 SCHEMA_VERSION = 1
 
 _VERSIONED_LIBRARIES = ("attribution-explorer", "torch", "transformers", "inseq", "captum")
@@ -50,12 +72,16 @@ def _matrix_to_json(matrix: np.ndarray | None) -> list[list[float | None]] | Non
     return [[None if math.isnan(v) else float(v) for v in row] for row in np.asarray(matrix, dtype=float)]
 
 
-def _matrix_from_json(rows: list[list[float | None]] | None) -> np.ndarray | None:
+def _matrix_from_json(rows: list[list[float | None]] | None, n_columns: int) -> np.ndarray | None:
     if rows is None:
         return None
     if not rows:
-        return np.zeros((0, 0))
+        return np.zeros((0, n_columns))
     return np.array([[math.nan if v is None else v for v in row] for row in rows], dtype=float)
+
+
+def _key(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 @dataclass
@@ -70,6 +96,22 @@ class Provenance:
     created_at: str = field(default_factory=utc_now)
     #: How the tokens are spelled, so viewers can show them as text (None: unknown, guessed from the tokens).
     tokenizer_style: TokenizerStyle | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "provenance") -> Self:
+        """Read and check a provenance object (``path`` names it in error messages)."""
+        data = expect_object(data, path)
+        return cls(
+            model_id=expect_str(get_field(data, "model_id", path), f"{path}.model_id"),
+            model_revision=expect_str(data.get("model_revision"), f"{path}.model_revision", optional=True),
+            model_kind=expect_choice(get_field(data, "model_kind", path), f"{path}.model_kind", MODEL_KINDS),
+            model_type=expect_str(get_field(data, "model_type", path), f"{path}.model_type"),
+            library_versions=expect_str_map(data.get("library_versions", {}), f"{path}.library_versions", expect_str),
+            created_at=expect_str(data.get("created_at", ""), f"{path}.created_at"),
+            tokenizer_style=None
+            if data.get("tokenizer_style") is None
+            else expect_choice(data["tokenizer_style"], f"{path}.tokenizer_style", TOKENIZER_STYLES),
+        )
 
 
 @dataclass
@@ -129,25 +171,78 @@ class AttributionResult:
         return {"schema": "attribution-result", "schema_version": SCHEMA_VERSION, **data}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, "attribution-result")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in fields}
-        kwargs["provenance"] = Provenance(**data["provenance"])
-        kwargs["source_scores"] = _matrix_from_json(data["source_scores"])
-        kwargs["target_scores"] = _matrix_from_json(data["target_scores"])
-        kwargs["step_scores"] = {
-            name: [math.nan if v is None else float(v) for v in values]
-            for name, values in data.get("step_scores", {}).items()
-        }
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        """Build from parsed JSON, checking every field (:class:`ResultFormatError` names the first bad one)."""
+        data = _check_schema(data, "attribution-result", path)
+
+        def get(name: str, default: Any = ...) -> Any:
+            return get_field(data, name, path, default=default)
+
+        source_tokens = expect_str_list(get("source_tokens"), _key(path, "source_tokens"))
+        target_tokens = expect_str_list(get("target_tokens"), _key(path, "target_tokens"))
+        start = expect_int(
+            get("attributed_start"), _key(path, "attributed_start"), minimum=0, maximum=len(target_tokens)
+        )
+        n_steps = len(target_tokens) - start
+        source_rows = expect_number_matrix(
+            get("source_scores"), _key(path, "source_scores"), (len(source_tokens), n_steps), optional=True
+        )
+        target_rows = expect_number_matrix(
+            get("target_scores"), _key(path, "target_scores"), (len(target_tokens), n_steps), optional=True
+        )
+        step_scores = expect_str_map(
+            get("step_scores", {}),
+            _key(path, "step_scores"),
+            lambda values, where: expect_list_of(
+                values,
+                where,
+                lambda v, at: math.nan if v is None else expect_number(v, at),
+                length=n_steps,
+                per="attributed step",
+            ),
+        )
+        method_params = expect_free_form(get("method_params", {}), _key(path, "method_params"))
+        expect_object(method_params, _key(path, "method_params"))
+        return cls(
+            provenance=Provenance.from_dict(get("provenance"), _key(path, "provenance")),
+            method=expect_str(get("method"), _key(path, "method")),
+            method_params=method_params,
+            source_text=expect_str(get("source_text"), _key(path, "source_text")),
+            target_text=expect_str(get("target_text"), _key(path, "target_text")),
+            source_tokens=source_tokens,
+            target_tokens=target_tokens,
+            attributed_start=start,
+            source_scores=_matrix_from_json(source_rows, n_steps),
+            target_scores=_matrix_from_json(target_rows, n_steps),
+            step_scores=step_scores,
+            contrast_target=expect_str(get("contrast_target", None), _key(path, "contrast_target"), optional=True),
+            source_word_ids=_word_ids(get("source_word_ids", None), _key(path, "source_word_ids"), source_tokens),
+            target_word_ids=_word_ids(get("target_word_ids", None), _key(path, "target_word_ids"), target_tokens),
+        )
 
     def to_json(self, path: str | Path | None = None) -> str:
         return _dump(self.to_dict(), path)
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> Self:
-        return cls.from_dict(_load(text_or_path))
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
+        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
+        """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
+        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
+
+
+def _word_ids(value: Any, path: str, tokens: list[str]) -> list[int | None] | None:
+    return expect_list_of(
+        value,
+        path,
+        lambda v, at: None if v is None else expect_int(v, at, minimum=0),
+        length=len(tokens),
+        per="token",
+        optional=True,
+    )
 
 
 NodeKind = Literal["embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn"]
@@ -222,36 +317,162 @@ class ContributionGraph:
                 return node
         raise KeyError(node_id)
 
+    def at_threshold(self, threshold: float) -> ContributionGraph:
+        """The same roots' routes at a higher ``threshold``, re-walked from the stored edges (no model needed).
+
+        Exact: every edge a route keeps at ``threshold`` >= ``self.threshold`` is stored here, and walking
+        down from the roots over the edges at least that strong reaches the same nodes in the same order as
+        tracing the model again. Not possible below the stored threshold, nor on a renormalised graph
+        (whose weights depend on the threshold it was cut at): those need the model.
+        """
+        threshold = float(threshold)
+        if self.renormalized or not self.threshold <= threshold < 1.0:
+            raise InvalidInputError(
+                f"A threshold of {threshold:g} cannot be re-walked from this graph (cut at {self.threshold:g}"
+                f"{', renormalised' if self.renormalized else ''}): compute it again."
+            )
+        incoming: dict[str, list[int]] = {}
+        for index, edge in enumerate(self.edges):
+            if edge.weight >= threshold:
+                incoming.setdefault(edge.target, []).append(index)
+        n_tokens = len(self.target_tokens)
+        roots = [f"decoder:{self.n_layers}:after_ffn:{i % n_tokens}" for i in self.root_tokens]
+        reached, stack, kept = set(roots), list(roots), set()
+        while stack:
+            for index in incoming.get(stack.pop(), []):
+                kept.add(index)
+                source = self.edges[index].source
+                if source not in reached:
+                    reached.add(source)
+                    stack.append(source)
+        edges = [edge for index, edge in enumerate(self.edges) if index in kept]
+        order = list(dict.fromkeys([*roots, *(e.target for e in edges), *(e.source for e in edges)]))
+        by_id = {node.id: node for node in self.nodes}
+        return dataclasses.replace(
+            self, threshold=threshold, nodes=[by_id[i] for i in order if i in by_id], edges=edges
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "contribution-graph", "schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, "contribution-graph")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in fields}
-        kwargs["provenance"] = Provenance(**data["provenance"])
-        kwargs["nodes"] = [
-            GraphNode(
-                **{
-                    **n,
-                    "top_tokens": [tuple(p) for p in n.get("top_tokens", [])],
-                    "promoted": [tuple(p) for p in n.get("promoted", [])],
-                    "suppressed": [tuple(p) for p in n.get("suppressed", [])],
-                    "top_neurons": [tuple(p) for p in n.get("top_neurons", [])],
-                }
-            )
-            for n in data["nodes"]
-        ]
-        kwargs["edges"] = [GraphEdge(**e) for e in data["edges"]]
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        """Build from parsed JSON, checking every field and that edges join nodes of this graph."""
+        data = _check_schema(data, "contribution-graph", path)
+
+        def get(name: str, default: Any = ...) -> Any:
+            return get_field(data, name, path, default=default)
+
+        source_tokens = expect_str_list(get("source_tokens"), _key(path, "source_tokens"))
+        target_tokens = expect_str_list(get("target_tokens"), _key(path, "target_tokens"))
+        n_layers = expect_int(get("n_layers"), _key(path, "n_layers"), minimum=0)
+        n_encoder_layers = expect_int(get("n_encoder_layers", 0), _key(path, "n_encoder_layers"), minimum=0)
+        n_heads = expect_int(get("n_heads"), _key(path, "n_heads"), minimum=1)
+        tokens = {"encoder": len(source_tokens), "decoder": len(target_tokens)}
+        layers = {"encoder": n_encoder_layers, "decoder": n_layers}
+        nodes = expect_list_of(
+            get("nodes"), _key(path, "nodes"), lambda n, at: _read_node(n, at, tokens=tokens, layers=layers)
+        )
+        node_ids: set[str] = set()
+        for i, node in enumerate(nodes):
+            if node.id in node_ids:
+                raise fail(f"{_key(path, 'nodes')}[{i}].id", f"repeats node id {node.id!r}")
+            node_ids.add(node.id)
+        edges = expect_list_of(
+            get("edges"), _key(path, "edges"), lambda e, at: _read_edge(e, at, node_ids=node_ids, n_heads=n_heads)
+        )
+        threshold = expect_number(get("threshold"), _key(path, "threshold"))
+        if not 0.0 <= threshold < 1.0:
+            raise fail(_key(path, "threshold"), f"must be in [0, 1), not {threshold}")
+        return cls(
+            provenance=Provenance.from_dict(get("provenance"), _key(path, "provenance")),
+            source_text=expect_str(get("source_text"), _key(path, "source_text")),
+            target_text=expect_str(get("target_text"), _key(path, "target_text")),
+            source_tokens=source_tokens,
+            target_tokens=target_tokens,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            threshold=threshold,
+            renormalized=expect_bool(get("renormalized"), _key(path, "renormalized")),
+            root_tokens=expect_list_of(
+                get("root_tokens"),
+                _key(path, "root_tokens"),
+                lambda v, at: expect_int(v, at, minimum=-len(target_tokens), maximum=len(target_tokens) - 1),
+            ),
+            nodes=nodes,
+            edges=edges,
+            n_encoder_layers=n_encoder_layers,
+            final_norm_in_logit_lens=expect_bool(
+                get("final_norm_in_logit_lens", True), _key(path, "final_norm_in_logit_lens")
+            ),
+        )
 
     def to_json(self, path: str | Path | None = None) -> str:
         return _dump(self.to_dict(), path)
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> Self:
-        return cls.from_dict(_load(text_or_path))
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
+        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
+        """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
+        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
+
+
+NODE_KINDS = ("embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn")
+EDGE_KINDS = ("attention", "cross_attention", "residual", "ffn")
+SIDES = ("encoder", "decoder")
+
+
+def _pairs(value: Any, path: str, read_item: Any) -> list[tuple[Any, float]]:
+    def pair(item: Any, at: str) -> tuple[Any, float]:
+        expect_list(item, at, length=2, per="item and value")
+        return read_item(item[0], f"{at}[0]"), expect_number(item[1], f"{at}[1]")
+
+    return expect_list_of(value, path, pair)
+
+
+def _read_node(data: Any, path: str, *, tokens: dict[str, int], layers: dict[str, int]) -> GraphNode:
+    data = expect_object(data, path)
+    side = expect_choice(get_field(data, "side", path), f"{path}.side", SIDES)
+    return GraphNode(
+        id=expect_str(get_field(data, "id", path), f"{path}.id"),
+        side=side,
+        layer=expect_int(get_field(data, "layer", path), f"{path}.layer", minimum=0, maximum=layers[side]),
+        kind=expect_choice(get_field(data, "kind", path), f"{path}.kind", NODE_KINDS),
+        token_index=expect_int(
+            get_field(data, "token_index", path), f"{path}.token_index", minimum=0, maximum=tokens[side] - 1
+        ),
+        top_tokens=_pairs(data.get("top_tokens", []), f"{path}.top_tokens", expect_str),
+        promoted=_pairs(data.get("promoted", []), f"{path}.promoted", expect_str),
+        suppressed=_pairs(data.get("suppressed", []), f"{path}.suppressed", expect_str),
+        top_neurons=_pairs(
+            data.get("top_neurons", []), f"{path}.top_neurons", lambda v, at: expect_int(v, at, minimum=0)
+        ),
+    )
+
+
+def _read_edge(data: Any, path: str, *, node_ids: set[str], n_heads: int) -> GraphEdge:
+    data = expect_object(data, path)
+    ends = {}
+    for end in ("source", "target"):
+        ends[end] = expect_str(get_field(data, end, path), f"{path}.{end}")
+        if ends[end] not in node_ids:
+            raise fail(f"{path}.{end}", f"names node {ends[end][:80]!r}, which is not in `nodes`")
+    weight = expect_number(get_field(data, "weight", path), f"{path}.weight")
+    if weight < 0:
+        raise fail(f"{path}.weight", f"must be at least 0, not {weight}")
+    return GraphEdge(
+        source=ends["source"],
+        target=ends["target"],
+        kind=expect_choice(get_field(data, "kind", path), f"{path}.kind", EDGE_KINDS),
+        weight=weight,
+        head_weights=expect_list_of(
+            data.get("head_weights"), f"{path}.head_weights", expect_number, length=n_heads, per="head", optional=True
+        ),
+    )
 
 
 @dataclass
@@ -283,22 +504,47 @@ class Comparison:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, "comparison")
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        """Build from parsed JSON, checking every result and that labels and matrices have one entry per result."""
+        data = _check_schema(data, "comparison", path)
+
+        def get(name: str, default: Any = ...) -> Any:
+            return get_field(data, name, path, default=default)
+
+        results = expect_list_of(get("results"), _key(path, "results"), AttributionResult.from_dict)
+        n = len(results)
+        per = "compared result"
+        aer = expect_list_of(get("aer", []), _key(path, "aer"), lambda v, at: expect_number(v, at, optional=True))
+        if aer:
+            expect_list(aer, _key(path, "aer"), length=n, per=per)
         return cls(
-            results=[AttributionResult.from_dict(r) for r in data["results"]],
-            labels=data["labels"],
-            rank_correlation=data["rank_correlation"],
-            gold_alignment=data.get("gold_alignment"),
-            aer=data.get("aer", []),
+            results=results,
+            labels=expect_str_list(get("labels"), _key(path, "labels"), length=n, per=per),
+            rank_correlation=expect_list_of(
+                get("rank_correlation"),
+                _key(path, "rank_correlation"),
+                lambda row, at: expect_list_of(
+                    row, at, lambda v, where: expect_number(v, where, optional=True), length=n, per=per
+                ),
+                length=n,
+                per=per,
+            ),
+            gold_alignment=expect_str(get("gold_alignment", None), _key(path, "gold_alignment"), optional=True),
+            aer=aer,
         )
 
     def to_json(self, path: str | Path | None = None) -> str:
         return _dump(self.to_dict(), path)
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> Self:
-        return cls.from_dict(_load(text_or_path))
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
+        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
+        """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
+        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
 
 ResultType = AttributionResult | ContributionGraph | Comparison
@@ -309,23 +555,46 @@ _SCHEMAS: dict[str, type] = {
 }
 
 
-def load_result(text_or_path: str | Path) -> ResultType:
-    """Read any result JSON (file path or JSON text) into the matching dataclass."""
-    data = _load(text_or_path)
+def register_schema(name: str, cls: type) -> None:
+    """Let :func:`load_result` read another result type (interventions register theirs on import)."""
+    _SCHEMAS[name] = cls
+
+
+def load_result(text: str | bytes, *, max_bytes: int | None = None) -> ResultType:
+    """Read any result from JSON *text* (never a path) into the matching dataclass, checking its schema."""
+    return _from_any(parse_json_text(text, max_bytes=max_bytes))
+
+
+def load_result_file(path: str | Path, *, max_bytes: int | None = None) -> ResultType:
+    """Read any result from a saved JSON file (the CLI and the Python API) into the matching dataclass."""
+    return _from_any(read_json_file(path, max_bytes=max_bytes))
+
+
+def _from_any(data: Any) -> ResultType:
+    import attribution.interventions.results  # noqa: F401  (registers the intervention schemas)
+
     schema = data.get("schema") if isinstance(data, dict) else None
     if schema not in _SCHEMAS:
-        raise ValueError(f"not an Attribution Explorer result (schema {schema!r}); expected one of {sorted(_SCHEMAS)}")
+        shown = repr(schema) if isinstance(schema, str) and len(schema) < 40 else type(schema).__name__
+        raise ResultFormatError(
+            f"not an Attribution Explorer result (schema {shown}); expected one of {', '.join(sorted(_SCHEMAS))}"
+        )
     return _SCHEMAS[schema].from_dict(data)
 
 
-def _check_schema(data: dict[str, Any], expected: str) -> None:
-    if data.get("schema") != expected:
-        raise ValueError(f"expected a {expected!r} JSON, got schema {data.get('schema')!r}")
-    if data.get("schema_version", 0) > SCHEMA_VERSION:
-        raise ValueError(
+def _check_schema(data: Any, expected: str, path: str) -> dict[str, Any]:
+    data = expect_object(data, path or "result")
+    schema = data.get("schema")
+    if schema != expected:
+        shown = repr(schema) if isinstance(schema, str) and len(schema) < 40 else type(schema).__name__
+        raise ResultFormatError(f"expected a {expected!r} JSON, got schema {shown}")
+    version = expect_int(data.get("schema_version", 0), _key(path, "schema_version"), minimum=0)
+    if version > SCHEMA_VERSION:
+        raise ResultFormatError(
             f"this {expected} was written by a newer Attribution Explorer "
-            f"(schema {data['schema_version']} > {SCHEMA_VERSION}); upgrade to read it"
+            f"(schema {version} > {SCHEMA_VERSION}); upgrade to read it"
         )
+    return data
 
 
 def _dump(data: dict[str, Any], path: str | Path | None) -> str:
@@ -333,9 +602,3 @@ def _dump(data: dict[str, Any], path: str | Path | None) -> str:
     if path is not None:
         Path(path).write_text(text, encoding="utf-8")
     return text
-
-
-def _load(text_or_path: str | Path) -> Any:
-    if isinstance(text_or_path, Path) or not str(text_or_path).lstrip().startswith("{"):
-        return json.loads(Path(text_or_path).read_text(encoding="utf-8"))
-    return json.loads(text_or_path)

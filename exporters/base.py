@@ -9,25 +9,33 @@ package; no change here is needed. :func:`register_exporter` adds one in-process
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from attribution.errors import AttributionExplorerError, InvalidInputError
-from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result
+from attribution.errors import AttributionExplorerError, InvalidInputError, ResultFormatError
+from attribution.interventions.results import FaithfulnessResult, InterventionResult, PatchingResult, RouteFaithfulness
+from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result_file
 
 ENTRY_POINT_GROUP = "attribution_explorer.exporters"
 MODES = ("standalone", "cdn", "snippet")
-KINDS = ("heatmap", "graph", "compare")
+KINDS = ("heatmap", "graph", "compare", "intervention", "patching", "route_faithfulness", "faithfulness")
 
 # The built-in exporter's entry point, used when the package metadata is not installed (a plain
 # source checkout); an installed package declares the same value in pyproject.toml.
 _BUILTIN_ENTRY_POINTS = {"bokeh": "exporters.bokeh_html:BokehExporter"}
 
-_KIND_BY_TYPE: dict[type, str] = {AttributionResult: "heatmap", ContributionGraph: "graph", Comparison: "compare"}
+_KIND_BY_TYPE: dict[type, str] = {
+    AttributionResult: "heatmap",
+    ContributionGraph: "graph",
+    Comparison: "compare",
+    InterventionResult: "intervention",
+    PatchingResult: "patching",
+    RouteFaithfulness: "route_faithfulness",
+    FaithfulnessResult: "faithfulness",
+}
 
 
 class ExporterError(AttributionExplorerError):
@@ -109,16 +117,18 @@ def get_exporter(name: str = "bokeh") -> Exporter:
 
 
 def load_any_result(result: ResultType | str | Path) -> ResultType:
-    """Accept a result object or the path (or JSON text) of a saved one."""
-    if isinstance(result, AttributionResult | ContributionGraph | Comparison):
+    """Accept a result object or the *path* of a saved result JSON (the Python API and the CLI).
+
+    JSON text is not accepted here (a string is always a path): code holding JSON text from a request
+    parses it with :func:`attribution.results.load_result`, which never touches the file system.
+    """
+    if isinstance(result, tuple(_KIND_BY_TYPE)):
         return result
     if isinstance(result, str | Path):
         try:
-            return load_result(result)
-        except FileNotFoundError as error:
-            raise InvalidInputError(f"result file not found: {result}") from error
-        except (OSError, json.JSONDecodeError, ValueError, KeyError, TypeError) as error:
-            raise InvalidInputError(f"cannot read a result from {result}: {error}") from error
+            return load_result_file(result)
+        except ResultFormatError as error:
+            raise ResultFormatError(f"cannot read a result from {result}: {error}") from None
     raise InvalidInputError(f"cannot export a {type(result).__name__}; expected a result object or a JSON path")
 
 
@@ -148,6 +158,6 @@ def export_result(
     exporter: str = "bokeh",
     **options: Any,
 ) -> Export:
-    """Export a result (object or JSON path) with the named exporter plugin."""
+    """Export a result (object or the path of a saved JSON) with the named exporter plugin."""
     loaded = load_any_result(result)
     return get_exporter(exporter).export(loaded, kind=resolve_kind(loaded, kind), mode=check_mode(mode), **options)

@@ -16,12 +16,35 @@ from exporters.base import Export, check_mode, load_any_result, resolve_kind
 from exporters.compare_view import comparison_figure
 from exporters.graph import graph_figure
 from exporters.heatmap import heatmap_figure
+from exporters.interventions import (
+    faithfulness_figure,
+    intervention_figure,
+    patching_figure,
+    route_faithfulness_figure,
+)
 from exporters.page import iframe_snippet, render_page, render_snippet
 
 _FIGURE_OPTIONS = {
     "heatmap": {"step_score"},
     "graph": {"root_token", "threshold", "selection_input"},
     "compare": set(),
+    "intervention": set(),
+    "patching": set(),
+    "route_faithfulness": set(),
+    "faithfulness": set(),
+}
+#: figure functions of the intervention kinds (exporters.interventions)
+_INTERVENTION_FIGURES = {
+    "intervention": intervention_figure,
+    "patching": patching_figure,
+    "route_faithfulness": route_faithfulness_figure,
+    "faithfulness": faithfulness_figure,
+}
+_INTERVENTION_TITLES = {
+    "intervention": "intervention",
+    "patching": "activation patching",
+    "route_faithfulness": "route faithfulness",
+    "faithfulness": "attribution faithfulness",
 }
 
 
@@ -41,6 +64,8 @@ def build_figure(result: ResultType, *, kind: str | None = None, **options: Any)
         return heatmap_figure(loaded, **options)
     if isinstance(loaded, ContributionGraph):
         return graph_figure(loaded, **options)
+    if kind in _INTERVENTION_FIGURES:
+        return _INTERVENTION_FIGURES[kind](loaded)
     assert isinstance(loaded, Comparison)
     return comparison_figure(loaded)
 
@@ -51,6 +76,8 @@ def default_title(result: ResultType, kind: str) -> str:
         return f"{result.method} attribution — {result.provenance.model_id}"
     if isinstance(result, ContributionGraph):
         return f"contribution graph — {result.provenance.model_id}"
+    if kind in _INTERVENTION_TITLES:
+        return f"{_INTERVENTION_TITLES[kind]} — {result.provenance.model_id}"
     return f"comparison — {', '.join(result.labels)}"
 
 

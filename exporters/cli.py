@@ -6,14 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-KINDS = ("heatmap", "graph", "compare")
+KINDS = ("heatmap", "graph", "compare", "intervention", "patching", "route_faithfulness", "faithfulness")
 MODES = ("standalone", "cdn", "snippet")
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``export`` sub-command on the main CLI's sub-parsers."""
     export = subparsers.add_parser("export", help="draw a result JSON as an HTML page / blog snippet (Bokeh)")
-    export.add_argument("result", type=Path, help="result JSON written by `attribute`, `graph` or a comparison")
+    export.add_argument(
+        "result", type=Path, help="result JSON written by `attribute`, `graph`, `intervene`, `patch` or a comparison"
+    )
     export.add_argument("--kind", choices=KINDS, default=None, help="figure type (default: from the JSON's schema)")
     export.add_argument(
         "--mode",
@@ -37,9 +39,16 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from attribution.validation import check_unicode
     from exporters import export_result
     from exporters.base import load_any_result
 
+    if args.push:  # before anything is written: a bad repo id must not leave a half-done export behind
+        from exporters.hub import check_repo_id
+
+        check_repo_id(args.push, args.repo_type)
+    if args.title is not None:
+        check_unicode(args.title, "--title")
     result = load_any_result(args.result)
     options = {"title": args.title} if args.title else {}
     export = export_result(result, kind=args.kind, mode=args.mode, exporter=args.exporter, **options)

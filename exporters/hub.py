@@ -4,6 +4,17 @@ The target is a dataset repo or a static Space (``sdk: static``, which serves ``
 token comes from the argument or ``huggingface_hub``'s usual places (``HF_TOKEN``, the login file);
 it is never written to a file, a log or an error message. Every failure is a :class:`HubPushError`
 with one clear line; files already written locally are never touched.
+
+A push either lands or is abandoned, and the user is told which:
+
+- It runs in the caller's thread (no background thread outlives it) under a deadline: every HTTP
+  request ``huggingface_hub`` makes for it gets the time left as its timeout, and none starts once
+  the deadline has passed (a request hook on ``huggingface_hub``'s own HTTP client, installed once,
+  acting only for the thread that is pushing).
+- A repository this push created is deleted again when the push fails, so a failed commit leaves
+  no empty repository behind; if that deletion fails too, the message says exactly what was left.
+- If the commit request itself was sent but not answered in time, on an existing repository, the
+  message says the commit may still appear (the Hub may have received it).
 """
 
 from __future__ import annotations
@@ -11,11 +22,16 @@ from __future__ import annotations
 import html
 import json
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
-from huggingface_hub.utils import validate_repo_id
+from huggingface_hub.utils import _http as hf_http
+from huggingface_hub.utils import set_client_factory, validate_repo_id
 
 from attribution.errors import AttributionExplorerError
 from attribution.results import ResultType
@@ -24,6 +40,8 @@ from exporters.page import provenance_record
 
 REPO_TYPES = ("dataset", "space")
 DEFAULT_TIMEOUT_S = 120.0
+#: Extra time given to delete a repository this push created, once the push itself has failed.
+CLEANUP_TIMEOUT_S = 15.0
 KEPT = "the local files are kept"
 
 
@@ -51,7 +69,7 @@ def readme_for(export: Export, result: ResultType, repo_type: str) -> str:
         f"- model: {models}",
         f"- method: {methods}",
         f"- computed: {html.escape(str(entries[0].get('created_at', 'unknown')))}",
-        "- data: `result.json` (readable with `attribution.results.load_result`)",
+        "- data: `result.json` (readable with `attribution.results.load_result_file`)",
         "",
     ]
     return "\n".join([*front, "", *body])
@@ -97,6 +115,126 @@ def _explain(error: BaseException, repo_id: str, endpoint: str, token: str) -> s
     return f"push to {repo_id} failed: {_scrub(str(error), token)}; {KEPT}"
 
 
+def check_repo_id(repo_id: str | None, repo_type: str = "dataset") -> str:
+    """``repo_id`` if it is a valid ``user/name`` Hub repo id and ``repo_type`` a push target; else HubPushError.
+
+    Cheap and local: call it before writing any file or sending any request.
+    """
+    if repo_type not in REPO_TYPES:
+        raise HubPushError(f"repo type must be one of {', '.join(REPO_TYPES)}, not {repo_type!r}")
+    repo_id = (repo_id or "").strip()
+    shown = repr(repo_id) if len(repo_id) <= 100 else f"{repo_id[:100]!r}…"
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise HubPushError(
+            f"{shown} is not a Hub repo id: expected user/name (letters, digits, '-', '_', '.'; at most 96 characters)"
+        ) from None
+    if "/" not in repo_id:
+        raise HubPushError(f"{shown} is not a Hub repo id: expected user/name")
+    return repo_id
+
+
+class _DeadlinePassed(Exception):
+    """Raised by the request hook once a push's time is up (not a network error: never retried)."""
+
+
+@dataclass
+class _PushState:
+    """Where a push got to, for the message when it fails."""
+
+    deadline: float
+    step: str = "checking the repository"
+    created: bool = False
+    commit_sent: bool = False
+
+
+_pushes = threading.local()
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _deadline_hook(request: Any) -> None:
+    """httpx request hook: give this thread's push request the time left, or refuse to start it."""
+    state: _PushState | None = getattr(_pushes, "state", None)
+    if state is None:
+        return
+    remaining = state.deadline - time.monotonic()
+    if remaining <= 0:
+        raise _DeadlinePassed()
+    request.extensions = {
+        **request.extensions,
+        "timeout": {"connect": remaining, "read": remaining, "write": remaining, "pool": remaining},
+    }
+    if "/commit/" in request.url.path:
+        state.commit_sent = True
+
+
+def install_deadline_hook() -> None:
+    """Add the push deadline hook to every client ``huggingface_hub`` makes (its client has no timeout at all).
+
+    Done once per process, at the first push or earlier (the Space calls it at start-up): it replaces
+    ``huggingface_hub``'s client factory with one wrapping the current factory, which closes the
+    shared client, so it is best done before other threads use the Hub.
+    """
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed:
+            return
+        previous = getattr(hf_http, "_GLOBAL_CLIENT_FACTORY", hf_http.default_client_factory)
+
+        def client_with_deadlines() -> Any:
+            client = previous()
+            hooks = client.event_hooks
+            client.event_hooks = {**hooks, "request": [*hooks.get("request", []), _deadline_hook]}
+            return client
+
+        set_client_factory(client_with_deadlines)  # closes the current client; the next request makes a new one
+        _hook_installed = True
+
+
+@contextmanager
+def _pushing(state: _PushState) -> Iterator[_PushState]:
+    install_deadline_hook()
+    _pushes.state = state
+    try:
+        yield state
+    finally:
+        _pushes.state = None
+
+
+def _timed_out(error: BaseException) -> bool:
+    return isinstance(error, _DeadlinePassed) or _is_a(error, "TimeoutException")
+
+
+def _failure(error: BaseException, state: _PushState, repo_id: str, endpoint: str, token: str, timeout: float) -> str:
+    if not _timed_out(error):
+        return _explain(error, repo_id, endpoint, token)
+    said = f"{endpoint} did not answer within {timeout:g} s ({state.step})"
+    if state.commit_sent:
+        if state.created:  # the repository goes, with whatever the commit may have put there
+            return f"{said}: the commit was sent but not confirmed; {KEPT}"
+        return f"{said}: the commit was sent but not confirmed, so it may still appear in {repo_id}; {KEPT}"
+    if state.step == "creating the repository":
+        return (
+            f"{said}: the push was abandoned before anything was committed, but the Hub may still create the "
+            f"empty repository {repo_id}; {KEPT}"
+        )
+    return f"{said}: the push was abandoned before anything was committed; {KEPT}"
+
+
+def _remove_created_repo(api: HfApi, repo_id: str, repo_type: str, endpoint: str, timeout: float) -> str:
+    """Delete the repository a failed push created; say what happened (appended to the error message)."""
+    state = _PushState(deadline=time.monotonic() + min(timeout, CLEANUP_TIMEOUT_S), step="deleting the repository")
+    try:
+        with _pushing(state):
+            api.delete_repo(repo_id, repo_type=repo_type, missing_ok=True)
+    except Exception:
+        settings = f"{endpoint}/{'spaces' if repo_type == 'space' else 'datasets'}/{repo_id}/settings"
+        return f" An empty repository {repo_id} was created for this push and could not be deleted: see {settings}."
+    return f" The repository {repo_id} created for this push was deleted again."
+
+
 def push_export(
     export: Export,
     result: ResultType,
@@ -110,18 +248,12 @@ def push_export(
 ) -> str:
     """Commit the page, the result JSON and a README to ``repo_id`` (created if missing); return the page URL.
 
-    ``timeout`` bounds the whole push: the Hub client itself waits forever on a silent server.
+    ``timeout`` bounds the whole push (``huggingface_hub``'s client would wait forever on a silent
+    server). On failure nothing this push created is left behind, or the message says what was.
     """
-    if repo_type not in REPO_TYPES:
-        raise HubPushError(f"repo type must be one of {', '.join(REPO_TYPES)}, not {repo_type!r}")
+    repo_id = check_repo_id(repo_id, repo_type)
     if export.mode == "snippet":
         raise HubPushError("a blog snippet is not a page: push a 'standalone' or 'cdn' export")
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as error:
-        raise HubPushError(f"{repo_id!r} is not a Hub repo id (expected user/name): {error}") from None
-    if "/" not in repo_id:
-        raise HubPushError(f"{repo_id!r} is not a Hub repo id: expected user/name")
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
     token = token or get_token()
     if not token:
@@ -136,23 +268,20 @@ def push_export(
         CommitOperationAdd("README.md", readme_for(export, result, repo_type).encode("utf-8")),
     ]
     message = commit_message or f"Add {export.kind} export ({export.title})"
-    outcome: dict[str, Any] = {}
-
-    def push() -> None:
-        try:
-            api.create_repo(
-                repo_id, repo_type=repo_type, exist_ok=True, space_sdk="static" if repo_type == "space" else None
-            )
+    state = _PushState(deadline=time.monotonic() + timeout)
+    try:
+        with _pushing(state):
+            if not api.repo_exists(repo_id, repo_type=repo_type):
+                state.step = "creating the repository"
+                api.create_repo(
+                    repo_id, repo_type=repo_type, exist_ok=True, space_sdk="static" if repo_type == "space" else None
+                )
+                state.created = True
+            state.step = "committing"
             api.create_commit(repo_id, operations=operations, commit_message=message, repo_type=repo_type)
-        except BaseException as error:  # reported to the caller's thread below
-            outcome["error"] = error
-
-    # A daemon thread, so a server that never answers cannot keep the process alive past `timeout`.
-    worker = threading.Thread(target=push, name="hub-push", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
-        raise HubPushError(f"{endpoint} did not answer within {timeout:g} s; the push may still finish later; {KEPT}")
-    if "error" in outcome:
-        raise HubPushError(_explain(outcome["error"], repo_id, endpoint, token)) from None
+    except Exception as error:
+        said = _failure(error, state, repo_id, endpoint, token, timeout)
+        if state.created:
+            said += "." + _remove_created_repo(api, repo_id, repo_type, endpoint, timeout)
+        raise HubPushError(said) from None
     return _page_url(endpoint, repo_id, repo_type)

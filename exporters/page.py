@@ -67,6 +67,29 @@ def _attribution_record(result: AttributionResult) -> dict[str, Any]:
     return {**_provenance_fields(result.provenance), "method": result.method, "parameters": parameters}
 
 
+def intervention_parameters(result: Any) -> dict[str, Any]:
+    """The settings of an intervention result worth stating on its page (texts are shown in the figure)."""
+    names = (
+        "mode",
+        "mean_over",
+        "components",
+        "counterfactual_text",
+        "counterfactual_target",
+        "direction",
+        "root_position",
+        "target_token",
+        "contrast_token",
+        "threshold",
+        "explanation",
+        "replacement",
+        "fractions",
+    )
+    parameters = {name: getattr(result, name) for name in names if getattr(result, name, None) is not None}
+    if isinstance(parameters.get("components"), list) and len(parameters["components"]) > 20:
+        parameters["components"] = [*parameters["components"][:20], f"… {len(result.components) - 20} more"]
+    return parameters
+
+
 def provenance_record(result: ResultType) -> dict[str, Any]:
     """Where the figure's data came from and how the page was made, as JSON-ready data."""
     if isinstance(result, AttributionResult):
@@ -82,6 +105,12 @@ def provenance_record(result: ResultType) -> dict[str, Any]:
             **_provenance_fields(result.provenance),
             "method": "information flow routes",
             "parameters": parameters,
+        }
+    elif hasattr(result, "provenance"):  # intervention results (attribution.interventions.results)
+        record = {
+            **_provenance_fields(result.provenance),
+            "method": result.SCHEMA,
+            "parameters": intervention_parameters(result),
         }
     else:
         record = {

@@ -26,6 +26,7 @@ import gradio as gr
 from attribution.errors import AttributionExplorerError
 from attribution.models import hub_reachable as probe_hub
 from space import handlers, views
+from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples
 
@@ -84,7 +85,12 @@ NODE_TABLE_MIN_PX, EDGE_TABLE_MIN_PX = 560, 340
 NODE_TABLE_LABEL = "Node: logit lens, promoted / suppressed tokens, FFN neurons"
 EDGE_TABLE_LABEL = "Edge: split over heads"
 EMPTY_STEP_TABLE = {"headers": handlers.EMPTY_STEP_TABLE_HEADERS, "data": []}
-EXPORT_SOURCES = {"Attribute": "attribute", "Contribution graph": "contribution graph", "Compare": "compare"}
+EXPORT_SOURCES = {
+    "Attribute": "attribute",
+    "Contribution graph": "contribution graph",
+    "Compare": "compare",
+    "Intervene": "intervene",
+}
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -97,13 +103,48 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except AttributionExplorerError as error:
-            # gr.Error renders HTML: escape what may echo user input (model ids, text).
-            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
+            # gr.Error renders HTML: escape what may echo user input (model ids, text). One line, bounded.
+            raise gr.Error(html.escape(one_line(str(error)), quote=False), print_exception=False) from None
         except Exception:
             logger.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(GENERIC_ERROR) from None
 
     return wrapper
+
+
+#: Longest message shown to a user (a message echoing a huge input is cut, never the app's answer).
+MAX_MESSAGE_CHARS = 600
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line, at most :data:`MAX_MESSAGE_CHARS` characters."""
+    flat = " ".join(message.split())
+    return flat if len(flat) <= MAX_MESSAGE_CHARS else flat[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def concurrency_groups(config: SpaceConfig) -> dict[str, dict[str, Any]]:
+    """Event options per queue group, so that cheap requests never wait behind model runs.
+
+    Gradio queues each concurrency group separately: ``attribution`` (Attribute, Compare) and
+    ``graph`` (contribution graphs) and ``intervention`` (ablations, patching sweeps, faithfulness) run
+    models, at most ``concurrency_limit`` each at once; ``light``
+    (threshold re-walks, node/edge details, exports) needs no model in the usual case; ``push`` waits
+    on the Hub. Every model run is also bounded by the time budget and the cost cap.
+    """
+    return {
+        "attribution": {"concurrency_id": "attribution", "concurrency_limit": config.concurrency_limit},
+        "graph": {"concurrency_id": "graph", "concurrency_limit": config.concurrency_limit},
+        "intervention": {"concurrency_id": "intervention", "concurrency_limit": config.concurrency_limit},
+        "light": {"concurrency_id": "light", "concurrency_limit": config.light_concurrency_limit},
+        "push": {"concurrency_id": "push", "concurrency_limit": 4},
+    }
+
+
+def export_root() -> Path:
+    """Export files live inside Gradio's own cache folder, so Gradio serves them without a second copy."""
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()) / "attribution-explorer"
 
 
 def oauth_available() -> bool:
@@ -119,22 +160,43 @@ def _reporter(progress: gr.Progress) -> handlers.Progress:
     return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), desc=message or None)
 
 
+def _examples_cache(config: SpaceConfig) -> dict[str, Any]:
+    if config.cache_examples == "off":
+        return {"cache_examples": False}
+    return {"cache_examples": True, "cache_mode": config.cache_examples}
+
+
+def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:
+    """Empty ``plot`` before it gets a new Bokeh figure.
+
+    Gradio 6.31's Bokeh view re-renders a figure it already shows into a fresh element and the old
+    view then fails to find its own ("Error rendering Bokeh model: could not find #bokehDiv-…");
+    starting from an empty plot avoids that page error. Returns the event to chain ``.then`` on.
+    """
+    return trigger(lambda: None, None, plot, queue=False, show_progress="hidden", api_visibility="private", **options)
+
+
 def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tuple[gr.Blocks, handlers.AppContext]:
     """The Blocks app and its shared context (model cache, offered models)."""
     reachable = probe_hub() if hub_reachable is None else hub_reachable  # where models come from
     offer = offered_models(config, hub_reachable=reachable)
-    ctx = handlers.AppContext.create(config, offer)
+    ctx = handlers.AppContext.create(config, offer, export_root=export_root())
     from attribution.inseq_runner import available_step_scores
+    from exporters.hub import install_deadline_hook
+
+    install_deadline_hook()  # before any request uses the Hub client (installing it replaces that client)
 
     methods = handlers.offered_methods(config)
     default_method = config.default_method if config.default_method in methods else methods[0]
     bundled = handlers.bundled_examples_available(offer)
+    cache = _examples_cache(config)  # the Intervene tab's examples
+    groups = concurrency_groups(config)
+    max_bytes = config.max_result_bytes
     latest = views.LatestRequests()  # which request each session's views must show
     examples = views.ExampleResults(config.cache_examples)
     example_rows: dict[str, tuple[views.View, list[list[Any]]]] = {}
-    model_run = {"concurrency_id": "model", "concurrency_limit": config.concurrency_limit}
 
-    def model_dropdown(elem_id: str, label: str = "Model", *, multiselect: bool = False) -> gr.Dropdown:
+    def model_dropdown(label: str = "Model", *, multiselect: bool = False, elem_id: str | None = None) -> gr.Dropdown:
         # Typed ids always reach the handler, which says why one cannot be loaded (instead of the
         # dropdown silently reverting to the previous model and running that).
         return gr.Dropdown(
@@ -147,8 +209,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
             elem_id=elem_id,
         )
 
-    # Gradio's copies of downloads are deleted after an hour too (checked hourly).
-    with gr.Blocks(title="Attribution Explorer", delete_cache=(3600, 3600)) as demo:
+    # Gradio deletes the download files by age too (and all of them at shutdown).
+    age = max(1, int(config.export_max_age_s))
+    with gr.Blocks(title="Attribution Explorer", delete_cache=(min(age, 600), age)) as demo:
         gr.Markdown(
             "# Attribution Explorer\nWhy did the language model say that? Feature attribution (Inseq), "
             "information-flow contribution graphs, comparisons and static exports."
@@ -160,7 +223,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
             # ------------------------------------------------------------------------ Attribute
             with gr.Tab("Attribute", id="attribute") as attribute_tab:
                 with gr.Row():
-                    a_model = model_dropdown("attribute-model")
+                    a_model = model_dropdown(elem_id="attribute-model")
                     a_method = gr.Dropdown(methods, value=default_method, label="Method")
                 a_text = gr.Textbox(label="Input text (prompt or source sentence)", lines=2, elem_id="attribute-text")
                 with gr.Row():
@@ -200,17 +263,17 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     show_attribution,
                     examples,
                 )
-                a_view.on(a_run.click, a_inputs, api_name="attribute", **model_run)
-                a_view.on(a_text.submit, a_inputs, **model_run)
+                a_view.on(a_run.click, a_inputs, api_name="attribute", **groups["attribution"])
+                a_view.on(a_text.submit, a_inputs, **groups["attribution"])
                 if bundled:
                     example_rows["attribute"] = (a_view, attribute_examples(bundled))
                     shown = gr.Examples(example_rows["attribute"][1], a_inputs, elem_id="attribute-examples")
-                    a_view.on(shown.load_input_event.then, a_inputs, from_examples=True, **model_run)
+                    a_view.on(shown.load_input_event.then, a_inputs, from_examples=True, **groups["attribution"])
 
             # --------------------------------------------------------------- Contribution graph
             with gr.Tab("Contribution graph", id="graph") as graph_tab:
                 with gr.Row():
-                    g_model = model_dropdown("graph-model")
+                    g_model = model_dropdown(elem_id="graph-model")
                     g_root = gr.Dropdown(
                         handlers.ROOT_TOKEN_CHOICES,
                         value="-1",
@@ -272,12 +335,18 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                         ctx, model, text, target, threshold, renormalize, root, progress=_reporter(progress)
                     )
 
+                @user_errors
+                def rethreshold(model, text, target, threshold, renormalize, root, shown=None, progress=TRACK_PROGRESS):
+                    return handlers.rethreshold_graph(
+                        ctx, model, text, target, threshold, renormalize, root, shown, progress=_reporter(progress)
+                    )
+
                 def show_graph(view: handlers.GraphView) -> tuple[Any, ...]:
                     return handlers.figure_for(view.graph, selection_input=GRAPH_SELECTION_INPUT), view.graph_json
 
                 def graph_dropdowns(graph_json):
                     """A new graph (or none, while one is computed): fresh menus, nothing selected."""
-                    choices = handlers.graph_choices(graph_json)
+                    choices = handlers.graph_choices(graph_json, max_bytes=max_bytes)
                     return (
                         gr.Dropdown(choices=choices.roots),
                         gr.Dropdown(choices=choices.nodes, value=None),
@@ -287,7 +356,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 @user_errors
                 def show_selection(graph_json, selected):
-                    chosen = handlers.graph_selection(graph_json, selected)
+                    chosen = handlers.graph_selection(graph_json, selected, max_bytes=max_bytes)
                     return (
                         gr.Dropdown(value=chosen.node_id),
                         gr.Dataframe(value=chosen.node_rows, label=chosen.node_title or NODE_TABLE_LABEL),
@@ -297,22 +366,81 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                 g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
                 g_view = views.View("graph", latest, [g_plot, g_json], (None, ""), graph, show_graph, examples)
-                g_view.on(g_run.click, g_inputs, api_name="graph", **model_run)
-                g_view.on(g_threshold.release, g_inputs, api_name="graph_threshold", **model_run)
-                g_view.on(g_text.submit, g_inputs, **model_run)
+                g_view.on(g_run.click, g_inputs, api_name="graph", **groups["graph"])
+                g_view.on(g_text.submit, g_inputs, **groups["graph"])
+                # The threshold re-walks the shown graph when it can (no model): that graph stays until then.
+                g_rewalk = views.View(
+                    "graph", latest, [g_plot, g_json], (None, gr.skip()), rethreshold, show_graph, examples
+                )
+                g_rewalk.on(g_threshold.release, [*g_inputs, g_json], api_name="graph_threshold", **groups["light"])
                 if bundled:
                     example_rows["graph"] = (g_view, graph_examples(bundled))
                     shown = gr.Examples(example_rows["graph"][1], g_inputs, elem_id="graph-examples")
-                    g_view.on(shown.load_input_event.then, g_inputs, from_examples=True, **model_run)
+                    g_view.on(shown.load_input_event.then, g_inputs, from_examples=True, **groups["graph"])
+                node_details = functools.partial(handlers.node_details, max_bytes=max_bytes)
+                edge_details = functools.partial(handlers.edge_details, max_bytes=max_bytes)
                 menus = [g_root, g_node, g_edge, g_selection]
-                g_json.change(user_errors(graph_dropdowns), g_json, menus, api_name="graph_choices")
+                g_json.change(user_errors(graph_dropdowns), g_json, menus, api_name="graph_choices", **groups["light"])
                 selected_outputs = [g_node, g_node_table, g_edge, g_edge_table]
-                g_selection.change(show_selection, [g_json, g_selection], selected_outputs, api_name="graph_selection")
+                g_selection.change(
+                    show_selection,
+                    [g_json, g_selection],
+                    selected_outputs,
+                    api_name="graph_selection",
+                    **groups["light"],
+                )
                 g_selection.change(None, g_selection, None, js=SELECT_IN_FIGURE_JS)
                 g_node.input(lambda node: node or "", g_node, g_selection, queue=False, api_visibility="private")
                 g_edge.input(lambda edge: edge or "", g_edge, g_selection, queue=False, api_visibility="private")
-                g_node.change(user_errors(handlers.node_details), [g_json, g_node], g_node_table, api_name="graph_node")
-                g_edge.change(user_errors(handlers.edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge")
+                g_node.change(
+                    user_errors(node_details), [g_json, g_node], g_node_table, api_name="graph_node", **groups["light"]
+                )
+                g_edge.change(
+                    user_errors(edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge", **groups["light"]
+                )
+
+                # ------------------------------------------------ Ablate (attribution.interventions)
+                with gr.Accordion("Ablate the selected node or edge", open=False, elem_id="graph-ablate"):
+                    with gr.Row():
+                        g_ablate_what = gr.Radio(["edge", "node"], value="edge", label="Ablate the selected")
+                        g_ablate_mode = gr.Radio(list(interventions.ABLATION_MODES), value="zero", label="Mode")
+                        g_ablate_id = gr.Textbox(
+                            label="…or a component id (overrides the selection)",
+                            placeholder="decoder:2:head:1, decoder:1:ffn:*, decoder:3:neuron:7@5",
+                        )
+                    g_ablate_run = gr.Button("Ablate", elem_id="graph-ablate-run")
+                    g_ablate_note = gr.Markdown(elem_id="graph-ablate-note")
+                    g_ablate_table = gr.Dataframe(label="Prediction before → after", interactive=False)
+                    g_ablate_plot = gr.Plot(label="Route after the ablation", elem_id="graph-ablate-plot")
+
+                @user_errors
+                def ablate(
+                    model, text, target, graph_json, node, edge, what, mode, threshold, typed, progress=TRACK_PROGRESS
+                ):
+                    view = interventions.ablate_from_graph(
+                        ctx,
+                        model,
+                        text,
+                        target,
+                        graph_json,
+                        (typed or "").strip() or (edge if what == "edge" else node),
+                        mode,
+                        threshold,
+                        progress=_reporter(progress),
+                    )
+                    table = {"headers": view.headers, "data": view.table}
+                    return html.escape(view.note), table, view.figure
+
+                redraw(g_ablate_run.click, g_ablate_plot).then(
+                    ablate,
+                    [
+                        *[g_model, g_text, g_target, g_json, g_node, g_edge],
+                        *[g_ablate_what, g_ablate_mode, g_threshold, g_ablate_id],
+                    ],
+                    [g_ablate_note, g_ablate_table, g_ablate_plot],
+                    api_name="graph_ablate",
+                    **groups["intervention"],
+                )
 
             # ------------------------------------------------------------------------- Compare
             with gr.Tab("Compare", id="compare") as compare_tab:
@@ -323,7 +451,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 )
                 c_text = gr.Textbox(label="Input text (prompt, or source sentence)", lines=2, elem_id="compare-text")
                 with gr.Row():
-                    c_models = model_dropdown("compare-models", "Models (all causal, or all seq2seq)", multiselect=True)
+                    c_models = model_dropdown(
+                        "Models (all causal, or all seq2seq)", multiselect=True, elem_id="compare-models"
+                    )
                     c_methods = gr.CheckboxGroup(
                         methods, value=[m for m in ("saliency", "attention") if m in methods], label="Methods"
                     )
@@ -336,6 +466,14 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 c_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 # The figure ends with the agreement table: rank correlations, and AER when a gold alignment is given.
                 c_plot = gr.Plot(label="Side by side, one colour scale", show_label=False, elem_id="compare-plot")
+                with gr.Row():
+                    c_faith_on = gr.Checkbox(
+                        label="Faithfulness (ERASER comprehensiveness / sufficiency, deletion / insertion AOPC)",
+                        value=True,
+                    )
+                c_faith = gr.Dataframe(
+                    label="Faithfulness per result", interactive=False, wrap=True, elem_id="compare-faithfulness"
+                )
                 with gr.Accordion("Comparison JSON", open=False):
                     c_json = gr.Code(language="json", label="Comparison", interactive=False)
 
@@ -348,15 +486,94 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 def show_comparison(view: handlers.CompareView) -> tuple[Any, ...]:
                     return handlers.figure_for(view.comparison), view.comparison_json
 
+                @user_errors
+                def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
+                    if not enabled or not comparison_json:
+                        return None
+                    from attribution.results import Comparison
+
+                    compared = Comparison.from_json(comparison_json)
+                    rows = interventions.faithfulness_columns(ctx, compared, progress=_reporter(progress))
+                    if not compared.gold_alignment:  # no gold alignment, no AER column
+                        data = [[label, *row] for label, row in zip(compared.labels, rows, strict=True)]
+                        return {"headers": ["result", *interventions.FAITHFULNESS_HEADERS], "data": data}
+                    aers = compared.aer or [None] * len(rows)
+                    data = [[label, aer, *row] for label, aer, row in zip(compared.labels, aers, rows, strict=True)]
+                    return {"headers": ["result", "AER", *interventions.FAITHFULNESS_HEADERS], "data": data}
+
+                c_json.change(
+                    faithfulness,
+                    [c_json, c_faith_on],
+                    c_faith,
+                    api_name="compare_faithfulness",
+                    **groups["attribution"],
+                )
+
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
                 c_view = views.View(
                     "compare", latest, [c_plot, c_json], (None, ""), comparison, show_comparison, examples
                 )
-                c_view.on(c_run.click, c_inputs, api_name="compare", **model_run)
+                c_view.on(c_run.click, c_inputs, api_name="compare", **groups["attribution"])
                 if bundled:
                     example_rows["compare"] = (c_view, compare_examples(bundled))
                     shown = gr.Examples(example_rows["compare"][1], c_inputs, elem_id="compare-examples")
-                    c_view.on(shown.load_input_event.then, c_inputs, from_examples=True, **model_run)
+                    c_view.on(shown.load_input_event.then, c_inputs, from_examples=True, **groups["attribution"])
+
+            # ------------------------------------------------------- Intervene (attribution.interventions)
+            with gr.Tab("Intervene", id="intervene") as intervene_tab:
+                gr.Markdown(
+                    "Patch every head and every position from a counterfactual input of the same length "
+                    "(exact activation patching and its gradient approximation, attribution patching, side by "
+                    "side), and test whether the contribution graph's route is necessary and sufficient."
+                )
+                with gr.Row():
+                    i_model = model_dropdown()
+                    i_root = gr.Textbox(value="-1", label="Position measured (token index, -1 = last)")
+                    i_contrast = gr.Textbox(label="Contrast token (default: the counterfactual's prediction)")
+                i_text = gr.Textbox(label="Prompt (or source sentence)", lines=2, elem_id="intervene-text")
+                i_counterfactual = gr.Textbox(label="Counterfactual (same number of tokens)", lines=2)
+                with gr.Row():
+                    i_target = gr.Textbox(label="Target text (seq2seq; optional)")
+                    i_counterfactual_target = gr.Textbox(label="Counterfactual target (seq2seq; optional)")
+                i_run = gr.Button("Patch", variant="primary", elem_id="intervene-run")
+                i_summary = gr.Markdown(elem_id="intervene-summary")
+                i_plot = gr.Plot(
+                    label="Logit difference recovered: exact vs attribution patching", elem_id="intervene-plot"
+                )
+                i_route = gr.Dataframe(
+                    headers=["route faithfulness", "route", "random edge sets (mean; weights: each)"],
+                    label="Route from the measured position",
+                    interactive=False,
+                )
+                with gr.Accordion("Patching JSON", open=False):
+                    i_json = gr.Code("", language="json", label="Patching result", interactive=False)
+
+                @user_errors
+                def intervene(
+                    model, text, counterfactual, target, counterfactual_target, contrast, root, progress=TRACK_PROGRESS
+                ):
+                    view = interventions.run_intervene(
+                        ctx,
+                        model,
+                        text,
+                        counterfactual,
+                        target,
+                        counterfactual_target,
+                        contrast,
+                        root,
+                        progress=_reporter(progress),
+                    )
+                    table = {"headers": ["route faithfulness", "route", "random edge sets"], "data": view.route_rows}
+                    return html.escape(view.summary), view.figure, table, view.patching_json
+
+                i_inputs = [i_model, i_text, i_counterfactual, i_target, i_counterfactual_target, i_contrast, i_root]
+                i_outputs = [i_summary, i_plot, i_route, i_json]
+                redraw(i_run.click, i_plot).then(
+                    intervene, i_inputs, i_outputs, api_name="intervene", **groups["intervention"]
+                )
+                i_examples = interventions.intervene_examples(bundled) if bundled else []
+                if i_examples:
+                    gr.Examples(i_examples, i_inputs, i_outputs, intervene, elem_id="intervene-examples", **cache)
 
             # -------------------------------------------------------------------------- Export
             with gr.Tab("Export", id="export"):
@@ -377,33 +594,53 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 e_push = gr.Button("Push")
                 e_link = gr.Markdown(elem_id="export-link")
 
-                def current_json(source: str, attribute_json: str, graph_json: str, compare_json: str) -> str:
-                    return {"Attribute": attribute_json, "Contribution graph": graph_json, "Compare": compare_json}.get(
-                        source, ""
-                    )
+                def current_json(source: str, *tab_jsons: str) -> str:
+                    return dict(zip(EXPORT_SOURCES, tab_jsons, strict=True)).get(source, "")
 
                 @user_errors
-                def export(source, format_, attribute_json, graph_json, compare_json):
+                def export(source, format_, attribute_json, graph_json, compare_json, intervene_json):
                     what = EXPORT_SOURCES.get(source, source)
-                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json, intervene_json)
                     view = handlers.make_export(ctx, chosen, what, format_)
                     return str(view.path), view.preview_html or ""
 
                 @user_errors
-                def push(source, attribute_json, graph_json, compare_json, repo, token, oauth: gr.OAuthToken | None):
+                def push(
+                    source,
+                    attribute_json,
+                    graph_json,
+                    compare_json,
+                    repo,
+                    token,
+                    intervene_json,
+                    oauth: gr.OAuthToken | None,
+                ):
                     what = EXPORT_SOURCES.get(source, source)
-                    chosen = current_json(source, attribute_json, graph_json, compare_json)
+                    chosen = current_json(source, attribute_json, graph_json, compare_json, intervene_json)
                     url = handlers.push_to_hub(ctx, chosen, what, repo, token or (oauth.token if oauth else None))
                     return f'Pushed: <a href="{html.escape(url)}" target="_blank">{html.escape(url)}</a>'
 
                 # The Export tab exports the current view: the analysis tab the user looked at last.
-                analysis_tabs = {attribute_tab: "Attribute", graph_tab: "Contribution graph", compare_tab: "Compare"}
+                analysis_tabs = {
+                    attribute_tab: "Attribute",
+                    graph_tab: "Contribution graph",
+                    compare_tab: "Compare",
+                    intervene_tab: "Intervene",
+                }
                 for tab, source in analysis_tabs.items():
                     tab.select(lambda s=source: s, None, e_source, queue=False, api_visibility="private")
 
-                jsons = [a_json, g_json, c_json]
-                e_run.click(export, [e_source, e_format, *jsons], [e_file, e_preview], api_name="export")
-                e_push.click(push, [e_source, *jsons, e_repo, e_token], e_link, api_name="push", concurrency_limit=4)
+                jsons = [a_json, g_json, c_json]  # the Intervene tab's JSON comes last (older API calls stay valid)
+                e_run.click(
+                    export,
+                    [e_source, e_format, *jsons, i_json],
+                    [e_file, e_preview],
+                    api_name="export",
+                    **groups["light"],
+                )
+                e_push.click(
+                    push, [e_source, *jsons, e_repo, e_token, i_json], e_link, api_name="push", **groups["push"]
+                )
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     if config.cache_examples == "eager":

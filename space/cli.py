@@ -27,6 +27,29 @@ from attribution.errors import AttributionExplorerError, InvalidInputError
 
 EXIT_USER_ERROR = 2
 EXIT_INSTALL_ERROR = 3
+#: Most logit-lens tokens / neurons kept per graph node (more makes the JSON huge and says nothing more).
+MAX_TOP_K = 100
+
+
+def positive_int(value: str) -> int:
+    """argparse type: a whole number >= 1."""
+    return _bounded_int(value, 1, None)
+
+
+def top_k_int(value: str) -> int:
+    """argparse type: 0 (no logit lens) to MAX_TOP_K."""
+    return _bounded_int(value, 0, MAX_TOP_K)
+
+
+def _bounded_int(value: str, minimum: int, maximum: int | None) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise argparse.ArgumentTypeError(f"must be {bounds}, not {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     Command modules are imported here, not at the top, so that they may import this module's helpers.
     """
     from exporters.cli import add_export_parser
+    from space.commands.intervene import add_parser as add_intervene_parser
+    from space.commands.patch import add_parser as add_patch_parser
 
     parser = argparse.ArgumentParser(
         prog="attribution-explorer",
@@ -48,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_attribute_parser(subparsers)
     add_graph_parser(subparsers)
+    add_intervene_parser(subparsers)
+    add_patch_parser(subparsers)
     add_export_parser(subparsers)
     add_serve_parser(subparsers)
     return parser
@@ -66,7 +93,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--text", required=True, help="the prompt (causal LM) or the source sentence (seq2seq)")
     parser.add_argument("--target", default=None, help="target text to explain instead of generating one")
-    parser.add_argument("--max-tokens", type=int, default=None, help="refuse inputs longer than this many tokens")
+    parser.add_argument(
+        "--max-tokens", type=positive_int, default=None, help="refuse inputs longer than this many tokens"
+    )
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
 
 
@@ -116,7 +145,7 @@ def _methods_help() -> str:
     width = max(map(len, METHODS))
     methods = "\n".join(f"  {name:<{width}}  {spec.description}" for name, spec in METHODS.items())
     return (
-        f"methods (--method; which run on which architecture: README, 'What runs where'):\n{methods}\n\n"
+        f"methods (--method; which run on which architecture: python -m attribution.capabilities):\n{methods}\n\n"
         f"step scores (--step-scores; contrast_* need --contrast-target):\n  {' '.join(STEP_SCORES)}"
     )
 
@@ -135,7 +164,9 @@ def add_attribute_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         "--step-scores", nargs="*", default=["probability"], metavar="NAME", help="step scores (default: probability)"
     )
     attribute.add_argument("--contrast-target", default=None, help="contrastive alternative target text")
-    attribute.add_argument("--max-new-tokens", type=int, default=20, help="tokens to generate when no --target")
+    attribute.add_argument(
+        "--max-new-tokens", type=positive_int, default=20, help="tokens to generate when no --target"
+    )
     attribute.set_defaults(handler=run_attribute)
     return attribute
 
@@ -179,7 +210,7 @@ def add_graph_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "--token", default="-1", help="root token(s) of the routes: an index (-1 = last), a comma list, or 'all'"
     )
     graph.add_argument("--renormalize", action="store_true", help="renormalise kept edges after thresholding")
-    graph.add_argument("--top-k", type=int, default=5, help="logit-lens tokens kept per node")
+    graph.add_argument("--top-k", type=top_k_int, default=5, help=f"logit-lens tokens kept per node (0 to {MAX_TOP_K})")
     graph.set_defaults(handler=run_graph)
     return graph
 

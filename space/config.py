@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from attribution.bundled import BUNDLED_MODELS, bundled_model_path
 from attribution.errors import InvalidInputError
-from attribution.models import BUNDLED_MODELS, DTYPES, bundled_model_path
+from attribution.models import DTYPES
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.json")
 CONFIG_ENV_VAR = "ATTRIBUTION_EXPLORER_SPACE_CONFIG"
@@ -48,9 +49,22 @@ class SpaceConfig:
     #: Loaded models kept in memory at once (least recently used ones are dropped).
     cache_max_models: int = 2
     cache_max_gb: float = 8.0
-    #: Requests running at once per event (the rest wait in the queue) and queue length.
+    #: Model runs at once per group (attribute + compare; contribution graphs), the rest wait; queue length.
     concurrency_limit: int = 2
     max_queue_size: int = 64
+    #: Requests at once that need no model (graph node/edge details, threshold re-walks, exports).
+    light_concurrency_limit: int = 8
+    #: Seconds one request's model work may take before it is stopped cleanly (None: no limit).
+    time_budget_s: float | None = 30.0
+    #: Most model passes one request may need, estimated before running (attribution.cost; None: no cap).
+    max_model_passes: int | None = 500
+    #: Largest result JSON a request may send back (export, graph details), in MB.
+    max_result_mb: float = 16.0
+    #: Export files are deleted after this many seconds, and the oldest first beyond this total size (MB).
+    export_max_age_s: float = 3600.0
+    export_max_mb: float = 500.0
+    #: A Hub push taking longer than this is abandoned (and the user told what was left).
+    hub_push_timeout_s: float = 60.0
     #: Example caching: "lazy" caches each example's output on first use, "eager" at start-up.
     cache_examples: Literal["lazy", "eager", "off"] = "lazy"
     #: Hub endpoint for pushes (``None``: HF_ENDPOINT or https://huggingface.co).
@@ -69,13 +83,33 @@ class SpaceConfig:
             raise InvalidInputError("config: demo_mode needs a max_input_tokens limit")
         if self.cache_examples not in ("lazy", "eager", "off"):
             raise InvalidInputError("config: cache_examples must be 'lazy', 'eager' or 'off'")
-        for name in ("cache_max_models", "concurrency_limit", "max_queue_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"config: {name} must be at least 1")
+        for name in (
+            "cache_max_models",
+            "concurrency_limit",
+            "max_queue_size",
+            "max_new_tokens",
+            "light_concurrency_limit",
+            "max_model_passes",
+        ):
+            value = getattr(self, name)
+            if value is None and name == "max_model_passes":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"config: {name} must be at least 1 (a whole number), not {value!r}")
+        for name in ("time_budget_s", "max_result_mb", "export_max_age_s", "export_max_mb", "hub_push_timeout_s"):
+            value = getattr(self, name)
+            if value is None and name == "time_budget_s":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise InvalidInputError(f"config: {name} must be a positive number, not {value!r}")
 
     @property
     def custom_models_allowed(self) -> bool:
         return self.allow_custom_models and not self.demo_mode
+
+    @property
+    def max_result_bytes(self) -> int:
+        return int(self.max_result_mb * 1024**2)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpaceConfig:

@@ -1,7 +1,8 @@
 """``gr.Examples`` rows for each tab, on the bundled tiny models and their held-out samples.
 
 The IOI prompts and translation pairs (with gold word alignments) come from
-``examples/data/samples.json``, written by ``examples/train_tiny_models.py`` with the models.
+``examples/data/samples.json`` (written by ``examples/train_tiny_models.py`` with the models; shipped
+in the wheel with them, see :mod:`attribution.bundled`).
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from attribution.models import BUNDLED_MODELS_DIR
+from attribution.bundled import samples_path
 
-DATA_DIR = BUNDLED_MODELS_DIR.parent / "data"
 IOI_MODEL, TRANSLATE_MODEL = "tiny-ioi-gpt2", "tiny-synth-translate"
 N_EXAMPLES = 2
 
 
 def _samples() -> dict[str, Any]:
-    path = DATA_DIR / "samples.json"
+    path = samples_path()
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

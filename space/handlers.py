@@ -8,21 +8,22 @@ through the app's bounded cache, calls the library and returns plain data ready 
 from __future__ import annotations
 
 import html
+import logging
 import math
-import re
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attribution.errors import InvalidInputError
-from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, load_model
+from attribution.budget import time_budget
+from attribution.errors import InvalidInputError, ResultFormatError
+from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, check_hub_id, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result
 from space.config import ModelOffer, SpaceConfig
+from space.export_store import DEFAULT_ROOT, ExportStore, safe_file_name
 from space.inputs import parse_root_tokens
+
+logger = logging.getLogger("attribution_explorer.space")
 
 #: ``report(fraction in [0, 1], message)``: how handlers tell the UI how far along they are.
 Progress = Callable[[float, str], None]
@@ -33,6 +34,10 @@ EXPORT_FORMATS = {
     "Result JSON": "json",
 }
 ROOT_TOKEN_CHOICES = [("last token", "-1"), ("all tokens", "all")]
+#: Added to a time-budget message: what to try instead.
+BUDGET_HINT = "Try a shorter text or target, fewer methods, or a cheaper method (saliency, attention)."
+#: Longest gold alignment accepted (Pharaoh links of a long sentence pair fit in far less).
+MAX_ALIGNMENT_CHARS = 20_000
 
 
 def _silent(fraction: float, message: str) -> None:
@@ -41,40 +46,62 @@ def _silent(fraction: float, message: str) -> None:
 
 @dataclass
 class AppContext:
-    """Everything a running app shares between requests: config, offered models, model cache."""
+    """Everything a running app shares between requests: config, offered models, model cache, export files."""
 
     config: SpaceConfig
     offer: ModelOffer
     cache: ModelCache
-    export_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="attribution-explorer-")))
+    exports: ExportStore | None = None
+
+    def __post_init__(self) -> None:
+        if self.exports is None:
+            self.exports = _export_store(self.config, DEFAULT_ROOT)
 
     @classmethod
-    def create(cls, config: SpaceConfig, offer: ModelOffer) -> AppContext:
+    def create(cls, config: SpaceConfig, offer: ModelOffer, *, export_root: Path | None = None) -> AppContext:
         cache = ModelCache(max_models=config.cache_max_models, max_bytes=int(config.cache_max_gb * 1024**3))
-        return cls(config=config, offer=offer, cache=cache)
+        return cls(config=config, offer=offer, cache=cache, exports=_export_store(config, export_root or DEFAULT_ROOT))
+
+    @property
+    def export_dir(self) -> Path:
+        """This app's folder of download files."""
+        return self.exports.folder
 
     def check_model(self, name: str | None) -> str:
-        """The model name if this app may load it, else a user error naming what it offers."""
+        """The model name if this app may load it, else a user error naming what it offers.
+
+        Offered models (the operator's config: Hub ids or local folders) load as they are; a typed name
+        must be a Hub id and is never resolved against this server's files.
+        """
         name = (name or "").strip()
         if not name:
             raise InvalidInputError("Choose a model first.")
         if name in self.offer.models:
             return name
-        offered = ", ".join(self.offer.models)
         if not self.offer.custom_allowed:
+            shown = repr(name) if len(name) <= 100 else f"{name[:100]!r}…"
+            offered = ", ".join(self.offer.models)
             if self.offer.notice:  # offline: the Hub cannot be reached, so a typed id cannot be loaded
                 raise InvalidInputError(
-                    f"This app cannot load {name!r}: the Hugging Face Hub is unreachable from it, so it offers only "
+                    f"This app cannot load {shown}: the Hugging Face Hub is unreachable from it, so it offers only "
                     f"the models it has locally: {offered}."
                 )
-            raise InvalidInputError(f"Unknown model {name!r}: this app offers only {offered}.")
-        if name.startswith((".", "/", "~", "\\")) or ".." in name or name.count("/") > 1:
-            raise InvalidInputError(f"{name!r} is not a Hugging Face model id (use the form 'user/model').")
-        return name
+            raise InvalidInputError(f"Unknown model {shown}: this app offers only {offered}.")
+        return check_hub_id(name)
 
     def load(self, name: str | None) -> LoadedModel:
         name = self.check_model(name)
-        return load_model(name, device=self.config.device, dtype=self.config.dtype, cache=self.cache)
+        return load_model(
+            name,
+            device=self.config.device,
+            dtype=self.config.dtype,
+            cache=self.cache,
+            allow_local=name in self.offer.models,
+        )
+
+
+def _export_store(config: SpaceConfig, root: Path) -> ExportStore:
+    return ExportStore(root, max_age_s=config.export_max_age_s, max_bytes=int(config.export_max_mb * 1024**2))
 
 
 # --------------------------------------------------------------------------------------------- attribute
@@ -111,20 +138,42 @@ def run_attribution(
     progress(0.0, f"loading {model}")
     loaded = ctx.load(model)
     check_supported(loaded, method)
-    result = attribute(
-        loaded,
-        text,
-        method=method,
-        target=_optional(target),
-        step_scores=tuple(step_scores or ()),
-        contrast_target=_optional(contrast_target),
-        method_params=ctx.config.method_params.get(method),
-        max_new_tokens=ctx.config.max_new_tokens,
-        max_tokens=ctx.config.max_input_tokens,
-        progress=lambda done, total, message="": progress(done / max(total, 1), message or method),
-    )
+    arguments = {
+        "method": method,
+        "target": _optional(target),
+        "step_scores": tuple(step_scores or ()),
+        "contrast_target": _optional(contrast_target),
+        "method_params": ctx.config.method_params.get(method),
+        "max_new_tokens": ctx.config.max_new_tokens,
+    }
+    _check_cost(ctx, [(loaded, text, arguments)], "This attribution")
+    with time_budget(loaded, ctx.config.time_budget_s, what="The attribution", hint=BUDGET_HINT) as budget:
+
+        def report(done: int, total: int, message: str = "") -> None:
+            budget.check()
+            progress(done / max(total, 1), message or method)
+
+        result = attribute(loaded, text, **arguments, max_tokens=ctx.config.max_input_tokens, progress=report)
     headers, rows = step_score_table(result)
     return AttributeView(result, generated_tokens_html(result), rows, headers, result.to_json())
+
+
+def _check_cost(ctx: AppContext, runs: list[tuple[LoadedModel, str, dict[str, Any]]], what: str) -> None:
+    """Refuse a request whose attribution runs would need more model passes than the config allows.
+
+    Texts are checked first (length, Unicode), so the estimate never tokenizes a text refused anyway.
+    """
+    from attribution.cost import check_cost, estimate_attribution_cost
+
+    if ctx.config.max_model_passes is None:
+        return
+    estimates = []
+    for loaded, text, arguments in runs:
+        for role, value in (("input text", text), ("target", arguments.get("target"))):
+            if value:
+                loaded.validate_text(value, role=role, max_tokens=ctx.config.max_input_tokens)
+        estimates.append(estimate_attribution_cost(loaded, text, **arguments))
+    check_cost(estimates, ctx.config.max_model_passes, what=what)
 
 
 def _check_method(ctx: AppContext, method: str) -> None:
@@ -241,25 +290,96 @@ def run_graph(
 ) -> GraphView:
     from attribution.contributions import build_contribution_graph
 
-    threshold = float(threshold)
-    if not 0.0 <= threshold < 1.0:
-        raise InvalidInputError(f"The threshold must be in [0, 1), not {threshold}.")
+    threshold = _threshold(threshold)
     root = parse_root_tokens(root_token)
     progress(0.0, f"loading {model}")
-    graph = build_contribution_graph(
-        ctx.load(model),
-        text,
-        target=_optional(target),
-        threshold=threshold,
-        root_tokens=root,
-        renormalize=bool(renormalize),
-        max_tokens=ctx.config.max_input_tokens,
-        progress=progress,
-    )
+    loaded = ctx.load(model)
+    with time_budget(loaded, ctx.config.time_budget_s, what="The contribution graph", hint=BUDGET_HINT) as budget:
+
+        def report(fraction: float, message: str) -> None:
+            budget.check()
+            progress(fraction, message)
+
+        graph = build_contribution_graph(
+            loaded,
+            text,
+            target=_optional(target),
+            threshold=threshold,
+            root_tokens=root,
+            renormalize=bool(renormalize),
+            max_tokens=ctx.config.max_input_tokens,
+            progress=report,
+        )
     return GraphView(graph=graph, graph_json=graph.to_json())
 
 
-def graph_choices(graph_json: str | None) -> GraphChoices:
+def _threshold(value: float | str | None) -> float:
+    try:
+        threshold = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError("The threshold must be a number in [0, 1).") from None
+    if not 0.0 <= threshold < 1.0:
+        raise InvalidInputError(f"The threshold must be in [0, 1), not {threshold}.")
+    return threshold
+
+
+def rethreshold_graph(
+    ctx: AppContext,
+    model: str,
+    text: str,
+    target: str | None,
+    threshold: float,
+    renormalize: bool,
+    root_token: str | int | None,
+    graph_json: str | None = None,
+    progress: Progress = _silent,
+) -> GraphView:
+    """The threshold slider: re-walk the shown graph without the model when that is exact, else recompute.
+
+    Exact when ``graph_json`` is the graph of these very inputs (model, text, target, roots, not
+    renormalised) and the new threshold is at least the one it was cut at (see
+    :meth:`ContributionGraph.at_threshold`). Otherwise, or with no graph given, this is :func:`run_graph`.
+    """
+    threshold = _threshold(threshold)
+    shown = _shown_graph(ctx, graph_json)
+    rewalkable = shown is not None and shown.threshold <= threshold
+    if rewalkable and _same_inputs(shown, model, text, target, renormalize, root_token):
+        graph = shown.at_threshold(threshold)
+        return GraphView(graph=graph, graph_json=graph.to_json())
+    return run_graph(ctx, model, text, target, threshold, renormalize, root_token, progress=progress)
+
+
+def _shown_graph(ctx: AppContext, graph_json: str | None) -> ContributionGraph | None:
+    if not graph_json or not graph_json.strip():
+        return None
+    try:
+        return ContributionGraph.from_json(graph_json, max_bytes=ctx.config.max_result_bytes)
+    except ResultFormatError:
+        return None  # not the app's own graph: compute it afresh
+
+
+def _same_inputs(
+    graph: ContributionGraph, model: str, text: str, target: str | None, renormalize: bool, root: str | int | None
+) -> bool:
+    """Whether ``graph`` is what :func:`run_graph` computed for these inputs (at some threshold)."""
+    if graph.renormalized or bool(renormalize) or graph.provenance.model_id != (model or "").strip():
+        return False
+    given = _optional(target)
+    if graph.source_text != text or (given is not None and given != graph.target_text):
+        return False
+    if given is None and graph.provenance.model_kind == "causal" and graph.target_text:
+        return False  # a causal graph of a given continuation, now asked without one
+    n_tokens = len(graph.target_tokens)
+    parsed = parse_root_tokens(root)
+    if parsed == "all":
+        return sorted(graph.root_tokens) == list(range(n_tokens))
+    indices = [parsed] if isinstance(parsed, int) else parsed
+    if not all(-n_tokens <= i < n_tokens for i in indices):
+        return False  # computing the graph says what is wrong with these roots
+    return sorted(graph.root_tokens) == sorted({i % n_tokens for i in indices})
+
+
+def graph_choices(graph_json: str | None, *, max_bytes: int | None = None) -> GraphChoices:
     """The menu choices for a shown graph (the generic ones before the first graph).
 
     Labels come from :mod:`exporters.graph_details`, like the figure's: tokens as text, a root as
@@ -269,7 +389,7 @@ def graph_choices(graph_json: str | None) -> GraphChoices:
 
     if not graph_json or not graph_json.strip():
         return GraphChoices(list(ROOT_TOKEN_CHOICES), [], [])
-    graph = ContributionGraph.from_json(graph_json)
+    graph = _graph_from_json(graph_json, max_bytes)
     words = GraphWords(graph)
     last = len(graph.target_tokens) - 1
     roots = [(words.root_label(last), "-1"), (ALL_TOKENS, "all")]
@@ -283,10 +403,13 @@ def graph_choices(graph_json: str | None) -> GraphChoices:
     )
 
 
-def _graph_from_json(graph_json: str | None) -> ContributionGraph:
+def _graph_from_json(graph_json: str | None, max_bytes: int | None) -> ContributionGraph:
     if not graph_json or not graph_json.strip():
         raise InvalidInputError("Compute a contribution graph first.")
-    return ContributionGraph.from_json(graph_json)
+    result = read_result_json(graph_json, "contribution graph", max_bytes=max_bytes)
+    if not isinstance(result, ContributionGraph):
+        raise _refusal("contribution graph", max_bytes)
+    return result
 
 
 #: Columns of the node table (the same rows as the figure's tap panel).
@@ -294,7 +417,7 @@ NODE_TABLE_HEADERS = ["list", "#", "token / neuron", "value", "raw"]
 EDGE_TABLE_HEADERS = ["head", "weight"]
 
 
-def node_details(graph_json: str | None, node_id: str | None) -> list[list[Any]]:
+def node_details(graph_json: str | None, node_id: str | None, *, max_bytes: int | None = None) -> list[list[Any]]:
     """Rows (list, rank, token as text or neuron, value, raw token or neuron index) of a node.
 
     The logit-lens top tokens, promoted and suppressed tokens and top FFN neurons: the rows of
@@ -305,25 +428,25 @@ def node_details(graph_json: str | None, node_id: str | None) -> list[list[Any]]
 
     if not node_id:
         return []
-    graph = _graph_from_json(graph_json)
+    graph = _graph_from_json(graph_json, max_bytes)
     try:
         node = graph.node(node_id)
     except KeyError as error:
-        raise InvalidInputError(f"No node {node_id!r} in this graph: recompute it.") from error
+        raise InvalidInputError(f"No node {node_id[:100]!r} in this graph: recompute it.") from error
     rows = GraphWords(graph).node_rows(node)
     return [[row.list, row.rank, row.item, float(shown_value(row.value)), row.raw] for row in rows]
 
 
-def edge_details(graph_json: str | None, key: str | None) -> list[list[Any]]:
+def edge_details(graph_json: str | None, key: str | None, *, max_bytes: int | None = None) -> list[list[Any]]:
     """Rows (head, weight) of an attention edge: how its contribution splits over heads."""
     from exporters.figure_common import shown_value
     from exporters.graph_details import ATTENTION_KINDS, GraphWords, edge_rows
 
     if not key:
         return []
-    edge = GraphWords(_graph_from_json(graph_json)).find_edge(key)
+    edge = GraphWords(_graph_from_json(graph_json, max_bytes)).find_edge(key)
     if edge is None:
-        raise InvalidInputError(f"No edge {key!r} in this graph: recompute it.")
+        raise InvalidInputError(f"No edge {key[:200]!r} in this graph: recompute it.")
     if edge.kind not in ATTENTION_KINDS:
         raise InvalidInputError("This edge is not an attention edge: it has no per-head split.")
     return [[head, float(shown_value(weight))] for head, weight in edge_rows(edge)]
@@ -341,7 +464,7 @@ class Selection:
     edge_rows: list[list[Any]]
 
 
-def graph_selection(graph_json: str | None, selected: str | None) -> Selection:
+def graph_selection(graph_json: str | None, selected: str | None, *, max_bytes: int | None = None) -> Selection:
     """Details of ``selected``: a node id, or an edge key as :func:`exporters.graph_details.edge_key` writes it.
 
     The figure writes the tapped item's id into the app's selection box; the menus write theirs.
@@ -352,18 +475,19 @@ def graph_selection(graph_json: str | None, selected: str | None) -> Selection:
     selected = (selected or "").strip()
     if not graph_json or not graph_json.strip() or not selected:
         return Selection(None, "", [], None, "", [])
-    graph = ContributionGraph.from_json(graph_json)
+    graph = _graph_from_json(graph_json, max_bytes)
     words = GraphWords(graph)
     edge = words.find_edge(selected)
     if edge is not None:
-        rows = edge_details(graph_json, selected) if edge.kind in ATTENTION_KINDS else []
+        rows = edge_details(graph_json, selected, max_bytes=max_bytes) if edge.kind in ATTENTION_KINDS else []
         key = selected if edge.kind in ATTENTION_KINDS else None
         return Selection(None, "", [], key, words.edge_title(edge), rows)
     try:
         node = graph.node(selected)
     except KeyError as error:
-        raise InvalidInputError(f"No node or edge {selected!r} in this graph: recompute it.") from error
-    return Selection(selected, words.node_title(node), node_details(graph_json, selected), None, "", [])
+        raise InvalidInputError(f"No node or edge {selected[:200]!r} in this graph: recompute it.") from error
+    rows = node_details(graph_json, selected, max_bytes=max_bytes)
+    return Selection(selected, words.node_title(node), rows, None, "", [])
 
 
 # ---------------------------------------------------------------------------------------------- compare
@@ -407,6 +531,8 @@ def run_comparison(
         raise InvalidInputError(f"{len(runs)} model × method pairs is too many: at most {MAX_COMPARED_RUNS}.")
     for method in methods:
         _check_method(ctx, method)
+    if gold_alignment and len(gold_alignment) > MAX_ALIGNMENT_CHARS:
+        raise InvalidInputError(f"The gold alignment is longer than {MAX_ALIGNMENT_CHARS:,} characters.")
     loaded_models = {}
     for model in models:  # check everything before the first long run
         loaded_models[model] = ctx.load(model)
@@ -414,26 +540,31 @@ def run_comparison(
             check_supported(loaded_models[model], method)
     _check_same_kind(loaded_models)
     forced_target = _optional(target)
+
+    def arguments(method: str) -> dict[str, Any]:
+        return {
+            "method": method,
+            "target": forced_target,
+            "step_scores": (),
+            "method_params": ctx.config.method_params.get(method),
+            "max_new_tokens": ctx.config.max_new_tokens,
+        }
+
+    _check_cost(ctx, [(loaded_models[model], text, arguments(method)) for model, method in runs], "This comparison")
     results = []
-    for i, (model, method) in enumerate(runs):
-        loaded = loaded_models[model]
+    watched = list(loaded_models.values())
+    with time_budget(watched, ctx.config.time_budget_s, what="The comparison", hint=BUDGET_HINT) as budget:
+        for i, (model, method) in enumerate(runs):
 
-        def report(done: int, total: int, message: str = "", i: int = i, label: str = f"{model} / {method}") -> None:
-            progress((i + done / max(total, 1)) / len(runs), f"{label} {message}".strip())
+            def report(done: int, total: int, message: str = "", i: int = i, label: str = f"{model} / {method}"):
+                budget.check()
+                progress((i + done / max(total, 1)) / len(runs), f"{label} {message}".strip())
 
-        result = attribute(
-            loaded,
-            text,
-            method=method,
-            target=forced_target,
-            step_scores=(),
-            method_params=ctx.config.method_params.get(method),
-            max_new_tokens=ctx.config.max_new_tokens,
-            max_tokens=ctx.config.max_input_tokens,
-            progress=report,
-        )
-        forced_target = forced_target or result.target_text
-        results.append(result)
+            result = attribute(
+                loaded_models[model], text, **arguments(method), max_tokens=ctx.config.max_input_tokens, progress=report
+            )
+            forced_target = forced_target or result.target_text
+            results.append(result)
     labels = [f"{model} / {method}" if len(models) > 1 else method for model, method in runs]
     comparison = compare(results, labels, gold_alignment=_optional(gold_alignment))
     return CompareView(comparison, comparison.to_json())
@@ -460,13 +591,28 @@ def _check_same_kind(loaded_models: dict[str, LoadedModel]) -> None:
 # ----------------------------------------------------------------------------------------------- export
 
 
-def _result_from_json(result_json: str | None, what: str) -> ResultType:
+def _refusal(what: str, max_bytes: int | None) -> InvalidInputError:
+    """The one answer to any result JSON the app refuses, whatever the cause (the cause is only logged)."""
+    limit = f"at most {max_bytes / 1024**2:.3g} MB of " if max_bytes else ""
+    return InvalidInputError(
+        f"The {what} result cannot be read back: it is not a result of this app ({limit}JSON written by its "
+        f"{what} tab). Run the {what} tab again."
+    )
+
+
+def read_result_json(text: str, what: str, *, max_bytes: int | None) -> ResultType:
+    """Parse a result the browser sends back: JSON text only (never a path), size-capped, schema-checked."""
+    try:
+        return load_result(text, max_bytes=max_bytes)
+    except ResultFormatError as error:
+        logger.info("refused a %s result JSON: %s", what, error)
+        raise _refusal(what, max_bytes) from None
+
+
+def _result_from_json(ctx: AppContext, result_json: str | None, what: str) -> ResultType:
     if not result_json or not result_json.strip():
         raise InvalidInputError(f"Nothing to export yet: run the {what} tab first.")
-    try:
-        return load_result(result_json)
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidInputError(f"The {what} result cannot be read back: {error}") from error
+    return read_result_json(result_json, what, max_bytes=ctx.config.max_result_bytes)
 
 
 def _file_stem(result: ResultType) -> str:
@@ -474,9 +620,11 @@ def _file_stem(result: ResultType) -> str:
         parts = ["attribution", result.provenance.model_id, result.method]
     elif isinstance(result, ContributionGraph):
         parts = ["contribution-graph", result.provenance.model_id]
-    else:
+    elif isinstance(result, Comparison):
         parts = ["comparison", *result.labels[:3]]
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts)).strip("-")[:100]
+    else:  # intervention results (schema "patching", "intervention", ...)
+        parts = [result.SCHEMA, result.provenance.model_id]
+    return safe_file_name("_".join(parts), default="result")[:100]
 
 
 @dataclass
@@ -485,36 +633,23 @@ class ExportView:
     preview_html: str | None  # ``<iframe srcdoc=…>`` of the page (None for JSON)
 
 
-#: Export files older than this are deleted (Gradio has served its own copy long before).
-EXPORT_MAX_AGE_S = 3600
-
-
-def prune_exports(export_dir: Path, max_age_s: float = EXPORT_MAX_AGE_S) -> None:
-    """Delete export folders older than ``max_age_s`` so a long-running app does not fill its disk."""
-    cutoff = time.time() - max_age_s
-    for folder in export_dir.iterdir():
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
 def make_export(ctx: AppContext, result_json: str | None, what: str, export_format: str) -> ExportView:
-    """Write the chosen result as a page, snippet or JSON into a fresh file for download."""
+    """Write the chosen result as a page, snippet or JSON into a fresh file for download.
+
+    The content is made first and written only when complete, so a failed export leaves no file.
+    """
     from exporters import export_result
     from exporters.page import iframe_snippet
 
     if export_format not in EXPORT_FORMATS:
         raise InvalidInputError(f"Unknown export format {export_format!r}; choose one of {', '.join(EXPORT_FORMATS)}.")
-    result = _result_from_json(result_json, what)
+    result = _result_from_json(ctx, result_json, what)
     mode = EXPORT_FORMATS[export_format]
-    prune_exports(ctx.export_dir)
-    folder = Path(tempfile.mkdtemp(dir=ctx.export_dir))
     stem = _file_stem(result)
     if mode == "json":
-        path = folder / f"{stem}.json"
-        result.to_json(path)
-        return ExportView(path, None)
+        return ExportView(ctx.exports.write(f"{stem}.json", result.to_json()), None)
     export = export_result(result, mode=mode)
-    path = Path(export.write(folder / f"{stem}{'-snippet' if mode == 'snippet' else ''}.html"))
+    path = ctx.exports.write(f"{stem}{'-snippet' if mode == 'snippet' else ''}.html", export.html)
     preview = export.iframe_html or iframe_snippet(export.html, title=export.title, height=700)
     return ExportView(path, preview)
 
@@ -530,19 +665,28 @@ def push_to_hub(
     import os
 
     from exporters import export_result
-    from exporters.hub import HubPushError, push_export
+    from exporters.hub import HubPushError, check_repo_id, push_export
 
     repo_id = (repo_id or "").strip()
     if not repo_id:
         raise InvalidInputError("Type the Hub repository to push to, e.g. 'your-name/attribution-demo'.")
+    repo_id = check_repo_id(repo_id)
     token = (token or "").strip()
     if not token:
         raise InvalidInputError("Log in with Hugging Face or paste a write token to push to the Hub.")
-    result = _result_from_json(result_json, what)
+    result = _result_from_json(ctx, result_json, what)
     export = export_result(result, mode="standalone")
     endpoint = ctx.config.hub_endpoint or os.environ.get("HF_ENDPOINT") or None
     try:
-        return push_export(export, result, repo_id, repo_type="dataset", token=token, endpoint=endpoint)
+        return push_export(
+            export,
+            result,
+            repo_id,
+            repo_type="dataset",
+            token=token,
+            endpoint=endpoint,
+            timeout=ctx.config.hub_push_timeout_s,
+        )
     except HubPushError as error:
         raise HubPushError(for_browser_users(str(error))) from None
 

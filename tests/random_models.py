@@ -260,8 +260,8 @@ def _gemma3_text(random_biases: bool) -> PretrainedConfig:
 def _phi3(random_biases: bool) -> PretrainedConfig:
     # fused qkv_proj with grouped-query heads, rotary on half of each head (Phi-3.5 / Phi-4-mini)
     return Phi3Config(
-        **_decoder_only_common(),
-        num_key_value_heads=1,
+        **_decoder_only_common() | {"num_attention_heads": 2 * HEADS},
+        num_key_value_heads=HEADS,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
     )
 
@@ -288,7 +288,8 @@ def _falcon_rw(random_biases: bool) -> PretrainedConfig:
 
 def _falcon_new(random_biases: bool) -> PretrainedConfig:
     """Falcon-40B / Falcon 2's layout: grouped key/value heads interleaved with their queries, two LayerNorms."""
-    return FalconConfig(**_falcon_common(), new_decoder_architecture=True, num_kv_heads=1, num_ln_in_parallel_attn=2)
+    common = _falcon_common() | {"num_attention_heads": 2 * HEADS}
+    return FalconConfig(**common, new_decoder_architecture=True, num_kv_heads=HEADS, num_ln_in_parallel_attn=2)
 
 
 def _gpt_bigcode(random_biases: bool) -> PretrainedConfig:
@@ -342,9 +343,17 @@ CONFIG_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "gemma2": (_gemma2, "causal"),
     "gemma3_text": (_gemma3_text, "causal"),
     "olmo2": (_olmo2, "causal"),
+    "phi3": (_phi3, "causal"),
+    "falcon": (_falcon, "causal"),
+    "gpt_bigcode": (_gpt_bigcode, "causal"),
+    "bloom": (_bloom, "causal"),
     "marian": (_marian, "seq2seq"),
     "bart": (_bart, "seq2seq"),
+    "m2m_100": (_m2m_100, "seq2seq"),
+    "mbart": (_mbart, "seq2seq"),
     "t5": (_t5, "seq2seq"),
+    "mt5": (_mt5, "seq2seq"),
+    "umt5": (_umt5, "seq2seq"),
 }
 FAMILIES = tuple(CONFIG_BUILDERS)
 CAUSAL_FAMILIES = tuple(f for f, (_, kind) in CONFIG_BUILDERS.items() if kind == "causal")
@@ -353,17 +362,22 @@ SEQ2SEQ_FAMILIES = tuple(f for f, (_, kind) in CONFIG_BUILDERS.items() if kind =
 VARIANT_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "opt-post-ln": (_opt_post_ln, "causal"),
     "gpt_neox-sequential": (_gpt_neox_sequential, "causal"),
+    "falcon-rw": (_falcon_rw, "causal"),
+    "falcon-new": (_falcon_new, "causal"),
+    "gpt_bigcode-mha": (_gpt_bigcode_mha, "causal"),
 }
 VARIANTS = tuple(VARIANT_BUILDERS)
 
 
 def randomize_biases(model: torch.nn.Module, *, seed: int, std: float = 0.1) -> None:
-    """Give every bias parameter random non-zero values (initialisation leaves them at zero)."""
+    """Give every bias parameter (and BART-family ``final_logits_bias`` buffer) random non-zero values
+    (initialisation leaves them at zero)."""
     generator = torch.Generator().manual_seed(seed + 1)
+    biases = [p for name, p in model.named_parameters() if name.endswith("bias")]
+    biases += [b for name, b in model.named_buffers() if name.endswith("final_logits_bias")]
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if name.endswith("bias"):
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
+        for bias in biases:
+            bias.copy_(torch.randn(bias.shape, generator=generator) * std)
 
 
 def randomize_norm_weights(model: torch.nn.Module, *, seed: int, std: float = 0.1) -> None:

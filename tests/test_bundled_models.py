@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from attribution.models import BUNDLED_MODELS_DIR, LoadedModel, load_model
+from attribution.bundled import BUNDLED_MODELS_DIR
+from attribution.models import LoadedModel, load_model
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 DATA_DIR = EXAMPLES_DIR / "data"

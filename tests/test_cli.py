@@ -7,20 +7,24 @@ modules a command imports before it answers (read from ``python -X importtime``)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pkgutil
+import socket
 import subprocess
 import sys
-import tomllib
+import time
+import urllib.request
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
+import attribution
 from attribution.capabilities import METHODS, STEP_SCORES
 from attribution.errors import InvalidInputError
 from space import handlers
-from space.cli import EXIT_USER_ERROR, build_parser, main, serve_address
+from space.cli import EXIT_INSTALL_ERROR, EXIT_USER_ERROR, build_parser, main, serve_address
 from space.inputs import parse_root_tokens
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,7 +143,8 @@ def test_attribute_help_lists_every_method_and_step_score(capsys):
 
 
 def test_version_names_the_distribution_and_the_libraries(capsys):
-    version = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    version = attribution.__version__
+    assert metadata.version("attribution-explorer") == version  # the metadata reads it from the package
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"attribution-explorer {version}"
     assert main(["--version", "--verbose"]) == 0
@@ -211,3 +216,96 @@ def test_the_exporters_never_import_torch():
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300, check=True
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_export_imports_no_model_library(tmp_path):
+    """Drawing a saved result needs Bokeh, not torch, transformers, Inseq or Gradio."""
+    from tests.synthetic_results import synthetic_attribution
+
+    saved = tmp_path / "result.json"
+    synthetic_attribution("seq2seq", n_source=4, n_generated=3, seed=0).to_json(saved)
+    completed, modules = imported_modules([*CLI, "export", str(saved), "--out", str(tmp_path / "page.html")])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert (tmp_path / "page.html").is_file()
+    assert "bokeh" in modules
+    assert not {"torch", "transformers", "inseq", "gradio"} & {name.partition(".")[0] for name in modules}
+
+
+def test_graph_imports_neither_inseq_nor_the_app(tmp_path):
+    out = tmp_path / "graph.json"
+    arguments = [
+        "graph",
+        "--model",
+        "tiny-ioi-gpt2",
+        "--text",
+        "When Mary and John went to the store",
+        "--out",
+        str(out),
+    ]
+    completed, modules = imported_modules([*CLI, *arguments], env={"HF_HUB_OFFLINE": "1"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert out.is_file() and "torch" in modules
+    assert not {"inseq", "captum", "gradio", "bokeh"} & {name.partition(".")[0] for name in modules}
+
+
+@pytest.mark.slow
+def test_attribute_imports_neither_the_app_nor_bokeh(tmp_path):
+    out = tmp_path / "result.json"
+    arguments = ["attribute", "--model", "tiny-ioi-gpt2", "--text", "When Mary and John went to the store"]
+    completed, modules = imported_modules(
+        [*CLI, *arguments, "--max-new-tokens", "1", "--out", str(out)], env={"HF_HUB_OFFLINE": "1"}
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert out.is_file() and "inseq" in modules
+    assert not {"gradio", "bokeh", "space.app", "exporters.bokeh_html"} & modules
+
+
+def test_a_shadowed_package_is_reported_with_our_distribution_and_the_other_one(monkeypatch, capsys):
+    """PyPI's `attribution` installed over ours: the import error names both distributions and the fix."""
+    from space import distribution
+
+    providers = {"attribution": ["attribution-explorer", "attribution"], "exporters": [], "space": []}
+    monkeypatch.setattr(distribution.metadata, "packages_distributions", lambda: providers)
+    monkeypatch.setattr(
+        distribution,
+        "installed_version",
+        lambda name=distribution.DISTRIBUTION: {"attribution": "1.8.0"}.get(name, "0.1.0"),
+    )
+    monkeypatch.setitem(sys.modules, "attribution.capabilities", None)  # importing it now fails
+    assert main(["attribute", "--help"]) == EXIT_INSTALL_ERROR
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: attribution-explorer cannot import 'attribution.capabilities'")
+    assert "also provided by attribution 1.8.0" in error
+    assert "pip install --force-reinstall --no-deps attribution-explorer" in error
+    assert distribution.import_problem(ModuleNotFoundError("No module named 'yaml'", name="yaml")) is None
+
+
+@pytest.mark.slow
+def test_serve_takes_host_port_and_config(tmp_path):
+    """``serve --host --port --config`` (once 'unrecognized arguments') serves the app with that config."""
+    config = json.loads((REPO / "space" / "config.json").read_text(encoding="utf-8"))
+    config |= {"methods": ["attention", "occlusion"], "default_method": "occlusion"}
+    path = tmp_path / "operator.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(path)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": "1"}  # the option wins over the variable
+    server = subprocess.Popen([sys.executable, *command], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, served = time.monotonic() + 300, None
+        while served is None and time.monotonic() < deadline:
+            assert server.poll() is None, server.stderr.read()[-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
+                    served = json.load(response)
+            except OSError:
+                time.sleep(0.2)
+        assert served is not None, "the app did not answer within 300 s"
+        (method,) = [c["props"] for c in served["components"] if c.get("props", {}).get("label") == "Method"]
+        assert method["value"] == "occlusion"
+        assert [choice[1] for choice in method["choices"]] == ["attention", "occlusion"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

@@ -51,7 +51,7 @@ def test_attribute_writes_the_result_the_library_returns(gpt2_folder, tmp_path, 
         ]
     )
     assert status == 0
-    result = AttributionResult.from_json(out)
+    result = AttributionResult.from_file(out)
     assert result.method == "integrated_gradients" and set(result.step_scores) == {"probability", "entropy"}
     assert result.target_text == f"{PROMPT} to the store" and result.n_steps == 3
     direct = attribute(load_model(str(gpt2_folder)), PROMPT, method="integrated_gradients", target="to the store")
@@ -64,7 +64,7 @@ def test_attribute_generates_when_no_target_is_given(gpt2_folder, tmp_path):
     out = tmp_path / "generated.json"
     args = ["attribute", "--model", str(gpt2_folder), "--text", PROMPT, "--max-new-tokens", "2", "--out", str(out)]
     assert main(args) == 0
-    result = AttributionResult.from_json(out)
+    result = AttributionResult.from_file(out)
     assert result.target_text.startswith(PROMPT) and 1 <= result.n_steps <= 2
 
 
@@ -99,7 +99,7 @@ def test_attribute_as_a_subprocess_on_the_bundled_translation_model(tmp_path):
     command += ["--text", "the tired friend greets this woman today", "--out", str(out)]
     completed = subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
-    result = AttributionResult.from_json(out)
+    result = AttributionResult.from_file(out)
     assert result.provenance.model_kind == "seq2seq" and result.method == "attention"
     assert result.target_text == "ka amiko lasu tesu fema hodie salas"  # the model's greedy translation
     assert len(result.step_scores["probability"]) == result.n_steps

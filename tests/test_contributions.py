@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, BloomConfig
+from transformers import AutoModelForCausalLM, BloomConfig, GPTJConfig
 
 from attribution.contributions import SUPPORTED_MODEL_TYPES, build_contribution_graph, decompose_model
 from attribution.contributions.adapters import architecture_spec
@@ -18,7 +18,7 @@ from attribution.contributions.graph import _prepare_inputs
 from attribution.contributions.routes import trace_routes
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import LoadedModel
-from attribution.results import ContributionGraph, load_result
+from attribution.results import ContributionGraph, load_result_file
 from space.cli import main
 from tests.contributions_reference import ReferenceStack, reference_route
 from tests.random_models import FAMILIES, VARIANTS, build_random_model, word_level_tokenizer
@@ -29,8 +29,9 @@ TARGET = "die klein katze sieht das rot haus ."
 
 
 def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
-    """Scale BART/Marian value and output projections: at their random init (std 0.02) attention adds
-    under 0.1% to the residual stream, so no attention or cross-attention edge would pass a threshold."""
+    """Scale BART-family (BART, Marian, mBART, M2M-100) value and output projections: at their random init
+    (std 0.02) attention adds under 0.1% to the residual stream, so no attention or cross-attention edge would
+    pass a threshold."""
     with torch.no_grad():
         for name, parameter in loaded.model.named_parameters():
             if name.endswith(("v_proj.weight", "out_proj.weight")):
@@ -41,7 +42,7 @@ def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
 @pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
 def family_model(request) -> LoadedModel:
     loaded = build_random_model(request.param, seed=3)
-    return _louder_attention(loaded) if request.param in ("bart", "marian") else loaded
+    return _louder_attention(loaded) if request.param in ("bart", "marian", "mbart", "m2m_100") else loaded
 
 
 def _inputs(loaded: LoadedModel, text: str | None = None, target: str | None = None):
@@ -93,13 +94,21 @@ def test_decomposition_reconstructs_the_models_hidden_states(family_model):
 
 
 def test_attention_specs_name_the_attention_module_and_its_output_projection(family_model):
-    """Interventions rely on this: the attention module returns (output after the projection, probabilities)."""
+    """Interventions rely on this: the attention module returns (output after the projection, probabilities);
+    where the module adds the residual itself (BLOOM, ``output_includes_residual``) its output is the block's
+    input plus the projection's output."""
     spec = architecture_spec(family_model.model)
     inputs = _inputs(family_model)
     for block in [*spec.encoder_blocks, *spec.decoder_blocks]:
         for attention in filter(None, (block.self_attention, block.cross_attention)):
             seen: dict[str, object] = {}
             handles = [
+                block.module.register_forward_pre_hook(
+                    lambda _m, args, kwargs, seen=seen: seen.update(
+                        block_in=args[0] if args else kwargs["hidden_states"]
+                    ),
+                    with_kwargs=True,
+                ),
                 attention.module.register_forward_hook(lambda _m, _a, out, seen=seen: seen.setdefault("module", out)),
                 attention.out_module.register_forward_hook(
                     lambda _m, args, out, seen=seen: seen.update(projection_in=args[0], projection_out=out)
@@ -109,10 +118,38 @@ def test_attention_specs_name_the_attention_module_and_its_output_projection(fam
                 family_model.model(**inputs, use_cache=False, output_attentions=True)
             for handle in handles:
                 handle.remove()
-            output, probabilities = seen["module"][0], seen["module"][1]
-            assert torch.equal(output, seen["projection_out"])
+            output, probabilities = seen["module"][0], seen["module"][attention.probabilities_index]
+            if attention.output_includes_residual:
+                torch.testing.assert_close(output, seen["block_in"] + seen["projection_out"], atol=1e-6, rtol=0)
+            else:
+                assert torch.equal(output, seen["projection_out"])
             assert probabilities.shape[1] == attention.n_heads
+            # probabilities, not another [batch, H, T, S] tensor (T5 also returns its position bias)
+            assert torch.allclose(probabilities.sum(-1), torch.ones(()), atol=1e-5) and probabilities.min() >= 0
             assert seen["projection_in"].shape[-1] == attention.out_weight.shape[0] * attention.out_weight.shape[1]
+
+
+def test_parallel_residual_flag_matches_the_model(family_model):
+    """The graph draws the FFN's input from the block input (parallel) or from after attention (sequential):
+    changing the first block's attention output must leave its FFN output alone exactly when parallel."""
+    spec = architecture_spec(family_model.model)
+    block = spec.decoder_blocks[0]
+    inputs = _inputs(family_model)
+
+    def ffn_output(scale: float) -> torch.Tensor:
+        seen = {}
+        handles = [
+            block.self_attention.out_module.register_forward_hook(lambda _m, _a, out: out * scale),
+            block.ffn.out_module.register_forward_hook(lambda _m, _a, out: seen.update(out=out.clone())),
+        ]
+        with torch.no_grad():
+            family_model.model(**inputs, use_cache=False)
+        for handle in handles:
+            handle.remove()
+        return seen["out"]
+
+    changed = not torch.equal(ffn_output(1.0), ffn_output(3.0))
+    assert changed != block.parallel_residual
 
 
 def test_neuron_scores_read_the_ffn_output_as_the_block_adds_it(family_model):
@@ -259,13 +296,28 @@ def test_all_roots_cover_every_final_state():
 
 
 def test_unsupported_architecture_names_the_supported_ones():
-    config = BloomConfig(vocab_size=60, hidden_size=16, n_layer=1, n_head=2)
+    config = GPTJConfig(vocab_size=60, n_embd=16, n_layer=1, n_head=2, rotary_dim=4)
     model = AutoModelForCausalLM.from_config(config).eval()
-    loaded = LoadedModel("random-bloom", model, word_level_tokenizer(append_eos=False), "causal")
+    loaded = LoadedModel("random-gptj", model, word_level_tokenizer(append_eos=False), "causal")
     with pytest.raises(UnsupportedError) as error:
         build_contribution_graph(loaded, PROMPT)
     message = str(error.value)
-    assert "'bloom'" in message and all(name in message for name in SUPPORTED_MODEL_TYPES)
+    assert "'gptj'" in message and all(name in message for name in SUPPORTED_MODEL_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"apply_residual_connection_post_layernorm": True}, "residual stream is the normalised input"),
+        ({"pretraining_tp": 2, "slow_but_exact": True}, "slow_but_exact"),
+    ],
+)
+def test_bloom_layouts_the_decomposition_cannot_follow_are_refused(overrides, fragment):
+    config = BloomConfig(vocab_size=60, hidden_size=16, n_layer=1, n_head=2, **overrides)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    loaded = LoadedModel("random-bloom", model, word_level_tokenizer(append_eos=False), "causal")
+    with pytest.raises(UnsupportedError, match=fragment):
+        build_contribution_graph(loaded, PROMPT)
 
 
 @pytest.mark.parametrize(
@@ -322,7 +374,7 @@ def test_cli_writes_a_graph_json(saved_gpt2, tmp_path):
         ]
     )
     assert status == 0
-    graph = load_result(out)
+    graph = load_result_file(out)
     assert isinstance(graph, ContributionGraph)
     assert graph.root_tokens == [0, len(PROMPT.split()) - 1] and graph.threshold == 0.05
     assert all(edge.weight >= 0.05 for edge in graph.edges)

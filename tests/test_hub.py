@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,8 @@ from attribution.results import load_result
 from exporters import export_result
 from exporters.hub import HubPushError, push_export
 from space.cli import main
-from tests.local_hub_server import local_hub
+from tests.hostile_inputs import REPO_ID_CASES
+from tests.local_hub_server import LocalHub, local_hub
 from tests.synthetic_results import synthetic_attribution, synthetic_graph
 
 TOKEN = "hf_testTOKEN0123456789secretvalue"
@@ -181,3 +185,115 @@ def test_cli_push_failure_keeps_the_local_file(
     assert stderr.strip().splitlines()[-1].startswith("error: the Hub rejected the token (401")
     assert "Traceback" not in stderr and TOKEN not in stderr
     assert out.is_file() and "contribution graph" in out.read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------- a push lands or is abandoned, never half
+
+
+def _push_threads() -> list[threading.Thread]:
+    """Threads of this process other than the local Hub's request handlers."""
+    return [t for t in threading.enumerate() if "process_request_thread" not in t.name]
+
+
+def _wait_until_answered(hub: LocalHub, timeout_s: float = 30) -> None:
+    """Wait until the local Hub has processed every request it received (delayed ones included)."""
+    deadline = time.monotonic() + timeout_s
+    while hub.handled < len(hub.requests):
+        assert time.monotonic() < deadline, "the local hub did not finish its requests"
+        time.sleep(0.05)
+
+
+def test_a_timed_out_push_is_abandoned_for_real_and_leaves_no_thread() -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        threads_before = {t.ident for t in _push_threads()}
+        hub.delay_s, hub.delay_path = 2.0, "/preupload/"  # the Hub goes silent once the repo exists
+        for attempt in range(3):
+            with pytest.raises(HubPushError) as error:
+                push_export(export, result, f"alice/demo{attempt}", token=TOKEN, endpoint=hub.url, timeout=0.5)
+            assert str(error.value) == (
+                f"{hub.url} did not answer within 0.5 s (committing): the push was abandoned before anything was "
+                f"committed; the local files are kept. The repository alice/demo{attempt} created for this push "
+                "was deleted again."
+            )
+        assert {t.ident for t in _push_threads()} == threads_before  # nothing left running in the background
+        _wait_until_answered(hub)  # the silent requests end...
+        assert hub.commits == [] and hub.repos == set()  # ...and nothing landed afterwards
+        assert not any("/commit/" in r.path for r in hub.requests)
+
+
+def test_a_commit_sent_but_unanswered_is_reported_as_possibly_landing() -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        hub.repos.add(("datasets", "alice/existing"))
+        hub.delay_s, hub.delay_path = 2.0, "/commit/"
+        with pytest.raises(HubPushError) as error:
+            push_export(export, result, "alice/existing", token=TOKEN, endpoint=hub.url, timeout=0.5)
+        assert "(committing): the commit was sent but not confirmed, so it may still appear in alice/existing" in str(
+            error.value
+        )
+        _wait_until_answered(hub)
+        assert len(hub.commits) == 1  # it did land: the message said it might
+        assert hub.deleted == []  # an existing repository is never deleted
+
+        # On a repository the push created, the repository goes, so the late commit cannot land.
+        with pytest.raises(HubPushError) as error:
+            push_export(export, result, "alice/fresh", token=TOKEN, endpoint=hub.url, timeout=0.5)
+        assert str(error.value).endswith(
+            "the commit was sent but not confirmed; the local files are kept. The repository alice/fresh created "
+            "for this push was deleted again."
+        )
+        _wait_until_answered(hub)
+        assert len(hub.commits) == 1 and ("datasets", "alice/fresh") not in hub.repos
+
+
+def test_a_500_at_commit_leaves_no_orphan_repository() -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        hub.fail_with, hub.fail_path = 500, "/commit/"
+        with pytest.raises(HubPushError) as error:
+            push_export(export, result, "alice/new-repo", token=TOKEN, endpoint=hub.url)
+        assert str(error.value) == (
+            "the Hub had a server error (500) (Internal Error); try again later; the local files are kept. "
+            "The repository alice/new-repo created for this push was deleted again."
+        )
+        assert [c["name"] for c in hub.created] == ["new-repo"] and [d["name"] for d in hub.deleted] == ["new-repo"]
+        assert hub.repos == set() and hub.commits == []
+
+        hub.repos.add(("datasets", "alice/kept"))
+        with pytest.raises(HubPushError, match=r"server error \(500\).*local files are kept$"):
+            push_export(export, result, "alice/kept", token=TOKEN, endpoint=hub.url)
+        assert hub.repos == {("datasets", "alice/kept")} and len(hub.created) == 1  # untouched, not re-created
+
+
+def test_when_the_cleanup_fails_too_the_message_says_what_was_left() -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        hub.fail_with, hub.fail_path = 500, ("/commit/", "/api/repos/delete")
+        with pytest.raises(HubPushError) as error:
+            push_export(export, result, "alice/orphan", token=TOKEN, endpoint=hub.url)
+        assert str(error.value).endswith(
+            "An empty repository alice/orphan was created for this push and could not be deleted: "
+            f"see {hub.url}/datasets/alice/orphan/settings."
+        )
+        assert hub.repos == {("datasets", "alice/orphan")}
+
+
+def test_cli_validates_the_repo_id_before_writing_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    result_path = tmp_path / "result.json"
+    synthetic_attribution("causal").to_json(result_path)
+    for case in REPO_ID_CASES:
+        out = tmp_path / "page.html"
+        with local_hub() as hub:
+            code = main(["export", str(result_path), "--out", str(out), "--push", case.value, "--endpoint", hub.url])
+        stderr = capfd.readouterr().err
+        assert code == 2, case.name
+        assert re.search(case.expect, stderr.strip()) and len(stderr.strip().splitlines()) == 1, stderr
+        assert not out.exists() and hub.requests == []

@@ -125,7 +125,7 @@ def test_result_round_trips_through_json(family, gpt2, marian, tmp_path):
     assert result.method_params["n_steps"] == 3 and result.method_params["attributed_fn"] == "probability"
     path = tmp_path / "result.json"
     result.to_json(path)
-    loaded_back = AttributionResult.from_json(path)
+    loaded_back = AttributionResult.from_file(path)
     for name in ("method", "method_params", "source_text", "target_text", "source_tokens", "target_tokens"):
         assert getattr(loaded_back, name) == getattr(result, name), name
     assert loaded_back.provenance == result.provenance

@@ -62,13 +62,13 @@ def _save_random(family: str, folder: Path, seed: int = 0) -> str:
     return str(folder)
 
 
-def _save_random_bloom(folder: Path) -> str:
-    """A causal architecture the contribution graph has no adapter for (BLOOM: ALiBi, fused QKV)."""
-    from transformers import BloomConfig, BloomForCausalLM
+def _save_random_gptj(folder: Path) -> str:
+    """A causal architecture the contribution graph has no adapter for (GPT-J)."""
+    from transformers import GPTJConfig, GPTJForCausalLM
 
     from tests.random_models import VOCAB, word_level_tokenizer
 
-    model = BloomForCausalLM(BloomConfig(vocab_size=len(VOCAB), hidden_size=32, n_layer=2, n_head=2))
+    model = GPTJForCausalLM(GPTJConfig(vocab_size=len(VOCAB), n_embd=32, n_layer=2, n_head=2, rotary_dim=4))
     model.save_pretrained(folder)
     word_level_tokenizer(append_eos=False).save_pretrained(folder)
     return str(folder)
@@ -103,9 +103,12 @@ def served(tmp_path_factory) -> Served:
     folder = tmp_path_factory.mktemp("space-models")
     causal, seq2seq = "tiny-ioi-gpt2", "tiny-synth-translate"
     extra = _save_random("gpt2", folder / "extra-gpt2", seed=1)
-    unsupported = _save_random_bloom(folder / "bloom")
+    unsupported = _save_random_gptj(folder / "gptj")
     bpe = str(save_bpe_gpt2(folder / "bpe-gpt2"))
     unigram = str(save_unigram_marian(folder / "unigram-marian"))
+    # The Intervene tab caches its examples in Gradio's folder: this test's own, not the checkout's.
+    previous_cache = os.environ.get("GRADIO_EXAMPLES_CACHE")
+    os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("examples-cache"))
     config = SpaceConfig(
         models=(causal, seq2seq, extra, unsupported, bpe, unigram),
         default_model=causal,
@@ -122,6 +125,10 @@ def served(tmp_path_factory) -> Served:
             yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, hub, bpe, unigram)
         finally:
             demo.close()
+            if previous_cache is None:
+                os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
+            else:
+                os.environ["GRADIO_EXAMPLES_CACHE"] = previous_cache
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +294,7 @@ def test_export_every_format(served, client):
     assert preview.startswith("<iframe") and "srcdoc=" in preview and "<script" not in preview
 
     json_path, _ = client.predict("Attribute", "Result JSON", result_json, "", "", api_name="/export")
-    assert AttributionResult.from_json(Path(json_path)).to_dict() == AttributionResult.from_json(result_json).to_dict()
+    assert AttributionResult.from_file(json_path).to_dict() == AttributionResult.from_json(result_json).to_dict()
 
     snippet_path, _ = client.predict(
         "Attribute", "Blog snippet (script + div)", result_json, "", "", api_name="/export"
@@ -346,8 +353,8 @@ def _bad_requests(served: Served) -> list[tuple[str, tuple, str]]:
         ),
         ("/attribute", (served.causal, PROMPT, "", "value_zeroing", [], ""), "value_zeroing is not available"),
         ("/attribute", (served.causal, PROMPT, "", "magic", [], ""), "magic is not in the list of choices"),
-        ("/graph", (served.unsupported_graph, "the cat", "", 0.04, False, "-1"), "bloom"),
-        ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "must be a token index"),
+        ("/graph", (served.unsupported_graph, "the cat", "", 0.04, False, "-1"), "'gptj'"),
+        ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "root token must be a token index"),
         ("/compare", (PROMPT, [served.causal], [], "", ""), "Choose at least one model and one method"),
         ("/export", ("Compare", "Result JSON", "", "", ""), "Nothing to export yet"),
     ]

@@ -171,13 +171,12 @@ def test_export_and_push_refuse_bad_requests_before_any_work(ctx, graph_json):
         handlers.push_to_hub(ctx, graph_json, "contribution graph", " ", "hf_token")
     with pytest.raises(InvalidInputError, match="Log in with Hugging Face or paste a write token"):
         handlers.push_to_hub(ctx, graph_json, "contribution graph", "alice/demo", None)
-    old_export = ctx.export_dir / "old"
-    old_export.mkdir()
-    os.utime(old_export, (time.time() - handlers.EXPORT_MAX_AGE_S - 1,) * 2)
+    old_export = ctx.exports.write("old.json", "{}")
+    os.utime(old_export, (time.time() - ctx.config.export_max_age_s - 1,) * 2)
     view = handlers.make_export(ctx, graph_json, "contribution graph", "Result JSON")
     assert view.path.name == "contribution-graph_tiny-ioi-gpt2.json"
     assert json.loads(view.path.read_text()) == json.loads(graph_json)
-    assert not old_export.exists() and view.path.exists()  # exports older than an hour are pruned
+    assert not old_export.parent.exists() and view.path.exists()  # exports older than an hour are pruned
 
 
 def test_compare_refuses_too_many_runs_and_empty_choices(ctx):
@@ -215,7 +214,7 @@ def test_online_app_offers_the_config_models_and_typed_ids():
     config = SpaceConfig(models=("gpt2", "Helsinki-NLP/opus-mt-en-de"), default_model="gpt2")
     demo, ctx = build_app(config, hub_reachable=True)
     dropdowns = _model_dropdowns(demo)
-    assert len(dropdowns) == 2  # Attribute and Contribution graph
+    assert len(dropdowns) == 3  # Attribute, Contribution graph and Intervene
     for dropdown in dropdowns:
         assert [value for _, value in dropdown.choices][:2] == ["gpt2", "Helsinki-NLP/opus-mt-en-de"]
         assert dropdown.value == "gpt2" and dropdown.allow_custom_value

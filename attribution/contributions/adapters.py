@@ -77,9 +77,10 @@ class PostNorm:
 @dataclass(frozen=True)
 class AttentionSpec:
     #: the attention module: its output's first element is the attention output (after the output
-    #: projection, before the branch norm and the residual add), its second the probabilities
-    #: ``[batch, H, T, S]``; with ``output_includes_residual`` the first element is the residual
-    #: stream after the add instead (BLOOM adds the residual inside its attention module)
+    #: projection, before the branch norm and the residual add), element ``probabilities_index`` (the
+    #: second, T5's third) the probabilities ``[batch, H, T, S]``; with ``output_includes_residual``
+    #: the first element is the residual stream after the add instead (BLOOM adds the residual inside
+    #: its attention module)
     module: nn.Module
     #: the output projection: its input is the heads' mixed values side by side ``[*, H * head_dim]``
     out_module: nn.Module
@@ -95,6 +96,8 @@ class AttentionSpec:
     branch_norm: PostNorm | None = None
     #: the module's first output is ``residual + attention output`` (BLOOM), not the attention output
     output_includes_residual: bool = False
+    #: where ``module``'s output tuple holds the probabilities (T5 returns ``(output, position_bias, probs)``)
+    probabilities_index: int = 1
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,7 @@ class Attention:
     norm_after_add: str | None = None  # post-LN: a norm on residual + attention output
     branch_norm: str | None = None  # a norm on the attention output before the residual add
     output_includes_residual: bool = False
+    probabilities_index: int = 1  # see AttentionSpec.probabilities_index
 
 
 @dataclass(frozen=True)
@@ -204,21 +208,6 @@ def _llama_like(*, attention_norm: str | None = None, ffn_norm: str | None = Non
     )
 
 
-def _gemma2(config: PretrainedConfig) -> Family:
-    """Gemma 2 / Gemma 3: RMSNorms (``1 + weight``) before *and after* each branch; logit soft-capping."""
-    return _llama_like(
-        attention_norm="post_attention_layernorm",
-        ffn_norm="post_feedforward_layernorm",
-        norm_kind="rmsnorm_plus_one",
-        logit_softcap=config.final_logit_softcapping,
-    )
-
-
-#: OLMo 2: no pre-norms, RMSNorms on the branch outputs before the residual add (and QK-norm).
-_OLMO2 = _llama_like(
-    attention_norm="post_attention_layernorm", ffn_norm="post_feedforward_layernorm", norm_kind="rmsnorm"
-)
-
 _GPT2 = Family(
     Stack(
         "transformer.h", "n_head", Attention("attn", values="c_attn", out="c_proj", qkv="stacked"), FFN("mlp.c_proj")
@@ -254,7 +243,70 @@ def _opt(config: PretrainedConfig) -> Family:
     )
 
 
-def _bart_like(*, post_ln: bool, prefix: str = "model") -> Family:
+def _gemma2(config: PretrainedConfig) -> Family:
+    """Gemma 2 / Gemma 3: RMSNorms (``1 + weight``) before *and after* each branch; logit soft-capping."""
+    return _llama_like(
+        attention_norm="post_attention_layernorm",
+        ffn_norm="post_feedforward_layernorm",
+        norm_kind="rmsnorm_plus_one",
+        logit_softcap=config.final_logit_softcapping,
+    )
+
+
+#: OLMo 2: no pre-norms, RMSNorms on the branch outputs before the residual add (and QK-norm).
+_OLMO2 = _llama_like(
+    attention_norm="post_attention_layernorm", ffn_norm="post_feedforward_layernorm", norm_kind="rmsnorm"
+)
+
+#: Phi-3: fused ``qkv_proj`` ([q heads | k heads | v heads]), fused gate/up, partial rotary (in the probabilities).
+_PHI3 = Family(
+    Stack(
+        "model.layers",
+        "num_attention_heads",
+        Attention("self_attn", values="qkv_proj", out="o_proj", qkv="stacked"),
+        FFN("mlp.down_proj"),
+    ),
+    final_norm="model.norm",
+)
+
+
+def _falcon(config: PretrainedConfig) -> Family:
+    """Falcon: one fused ``query_key_value`` in three layouts (multi-query Falcon-7B, grouped Falcon-40B /
+    Falcon 2, one key/value head per head falcon-rw), parallel or sequential blocks, rotary or ALiBi."""
+    qkv: QKVLayout = "stacked" if config.multi_query and not config.new_decoder_architecture else "grouped"
+    stack = Stack(
+        "transformer.h",
+        "num_attention_heads",
+        Attention("self_attention", values="query_key_value", out="dense", qkv=qkv),
+        FFN("mlp.dense_4h_to_h"),
+        parallel_residual=bool(config.new_decoder_architecture or config.parallel_attn),
+    )
+    return Family(stack, final_norm="transformer.ln_f")
+
+
+def _gpt_bigcode(config: PretrainedConfig) -> Family:
+    """GPT-BigCode (StarCoder, SantaCoder): GPT-2's layout with one fused ``c_attn`` holding a single
+    key/value head (multi-query, [q heads | k | v]) or, without multi-query, [q, k, v] per head."""
+    attention = Attention("attn", values="c_attn", out="c_proj", qkv="stacked" if config.multi_query else "grouped")
+    return Family(Stack("transformer.h", "n_head", attention, FFN("mlp.c_proj")), final_norm="transformer.ln_f")
+
+
+def _bloom(config: PretrainedConfig) -> Family:
+    """BLOOM: fused ``query_key_value`` with [q, k, v] per head, ALiBi (in the probabilities), a LayerNorm on
+    the embeddings (before the first block, so in its input). Its attention module adds the residual itself."""
+    if config.apply_residual_connection_post_layernorm:
+        raise UnsupportedError("BLOOM models whose residual stream is the normalised input are not supported.")
+    if config.pretraining_tp > 1 and config.slow_but_exact:
+        raise UnsupportedError(
+            "BLOOM's slow_but_exact tensor-parallel projections are not supported: load the model without it."
+        )
+    attention = Attention(
+        "self_attention", values="query_key_value", out="dense", qkv="grouped", output_includes_residual=True
+    )
+    return Family(Stack("transformer.h", "n_head", attention, FFN("mlp.dense_4h_to_h")), final_norm="transformer.ln_f")
+
+
+def _bart_like(*, post_ln: bool) -> Family:
     """BART, Marian (post-LN: a LayerNorm after every residual add) and mBART, M2M-100 / NLLB
     (pre-LN, with final encoder and decoder LayerNorms)."""
 
@@ -264,33 +316,46 @@ def _bart_like(*, post_ln: bool, prefix: str = "model") -> Family:
     ffn = FFN("fc2", norm_after_add="final_layer_norm" if post_ln else None)
     return Family(
         encoder=Stack(
-            f"{prefix}.encoder.layers", "encoder_attention_heads", attention("self_attn", "self_attn_layer_norm"), ffn
+            "model.encoder.layers", "encoder_attention_heads", attention("self_attn", "self_attn_layer_norm"), ffn
         ),
         decoder=Stack(
-            f"{prefix}.decoder.layers",
+            "model.decoder.layers",
             "decoder_attention_heads",
             attention("self_attn", "self_attn_layer_norm"),
             ffn,
             cross_attention=attention("encoder_attn", "encoder_attn_layer_norm"),
         ),
-        final_norm=None if post_ln else f"{prefix}.decoder.layer_norm",
+        final_norm=None if post_ln else "model.decoder.layer_norm",
         logits_bias="final_logits_bias",
     )
 
 
-def _t5(config: PretrainedConfig) -> Family:
-    """T5: pre-RMSNorm blocks without biases, relative position biases; ``DenseReluDense.wo`` is the FFN output."""
-    attention = Attention("layer.0.SelfAttention", values="v", out="o")
-    cross = Attention("layer.1.EncDecAttention", values="v", out="o")
+def _t5_like(config: PretrainedConfig, *, scale_outputs: bool) -> Family:
+    """T5, mT5, UMT5: pre-RMSNorm blocks without biases, relative position biases (in the probabilities),
+    ``DenseReluDense.wo`` the FFN output (plain or gated); the final state is rescaled by d_model^-0.5 before
+    the LM head where the model's own forward does so."""
+    attention = Attention("layer.0.SelfAttention", values="v", out="o", probabilities_index=2)
+    cross = Attention("layer.1.EncDecAttention", values="v", out="o", probabilities_index=2)
     ffn = FFN("layer.-1.DenseReluDense.wo")
-    scale = getattr(config, "scale_decoder_outputs", config.tie_word_embeddings)
     return Family(
         encoder=Stack("encoder.block", "num_heads", attention, ffn),
         decoder=Stack("decoder.block", "num_heads", attention, ffn, cross_attention=cross),
         final_norm="decoder.final_layer_norm",
         norm_kind="rmsnorm",
-        output_scale=config.d_model**-0.5 if scale else 1.0,
+        output_scale=config.d_model**-0.5 if scale_outputs else 1.0,
     )
+
+
+def _t5(config: PretrainedConfig) -> Family:
+    return _t5_like(config, scale_outputs=getattr(config, "scale_decoder_outputs", config.tie_word_embeddings))
+
+
+def _mt5(config: PretrainedConfig) -> Family:
+    return _t5_like(config, scale_outputs=False)  # MT5ForConditionalGeneration never rescales
+
+
+def _umt5(config: PretrainedConfig) -> Family:
+    return _t5_like(config, scale_outputs=config.tie_word_embeddings)
 
 
 #: transformers ``model_type`` -> its description. Adding a family is adding an entry here
@@ -307,9 +372,17 @@ FAMILIES: dict[str, FamilyEntry] = {
     "gemma2": _gemma2,
     "gemma3_text": _gemma2,
     "olmo2": _OLMO2,
+    "phi3": _PHI3,
+    "falcon": _falcon,
+    "gpt_bigcode": _gpt_bigcode,
+    "bloom": _bloom,
     "marian": _bart_like(post_ln=True),
     "bart": _bart_like(post_ln=True),
+    "m2m_100": _bart_like(post_ln=False),  # M2M-100, NLLB
+    "mbart": _bart_like(post_ln=False),  # mBART, mBART-50
     "t5": _t5,
+    "mt5": _mt5,
+    "umt5": _umt5,
 }
 #: transformers ``model_type`` values this package decomposes.
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)
@@ -346,6 +419,11 @@ def _take_values(layout: QKVLayout, n_heads: int, head_dim: int, width: int) -> 
     return (lambda output: output.reshape(output.shape[0], n_kv, -1, head_dim)[:, :, -1]), n_kv
 
 
+def _norm(layer: nn.Module, path: str | None, kind: NormKind) -> PostNorm | None:
+    module = _module(layer, path) if path else None
+    return PostNorm.of(module, kind) if module is not None else None
+
+
 def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: NormKind) -> AttentionSpec:
     module = _module(layer, layout.module)
     out = _module(module, layout.out)
@@ -355,11 +433,6 @@ def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: Nor
     take_values, n_kv = _take_values(layout.qkv, n_heads, head_dim, _matrix(values).shape[1])
     if n_kv < 1 or n_heads % n_kv:
         raise UnsupportedError(f"Cannot read {n_kv} key/value heads for {n_heads} query heads from {layout.values}.")
-
-    def norm(path: str | None) -> PostNorm | None:
-        module = _module(layer, path) if path else None
-        return PostNorm.of(module, norm_kind) if module is not None else None
-
     return AttentionSpec(
         module=module,
         out_module=out,
@@ -368,9 +441,10 @@ def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: Nor
         out_weight=out_matrix.reshape(n_heads, head_dim, out_matrix.shape[1]),
         out_bias=out.bias,
         n_heads=n_heads,
-        post_norm=norm(layout.norm_after_add),
-        branch_norm=norm(layout.branch_norm),
+        post_norm=_norm(layer, layout.norm_after_add, norm_kind),
+        branch_norm=_norm(layer, layout.branch_norm, norm_kind),
         output_includes_residual=layout.output_includes_residual,
+        probabilities_index=layout.probabilities_index,
     )
 
 
@@ -378,19 +452,15 @@ def _blocks(model: nn.Module, stack: Stack, norm_kind: NormKind) -> list[BlockSp
     n_heads = getattr(model.config, stack.heads)
     blocks = []
     for layer in _module(model, stack.layers):
-
-        def norm(path: str | None, layer: nn.Module = layer) -> PostNorm | None:
-            module = _module(layer, path) if path else None
-            return PostNorm.of(module, norm_kind) if module is not None else None
-
         out = _module(layer, stack.ffn.out)
+        ffn_norms = (_norm(layer, stack.ffn.norm_after_add, norm_kind), _norm(layer, stack.ffn.branch_norm, norm_kind))
         cross = stack.cross_attention
         blocks.append(
             BlockSpec(
                 module=layer,
                 self_attention=_attention(layer, stack.self_attention, n_heads, norm_kind),
                 cross_attention=_attention(layer, cross, n_heads, norm_kind) if cross else None,
-                ffn=FFNSpec(out, _matrix(out), norm(stack.ffn.norm_after_add), norm(stack.ffn.branch_norm)),
+                ffn=FFNSpec(out, _matrix(out), *ffn_norms),
                 parallel_residual=stack.parallel_residual,
             )
         )

@@ -199,6 +199,8 @@ def build_contribution_graph(
     spec = architecture_spec(loaded.model)
     report = progress or (lambda fraction, message: None)
     text = loaded.validate_text(text, max_tokens=max_tokens)
+    if target:  # refused before tokenizing when far too long or not valid Unicode
+        loaded.precheck_text(target, role="target", max_tokens=max_tokens)
     with loaded.lock:
         report(0.0, "preparing inputs")
         inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)

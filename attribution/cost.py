@@ -1,0 +1,150 @@
+"""What an attribution request will cost, in model passes, estimated before anything runs.
+
+A *model pass* is one evaluation of the model over the whole sequence: a forward pass, or a forward
+and backward pass for gradient methods. The estimate counts them from the method's documented
+algorithm and its parameters (Captum's and Inseq's defaults where none is given), the number of
+attributed target tokens (``steps``) and the number of tokens each step reads:
+
+=====================================================  ===========================================
+method                                                 passes per attributed token
+=====================================================  ===========================================
+saliency, input_x_gradient, layer_gradient_x_activation  1
+deeplift, layer_deeplift (input and baseline)          2
+integrated_gradients, layer_/discretized_ IG           ``n_steps`` (default 50)
+sequential_integrated_gradients                        ``n_steps`` (default 50) × input tokens
+gradient_shap                                          ``n_samples`` (default 5)
+occlusion                                              input tokens (one occluded token each)
+lime                                                   ``n_samples`` (default 50)
+reagent                                                ``max_probe_steps`` (default 3000)
+attention                                              1 in all (computed at the final step only)
+value_zeroing                                          layers × input tokens, once (final step only)
+=====================================================  ===========================================
+
+plus one pass per attributed token for the model's prediction (step scores, the attributed
+function's target), one pass per generated token when the output is generated (a seq2seq output
+also ends with its end-of-sentence token), and twice the passes with a contrast target (the
+attributed function runs the model on both targets). It is an upper bound on tokens (a causal
+step reads only its prefix) and ignores batching, so it orders requests by cost rather than
+predicting seconds; a deployment caps it (``max_model_passes`` in the Space's config) and keeps a
+time budget (:mod:`attribution.budget`) behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from attribution.capabilities import METHODS
+from attribution.errors import CostLimitError, InvalidInputError
+from attribution.models import LoadedModel, prompt_with_continuation
+
+#: Parameter defaults of the methods whose cost depends on them (Captum's, or Inseq's where it overrides).
+PARAM_DEFAULTS: dict[str, tuple[str, int]] = {
+    "integrated_gradients": ("n_steps", 50),
+    "layer_integrated_gradients": ("n_steps", 50),
+    "discretized_integrated_gradients": ("n_steps", 50),
+    "sequential_integrated_gradients": ("n_steps", 50),
+    "gradient_shap": ("n_samples", 5),
+    "lime": ("n_samples", 50),
+    "reagent": ("max_probe_steps", 3000),
+}
+#: Methods that evaluate the input and a baseline together.
+WITH_BASELINE = frozenset({"deeplift", "layer_deeplift"})
+#: Methods whose passes per step grow with the number of input tokens.
+PER_INPUT_TOKEN = frozenset({"sequential_integrated_gradients", "occlusion"})
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """The estimated cost of one attribution run."""
+
+    label: str  # what runs, e.g. "integrated_gradients on gpt2"
+    steps: int  # attributed target tokens (an upper bound when the output is generated)
+    input_tokens: int  # tokens a step reads at most (source + target side)
+    passes: int  # model passes in all (forward, or forward + backward)
+
+    def describe(self) -> str:
+        return f"{self.label}: about {self.passes:,} model passes ({self.steps} token(s) to explain)"
+
+
+def passes_per_step(method: str, *, input_tokens: int, n_layers: int, params: Mapping[str, Any] | None = None) -> int:
+    """Model passes one attributed token costs with ``method`` (final-step methods: the whole run's passes)."""
+    if method not in METHODS and method != "dummy":
+        raise InvalidInputError(f"Unknown method {method!r}: no cost estimate for it.")
+    params = params or {}
+    if method == "dummy":
+        return 0
+    if method == "attention":
+        return 1
+    if method == "value_zeroing":
+        return n_layers * input_tokens + 1
+    passes = 1
+    if method in PARAM_DEFAULTS:
+        name, default = PARAM_DEFAULTS[method]
+        value = params.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{method}'s {name} must be a positive whole number, not {value!r}.")
+        passes = value
+    if method in WITH_BASELINE:
+        passes = 2
+    if method in PER_INPUT_TOKEN:
+        passes *= input_tokens
+    return passes
+
+
+def estimate_attribution_cost(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    method: str,
+    target: str | None = None,
+    contrast_target: str | None = None,
+    method_params: Mapping[str, Any] | None = None,
+    step_scores: Iterable[str] = (),
+    max_new_tokens: int = 20,
+) -> CostEstimate:
+    """The model passes :func:`attribution.inseq_runner.attribute` would spend on these arguments.
+
+    Tokenizes the texts (cheap) and never runs the model. Without a target, ``max_new_tokens``
+    generated tokens are assumed (the most generation can give).
+    """
+    source_tokens = loaded.count_tokens(text)
+    generated = target is None
+    if loaded.kind == "seq2seq":
+        steps = max_new_tokens + 1 if generated else len(loaded.tokenizer(text_target=target)["input_ids"])
+        input_tokens = source_tokens + steps + 1  # the decoder also reads its start token and the target prefix
+    else:
+        whole = (
+            max_new_tokens + source_tokens if generated else loaded.count_tokens(prompt_with_continuation(text, target))
+        )
+        steps = max(1, whole - source_tokens)
+        input_tokens = whole
+    n_layers = int(getattr(loaded.config, "num_hidden_layers", 0) or getattr(loaded.config, "n_layer", 0) or 1)
+    spec = METHODS.get(method)
+    per_step = passes_per_step(method, input_tokens=input_tokens, n_layers=n_layers, params=method_params)
+    passes = per_step if spec is not None and spec.final_step else per_step * steps
+    passes += steps  # the prediction at each step (step scores, the attributed function's target)
+    if spec is not None and spec.final_step and list(step_scores):
+        passes += steps  # step scores are computed in a second pass
+    if contrast_target is not None:
+        passes *= 2
+    if generated:
+        passes += steps
+    return CostEstimate(f"{method} on {loaded.model_id}", steps, input_tokens, max(passes, 1))
+
+
+def check_cost(
+    estimates: CostEstimate | Iterable[CostEstimate], max_passes: int | None, *, what: str = "This request"
+) -> int:
+    """The total passes of ``estimates``; :class:`CostLimitError` naming the cap when it is over ``max_passes``."""
+    estimates = [estimates] if isinstance(estimates, CostEstimate) else list(estimates)
+    total = sum(estimate.passes for estimate in estimates)
+    if max_passes is not None and total > max_passes:
+        costly = max(estimates, key=lambda estimate: estimate.passes)
+        raise CostLimitError(
+            f"{what} would need about {total:,} model passes; this deployment allows at most {max_passes:,} per "
+            f"request (the largest part: {costly.describe()}). Use a shorter text or target, fewer methods, or a "
+            "cheaper method (saliency, attention)."
+        )
+    return total

@@ -1,0 +1,258 @@
+"""Checks for untrusted input: size-capped JSON parsing, typed field readers, usable Unicode text.
+
+Result JSON may come from anyone (a request to the Space, a file downloaded from the Hub), so it is
+read in two stages: :func:`parse_json_text` / :func:`read_json_file` bound the size *before*
+parsing and refuse what is not plain JSON (``NaN``, nesting deep enough to exhaust the stack);
+then the ``expect_*`` readers check every field a result class needs, raising
+:class:`~attribution.errors.ResultFormatError` with the path of the first offending field
+(``nodes[3].token_index``), so nothing malformed reaches an exporter. Result classes of other
+modules use the same readers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from attribution.errors import InvalidInputError, ResultFormatError
+
+#: Largest result JSON read by default (text or file); the Space's operator config sets its own cap.
+DEFAULT_MAX_RESULT_BYTES = 64 * 1024**2
+#: Deepest nesting accepted inside free-form fields such as ``method_params``.
+MAX_FREE_FORM_DEPTH = 4
+
+
+def _megabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 1024**2:.3g} MB"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ResultFormatError(f"result JSON: {name} is not a JSON number (only finite numbers and null are accepted)")
+
+
+def parse_json_text(text: str | bytes, *, max_bytes: int | None = None) -> Any:
+    """Parse JSON *text* (never a path) of at most ``max_bytes`` UTF-8 bytes, checked before parsing.
+
+    ``max_bytes=None`` means :data:`DEFAULT_MAX_RESULT_BYTES` (read at call time).
+    """
+    max_bytes = DEFAULT_MAX_RESULT_BYTES if max_bytes is None else max_bytes
+    if isinstance(text, bytes):
+        size = len(text)
+    elif isinstance(text, str):
+        # A character takes at most 4 bytes in UTF-8: a text this long cannot fit, whatever it holds.
+        size = len(text) if len(text) > max_bytes else len(text.encode("utf-8", "surrogatepass"))
+    else:
+        raise ResultFormatError(f"result JSON must be text, not {type(text).__name__}")
+    if size > max_bytes:
+        raise ResultFormatError(f"result JSON is larger than the {_megabytes(max_bytes)} accepted")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ResultFormatError("result JSON is nested too deeply") from None
+    except UnicodeDecodeError as error:
+        raise ResultFormatError(f"result JSON is not UTF-8 text (byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise ResultFormatError(f"result JSON is not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+def read_json_file(path: str | Path, *, max_bytes: int | None = None) -> Any:
+    """Read and parse a JSON file, reading at most ``max_bytes`` + 1 bytes (``/dev/zero`` is refused, not read)."""
+    max_bytes = DEFAULT_MAX_RESULT_BYTES if max_bytes is None else max_bytes
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise InvalidInputError(f"result file not found: {path}") from None
+    except OSError as error:
+        raise InvalidInputError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > max_bytes:
+        raise ResultFormatError(f"{path} is larger than the {_megabytes(max_bytes)} accepted for a result JSON")
+    return parse_json_text(data, max_bytes=max_bytes)
+
+
+# ------------------------------------------------------------------------------------------ field readers
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def fail(path: str, message: str) -> ResultFormatError:
+    """The error for field ``path`` (raise it)."""
+    return ResultFormatError(f"result JSON: `{path}` {message}")
+
+
+def _wrong(path: str, expected: str, value: Any) -> ResultFormatError:
+    return fail(path, f"must be {expected}, not {_kind(value)}")
+
+
+def expect_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong(path, "an object", value)
+    return value
+
+
+def get_field(obj: dict[str, Any], key: str, path: str, *, default: Any = ...) -> Any:
+    """``obj[key]``; a missing key is an error unless a ``default`` is given."""
+    if key in obj:
+        return obj[key]
+    if default is ...:
+        raise fail(f"{path}.{key}" if path else key, "is missing")
+    return default
+
+
+def expect_str(value: Any, path: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise _wrong(path, "a string" + (" or null" if optional else ""), value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise fail(path, "holds a lone surrogate (not valid Unicode text)") from None
+    return value
+
+
+def expect_int(value: Any, path: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong(path, "a whole number", value)
+    if minimum is not None and value < minimum:
+        raise fail(path, f"must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise fail(path, f"must be at most {maximum}, not {value}")
+    return value
+
+
+def expect_number(value: Any, path: str, *, optional: bool = False) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _wrong(path, "a number" + (" or null" if optional else ""), value)
+    return float(value)
+
+
+def expect_bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _wrong(path, "true or false", value)
+    return value
+
+
+def expect_choice(value: Any, path: str, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        shown = repr(value) if isinstance(value, str) and len(value) < 40 else _kind(value)
+        raise fail(path, f"must be one of {', '.join(choices)}, not {shown}")
+    return value
+
+
+def expect_list(
+    value: Any, path: str, *, length: int | None = None, per: str = "", optional: bool = False
+) -> list[Any] | None:
+    """A list (of ``length`` entries, one ``per`` something, when given)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, list):
+        raise _wrong(path, "a list" + (" or null" if optional else ""), value)
+    if length is not None and len(value) != length:
+        unit = f" (one per {per})" if per else ""
+        raise fail(path, f"must have {length} entries{unit}, not {len(value)}")
+    return value
+
+
+def expect_list_of(
+    value: Any,
+    path: str,
+    read: Callable[[Any, str], Any],
+    *,
+    length: int | None = None,
+    per: str = "",
+    optional: bool = False,
+) -> list[Any] | None:
+    """A list whose every item passes ``read(item, item_path)``."""
+    items = expect_list(value, path, length=length, per=per, optional=optional)
+    if items is None:
+        return None
+    return [read(item, f"{path}[{i}]") for i, item in enumerate(items)]
+
+
+def expect_str_list(value: Any, path: str, *, length: int | None = None, per: str = "") -> list[str]:
+    return expect_list_of(value, path, expect_str, length=length, per=per)
+
+
+def expect_number_matrix(value: Any, path: str, shape: tuple[int, int], *, optional: bool = False) -> list | None:
+    """``shape[0]`` rows of ``shape[1]`` numbers or nulls (a fast loop: matrices are the bulk of a result)."""
+    rows = expect_list(value, path, optional=optional)
+    if rows is None:
+        return None
+    n_rows, n_cols = shape
+    if len(rows) != n_rows:
+        raise fail(path, f"must have {n_rows} rows, not {len(rows)}")
+    for i, row in enumerate(rows):
+        if type(row) is not list:
+            raise _wrong(f"{path}[{i}]", "a list", row)
+        if len(row) != n_cols:
+            raise fail(f"{path}[{i}]", f"must have {n_cols} values (one per attributed step), not {len(row)}")
+        for j, cell in enumerate(row):
+            kind = type(cell)
+            if kind is not float and kind is not int and cell is not None:
+                raise _wrong(f"{path}[{i}][{j}]", "a number or null", cell)
+    return rows
+
+
+def expect_str_map(value: Any, path: str, read: Callable[[Any, str], Any]) -> dict[str, Any]:
+    """An object whose every value passes ``read(value, path.key)`` (keys are strings in JSON)."""
+    obj = expect_object(value, path)
+    return {expect_str(key, f"{path} key"): read(item, f"{path}.{key}") for key, item in obj.items()}
+
+
+def expect_free_form(value: Any, path: str, *, depth: int = MAX_FREE_FORM_DEPTH) -> Any:
+    """Any JSON value nested at most ``depth`` levels (method parameters and the like)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return expect_number(value, path) if isinstance(value, float) else value
+    if isinstance(value, str):
+        return expect_str(value, path)
+    if depth <= 0:
+        raise fail(path, f"is nested more than {MAX_FREE_FORM_DEPTH} levels deep")
+    if isinstance(value, list):
+        return [expect_free_form(item, f"{path}[{i}]", depth=depth - 1) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            expect_str(key, f"{path} key"): expect_free_form(item, f"{path}.{key}", depth=depth - 1)
+            for key, item in value.items()
+        }
+    raise _wrong(path, "JSON", value)
+
+
+# ------------------------------------------------------------------------------------------------- text
+
+
+def check_unicode(text: str, role: str = "text") -> str:
+    """``text`` if it is valid Unicode; a lone surrogate (what invalid UTF-8 on a command line becomes) is refused."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidInputError(
+                f"The {role} is not valid text: character {error.start + 1} is a lone surrogate "
+                "(invalid UTF-8 in the input). Fix the encoding and try again."
+            ) from None
+    return text

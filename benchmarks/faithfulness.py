@@ -1,0 +1,287 @@
+"""Faithfulness of explanations, tested by changing the model (three tables for the README).
+
+1. **Attribution methods and the contribution graph** on the bundled test sets (``ioi_test.jsonl`` with
+   ``tiny-ioi-gpt2``, ``synth_translate_test.jsonl`` with ``tiny-synth-translate``): ERASER
+   comprehensiveness / sufficiency and deletion / insertion AOPC (removed tokens become ``<unk>``),
+   a random ranking for reference, and on the translation set the AER (argmax) of the same results.
+2. **Route faithfulness**: necessity (drop of p(target) when the route's attention edges are removed)
+   and sufficiency (share of p kept when only they remain at their layers), route vs weight-matched
+   random edge sets, on the same test sets (IOI: the answer position; translation: the position
+   predicting the last target word).
+3. **Exact vs attribution patching** on GPT-2 small (random init, 12 layers x 12 heads, d 768) at
+   T = 32: the full [12 x 12] head sweep and the [12 x 32] position sweep, their agreement (Spearman,
+   top-10 overlap) and each one's time as a ratio to one forward pass, measured in the same run.
+
+    python benchmarks/faithfulness.py                       # defaults: 20 sentences per set (a few minutes)
+    python benchmarks/faithfulness.py --limit 100 --methods saliency attention --json out.json
+
+Timings are ratios measured within one run; on a shared machine absolute seconds are noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DATA = REPO / "examples" / "data"
+DEFAULT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "deeplift", "attention", "occlusion")
+METHOD_PARAMS = {"integrated_gradients": {"n_steps": 16}}
+
+
+def _rows(name: str, limit: int) -> list[dict]:
+    with (DATA / name).open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()][:limit]
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def method_table(methods: list[str], limit: int) -> list[dict]:
+    """Per test set and explanation: mean ERASER numbers over the sentences, and AER on translation."""
+    from attribution.compare import aer as link_aer
+    from attribution.compare import alignment_error_rate, parse_alignment
+    from attribution.contributions import build_contribution_graph
+    from attribution.contributions.alignment import graph_word_alignment
+    from attribution.inseq_runner import attribute
+    from attribution.interventions.faithfulness import attribution_faithfulness, graph_faithfulness
+    from attribution.models import load_model
+
+    tables = []
+    for dataset, model_name, rows in (
+        ("IOI", "tiny-ioi-gpt2", _rows("ioi_test.jsonl", limit)),
+        ("translation", "tiny-synth-translate", _rows("synth_translate_test.jsonl", limit)),
+    ):
+        loaded = load_model(model_name)
+        for explanation in [*methods, "contribution graph"]:
+            scores: dict[str, list] = {k: [] for k in ("comp", "suff", "del", "ins", "rcomp", "rsuff", "aer", "sec")}
+            for row in rows:
+                text = row["prompt"] if dataset == "IOI" else row["source"]
+                target = " " + row["answer"] if dataset == "IOI" else row["target"]
+                started = time.perf_counter()
+                if explanation == "contribution graph":
+                    graph = build_contribution_graph(loaded, text, target=target, root_tokens="all", top_k=0)
+                    faith = graph_faithfulness(loaded, graph)
+                    if dataset == "translation":
+                        words = [*range(len(row["source"].split())), None]
+                        target_words = [*range(len(row["target"].split())), None]
+                        links = graph_word_alignment(graph, words, target_words)
+                        scores["aer"].append(link_aer(links, parse_alignment(row["alignment"])))
+                else:
+                    result = attribute(
+                        loaded, text, method=explanation, target=target, method_params=METHOD_PARAMS.get(explanation)
+                    )
+                    faith = attribution_faithfulness(loaded, result)
+                    if dataset == "translation":
+                        scores["aer"].append(alignment_error_rate(result, row["alignment"]))
+                scores["sec"].append(time.perf_counter() - started)
+                scores["comp"].append(faith.comprehensiveness)
+                scores["suff"].append(faith.sufficiency)
+                scores["del"].append(faith.deletion_aopc)
+                scores["ins"].append(faith.insertion_aopc)
+                scores["rcomp"].append(faith.random_comprehensiveness)
+                scores["rsuff"].append(faith.random_sufficiency)
+            tables.append(
+                {
+                    "dataset": dataset,
+                    "explanation": explanation,
+                    "n": len(rows),
+                    "comprehensiveness": _mean(scores["comp"]),
+                    "sufficiency": _mean(scores["suff"]),
+                    "deletion_aopc": _mean(scores["del"]),
+                    "insertion_aopc": _mean(scores["ins"]),
+                    "random_comprehensiveness": _mean(scores["rcomp"]),
+                    "random_sufficiency": _mean(scores["rsuff"]),
+                    "aer": _mean(scores["aer"]) if scores["aer"] else None,
+                    "seconds": _mean(scores["sec"]),
+                }
+            )
+            print(json.dumps(tables[-1]), file=sys.stderr)
+    return tables
+
+
+def route_table(limit: int, seeds: int) -> list[dict]:
+    from attribution.errors import InvalidInputError
+    from attribution.interventions.routes import route_faithfulness
+    from attribution.models import load_model
+
+    out = []
+    for dataset, model_name, rows in (
+        ("IOI", "tiny-ioi-gpt2", _rows("ioi_test.jsonl", limit)),
+        ("translation", "tiny-synth-translate", _rows("synth_translate_test.jsonl", limit)),
+    ):
+        loaded = load_model(model_name)
+        summaries, skipped, edges, weights, random_weights = [], 0, [], [], []
+        for row in rows:
+            try:
+                if dataset == "IOI":
+                    result = route_faithfulness(loaded, row["prompt"], contrast_token=row["subject"], seeds=seeds)
+                else:
+                    last = len(row["target"].split()) - 1  # the decoder position predicting the last word
+                    result = route_faithfulness(
+                        loaded, row["source"], target=row["target"], root_token=last, seeds=seeds
+                    )
+            except InvalidInputError:  # no attention edge on the route at this threshold
+                skipped += 1
+                continue
+            summaries.append(result.summary())
+            edges.append(result.necessity.n_edges)
+            weights.append(result.necessity.total_weight)
+            random_weights += [e.total_weight for e in result.random_necessity]
+        out.append(
+            {
+                "dataset": dataset,
+                "n": len(summaries),
+                "skipped": skipped,
+                "edges": _mean(edges),
+                "route_weight": _mean(weights),
+                "random_weight": _mean(random_weights),
+                **({key: _mean([s[key] for s in summaries]) for key in summaries[0]} if summaries else {}),
+            }
+        )
+        print(json.dumps(out[-1]), file=sys.stderr)
+    return out
+
+
+def patching_table(length: int, repeats: int) -> dict:
+    """Exact vs attribution patching on a random-initialised GPT-2 small, ratios to one forward pass."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    from attribution.interventions.sweeps import patching_sweep
+    from attribution.models import LoadedModel
+
+    words = [f"w{i}" for i in range(200)]
+    vocab = {"<unk>": 0, **{w: i + 1 for i, w in enumerate(words)}}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", model_max_length=1024)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(attn_implementation="eager")).eval()
+    loaded = LoadedModel("gpt2-small-random", model, tokenizer, "causal")
+    rng = random.Random(0)
+    prompt = [rng.choice(words) for _ in range(length)]
+    counterfactual = list(prompt)
+    counterfactual[length // 3] = "w199" if prompt[length // 3] != "w199" else "w198"
+    text, other = " ".join(prompt), " ".join(counterfactual)
+    runs = []
+    for _ in range(repeats):
+        result = patching_sweep(loaded, text, other, contrast_token="w7", batch_size=48)
+        runs.append(result)
+    best = min(runs, key=lambda r: r.seconds_forward)
+    forward = float(np.median([r.seconds_forward for r in runs]))
+    table = {"length": length, "forward_seconds": forward, "maps": []}
+    for name in ("head", "position"):
+        item = best.map(name)
+        table["maps"].append(
+            {
+                "map": name,
+                "cells": int(item.exact.size),
+                "spearman": item.spearman,
+                "top10_overlap": item.top10_overlap,
+                "exact_forwards": float(np.median([r.map(name).seconds_exact for r in runs])) / forward,
+                "approximate_forwards": float(np.median([r.map(name).seconds_approximate for r in runs])) / forward,
+            }
+        )
+    print(json.dumps(table), file=sys.stderr)
+    return table
+
+
+def _f(value, digits: int = 3) -> str:
+    return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown(methods: list[dict], routes: list[dict], patching: dict, header: str) -> str:
+    lines = [header, ""]
+    lines += [
+        "| test set | explanation | comprehensiveness ↑ | sufficiency ↓ | deletion AOPC ↓ | insertion AOPC ↑ | AER ↓ "
+        "| s / sentence |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    random_rows = {}
+    for row in methods:
+        random_rows.setdefault(row["dataset"], []).append(row)
+        lines.append(
+            f"| {row['dataset']} | {row['explanation']} | {_f(row['comprehensiveness'])} | {_f(row['sufficiency'])} | "
+            f"{_f(row['deletion_aopc'])} | {_f(row['insertion_aopc'])} | {_f(row['aer'])} | {_f(row['seconds'], 2)} |"
+        )
+    for dataset, rows in random_rows.items():
+        lines.append(
+            f"| {dataset} | random ranking | {_f(_mean([r['random_comprehensiveness'] for r in rows]))} | "
+            f"{_f(_mean([r['random_sufficiency'] for r in rows]))} | — | — | — | — |"
+        )
+    lines += [
+        "",
+        "| test set | routes tested | edges | weight: route / random | necessity: p drop, route | random | "
+        "sufficiency: p kept, route | random |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in routes:
+        lines.append(
+            f"| {row['dataset']} | {row['n']} (+{row['skipped']} without attention edges) | {_f(row['edges'], 1)} | "
+            f"{_f(row['route_weight'], 2)} / {_f(row['random_weight'], 2)} | {_f(row.get('necessity_drop'))} | "
+            f"{_f(row.get('random_necessity_drop'))} | {_f(row.get('sufficiency_kept'))} | "
+            f"{_f(row.get('random_sufficiency_kept'))} |"
+        )
+    lines += [
+        "",
+        f"GPT-2 small (random init), T = {patching['length']}, "
+        f"one forward pass = {patching['forward_seconds'] * 1000:.0f} ms:",
+        "",
+        "| map | cells | exact patching (forward passes) | attribution patching (forward passes) | Spearman "
+        "| top-10 overlap |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in patching["maps"]:
+        lines.append(
+            f"| {row['map']} | {row['cells']} | {row['exact_forwards']:.1f} | {row['approximate_forwards']:.1f} | "
+            f"{_f(row['spearman'])} | {_f(row['top10_overlap'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--limit", type=int, default=20, help="sentences per test set (default 20)")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), help="Inseq methods")
+    parser.add_argument("--seeds", type=int, default=5, help="random edge sets per route (default 5)")
+    parser.add_argument("--length", type=int, default=32, help="tokens of the GPT-2 small patching input (32)")
+    parser.add_argument("--repeats", type=int, default=3, help="patching runs; times are medians (3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["methods", "routes", "patching"])
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    methods = method_table(args.methods, args.limit) if "methods" not in args.skip else []
+    routes = route_table(args.limit, args.seeds) if "routes" not in args.skip else []
+    patching = (
+        patching_table(args.length, args.repeats)
+        if "patching" not in args.skip
+        else {"length": args.length, "forward_seconds": float("nan"), "maps": []}
+    )
+    header = (
+        f"{args.limit} sentences per test set; CPU {platform.machine()}, {args.threads} torch thread(s); "
+        f"integrated_gradients n_steps={METHOD_PARAMS['integrated_gradients']['n_steps']}"
+    )
+    print(markdown(methods, routes, patching, header))
+    if args.json:
+        args.json.write_text(json.dumps({"methods": methods, "routes": routes, "patching": patching}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

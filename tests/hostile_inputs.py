@@ -1,0 +1,206 @@
+"""The hostile-input corpus: what an attacker (or a broken client) sends, with what the user must see.
+
+One list of cases per kind of input, used by the command-line tests (``tests/test_hostile_cli.py``)
+and by the live-app tests (``tests/test_space_hardening.py``), so both face the same strings: server
+paths where JSON text belongs, ``/dev/zero``, oversize and wrong-typed JSON, lone surrogates (what
+invalid UTF-8 becomes), model ids that are paths, corrupt weights. ``expect`` is a regular expression
+the single line shown to the user must match (the library's detailed message; the app shows one
+fixed refusal for every bad result JSON, see ``RESULT_REFUSAL``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attribution.results import AttributionResult, Comparison, ContributionGraph
+from tests.synthetic_results import synthetic_attribution, synthetic_graph
+
+#: What the app answers for any result JSON it refuses (the cause is logged, never shown).
+RESULT_REFUSAL = r"is not a result of this app"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    value: Any
+    expect: str  # regex for the one line the user sees (library / CLI wording)
+
+
+def valid_attribution() -> AttributionResult:
+    return synthetic_attribution("causal", n_prompt=4, n_generated=3)
+
+
+def valid_graph() -> ContributionGraph:
+    return synthetic_graph("causal", n_tokens=6, n_layers=2)
+
+
+def valid_comparison() -> Comparison:
+    first, second = synthetic_attribution("seq2seq", seed=1), synthetic_attribution("seq2seq", seed=2)
+    return Comparison([first, second], ["saliency", "attention"], [[1.0, 0.25], [0.25, 1.0]])
+
+
+def _mutated(result: Any, change: Callable[[dict[str, Any]], None]) -> str:
+    data = copy.deepcopy(result.to_dict())
+    change(data)
+    return json.dumps(data)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change setting ``data[a][b]...`` for ``path`` 'a.b' (list indices as digits)."""
+
+    def change(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = data
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
+
+    return change
+
+
+def result_json_cases(*, max_bytes: int, server_file: Path) -> list[Case]:
+    """Result-JSON inputs (/export, /graph_choices, /graph_node, /graph_edge, ``export FILE``).
+
+    ``server_file`` is an existing file on the server holding a valid result: sending its path
+    instead of JSON must not read it. ``max_bytes`` is the deployment's cap: one case is valid JSON
+    just over it.
+    """
+    attribution, graph, comparison = valid_attribution(), valid_graph(), valid_comparison()
+    n_target = len(attribution.target_tokens)
+    oversize = json.dumps({"schema": "attribution-result", "padding": "x" * max_bytes})
+    return [
+        Case("path of an existing server file", "/etc/passwd", r"not valid JSON"),
+        Case("path of another user's result file", str(server_file), r"not valid JSON"),
+        Case("path of a missing file", "/no/such/result.json", r"not valid JSON"),
+        Case("/dev/zero", "/dev/zero", r"not valid JSON"),
+        Case("oversize JSON", oversize, r"larger than the .* accepted"),
+        Case("not JSON at all", "{not json", r"not valid JSON"),
+        Case("deeply nested JSON", "[" * 100_000 + "]" * 100_000, r"nested too deeply"),
+        Case("NaN literal", attribution.to_json().replace('"attributed_start": 4', '"attributed_start": NaN'), r"NaN"),
+        Case("unknown schema", json.dumps({"schema": "something-else"}), r"not an Attribution Explorer result"),
+        Case("a JSON list", "[1, 2, 3]", r"not an Attribution Explorer result"),
+        Case(
+            "tokens as integers",
+            _mutated(attribution, _set("target_tokens", list(range(n_target)))),
+            r"`target_tokens\[0\]` must be a string, not a number",
+        ),
+        Case(
+            "attributed_start as a string",
+            _mutated(attribution, _set("attributed_start", "4")),
+            r"`attributed_start` must be a whole number, not a string",
+        ),
+        Case(
+            "attributed_start out of range",
+            _mutated(attribution, _set("attributed_start", n_target + 5)),
+            rf"`attributed_start` must be at most {n_target}",
+        ),
+        Case(
+            "step_scores as a list",
+            _mutated(attribution, _set("step_scores", [0.5, 0.25])),
+            r"`step_scores` must be an object, not a list",
+        ),
+        Case(
+            "method_params as a list",
+            _mutated(attribution, _set("method_params", ["n_steps", 50])),
+            r"`method_params` must be an object, not a list",
+        ),
+        Case(
+            "deep nesting inside method_params",
+            _mutated(attribution, _set("method_params", {"x": json.loads("[" * 50 + "]" * 50)})),
+            r"`method_params\.x(\[0\])+` is nested more than",
+        ),
+        Case(
+            "score matrix with a row missing",
+            _mutated(attribution, lambda data: data["target_scores"].pop()),
+            rf"`target_scores` must have {n_target} rows",
+        ),
+        Case(
+            "lone surrogate in a token",
+            _mutated(attribution, _set("target_tokens.0", "\ud800")),
+            r"`target_tokens\[0\]` holds a lone surrogate",
+        ),
+        Case(
+            "comparison labels as integers",
+            _mutated(comparison, _set("labels", [1, 2])),
+            r"`labels\[0\]` must be a string, not a number",
+        ),
+        Case(
+            "correlations as strings",
+            _mutated(comparison, _set("rank_correlation", [["1.0", "0.25"], ["0.25", "1.0"]])),
+            r"`rank_correlation\[0\]\[0\]` must be a number or null, not a string",
+        ),
+        Case(
+            "edge pointing to a missing node",
+            _mutated(graph, _set("edges.0.source", "decoder:9:after_ffn:99")),
+            r"`edges\[0\]\.source` names node 'decoder:9:after_ffn:99', which is not in `nodes`",
+        ),
+        Case(
+            "node token index out of range",
+            _mutated(graph, _set("nodes.0.token_index", 10_000)),
+            r"`nodes\[0\]\.token_index` must be at most",
+        ),
+    ]
+
+
+#: Texts (prompt, source, target, contrast target, title): refused with one line, never a traceback.
+TEXT_CASES = [
+    Case("lone surrogate", "When Mary and \ud800 John", r"not valid text: character 15 is a lone surrogate"),
+    Case("several megabytes", "the " * 1_500_000, r"characters long, far more than the \d+ tokens"),
+]
+
+#: Markup is not an error: it must come back as text (escaped wherever it is shown as HTML).
+MARKUP = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def model_id_cases() -> list[Case]:
+    """Model ids typed into the app (where custom ids are allowed): Hub ids only, never a server path."""
+    return [
+        Case("absolute path", "/etc", r"is not a Hugging Face model id"),
+        Case("parent directory", "../../etc/passwd", r"is not a Hugging Face model id"),
+        Case("home directory", "~/models", r"is not a Hugging Face model id"),
+        Case("three parts", "a/b/c", r"is not a Hugging Face model id"),
+        Case("very long", "a" * 5000, r"is not a Hugging Face model id"),
+        # Valid Hub-id syntax that also names a folder / a file relative to the server's working directory:
+        # answered like any id missing from the Hub (offline here: "unreachable"), the file is never read.
+        Case(
+            "relative folder", "examples/models", r"Cannot load 'examples/models': the Hugging Face Hub is unreachable"
+        ),
+        Case(
+            "relative file",
+            "space/config.json",
+            r"Cannot load 'space/config.json': the Hugging Face Hub is unreachable",
+        ),
+        Case(
+            "missing everywhere", "nobody/nothing", r"Cannot load 'nobody/nothing': the Hugging Face Hub is unreachable"
+        ),
+    ]
+
+
+#: Hub repository ids for a push: refused before anything is written or sent.
+REPO_ID_CASES = [
+    Case("path", "../../etc", r"is not a Hub repo id"),
+    Case("no namespace", "just-a-name", r"is not a Hub repo id"),
+    Case("three parts", "a/b/c", r"is not a Hub repo id"),
+    Case("very long", "alice/" + "x" * 500, r"is not a Hub repo id"),
+]
+
+
+def corrupt_model_folder(source: Path, destination: Path, *, how: str) -> Path:
+    """A copy of the model folder ``source`` with broken weights: ``truncated`` or ``garbage``."""
+    shutil.copytree(source, destination)
+    weights = destination / "model.safetensors"
+    if how == "truncated":
+        with weights.open("r+b") as handle:
+            handle.truncate(1000)
+    else:
+        weights.write_bytes(b"this is not a safetensors file")
+    return destination

@@ -1,0 +1,218 @@
+"""The live app, attacked: the hostile-input corpus, time budgets, queue groups, bounded files and memory.
+
+The app runs in its own process (``tests/app_server.py``) so its memory is measured alone and its
+shutdown is real; requests go through Gradio's raw HTTP API, as any client can send them. The
+config allows typed model ids (as an online Space does) while every load stays offline, lists a
+model folder with corrupt weights (an operator's mistake), gives model runs one slot per queue
+group and an 8 s time budget, and makes LIME deliberately endless (100 000 samples) so a request
+can be made to hit its budget.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from attribution.models import bundled_model_path
+from attribution.results import AttributionResult, ContributionGraph
+from tests.app_server import Answer, AppProcess, call, serve_app, stop
+from tests.hostile_inputs import (
+    MARKUP,
+    REPO_ID_CASES,
+    RESULT_REFUSAL,
+    TEXT_CASES,
+    corrupt_model_folder,
+    model_id_cases,
+    result_json_cases,
+    valid_attribution,
+)
+
+IOI = "When Mary and John went to the store, John gave a drink to"
+PAGE = "HTML page (self-contained, works offline)"
+SOURCE, TARGET = "the old cat sees a bird quickly", "ka miru vesa mi avi rapide vidas"
+BUDGET_S = 8
+MAX_RESULT_MB = 1
+MAX_PASSES = 1_000_000
+#: Server memory may grow this much over the whole hostile corpus (it grew by 2.5 GiB on one /dev/zero request).
+RSS_GROWTH_LIMIT_MIB = 300
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> AppProcess:
+    folder = tmp_path_factory.mktemp("hardening")
+    corrupt = corrupt_model_folder(bundled_model_path("tiny-ioi-gpt2"), folder / "corrupt-gpt2", how="truncated")
+    config = {
+        "models": ["tiny-ioi-gpt2", "tiny-synth-translate", str(corrupt)],
+        "default_model": "tiny-ioi-gpt2",
+        "max_input_tokens": 40,
+        "max_new_tokens": 3,
+        "methods": ["saliency", "attention", "lime", "occlusion"],
+        "method_params": {"lime": {"n_samples": 100_000}},
+        "concurrency_limit": 1,
+        "time_budget_s": BUDGET_S,
+        "max_model_passes": MAX_PASSES,
+        "max_result_mb": MAX_RESULT_MB,
+        "cache_examples": "off",
+    }
+    with serve_app(config, folder, online=True) as served:
+        served.corrupt = str(corrupt)  # type: ignore[attr-defined]
+        yield served
+
+
+def _attribute(app: AppProcess, model: str, text: str, target: str = "", method: str = "saliency") -> Answer:
+    return call(app.url, "attribute", model, text, target, method, ["probability"], "")
+
+
+def _graph_json(app: AppProcess) -> str:
+    answer = call(app.url, "graph", "tiny-ioi-gpt2", IOI, "", 0.04, False, "-1")
+    assert answer.event == "complete", answer.data
+    return answer.data[1]
+
+
+def _refused(answer: Answer, expect: str) -> str:
+    """The one line the user sees: a gr.Error message matching ``expect``, never a traceback."""
+    assert answer.event == "error", answer.data
+    message = (answer.data or {}).get("error")
+    assert isinstance(message, str) and message, answer.data
+    assert "\n" not in message and "Traceback" not in message and len(message) <= 600, message
+    assert re.search(expect, message), message
+    return message
+
+
+def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: AppProcess, tmp_path: Path) -> None:
+    good = _attribute(app, "tiny-ioi-gpt2", IOI)  # warm up: both models, an export, a graph
+    assert good.event == "complete"
+    assert _attribute(app, "tiny-synth-translate", SOURCE, TARGET, method="attention").event == "complete"
+    graph_json = _graph_json(app)
+    assert call(app.url, "export", "Attribute", "Result JSON", good.data[3], "", "").event == "complete"
+    rss_before = app.rss_mib()
+
+    server_file = tmp_path / "another-users-result.json"
+    valid_attribution().to_json(server_file)
+    seen: dict[str, set[str]] = {}
+    for case in result_json_cases(max_bytes=MAX_RESULT_MB * 1024**2, server_file=server_file):
+        answers = {
+            "export": call(
+                app.url, "export", "Compare", "HTML page (self-contained, works offline)", "", "", case.value
+            ),
+            "graph_choices": call(app.url, "graph_choices", case.value),
+            "graph_node": call(app.url, "graph_node", case.value, None),
+            "graph_edge": call(app.url, "graph_edge", case.value, None),
+            "push": call(app.url, "push", "Attribute", case.value, "", "", "alice/demo", "hf_token"),
+        }
+        for api, answer in answers.items():
+            seen.setdefault(api, set()).add(_refused(answer, RESULT_REFUSAL))
+        # The threshold slider does not trust the shown graph: a bad one is recomputed from the inputs.
+        rethreshold = call(app.url, "graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.1, False, "-1", case.value)
+        assert rethreshold.event == "complete" and ContributionGraph.from_json(rethreshold.data[1]).threshold == 0.1
+    # One refusal whatever the cause: a server path that exists reads exactly like one that does not.
+    assert all(len(messages) == 1 for messages in seen.values()), seen
+
+    for case in TEXT_CASES:
+        expect = case.expect.replace(r"\d+ tokens", "40 tokens")
+        _refused(_attribute(app, "tiny-ioi-gpt2", case.value), expect)
+        _refused(_attribute(app, "tiny-ioi-gpt2", IOI, case.value), expect.replace("input text", "target"))
+        _refused(call(app.url, "graph", "tiny-ioi-gpt2", case.value, "", 0.04, False, "-1"), expect)
+        _refused(call(app.url, "compare", case.value, ["tiny-synth-translate"], ["saliency"], "", ""), expect)
+    for case in model_id_cases():
+        _refused(_attribute(app, case.value, IOI), case.expect)
+    for case in REPO_ID_CASES:
+        _refused(call(app.url, "push", "Attribute", good.data[3], "", "", case.value, "hf_token"), case.expect)
+    _refused(_attribute(app, app.corrupt, IOI), r"Cannot load '.*corrupt-gpt2': .*(header|deserializ)")
+    _refused(call(app.url, "graph", "tiny-ioi-gpt2", IOI, "", 0.04, False, "99"), r"Token index 99 is out of range")
+    _refused(
+        call(app.url, "compare", IOI, ["tiny-ioi-gpt2"], ["saliency"], "", "0-0 " * 10_000),
+        r"The gold alignment is longer than 20,000 characters",
+    )
+    _refused(
+        call(app.url, "compare", SOURCE, ["tiny-synth-translate", "tiny-ioi-gpt2"], ["lime"], TARGET, ""),
+        rf"This comparison would need about [\d,]+ model passes; this deployment allows at most {MAX_PASSES:,}",
+    )
+    markup = _attribute(app, "tiny-ioi-gpt2", MARKUP)  # markup is text, not an error
+    assert markup.event == "complete" and AttributionResult.from_json(markup.data[3]).source_text == MARKUP
+
+    after = _attribute(app, "tiny-ioi-gpt2", IOI)  # the next good request is served, with the same answer
+    assert after.event == "complete" and after.data[3] == good.data[3].replace(
+        json.loads(good.data[3])["provenance"]["created_at"], json.loads(after.data[3])["provenance"]["created_at"]
+    )
+    assert call(app.url, "graph_node", graph_json, None).event == "complete"
+    growth = app.rss_mib() - rss_before
+    print(f"server memory grew by {growth:.0f} MiB over the hostile corpus")
+    assert growth < RSS_GROWTH_LIMIT_MIB, f"server memory grew by {growth:.0f} MiB"
+
+
+def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(app: AppProcess) -> None:
+    graph_json = _graph_json(app)
+    reference = _attribute(app, "tiny-synth-translate", SOURCE, TARGET)
+    answers: dict[str, Answer] = {}
+    started = threading.Event()
+
+    def send(name: str, *request) -> None:
+        if name == "long":
+            started.set()
+        answers[name] = call(app.url, *request)
+
+    long = threading.Thread(
+        target=send, args=("long", "attribute", "tiny-synth-translate", SOURCE, TARGET, "lime", [], "")
+    )
+    long.start()
+    started.wait()
+    threading.Event().wait(1.0)  # let the long request reach its model run (its budget is far longer)
+    # Same queue group as the long run (one slot): waits for it.
+    queued = threading.Thread(
+        target=send, args=("queued", "attribute", "tiny-synth-translate", SOURCE, TARGET, "saliency", [], "")
+    )
+    queued.start()
+    cheap = {
+        "node": ("graph_node", graph_json, None),
+        "threshold": ("graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.2, False, "-1", graph_json),
+        "export": ("export", "Contribution graph", "Result JSON", "", graph_json, ""),
+        "graph": ("graph", "tiny-ioi-gpt2", IOI, "", 0.05, False, "-1"),  # another model, another group
+    }
+    for name, request in cheap.items():
+        send(name, *request)
+    long.join()
+    queued.join()
+
+    message = _refused(
+        answers["long"],
+        rf"The attribution was stopped: it ran past this deployment's time budget "
+        rf"of {BUDGET_S} s\. Try a shorter text",
+    )
+    assert message.endswith("or a cheaper method (saliency, attention).")
+    for name in cheap:
+        assert answers[name].event == "complete", (name, answers[name].data)
+        assert answers[name].finished < answers["long"].finished, f"{name} waited behind the long run"
+    assert answers["queued"].event == "complete" and answers["queued"].finished > answers["long"].finished
+    # The cancelled run left the model as it was: the same request gives the same scores as before it.
+    assert json.loads(answers["queued"].data[3])["source_scores"] == json.loads(reference.data[3])["source_scores"]
+    rewalked = ContributionGraph.from_json(answers["threshold"].data[1])
+    assert rewalked.threshold == 0.2 and all(edge.weight >= 0.2 for edge in rewalked.edges)
+
+
+def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path) -> None:
+    config = {"models": ["tiny-ioi-gpt2"], "default_model": "tiny-ioi-gpt2", "cache_examples": "off"}
+    stale = tmp_path / "gradio-temp" / "attribution-explorer" / "app-999999999-0badc0de"
+    stale.mkdir(parents=True)
+    (stale / "left-by-a-crash.html").write_text("old")
+    with serve_app(config, tmp_path) as served:
+        assert not stale.exists()  # a dead process's folder is removed at start-up
+        graph = _graph_json(served)
+        page = call(
+            served.url, "export", "Contribution graph", "HTML page (self-contained, works offline)", "", graph, ""
+        )
+        assert page.event == "complete"
+        refused = call(served.url, "export", "Contribution graph", "Result JSON", "", "/etc/passwd", "")
+        assert refused.event == "error"
+        root = served.gradio_temp / "attribution-explorer"
+        (own,) = root.iterdir()
+        assert own.name.startswith(f"app-{served.pid}-")
+        files = [p for p in served.gradio_temp.rglob("*") if p.is_file() and p.suffix in (".html", ".json")]
+        assert [p.parent.parent for p in files] == [own], files  # one file, one copy: Gradio serves ours
+        assert len(list(own.iterdir())) == 1  # the refused export created nothing
+        stop(served)
+        assert not own.exists()  # cleaned at shutdown

@@ -1,0 +1,155 @@
+"""The Space's intervention features: graph-tab Ablate, the Intervene tab, Compare's faithfulness columns.
+
+Handlers are checked against the library on the bundled models; the served app through ``gradio_client``
+and Chromium (the app fixture of ``tests/test_space_app.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from attribution.errors import InvalidInputError
+from attribution.interventions.ablation import intervene
+from attribution.interventions.faithfulness import attribution_faithfulness
+from attribution.interventions.results import PatchingResult
+from attribution.results import Comparison, ContributionGraph, load_result
+from space import handlers
+from space import handlers_interventions as interventions
+from space.config import SpaceConfig, offered_models
+from tests.browser import browser, new_page  # noqa: F401  (pytest fixtures)
+from tests.test_space_app import _wait_for_drawing, client, served  # noqa: F401  (pytest fixtures)
+
+PROMPT = "When Mark and Tom went to the market, Mark gave a ball to"
+SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def ctx() -> handlers.AppContext:
+    config = SpaceConfig(models=("tiny-ioi-gpt2", "tiny-synth-translate"), default_model="tiny-ioi-gpt2")
+    return handlers.AppContext.create(config, offered_models(config, hub_reachable=False))
+
+
+def test_ablate_an_edge_matches_the_library_and_redraws_the_route(ctx):
+    view = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    graph = view.graph
+    edge = next(e for e in graph.edges if e.head_weights is not None)
+    key = f"{edge.source}->{edge.target}"
+    ablated = interventions.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, key, "zero", 0.04)
+    direct = intervene(ctx.load("tiny-ioi-gpt2"), PROMPT, [key]).predictions[0]
+    assert ablated.table[0][1:3] == [round(direct.probability_before, 5), round(direct.probability_after, 5)]
+    assert ablated.figure is not None and "route after the ablation" in ablated.note
+    assert load_result(ablated.result_json).components == [key]
+    node = next(n for n in graph.nodes if n.kind == "after_attention")
+    by_node = interventions.ablate_from_graph(
+        ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, node.id, "mean (over positions)", 0.04
+    )
+    assert by_node.figure is None and "not re-drawn" in by_node.note
+    assert load_result(by_node.result_json).components == [f"decoder:{node.layer}:attention:{node.token_index}"]
+    with pytest.raises(InvalidInputError, match="Compute a contribution graph first"):
+        interventions.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", "", key, "zero", 0.04)
+    with pytest.raises(InvalidInputError, match="text changed"):
+        interventions.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT + " x", "", view.graph_json, key, "zero", 0.04)
+
+
+def test_intervene_examples_flip_the_answer_and_the_route_beats_random(ctx):
+    rows = interventions.intervene_examples(ctx.offer.models)
+    assert [row[0] for row in rows] == ["tiny-ioi-gpt2", "tiny-synth-translate"]
+    for row in rows:
+        view = interventions.run_intervene(ctx, *row)
+        result = PatchingResult.from_json(view.patching_json)
+        assert result.logit_diff_clean > 0 > result.logit_diff_counterfactual  # the counterfactual flips it
+        necessity = next(r for r in view.route_rows if r[0].startswith("necessity"))
+        assert necessity[1] > 0.5 > necessity[2]
+        assert "Spearman" in view.summary
+
+
+def test_intervene_refuses_bad_requests_and_caps_the_cost(ctx, monkeypatch):
+    with pytest.raises(InvalidInputError, match="counterfactual"):
+        interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, "", "", "", "", "-1")
+    with pytest.raises(InvalidInputError, match="one position"):
+        interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "all")
+    monkeypatch.setattr(interventions, "MAX_PATCH_CELLS", 10)
+    with pytest.raises(InvalidInputError, match="at most 10"):
+        interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1")
+
+
+def test_swap_names_makes_the_ioi_counterfactual():
+    assert interventions.swap_names(PROMPT) == "When Mark and Tom went to the market, Tom gave a ball to"
+
+
+def test_faithfulness_columns_are_the_library_numbers(ctx):
+    view = handlers.run_comparison(
+        ctx,
+        "the old cat sees a bird quickly",
+        ["tiny-synth-translate"],
+        ["saliency", "attention"],
+        "ka miru vesa mi avi rapide vidas",
+        "0-0 1-2 2-1 3-6 4-3 5-4 6-5",
+    )
+    rows = interventions.faithfulness_columns(ctx, view.comparison)
+    loaded = ctx.load("tiny-synth-translate")
+    for row, result in zip(rows, view.comparison.results, strict=True):
+        direct = attribution_faithfulness(loaded, result, random_seeds=1)
+        assert row == [
+            round(v, 4)
+            for v in (direct.comprehensiveness, direct.sufficiency, direct.deletion_aopc, direct.insertion_aopc)
+        ]
+    assert rows[0][0] > rows[1][0]  # saliency is more comprehensive than attention on this model
+
+
+def test_served_app_intervene_ablate_faithfulness_and_export(served, client):  # noqa: F811
+    summary, plot, _, patching_json = client.predict(
+        served.causal, PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1", api_name="/intervene"
+    )
+    assert plot["type"] == "bokeh" and "Spearman" in summary
+    assert isinstance(load_result(patching_json), PatchingResult)
+    _, graph_json = client.predict(served.causal, PROMPT, "", 0.04, False, "-1", api_name="/graph")
+    graph = ContributionGraph.from_json(graph_json)
+    edge = next(e for e in graph.edges if e.head_weights is not None)
+    note, table, redrawn = client.predict(
+        served.causal,
+        PROMPT,
+        "",
+        graph_json,
+        None,
+        None,
+        "edge",
+        "zero",
+        0.04,
+        f"{edge.source}->{edge.target}",
+        api_name="/graph_ablate",
+    )
+    assert "Ablated" in note and table["data"] and redrawn["type"] == "bokeh"
+    *_, comparison_json = client.predict(
+        "the old cat sees a bird quickly",
+        [served.seq2seq],
+        ["saliency"],
+        "ka miru vesa mi avi rapide vidas",
+        "",
+        api_name="/compare",
+    )
+    faithfulness = client.predict(comparison_json, True, api_name="/compare_faithfulness")
+    assert faithfulness["headers"][:3] == ["result", "AER", "comprehensiveness ↑"]
+    assert Comparison.from_json(comparison_json).labels == [faithfulness["data"][0][0]]
+    page, _ = client.predict(
+        "Intervene", "HTML page (self-contained, works offline)", "", "", "", patching_json, api_name="/export"
+    )
+    assert "patching" in Path(page).name and "cdn.bokeh.org" not in Path(page).read_text(encoding="utf-8")
+
+
+@pytest.mark.browser
+def test_browser_intervene_tab_example_draws(served, new_page):  # noqa: F811
+    session = new_page(served.url, allowed_origin=served.url.rstrip("/"), viewport=(1400, 1100))
+    page = session.page
+    page.wait_for_selector("#attribute-text textarea", timeout=60_000)
+    page.get_by_role("tab", name="Intervene").click()
+    page.locator("#intervene-examples").get_by_text(PROMPT[:30]).first.click()
+    _wait_for_drawing(page, "#intervene-plot")
+    assert "logit(" in page.inner_text("#intervene-summary")
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / "space-intervene.png"), full_page=True)
+    session.assert_clean()
