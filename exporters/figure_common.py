@@ -72,8 +72,11 @@ def colour_mapper(matrices: Iterable[np.ndarray | None], *, signed: bool) -> Lin
     return LinearColorMapper(palette=SEQUENTIAL_PALETTE, low=0.0, high=largest, nan_color="#eeeeee")
 
 
-def colour_bar(mapper: LinearColorMapper, title: str) -> ColorBar:
-    """A horizontal colour bar (above a panel): it takes height, not width, so stacked panels stay aligned."""
+def colour_bar(mapper: LinearColorMapper, title: str, *, orientation: str = "horizontal") -> ColorBar:
+    """A colour bar: horizontal (put it above a panel: it takes height, not width, so stacked panels
+    stay aligned) or vertical (beside a panel)."""
+    if orientation == "vertical":
+        return ColorBar(color_mapper=mapper, title=title, width=12, label_standoff=6)
     return ColorBar(
         color_mapper=mapper,
         title=title,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, TokenizerStyle
 
@@ -103,22 +104,26 @@ def _is_special(token: str) -> bool:
     return token.startswith("<") and token.endswith(">")
 
 
-def _all_tokens(result: ResultType) -> list[str]:
+def _all_tokens(result: ResultType | Any) -> list[str]:
     if isinstance(result, Comparison):
         return [token for item in result.results for token in _all_tokens(item)]
-    tokens = [*result.source_tokens, *result.target_tokens]
+    tokens = [*getattr(result, "source_tokens", []), *getattr(result, "target_tokens", [])]
     if isinstance(result, ContributionGraph):
         for node in result.nodes:
             tokens += [str(token) for token, _ in (*node.top_tokens, *node.promoted, *node.suppressed)]
     return tokens
 
 
-def result_style(result: AttributionResult | ContributionGraph) -> TokenizerStyle:
-    """The style recorded in the result's provenance, else guessed from its tokens."""
-    recorded = result.provenance.tokenizer_style
+def result_style(result: AttributionResult | ContributionGraph | Any, tokens: Iterable[str] = ()) -> TokenizerStyle:
+    """The style recorded in the result's provenance, else guessed from its tokens (and ``tokens``).
+
+    Any result with a ``provenance`` works (the intervention results too); ``tokens`` adds tokens the
+    guess should look at for result types whose tokens live elsewhere.
+    """
+    recorded = getattr(getattr(result, "provenance", None), "tokenizer_style", None)
     if recorded in ("byte_level", "sentencepiece"):
         return recorded
-    return guess_style(_all_tokens(result))
+    return guess_style([*_all_tokens(result), *map(str, tokens)])
 
 
 def hover_token(token: str, style: TokenizerStyle) -> str:

@@ -15,6 +15,7 @@ since a Bokeh layout can belong to one document only.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -27,7 +28,7 @@ import gradio as gr
 
 #: Sessions whose latest tickets are remembered (oldest forgotten first; a forgotten one shows anything).
 MAX_SESSIONS = 10_000
-#: The ticket an API call carries (it never set one): its result is always shown.
+#: A request without a ticket (none was taken): its result is always shown.
 UNTRACKED = 0
 
 
@@ -109,13 +110,7 @@ class View:
     ticket: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ticket = gr.Number(
-            value=UNTRACKED,
-            precision=0,
-            visible=False,
-            label=f"{self.name} request number (API callers: leave it out)",
-            elem_id=f"{self.name}-ticket",
-        )
+        self.ticket = gr.Number(value=UNTRACKED, precision=0, visible=False, label=f"{self.name} request number")
 
     def _begin(self, request: gr.Request) -> tuple[Any, ...]:
         return (self.latest.begin(_session(request), self.name), *self.cleared)
@@ -152,7 +147,11 @@ class View:
         from_examples: bool = False,
         **options: Any,
     ) -> Any:
-        """Run this view on ``trigger``: take a ticket and clear the outputs at once, then compute (queued)."""
+        """Run this view on ``trigger``: take a ticket and clear the outputs at once, then compute (queued).
+
+        ``api_name`` also publishes the computation as an API endpoint taking ``inputs`` only (no
+        ticket: an API call is its own request), on a hidden trigger of its own.
+        """
         started = trigger(
             self._begin,
             None,
@@ -162,14 +161,26 @@ class View:
             api_visibility="private",
             trigger_mode="multiple",
         )
-        visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+        if api_name:
+            self._api_endpoint(api_name, inputs, **options)
         return started.then(
             self._finisher(from_examples=from_examples),
             [*inputs, self.ticket],
             self.outputs,
             trigger_mode="multiple",
-            **visibility,
+            api_visibility="private",
             **options,
+        )
+
+    def _api_endpoint(self, api_name: str, inputs: list[Any], **options: Any) -> None:
+        # Gradio reads the computation's own signature (parameter defaults, where its progress goes):
+        # API callers may leave out what it lets them leave out.
+        @functools.wraps(self.compute)
+        def run(*values: Any) -> Any:
+            return self.present(self.compute(*values))
+
+        gr.Button(visible=False, elem_id=f"api-{api_name}").click(
+            run, inputs, self.outputs, api_name=api_name, **options
         )
 
 

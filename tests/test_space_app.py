@@ -828,14 +828,14 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:  # noqa: F8
     models.fill(served.unigram)
     models.press("Enter")
     page.fill("#compare-gold textarea, #compare-gold input", "")
-    page.get_by_role("checkbox", name="integrated_gradients", exact=True).check()  # a long label
+    page.get_by_role("checkbox", name="input_x_gradient", exact=True).check()  # a long label, a cheap method
     page.click("#compare-run")
     _wait_for_title(page, "#compare-plot", "unigram-marian")
     panel = _check_panel(page, "#compare-plot", min_titles=6)  # three methods × two parts
     assert all("unigram-marian" in title for title in panel["titles"] if title)
     table = page.evaluate(_AGREEMENT_JS, "#compare-plot")
     assert "AER vs gold" not in table["text"]  # no gold alignment: no AER column
-    assert "integrated_gradients" in table["text"] and not table["clipped"], table  # labels whole, none cut
+    assert "input_x_gradient" in table["text"] and not table["clipped"], table  # labels whole, none cut
     _screenshot(page, f"compare-{width}-unigram")
     session.assert_clean()
 
