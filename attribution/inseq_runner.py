@@ -26,7 +26,8 @@ import bisect
 import functools
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from inspect import signature
 from typing import Any
 
@@ -148,7 +149,170 @@ def run_checked(
             target = _generate(loaded, text, max_new_tokens)
         inseq_model = _wrap_model(loaded)
         try:
-            return _run(loaded, inseq_model, spec, text, target, step_scores, contrast_target, method_params, progress)
+            contrasts = None if contrast_target is None else [contrast_target]
+            return _run(loaded, inseq_model, spec, [text], [target], step_scores, contrasts, method_params, progress)[0]
+        finally:
+            _unhook(inseq_model)
+
+
+def batch_exact(loaded: LoadedModel, method: str) -> bool:
+    """Whether Inseq attributes several inputs of ``loaded`` with ``method`` in one batch.
+
+    Inseq 0.7.1 silently falls back to one input at a time for decoder-only models with forced
+    targets, for final-step methods (``attention``, ``value_zeroing``) on encoder-decoder models and
+    for LIME. Two more give numbers that depend on the batch's make-up: ``gradient_shap`` draws its
+    random baselines per batch and ``discretized_integrated_gradients`` builds its interpolation
+    paths from the whole batch. Elsewhere (the other gradient methods and occlusion on
+    encoder-decoder models) a padded batch gives each input the scores it gets alone, up to float32
+    rounding (``tests/test_corpus_batching.py`` checks every method on the bundled translation model).
+    """
+    spec = _check_supported(loaded, method)
+    return loaded.kind == "seq2seq" and not spec.final_step and spec.name not in _NOT_BATCHED
+
+
+#: Methods whose batched numbers differ from their one-input numbers (see :func:`batch_exact`).
+_NOT_BATCHED = frozenset({"lime", "gradient_shap", "discretized_integrated_gradients", "reagent"})
+
+
+def attribute_batch(
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    *,
+    method: str = "saliency",
+    targets: Sequence[str | None] | None = None,
+    step_scores: Sequence[str] = ("probability",),
+    contrast_targets: Sequence[str | None] | None = None,
+    method_params: Mapping[str, Any] | None = None,
+    max_new_tokens: int = 20,
+    max_tokens: int | None = None,
+    batch_size: int = 8,
+) -> list[AttributionResult | Exception]:
+    """:func:`attribute` for many inputs: per input, in order, its result or the error it met.
+
+    Inputs are checked one by one (a bad input gets its own :class:`InvalidInputError` and does
+    not stop the others); the valid ones are attributed ``batch_size`` at a time in one Inseq call
+    where that gives the numbers each gets alone (:func:`batch_exact`), else one at a time. A batch
+    that fails as a whole is retried input by input, so a failure lands on the input that caused it.
+    Errors about the request itself (unknown method or step score, bad parameters) are raised.
+    """
+    spec = _check_supported(loaded, method)
+    names = check_request(method, step_scores, target="", contrast_target="")  # names; contrasts: per input
+    params = dict(method_params or {})
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens must be a positive whole number, not {max_new_tokens!r}.")
+    n = len(texts)
+    targets = list(targets) if targets is not None else [None] * n
+    contrasts = list(contrast_targets) if contrast_targets is not None else [None] * n
+    if len(targets) != n or len(contrasts) != n:
+        raise InvalidInputError(f"Give one target and one contrast target per text ({n} texts).")
+    outcomes: list[AttributionResult | Exception | None] = [None] * n
+    ready: list[_Checked] = []
+    for index, (text, target, contrast) in enumerate(zip(texts, targets, contrasts, strict=True)):
+        try:
+            ready.append(_check_one(loaded, method, index, text, target, contrast, names, max_tokens))
+        except InvalidInputError as error:
+            outcomes[index] = error
+    size = batch_size if batch_exact(loaded, method) else 1
+    for batch in _batches(ready, size):
+        try:
+            results: list[AttributionResult | Exception] = list(
+                _run_batch(loaded, spec, batch, names, params, max_new_tokens)
+            )
+        except InvalidInputError:
+            raise  # a parameter the method does not accept: the same for every input
+        except Exception as error:
+            if len(batch) == 1:
+                results = [error]
+            else:  # find the input that failed; the others still get their results
+                results = [_run_one(loaded, spec, item, names, params, max_new_tokens) for item in batch]
+        for item, result in zip(batch, results, strict=True):
+            outcomes[item.index] = result
+    return outcomes  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One input of :func:`attribute_batch` after its checks (a causal target already holds the prompt)."""
+
+    index: int
+    text: str
+    target: str | None
+    contrast: str | None
+
+
+def _check_one(
+    loaded: LoadedModel,
+    method: str,
+    index: int,
+    text: str,
+    target: str | None,
+    contrast: str | None,
+    step_scores: list[str],
+    max_tokens: int | None,
+) -> _Checked:
+    check_request(method, step_scores, target=target, contrast_target=contrast)
+    text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
+    if target is not None:
+        target = _full_target(loaded, text, target, role="target", max_tokens=max_tokens)
+    if contrast is not None:
+        contrast = _full_target(loaded, text, contrast, role="contrast target", max_tokens=max_tokens)
+    return _Checked(index, text, target, contrast)
+
+
+def _batches(items: list[_Checked], size: int) -> Iterator[list[_Checked]]:
+    """Consecutive runs of at most ``size`` inputs; contrastive and plain inputs never share a batch."""
+    batch: list[_Checked] = []
+    for item in items:
+        if batch and (len(batch) == size or (batch[0].contrast is None) != (item.contrast is None)):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def _run_one(
+    loaded: LoadedModel,
+    spec: MethodSpec,
+    item: _Checked,
+    step_scores: list[str],
+    params: dict[str, Any],
+    max_new_tokens: int,
+) -> AttributionResult | Exception:
+    try:
+        return _run_batch(loaded, spec, [item], step_scores, params, max_new_tokens)[0]
+    except Exception as error:
+        return error
+
+
+def _run_batch(
+    loaded: LoadedModel,
+    spec: MethodSpec,
+    batch: list[_Checked],
+    step_scores: list[str],
+    params: dict[str, Any],
+    max_new_tokens: int,
+) -> list[AttributionResult]:
+    """Run ``spec`` on checked inputs in one Inseq call (generating the missing targets first)."""
+    with loaded.lock, model_state_guard(loaded):
+        texts = [item.text for item in batch]
+        targets = [item.target or _generate(loaded, item.text, max_new_tokens) for item in batch]
+        contrasts = [item.contrast for item in batch]
+        inseq_model = _wrap_model(loaded)
+        try:
+            return _run(
+                loaded,
+                inseq_model,
+                spec,
+                texts,
+                targets,
+                step_scores,
+                None if contrasts[0] is None else contrasts,  # type: ignore[arg-type]
+                params,
+                lambda done, total, message="": None,
+            )
         finally:
             _unhook(inseq_model)
 
@@ -243,44 +407,83 @@ def _run(
     loaded: LoadedModel,
     inseq_model,
     spec: MethodSpec,
-    text: str,
-    target: str,
+    texts: list[str],
+    targets: list[str],
     step_scores: list[str],
-    contrast_target: str | None,
+    contrast_targets: list[str] | None,
     params: dict[str, Any],
     report: Progress,
-) -> AttributionResult:
+) -> list[AttributionResult]:
+    """One Inseq call over ``texts`` (one batch) and its results, in order; Inseq may split it further."""
     is_seq2seq = loaded.kind == "seq2seq"
     attribute_target = is_seq2seq and spec.target_side_on_seq2seq
     method_object = inseq_model.get_attribution_method(spec.name, override_default_attribution=True)
     _check_params(spec.name, method_object, params)
-    total = 1 if spec.final_step else _expected_steps(loaded, text, target)
+    total = 1 if spec.final_step else max(_expected_steps(loaded, t, g) for t, g in zip(texts, targets, strict=True))
     _count_steps(method_object, total, report)
-    contrast = {"contrast_targets": contrast_target} if contrast_target is not None else {}
-    attributed_fn = "contrast_prob_diff" if contrast_target is not None else "probability"
+    contrast = {"contrast_targets": _one_or_list(contrast_targets)} if contrast_targets is not None else {}
+    attributed_fn = "contrast_prob_diff" if contrast_targets is not None else "probability"
+    batch = {"batch_size": len(texts)} if len(texts) > 1 else {}
     output = _call_inseq(
         loaded,
         spec,
         inseq_model,
-        text,
-        target,
+        _one_or_list(texts),
+        _one_or_list(targets),
         attributed_fn=attributed_fn,
         attribute_target=attribute_target,
         step_scores=[] if spec.final_step else step_scores,
+        **batch,
         **contrast,
         **params,
     )
-    sequence = output[0].aggregate()
-    step_values = {name: sequence.step_scores[name] for name in step_scores if not spec.final_step}
+    sequences = [output[i].aggregate() for i in range(len(texts))]
+    step_values = [
+        {name: sequence.step_scores[name] for name in step_scores if not spec.final_step} for sequence in sequences
+    ]
     if spec.final_step and step_scores:
         _unhook(inseq_model)
         inseq_model.get_attribution_method("dummy", override_default_attribution=True)
         scores_only = _call_inseq(
-            loaded, spec, inseq_model, text, target, attributed_fn=attributed_fn, step_scores=step_scores, **contrast
+            loaded,
+            spec,
+            inseq_model,
+            _one_or_list(texts),
+            _one_or_list(targets),
+            attributed_fn=attributed_fn,
+            step_scores=step_scores,
+            **batch,
+            **contrast,
         )
-        step_values = {name: scores_only[0].step_scores[name] for name in step_scores}
+        step_values = [{name: scores_only[i].step_scores[name] for name in step_scores} for i in range(len(texts))]
     report(total, total, "done")
+    return [
+        _result(loaded, spec, sequence, text, target, values, contrast_target, params, attributed_fn, attribute_target)
+        for sequence, text, target, values, contrast_target in zip(
+            sequences, texts, targets, step_values, contrast_targets or [None] * len(texts), strict=True
+        )
+    ]
 
+
+def _one_or_list(items: list[str]) -> str | list[str]:
+    """What Inseq gets for one input (a string, as :func:`attribute` always passed) or several."""
+    return items[0] if len(items) == 1 else items
+
+
+def _result(
+    loaded: LoadedModel,
+    spec: MethodSpec,
+    sequence,
+    text: str,
+    target: str,
+    step_values: Mapping[str, torch.Tensor],
+    contrast_target: str | None,
+    params: dict[str, Any],
+    attributed_fn: str,
+    attribute_target: bool,
+) -> AttributionResult:
+    """One aggregated Inseq sequence attribution as an :class:`AttributionResult`."""
+    is_seq2seq = loaded.kind == "seq2seq"
     source_tokens = [t.token for t in sequence.source] if is_seq2seq else []
     target_tokens, target_ids = _target_tokens(loaded, sequence.target)
     start = int(sequence.attr_pos_start)
@@ -329,7 +532,9 @@ def _target_tokens(loaded: LoadedModel, tokens_with_ids) -> tuple[list[str], lis
 _CONTRAST_ARROW = " → "
 
 
-def _call_inseq(loaded: LoadedModel, spec: MethodSpec, inseq_model, text: str, target: str, **kwargs):
+def _call_inseq(
+    loaded: LoadedModel, spec: MethodSpec, inseq_model, text: str | list[str], target: str | list[str], **kwargs
+):
     """Inseq's attribute; on a family we never tested, a failure becomes a clear UnsupportedError."""
     try:
         return inseq_model.attribute(text, target, show_progress=False, **kwargs)

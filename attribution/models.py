@@ -84,6 +84,13 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Where inputs go: the first parameter's device, or with an accelerate device map the input embeddings'."""
+        if getattr(self.model, "hf_device_map", None):
+            embeddings = self.model.get_input_embeddings()
+            hook = getattr(embeddings, "_hf_hook", None)
+            if getattr(hook, "execution_device", None) is not None:
+                return torch.device(hook.execution_device)
+            return embeddings.weight.device
         return next(self.model.parameters()).device
 
     @property
@@ -336,10 +343,15 @@ def load_model_uncached(
     eager_attention: bool = True,
     trust_remote_code: bool | None = None,
     allow_local: bool = True,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[int | str, int | str] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model and tokenizer (see :func:`load_model`, which adds caching)."""
     if dtype not in DTYPES:
         raise InvalidInputError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
+    if device_map is None and (max_memory is not None or offload_folder is not None):
+        raise InvalidInputError("max_memory and offload_folder place a model with a device map: give device_map too.")
     device = resolve_device(device)
     trust = trust_remote_code_default() if trust_remote_code is None else trust_remote_code
     source, is_local = resolve_model_source(name_or_path, allow_local=allow_local)
@@ -359,6 +371,8 @@ def load_model_uncached(
     }
     if eager_attention:
         options["attn_implementation"] = "eager"
+    if device_map is not None:  # accelerate spreads the layers over devices (and CPU / disk offload)
+        options.update(device_map=device_map, max_memory=max_memory, offload_folder=offload_folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, revision=revision, trust_remote_code=trust, local_files_only=local_only
@@ -367,7 +381,9 @@ def load_model_uncached(
     except Exception as error:  # files on disk or from the Hub can be broken in any way (SafetensorError, ...)
         lines = str(error).strip().splitlines() or [type(error).__name__]
         raise ModelLoadError(f"Cannot load {name_or_path!r}: {lines[0][:300]}") from error
-    model.to(device).eval()
+    if device_map is None:
+        model.to(device)
+    model.eval()
     return LoadedModel(model_id=name_or_path.strip(), model=model, tokenizer=tokenizer, kind=kind, revision=revision)
 
 
@@ -446,6 +462,9 @@ def load_model(
     trust_remote_code: bool | None = None,
     cache: ModelCache | None = DEFAULT_CACHE,
     allow_local: bool = True,
+    device_map: str | dict[str, Any] | None = None,
+    max_memory: dict[int | str, int | str] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> LoadedModel:
     """Load a causal LM or seq2seq model by Hub id, local folder or bundled name, reusing cached ones.
 
@@ -455,6 +474,11 @@ def load_model(
     a local path (for names typed by users of a shared deployment). Raises
     :class:`~attribution.errors.ModelLoadError` (or its subclass ``HubUnreachableError``) with a message
     meant for the user.
+
+    Models larger than one device: ``device_map="auto"`` (or an explicit module → device map) lets
+    accelerate place the layers over the GPUs, then CPU (``max_memory``, e.g. ``{0: "20GiB", "cpu":
+    "60GiB"}``) and disk (``offload_folder``); ``device`` is then ignored. Attribution and the
+    contribution graph run with accelerate's hooks in place (``tests/test_corpus_sharding.py``).
     """
 
     def loader() -> LoadedModel:
@@ -466,9 +490,15 @@ def load_model(
             eager_attention=eager_attention,
             trust_remote_code=trust_remote_code,
             allow_local=allow_local,
+            device_map=device_map,
+            max_memory=max_memory,
+            offload_folder=offload_folder,
         )
 
     if cache is None:
         return loader()
     key = (name_or_path.strip(), revision, device, dtype, eager_attention, allow_local)
+    if device_map is not None:
+        placement = (device_map if isinstance(device_map, str) else tuple(sorted(device_map.items())), max_memory)
+        key += (repr(placement), str(offload_folder))
     return cache.get_or_load(key, loader)

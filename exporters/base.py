@@ -21,7 +21,7 @@ from attribution.results import AttributionResult, Comparison, ContributionGraph
 
 ENTRY_POINT_GROUP = "attribution_explorer.exporters"
 MODES = ("standalone", "cdn", "snippet")
-KINDS = ("heatmap", "graph", "compare", "intervention", "patching", "route_faithfulness", "faithfulness")
+KINDS = ("heatmap", "graph", "compare", "corpus", "intervention", "patching", "route_faithfulness", "faithfulness")
 
 # The built-in exporter's entry point, used when the package metadata is not installed (a plain
 # source checkout); an installed package declares the same value in pyproject.toml.
@@ -117,13 +117,17 @@ def get_exporter(name: str = "bokeh") -> Exporter:
 
 
 def load_any_result(result: ResultType | str | Path) -> ResultType:
-    """Accept a result object or the *path* of a saved result JSON (the Python API and the CLI).
+    """Accept a result object, the *path* of a saved result JSON, or a corpus run (object or folder).
 
     JSON text is not accepted here (a string is always a path): code holding JSON text from a request
     parses it with :func:`attribution.results.load_result`, which never touches the file system.
     """
     if isinstance(result, tuple(_KIND_BY_TYPE)):
         return result
+    if type(result).__name__ == "CorpusRun" or (isinstance(result, str | Path) and _is_run_folder(result)):
+        from attribution.corpus.runfolder import load_run
+
+        return result if type(result).__name__ == "CorpusRun" else load_run(result)  # type: ignore[return-value]
     if isinstance(result, str | Path):
         try:
             return load_result_file(result)
@@ -132,9 +136,17 @@ def load_any_result(result: ResultType | str | Path) -> ResultType:
     raise InvalidInputError(f"cannot export a {type(result).__name__}; expected a result object or a JSON path")
 
 
+def _is_run_folder(path: str | Path) -> bool:
+    """A corpus run folder (``attribution-explorer corpus --out``): drawn as a corpus report."""
+    try:
+        return (Path(path) / "run.json").is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
+
+
 def resolve_kind(result: ResultType, kind: str | None) -> str:
     """The figure kind for ``result``: given explicitly (and checked) or inferred from its type."""
-    natural = _KIND_BY_TYPE[type(result)]
+    natural = "corpus" if type(result).__name__ == "CorpusRun" else _KIND_BY_TYPE[type(result)]
     if kind is None:
         return natural
     if kind not in KINDS:

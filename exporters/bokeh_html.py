@@ -28,6 +28,7 @@ _FIGURE_OPTIONS = {
     "heatmap": {"step_score"},
     "graph": {"root_token", "threshold", "selection_input"},
     "compare": set(),
+    "corpus": {"max_table_rows", "max_details"},
     "intervention": set(),
     "patching": set(),
     "route_faithfulness": set(),
@@ -66,6 +67,10 @@ def build_figure(result: ResultType, *, kind: str | None = None, **options: Any)
         return graph_figure(loaded, **options)
     if kind in _INTERVENTION_FIGURES:
         return _INTERVENTION_FIGURES[kind](loaded)
+    if kind == "corpus":
+        from exporters.corpus_report import corpus_report_figure
+
+        return corpus_report_figure(loaded, **options)  # type: ignore[arg-type]
     assert isinstance(loaded, Comparison)
     return comparison_figure(loaded)
 
@@ -78,6 +83,8 @@ def default_title(result: ResultType, kind: str) -> str:
         return f"contribution graph — {result.provenance.model_id}"
     if kind in _INTERVENTION_TITLES:
         return f"{_INTERVENTION_TITLES[kind]} — {result.provenance.model_id}"
+    if kind == "corpus":
+        return f"corpus report — {result.model_id}, {', '.join(result.methods)}"  # type: ignore[union-attr]
     return f"comparison — {', '.join(result.labels)}"
 
 

@@ -23,7 +23,7 @@ import html
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -245,11 +245,13 @@ def push_export(
     endpoint: str | None = None,
     commit_message: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> str:
     """Commit the page, the result JSON and a README to ``repo_id`` (created if missing); return the page URL.
 
     ``timeout`` bounds the whole push (``huggingface_hub``'s client would wait forever on a silent
     server). On failure nothing this push created is left behind, or the message says what was.
+    ``extra_files`` (repo path → bytes) join the same commit, e.g. a corpus run's Parquet shards.
     """
     repo_id = check_repo_id(repo_id, repo_type)
     if export.mode == "snippet":
@@ -266,6 +268,7 @@ def push_export(
         CommitOperationAdd("index.html", export.html.encode("utf-8")),
         CommitOperationAdd("result.json", result.to_json().encode("utf-8")),
         CommitOperationAdd("README.md", readme_for(export, result, repo_type).encode("utf-8")),
+        *(CommitOperationAdd(path, data) for path, data in (extra_files or {}).items()),
     ]
     message = commit_message or f"Add {export.kind} export ({export.title})"
     state = _PushState(deadline=time.monotonic() + timeout)

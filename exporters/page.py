@@ -92,8 +92,11 @@ def intervention_parameters(result: Any) -> dict[str, Any]:
 
 def provenance_record(result: ResultType) -> dict[str, Any]:
     """Where the figure's data came from and how the page was made, as JSON-ready data."""
-    if isinstance(result, AttributionResult):
-        record: dict[str, Any] = _attribution_record(result)
+    own = _own_record(result)
+    if own is not None:
+        record: dict[str, Any] = own
+    elif isinstance(result, AttributionResult):
+        record = _attribution_record(result)
     elif isinstance(result, ContributionGraph):
         parameters = {
             "threshold": result.threshold,
@@ -124,6 +127,12 @@ def provenance_record(result: ResultType) -> dict[str, Any]:
     record["exported_at"] = utc_now()
     record["exporter_versions"] = _exporter_versions()
     return record
+
+
+def _own_record(result: Any) -> dict[str, Any] | None:
+    """A result that states its own provenance (a corpus run: ``provenance_fields()``), else None."""
+    fields = getattr(result, "provenance_fields", None)
+    return dict(fields()) if callable(fields) else None
 
 
 def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:

@@ -127,7 +127,7 @@ def concurrency_groups(config: SpaceConfig) -> dict[str, dict[str, Any]]:
 
     Gradio queues each concurrency group separately: ``attribution`` (Attribute, Compare) and
     ``graph`` (contribution graphs) and ``intervention`` (ablations, patching sweeps, faithfulness) run
-    models, at most ``concurrency_limit`` each at once; ``light``
+    models, at most ``concurrency_limit`` each at once, and ``corpus`` (uploaded data sets) one at a time; ``light``
     (threshold re-walks, node/edge details, exports) needs no model in the usual case; ``push`` waits
     on the Hub. Every model run is also bounded by the time budget and the cost cap.
     """
@@ -135,6 +135,7 @@ def concurrency_groups(config: SpaceConfig) -> dict[str, dict[str, Any]]:
         "attribution": {"concurrency_id": "attribution", "concurrency_limit": config.concurrency_limit},
         "graph": {"concurrency_id": "graph", "concurrency_limit": config.concurrency_limit},
         "intervention": {"concurrency_id": "intervention", "concurrency_limit": config.concurrency_limit},
+        "corpus": {"concurrency_id": "corpus", "concurrency_limit": 1},
         "light": {"concurrency_id": "light", "concurrency_limit": config.light_concurrency_limit},
         "push": {"concurrency_id": "push", "concurrency_limit": 4},
     }
@@ -174,6 +175,55 @@ def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:
     starting from an empty plot avoids that page error. Returns the event to chain ``.then`` on.
     """
     return trigger(lambda: None, None, plot, queue=False, show_progress="hidden", api_visibility="private", **options)
+
+
+def corpus_upload(
+    ctx: handlers.AppContext, models: gr.Dropdown, methods: gr.CheckboxGroup, queue_group: dict[str, Any]
+) -> None:
+    """The Compare tab's corpus section: upload a small data set, get its corpus report (first model, methods)."""
+    from space import handlers_corpus
+
+    rows = ctx.config.max_corpus_rows
+    with gr.Accordion(f"Corpus: a data set of up to {rows} records → an interactive report", open=False):
+        gr.Markdown(
+            "Upload JSON lines, CSV or Parquet with a text field (and optionally a target and a gold alignment "
+            "such as `0-0 1-2`). The first selected model explains every record with the selected methods; the "
+            "report shows AER distributions, method agreement and each record's heatmap."
+        )
+        k_file = gr.File(
+            label="Data (.jsonl, .csv, .parquet)",
+            file_types=list(handlers_corpus.UPLOAD_FORMATS),
+            type="filepath",
+            elem_id="corpus-file",
+        )
+        with gr.Row():
+            k_text = gr.Textbox(value="source", label="Text field")
+            k_target = gr.Textbox(value="target", label="Target field (optional)")
+            k_alignment = gr.Textbox(value="alignment", label="Gold alignment field (optional)")
+            k_graph = gr.Checkbox(value=False, label="Also the contribution graph")
+        k_run = gr.Button("Run corpus", elem_id="corpus-run")
+        k_summary = gr.Markdown(elem_id="corpus-summary")
+        k_files = gr.File(label="Report and results", file_count="multiple", interactive=False, elem_id="corpus-files")
+        k_preview = gr.HTML(label="Report")
+
+    @user_errors
+    def corpus(upload, models_, methods_, graph, text, target, alignment, progress=TRACK_PROGRESS):
+        view = handlers_corpus.run_uploaded_corpus(
+            ctx,
+            upload,
+            models_,
+            methods_,
+            graph,
+            text,
+            target,
+            alignment,
+            upload_root=Path(gr.utils.get_upload_folder()),
+            progress=_reporter(progress),
+        )
+        return html.escape(view.summary), [str(view.report_path), str(view.results_path)], view.preview_html
+
+    inputs = [k_file, models, methods, k_graph, k_text, k_target, k_alignment]
+    k_run.click(corpus, inputs, [k_summary, k_files, k_preview], api_name="corpus", **queue_group)
 
 
 def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tuple[gr.Blocks, handlers.AppContext]:
@@ -518,6 +568,8 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     example_rows["compare"] = (c_view, compare_examples(bundled))
                     shown = gr.Examples(example_rows["compare"][1], c_inputs, elem_id="compare-examples")
                     c_view.on(shown.load_input_event.then, c_inputs, from_examples=True, **groups["attribution"])
+                if config.max_corpus_rows:
+                    corpus_upload(ctx, c_models, c_methods, groups["corpus"])
 
             # ------------------------------------------------------- Intervene (attribution.interventions)
             with gr.Tab("Intervene", id="intervene") as intervene_tab:

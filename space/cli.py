@@ -58,8 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     Command modules are imported here, not at the top, so that they may import this module's helpers.
     """
     from exporters.cli import add_export_parser
-    from space.commands.intervene import add_parser as add_intervene_parser
-    from space.commands.patch import add_parser as add_patch_parser
+    from space.commands import corpus, intervene, patch, report
 
     parser = argparse.ArgumentParser(
         prog="attribution-explorer",
@@ -73,9 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_attribute_parser(subparsers)
     add_graph_parser(subparsers)
-    add_intervene_parser(subparsers)
-    add_patch_parser(subparsers)
+    intervene.add_parser(subparsers)
+    patch.add_parser(subparsers)
     add_export_parser(subparsers)
+    corpus.add_parser(subparsers)
+    report.add_parser(subparsers)
     add_serve_parser(subparsers)
     return parser
 

@@ -71,6 +71,10 @@ class SpaceConfig:
     hub_endpoint: str | None = None
     #: Models offered when the Hub cannot be reached (the bundled tiny ones).
     offline_models: tuple[str, ...] = field(default=BUNDLED_MODELS)
+    #: Records an uploaded corpus (Compare tab) may hold; 0 turns the corpus upload off.
+    max_corpus_rows: int = 20
+    #: Seconds one corpus upload may run; it then stops and reports the records finished so far.
+    corpus_time_budget_s: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -96,12 +100,22 @@ class SpaceConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"config: {name} must be at least 1 (a whole number), not {value!r}")
-        for name in ("time_budget_s", "max_result_mb", "export_max_age_s", "export_max_mb", "hub_push_timeout_s"):
+        for name in (
+            "time_budget_s",
+            "max_result_mb",
+            "export_max_age_s",
+            "export_max_mb",
+            "hub_push_timeout_s",
+            "corpus_time_budget_s",
+        ):
             value = getattr(self, name)
             if value is None and name == "time_budget_s":
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise InvalidInputError(f"config: {name} must be a positive number, not {value!r}")
+        rows = self.max_corpus_rows
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise InvalidInputError(f"config: max_corpus_rows must be a whole number >= 0, not {rows!r}")
 
     @property
     def custom_models_allowed(self) -> bool:

@@ -12,7 +12,7 @@ from attribution.interventions.faithfulness import attribution_faithfulness
 from attribution.interventions.routes import route_faithfulness
 from attribution.interventions.sweeps import patching_sweep
 from attribution.models import load_model
-from attribution.results import load_result
+from attribution.results import load_result, load_result_file
 from exporters import export_result
 from exporters.base import resolve_kind
 from space.cli import main
@@ -45,7 +45,7 @@ def results() -> dict:
 def test_each_kind_exports_in_every_mode_from_its_json(results, kind, tmp_path: Path):
     path = tmp_path / f"{kind}.json"
     results[kind].to_json(path)
-    assert resolve_kind(load_result(path), None) == kind
+    assert resolve_kind(load_result_file(path), None) == kind
     for mode in ("standalone", "cdn", "snippet"):
         export = export_result(path, mode=mode)
         assert export.kind == kind and "tiny-ioi-gpt2" in export.html
@@ -85,10 +85,10 @@ def test_cli_writes_intervention_and_patching_json_that_export_draws(tmp_path: P
     )
     assert main(["patch", *common, "--counterfactual", IOI_COUNTERFACTUAL, "--maps", "head", "--out", str(patch)]) == 0
     assert main(["intervene", *common, "--route", "--seeds", "2", "--contrast-token", "John", "--out", str(route)]) == 0
-    ablation = load_result(ablate)
+    ablation = load_result_file(ablate)
     assert ablation.components == ["decoder:4:head:1"] and ablation.predictions[0].target_token == "Mary"
-    assert [m.name for m in load_result(patch).maps] == ["head"]
-    assert len(load_result(route).random_necessity) == 2
+    assert [m.name for m in load_result_file(patch).maps] == ["head"]
+    assert len(load_result_file(route).random_necessity) == 2
     for path in (ablate, patch, route):
         html = tmp_path / f"{path.stem}.html"
         assert main(["export", str(path), "--out", str(html)]) == 0
@@ -148,4 +148,4 @@ def test_readme_python_example_of_interventions_runs(tmp_path: Path, monkeypatch
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["ablation"].predictions[0].target_token == "Mary"
     assert namespace["route"].summary()["necessity_drop"] > 0.5
-    assert load_result(tmp_path / "patching.json").map("head").exact.shape == (4, 4)
+    assert load_result_file(tmp_path / "patching.json").map("head").exact.shape == (4, 4)

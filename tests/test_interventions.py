@@ -21,7 +21,7 @@ from attribution.interventions.components import parse_component, resolve
 from attribution.interventions.inputs import model_shape, prepare, prepare_like
 from attribution.interventions.results import InterventionResult
 from attribution.models import LoadedModel
-from attribution.results import load_result
+from attribution.results import load_result_file
 from tests.random_models import FAMILIES, VARIANTS, build_random_model
 from tests.test_contributions import _louder_attention
 
@@ -353,7 +353,7 @@ def test_result_round_trips_through_json(tmp_path):
     )
     path = tmp_path / "intervention.json"
     result.to_json(path)
-    loaded_back = load_result(path)
+    loaded_back = load_result_file(path)
     assert isinstance(loaded_back, InterventionResult)
     assert loaded_back == result
     assert [p.position for p in result.predictions] == [1, len(result.target_tokens) - 1]

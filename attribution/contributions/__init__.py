@@ -3,10 +3,25 @@
     from attribution.contributions import build_contribution_graph
     graph = build_contribution_graph(loaded, "When Mary and John went to the store, John gave a drink to")
 
-See :mod:`attribution.contributions.decompose` for the formulas.
+See :mod:`attribution.contributions.decompose` for the formulas. The names below are imported on
+first use, so that model-free submodules (``alignment``: reading a saved graph) load without torch.
 """
 
-from attribution.contributions.adapters import SUPPORTED_MODEL_TYPES
-from attribution.contributions.graph import build_contribution_graph, decompose_model, resolve_root_tokens
+from __future__ import annotations
 
+import importlib
+from typing import Any
+
+_LAZY = {
+    "SUPPORTED_MODEL_TYPES": "attribution.contributions.adapters",
+    "build_contribution_graph": "attribution.contributions.graph",
+    "decompose_model": "attribution.contributions.graph",
+    "resolve_root_tokens": "attribution.contributions.graph",
+}
 __all__ = ["SUPPORTED_MODEL_TYPES", "build_contribution_graph", "decompose_model", "resolve_root_tokens"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

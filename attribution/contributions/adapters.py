@@ -330,12 +330,13 @@ def _bart_like(*, post_ln: bool) -> Family:
     )
 
 
-def _t5_like(config: PretrainedConfig, *, scale_outputs: bool) -> Family:
+def _t5_like(config: PretrainedConfig, *, scale_outputs: bool, probabilities_index: int = 2) -> Family:
     """T5, mT5, UMT5: pre-RMSNorm blocks without biases, relative position biases (in the probabilities),
     ``DenseReluDense.wo`` the FFN output (plain or gated); the final state is rescaled by d_model^-0.5 before
-    the LM head where the model's own forward does so."""
-    attention = Attention("layer.0.SelfAttention", values="v", out="o", probabilities_index=2)
-    cross = Attention("layer.1.EncDecAttention", values="v", out="o", probabilities_index=2)
+    the LM head where the model's own forward does so. T5 and mT5 attention returns (output, position bias,
+    probabilities), UMT5's (output, probabilities)."""
+    attention = Attention("layer.0.SelfAttention", values="v", out="o", probabilities_index=probabilities_index)
+    cross = Attention("layer.1.EncDecAttention", values="v", out="o", probabilities_index=probabilities_index)
     ffn = FFN("layer.-1.DenseReluDense.wo")
     return Family(
         encoder=Stack("encoder.block", "num_heads", attention, ffn),
@@ -355,7 +356,7 @@ def _mt5(config: PretrainedConfig) -> Family:
 
 
 def _umt5(config: PretrainedConfig) -> Family:
-    return _t5_like(config, scale_outputs=config.tie_word_embeddings)
+    return _t5_like(config, scale_outputs=config.tie_word_embeddings, probabilities_index=1)
 
 
 #: transformers ``model_type`` -> its description. Adding a family is adding an entry here

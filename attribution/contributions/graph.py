@@ -19,6 +19,7 @@ from attribution.contributions.logit_lens import LensRequest, LogitLens
 from attribution.contributions.routes import node_id, trace_routes
 from attribution.errors import InvalidInputError
 from attribution.models import LoadedModel, prompt_with_continuation
+from attribution.offload import offloaded_weights_loaded
 from attribution.results import ContributionGraph, GraphEdge, GraphNode
 
 Progress = Callable[[float, str], None]
@@ -196,12 +197,13 @@ def build_contribution_graph(
     overshoot-correction chunk (memory).
     """
     _check_options(threshold, top_k)
-    spec = architecture_spec(loaded.model)
+    architecture_spec(loaded.model)  # an unsupported family is refused before anything else
     report = progress or (lambda fraction, message: None)
     text = loaded.validate_text(text, max_tokens=max_tokens)
     if target:  # refused before tokenizing when far too long or not valid Unicode
         loaded.precheck_text(target, role="target", max_tokens=max_tokens)
-    with loaded.lock:
+    with loaded.lock, offloaded_weights_loaded(loaded.model):
+        spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         report(0.0, "preparing inputs")
         inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
         roots = resolve_root_tokens(root_tokens, len(decoder_ids))

@@ -25,11 +25,11 @@ from attribution.results import (
     Provenance,
     _check_schema,
     _dump,
-    _load,
     _matrix_from_json,
     _matrix_to_json,
     register_schema,
 )
+from attribution.validation import parse_json_text, read_json_file
 
 
 class _JsonResult:
@@ -44,8 +44,13 @@ class _JsonResult:
         return _dump(self.to_dict(), path)
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> Self:
-        return cls.from_dict(_load(text_or_path))
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path): what a request sends."""
+        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
+        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -113,7 +118,7 @@ class InterventionResult(_JsonResult):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA)
+        _check_schema(data, cls.SCHEMA, "")
         kwargs = _fields(cls, data)
         kwargs["provenance"] = Provenance(**data["provenance"])
         kwargs["predictions"] = [PredictionChange.from_dict(p) for p in data["predictions"]]
@@ -151,8 +156,9 @@ class PatchingMap:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
         kwargs = _fields(cls, data)
-        kwargs["exact"] = _matrix_from_json(data.get("exact"))
-        kwargs["approximate"] = _matrix_from_json(data.get("approximate"))
+        n_columns = len(data.get("column_names") or [])
+        kwargs["exact"] = _matrix_from_json(data.get("exact"), n_columns)
+        kwargs["approximate"] = _matrix_from_json(data.get("approximate"), n_columns)
         return cls(**kwargs)
 
 
@@ -199,7 +205,7 @@ class PatchingResult(_JsonResult):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA)
+        _check_schema(data, cls.SCHEMA, "")
         kwargs = _fields(cls, data)
         kwargs["provenance"] = Provenance(**data["provenance"])
         kwargs["maps"] = [PatchingMap.from_dict(m) for m in data["maps"]]
@@ -248,7 +254,7 @@ class RouteFaithfulness(_JsonResult):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA)
+        _check_schema(data, cls.SCHEMA, "")
         kwargs = _fields(cls, data)
         kwargs["provenance"] = Provenance(**data["provenance"])
         for name in ("necessity", "sufficiency"):
@@ -306,7 +312,7 @@ class FaithfulnessResult(_JsonResult):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA)
+        _check_schema(data, cls.SCHEMA, "")
         kwargs = _fields(cls, data)
         kwargs["provenance"] = Provenance(**data["provenance"])
         return cls(**kwargs)
