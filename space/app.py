@@ -461,7 +461,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     g_ablate_run = gr.Button("Ablate", elem_id="graph-ablate-run")
                     g_ablate_note = gr.Markdown(elem_id="graph-ablate-note")
                     g_ablate_table = gr.Dataframe(label="Prediction before → after", interactive=False)
-                    g_ablate_plot = gr.Plot(label="Route after the ablation", elem_id="graph-ablate-plot")
+                    # A heading, not Gradio's label badge (which would sit on the figure's own title).
+                    gr.Markdown("**Route after the ablation**")
+                    g_ablate_plot = gr.Plot(
+                        label="Route after the ablation", show_label=False, elem_id="graph-ablate-plot"
+                    )
 
                 @user_errors
                 def ablate(
@@ -589,8 +593,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     i_counterfactual_target = gr.Textbox(label="Counterfactual target (seq2seq; optional)")
                 i_run = gr.Button("Patch", variant="primary", elem_id="intervene-run")
                 i_summary = gr.Markdown(elem_id="intervene-summary")
+                gr.Markdown("**Logit difference recovered: exact vs attribution patching**")
                 i_plot = gr.Plot(
-                    label="Logit difference recovered: exact vs attribution patching", elem_id="intervene-plot"
+                    label="Logit difference recovered: exact vs attribution patching",
+                    show_label=False,
+                    elem_id="intervene-plot",
                 )
                 i_route = gr.Dataframe(
                     headers=["route faithfulness", "route", "random edge sets (mean; weights: each)"],
