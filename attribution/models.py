@@ -41,6 +41,7 @@ from transformers.models.auto.modeling_auto import (
 from attribution.bundled import BUNDLED_MODELS, bundled_model_path
 from attribution.errors import HubUnreachableError, InvalidInputError, ModelLoadError
 from attribution.results import ModelKind, Provenance
+from attribution.tokenizer_style import tokenizer_style
 from attribution.validation import check_unicode
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -114,7 +115,11 @@ class LoadedModel:
 
     def provenance(self) -> Provenance:
         return Provenance(
-            model_id=self.model_id, model_revision=self.revision, model_kind=self.kind, model_type=self.model_type
+            model_id=self.model_id,
+            model_revision=self.revision,
+            model_kind=self.kind,
+            model_type=self.model_type,
+            tokenizer_style=tokenizer_style(self.tokenizer),
         )
 
     def count_tokens(self, text: str) -> int:

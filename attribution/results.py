@@ -41,6 +41,10 @@ from attribution.validation import (
 
 ModelKind = Literal["causal", "seq2seq"]
 MODEL_KINDS = ("causal", "seq2seq")
+#: How a tokenizer spells tokens: byte-level BPE (GPT-2, Llama-3: ``Ġ`` for a space), SentencePiece
+#: (Marian, T5, Llama-2: ``▁``), or as plain text (word-level, WordPiece).
+TokenizerStyle = Literal["byte_level", "sentencepiece", "plain"]
+TOKENIZER_STYLES = ("byte_level", "sentencepiece", "plain")
 SCHEMA_VERSION = 1
 
 _VERSIONED_LIBRARIES = ("attribution-explorer", "torch", "transformers", "inseq", "captum")
@@ -90,6 +94,8 @@ class Provenance:
     model_type: str  # transformers' config.model_type, e.g. "gpt2", "marian"
     library_versions: dict[str, str] = field(default_factory=library_versions)
     created_at: str = field(default_factory=utc_now)
+    #: How the tokens are spelled, so viewers can show them as text (None: unknown, guessed from the tokens).
+    tokenizer_style: TokenizerStyle | None = None
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "provenance") -> Self:
@@ -102,6 +108,9 @@ class Provenance:
             model_type=expect_str(get_field(data, "model_type", path), f"{path}.model_type"),
             library_versions=expect_str_map(data.get("library_versions", {}), f"{path}.library_versions", expect_str),
             created_at=expect_str(data.get("created_at", ""), f"{path}.created_at"),
+            tokenizer_style=None
+            if data.get("tokenizer_style") is None
+            else expect_choice(data["tokenizer_style"], f"{path}.tokenizer_style", TOKENIZER_STYLES),
         )
 
 

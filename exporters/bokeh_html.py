@@ -26,7 +26,7 @@ from exporters.page import iframe_snippet, render_page, render_snippet
 
 _FIGURE_OPTIONS = {
     "heatmap": {"step_score"},
-    "graph": {"root_token", "threshold"},
+    "graph": {"root_token", "threshold", "selection_input"},
     "compare": set(),
     "corpus": {"max_table_rows", "max_details"},
     "intervention": set(),
@@ -53,7 +53,8 @@ def build_figure(result: ResultType, *, kind: str | None = None, **options: Any)
     """The Bokeh layout for a result (object or JSON path); options depend on the kind.
 
     heatmap: ``step_score`` (name of the bars above, default ``"probability"``);
-    graph: ``root_token`` (target token index whose route is shown first), ``threshold``.
+    graph: ``root_token`` (target token index whose route is shown first), ``threshold``,
+    ``selection_input`` (CSS selector of a page input that receives the tapped node id / edge key).
     """
     loaded = load_any_result(result)
     kind = resolve_kind(loaded, kind)

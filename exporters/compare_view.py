@@ -1,4 +1,9 @@
-"""Comparison view: one heatmap per method / model on one shared colour scale, plus agreement numbers."""
+"""Comparison view: one heatmap per method / model on one shared colour scale, plus agreement numbers.
+
+The heatmaps sit side by side and wrap onto the next line when the page (or the app's panel) is too
+narrow for them, so nothing is ever hidden off to the right; every panel's title names its method
+and model, wherever it wraps to.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,19 @@ from bokeh.models import Div, LayoutDOM
 
 from attribution.errors import InvalidInputError
 from attribution.results import Comparison
-from exporters.figure_common import colour_mapper
-from exporters.heatmap import heatmap_figure, heatmap_parts
+from exporters.figure_common import colour_mapper, responsive_grid_styles
+from exporters.heatmap import heatmap_figure, heatmap_parts, result_heading
 
-GRID_COLUMNS = 2
+#: The table's style (inside the Div, which Bokeh renders in its own shadow root).
+_TABLE_STYLE = """<style>
+  .ae-agreement { border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; white-space: nowrap;
+                  font-variant-numeric: tabular-nums; }
+  .ae-agreement th, .ae-agreement td { padding: 3px 10px; border-bottom: 1px solid #ddd; }
+  .ae-agreement td { text-align: right; }
+  .ae-agreement th { text-align: left; }
+  .ae-agreement-box { overflow-x: auto; max-width: 100%; }
+  .ae-agreement-box p { font: 13px/1.4 system-ui, sans-serif; margin: 4px 0; }
+</style>"""
 
 
 def _number(value: float | None) -> str:
@@ -20,9 +34,13 @@ def _number(value: float | None) -> str:
 
 
 def agreement_table_html(comparison: Comparison) -> str:
-    """Spearman's rho between every pair, and AER against the gold alignment when there is one."""
+    """Spearman's rho between every pair, and AER against the gold alignment when there is one.
+
+    Labels are never cut: the table keeps them on one line and scrolls sideways inside its own box
+    when it is wider than the page.
+    """
     labels = [html.escape(label) for label in comparison.labels]
-    has_aer = any(value is not None for value in comparison.aer)
+    has_aer = comparison.gold_alignment is not None and any(value is not None for value in comparison.aer)
     header = "<tr><th></th>" + "".join(f"<th>{label}</th>" for label in labels)
     header += "<th>AER vs gold</th></tr>" if has_aer else "</tr>"
     body = []
@@ -31,18 +49,17 @@ def agreement_table_html(comparison: Comparison) -> str:
         if has_aer:
             cells += f"<td>{_number(comparison.aer[i] if i < len(comparison.aer) else None)}</td>"
         body.append(f"<tr><th>{label}</th>{cells}</tr>")
-    caption = "Rank correlation (Spearman's ρ) between attributions"
+    caption = "Rank correlation (Spearman's ρ) between the attributions"
     if has_aer:
         caption += "; alignment error rate against the gold word alignment (lower is better)"
     return (
-        '<table class="ae-agreement" style="border-collapse: collapse; font: 13px system-ui, sans-serif">'
-        f"<caption style='text-align: left; padding: 4px 0'>{html.escape(caption)}</caption>"
-        f"{header}{''.join(body)}</table>"
+        f'{_TABLE_STYLE}<div class="ae-agreement-box"><p>{html.escape(caption)}</p>'
+        f'<table class="ae-agreement">{header}{"".join(body)}</table></div>'
     )
 
 
 def comparison_figure(comparison: Comparison) -> LayoutDOM:
-    """A grid of heatmaps sharing one colour mapper, then the agreement table."""
+    """Heatmaps sharing one colour mapper, side by side and wrapping, then the agreement table."""
     n = len(comparison.results)
     if n == 0:
         raise InvalidInputError("this comparison holds no results")
@@ -53,12 +70,15 @@ def comparison_figure(comparison: Comparison) -> LayoutDOM:
         )
     matrices = [matrix for result in comparison.results for _, _, matrix in heatmap_parts(result)]
     mapper = colour_mapper(matrices, signed=any(result.is_signed for result in comparison.results))
-    cells = [
+    blocks = [
         column(
-            Div(text=f"<b>{html.escape(label)}</b>", disable_math=True),
-            heatmap_figure(result, mapper=mapper, show_step_scores=False, score_label="score"),
+            heatmap_figure(result, mapper=mapper, show_step_scores=False, score_label="score", label=label),
+            sizing_mode="stretch_width",
+            styles={"min-width": "0"},
+            name=f"compared {result_heading(result, label)}",
         )
         for label, result in zip(comparison.labels, comparison.results, strict=True)
     ]
-    grid = [row(*cells[i : i + GRID_COLUMNS]) for i in range(0, n, GRID_COLUMNS)]
-    return column(*grid, Div(text=agreement_table_html(comparison), name="agreement", disable_math=True))
+    grid = row(*blocks, sizing_mode="stretch_width", styles=responsive_grid_styles(), name="comparison grid")
+    table = Div(text=agreement_table_html(comparison), name="agreement", disable_math=True, sizing_mode="stretch_width")
+    return column(grid, table, sizing_mode="stretch_width", name="comparison")

@@ -54,8 +54,9 @@ from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from attribution.corpus.runfolder import CorpusRun
-from attribution.results import AttributionResult, ContributionGraph
-from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, display_token, exact_value, token_ticks
+from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle
+from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_value, token_ticks
+from exporters.tokens import display_tokens, result_style
 
 DEFAULT_MAX_TABLE_ROWS = 2000
 DEFAULT_MAX_DETAILS = 100
@@ -317,15 +318,20 @@ def _details(run: CorpusRun, rows: Mapping[str, dict]) -> dict[str, dict[str, An
 
 
 def _detail(
-    row_tokens: list[str], col_tokens: list[str], matrix: np.ndarray, title: str, signed: bool
+    row_tokens: list[str],
+    col_tokens: list[str],
+    matrix: np.ndarray,
+    title: str,
+    signed: bool,
+    style: TokenizerStyle,
 ) -> dict[str, Any]:
     """Cells of a matrix as plain lists, with a colour value scaled into [-1, 1] (or [0, 1])."""
     ys, xs = np.nonzero(np.isfinite(matrix))
     values = matrix[ys, xs]
     largest = float(np.abs(values).max()) if values.size else 1.0
     return {
-        "rows": [display_token(t) for t in row_tokens],
-        "cols": [display_token(t) for t in col_tokens],
+        "rows": display_tokens(row_tokens, style),
+        "cols": display_tokens(col_tokens, style),
         "x": xs.tolist(),
         "y": ys.tolist(),
         "value": values.tolist(),
@@ -341,7 +347,8 @@ def _attribution_detail(result: AttributionResult) -> dict[str, Any]:
     else:
         rows, matrix, side = result.target_tokens, result.target_scores, "prompt"
     title = f"{result.method}: {side} tokens × explained tokens"
-    return _detail(list(rows), result.generated_tokens, np.asarray(matrix, dtype=float), title, result.is_signed)
+    matrix = np.asarray(matrix, dtype=float)
+    return _detail(list(rows), result.generated_tokens, matrix, title, result.is_signed, result_style(result))
 
 
 def _route_detail(graph: ContributionGraph) -> dict[str, Any] | None:
@@ -360,7 +367,8 @@ def _route_detail(graph: ContributionGraph) -> dict[str, Any] | None:
         return None
     side = "source tokens (final encoder state)" if seq2seq else "input tokens (embeddings)"
     title = f"graph: route flow into {side} × decoder position"
-    return _detail(list(rows), [graph.target_tokens[r] for r in graph.root_tokens], matrix, title, False)
+    roots = [graph.target_tokens[r] for r in graph.root_tokens]
+    return _detail(list(rows), roots, matrix, title, False, result_style(graph))
 
 
 _SHOW_JS = """
@@ -423,7 +431,7 @@ def _detail_view(
         HoverTool(
             renderers=[glyph],
             tooltips=[("row", "@row_token"), ("column", "@col_token"), ("score", "@value{custom}")],
-            formatters={"@value": exact_value()},
+            formatters={"@value": short_value()},
         )
     )
     plot.yaxis.ticker, plot.yaxis.formatter = token_ticks([])

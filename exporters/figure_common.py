@@ -1,7 +1,12 @@
-"""Pieces shared by the figures: token axes, colour scales, value formatting.
+"""Pieces shared by the figures: token axes, colour scales, value formatting, responsive sizing.
 
 Tokens are drawn on the canvas (axis labels) or shown in hover tooltips, which Bokeh escapes; they
 never go through Bokeh's TeX or HTML paths (``major_label_overrides`` would parse ``$$…$$``).
+Labels are display tokens (:mod:`exporters.tokens`); hovers add the raw spelling.
+
+Figures stretch to the width of whatever holds them (a page, a blog column, a Gradio panel) and
+take a height that grows with the number of tokens or layers, so nothing is drawn at a third of
+the available width or clipped sideways.
 """
 
 from __future__ import annotations
@@ -16,34 +21,46 @@ from bokeh.palettes import Blues256, RdBu11
 DIVERGING_PALETTE = RdBu11
 #: Zero → white, large → dark blue.
 SEQUENTIAL_PALETTE = tuple(reversed(Blues256))
+#: Significant digits of a score in hovers and panels (the JSON keeps every digit).
+SHOWN_DIGITS = 4
+#: Width a side-by-side block needs before it wraps onto the next line (CSS flex basis).
+BLOCK_MIN_PX = 420
+#: Horizontal gap between wrapped blocks.
+BLOCK_GAP_PX = 16
 
 
-def display_token(token: str) -> str:
-    """A token as shown on an axis: control characters made visible, empty ones marked."""
-    shown = token.replace("\n", "⏎").replace("\t", "⇥").replace("\r", "␍")
-    return shown if shown.strip() else repr(shown)
-
-
-def token_ticks(tokens: list[str], *, positions: list[int] | None = None) -> tuple[FixedTicker, CustomJSTickFormatter]:
-    """A tick at each token's position (default ``0..n-1``) labelled with the token as plain text."""
-    positions = list(range(len(tokens))) if positions is None else positions
-    labels = [display_token(token) for token in tokens]
+def token_ticks(labels: list[str], *, positions: list[int] | None = None) -> tuple[FixedTicker, CustomJSTickFormatter]:
+    """A tick at each label's position (default ``0..n-1``), labelled with the (display) token as plain text."""
+    positions = list(range(len(labels))) if positions is None else positions
     formatter = CustomJSTickFormatter(
-        args={"positions": positions, "labels": labels},
+        args={"positions": positions, "labels": list(labels)},
         code="const i = positions.indexOf(Math.round(tick)); return i >= 0 ? labels[i] : '';",
     )
     return FixedTicker(ticks=positions), formatter
 
 
-def token_lookup(tokens: list[str]) -> CustomJSHover:
-    """Tooltip formatter ``@index{custom}`` → the token at that index (tokens are stored once, not per cell)."""
-    labels = [display_token(token) for token in tokens]
-    return CustomJSHover(args={"labels": labels}, code="return labels[Math.round(value)] ?? '';")
+def token_lookup(labels: list[str]) -> CustomJSHover:
+    """Tooltip formatter ``@index{custom}`` → the label at that index (labels are stored once, not per cell)."""
+    return CustomJSHover(args={"labels": list(labels)}, code="return labels[Math.round(value)] ?? '';")
 
 
-def exact_value() -> CustomJSHover:
-    """Tooltip formatter ``@value{custom}`` → the shortest text that round-trips the float64 exactly."""
-    return CustomJSHover(code="return String(value);")
+def short_value() -> CustomJSHover:
+    """Tooltip formatter ``@value{custom}`` → the value with :data:`SHOWN_DIGITS` significant digits."""
+    return CustomJSHover(
+        args={"digits": SHOWN_DIGITS},
+        code="return Number.isFinite(value) ? String(Number(value.toPrecision(digits))) : String(value);",
+    )
+
+
+def shown_value(value: float) -> str:
+    """The Python twin of :func:`short_value`: 4 significant digits, written as JavaScript writes numbers.
+
+    (Texts composed in the browser and in Python then read the same: ``0.35``, ``1``, ``0.00001``.)
+    """
+    rounded = float(f"{float(value):.{SHOWN_DIGITS}g}")
+    if rounded == 0 or 1e-6 <= abs(rounded) < 1e21:
+        return str(np.format_float_positional(abs(rounded), trim="-")).join(("-" if rounded < 0 else "", ""))
+    return repr(rounded)
 
 
 def colour_mapper(matrices: Iterable[np.ndarray | None], *, signed: bool) -> LinearColorMapper:
@@ -55,5 +72,57 @@ def colour_mapper(matrices: Iterable[np.ndarray | None], *, signed: bool) -> Lin
     return LinearColorMapper(palette=SEQUENTIAL_PALETTE, low=0.0, high=largest, nan_color="#eeeeee")
 
 
-def colour_bar(mapper: LinearColorMapper, title: str) -> ColorBar:
-    return ColorBar(color_mapper=mapper, title=title, width=12, label_standoff=6)
+def colour_bar(mapper: LinearColorMapper, title: str, *, orientation: str = "horizontal") -> ColorBar:
+    """A colour bar: horizontal (put it above a panel: it takes height, not width, so stacked panels
+    stay aligned) or vertical (beside a panel)."""
+    if orientation == "vertical":
+        return ColorBar(color_mapper=mapper, title=title, width=12, label_standoff=6)
+    return ColorBar(
+        color_mapper=mapper,
+        title=title,
+        orientation="horizontal",
+        height=10,
+        width=220,
+        location=(0, 0),
+        padding=4,
+        title_standoff=4,
+        label_standoff=4,
+        major_label_text_font_size="10px",
+        title_text_font_size="11px",
+    )
+
+
+def axis_px(labels: Iterable[str], *, least: int = 48, most: int = 220) -> int:
+    """Room for a y axis of token labels (about 7 px per character at Bokeh's 11 px font)."""
+    longest = max((len(label) for label in labels), default=0)
+    return max(least, min(most, 7 * longest + 20))
+
+
+def short_model_name(model_id: str) -> str:
+    """A model as named in titles: a Hub id as it is, a local folder by its own name (not its whole path)."""
+    if model_id.startswith(("/", "./", "../", "~", "\\")) or (len(model_id) > 2 and model_id[1:3] in (":\\", ":/")):
+        return model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or model_id
+    return model_id
+
+
+def responsive_grid_styles(min_px: int = BLOCK_MIN_PX) -> dict[str, str]:
+    """CSS for a Bokeh row laid out as a grid of equal columns, as many as fit at ``min_px`` each.
+
+    Children wrap onto new lines instead of overflowing sideways, and a lone child on the last line
+    keeps the others' width (so compared heatmaps stay the same size).
+    """
+    return {
+        "display": "grid",
+        "grid-template-columns": f"repeat(auto-fit, minmax(min({min_px}px, 100%), 1fr))",
+        "gap": f"{BLOCK_GAP_PX}px",
+    }
+
+
+def wrapping_block_styles(min_px: int = BLOCK_MIN_PX) -> dict[str, str]:
+    """CSS for a child of a wrapping row: share the width, wrap below ``min_px``."""
+    return {"flex": f"1 1 {min_px}px", "min-width": f"min({min_px}px, 100%)"}
+
+
+def wrapping_row_styles() -> dict[str, str]:
+    """CSS that lets a Bokeh row wrap its children onto new lines instead of overflowing sideways."""
+    return {"flex-wrap": "wrap", "gap": f"{BLOCK_GAP_PX}px", "row-gap": f"{BLOCK_GAP_PX}px"}

@@ -2,9 +2,12 @@
 
 Tokens run along the bottom, layers upward (0 = embeddings). Seq2seq graphs get an encoder panel
 on the left and a decoder panel on the right, with cross-attention edges between them. Edge width
-and alpha grow with the weight; hovering an edge shows its weight and top heads; tapping a node
-fills the side panel with its logit-lens tokens. A threshold slider and a route selector re-walk
-the routes in the browser (``CustomJS``), with the same algorithm as :func:`route_edges`.
+and alpha grow with the weight; each root shows the token it predicts above its column. Hovering
+an edge names the tokens and layers it connects (one tooltip at a time, the heaviest edge under
+the pointer); tapping a node or an edge fills the details panel with the same rows the app's
+tables show (:mod:`exporters.graph_details`), and, inside the app, tells the app which node or
+edge is selected. A threshold slider and a route menu re-walk the routes in the browser
+(``CustomJS``), with the same algorithm as :func:`route_edges`.
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ from bokeh.models import (
     CDSView,
     ColumnDataSource,
     CustomJS,
+    CustomJSHover,
+    CustomJSTransform,
+    Div,
     FixedTicker,
     HoverTool,
     IndexFilter,
     Label,
+    LabelSet,
     LayoutDOM,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
     LinearInterpolator,
     PreText,
     Select,
@@ -31,14 +41,24 @@ from bokeh.models import (
     TapTool,
 )
 from bokeh.plotting import figure
-from bokeh.transform import factor_cmap
 
 from attribution.errors import InvalidInputError
 from attribution.results import ContributionGraph, GraphEdge, GraphNode
-from exporters.figure_common import display_token, token_ticks
+from exporters.figure_common import short_model_name, token_ticks, wrapping_block_styles, wrapping_row_styles
+from exporters.graph_details import (
+    ALL_TOKENS,
+    ATTENTION_KINDS,
+    KIND_NAMES,
+    GraphWords,
+    kind_words,
+    top_heads_text,
+)
+from exporters.tokens import display_tokens
 
 ALL_ROUTES = "all"
 EDGE_COLOURS = {"attention": "#3b6fb6", "cross_attention": "#8e44ad", "residual": "#9a9a9a", "ffn": "#e07b24"}
+#: Kinds added to the data model later than this file.
+OTHER_COLOUR = "#666666"
 NODE_COLOURS = {
     "embedding": "#444444",
     "after_attention": "#3b6fb6",
@@ -52,60 +72,129 @@ _KIND_Y = {"embedding": 0.0, "after_attention": -0.6, "after_cross_attention": -
 _KIND_DX = {"ffn": 0.3}
 _KIND_RANK = {"embedding": 0, "after_attention": 1, "after_cross_attention": 2, "ffn": 3, "after_ffn": 4}
 PANEL_GAP = 2
-SIDE_PANEL_PX = 300
-HINT = "Tap a node to see its top tokens."
+#: Plot height: per layer, plus room for the axis labels and the predictions on top.
+LAYER_PX, EXTRA_PX, MIN_HEIGHT_PX, MAX_HEIGHT_PX = 80, 170, 420, 980
+#: The details panel wraps below the plot when the two do not fit side by side.
+PLOT_MIN_PX, PANEL_MIN_PX = 520, 280
+
+
+#: Within this many pixels of a node, only the node's tooltip shows (not those of the edges meeting there).
+NODE_HOVER_PX = 9
+HINT = "Tap a node for its top tokens (and FFN neurons), or an edge for its split over heads."
 
 # Walks down from the chosen root node(s), keeping edges at or above the threshold (the JS twin of
-# route_edges()); shows the kept edges through each edge kind's IndexFilter and fades the nodes that
-# are off the routes. `groups[g]` is the source of one edge kind, `filters[g]` its filter.
+# route_edges()); shows the kept edges through the edges' IndexFilter and fades the nodes that are
+# off the routes.
 _ROUTE_JS = """
 const t = slider.value;
 const starts = select.value === 'all' ? roots.flat() : roots[Number(select.value)];
+const data = edges.data;
 const incoming = new Map();
-groups.forEach((group, g) => {
-  const dst = group.data.target_node;
-  for (let e = 0; e < dst.length; e++) {
-    if (!incoming.has(dst[e])) incoming.set(dst[e], []);
-    incoming.get(dst[e]).push([g, e]);
-  }
-});
+for (let e = 0; e < data.target_node.length; e++) {
+  const dst = data.target_node[e];
+  if (!incoming.has(dst)) incoming.set(dst, []);
+  incoming.get(dst).push(e);
+}
 const seen = new Set(starts);
 const queue = [...starts];
-const kept = groups.map(() => []);
-let total = 0;
+const kept = [];
 while (queue.length > 0) {
-  for (const [g, e] of incoming.get(queue.shift()) ?? []) {
-    const data = groups[g].data;
+  for (const e of incoming.get(queue.shift()) ?? []) {
     if (data.weight[e] >= t) {
-      kept[g].push(e);
+      kept.push(e);
       const source = data.source_node[e];
       if (!seen.has(source)) { seen.add(source); queue.push(source); }
     }
   }
 }
-groups.forEach((group, g) => {
-  total += group.data.weight.length;
-  filters[g].indices = kept[g].sort((a, b) => a - b);
-});
-const shown = kept.reduce((n, k) => n + k.length, 0);
+shown.indices = kept.sort((a, b) => a - b);
 nodes.data = {...nodes.data, alpha: Array.from(nodes.data.alpha, (_, n) => (seen.has(n) ? 1.0 : 0.15))};
-status.text = `${shown} of ${total} edges with weight ≥ ${t.toFixed(3)}`;
+status.text = `${kept.length} of ${data.weight.length} edges with weight ≥ ${t.toFixed(3)}`;
 """
 
-# The side panel is a PreText: its text is set as a text node, so tokens can never become markup.
-_TAP_JS = """
-const i = nodes.selected.indices;
-if (i.length === 0) { panel.text = hint; return; }
-const d = nodes.data;
-const n = i[0];
-panel.text = [
-  `token: ${d.token[n]} (position ${d.position[n]}, ${d.side[n]})`,
-  `node: layer ${d.layer[n]}, ${d.kind[n]}`,
-  `top tokens: ${d.top_tokens[n]}`,
-  `promoted: ${d.promoted[n]}`,
-  `suppressed: ${d.suppressed[n]}`,
-].join("\\n");
+# Edges are drawn between their end nodes' positions (the edges store node indices, not coordinates).
+_NODE_POSITION_JS = "return Array.from(xs, (n) => nodes.data[axis][n]);"
+
+# Hovering near a node shows the node's tooltip only: an edge's is left out within `radius` pixels
+# of either of its ends (where many edges meet).
+_AWAY_FROM_NODES = """
+const {vars, data_source} = cb_data;
+const coordinates = vars.glyph_view?.renderer?.coordinates;
+if (coordinates == null) return true;
+const {x_scale, y_scale} = coordinates;
+const i = vars.index;
+const far = (n) => Math.hypot(
+  x_scale.compute(nodes.data.x[n]) - vars.sx, y_scale.compute(nodes.data.y[n]) - vars.sy) > radius;
+return far(data_source.data.source_node[i]) && far(data_source.data.target_node[i]);
 """
+
+# A node's and an edge's words, composed in the browser from compact columns (storing the text per
+# node and edge would double the page): the twins of GraphWords.node_place / node_details_text /
+# edge_title / edge_details_text and of edge_key. `words` holds the token labels, kind names and
+# whether to name the side.
+_WORDS_JS = r"""
+const shown = (value) => String(Number(value.toPrecision(4)));
+const node_label = (n) => {
+  const d = nodes.data;
+  const side = words.seq2seq ? (d.encoder[n] ? 'encoder ' : 'decoder ') : '';
+  return `${side}${words.tokens[d.token[n]]} (${d.position[n]}) · L${d.layer[n]} ${words.node_kinds[d.kind[n]]}`;
+};
+const node_details = (n) => `node ${node_label(n)}${nodes.data.raw[n]}\n${nodes.data.rows[n]}`;
+const node_top = (n) => {
+  const lines = nodes.data.rows[n].split('\n');
+  const start = lines.indexOf('logit lens:');
+  if (start < 0) return '—';
+  const top = [];
+  for (const line of lines.slice(start + 1, start + 4)) {
+    if (!line.startsWith('  ')) break;
+    top.push(line.trim().replace(/^\d+\. /, '').replace(/  /, ' '));
+  }
+  return top.join(', ');
+};
+const edge_title = (e) => {
+  const d = edges.data;
+  const kind = words.edge_kinds[d.kind[e]].replaceAll('_', '-');
+  return `${kind} edge ${node_label(d.source_node[e])} → ${node_label(d.target_node[e])}, weight ${shown(d.weight[e])}`;
+};
+const edge_details = (e) => (
+  edges.data.heads[e] === '—' ? edge_title(e) : `${edge_title(e)}\ntop heads: ${edges.data.heads[e]}`
+);
+const edge_key = (e) => {
+  const d = edges.data;
+  const kind = words.edge_kinds[d.kind[e]];
+  const base = `${nodes.data.id[d.source_node[e]]}->${nodes.data.id[d.target_node[e]]}`;
+  return words.attention_kinds.includes(kind) ? base : `${base}#${kind}`;
+};
+"""
+
+# Hover lines composed from the hovered row (`special_vars.index`), whatever column names the line.
+_EDGE_HOVER_JS = _WORDS_JS + "return edge_title(special_vars.index);"
+_NODE_HOVER_JS = _WORDS_JS + "return node_label(special_vars.index);"
+_NODE_TOP_HOVER_JS = _WORDS_JS + "return node_top(special_vars.index);"
+
+# Tapping shows a node's (or else an edge's) details in the panel, a Div rendered as text, so
+# tokens can never become markup. Inside the app, the tapped id is also written into the app's
+# selection box (an <input>/<textarea> found by `selector`), and an input event tells the app,
+# which then shows the same details in its own tables.
+_TAP_JS = (
+    _WORDS_JS
+    + """
+const n = nodes.selected.indices;
+const e = edges.selected.indices;
+let id = '';
+if (n.length > 0 && e.length > 0) { edges.selected.indices = []; return; }  // a node wins; this runs again
+if (n.length > 0) { panel.text = node_details(n[0]); id = nodes.data.id[n[0]]; }
+else if (e.length > 0) { panel.text = edge_details(e[0]); id = edge_key(e[0]); }
+else { panel.text = hint; }
+if (selector) {
+  const field = document.querySelector(selector);
+  if (field && field.value !== id) {
+    field.value = id;
+    field.dispatchEvent(new Event('input', {bubbles: true}));
+  }
+}
+"""
+)
 
 
 @dataclass
@@ -126,12 +215,8 @@ class _Layout:
         return node.layer + _KIND_Y.get(node.kind, 0.0)
 
 
-def is_seq2seq(graph: ContributionGraph) -> bool:
-    return graph.provenance.model_kind == "seq2seq" or any(n.side == "encoder" for n in graph.nodes)
-
-
-def _layout(graph: ContributionGraph) -> _Layout:
-    if not is_seq2seq(graph):
+def _layout(graph: ContributionGraph, *, seq2seq: bool) -> _Layout:
+    if not seq2seq:
         return _Layout(decoder_offset=0, encoder_layers=0, decoder_layers=graph.n_layers)
     encoder_layers = getattr(graph, "n_encoder_layers", 0) or graph.n_layers
     return _Layout(
@@ -174,69 +259,58 @@ def route_edges(edges: list[GraphEdge], start_node_ids: list[str], threshold: fl
     return kept
 
 
-def _pairs_text(pairs: list[tuple[str, float]] | None) -> str:
-    return ", ".join(f"{display_token(str(token))} ({float(value):.3g})" for token, value in pairs or []) or "—"
-
-
-def _heads_text(edge: GraphEdge, top: int = 3) -> str:
-    heads = list(edge.head_weights or [])
-    best = sorted(range(len(heads)), key=lambda h: -heads[h])[:top]
-    return ", ".join(f"h{h} {heads[h]:.3f}" for h in best) or "—"
-
-
-def _token_of(graph: ContributionGraph, node: GraphNode) -> str:
-    tokens = graph.source_tokens if node.side == "encoder" else graph.target_tokens
-    return display_token(tokens[node.token_index]) if 0 <= node.token_index < len(tokens) else "?"
-
-
-def _nodes_source(graph: ContributionGraph, geometry: _Layout) -> ColumnDataSource:
+def _nodes_source(graph: ContributionGraph, geometry: _Layout, words: GraphWords) -> ColumnDataSource:
+    """Where each node is and what it is, in numbers, plus its id and its details' rows as text."""
     nodes = graph.nodes
+    n_source = len(graph.source_tokens)
+    details = [words.node_details_text(n).split("\n", 1) for n in nodes]  # title line, then the rows
     return ColumnDataSource(
         {
             "x": np.array([geometry.x(n) for n in nodes], dtype=np.float32),
             "y": np.array([geometry.y(n) for n in nodes], dtype=np.float32),
             "alpha": np.ones(len(nodes), dtype=np.float32),
-            "token": [_token_of(graph, n) for n in nodes],
+            "id": [n.id for n in nodes],
+            "encoder": np.array([n.side == "encoder" for n in nodes], dtype=np.int8),
+            "token": np.array([n.token_index + (0 if n.side == "encoder" else n_source) for n in nodes], np.int32),
             "position": np.array([n.token_index for n in nodes], dtype=np.int32),
             "layer": np.array([n.layer for n in nodes], dtype=np.int32),
-            "kind": [n.kind.replace("_", " ") for n in nodes],
-            "side": [n.side for n in nodes],
-            "top_tokens": [_pairs_text(getattr(n, "top_tokens", None)) for n in nodes],
-            "promoted": [_pairs_text(getattr(n, "promoted", None)) for n in nodes],
-            "suppressed": [_pairs_text(getattr(n, "suppressed", None)) for n in nodes],
+            "kind": np.array([_code(list(KIND_NAMES), n.kind) for n in nodes], dtype=np.int8),
+            "raw": [words.node_title(n).removeprefix(f"node {words.node_place(n)}") for n in nodes],
+            "rows": [rows for _, rows in details],
         },
         name="nodes",
     )
 
 
-def _edge_group(graph: ContributionGraph, geometry: _Layout, edges: list[GraphEdge], kind: str) -> ColumnDataSource:
-    """The drawing data of all edges of one kind (one renderer per kind keeps the page small)."""
+def _code(known: list[str], value: str) -> int:
+    """The index of ``value`` in ``known`` (appended when new: kinds added to the data model later)."""
+    if value not in known:
+        known.append(value)
+    return known.index(value)
+
+
+def _edges_source(graph: ContributionGraph, edges: list[GraphEdge], edge_kinds: list[str]) -> ColumnDataSource:
+    """The drawing data of every edge, in one source (one renderer: one hover tooltip at a time).
+
+    Only numbers and the top heads: an edge is drawn between its end nodes' positions, and its words
+    are composed from theirs (see ``_WORDS_JS``).
+    """
     index_of = {node.id: i for i, node in enumerate(graph.nodes)}
-    sources = [graph.nodes[index_of[e.source]] for e in edges]
-    targets = [graph.nodes[index_of[e.target]] for e in edges]
-    data = {
-        "x0": np.array([geometry.x(n) for n in sources], dtype=np.float32),
-        "y0": np.array([geometry.y(n) for n in sources], dtype=np.float32),
-        "x1": np.array([geometry.x(n) for n in targets], dtype=np.float32),
-        "y1": np.array([geometry.y(n) for n in targets], dtype=np.float32),
-        "source_node": np.array([index_of[e.source] for e in edges], dtype=np.int32),
-        "target_node": np.array([index_of[e.target] for e in edges], dtype=np.int32),
-        "weight": np.array([e.weight for e in edges], dtype=np.float64),
-    }
-    if kind.endswith("attention"):
-        data["heads"] = [_heads_text(e) for e in edges]
-    return ColumnDataSource(data, name=f"edges {kind}")
+    return ColumnDataSource(
+        {
+            "source_node": np.array([index_of[e.source] for e in edges], dtype=np.int32),
+            "target_node": np.array([index_of[e.target] for e in edges], dtype=np.int32),
+            "weight": np.array([e.weight for e in edges], dtype=np.float64),
+            "kind": np.array([_code(edge_kinds, e.kind) for e in edges], dtype=np.int8),
+            "heads": [top_heads_text(e) if e.kind in ATTENTION_KINDS else "—" for e in edges],
+        },
+        name="edges",
+    )
 
 
-def graph_figure(
-    graph: ContributionGraph, *, root_token: int | None = None, threshold: float | None = None
-) -> LayoutDOM:
-    """The interactive graph layout: figure, threshold slider, route selector, status and side panel."""
-    if not graph.nodes:
-        raise InvalidInputError("this contribution graph has no nodes to draw")
-    roots = root_nodes(graph)
-    if not roots:
-        raise InvalidInputError("none of the graph's root tokens has a node to start a route from")
+def _check_options(
+    graph: ContributionGraph, roots: dict[int, str], root_token: int | None, threshold: float | None
+) -> tuple[int | None, float]:
     if root_token is not None:
         root_token = root_token + len(graph.target_tokens) if root_token < 0 else root_token
         if root_token not in roots:
@@ -244,109 +318,162 @@ def graph_figure(
     start = graph.threshold if threshold is None else float(threshold)
     if not graph.threshold <= start <= 1.0:
         raise InvalidInputError(f"threshold must be between the graph's own {graph.threshold} and 1, not {start}")
+    return root_token, start
 
-    geometry = _layout(graph)
+
+def route_menu(graph: ContributionGraph, words: GraphWords) -> list[tuple[str, str]]:
+    """The figure's route choices: ``all tokens`` (when there are several roots), then each root by name."""
+    root_order = sorted(root_nodes(graph))
+    entries = [(str(i), words.root_label(token)) for i, token in enumerate(root_order)]
+    return ([(ALL_ROUTES, ALL_TOKENS)] if len(root_order) > 1 else []) + entries
+
+
+def graph_figure(
+    graph: ContributionGraph,
+    *,
+    root_token: int | None = None,
+    threshold: float | None = None,
+    selection_input: str | None = None,
+) -> LayoutDOM:
+    """The interactive graph layout: controls, figure, and the details panel.
+
+    ``selection_input`` is a CSS selector of an ``<input>``/``<textarea>`` in the page that should
+    receive the id of the tapped node or the key of the tapped edge (the app's selection box).
+    """
+    if not graph.nodes:
+        raise InvalidInputError("this contribution graph has no nodes to draw")
+    roots = root_nodes(graph)
+    if not roots:
+        raise InvalidInputError("none of the graph's root tokens has a node to start a route from")
+    root_token, start = _check_options(graph, roots, root_token, threshold)
+    words = GraphWords(graph)
+    geometry = _layout(graph, seq2seq=words.seq2seq)
     index_of = {node.id: i for i, node in enumerate(graph.nodes)}
     root_order = sorted(roots)
     edges = _usable_edges(graph)
-    kinds = [k for k in EDGE_COLOURS if any(e.kind == k for e in edges)]
-    kinds += sorted({e.kind for e in edges} - set(kinds))  # kinds added to the data model later
 
     # Initial state, computed in Python with the same walk the slider runs in the browser.
     starts = [roots[root_token]] if root_token is not None else [roots[t] for t in root_order]
     kept = {id(edge) for edge in route_edges(edges, starts, start)}
     reached = {index_of[s] for s in starts} | {index_of[e.source] for e in edges if id(e) in kept}
-    nodes_source = _nodes_source(graph, geometry)
+    nodes_source = _nodes_source(graph, geometry, words)
     nodes_source.data["alpha"] = np.array([1.0 if n in reached else 0.15 for n in range(len(graph.nodes))], np.float32)
+    edge_kinds = list(EDGE_COLOURS)
+    edges_source = _edges_source(graph, edges, edge_kinds)
+    shown = IndexFilter(indices=[i for i, e in enumerate(edges) if id(e) in kept], name="shown edges")
 
     n_columns = geometry.decoder_offset + len(graph.target_tokens)
     n_rows = max(geometry.encoder_layers, geometry.decoder_layers)
     plot = figure(
-        frame_width=max(420, min(1800, 24 * n_columns)),
-        frame_height=max(320, min(900, 70 * n_rows)),
+        title=f"Contribution graph — {short_model_name(graph.provenance.model_id)}",
+        sizing_mode="stretch_width",
+        height=max(MIN_HEIGHT_PX, min(MAX_HEIGHT_PX, LAYER_PX * n_rows + EXTRA_PX)),
         x_range=(-1.0, n_columns),
-        y_range=(-0.6, n_rows + 0.6),
+        y_range=(-0.6, n_rows + 1.0),
         tools="pan,wheel_zoom,box_zoom,reset,save",
-        toolbar_location="above",
+        toolbar_location="right",
         name="contribution graph",
     )
     _draw_panels(plot, graph, geometry)
-    groups, filters = [], []
-    for kind in kinds:
-        members = [e for e in edges if e.kind == kind]
-        group = _edge_group(graph, geometry, members, kind)
-        shown = IndexFilter(indices=[i for i, e in enumerate(members) if id(e) in kept], name=f"shown {kind}")
-        renderer = plot.segment(
-            x0="x0",
-            y0="y0",
-            x1="x1",
-            y1="y1",
-            source=group,
-            view=CDSView(filter=shown),
-            line_width={"field": "weight", "transform": LinearInterpolator(x=[0, 1], y=[1, 9])},
-            line_alpha={"field": "weight", "transform": LinearInterpolator(x=[0, 1], y=[0.25, 1])},
-            line_color=EDGE_COLOURS.get(kind, "#666666"),
-            legend_label=kind.replace("_", " "),
+    edge_renderer = plot.segment(
+        x0=_end_of("source_node", "x", nodes_source),
+        y0=_end_of("source_node", "y", nodes_source),
+        x1=_end_of("target_node", "x", nodes_source),
+        y1=_end_of("target_node", "y", nodes_source),
+        source=edges_source,
+        view=CDSView(filter=shown),
+        line_width={"field": "weight", "transform": LinearInterpolator(x=[0, 1], y=[1, 9])},
+        line_alpha={"field": "weight", "transform": LinearInterpolator(x=[0, 1], y=[0.25, 1])},
+        line_color=_by_code("kind", [EDGE_COLOURS.get(kind, OTHER_COLOUR) for kind in edge_kinds]),
+        nonselection_line_alpha=0.25,
+        selection_line_color="#d62728",
+    )
+    lookup = {
+        "seq2seq": words.seq2seq,
+        "tokens": display_tokens([*graph.source_tokens, *graph.target_tokens], words.style),
+        "node_kinds": [kind_words(kind) for kind in KIND_NAMES],
+        "edge_kinds": edge_kinds,
+        "attention_kinds": list(ATTENTION_KINDS),
+    }
+    sources = {"nodes": nodes_source, "edges": edges_source, "words": lookup}
+    plot.add_tools(
+        HoverTool(
+            renderers=[edge_renderer],
+            tooltips=[("edge", "@weight{custom}"), ("top heads", "@heads")],
+            formatters={"@weight": CustomJSHover(args=sources, code=_EDGE_HOVER_JS)},
+            line_policy="interp",
+            sort_by=[("weight", "descending")],
+            limit=1,
+            filters={"@weight": CustomJS(args={"radius": NODE_HOVER_PX, "nodes": nodes_source}, code=_AWAY_FROM_NODES)},
         )
-        tooltips = [("edge", kind.replace("_", " ")), ("weight", "@weight{0.00000}")]
-        if "heads" in group.data:
-            tooltips.append(("top heads", "@heads"))
-        plot.add_tools(HoverTool(renderers=[renderer], tooltips=tooltips, line_policy="interp"))
-        groups.append(group)
-        filters.append(shown)
+    )
     node_renderer = plot.scatter(
         x="x",
         y="y",
         source=nodes_source,
-        size=9,
-        fill_color=factor_cmap("kind", list(NODE_COLOURS.values()), [k.replace("_", " ") for k in NODE_COLOURS]),
+        size=10,
+        fill_color=_by_code("kind", [NODE_COLOURS.get(kind, OTHER_COLOUR) for kind in KIND_NAMES]),
         line_color="white",
         fill_alpha="alpha",
         line_alpha="alpha",
+        selection_line_color="#d62728",
+        nonselection_fill_alpha="alpha",
     )
     plot.add_tools(
         HoverTool(
-            renderers=[node_renderer], tooltips=[("token", "@token"), ("layer", "@layer"), ("node", "@kind (@side)")]
+            renderers=[node_renderer],
+            tooltips=[("node", "@id{custom}"), ("logit lens", "@rows{custom}")],
+            formatters={
+                "@id": CustomJSHover(args=sources, code=_NODE_HOVER_JS),
+                "@rows": CustomJSHover(args=sources, code=_NODE_TOP_HOVER_JS),
+            },
+            limit=1,
         ),
-        TapTool(renderers=[node_renderer]),
+        TapTool(renderers=[node_renderer, edge_renderer]),
     )
-    if plot.legend:
-        legend = plot.legend[0]
-        plot.center.remove(legend)
-        legend.orientation = "horizontal"
-        legend.click_policy = "hide"
-        plot.add_layout(legend, "above")
+    _draw_predictions(plot, graph, geometry, roots, words)
+    codes = edges_source.data["kind"]
+    legend_items = [
+        LegendItem(label=kind.replace("_", " "), renderers=[edge_renderer], index=int(np.flatnonzero(codes == code)[0]))
+        for code, kind in enumerate(edge_kinds)
+        if (codes == code).any()
+    ]
+    plot.add_layout(Legend(items=legend_items, orientation="horizontal"), "above")
     positions = list(range(len(graph.source_tokens))) if geometry.decoder_offset else []
     tokens = list(graph.source_tokens) if geometry.decoder_offset else []
     positions += [geometry.decoder_offset + i for i in range(len(graph.target_tokens))]
     tokens += list(graph.target_tokens)
-    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(tokens, positions=positions)
+    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(tokens, words.style), positions=positions)
     plot.xaxis.major_label_orientation = 1.2
+    if n_columns > 40:
+        plot.xaxis.major_label_text_font_size = "8px"
     plot.yaxis.ticker = FixedTicker(ticks=list(range(n_rows + 1)))
     plot.yaxis.axis_label = "layer (0 = embeddings)"
     plot.grid.visible = False
 
-    slider = Slider(
-        start=graph.threshold, end=1.0, value=start, step=0.005, title="edge threshold", width=SIDE_PANEL_PX
-    )
+    menu = route_menu(graph, words)
+    slider = Slider(start=graph.threshold, end=1.0, value=start, step=0.005, title="edge threshold", width=260)
     select = Select(
-        title="route from target token",
-        value=str(root_order.index(root_token)) if root_token is not None else ALL_ROUTES,
-        options=[(ALL_ROUTES, "all roots")]
-        + [(str(i), f"{token}: {display_token(graph.target_tokens[token])}") for i, token in enumerate(root_order)],
-        width=SIDE_PANEL_PX,
+        title="routes from",
+        value=str(root_order.index(root_token)) if root_token is not None else menu[0][0],
+        options=menu,
+        width=260,
     )
-    status = PreText(
-        text=f"{len(kept)} of {len(edges)} edges with weight ≥ {start:.3f}", name="status", width=SIDE_PANEL_PX
+    status = PreText(text=f"{len(kept)} of {len(edges)} edges with weight ≥ {start:.3f}", name="status")
+    panel = Div(
+        text=HINT,
+        render_as_text=True,
+        name="details",
+        sizing_mode="stretch_width",
+        styles={"white-space": "pre-wrap", "font": "12px/1.45 ui-monospace, monospace", "overflow-wrap": "anywhere"},
     )
-    panel = PreText(text=HINT, name="node_panel", width=SIDE_PANEL_PX)
     update = CustomJS(
         args={
             "slider": slider,
             "select": select,
             "roots": [[index_of[roots[token]]] for token in root_order],
-            "groups": groups,
-            "filters": filters,
+            "edges": edges_source,
+            "shown": shown,
             "nodes": nodes_source,
             "status": status,
         },
@@ -354,10 +481,63 @@ def graph_figure(
     )
     slider.js_on_change("value", update)
     select.js_on_change("value", update)
-    nodes_source.selected.js_on_change(
-        "indices", CustomJS(args={"nodes": nodes_source, "panel": panel, "hint": HINT}, code=_TAP_JS)
+    tap = CustomJS(args={**sources, "panel": panel, "hint": HINT, "selector": selection_input}, code=_TAP_JS)
+    nodes_source.selected.js_on_change("indices", tap)
+    edges_source.selected.js_on_change("indices", tap)
+    controls = row(slider, select, status, styles=wrapping_row_styles(), sizing_mode="stretch_width")
+    body = row(
+        column(plot, sizing_mode="stretch_width", styles={"flex": f"3 1 {PLOT_MIN_PX}px", "min-width": "0"}),
+        column(panel, sizing_mode="stretch_width", styles={**wrapping_block_styles(PANEL_MIN_PX), "flex-grow": "0.3"}),
+        sizing_mode="stretch_width",
+        styles=wrapping_row_styles(),
     )
-    return row(plot, column(slider, select, status, panel, width=SIDE_PANEL_PX + 20))
+    return column(controls, body, sizing_mode="stretch_width", name="graph")
+
+
+def _end_of(end: str, axis: str, nodes: ColumnDataSource) -> dict:
+    """An edge end's coordinate: the ``axis`` position of the node its ``end`` column points to."""
+    look_up = CustomJSTransform(args={"nodes": nodes, "axis": axis}, v_func=_NODE_POSITION_JS)
+    return {"field": end, "transform": look_up}
+
+
+def _by_code(field: str, colours: list[str]) -> dict:
+    """A colour per integer code in ``field`` (0 → ``colours[0]``, …)."""
+    mapper = LinearColorMapper(palette=colours, low=-0.5, high=len(colours) - 0.5)
+    return {"field": field, "transform": mapper}
+
+
+def _draw_predictions(
+    plot: figure, graph: ContributionGraph, geometry: _Layout, roots: dict[int, str], words: GraphWords
+) -> None:
+    """Above each root's column, the token its final state predicts (its last-layer logit lens)."""
+    nodes = {node.id: node for node in graph.nodes}
+    entries = [(geometry.x(nodes[node_id]), words.predicted_tokens(nodes[node_id])) for node_id in roots.values()]
+    entries = [(x, text) for x, text in entries if text]
+    if not entries:
+        return
+    top = max(geometry.encoder_layers, geometry.decoder_layers)
+    source = ColumnDataSource(
+        {"x": [x for x, _ in entries], "y": [top + 0.25] * len(entries), "text": [t for _, t in entries]},
+        name="predictions",
+    )
+    single = len(entries) == 1
+    n_columns = geometry.decoder_offset + len(graph.target_tokens)
+    # One prediction reads horizontally, kept inside the frame; several are slanted so they do not overlap.
+    align = "left" if not single else ("right" if entries[0][0] > n_columns / 2 else "left")
+    plot.add_layout(
+        LabelSet(
+            x="x",
+            y="y",
+            text="text",
+            source=source,
+            text_font_size="12px" if single else "10px",
+            text_font_style="bold",
+            text_color="#b03a2e",
+            angle=0.0 if single else 0.5,
+            text_align=align,
+            x_offset=6 if align == "left" else -6,
+        )
+    )
 
 
 def _draw_panels(plot: figure, graph: ContributionGraph, geometry: _Layout) -> None:
@@ -387,6 +567,4 @@ def _draw_panels(plot: figure, graph: ContributionGraph, geometry: _Layout) -> N
                 level="underlay",
             )
         )
-        plot.add_layout(
-            Label(x=left, y=layers + 0.4, text=name, text_font_size="12px", text_color="#555555", y_offset=2)
-        )
+        plot.add_layout(Label(x=left, y=-0.55, text=name, text_font_size="11px", text_color="#555555"))

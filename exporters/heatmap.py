@@ -1,8 +1,12 @@
 """Attribution heatmap: input tokens (rows) × generated tokens (columns), step-score bars above.
 
-Seq2seq results get two panels side by side, source→target and target→target; causal results one
-panel, the prefix matrix (NaN future cells are left empty). Hover shows the token pair and the
-exact value; the colour scale is diverging for signed methods and sequential otherwise.
+As in Inseq's own heatmaps, the parts of a result are stacked: the step-score bars on top, then
+source→target (seq2seq), then target→target (or, for a causal model, prefix→generated, where the
+NaN future cells are left empty). Every part shares the generated-token columns and stretches to
+the width it is given; its height grows with its number of rows. Every panel's title names the
+method and the model (first line) and the part (second line), so panels stay identifiable in a
+comparison grid. Hover shows the token pair
+(as text, with the raw spelling) and the score to 4 significant digits.
 """
 
 from __future__ import annotations
@@ -10,24 +14,38 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from bokeh.layouts import column, row
+from bokeh.layouts import column
 from bokeh.models import ColumnDataSource, HoverTool, LayoutDOM, LinearColorMapper, Range1d
 from bokeh.plotting import figure
 
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult
-from exporters.figure_common import colour_bar, colour_mapper, exact_value, token_lookup, token_ticks
+from exporters.figure_common import (
+    axis_px,
+    colour_bar,
+    colour_mapper,
+    short_model_name,
+    short_value,
+    token_lookup,
+    token_ticks,
+)
+from exporters.tokens import display_tokens, hover_token, result_style
 
-CELL_PX = 26
-MIN_CELL_PX = 6
-MAX_PANEL_PX = 1000
-MIN_FRAME_PX = 150
-BARS_HEIGHT = 80
-AXIS_PX = 120  # left border of every panel, so bars and cells line up
+#: Height of one token row: large for short inputs, smaller (down to 12 px) for long ones.
+ROW_PX, MIN_ROW_PX = 24, 12
+#: Height budget the rows of one panel aim for before rows shrink.
+PANEL_ROWS_PX = 560
+BARS_HEIGHT = 90
+#: Right border of every panel (room for the toolbar), so bars and cells line up.
+RIGHT_PX = 40
+#: Few columns read best with horizontal labels; more get vertical ones.
+HORIZONTAL_LABELS_UP_TO = 10
+#: Step scores that are probabilities: their bars always span 0…1.
+PROBABILITY_SCORES = {"probability", "contrast_prob"}
 
 
 def heatmap_parts(result: AttributionResult) -> list[tuple[str, list[str], np.ndarray]]:
-    """The panels to draw: (title, row tokens, matrix [rows, steps]) in left-to-right order."""
+    """The panels to draw: (part name, row tokens (raw), matrix [rows, steps]) from top to bottom."""
     parts = []
     if result.source_scores is not None and result.source_scores.size:
         parts.append(("source → target", result.source_tokens, np.asarray(result.source_scores, dtype=float)))
@@ -45,52 +63,63 @@ def heatmap_parts(result: AttributionResult) -> list[tuple[str, list[str], np.nd
     return parts
 
 
-def _cell_px(n_rows: int, n_cols: int) -> int:
-    return max(MIN_CELL_PX, min(CELL_PX, MAX_PANEL_PX // max(n_rows, n_cols, 1)))
+def row_px(n_rows: int) -> int:
+    """Pixel height of a token row for a panel of ``n_rows`` rows."""
+    return max(MIN_ROW_PX, min(ROW_PX, PANEL_ROWS_PX // max(n_rows, 1)))
 
 
-def _cells(tokens: list[str], generated: list[str], matrix: np.ndarray) -> ColumnDataSource:
+def result_heading(result: AttributionResult, label: str | None = None) -> str:
+    """``"saliency — tiny-ioi-gpt2"`` (or a comparison's own label with the model): names every panel."""
+    model = short_model_name(result.provenance.model_id)
+    if label is None:
+        return f"{result.method} — {model}"
+    return label if result.provenance.model_id in label or model in label else f"{label} — {model}"
+
+
+def _cells(matrix: np.ndarray) -> ColumnDataSource:
     rows, cols = np.nonzero(np.isfinite(matrix))
-    values = matrix[rows, cols]
     return ColumnDataSource(
-        {
-            "x": cols.astype(np.int32),
-            "y": rows.astype(np.int32),
-            "value": values.astype(np.float64),
-        }
+        {"x": cols.astype(np.int32), "y": rows.astype(np.int32), "value": matrix[rows, cols].astype(np.float64)}
     )
+
+
+def _label_orientation(n_columns: int) -> float:
+    return 0.0 if n_columns <= HORIZONTAL_LABELS_UP_TO else math.pi / 2
 
 
 def _panel(
     title: str,
-    tokens: list[str],
-    generated: list[str],
+    labels: list[str],
+    hovers: list[str],
+    columns: tuple[list[str], list[str]],
     matrix: np.ndarray,
     mapper: LinearColorMapper,
     *,
-    cell: int,
     x_range: Range1d,
-    with_colour_bar: bool,
+    left_px: int,
     score_label: str,
+    with_colour_bar: bool,
 ) -> figure:
     n_rows, n_cols = matrix.shape
+    column_labels, column_hovers = columns
     plot = figure(
         title=title,
         x_range=x_range,
         y_range=Range1d(n_rows - 0.5, -0.5),
-        frame_width=max(MIN_FRAME_PX, n_cols * cell),
-        frame_height=max(MIN_FRAME_PX // 2, n_rows * cell),
-        min_border_left=AXIS_PX,
+        sizing_mode="stretch_width",
+        frame_height=max(3 * MIN_ROW_PX, n_rows * row_px(n_rows)),
+        min_border_left=left_px,
+        min_border_right=RIGHT_PX,
         tools="pan,wheel_zoom,box_zoom,reset,save",
         toolbar_location="right",
-        name=f"heatmap {title}",
+        name=f"heatmap {title.splitlines()[-1]}",
     )
     cells = plot.rect(
         x="x",
         y="y",
         width=1,
         height=1,
-        source=_cells(tokens, generated, matrix),
+        source=_cells(matrix),
         fill_color={"field": "value", "transform": mapper},
         line_color=None,
     )
@@ -102,45 +131,50 @@ def _panel(
                 ("generated token", "@x{custom}"),
                 (score_label, "@value{custom}"),
             ],
-            formatters={"@y": token_lookup(tokens), "@x": token_lookup(generated), "@value": exact_value()},
+            formatters={"@y": token_lookup(hovers), "@x": token_lookup(column_hovers), "@value": short_value()},
         )
     )
-    plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(tokens)
-    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(generated)
-    plot.xaxis.major_label_orientation = math.pi / 2
+    plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(labels)
+    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(column_labels)
+    plot.xaxis.major_label_orientation = _label_orientation(n_cols)
     plot.xaxis.axis_label = "generated token"
     plot.grid.visible = False
     if with_colour_bar:
-        plot.add_layout(colour_bar(mapper, "score"), "right")
+        plot.add_layout(colour_bar(mapper, score_label), "above")
     return plot
 
 
-def step_score_bars(result: AttributionResult, name: str, *, x_range: Range1d, frame_width: int) -> figure:
+def step_score_bars(
+    result: AttributionResult, name: str, *, x_range: Range1d, left_px: int, title: str, hovers: list[str]
+) -> figure:
     """Bars of one step score (e.g. the probability of each generated token), over the columns."""
-    generated = result.generated_tokens
     values = np.asarray(result.step_scores[name], dtype=float)
-    keep = [i for i in range(min(len(values), len(generated))) if math.isfinite(values[i])]
-    source = ColumnDataSource(
-        {
-            "x": keep,
-            "top": [float(values[i]) for i in keep],
-        }
+    keep = [i for i in range(min(len(values), result.n_steps)) if math.isfinite(values[i])]
+    source = ColumnDataSource({"x": keep, "top": [float(values[i]) for i in keep]})
+    kept = [float(values[i]) for i in keep]
+    y_range = (
+        Range1d(0, 1)
+        if name in PROBABILITY_SCORES
+        else Range1d(min(0.0, *kept, 0.0) * 1.05, max(0.0, *kept, 0.0) * 1.05 or 1.0)
     )
     plot = figure(
+        title=title,
         x_range=x_range,
-        frame_width=frame_width,
-        frame_height=BARS_HEIGHT,
-        min_border_left=AXIS_PX,
+        y_range=y_range,
+        sizing_mode="stretch_width",
+        height=BARS_HEIGHT,
+        min_border_left=left_px,
+        min_border_right=RIGHT_PX,
         tools="",
         toolbar_location=None,
-        title=name,
+        name="step scores",
     )
     bars = plot.vbar(x="x", top="top", width=0.8, source=source, fill_color="#7a8c99", line_color=None)
     plot.add_tools(
         HoverTool(
             renderers=[bars],
             tooltips=[("generated token", "@x{custom}"), (name, "@top{custom}")],
-            formatters={"@x": token_lookup(generated), "@top": exact_value()},
+            formatters={"@x": token_lookup(hovers), "@top": short_value()},
         )
     )
     plot.xaxis.visible = False
@@ -167,35 +201,43 @@ def heatmap_figure(
     mapper: LinearColorMapper | None = None,
     show_step_scores: bool = True,
     score_label: str | None = None,
+    label: str | None = None,
 ) -> LayoutDOM:
-    """The heatmap layout for one result; ``mapper`` lets a comparison share one colour scale."""
+    """The heatmap layout for one result; ``mapper`` lets a comparison share one colour scale.
+
+    ``label`` names the result in panel titles (default: method — model).
+    """
     parts = heatmap_parts(result)
-    generated = result.generated_tokens
+    style = result_style(result)
+    heading = result_heading(result, label)
     if mapper is None:
         mapper = colour_mapper([m for _, _, m in parts], signed=result.is_signed)
-    label = score_label or f"{result.method} score"
-    cell = _cell_px(max(len(t) for _, t, _ in parts), len(generated))
+    score = score_label or f"{result.method} score"
+    generated = result.generated_tokens
+    columns = (display_tokens(generated, style), [hover_token(t, style) for t in generated])
+    row_labels = [display_tokens(tokens, style) for _, tokens, _ in parts]
+    left = axis_px(label for labels in row_labels for label in labels)
     x_range = Range1d(-0.5, len(generated) - 0.5)
-    bars_name = _step_score_name(result, step_score) if show_step_scores else None
     panels = []
-    for index, (title, tokens, matrix) in enumerate(parts):
-        last = index == len(parts) - 1
-        heat = _panel(
-            title,
-            tokens,
-            generated,
-            matrix,
-            mapper,
-            cell=cell,
-            x_range=x_range,
-            with_colour_bar=last,
-            score_label=label,
+    bars_name = _step_score_name(result, step_score) if show_step_scores else None
+    if bars_name is not None:
+        bars_title = f"{heading}\n{bars_name} of each generated token"
+        panels.append(
+            step_score_bars(result, bars_name, x_range=x_range, left_px=left, title=bars_title, hovers=columns[1])
         )
-        if bars_name is None:
-            panels.append(heat)
-        else:
-            bars = step_score_bars(
-                result, bars_name, x_range=x_range, frame_width=max(MIN_FRAME_PX, len(generated) * cell)
+    for index, ((part, tokens, matrix), labels) in enumerate(zip(parts, row_labels, strict=True)):
+        panels.append(
+            _panel(
+                f"{heading}\n{part}",
+                labels,
+                [hover_token(t, style) for t in tokens],
+                columns,
+                matrix,
+                mapper,
+                x_range=x_range,
+                left_px=left,
+                score_label=score,
+                with_colour_bar=index == 0,
             )
-            panels.append(column(bars, heat))
-    return row(*panels) if len(panels) > 1 else panels[0]
+        )
+    return column(*panels, sizing_mode="stretch_width", name="heatmap")

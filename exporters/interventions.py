@@ -23,7 +23,9 @@ from attribution.interventions.results import (
     PatchingResult,
     RouteFaithfulness,
 )
-from exporters.figure_common import colour_bar, colour_mapper, display_token, exact_value, token_lookup, token_ticks
+from attribution.results import TokenizerStyle
+from exporters.figure_common import colour_bar, colour_mapper, short_value, token_lookup, token_ticks
+from exporters.tokens import display_token, display_tokens, result_style
 
 CELL_PX = 26
 MAX_FRAME_PX = 900
@@ -52,7 +54,7 @@ def _table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]], 
 # ---------------------------------------------------------------------------------------------- intervention
 
 
-def _top_tokens_figure(prediction, title: str) -> figure:
+def _top_tokens_figure(prediction, title: str, style: TokenizerStyle) -> figure:
     """Paired bars per token (before grey, after red): the union of the top tokens before and after."""
     before = dict(prediction.top_before)
     after = {token: p for token, p, _ in prediction.top_after}
@@ -82,10 +84,10 @@ def _top_tokens_figure(prediction, title: str) -> figure:
         HoverTool(
             renderers=[bars],
             tooltips=[("token", "@token{custom}"), ("", "@which"), ("probability", "@probability{custom}")],
-            formatters={"@token": token_lookup(tokens), "@probability": exact_value()},
+            formatters={"@token": token_lookup(display_tokens(tokens, style)), "@probability": short_value()},
         )
     )
-    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(tokens)
+    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(tokens, style))
     plot.xaxis.major_label_orientation = math.pi / 4
     plot.xgrid.visible = False
     plot.y_range.start = 0
@@ -95,6 +97,7 @@ def _top_tokens_figure(prediction, title: str) -> figure:
 
 def intervention_figure(result: InterventionResult) -> LayoutDOM:
     """Per root position: the top tokens before and after, and a table of the target's numbers."""
+    style = result_style(result, [p.input_token for p in result.predictions])
     action = "patching" if result.mode == "patch" else f"{result.mode} ablation"
     parts: list[LayoutDOM] = [
         _table(
@@ -109,8 +112,8 @@ def intervention_figure(result: InterventionResult) -> LayoutDOM:
     for prediction in result.predictions:
         rows.append(
             [
-                f"{prediction.position}: {display_token(prediction.input_token)}",
-                display_token(prediction.target_token),
+                f"{prediction.position}: {display_token(prediction.input_token, style)}",
+                display_token(prediction.target_token, style),
                 _number(prediction.probability_before),
                 _number(prediction.probability_after),
                 _number(prediction.logit_before),
@@ -124,22 +127,22 @@ def intervention_figure(result: InterventionResult) -> LayoutDOM:
     parts.append(
         _table(
             "Prediction before → after"
-            + (f" (logit difference against {display_token(contrast)})" if contrast else ""),
+            + (f" (logit difference against {display_token(contrast, style)})" if contrast else ""),
             ["position", "target", "p before", "p after", "logit before", "logit after", "LD before", "LD after", "KL"],
             rows,
             name="predictions",
         )
     )
     for prediction in result.predictions[:8]:
-        title = f"next token after position {prediction.position} ({display_token(prediction.input_token)})"
-        parts.append(_top_tokens_figure(prediction, title))
+        title = f"next token after position {prediction.position} ({display_token(prediction.input_token, style)})"
+        parts.append(_top_tokens_figure(prediction, title, style))
     return column(*parts)
 
 
 # ------------------------------------------------------------------------------------------------- patching
 
 
-def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper) -> figure:
+def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style: TokenizerStyle) -> figure:
     n_rows, n_cols = matrix.shape
     cell = max(8, min(CELL_PX, MAX_FRAME_PX // max(n_cols, 1)))
     rows, cols = np.indices(matrix.shape)
@@ -177,12 +180,12 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper) -> fig
         ("recovered", "@value{custom}"),
     ]
     hover.formatters = {
-        "@y": token_lookup(item.row_names),
-        "@x": token_lookup(item.column_names),
-        "@value": exact_value(),
+        "@y": token_lookup(display_tokens(item.row_names, style)),
+        "@x": token_lookup(display_tokens(item.column_names, style)),
+        "@value": short_value(),
     }
-    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(item.column_names)
-    plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(item.row_names)
+    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(item.column_names, style))
+    plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(display_tokens(item.row_names, style))
     plot.xaxis.major_label_orientation = math.pi / 2 if item.column_label == "position" else 0
     plot.xaxis.axis_label, plot.yaxis.axis_label = item.column_label, item.row_label
     plot.grid.visible = False
@@ -191,6 +194,7 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper) -> fig
 
 def patching_figure(result: PatchingResult) -> LayoutDOM:
     """Each map as exact and attribution-patching heatmaps side by side on one diverging colour scale."""
+    style = result_style(result, [name for item in result.maps for name in (*item.row_names, *item.column_names)])
     parts: list[LayoutDOM] = [
         _table(
             f"Activation patching ({result.direction}) at position {result.root_position}",
@@ -199,7 +203,8 @@ def patching_figure(result: PatchingResult) -> LayoutDOM:
                 ["text", result.source_text, result.counterfactual_text],
                 *([["target", result.target_text, result.counterfactual_target]] if result.target_text else []),
                 [
-                    f"logit({display_token(result.target_token)}) − logit({display_token(result.contrast_token)})",
+                    f"logit({display_token(result.target_token, style)}) − "
+                    f"logit({display_token(result.contrast_token, style)})",
                     _number(result.logit_diff_clean),
                     _number(result.logit_diff_counterfactual),
                 ],
@@ -212,11 +217,11 @@ def patching_figure(result: PatchingResult) -> LayoutDOM:
         matrices = [m for m in (item.exact, item.approximate) if m is not None]
         mapper = colour_mapper(matrices, signed=True)
         panels = [
-            _map_panel(item, matrix, label, mapper)
+            _map_panel(item, matrix, label, mapper, style)
             for matrix, label in ((item.exact, "exact patching"), (item.approximate, "attribution patching"))
             if matrix is not None
         ]
-        panels[-1].add_layout(colour_bar(mapper, "recovered"), "right")
+        panels[-1].add_layout(colour_bar(mapper, "recovered", orientation="vertical"), "right")
         parts.append(Div(text=f"<b>{html.escape(item.name)}</b>", disable_math=True))
         parts.append(row(*panels))
         forward = result.seconds_forward or float("nan")
@@ -262,12 +267,13 @@ def route_faithfulness_figure(result: RouteFaithfulness) -> LayoutDOM:
         x_range=FactorRange(*labels),
         frame_width=max(300, 28 * len(labels)),
         frame_height=220,
-        title=f"p({display_token(result.target_token)}) after the intervention (clean: {result.probability_clean:.3g})",
+        title=f"p({display_token(result.target_token, result_style(result))}) after the intervention "
+        f"(clean: {result.probability_clean:.3g})",
         tools="hover,save",
         tooltips=[("set", "@x"), ("probability", "@p{custom}")],
         name="route faithfulness",
     )
-    plot.select_one(HoverTool).formatters = {"@p": exact_value()}
+    plot.select_one(HoverTool).formatters = {"@p": short_value()}
     from bokeh.transform import factor_cmap
 
     plot.vbar(
@@ -340,7 +346,7 @@ def faithfulness_figure(result: FaithfulnessResult) -> LayoutDOM:
         tooltips=[("fraction", "@x"), ("deletion", "@deletion{custom}"), ("insertion", "@insertion{custom}")],
         name="faithfulness curves",
     )
-    plot.select_one(HoverTool).formatters = {"@deletion": exact_value(), "@insertion": exact_value()}
+    plot.select_one(HoverTool).formatters = {"@deletion": short_value(), "@insertion": short_value()}
     deletion = plot.line("x", "deletion", source=source, color=AFTER, line_width=2)
     insertion = plot.line("x", "insertion", source=source, color="#2e86c1", line_width=2)
     plot.add_layout(

@@ -25,7 +25,7 @@ import gradio as gr
 
 from attribution.errors import AttributionExplorerError
 from attribution.models import hub_reachable as probe_hub
-from space import handlers
+from space import handlers, views
 from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples
@@ -35,8 +35,56 @@ logger = logging.getLogger("attribution_explorer.space")
 GENERIC_ERROR = "Something went wrong on our side (it has been logged). Try again, or with other settings."
 #: Gradio swaps this default for a per-request progress tracker (its documented idiom).
 TRACK_PROGRESS = gr.Progress()
-#: Wide Bokeh layouts (comparisons side by side) scroll instead of being clipped on both sides.
-APP_CSS = ".gradio-bokeh { justify-content: flex-start !important; overflow-x: auto; }"
+#: The Bokeh figures fill their panel (they stretch to its width and wrap side-by-side parts themselves).
+APP_CSS = """
+.gradio-bokeh { justify-content: flex-start !important; }
+.gradio-bokeh > * { flex: 1 1 auto; min-width: 0; }
+"""
+#: Number boxes (a slider's) with this class apply their value on Enter, as they do when they lose focus.
+ENTER_APPLIES = "ae-enter-applies"
+APP_JS = f"""
+() => {{
+  document.addEventListener('keydown', (event) => {{
+    const box = event.target;
+    if (event.key === 'Enter' && box instanceof HTMLInputElement && box.type === 'number'
+        && box.closest('.{ENTER_APPLIES}')) {{
+      event.preventDefault();
+      box.blur();  // a Gradio slider's number box releases (applies) its value on blur
+    }}
+  }}, true);
+}}
+"""
+#: The graph tab's selection box: the figure writes the tapped node id / edge key into it.
+GRAPH_SELECTION_ID = "graph-selection"
+GRAPH_SELECTION_INPUT = f"#{GRAPH_SELECTION_ID} textarea, #{GRAPH_SELECTION_ID} input"
+#: Selecting in the app's menus selects (highlights) the same node or edge in the shown figure.
+SELECT_IN_FIGURE_JS = """
+(selected) => {
+  const [ends, kind] = selected.split('#');
+  for (const doc of (window.Bokeh?.documents ?? [])) {
+    const nodes = doc.get_model_by_name('nodes');
+    const edges = doc.get_model_by_name('edges');
+    if (!nodes || !edges) continue;
+    const id = nodes.data.id;
+    const n = id.indexOf(selected);
+    let e = -1;
+    if (n < 0 && kind === undefined) {  // the menus offer attention edges: the ones with heads
+      const d = edges.data;
+      for (let i = 0; i < d.weight.length && e < 0; i++) {
+        if (`${id[d.source_node[i]]}->${id[d.target_node[i]]}` === ends && d.heads[i] !== '—') e = i;
+      }
+    }
+    const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+    if (!same(edges.selected.indices, e >= 0 ? [e] : [])) edges.selected.indices = e >= 0 ? [e] : [];
+    if (!same(nodes.selected.indices, n >= 0 ? [n] : [])) nodes.selected.indices = n >= 0 ? [n] : [];
+  }
+  return [];
+}
+"""
+NODE_TABLE_MIN_PX, EDGE_TABLE_MIN_PX = 560, 340
+NODE_TABLE_LABEL = "Node: logit lens, promoted / suppressed tokens, FFN neurons"
+EDGE_TABLE_LABEL = "Edge: split over heads"
+EMPTY_STEP_TABLE = {"headers": handlers.EMPTY_STEP_TABLE_HEADERS, "data": []}
 EXPORT_SOURCES = {
     "Attribute": "attribute",
     "Contribution graph": "contribution graph",
@@ -191,18 +239,24 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
     methods = handlers.offered_methods(config)
     default_method = config.default_method if config.default_method in methods else methods[0]
     bundled = handlers.bundled_examples_available(offer)
-    cache = _examples_cache(config)
+    cache = _examples_cache(config)  # the Intervene tab's examples
     groups = concurrency_groups(config)
     max_bytes = config.max_result_bytes
+    latest = views.LatestRequests()  # which request each session's views must show
+    examples = views.ExampleResults(config.cache_examples)
+    example_rows: dict[str, tuple[views.View, list[list[Any]]]] = {}
 
-    def model_dropdown(label: str = "Model", *, multiselect: bool = False) -> gr.Dropdown:
+    def model_dropdown(label: str = "Model", *, multiselect: bool = False, elem_id: str | None = None) -> gr.Dropdown:
+        # Typed ids always reach the handler, which says why one cannot be loaded (instead of the
+        # dropdown silently reverting to the previous model and running that).
         return gr.Dropdown(
             choices=list(offer.models),
             value=[offer.default_model] if multiselect else offer.default_model,
             multiselect=multiselect,
-            allow_custom_value=offer.custom_allowed,
+            allow_custom_value=True,
             label=label,
             info="Pick one, or type a Hugging Face model id" if offer.custom_allowed else None,
+            elem_id=elem_id,
         )
 
     # Gradio deletes the download files by age too (and all of them at shutdown).
@@ -219,7 +273,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
             # ------------------------------------------------------------------------ Attribute
             with gr.Tab("Attribute", id="attribute") as attribute_tab:
                 with gr.Row():
-                    a_model = model_dropdown()
+                    a_model = model_dropdown(elem_id="attribute-model")
                     a_method = gr.Dropdown(methods, value=default_method, label="Method")
                 a_text = gr.Textbox(label="Input text (prompt or source sentence)", lines=2, elem_id="attribute-text")
                 with gr.Row():
@@ -227,113 +281,173 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     a_contrast = gr.Textbox(label="Contrastive target (optional)")
                 a_steps = gr.CheckboxGroup(available_step_scores(), value=["probability"], label="Step scores")
                 a_run = gr.Button("Attribute", variant="primary", elem_id="attribute-run")
-                a_plot = gr.Plot(label="Attribution heatmap", elem_id="attribute-plot")
-                a_tokens = gr.HighlightedText(
-                    label="Generated tokens, coloured by probability", show_legend=True, elem_id="attribute-tokens"
+                # The figure names its method and model on every panel: no Gradio label badge over it.
+                a_plot = gr.Plot(label="Attribution heatmap", show_label=False, elem_id="attribute-plot")
+                a_tokens = gr.HTML(elem_id="attribute-tokens")
+                a_table = gr.Dataframe(
+                    value=EMPTY_STEP_TABLE,
+                    label="Step scores per generated token",
+                    interactive=False,
+                    elem_id="attribute-steps",
                 )
-                a_table = gr.Dataframe(label="Step scores per generated token", interactive=False)
                 with gr.Accordion("Result JSON", open=False):
                     a_json = gr.Code(language="json", label="Attribution result", interactive=False)
 
                 @user_errors
                 def attribute(model, text, target, method, step_scores, contrast, progress=TRACK_PROGRESS):
-                    view = handlers.run_attribution(
+                    return handlers.run_attribution(
                         ctx, model, text, target, method, step_scores, contrast, progress=_reporter(progress)
                     )
+
+                def show_attribution(view: handlers.AttributeView) -> tuple[Any, ...]:
                     table = {"headers": view.step_headers, "data": view.step_table}
-                    return view.figure, view.highlighted, table, view.result_json
+                    return handlers.figure_for(view.result), view.tokens_html, table, view.result_json
 
                 a_inputs = [a_model, a_text, a_target, a_method, a_steps, a_contrast]
-                a_outputs = [a_plot, a_tokens, a_table, a_json]
-                redraw(a_run.click, a_plot).then(
-                    attribute, a_inputs, a_outputs, api_name="attribute", **groups["attribution"]
+                a_view = views.View(
+                    "attribute",
+                    latest,
+                    [a_plot, a_tokens, a_table, a_json],
+                    (None, "", EMPTY_STEP_TABLE, ""),
+                    attribute,
+                    show_attribution,
+                    examples,
                 )
+                a_view.on(a_run.click, a_inputs, api_name="attribute", **groups["attribution"])
+                a_view.on(a_text.submit, a_inputs, **groups["attribution"])
                 if bundled:
-                    gr.Examples(
-                        attribute_examples(bundled),
-                        a_inputs,
-                        a_outputs,
-                        attribute,
-                        elem_id="attribute-examples",
-                        **cache,
-                    )
+                    example_rows["attribute"] = (a_view, attribute_examples(bundled))
+                    shown = gr.Examples(example_rows["attribute"][1], a_inputs, elem_id="attribute-examples")
+                    a_view.on(shown.load_input_event.then, a_inputs, from_examples=True, **groups["attribution"])
 
             # --------------------------------------------------------------- Contribution graph
             with gr.Tab("Contribution graph", id="graph") as graph_tab:
                 with gr.Row():
-                    g_model = model_dropdown()
+                    g_model = model_dropdown(elem_id="graph-model")
                     g_root = gr.Dropdown(
                         handlers.ROOT_TOKEN_CHOICES,
                         value="-1",
-                        label="Target token (root of the routes)",
+                        label="Routes from (root token)",
                         allow_custom_value=True,
+                        elem_id="graph-root",
                     )
                 g_text = gr.Textbox(label="Prompt (or source sentence)", lines=2, elem_id="graph-text")
                 g_target = gr.Textbox(label="Target text (seq2seq: the translation to explain; optional)")
                 with gr.Row():
                     g_threshold = gr.Slider(
-                        0.0, 0.5, value=0.04, step=0.01, label="Threshold", elem_id="graph-threshold"
+                        0.0,
+                        0.5,
+                        value=0.04,
+                        step=0.01,
+                        label="Threshold (type a value and press Enter, or drag)",
+                        elem_id="graph-threshold",
+                        elem_classes=[ENTER_APPLIES],
                     )
                     g_renormalize = gr.Checkbox(label="Renormalise kept edges", value=False)
                 g_run = gr.Button("Build graph", variant="primary", elem_id="graph-run")
-                g_plot = gr.Plot(label="Contribution graph", elem_id="graph-plot")
-                with gr.Row():
-                    with gr.Column():
-                        g_node = gr.Dropdown([], label="Node: logit lens, promoted/suppressed tokens, FFN neurons")
-                        g_node_table = gr.Dataframe(
-                            headers=["list", "rank", "token / neuron", "value"], interactive=False
+                g_plot = gr.Plot(label="Contribution graph", show_label=False, elem_id="graph-plot")
+                # The selected node id or edge key: written by a tap in the figure or by the menus below;
+                # the details tables follow it (and later actions on the selection can read it).
+                g_selection = gr.Textbox(
+                    label="Selected node or edge", visible="hidden", elem_id=GRAPH_SELECTION_ID, interactive=True
+                )
+                with gr.Row():  # side by side when there is room, one under the other otherwise
+                    with gr.Column(min_width=NODE_TABLE_MIN_PX, scale=3):
+                        g_node = gr.Dropdown(
+                            [], label="Node (or tap one in the figure)", elem_id="graph-node", allow_custom_value=True
                         )
-                    with gr.Column():
-                        g_edge = gr.Dropdown([], label="Attention edge: split over heads")
-                        g_edge_table = gr.Dataframe(headers=["head", "weight"], interactive=False)
+                        g_node_table = gr.Dataframe(
+                            headers=handlers.NODE_TABLE_HEADERS,
+                            label=NODE_TABLE_LABEL,
+                            interactive=False,
+                            wrap=True,
+                            elem_id="graph-node-table",
+                        )
+                    with gr.Column(min_width=EDGE_TABLE_MIN_PX, scale=2):
+                        g_edge = gr.Dropdown(
+                            [],
+                            label="Attention edge (or tap one in the figure)",
+                            elem_id="graph-edge",
+                            allow_custom_value=True,
+                        )
+                        g_edge_table = gr.Dataframe(
+                            headers=handlers.EDGE_TABLE_HEADERS,
+                            label=EDGE_TABLE_LABEL,
+                            interactive=False,
+                            elem_id="graph-edge-table",
+                        )
                 with gr.Accordion("Graph JSON", open=False):
                     g_json = gr.Code(language="json", label="Contribution graph", interactive=False)
 
                 @user_errors
                 def graph(model, text, target, threshold, renormalize, root, progress=TRACK_PROGRESS):
-                    view = handlers.run_graph(
+                    return handlers.run_graph(
                         ctx, model, text, target, threshold, renormalize, root, progress=_reporter(progress)
                     )
-                    return view.figure, view.graph_json
 
                 @user_errors
                 def rethreshold(model, text, target, threshold, renormalize, root, shown=None, progress=TRACK_PROGRESS):
-                    view = handlers.rethreshold_graph(
+                    return handlers.rethreshold_graph(
                         ctx, model, text, target, threshold, renormalize, root, shown, progress=_reporter(progress)
                     )
-                    return view.figure, view.graph_json
+
+                def show_graph(view: handlers.GraphView) -> tuple[Any, ...]:
+                    return handlers.figure_for(view.graph, selection_input=GRAPH_SELECTION_INPUT), view.graph_json
 
                 def graph_dropdowns(graph_json):
+                    """A new graph (or none, while one is computed): fresh menus, nothing selected."""
                     choices = handlers.graph_choices(graph_json, max_bytes=max_bytes)
                     return (
                         gr.Dropdown(choices=choices.roots),
                         gr.Dropdown(choices=choices.nodes, value=None),
                         gr.Dropdown(choices=choices.attention_edges, value=None),
+                        "",
+                    )
+
+                @user_errors
+                def show_selection(graph_json, selected):
+                    chosen = handlers.graph_selection(graph_json, selected, max_bytes=max_bytes)
+                    return (
+                        gr.Dropdown(value=chosen.node_id),
+                        gr.Dataframe(value=chosen.node_rows, label=chosen.node_title or NODE_TABLE_LABEL),
+                        gr.Dropdown(value=chosen.edge_key),
+                        gr.Dataframe(value=chosen.edge_rows, label=chosen.edge_title or EDGE_TABLE_LABEL),
                     )
 
                 g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
-                g_outputs = [g_plot, g_json]  # values only: Gradio cannot cache examples that update dropdowns
-                redraw(g_run.click, g_plot).then(graph, g_inputs, g_outputs, api_name="graph", **groups["graph"])
-                redraw(g_threshold.release, g_plot, trigger_mode="always_last").then(
-                    rethreshold, [*g_inputs, g_json], g_outputs, api_name="graph_threshold", **groups["light"]
+                g_view = views.View("graph", latest, [g_plot, g_json], (None, ""), graph, show_graph, examples)
+                g_view.on(g_run.click, g_inputs, api_name="graph", **groups["graph"])
+                g_view.on(g_text.submit, g_inputs, **groups["graph"])
+                # The threshold re-walks the shown graph when it can (no model): that graph stays until then.
+                g_rewalk = views.View(
+                    "graph", latest, [g_plot, g_json], (None, gr.skip()), rethreshold, show_graph, examples
                 )
+                g_rewalk.on(g_threshold.release, [*g_inputs, g_json], api_name="graph_threshold", **groups["light"])
+                if bundled:
+                    example_rows["graph"] = (g_view, graph_examples(bundled))
+                    shown = gr.Examples(example_rows["graph"][1], g_inputs, elem_id="graph-examples")
+                    g_view.on(shown.load_input_event.then, g_inputs, from_examples=True, **groups["graph"])
                 node_details = functools.partial(handlers.node_details, max_bytes=max_bytes)
                 edge_details = functools.partial(handlers.edge_details, max_bytes=max_bytes)
-                g_json.change(
-                    user_errors(graph_dropdowns),
-                    g_json,
-                    [g_root, g_node, g_edge],
-                    api_name="graph_choices",
+                menus = [g_root, g_node, g_edge, g_selection]
+                g_json.change(user_errors(graph_dropdowns), g_json, menus, api_name="graph_choices", **groups["light"])
+                selected_outputs = [g_node, g_node_table, g_edge, g_edge_table]
+                g_selection.change(
+                    show_selection,
+                    [g_json, g_selection],
+                    selected_outputs,
+                    api_name="graph_selection",
                     **groups["light"],
                 )
+                g_selection.change(None, g_selection, None, js=SELECT_IN_FIGURE_JS)
+                g_node.input(lambda node: node or "", g_node, g_selection, queue=False, api_visibility="private")
+                g_edge.input(lambda edge: edge or "", g_edge, g_selection, queue=False, api_visibility="private")
                 g_node.change(
                     user_errors(node_details), [g_json, g_node], g_node_table, api_name="graph_node", **groups["light"]
                 )
                 g_edge.change(
                     user_errors(edge_details), [g_json, g_edge], g_edge_table, api_name="graph_edge", **groups["light"]
                 )
-                if bundled:
-                    gr.Examples(graph_examples(bundled), g_inputs, g_outputs, graph, elem_id="graph-examples", **cache)
 
                 # ------------------------------------------------ Ablate (attribution.interventions)
                 with gr.Accordion("Ablate the selected node or edge", open=False, elem_id="graph-ablate"):
@@ -347,7 +461,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     g_ablate_run = gr.Button("Ablate", elem_id="graph-ablate-run")
                     g_ablate_note = gr.Markdown(elem_id="graph-ablate-note")
                     g_ablate_table = gr.Dataframe(label="Prediction before → after", interactive=False)
-                    g_ablate_plot = gr.Plot(label="Route after the ablation", elem_id="graph-ablate-plot")
+                    # A heading, not Gradio's label badge (which would sit on the figure's own title).
+                    gr.Markdown("**Route after the ablation**")
+                    g_ablate_plot = gr.Plot(
+                        label="Route after the ablation", show_label=False, elem_id="graph-ablate-plot"
+                    )
 
                 @user_errors
                 def ablate(
@@ -380,39 +498,47 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
             # ------------------------------------------------------------------------- Compare
             with gr.Tab("Compare", id="compare") as compare_tab:
-                c_text = gr.Textbox(label="Source sentence (or prompt)", lines=2)
+                gr.Markdown(
+                    "Attribute one input with several methods (and models of one kind), then compare them on one "
+                    "colour scale, by rank agreement, and, for a translation with a gold word alignment, by "
+                    "alignment error rate."
+                )
+                c_text = gr.Textbox(label="Input text (prompt, or source sentence)", lines=2, elem_id="compare-text")
                 with gr.Row():
-                    c_models = model_dropdown("Models", multiselect=True)
+                    c_models = model_dropdown(
+                        "Models (all causal, or all seq2seq)", multiselect=True, elem_id="compare-models"
+                    )
                     c_methods = gr.CheckboxGroup(
                         methods, value=[m for m in ("saliency", "attention") if m in methods], label="Methods"
                     )
                 with gr.Row():
                     c_target = gr.Textbox(label="Target text (optional; else the first model's output)")
-                    c_gold = gr.Textbox(label="Gold word alignment (optional, Pharaoh format: 0-0 1-2 …)")
-                c_run = gr.Button("Compare", variant="primary")
-                c_plot = gr.Plot(label="Side by side, one colour scale")
-                with gr.Row():
-                    c_corr = gr.Dataframe(label="Agreement (Spearman rank correlation)", interactive=False)
-                    c_aer = gr.Dataframe(
-                        headers=["result", "AER"], label="Alignment error rate vs. gold", interactive=False
+                    c_gold = gr.Textbox(
+                        label="Gold word alignment (optional; translations, Pharaoh format: 0-0 1-2 …)",
+                        elem_id="compare-gold",
                     )
+                c_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+                # The figure ends with the agreement table: rank correlations, and AER when a gold alignment is given.
+                c_plot = gr.Plot(label="Side by side, one colour scale", show_label=False, elem_id="compare-plot")
                 with gr.Row():
                     c_faith_on = gr.Checkbox(
                         label="Faithfulness (ERASER comprehensiveness / sufficiency, deletion / insertion AOPC)",
                         value=True,
                     )
-                c_faith = gr.Dataframe(label="Faithfulness per result, next to AER", interactive=False)
+                c_faith = gr.Dataframe(
+                    label="Faithfulness per result", interactive=False, wrap=True, elem_id="compare-faithfulness"
+                )
                 with gr.Accordion("Comparison JSON", open=False):
                     c_json = gr.Code(language="json", label="Comparison", interactive=False)
 
                 @user_errors
                 def comparison(text, models, methods_, target, gold, progress=TRACK_PROGRESS):
-                    view = handlers.run_comparison(
+                    return handlers.run_comparison(
                         ctx, text, models, methods_, target, gold, progress=_reporter(progress)
                     )
-                    correlation = {"headers": view.correlation_headers, "data": view.correlation_rows}
-                    aer = {"headers": ["result", "AER"], "data": view.aer_rows}
-                    return view.figure, correlation, aer, view.comparison_json
+
+                def show_comparison(view: handlers.CompareView) -> tuple[Any, ...]:
+                    return handlers.figure_for(view.comparison), view.comparison_json
 
                 @user_errors
                 def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
@@ -422,6 +548,9 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
                     compared = Comparison.from_json(comparison_json)
                     rows = interventions.faithfulness_columns(ctx, compared, progress=_reporter(progress))
+                    if not compared.gold_alignment:  # no gold alignment, no AER column
+                        data = [[label, *row] for label, row in zip(compared.labels, rows, strict=True)]
+                        return {"headers": ["result", *interventions.FAITHFULNESS_HEADERS], "data": data}
                     aers = compared.aer or [None] * len(rows)
                     data = [[label, aer, *row] for label, aer, row in zip(compared.labels, aers, rows, strict=True)]
                     return {"headers": ["result", "AER", *interventions.FAITHFULNESS_HEADERS], "data": data}
@@ -435,14 +564,14 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 )
 
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
-                c_outputs = [c_plot, c_corr, c_aer, c_json]
-                redraw(c_run.click, c_plot).then(
-                    comparison, c_inputs, c_outputs, api_name="compare", **groups["attribution"]
+                c_view = views.View(
+                    "compare", latest, [c_plot, c_json], (None, ""), comparison, show_comparison, examples
                 )
+                c_view.on(c_run.click, c_inputs, api_name="compare", **groups["attribution"])
                 if bundled:
-                    gr.Examples(
-                        compare_examples(bundled), c_inputs, c_outputs, comparison, elem_id="compare-examples", **cache
-                    )
+                    example_rows["compare"] = (c_view, compare_examples(bundled))
+                    shown = gr.Examples(example_rows["compare"][1], c_inputs, elem_id="compare-examples")
+                    c_view.on(shown.load_input_event.then, c_inputs, from_examples=True, **groups["attribution"])
                 if config.max_corpus_rows:
                     corpus_upload(ctx, c_models, c_methods, groups["corpus"])
 
@@ -464,8 +593,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     i_counterfactual_target = gr.Textbox(label="Counterfactual target (seq2seq; optional)")
                 i_run = gr.Button("Patch", variant="primary", elem_id="intervene-run")
                 i_summary = gr.Markdown(elem_id="intervene-summary")
+                gr.Markdown("**Logit difference recovered: exact vs attribution patching**")
                 i_plot = gr.Plot(
-                    label="Logit difference recovered: exact vs attribution patching", elem_id="intervene-plot"
+                    label="Logit difference recovered: exact vs attribution patching",
+                    show_label=False,
+                    elem_id="intervene-plot",
                 )
                 i_route = gr.Dataframe(
                     headers=["route faithfulness", "route", "random edge sets (mean; weights: each)"],
@@ -570,9 +702,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 )
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
+    if config.cache_examples == "eager":
+        views.warm_examples(examples, example_rows.values())
     return demo, ctx
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
-    """Serve the app (with its CSS); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
-    demo.launch(server_name=host, server_port=port, css=APP_CSS, **options)
+    """Serve the app (with its CSS and script); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
+    demo.launch(server_name=host, server_port=port, css=APP_CSS, js=APP_JS, **options)

@@ -7,7 +7,9 @@ through the app's bounded cache, calls the library and returns plain data ready 
 
 from __future__ import annotations
 
+import html
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +80,13 @@ class AppContext:
             return name
         if not self.offer.custom_allowed:
             shown = repr(name) if len(name) <= 100 else f"{name[:100]!r}…"
-            raise InvalidInputError(f"Unknown model {shown}: this app offers only {', '.join(self.offer.models)}.")
+            offered = ", ".join(self.offer.models)
+            if self.offer.notice:  # offline: the Hub cannot be reached, so a typed id cannot be loaded
+                raise InvalidInputError(
+                    f"This app cannot load {shown}: the Hugging Face Hub is unreachable from it, so it offers only "
+                    f"the models it has locally: {offered}."
+                )
+            raise InvalidInputError(f"Unknown model {shown}: this app offers only {offered}.")
         return check_hub_id(name)
 
     def load(self, name: str | None) -> LoadedModel:
@@ -101,12 +109,11 @@ def _export_store(config: SpaceConfig, root: Path) -> ExportStore:
 
 @dataclass
 class AttributeView:
-    """One attribution run, ready to show: the result, its figure, the generated tokens' scores."""
+    """One attribution run, ready to show: the result, its generated tokens and their step scores."""
 
     result: AttributionResult
-    figure: Any  # a Bokeh LayoutDOM for gr.Plot
-    highlighted: list[tuple[str, float | None]]  # generated tokens with their probability
-    step_table: list[list[Any]]  # one row per generated token: index, token, step scores...
+    tokens_html: str  # the generated tokens as text, coloured by probability (escaped HTML)
+    step_table: list[list[Any]]  # one row per generated token: index, token (as text), step scores...
     step_headers: list[str]
     result_json: str
 
@@ -126,7 +133,6 @@ def run_attribution(
     progress: Progress = _silent,
 ) -> AttributeView:
     from attribution.inseq_runner import attribute, check_supported
-    from exporters.bokeh_html import build_figure
 
     _check_method(ctx, method)
     progress(0.0, f"loading {model}")
@@ -149,12 +155,7 @@ def run_attribution(
 
         result = attribute(loaded, text, **arguments, max_tokens=ctx.config.max_input_tokens, progress=report)
     headers, rows = step_score_table(result)
-    probabilities = result.step_scores.get("probability")
-    highlighted = [
-        (token, None if probabilities is None else round(float(probabilities[i]), 4))
-        for i, token in enumerate(result.generated_tokens)
-    ]
-    return AttributeView(result, build_figure(result), highlighted, rows, headers, result.to_json())
+    return AttributeView(result, generated_tokens_html(result), rows, headers, result.to_json())
 
 
 def _check_cost(ctx: AppContext, runs: list[tuple[LoadedModel, str, dict[str, Any]]], what: str) -> None:
@@ -194,14 +195,69 @@ def offered_methods(config: SpaceConfig) -> list[str]:
     return [m for m in config.methods if m in runnable] if config.methods else runnable
 
 
+def figure_for(result: ResultType, **options: Any) -> Any:
+    """A fresh Bokeh layout for ``gr.Plot`` (a layout belongs to one document, so one per request)."""
+    from exporters.bokeh_html import build_figure
+
+    return build_figure(result, **options)
+
+
+#: What the step-score table shows before any result (Gradio would otherwise number the columns).
+EMPTY_STEP_TABLE_HEADERS = ["step", "token"]
+
+
 def step_score_table(result: AttributionResult) -> tuple[list[str], list[list[Any]]]:
-    """Headers and rows (step, token, one column per step score) for the generated tokens."""
+    """Headers and rows (step, token as text, one column per step score, 4 significant digits)."""
+    from exporters.figure_common import shown_value
+    from exporters.tokens import display_token, result_style
+
+    style = result_style(result)
     names = list(result.step_scores)
     rows = [
-        [step, token, *(round(float(result.step_scores[name][step]), 6) for name in names)]
+        [step, display_token(token, style), *(float(shown_value(result.step_scores[name][step])) for name in names)]
         for step, token in enumerate(result.generated_tokens)
     ]
-    return ["step", "token", *names], rows
+    return [*EMPTY_STEP_TABLE_HEADERS, *names], rows
+
+
+def generated_tokens_html(result: AttributionResult) -> str:
+    """The generated tokens as text, each shaded by its probability on a 0…1 scale, with that legend.
+
+    Hovering a token shows its probability and its raw spelling. Without the probability step score
+    the tokens are shown unshaded, with a note saying how to get the shading. Everything is escaped.
+    """
+    from exporters.figure_common import shown_value
+    from exporters.tokens import display_token, result_style
+
+    style = result_style(result)
+    probabilities = result.step_scores.get("probability")
+    chips = []
+    for step, token in enumerate(result.generated_tokens):
+        shown = html.escape(display_token(token, style))
+        if probabilities is None or not math.isfinite(probabilities[step]):
+            shade, tip = "transparent", f"raw token {token!r}"
+        else:
+            p = min(max(float(probabilities[step]), 0.0), 1.0)
+            shade, tip = f"rgba(33, 102, 172, {0.08 + 0.6 * p:.3f})", f"p = {shown_value(p)}; raw token {token!r}"
+        chips.append(
+            f'<span class="ae-token" data-step="{step}" title="{html.escape(tip, quote=True)}" '
+            f'style="background: {shade}; border: 1px solid #c9d3de; border-radius: 4px; padding: 1px 5px; '
+            f'margin: 2px; display: inline-block; font-family: ui-monospace, monospace">{shown}</span>'
+        )
+    if probabilities is None:
+        legend = "Tick the <i>probability</i> step score to shade each token by its probability."
+    else:
+        legend = (
+            "probability <span style='font-variant-numeric: tabular-nums'>0</span> "
+            '<span style="display: inline-block; width: 120px; height: 10px; vertical-align: middle; '
+            "background: linear-gradient(to right, rgba(33,102,172,0.08), rgba(33,102,172,0.68)); "
+            'border: 1px solid #c9d3de"></span> 1'
+        )
+    return (
+        '<div class="ae-generated" style="font-size: 14px; line-height: 1.9">'
+        f'<div style="font-size: 12px; color: #555; margin-bottom: 2px">Generated tokens · {legend}</div>'
+        f"{''.join(chips) or '<i>no generated tokens</i>'}</div>"
+    )
 
 
 # ------------------------------------------------------------------------------------- contribution graph
@@ -210,7 +266,6 @@ def step_score_table(result: AttributionResult) -> tuple[list[str], list[list[An
 @dataclass
 class GraphView:
     graph: ContributionGraph
-    figure: Any
     graph_json: str
 
 
@@ -218,9 +273,9 @@ class GraphView:
 class GraphChoices:
     """What the graph tab's dropdowns offer once a graph is shown: (label, value) pairs."""
 
-    roots: list[tuple[str, str]]  # target tokens as routes' roots, plus "last" and "all"
+    roots: list[tuple[str, str]]  # "last token (…)", "all tokens", then each target token
     nodes: list[tuple[str, str]]  # node ids
-    attention_edges: list[tuple[str, str]]  # "source->target" keys of edges with a per-head split
+    attention_edges: list[tuple[str, str]]  # edge keys ("source->target") of edges with a per-head split
 
 
 def run_graph(
@@ -234,7 +289,6 @@ def run_graph(
     progress: Progress = _silent,
 ) -> GraphView:
     from attribution.contributions import build_contribution_graph
-    from exporters.bokeh_html import build_figure
 
     threshold = _threshold(threshold)
     root = parse_root_tokens(root_token)
@@ -256,7 +310,7 @@ def run_graph(
             max_tokens=ctx.config.max_input_tokens,
             progress=report,
         )
-    return GraphView(graph=graph, figure=build_figure(graph), graph_json=graph.to_json())
+    return GraphView(graph=graph, graph_json=graph.to_json())
 
 
 def _threshold(value: float | str | None) -> float:
@@ -286,14 +340,12 @@ def rethreshold_graph(
     renormalised) and the new threshold is at least the one it was cut at (see
     :meth:`ContributionGraph.at_threshold`). Otherwise, or with no graph given, this is :func:`run_graph`.
     """
-    from exporters.bokeh_html import build_figure
-
     threshold = _threshold(threshold)
     shown = _shown_graph(ctx, graph_json)
     rewalkable = shown is not None and shown.threshold <= threshold
     if rewalkable and _same_inputs(shown, model, text, target, renormalize, root_token):
         graph = shown.at_threshold(threshold)
-        return GraphView(graph=graph, figure=build_figure(graph), graph_json=graph.to_json())
+        return GraphView(graph=graph, graph_json=graph.to_json())
     return run_graph(ctx, model, text, target, threshold, renormalize, root_token, progress=progress)
 
 
@@ -328,34 +380,27 @@ def _same_inputs(
 
 
 def graph_choices(graph_json: str | None, *, max_bytes: int | None = None) -> GraphChoices:
-    """The dropdown choices for a shown graph (none before the first graph)."""
+    """The menu choices for a shown graph (the generic ones before the first graph).
+
+    Labels come from :mod:`exporters.graph_details`, like the figure's: tokens as text, a root as
+    ``"last token (14: ·to)"``, a node as ``"·Mary (3) · L2 after attention"``.
+    """
+    from exporters.graph_details import ALL_TOKENS, ATTENTION_KINDS, GraphWords, edge_key
+
     if not graph_json or not graph_json.strip():
         return GraphChoices(list(ROOT_TOKEN_CHOICES), [], [])
     graph = _graph_from_json(graph_json, max_bytes)
+    words = GraphWords(graph)
+    last = len(graph.target_tokens) - 1
+    roots = [(words.root_label(last), "-1"), (ALL_TOKENS, "all")]
+    roots += [(words.root_label(i), str(i)) for i in range(last)]
     return GraphChoices(
-        roots=[*ROOT_TOKEN_CHOICES, *((f"{i}: {token}", str(i)) for i, token in enumerate(graph.target_tokens))],
-        nodes=[(node_label(graph, node.id), node.id) for node in graph.nodes],
+        roots=roots,
+        nodes=[(words.node_place(node), node.id) for node in graph.nodes],
         attention_edges=[
-            (edge_label(graph, e.source, e.target, e.weight), edge_key(e.source, e.target))
-            for e in graph.edges
-            if e.head_weights is not None
+            (words.edge_title(edge), edge_key(edge)) for edge in graph.edges if edge.kind in ATTENTION_KINDS
         ],
     )
-
-
-def edge_key(source: str, target: str) -> str:
-    return f"{source}->{target}"
-
-
-def edge_label(graph: ContributionGraph, source: str, target: str, weight: float) -> str:
-    return f"{node_label(graph, source)} → {node_label(graph, target)} ({weight:.3f})"
-
-
-def node_label(graph: ContributionGraph, node_id: str) -> str:
-    node = graph.node(node_id)
-    tokens = graph.source_tokens if node.side == "encoder" else graph.target_tokens
-    side = f"{node.side} " if graph.source_tokens and graph.n_encoder_layers else ""
-    return f"{side}L{node.layer} {node.kind} · {node.token_index}:{tokens[node.token_index]}"
 
 
 def _graph_from_json(graph_json: str | None, max_bytes: int | None) -> ContributionGraph:
@@ -367,37 +412,82 @@ def _graph_from_json(graph_json: str | None, max_bytes: int | None) -> Contribut
     return result
 
 
+#: Columns of the node table (the same rows as the figure's tap panel).
+NODE_TABLE_HEADERS = ["list", "#", "token / neuron", "value", "raw"]
+EDGE_TABLE_HEADERS = ["head", "weight"]
+
+
 def node_details(graph_json: str | None, node_id: str | None, *, max_bytes: int | None = None) -> list[list[Any]]:
-    """Rows (list, rank, token or neuron, value): logit-lens top tokens, promoted, suppressed, FFN neurons."""
-    graph = _graph_from_json(graph_json, max_bytes)
+    """Rows (list, rank, token as text or neuron, value, raw token or neuron index) of a node.
+
+    The logit-lens top tokens, promoted and suppressed tokens and top FFN neurons: the rows of
+    :meth:`exporters.graph_details.GraphWords.node_rows`, which the figure's tap panel shows too.
+    """
+    from exporters.figure_common import shown_value
+    from exporters.graph_details import GraphWords
+
     if not node_id:
         return []
+    graph = _graph_from_json(graph_json, max_bytes)
     try:
         node = graph.node(node_id)
     except KeyError as error:
         raise InvalidInputError(f"No node {node_id[:100]!r} in this graph: recompute it.") from error
-    rows: list[list[Any]] = []
-    for name, pairs in (
-        ("logit lens", node.top_tokens),
-        ("promoted", node.promoted),
-        ("suppressed", node.suppressed),
-        ("top neuron", node.top_neurons),
-    ):
-        rows += [[name, rank, str(item), round(float(value), 6)] for rank, (item, value) in enumerate(pairs, 1)]
-    return rows
+    rows = GraphWords(graph).node_rows(node)
+    return [[row.list, row.rank, row.item, float(shown_value(row.value)), row.raw] for row in rows]
 
 
 def edge_details(graph_json: str | None, key: str | None, *, max_bytes: int | None = None) -> list[list[Any]]:
     """Rows (head, weight) of an attention edge: how its contribution splits over heads."""
-    graph = _graph_from_json(graph_json, max_bytes)
+    from exporters.figure_common import shown_value
+    from exporters.graph_details import ATTENTION_KINDS, GraphWords, edge_rows
+
     if not key:
         return []
-    for edge in graph.edges:
-        if edge_key(edge.source, edge.target) == key:
-            if edge.head_weights is None:
-                raise InvalidInputError("This edge is not an attention edge: it has no per-head split.")
-            return [[head, round(float(w), 6)] for head, w in enumerate(edge.head_weights)]
-    raise InvalidInputError(f"No edge {key[:200]!r} in this graph: recompute it.")
+    edge = GraphWords(_graph_from_json(graph_json, max_bytes)).find_edge(key)
+    if edge is None:
+        raise InvalidInputError(f"No edge {key[:200]!r} in this graph: recompute it.")
+    if edge.kind not in ATTENTION_KINDS:
+        raise InvalidInputError("This edge is not an attention edge: it has no per-head split.")
+    return [[head, float(shown_value(weight))] for head, weight in edge_rows(edge)]
+
+
+@dataclass
+class Selection:
+    """What the graph tab shows for the selected node or edge (tapped in the figure or picked in a menu)."""
+
+    node_id: str | None  # the node menu's value
+    node_title: str  # e.g. "node ·Mary (3) · L2 after attention"
+    node_rows: list[list[Any]]
+    edge_key: str | None  # the edge menu's value (attention edges only)
+    edge_title: str
+    edge_rows: list[list[Any]]
+
+
+def graph_selection(graph_json: str | None, selected: str | None, *, max_bytes: int | None = None) -> Selection:
+    """Details of ``selected``: a node id, or an edge key as :func:`exporters.graph_details.edge_key` writes it.
+
+    The figure writes the tapped item's id into the app's selection box; the menus write theirs.
+    Nothing selected (or no graph yet) gives empty tables.
+    """
+    from exporters.graph_details import ATTENTION_KINDS, GraphWords
+
+    selected = (selected or "").strip()
+    if not graph_json or not graph_json.strip() or not selected:
+        return Selection(None, "", [], None, "", [])
+    graph = _graph_from_json(graph_json, max_bytes)
+    words = GraphWords(graph)
+    edge = words.find_edge(selected)
+    if edge is not None:
+        rows = edge_details(graph_json, selected, max_bytes=max_bytes) if edge.kind in ATTENTION_KINDS else []
+        key = selected if edge.kind in ATTENTION_KINDS else None
+        return Selection(None, "", [], key, words.edge_title(edge), rows)
+    try:
+        node = graph.node(selected)
+    except KeyError as error:
+        raise InvalidInputError(f"No node or edge {selected[:200]!r} in this graph: recompute it.") from error
+    rows = node_details(graph_json, selected, max_bytes=max_bytes)
+    return Selection(selected, words.node_title(node), rows, None, "", [])
 
 
 # ---------------------------------------------------------------------------------------------- compare
@@ -405,11 +495,9 @@ def edge_details(graph_json: str | None, key: str | None, *, max_bytes: int | No
 
 @dataclass
 class CompareView:
+    """A comparison ready to show: its figure carries the agreement table (the same one the export has)."""
+
     comparison: Comparison
-    figure: Any
-    correlation_headers: list[str]
-    correlation_rows: list[list[Any]]
-    aer_rows: list[list[Any]]  # label, AER (empty without a gold alignment)
     comparison_json: str
 
 
@@ -433,7 +521,6 @@ def run_comparison(
     """
     from attribution.compare import compare
     from attribution.inseq_runner import attribute, check_supported
-    from exporters.bokeh_html import build_figure
 
     models = [models] if isinstance(models, str) else list(models or [])
     methods = list(methods or [])
@@ -451,6 +538,7 @@ def run_comparison(
         loaded_models[model] = ctx.load(model)
         for method in methods:
             check_supported(loaded_models[model], method)
+    _check_same_kind(loaded_models)
     forced_target = _optional(target)
 
     def arguments(method: str) -> dict[str, Any]:
@@ -479,20 +567,25 @@ def run_comparison(
             results.append(result)
     labels = [f"{model} / {method}" if len(models) > 1 else method for model, method in runs]
     comparison = compare(results, labels, gold_alignment=_optional(gold_alignment))
-    headers = ["", *labels]
-    rows = [
-        [label, *(None if v is None else round(float(v), 4) for v in row)]
-        for label, row in zip(labels, comparison.rank_correlation, strict=True)
-    ]
-    aer_rows = (
-        [
-            [label, None if aer is None else round(float(aer), 4)]
-            for label, aer in zip(labels, comparison.aer, strict=True)
-        ]
-        if comparison.gold_alignment
-        else []
-    )
-    return CompareView(comparison, build_figure(comparison), headers, rows, aer_rows, comparison.to_json())
+    return CompareView(comparison, comparison.to_json())
+
+
+_KIND_WORDS = {
+    "causal": "a causal language model (it continues a prompt)",
+    "seq2seq": "a sequence-to-sequence model (it translates or rewrites a source sentence)",
+}
+
+
+def _check_same_kind(loaded_models: dict[str, LoadedModel]) -> None:
+    """Causal and seq2seq models explain different token sequences of the same text: refuse the mix up front."""
+    kinds = {model: loaded.kind for model, loaded in loaded_models.items()}
+    if len(set(kinds.values())) > 1:
+        described = "; ".join(f"{model} is {_KIND_WORDS.get(kind, kind)}" for model, kind in kinds.items())
+        raise InvalidInputError(
+            f"These models cannot be compared on one input: {described}. Their attributions cover different "
+            "tokens (a prompt and its continuation vs. a source and its translation). Compare causal models "
+            "with each other, or sequence-to-sequence models with each other."
+        )
 
 
 # ----------------------------------------------------------------------------------------------- export
@@ -572,7 +665,7 @@ def push_to_hub(
     import os
 
     from exporters import export_result
-    from exporters.hub import check_repo_id, push_export
+    from exporters.hub import HubPushError, check_repo_id, push_export
 
     repo_id = (repo_id or "").strip()
     if not repo_id:
@@ -584,15 +677,32 @@ def push_to_hub(
     result = _result_from_json(ctx, result_json, what)
     export = export_result(result, mode="standalone")
     endpoint = ctx.config.hub_endpoint or os.environ.get("HF_ENDPOINT") or None
-    return push_export(
-        export,
-        result,
-        repo_id,
-        repo_type="dataset",
-        token=token,
-        endpoint=endpoint,
-        timeout=ctx.config.hub_push_timeout_s,
-    )
+    try:
+        return push_export(
+            export,
+            result,
+            repo_id,
+            repo_type="dataset",
+            token=token,
+            endpoint=endpoint,
+            timeout=ctx.config.hub_push_timeout_s,
+        )
+    except HubPushError as error:
+        raise HubPushError(for_browser_users(str(error))) from None
+
+
+def for_browser_users(message: str) -> str:
+    """A Hub push error reworded for someone in the app (no local files, no HF_TOKEN, no terminal)."""
+    from exporters.hub import KEPT
+
+    message = message.replace(f"; {KEPT}", "").rstrip(". ")
+    for cli_words, app_words in (
+        ("log in again or set HF_TOKEN", "sign in again or paste another write token"),
+        ("run `hf auth login` or set HF_TOKEN", "sign in with Hugging Face or paste a write token"),
+    ):
+        message = message.replace(cli_words, app_words)
+    message = message[:1].upper() + message[1:]
+    return f"{message}. Nothing was published; your result is still here (download it with 'Create file')."
 
 
 def bundled_examples_available(offer: ModelOffer) -> tuple[str, ...]:

@@ -18,8 +18,8 @@ from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
 from exporters import Export, ExporterError, available_exporters, export_result, get_exporter
 from exporters.bokeh_html import BokehExporter, build_figure
-from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE
-from exporters.graph import root_nodes, route_edges
+from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_model_name
+from exporters.graph import EDGE_COLOURS, root_nodes, route_edges
 from exporters.hub import readme_for
 from exporters.page import PROVENANCE_SCRIPT_ID, provenance_html, provenance_meta_tags, provenance_record
 from space.cli import main
@@ -195,7 +195,7 @@ def test_third_party_exporter_installed_through_entry_points_is_found(
 # ---------------------------------------------------------------- heatmap
 
 
-def test_causal_heatmap_draws_finite_cells_with_exact_values_on_a_diverging_scale() -> None:
+def test_causal_heatmap_draws_finite_cells_with_their_values_on_a_diverging_scale() -> None:
     layout = build_figure(causal_result())
     cells = next(r for r in renderers_of(layout) if isinstance(r.glyph, Rect))
     data = cells.data_source.data
@@ -211,7 +211,7 @@ def test_causal_heatmap_draws_finite_cells_with_exact_values_on_a_diverging_scal
     assert bars.data_source.data["top"] == [0.5, 0.25]
 
 
-def test_seq2seq_heatmap_has_source_and_target_panels_side_by_side_on_a_sequential_scale() -> None:
+def test_seq2seq_heatmap_stacks_source_and_target_panels_on_a_sequential_scale() -> None:
     layout = build_figure(seq2seq_result(), step_score="entropy")
     cells = [r for r in renderers_of(layout) if isinstance(r.glyph, Rect)]
     assert len(cells) == 2
@@ -229,10 +229,36 @@ def test_seq2seq_heatmap_has_source_and_target_panels_side_by_side_on_a_sequenti
     assert (mapper.low, mapper.high, tuple(mapper.palette)) == (0.0, 0.7, tuple(SEQUENTIAL_PALETTE))
     bars = next(r for r in renderers_of(layout) if r.glyph.__class__.__name__ == "VBar")
     assert bars.data_source.data["top"] == [0.1, 0.2]
+    # Stacked as in Inseq: bars, then source → target, then target → target, all one width, one x range.
+    panels = [child.name for child in layout.children]
+    assert panels == ["step scores", "heatmap source → target", "heatmap target → target"]
+    assert {child.sizing_mode for child in layout.children} == {"stretch_width"}
+    assert len({id(child.x_range) for child in layout.children}) == 1
+    assert [child.title.text for child in layout.children] == [
+        "saliency — tiny-synth-translate\nentropy of each generated token",
+        "saliency — tiny-synth-translate\nsource → target",
+        "saliency — tiny-synth-translate\ntarget → target",
+    ]
     with pytest.raises(
         InvalidInputError, match=r"no step score 'loss' in this result \(available: probability, entropy\)"
     ):
         build_figure(seq2seq_result(), step_score="loss")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "shown"),
+    [
+        ("gpt2", "gpt2"),
+        ("Helsinki-NLP/opus-mt-en-de", "Helsinki-NLP/opus-mt-en-de"),
+        ("/tmp/models/bpe-gpt2", "bpe-gpt2"),
+        ("./models/bpe-gpt2/", "bpe-gpt2"),
+        ("C:\\models\\tiny", "tiny"),
+    ],
+)
+def test_titles_name_local_models_by_their_folder(model_id: str, shown: str) -> None:
+    assert short_model_name(model_id) == shown
+    result = causal_result(model_id=model_id)
+    assert build_figure(result).children[0].title.text.startswith(f"input_x_gradient — {shown}\n")
 
 
 def test_mis_shaped_scores_are_a_clear_error() -> None:
@@ -294,19 +320,25 @@ def test_seq2seq_graph_puts_the_encoder_left_of_the_decoder_with_cross_attention
     graph = synthetic_graph("seq2seq", n_tokens=4, n_source=3, root_tokens=[1, 3], threshold=0.01)
     layout = build_figure(graph)
     nodes = layout.select_one({"name": "nodes"}).data
-    encoder_x = [x for x, side in zip(nodes["x"], nodes["side"], strict=True) if side == "encoder"]
-    decoder_x = [x for x, side in zip(nodes["x"], nodes["side"], strict=True) if side == "decoder"]
+    encoder_x = [x for x, encoder in zip(nodes["x"], nodes["encoder"], strict=True) if encoder]
+    decoder_x = [x for x, encoder in zip(nodes["x"], nodes["encoder"], strict=True) if not encoder]
     assert encoder_x and decoder_x and max(encoder_x) < min(decoder_x)
-    cross = layout.select_one({"name": "edges cross_attention"}).data
-    assert len(cross["x0"]) == sum(e.kind == "cross_attention" for e in graph.edges) > 0
-    assert all(x0 <= max(encoder_x) < min(decoder_x) <= x1 for x0, x1 in zip(cross["x0"], cross["x1"], strict=True))
+    edges = layout.select_one({"name": "edges"}).data
+    cross_code = list(EDGE_COLOURS).index("cross_attention")  # edge kinds are coded in EDGE_COLOURS' order
+    cross = [i for i, kind in enumerate(edges["kind"]) if kind == cross_code]
+    assert len(cross) == sum(e.kind == "cross_attention" for e in graph.edges) > 0
+    x = nodes["x"]  # an edge is drawn from its source node's position to its target node's
+    starts, ends = edges["source_node"], edges["target_node"]
+    assert all(x[starts[i]] <= max(encoder_x) < min(decoder_x) <= x[ends[i]] for i in cross)
 
 
 def test_graph_with_an_edge_kind_added_later_still_exports() -> None:
     graph = route_graph()
     graph.edges.append(GraphEdge("e1", "o1", "skip", 0.2))  # type: ignore[arg-type]
     layout = build_figure(graph)
-    assert layout.select_one({"name": "edges skip"}).data["weight"].tolist() == [0.2]
+    edges = layout.select_one({"name": "edges"}).data
+    skip = len(EDGE_COLOURS)  # a kind the figure does not know gets the next code (and a neutral colour)
+    assert [w for w, kind in zip(edges["weight"].tolist(), edges["kind"], strict=True) if kind == skip] == [0.2]
 
 
 # ---------------------------------------------------------------- comparison

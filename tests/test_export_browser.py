@@ -8,6 +8,7 @@ import pytest
 
 from exporters import export_result
 from exporters.graph import route_edges
+from exporters.graph_details import GraphWords
 from tests.browser import COUNT_DRAWN_PIXELS_JS, PageSession, browser, new_page  # noqa: F401  (fixtures)
 from tests.synthetic_results import synthetic_graph
 from tests.test_export import XSS_IMG, XSS_SCRIPT, causal_result, comparison, route_graph, seq2seq_result
@@ -94,7 +95,7 @@ def test_every_figure_draws_offline_without_errors(new_page, pages: dict[str, st
     session.assert_clean()  # includes: not a single request left file://
 
 
-def test_heatmap_hover_shows_the_token_pair_and_exact_value(new_page, pages: dict[str, str]) -> None:  # noqa: F811
+def test_heatmap_hover_shows_the_token_pair_and_value(new_page, pages: dict[str, str]) -> None:  # noqa: F811
     session = open_figure(new_page, pages["heatmap causal"])
     assert "-0.75" not in session.deep_text()
     session.page.mouse.move(*session.page.evaluate(_SCREEN_POINT_JS, ["heatmap prefix → generated", 0, 1]))
@@ -102,6 +103,17 @@ def test_heatmap_hover_shows_the_token_pair_and_exact_value(new_page, pages: dic
     text = " ".join(session.deep_text().split())
     assert "input token: cat" in text and "generated token: sat" in text and "score: -0.75" in text
     session.assert_clean()
+
+
+def test_a_long_value_is_shown_with_four_significant_digits(new_page, tmp_path) -> None:  # noqa: F811
+    result = causal_result()
+    result.target_scores[1, 0] = -0.123456789012345678
+    page_url = export_result(result).write(tmp_path / "digits.html").as_uri()
+    session = open_figure(new_page, page_url)
+    session.page.mouse.move(*session.page.evaluate(_SCREEN_POINT_JS, ["heatmap prefix → generated", 0, 1]))
+    session.page.wait_for_timeout(300)
+    text = " ".join(session.deep_text().split())
+    assert "score: -0.1235" in text and "-0.12345" not in text
 
 
 def test_graph_hover_tap_slider_and_route_choice_change_what_is_shown(
@@ -114,21 +126,31 @@ def test_graph_hover_tap_slider_and_route_choice_change_what_is_shown(
     page = session.page
     assert page.evaluate(_SHOWN_EDGES_JS) == len(route_edges(usable, ["o0", "o1"], 0.1)) == 9
 
-    # Hover the middle of the e0 → a1 attention edge (token 0, layer 0 → token 1, after attention).
+    # Hover the middle of the e0 → a1 attention edge (token 0, layer 0 → token 1, after attention):
+    # one tooltip, naming the tokens and layers it connects.
     page.mouse.move(*page.evaluate(_SCREEN_POINT_JS, ["contribution graph", 0.5, (0.0 + 0.4) / 2]))
     page.wait_for_timeout(300)
     text = " ".join(session.deep_text().split())
-    assert "edge: attention" in text and "weight: 0.35000" in text and "top heads: h0 0.300, h1 0.050" in text
+    edge = "attention edge When (0) · L0 embedding → Mary (1) · L1 after attention, weight 0.35"
+    assert f"edge: {edge}" in text and "top heads: h0 0.300, h1 0.050" in text
+    assert text.count("edge: ") == 1
 
-    # Tap node a1 (after attention of "Mary"): the side panel shows its top tokens.
+    # Tap node a1 (after attention of "Mary"): the details panel shows its rows. The pointer is on a
+    # node where three edges meet: the node's tooltip shows, none of the edges'.
     page.mouse.click(*page.evaluate(_SCREEN_POINT_JS, ["contribution graph", 1.0, 0.4]))
     page.wait_for_timeout(300)
-    panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('node_panel').text")
-    assert panel.splitlines()[:3] == [
-        "token: Mary (position 1, decoder)",
-        "node: layer 1, after attention",
-        "top tokens: Mary (0.75)",
-    ]
+    text = " ".join(session.deep_text().split())
+    assert "node: Mary (1) · L1 after attention" in text and "edge: " not in text
+    panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('details').text")
+    assert panel == GraphWords(graph).node_details_text(graph.node("a1"))
+    assert panel.splitlines()[:3] == ["node Mary (1) · L1 after attention", "logit lens:", "  1. Mary  0.75"]
+
+    # Tap the middle of the e0 → a1 attention edge: the panel shows its split over heads.
+    page.mouse.click(*page.evaluate(_SCREEN_POINT_JS, ["contribution graph", 0.5, (0.0 + 0.4) / 2]))
+    page.wait_for_timeout(300)
+    panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('details').text")
+    attention = next(e for e in graph.edges if (e.source, e.target, e.kind) == ("e0", "a1", "attention"))
+    assert panel == GraphWords(graph).edge_details_text(attention) == f"{edge}\ntop heads: h0 0.300, h1 0.050"
 
     # Slider: 44 key presses of 0.005 from 0.1 → threshold 0.32.
     before = session.drawn_pixels()["drawn"]
@@ -145,7 +167,7 @@ def test_graph_hover_tap_slider_and_route_choice_change_what_is_shown(
     assert session.drawn_pixels()["drawn"] < before  # thinner drawing: fewer edges on the canvas
 
     # Route choice: only the route from "Mary" (root index 1 of the sorted roots [0, 1]).
-    page.locator("select").select_option(label="1: Mary")
+    page.locator("select").select_option(label="last token (1: Mary)")
     page.wait_for_timeout(300)
     assert page.evaluate(_SHOWN_EDGES_JS) == len(route_edges(usable, ["o1"], threshold)) == 3
     session.assert_clean()
@@ -182,11 +204,42 @@ def test_injected_strings_render_as_text_and_never_run(new_page, pages: dict[str
     elif name == "xss graph":
         page.mouse.click(*page.evaluate(_SCREEN_POINT_JS, ["contribution graph", 1.0, 0.4]))
         page.wait_for_timeout(300)
-        panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('node_panel').text")
-        assert panel.startswith(f"token: {XSS_IMG} (position 1, decoder)")
-        assert f"top tokens: {XSS_IMG} (1), {XSS_SCRIPT} (0.5)" in session.deep_text()
-        assert f"1: {XSS_IMG}" in session.deep_text()  # the route selector's option
+        panel = page.evaluate("() => Bokeh.documents[0].get_model_by_name('details').text")
+        assert panel.startswith(f"node {XSS_IMG} (1) · L1 after attention")
+        assert f"1. {XSS_IMG}  1" in panel and f"2. {XSS_SCRIPT}  0.5" in session.deep_text()
+        assert f"last token (1: {XSS_IMG})" in session.deep_text()  # the route menu's option
     else:
         assert XSS_SCRIPT in session.deep_text() and XSS_IMG in session.deep_text()
     assert page.evaluate(_IMAGES_JS) == []
     session.assert_clean()  # includes: no alert() dialog opened
+
+
+# Widths of the page, the viewport and each compared result's block, and the blocks' tops.
+_COMPARE_GEOMETRY_JS = """() => {
+  const blocks = [];
+  const visit = (view) => {
+    if ((view.model.name ?? '').startsWith('compared ')) {
+      const box = view.el.getBoundingClientRect();
+      blocks.push({name: view.model.name, left: box.left, right: box.right, top: box.top, width: box.width});
+    }
+    for (const child of view.child_views ?? []) visit(child);
+  };
+  for (const view of Bokeh.index) visit(view);
+  return {page: document.documentElement.scrollWidth, viewport: document.documentElement.clientWidth, blocks};
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_compare_page_wraps_its_heatmaps_instead_of_overflowing(new_page, pages, width: int) -> None:  # noqa: F811
+    session = new_page(pages["compare"], viewport=(width, 1000))
+    session.page.wait_for_function("() => window.Bokeh && [...Bokeh.index].length > 0", timeout=10_000)
+    session.page.wait_for_timeout(500)
+    geometry = session.page.evaluate(_COMPARE_GEOMETRY_JS)
+    assert geometry["page"] <= geometry["viewport"], geometry
+    first, second = sorted(geometry["blocks"], key=lambda block: (block["top"], block["left"]))
+    assert all(block["left"] >= 0 and block["right"] <= geometry["viewport"] for block in (first, second))
+    if width == 1400:  # side by side, sharing the width
+        assert first["top"] == second["top"] and first["width"] > 0.4 * width
+    else:  # one under the other, each the full width
+        assert second["top"] > first["top"] and min(first["width"], second["width"]) > 0.8 * geometry["viewport"]
+    session.assert_clean()

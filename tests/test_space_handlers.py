@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import pytest
 
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import ModelCache
+from attribution.results import ContributionGraph
 from space import handlers
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples, translation_pairs
@@ -48,8 +50,12 @@ def test_attribution_handler_reports_progress_and_probabilities(ctx):
     assert reports[0] == (0.0, "loading tiny-ioi-gpt2") and reports[-1][0] == 1.0
     assert all(0.0 <= fraction <= 1.0 for fraction, _ in reports)
     assert view.step_headers == ["step", "token", "probability", "entropy"]
-    assert [row[1] for row in view.step_table] == view.result.generated_tokens
-    assert [p for _, p in view.highlighted] == [round(p, 4) for p in view.result.step_scores["probability"]]
+    assert [row[1] for row in view.step_table] == view.result.generated_tokens  # word-level: already text
+    probabilities = view.result.step_scores["probability"]
+    assert [row[2] for row in view.step_table] == [float(f"{p:.4g}") for p in probabilities]
+    shades = re.findall(r"rgba\(33, 102, 172, ([0-9.]+)\)", view.tokens_html)
+    assert [float(a) for a in shades[: len(probabilities)]] == [round(0.08 + 0.6 * p, 3) for p in probabilities]
+    assert "probability <span" in view.tokens_html and "</span> 1</div>" in view.tokens_html  # legend 0 … 1
     with pytest.raises(UnsupportedError, match="value_zeroing is not available for gpt2"):
         handlers.run_attribution(ctx, "tiny-ioi-gpt2", PROMPT, "", "value_zeroing", [], "")
     with pytest.raises(InvalidInputError, match="Unknown method 'occlusion'"):
@@ -58,20 +64,100 @@ def test_attribution_handler_reports_progress_and_probabilities(ctx):
 
 def test_graph_choices_and_details(graph_json):
     graph = json.loads(graph_json)
+    n_tokens = len(graph["target_tokens"])
     choices = handlers.graph_choices(graph_json)
-    assert [value for _, value in choices.roots] == ["-1", "all", *map(str, range(len(graph["target_tokens"])))]
+    # The last token first (it is the default root), then every route at once, then the other tokens.
+    assert [value for _, value in choices.roots] == ["-1", "all", *map(str, range(n_tokens - 1))]
+    assert [label for label, _ in choices.roots[:2]] == [f"last token ({n_tokens - 1}: to)", "all tokens"]
     assert [value for _, value in choices.nodes] == [node["id"] for node in graph["nodes"]]
     attention = [e for e in graph["edges"] if e["head_weights"] is not None]
     assert [value for _, value in choices.attention_edges] == [f"{e['source']}->{e['target']}" for e in attention]
     assert handlers.graph_choices("").nodes == []
     residual = next(e for e in graph["edges"] if e["kind"] == "residual")
     with pytest.raises(InvalidInputError, match="not an attention edge"):
-        handlers.edge_details(graph_json, f"{residual['source']}->{residual['target']}")
+        handlers.edge_details(graph_json, f"{residual['source']}->{residual['target']}#residual")
     with pytest.raises(InvalidInputError, match="No node 'decoder:99:ffn:0'"):
         handlers.node_details(graph_json, "decoder:99:ffn:0")
     with pytest.raises(InvalidInputError, match="Compute a contribution graph first"):
         handlers.node_details("", "decoder:1:ffn:0")
     assert handlers.node_details(graph_json, None) == []
+
+
+def test_the_selection_shows_the_same_rows_as_the_figure(graph_json):
+    from exporters.graph_details import GraphWords
+
+    graph = ContributionGraph.from_json(graph_json)
+    words = GraphWords(graph)
+    ffn = next(node for node in graph.nodes if node.kind == "ffn" and node.top_neurons)
+    chosen = handlers.graph_selection(graph_json, ffn.id)
+    assert chosen.node_id == ffn.id and chosen.edge_key is None
+    assert chosen.node_title == words.node_title(ffn)
+    expected = [[r.list, r.rank, r.item, float(f"{r.value:.4g}"), r.raw] for r in words.node_rows(ffn)]
+    assert chosen.node_rows == expected == handlers.node_details(graph_json, ffn.id)
+    neurons = [row for row in chosen.node_rows if row[0] == "top neuron"]
+    assert [(int(row[4]), row[3]) for row in neurons] == [(n, float(f"{v:.4g}")) for n, v in ffn.top_neurons]
+    for row in chosen.node_rows:  # the figure's tap panel lists the very same items
+        assert f"  {row[1]}. {row[2]}  " in words.node_details_text(ffn)
+
+    attention = next(edge for edge in graph.edges if edge.kind == "attention")
+    chosen = handlers.graph_selection(graph_json, f"{attention.source}->{attention.target}")
+    assert chosen.node_id is None and chosen.edge_key == f"{attention.source}->{attention.target}"
+    assert chosen.edge_title == words.edge_title(attention)
+    assert [row[0] for row in chosen.edge_rows] == list(range(graph.n_heads))
+    assert sum(row[1] for row in chosen.edge_rows) == pytest.approx(attention.weight, abs=1e-3)
+
+    residual = next(edge for edge in graph.edges if edge.kind == "residual")
+    chosen = handlers.graph_selection(graph_json, f"{residual.source}->{residual.target}#residual")
+    assert chosen.edge_title.startswith("residual edge ") and chosen.edge_rows == [] and chosen.edge_key is None
+    assert handlers.graph_selection(graph_json, "") == handlers.Selection(None, "", [], None, "", [])
+    assert handlers.graph_selection("", "decoder:1:ffn:0").node_rows == []  # no graph shown (yet): nothing
+    with pytest.raises(InvalidInputError, match="No node or edge 'nonsense'"):
+        handlers.graph_selection(graph_json, "nonsense")
+
+
+def test_generated_tokens_are_escaped_and_shaded_on_a_zero_to_one_scale():
+    from tests.test_export import causal_result
+
+    result = causal_result(["The", "cat", "<b>sat</b>", "on"])
+    html = handlers.generated_tokens_html(result)
+    assert "<b>sat</b>" not in html and "&lt;b&gt;sat&lt;/b&gt;" in html
+    assert re.findall(r"rgba\(33, 102, 172, ([0-9.]+)\)", html)[:2] == ["0.380", "0.230"]  # p = 0.5, 0.25
+    result.step_scores = {}
+    assert "Tick the <i>probability</i> step score" in handlers.generated_tokens_html(result)
+    assert handlers.step_score_table(result) == (["step", "token"], [[0, "<b>sat</b>"], [1, "on"]])
+
+
+def test_comparing_a_causal_and_a_seq2seq_model_says_what_is_wrong(ctx):
+    with pytest.raises(InvalidInputError) as caught:
+        handlers.run_comparison(ctx, PROMPT, ["tiny-ioi-gpt2", "tiny-synth-translate"], ["saliency"], "", "")
+    message = str(caught.value)
+    assert "tiny-ioi-gpt2 is a causal language model" in message
+    assert "tiny-synth-translate is a sequence-to-sequence model" in message
+    assert "Compare causal models with each other, or sequence-to-sequence models with each other" in message
+
+
+def test_an_offline_app_says_why_it_cannot_load_a_typed_model(ctx):
+    with pytest.raises(InvalidInputError, match="cannot load 'gpt2': the Hugging Face Hub is unreachable from it"):
+        handlers.run_attribution(ctx, "gpt2", PROMPT, "", "saliency", [], "")
+
+
+@pytest.mark.parametrize(
+    ("hub_message", "shown"),
+    [
+        (
+            "the Hub rejected the token (401 Unauthorized): log in again or set HF_TOKEN; the local files are kept",
+            "The Hub rejected the token (401 Unauthorized): sign in again or paste another write token. "
+            "Nothing was published; your result is still here (download it with 'Create file').",
+        ),
+        (
+            "no Hugging Face token: run `hf auth login` or set HF_TOKEN; the local files are kept",
+            "No Hugging Face token: sign in with Hugging Face or paste a write token. "
+            "Nothing was published; your result is still here (download it with 'Create file').",
+        ),
+    ],
+)
+def test_push_errors_are_worded_for_people_in_a_browser(hub_message: str, shown: str):
+    assert handlers.for_browser_users(hub_message) == shown
 
 
 def test_export_and_push_refuse_bad_requests_before_any_work(ctx, graph_json):
@@ -134,5 +220,10 @@ def test_online_app_offers_the_config_models_and_typed_ids():
         assert dropdown.value == "gpt2" and dropdown.allow_custom_value
     assert ctx.offer.notice == "" and ctx.offer.custom_allowed
 
-    demo_mode, _ = build_app(SpaceConfig(models=("gpt2",), default_model="gpt2", demo_mode=True), hub_reachable=True)
-    assert not any(dropdown.allow_custom_value for dropdown in _model_dropdowns(demo_mode))
+    demo_mode, demo_ctx = build_app(
+        SpaceConfig(models=("gpt2",), default_model="gpt2", demo_mode=True), hub_reachable=True
+    )
+    # A typed id reaches the handler (the menu does not silently revert it), which refuses it in words.
+    assert all(dropdown.allow_custom_value and dropdown.info is None for dropdown in _model_dropdowns(demo_mode))
+    with pytest.raises(InvalidInputError, match="Unknown model 'someone/model': this app offers only gpt2"):
+        demo_ctx.check_model("someone/model")

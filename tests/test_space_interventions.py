@@ -132,7 +132,7 @@ def test_served_app_intervene_ablate_faithfulness_and_export(served, client):  #
         api_name="/compare",
     )
     faithfulness = client.predict(comparison_json, True, api_name="/compare_faithfulness")
-    assert faithfulness["headers"][:3] == ["result", "AER", "comprehensiveness ↑"]
+    assert faithfulness["headers"][:2] == ["result", "comprehensiveness ↑"]  # no gold alignment: no AER column
     assert Comparison.from_json(comparison_json).labels == [faithfulness["data"][0][0]]
     page, _ = client.predict(
         "Intervene", "HTML page (self-contained, works offline)", "", "", "", patching_json, api_name="/export"
