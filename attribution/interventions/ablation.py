@@ -26,13 +26,11 @@ from attribution.interventions import engine
 from attribution.interventions.components import Component, ModelShape, parse_component, resolve
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
-from attribution.interventions.results import InterventionResult
+from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult
 from attribution.model_guard import model_state_guard
 from attribution.models import LoadedModel
 
 Mode = Literal["zero", "mean", "patch"]
-MODES: tuple[str, ...] = ("zero", "mean", "patch")
-MEAN_OVER: tuple[str, ...] = ("prompts", "positions")
 #: Most components one request may name (each is one hook edit; the Space and CLI pass user input here).
 MAX_COMPONENTS = 4096
 #: Most reference inputs of a mean ablation.

@@ -41,13 +41,11 @@ from attribution.interventions.ablation import build_edits
 from attribution.interventions.components import Component
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, token_id
-from attribution.interventions.results import PatchingMap, PatchingResult
+from attribution.interventions.results import DIRECTIONS, MAP_NAMES, PatchingMap, PatchingResult
 from attribution.model_guard import model_state_guard
 from attribution.models import LoadedModel
 
 Progress = Callable[[float, str], None]
-MAP_NAMES: tuple[str, ...] = ("head", "cross_head", "encoder_head", "position", "encoder_position")
-DIRECTIONS: tuple[str, ...] = ("denoise", "noise")
 #: Largest batch of patched runs per forward pass (memory grows linearly with it).
 DEFAULT_BATCH_SIZE = 64
 
