@@ -42,7 +42,7 @@ from attribution.capabilities import (
     check_method,
     check_request,
 )
-from attribution.errors import InvalidInputError, UnsupportedError
+from attribution.errors import BudgetExceededError, InvalidInputError, UnsupportedError
 from attribution.model_guard import model_state_guard
 from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
 from attribution.results import AttributionResult
@@ -193,7 +193,8 @@ def attribute_batch(
     not stop the others); the valid ones are attributed ``batch_size`` at a time in one Inseq call
     where that gives the numbers each gets alone (:func:`batch_exact`), else one at a time. A batch
     that fails as a whole is retried input by input, so a failure lands on the input that caused it.
-    Errors about the request itself (unknown method or step score, bad parameters) are raised.
+    Errors about the request itself (unknown method or step score, bad parameters) are raised, and so is a
+    time budget running out (:class:`~attribution.errors.BudgetExceededError`: no input is to blame).
     """
     spec = _check_supported(loaded, method)
     names = check_request(method, step_scores, target="", contrast_target="")  # names; contrasts: per input
@@ -220,8 +221,8 @@ def attribute_batch(
             results: list[AttributionResult | Exception] = list(
                 _run_batch(loaded, spec, batch, names, params, max_new_tokens)
             )
-        except InvalidInputError:
-            raise  # a parameter the method does not accept: the same for every input
+        except (InvalidInputError, BudgetExceededError):
+            raise  # a parameter the method does not accept (the same for every input), or the run's time is up
         except Exception as error:
             if len(batch) == 1:
                 results = [error]
@@ -283,6 +284,8 @@ def _run_one(
 ) -> AttributionResult | Exception:
     try:
         return _run_batch(loaded, spec, [item], step_scores, params, max_new_tokens)[0]
+    except BudgetExceededError:
+        raise  # not this input's failure: the whole run is out of time
     except Exception as error:
         return error
 

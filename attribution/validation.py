@@ -303,8 +303,13 @@ class ObjectReader:
     def share(self, name: str, *, optional: bool = False) -> float | None:
         return expect_share(self._value(name, optional), self.at(name), optional=optional)
 
-    def whole(self, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
-        return expect_int(self.get(name), self.at(name), minimum=minimum, maximum=maximum)
+    def whole(
+        self, name: str, *, optional: bool = False, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
+        value = self._value(name, optional)
+        return (
+            None if value is None and optional else expect_int(value, self.at(name), minimum=minimum, maximum=maximum)
+        )
 
     def choice(self, name: str, choices: Iterable[str], *, optional: bool = False) -> str | None:
         value = self._value(name, optional)

@@ -418,20 +418,15 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
                     if not enabled or not comparison_json:
                         return None
-                    from attribution.results import Comparison
-
-                    compared = Comparison.from_json(comparison_json)
-                    rows = interventions.faithfulness_columns(ctx, compared, progress=_reporter(progress))
-                    aers = compared.aer or [None] * len(rows)
-                    data = [[label, aer, *row] for label, aer, row in zip(compared.labels, aers, rows, strict=True)]
-                    return {"headers": ["result", "AER", *interventions.FAITHFULNESS_HEADERS], "data": data}
+                    headers, data = interventions.faithfulness_table(ctx, comparison_json, _reporter(progress))
+                    return {"headers": headers, "data": data}
 
                 c_json.change(
                     faithfulness,
                     [c_json, c_faith_on],
                     c_faith,
                     api_name="compare_faithfulness",
-                    **groups["attribution"],
+                    **groups["intervention"],
                 )
 
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]

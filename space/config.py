@@ -58,6 +58,9 @@ class SpaceConfig:
     time_budget_s: float | None = 30.0
     #: Most model passes one request may need, estimated before running (attribution.cost; None: no cap).
     max_model_passes: int | None = 500
+    #: The same for interventions (ablation, patching sweeps, route and Compare faithfulness), whose passes are
+    #: forward passes of batched edited runs rather than attribution's mostly gradient passes (None: no cap).
+    max_intervention_passes: int | None = 2000
     #: Largest result JSON a request may send back (export, graph details), in MB.
     max_result_mb: float = 16.0
     #: Export files are deleted after this many seconds, and the oldest first beyond this total size (MB).
@@ -94,9 +97,10 @@ class SpaceConfig:
             "max_new_tokens",
             "light_concurrency_limit",
             "max_model_passes",
+            "max_intervention_passes",
         ):
             value = getattr(self, name)
-            if value is None and name == "max_model_passes":
+            if value is None and name in ("max_model_passes", "max_intervention_passes"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"config: {name} must be at least 1 (a whole number), not {value!r}")

@@ -13,7 +13,7 @@ import pytest
 from attribution.compare import alignment_error_rate
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
-from attribution.models import ModelCache, load_model
+from attribution.models import load_model
 from space import handlers
 from space.config import SpaceConfig, offered_models
 from space.handlers_corpus import run_uploaded_corpus
@@ -31,7 +31,9 @@ def _config(**options) -> SpaceConfig:
 @pytest.fixture
 def ctx(tmp_path) -> handlers.AppContext:
     config = _config()
-    return handlers.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(), tmp_path / "exports")
+    return handlers.AppContext.create(
+        config, offered_models(config, hub_reachable=False), export_root=tmp_path / "exports"
+    )
 
 
 @pytest.fixture
@@ -42,7 +44,6 @@ def uploads(tmp_path) -> Path:
 
 
 def test_an_upload_gives_the_report_and_the_results(ctx, uploads) -> None:
-    ctx.export_dir.mkdir()
     data = write_jsonl(uploads / "my pairs.jsonl", translation_rows(3))
     reports: list[tuple[float, str]] = []
     view = run_uploaded_corpus(
@@ -75,7 +76,6 @@ def test_an_upload_gives_the_report_and_the_results(ctx, uploads) -> None:
     ],
 )
 def test_bad_uploads_are_one_line_without_server_paths(ctx, uploads, name, content, message) -> None:
-    ctx.export_dir.mkdir()
     path = uploads / name
     path.write_text(content, encoding="utf-8")
     with pytest.raises(InvalidInputError, match=message) as error:
@@ -101,7 +101,6 @@ def test_requests_outside_the_offer_are_refused(ctx, uploads, tmp_path) -> None:
 
 
 def test_the_time_budget_stops_the_run_and_the_report_covers_what_finished(ctx, uploads) -> None:
-    ctx.export_dir.mkdir()
     quick = dataclasses.replace(ctx, config=_config(corpus_time_budget_s=0.001))
     data = write_jsonl(uploads / "pairs.jsonl", translation_rows(4))
     view = run_uploaded_corpus(quick, str(data), [MODEL], ["attention"], False, upload_root=uploads.parent)

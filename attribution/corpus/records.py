@@ -104,6 +104,8 @@ def read_records(
     name = display_name or source.name
     if not source.exists():
         raise InvalidInputError(f"Data not found: {name}.")
+    if not source.is_dir() and not source.is_file():  # a device (/dev/zero), a pipe: no end, no size
+        raise InvalidInputError(f"{name} is not a regular file or a dataset folder.")
     fmt = fmt or detect_format(source)
     if fmt not in FORMATS:
         raise InvalidInputError(f"Unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}.")

@@ -208,6 +208,13 @@ def _probabilities(
     return out
 
 
+def count_rows(n_steps: int, random_seeds: int) -> int:
+    """Perturbed inputs (forward rows) one evaluation runs: per explained step the full input, the ERASER
+    bins removed and kept (for the explanation and each random ranking), and both curves' points."""
+    per_step = 1 + 2 * len(ERASER_FRACTIONS) * (1 + random_seeds) + 2 * len(CURVE_FRACTIONS)
+    return n_steps * per_step
+
+
 def _top(order: np.ndarray, n: int, fraction: float, *, at_least_one: bool) -> np.ndarray:
     k = math.ceil(fraction * n - 1e-9)
     if at_least_one:
@@ -233,6 +240,12 @@ def _evaluate(
     n_steps, n = problem.scores.shape
     if n == 0:
         raise InvalidInputError("The explanation scores no removable input token.")
+    if n_steps == 0:
+        raise InvalidInputError("The explanation explains no target token.")
+    if count_rows(n_steps, random_seeds) > MAX_ROWS:
+        raise InvalidInputError(
+            f"This evaluation needs {count_rows(n_steps, random_seeds)} forward rows; at most {MAX_ROWS} are allowed."
+        )
     orders = [np.argsort(-np.nan_to_num(np.abs(problem.scores[s]), nan=0.0), kind="stable") for s in range(n_steps)]
     rng = np.random.default_rng(0)
     random_orders = [[rng.permutation(n) for _ in range(n_steps)] for _ in range(random_seeds)]
@@ -256,8 +269,6 @@ def _evaluate(
                     top = _top(order_set[s], n, fraction, at_least_one=False)
                     add("deletion", 0, s, fraction, top)
                     add("insertion", 0, s, fraction, ~top)
-    if len(rows) > MAX_ROWS:
-        raise InvalidInputError(f"This evaluation needs {len(rows)} forward rows; at most {MAX_ROWS} are allowed here.")
     with loaded.lock, model_state_guard(loaded):
         probabilities = _probabilities(loaded, problem, rows, mode, token_id, batch_size)
     full = probabilities[:n_steps]
@@ -352,4 +363,4 @@ def _check(random_seeds: int, batch_size: int) -> None:
         raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
 
 
-__all__ = ["attribution_faithfulness", "graph_faithfulness", "route_flow_scores"]
+__all__ = ["attribution_faithfulness", "count_rows", "graph_faithfulness", "route_flow_scores"]

@@ -76,6 +76,12 @@ def batch(prepared: list[PreparedInput] | PreparedInput, repeat: int = 1) -> dic
 
 
 def model_shape(spec: ArchitectureSpec, prepared: PreparedInput) -> ModelShape:
+    """The components of ``spec``'s model on the tokens of ``prepared``."""
+    return shape_for(spec, n_encoder=len(prepared.source_ids), n_decoder=len(prepared.decoder_ids))
+
+
+def shape_for(spec: ArchitectureSpec, *, n_encoder: int, n_decoder: int) -> ModelShape:
+    """The components of ``spec``'s model on inputs of ``n_encoder`` source and ``n_decoder`` decoder tokens."""
     heads = {("decoder", "self"): spec.decoder_blocks[0].self_attention.n_heads}
     if spec.encoder_blocks:
         heads[("encoder", "self")] = spec.encoder_blocks[0].self_attention.n_heads
@@ -87,5 +93,5 @@ def model_shape(spec: ArchitectureSpec, prepared: PreparedInput) -> ModelShape:
         layers={"encoder": len(spec.encoder_blocks), "decoder": len(spec.decoder_blocks)},
         heads=heads,
         ffn_width=ffn_width,
-        tokens={"encoder": len(prepared.source_ids), "decoder": len(prepared.decoder_ids)},
+        tokens={"encoder": n_encoder, "decoder": n_decoder},
     )
