@@ -6,12 +6,14 @@ and Chromium (the app fixture of ``tests/test_space_app.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
 
-from attribution.errors import InvalidInputError
+from attribution.cost import estimate_patching_cost, estimate_route_cost
+from attribution.errors import CostLimitError, InvalidInputError
 from attribution.interventions.ablation import intervene
 from attribution.interventions.faithfulness import attribution_faithfulness
 from attribution.interventions.results import PatchingResult
@@ -66,14 +68,27 @@ def test_intervene_examples_flip_the_answer_and_the_route_beats_random(ctx):
         assert "Spearman" in view.summary
 
 
-def test_intervene_refuses_bad_requests_and_caps_the_cost(ctx, monkeypatch):
+def test_intervene_refuses_bad_requests_and_caps_the_cost(ctx):
     with pytest.raises(InvalidInputError, match="counterfactual"):
         interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, "", "", "", "", "-1")
     with pytest.raises(InvalidInputError, match="one position"):
         interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "all")
-    monkeypatch.setattr(interventions, "MAX_PATCH_CELLS", 10)
-    with pytest.raises(InvalidInputError, match="at most 10"):
-        interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1")
+    capped = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, max_intervention_passes=50))
+    expected = estimate_patching_cost(ctx.load("tiny-ioi-gpt2"), PROMPT).passes
+    expected += estimate_route_cost(ctx.load("tiny-ioi-gpt2"), PROMPT, seeds=interventions.ROUTE_SEEDS).passes
+    message = (
+        rf"This patching sweep and route test would need about {expected} model passes; this deployment allows "
+        r"at most 50 per request \(the largest part: patching sweep on tiny-ioi-gpt2: about \d+ model passes "
+        r"\(\d+ patched components\)\)\. Use a shorter text or target, or fewer components\."
+    )
+    with pytest.raises(CostLimitError, match=message):
+        interventions.run_intervene(capped, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1")
+    graph = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    tiny = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, max_intervention_passes=3))
+    with pytest.raises(CostLimitError, match="This ablation would need about"):
+        interventions.ablate_from_graph(
+            tiny, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
+        )
 
 
 def test_swap_names_makes_the_ioi_counterfactual():
@@ -89,15 +104,28 @@ def test_faithfulness_columns_are_the_library_numbers(ctx):
         "ka miru vesa mi avi rapide vidas",
         "0-0 1-2 2-1 3-6 4-3 5-4 6-5",
     )
-    rows = interventions.faithfulness_columns(ctx, view.comparison)
+    headers, rows = interventions.faithfulness_table(ctx, view.comparison_json)
+    assert headers == ["result", "AER", *interventions.FAITHFULNESS_HEADERS]
     loaded = ctx.load("tiny-synth-translate")
-    for row, result in zip(rows, view.comparison.results, strict=True):
-        direct = attribution_faithfulness(loaded, result, random_seeds=1)
+    for row, label, aer, result in zip(
+        rows, view.comparison.labels, view.comparison.aer, view.comparison.results, strict=True
+    ):
+        direct = attribution_faithfulness(loaded, result)  # 3 random rankings: the columns do not show them
         assert row == [
-            round(v, 4)
-            for v in (direct.comprehensiveness, direct.sufficiency, direct.deletion_aopc, direct.insertion_aopc)
+            label,
+            aer,
+            *(
+                round(v, 4)
+                for v in (direct.comprehensiveness, direct.sufficiency, direct.deletion_aopc, direct.insertion_aopc)
+            ),
         ]
-    assert rows[0][0] > rows[1][0]  # saliency is more comprehensive than attention on this model
+    assert rows[0][2] > rows[1][2]  # saliency is more comprehensive than attention on this model
+    forged = view.comparison_json.replace('"model_id": "tiny-synth-translate"', '"model_id": "/etc"')
+    with pytest.raises(InvalidInputError, match="Unknown model '/etc'"):
+        interventions.faithfulness_table(ctx, forged)  # a model id read from the JSON is held to the offer
+    for hostile in ("/etc/passwd", "[1]", "{}"):
+        with pytest.raises(InvalidInputError, match="is not a result of this app"):
+            interventions.faithfulness_table(ctx, hostile)
 
 
 def test_served_app_intervene_ablate_faithfulness_and_export(served, client):  # noqa: F811
