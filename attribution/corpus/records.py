@@ -217,6 +217,8 @@ def _jsonl_rows(path: Path, name: str, split: str | None, fields: FieldMap) -> I
                 yield json.loads(line)
             except json.JSONDecodeError as error:
                 raise InvalidInputError(f"{name}, line {line_number}: not valid JSON ({error.msg}).") from None
+            except RecursionError:
+                raise InvalidInputError(f"{name}, line {line_number}: JSON nested too deeply.") from None
 
 
 def _csv_rows(path: Path, name: str, split: str | None, fields: FieldMap) -> Iterator[Any]:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.corpus.tasks import MethodOutcome, TaskConfig
-from attribution.errors import InvalidInputError, ResultFormatError
+from attribution.errors import AttributionExplorerError, InvalidInputError, ResultFormatError
 from attribution.results import (
     SCHEMA_VERSION,
     AttributionResult,
@@ -302,7 +302,10 @@ class CorpusRun:
         path = (self.run_dir / relative).resolve()
         if self.run_dir.resolve() not in path.parents:
             raise InvalidInputError(f"A row of {self.run_dir} points outside the run folder: {relative!r}.")
-        return load_result_file(path)  # type: ignore[return-value]
+        try:
+            return load_result_file(path)  # type: ignore[return-value]
+        except AttributionExplorerError as error:  # one line naming the file, not only the field
+            raise InvalidInputError(f"{relative}: {error}") from None
 
     def provenance_fields(self) -> dict[str, Any]:
         """The facts an exported page shows in its header (same keys as a single result's)."""

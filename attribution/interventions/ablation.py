@@ -165,7 +165,7 @@ def reference_inputs(
         pairs = [(item, None) if isinstance(item, str) else tuple(item) for item in texts]
         if mean_over == "positions":
             return [
-                prepare(loaded, text, target or clean.target_text or None, max_tokens=max_tokens)
+                prepare(loaded, text, target or clean.target_text or None, max_tokens=max_tokens, role="reference")
                 for text, target in pairs
             ]
         return [
