@@ -565,9 +565,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 )
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
+    demo.state_session_capacity = config.max_sessions  # kept by launch(): per-session state is bounded
     return demo, ctx
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
     """Serve the app (with its CSS); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
+    options.setdefault("state_session_capacity", demo.state_session_capacity)
     demo.launch(server_name=host, server_port=port, css=APP_CSS, **options)

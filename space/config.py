@@ -54,6 +54,9 @@ class SpaceConfig:
     max_queue_size: int = 64
     #: Requests at once that need no model (graph node/edge details, threshold re-walks, exports).
     light_concurrency_limit: int = 8
+    #: Sessions whose state Gradio keeps (least recently used dropped first). Each holds a copy of the app's
+    #: component config (~0.8 MB here), and every raw API request opens one: this bounds that memory.
+    max_sessions: int = 1000
     #: Seconds one request's model work may take before it is stopped cleanly (None: no limit).
     time_budget_s: float | None = 30.0
     #: Most model passes one request may need, estimated before running (attribution.cost; None: no cap).
@@ -96,6 +99,7 @@ class SpaceConfig:
             "max_queue_size",
             "max_new_tokens",
             "light_concurrency_limit",
+            "max_sessions",
             "max_model_passes",
             "max_intervention_passes",
         ):

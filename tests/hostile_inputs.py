@@ -311,3 +311,41 @@ def corrupt_model_folder(source: Path, destination: Path, *, how: str) -> Path:
     else:
         weights.write_bytes(b"this is not a safetensors file")
     return destination
+
+
+def corpus_file_cases(*, max_rows: int, max_bytes: int) -> list[Case]:
+    """Uploaded corpus files (the Compare tab's ``/corpus``): ``value`` is ``(file name, bytes)``; each is refused
+    with one line naming the file by its own name (never the server's upload path)."""
+    row = b'{"source": "the cat sees a bird", "target": "ka vesa mi avi vidas"}\n'
+    return [
+        Case(
+            "more rows than allowed",
+            ("many.jsonl", row * (max_rows + 1)),
+            rf"many\.jsonl has more than {max_rows} rows",
+        ),
+        Case(
+            "oversize file", ("huge.jsonl", b" " * (max_bytes + 1)), r"huge\.jsonl is [\d.]+ MB; at most [\d.]+ MB are"
+        ),
+        Case(
+            "invalid UTF-8",
+            ("bad-utf8.jsonl", b'\xff\xfe{"source": "a"}\n'),
+            r"bad-utf8\.jsonl, line 1: not UTF-8 text",
+        ),
+        Case(
+            "deeply nested JSON",
+            ("deep.jsonl", b"[" * 100_000 + b"]" * 100_000),
+            r"deep\.jsonl, line 1: JSON nested too",
+        ),
+        Case(
+            "a row that is a list", ("list.jsonl", b"[1, 2]\n"), r"list\.jsonl, row 1: expected an object with fields"
+        ),
+        Case("not JSON", ("broken.jsonl", row + b'{"source": \n'), r"broken\.jsonl, line 2: not valid JSON"),
+        Case("binary as CSV", ("binary.csv", bytes(range(256)) * 8), r"binary\.csv: not (UTF-8 text|valid CSV)"),
+        Case(
+            "no text field",
+            ("fields.csv", b"text,target\nthe dog,ka grano\n"),
+            r"fields\.csv has no text field 'source'",
+        ),
+        Case("junk Parquet", ("junk.parquet", b"not parquet"), r"junk\.parquet: not a readable Parquet file"),
+        Case("not a data file", ("notes.txt", b"hello"), r"Invalid file type"),
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from attribution.compare import alignment_error_rate
 from attribution.errors import InvalidInputError
@@ -164,3 +165,26 @@ def test_the_compare_tab_uploads_a_corpus_and_shows_its_report(served, new_page,
     assert frame.locator(".slick-row").count() == 3
     page.screenshot(path=str(tmp_path / "space-corpus.png"), full_page=True)
     session.assert_clean()
+
+
+def test_a_budget_running_out_inside_a_batch_stops_the_run_there(ctx, uploads, monkeypatch) -> None:
+    """The deadline between batches cannot stop a long batch: the time budget stops it at its next module call,
+    nothing is recorded as failed, the report is still written, and the model is left as it was."""
+    from attribution import budget as budget_module
+    from tests.test_budget import TickingClock
+
+    data = write_jsonl(uploads / "pairs.jsonl", translation_rows(3))
+    loaded = ctx.load(MODEL)
+    probe = loaded.tokenizer("the old cat sees a bird quickly", return_tensors="pt")
+    labels = loaded.tokenizer(text_target="ka miru vesa mi avi rapide vidas", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = loaded.model(**probe, labels=labels).logits.clone()
+    monkeypatch.setattr(budget_module, "_now", TickingClock())  # one second per reading: 300 s = 300 module calls
+    view = run_uploaded_corpus(ctx, str(data), [MODEL], ["saliency"], True, upload_root=uploads.parent)
+    monkeypatch.undo()
+    assert view.summary.startswith("0 of 3 records explained in ") and view.summary.endswith(
+        ", 0 failed; stopped at the 300 s time budget (the report covers the records finished)."
+    )
+    assert pq.read_table(view.results_path).num_rows == 0 and view.report_path.is_file()
+    with torch.no_grad():
+        assert torch.equal(loaded.model(**probe, labels=labels).logits, before)

@@ -11,9 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
+from attribution import budget as budget_module
 from attribution.cost import estimate_patching_cost, estimate_route_cost
-from attribution.errors import CostLimitError, InvalidInputError
+from attribution.errors import BudgetExceededError, CostLimitError, InvalidInputError
 from attribution.interventions.ablation import intervene
 from attribution.interventions.faithfulness import attribution_faithfulness
 from attribution.interventions.results import PatchingResult
@@ -22,6 +24,7 @@ from space import handlers
 from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from tests.browser import browser, new_page  # noqa: F401  (pytest fixtures)
+from tests.test_budget import TickingClock
 from tests.test_space_app import _wait_for_drawing, client, served  # noqa: F401  (pytest fixtures)
 
 PROMPT = "When Mark and Tom went to the market, Mark gave a ball to"
@@ -181,3 +184,43 @@ def test_browser_intervene_tab_example_draws(served, new_page):  # noqa: F811
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / "space-intervene.png"), full_page=True)
     session.assert_clean()
+
+
+def _model_state(loaded) -> tuple[torch.Tensor, int]:
+    """The model's logits on a fixed input and its number of hooks (what a stopped run must leave as it was)."""
+    inputs = loaded.tokenizer(PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        logits = loaded.model(**inputs).logits.clone()
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in loaded.model.modules())
+    return logits, hooks
+
+
+@pytest.mark.parametrize("request_kind", ["ablate", "intervene", "faithfulness"])
+def test_each_intervention_request_stops_at_its_time_budget_and_leaves_the_model_as_it_was(
+    ctx, monkeypatch, request_kind
+):
+    """A clock that advances one second per reading makes the 30 s budget run out mid-run, deterministically."""
+    graph = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    comparison = handlers.run_comparison(ctx, PROMPT, ["tiny-ioi-gpt2"], ["saliency"], "", "")
+    loaded = ctx.load("tiny-ioi-gpt2")
+    before = _model_state(loaded)
+    requests = {
+        "ablate": lambda: interventions.ablate_from_graph(
+            ctx, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
+        ),
+        "intervene": lambda: interventions.run_intervene(
+            ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1"
+        ),
+        "faithfulness": lambda: interventions.faithfulness_table(ctx, comparison.comparison_json),
+    }
+    what = {"ablate": "The ablation", "intervene": "The patching sweep", "faithfulness": "The faithfulness evaluation"}
+    monkeypatch.setattr(budget_module, "_now", TickingClock())
+    with pytest.raises(BudgetExceededError) as stopped:
+        requests[request_kind]()
+    assert str(stopped.value) == (
+        f"{what[request_kind]} was stopped: it ran past this deployment's time budget of 30 s. "
+        "Try a shorter text or target."
+    )
+    monkeypatch.undo()
+    after = _model_state(loaded)
+    assert torch.equal(after[0], before[0]) and after[1] == before[1]
