@@ -27,7 +27,7 @@ from attribution.interventions.components import Component, ModelShape, parse_co
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
 from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult
-from attribution.model_guard import model_state_guard
+from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
 Mode = Literal["zero", "mean", "patch"]
@@ -221,8 +221,8 @@ def intervene(
     check_mode(mode, mean_over)
     if not isinstance(top_k, int) or not 0 < top_k <= 100:
         raise InvalidInputError(f"top_k must be an integer from 1 to 100, not {top_k!r}.")
-    spec = architecture_spec(loaded.model)
-    with loaded.lock, model_state_guard(loaded):
+    with exclusive_use(loaded):
+        spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(loaded, text, target, max_tokens=max_tokens)
         shape = model_shape(spec, clean)
         resolved = resolve_components(components, shape)

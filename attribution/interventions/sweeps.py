@@ -42,7 +42,7 @@ from attribution.interventions.components import Component, ModelShape
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, token_id
 from attribution.interventions.results import DIRECTIONS, MAP_NAMES, PatchingMap, PatchingResult
-from attribution.model_guard import model_state_guard
+from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
 Progress = Callable[[float, str], None]
@@ -208,11 +208,11 @@ def patching_sweep(
         raise InvalidInputError("Ask for exact patching, attribution patching, or both.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
-    spec = architecture_spec(loaded.model)
-    names = map_names(spec, maps)
+    names = map_names(architecture_spec(loaded.model), maps)
     if counterfactual is None and counterfactual_target is None:
         raise InvalidInputError("Patching needs a counterfactual input (text and/or target) of the same length.")
-    with loaded.lock, model_state_guard(loaded):
+    with exclusive_use(loaded):
+        spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         report(0.0, "preparing inputs")
         clean = prepare(loaded, text, target, max_tokens=max_tokens)
         other = prepare_like(

@@ -70,7 +70,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     task.add_argument(
         "--method-params", default=None, metavar="JSON", help='e.g. \'{"integrated_gradients": {"n_steps": 16}}\''
     )
-    task.add_argument("--metrics", nargs="*", default=None, metavar="NAME", help="per-record scores (default: all)")
+    task.add_argument(
+        "--metrics",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="per-record scores (default: aer aer_threshold; opt-in, by intervening: comprehensiveness "
+        "sufficiency deletion_aopc insertion_aopc)",
+    )
     task.add_argument("--graph-threshold", type=float, default=0.04, help="edge threshold of the graph (0.04)")
     task.add_argument("--graph-top-k", type=top_k_int, default=0, help="logit-lens tokens per graph node (0: none)")
     task.add_argument(
@@ -145,7 +152,7 @@ def _fields(args: argparse.Namespace):
 
 
 def run_corpus_command(args: argparse.Namespace) -> int:
-    from attribution.corpus import ModelSpec, RayOptions, TaskConfig, available_metrics, read_records, run_corpus
+    from attribution.corpus import ModelSpec, RayOptions, TaskConfig, default_metrics, read_records, run_corpus
 
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):
         raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray.")
@@ -153,7 +160,7 @@ def run_corpus_command(args: argparse.Namespace) -> int:
         methods=tuple(args.methods),
         step_scores=tuple(args.step_scores),
         method_params=_method_params(args.method_params),
-        metrics=tuple(args.metrics if args.metrics is not None else available_metrics()),
+        metrics=tuple(args.metrics if args.metrics is not None else default_metrics()),
         graph_threshold=args.graph_threshold,
         graph_top_k=args.graph_top_k,
         graph_roots=args.graph_roots,
