@@ -21,6 +21,7 @@ import numpy as np
 
 from attribution.errors import InvalidInputError, ResultFormatError
 from attribution.validation import (
+    ObjectReader,
     expect_bool,
     expect_choice,
     expect_free_form,
@@ -113,8 +114,8 @@ class JsonResult:
         return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
     @classmethod
-    def _fields_of(cls, data: Any, path: str) -> dict[str, Any]:
-        """``data`` as an object of this class's schema (not newer than this version reads)."""
+    def _reader(cls, data: Any, path: str) -> ObjectReader:
+        """A reader of ``data``'s fields, once it is an object of this class's schema (not newer than this reads)."""
         data = expect_object(data, path or "result")
         schema = data.get("schema")
         if schema != cls.SCHEMA:
@@ -126,7 +127,7 @@ class JsonResult:
                 f"this {cls.SCHEMA} was written by a newer Attribution Explorer "
                 f"(schema {version} > {SCHEMA_VERSION}); upgrade to read it"
             )
-        return data
+        return ObjectReader(data, path)
 
 
 @dataclass
@@ -215,26 +216,22 @@ class AttributionResult(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every field (:class:`ResultFormatError` names the first bad one)."""
-        data = cls._fields_of(data, path)
+        fields = cls._reader(data, path)
+        get, at = fields.get, fields.at
 
-        def get(name: str, default: Any = ...) -> Any:
-            return get_field(data, name, path, default=default)
-
-        source_tokens = expect_str_list(get("source_tokens"), field_path(path, "source_tokens"))
-        target_tokens = expect_str_list(get("target_tokens"), field_path(path, "target_tokens"))
-        start = expect_int(
-            get("attributed_start"), field_path(path, "attributed_start"), minimum=0, maximum=len(target_tokens)
-        )
+        source_tokens = expect_str_list(get("source_tokens"), at("source_tokens"))
+        target_tokens = expect_str_list(get("target_tokens"), at("target_tokens"))
+        start = expect_int(get("attributed_start"), at("attributed_start"), minimum=0, maximum=len(target_tokens))
         n_steps = len(target_tokens) - start
         source_rows = expect_number_matrix(
-            get("source_scores"), field_path(path, "source_scores"), (len(source_tokens), n_steps), optional=True
+            get("source_scores"), at("source_scores"), (len(source_tokens), n_steps), optional=True
         )
         target_rows = expect_number_matrix(
-            get("target_scores"), field_path(path, "target_scores"), (len(target_tokens), n_steps), optional=True
+            get("target_scores"), at("target_scores"), (len(target_tokens), n_steps), optional=True
         )
         step_scores = expect_str_map(
             get("step_scores", {}),
-            field_path(path, "step_scores"),
+            at("step_scores"),
             lambda values, where: expect_list_of(
                 values,
                 where,
@@ -243,25 +240,23 @@ class AttributionResult(JsonResult):
                 per="attributed step",
             ),
         )
-        method_params = expect_free_form(get("method_params", {}), field_path(path, "method_params"))
-        expect_object(method_params, field_path(path, "method_params"))
+        method_params = expect_free_form(get("method_params", {}), at("method_params"))
+        expect_object(method_params, at("method_params"))
         return cls(
-            provenance=Provenance.from_dict(get("provenance"), field_path(path, "provenance")),
-            method=expect_str(get("method"), field_path(path, "method")),
+            provenance=Provenance.from_dict(get("provenance"), at("provenance")),
+            method=expect_str(get("method"), at("method")),
             method_params=method_params,
-            source_text=expect_str(get("source_text"), field_path(path, "source_text")),
-            target_text=expect_str(get("target_text"), field_path(path, "target_text")),
+            source_text=expect_str(get("source_text"), at("source_text")),
+            target_text=expect_str(get("target_text"), at("target_text")),
             source_tokens=source_tokens,
             target_tokens=target_tokens,
             attributed_start=start,
             source_scores=matrix_from_json(source_rows, n_steps),
             target_scores=matrix_from_json(target_rows, n_steps),
             step_scores=step_scores,
-            contrast_target=expect_str(
-                get("contrast_target", None), field_path(path, "contrast_target"), optional=True
-            ),
-            source_word_ids=_word_ids(get("source_word_ids", None), field_path(path, "source_word_ids"), source_tokens),
-            target_word_ids=_word_ids(get("target_word_ids", None), field_path(path, "target_word_ids"), target_tokens),
+            contrast_target=expect_str(get("contrast_target", None), at("contrast_target"), optional=True),
+            source_word_ids=_word_ids(get("source_word_ids", None), at("source_word_ids"), source_tokens),
+            target_word_ids=_word_ids(get("target_word_ids", None), at("target_word_ids"), target_tokens),
         )
 
 
@@ -388,53 +383,47 @@ class ContributionGraph(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every field and that edges join nodes of this graph."""
-        data = cls._fields_of(data, path)
+        fields = cls._reader(data, path)
+        get, at = fields.get, fields.at
 
-        def get(name: str, default: Any = ...) -> Any:
-            return get_field(data, name, path, default=default)
-
-        source_tokens = expect_str_list(get("source_tokens"), field_path(path, "source_tokens"))
-        target_tokens = expect_str_list(get("target_tokens"), field_path(path, "target_tokens"))
-        n_layers = expect_int(get("n_layers"), field_path(path, "n_layers"), minimum=0)
-        n_encoder_layers = expect_int(get("n_encoder_layers", 0), field_path(path, "n_encoder_layers"), minimum=0)
-        n_heads = expect_int(get("n_heads"), field_path(path, "n_heads"), minimum=1)
+        source_tokens = expect_str_list(get("source_tokens"), at("source_tokens"))
+        target_tokens = expect_str_list(get("target_tokens"), at("target_tokens"))
+        n_layers = expect_int(get("n_layers"), at("n_layers"), minimum=0)
+        n_encoder_layers = expect_int(get("n_encoder_layers", 0), at("n_encoder_layers"), minimum=0)
+        n_heads = expect_int(get("n_heads"), at("n_heads"), minimum=1)
         tokens = {"encoder": len(source_tokens), "decoder": len(target_tokens)}
         layers = {"encoder": n_encoder_layers, "decoder": n_layers}
-        nodes = expect_list_of(
-            get("nodes"), field_path(path, "nodes"), lambda n, at: _read_node(n, at, tokens=tokens, layers=layers)
-        )
+        nodes = expect_list_of(get("nodes"), at("nodes"), lambda n, at: _read_node(n, at, tokens=tokens, layers=layers))
         node_ids: set[str] = set()
         for i, node in enumerate(nodes):
             if node.id in node_ids:
-                raise fail(f"{field_path(path, 'nodes')}[{i}].id", f"repeats node id {node.id!r}")
+                raise fail(f"{at('nodes')}[{i}].id", f"repeats node id {node.id!r}")
             node_ids.add(node.id)
         edges = expect_list_of(
-            get("edges"), field_path(path, "edges"), lambda e, at: _read_edge(e, at, node_ids=node_ids, n_heads=n_heads)
+            get("edges"), at("edges"), lambda e, at: _read_edge(e, at, node_ids=node_ids, n_heads=n_heads)
         )
-        threshold = expect_number(get("threshold"), field_path(path, "threshold"))
+        threshold = expect_number(get("threshold"), at("threshold"))
         if not 0.0 <= threshold < 1.0:
-            raise fail(field_path(path, "threshold"), f"must be in [0, 1), not {threshold}")
+            raise fail(at("threshold"), f"must be in [0, 1), not {threshold}")
         return cls(
-            provenance=Provenance.from_dict(get("provenance"), field_path(path, "provenance")),
-            source_text=expect_str(get("source_text"), field_path(path, "source_text")),
-            target_text=expect_str(get("target_text"), field_path(path, "target_text")),
+            provenance=Provenance.from_dict(get("provenance"), at("provenance")),
+            source_text=expect_str(get("source_text"), at("source_text")),
+            target_text=expect_str(get("target_text"), at("target_text")),
             source_tokens=source_tokens,
             target_tokens=target_tokens,
             n_layers=n_layers,
             n_heads=n_heads,
             threshold=threshold,
-            renormalized=expect_bool(get("renormalized"), field_path(path, "renormalized")),
+            renormalized=expect_bool(get("renormalized"), at("renormalized")),
             root_tokens=expect_list_of(
                 get("root_tokens"),
-                field_path(path, "root_tokens"),
+                at("root_tokens"),
                 lambda v, at: expect_int(v, at, minimum=-len(target_tokens), maximum=len(target_tokens) - 1),
             ),
             nodes=nodes,
             edges=edges,
             n_encoder_layers=n_encoder_layers,
-            final_norm_in_logit_lens=expect_bool(
-                get("final_norm_in_logit_lens", True), field_path(path, "final_norm_in_logit_lens")
-            ),
+            final_norm_in_logit_lens=expect_bool(get("final_norm_in_logit_lens", True), at("final_norm_in_logit_lens")),
         )
 
 
@@ -523,30 +512,28 @@ class Comparison(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every result and that labels and matrices have one entry per result."""
-        data = cls._fields_of(data, path)
+        fields = cls._reader(data, path)
+        get, at = fields.get, fields.at
 
-        def get(name: str, default: Any = ...) -> Any:
-            return get_field(data, name, path, default=default)
-
-        results = expect_list_of(get("results"), field_path(path, "results"), AttributionResult.from_dict)
+        results = expect_list_of(get("results"), at("results"), AttributionResult.from_dict)
         n = len(results)
         per = "compared result"
-        aer = expect_list_of(get("aer", []), field_path(path, "aer"), lambda v, at: expect_number(v, at, optional=True))
+        aer = expect_list_of(get("aer", []), at("aer"), lambda v, at: expect_number(v, at, optional=True))
         if aer:
-            expect_list(aer, field_path(path, "aer"), length=n, per=per)
+            expect_list(aer, at("aer"), length=n, per=per)
         return cls(
             results=results,
-            labels=expect_str_list(get("labels"), field_path(path, "labels"), length=n, per=per),
+            labels=expect_str_list(get("labels"), at("labels"), length=n, per=per),
             rank_correlation=expect_list_of(
                 get("rank_correlation"),
-                field_path(path, "rank_correlation"),
+                at("rank_correlation"),
                 lambda row, at: expect_list_of(
                     row, at, lambda v, where: expect_number(v, where, optional=True), length=n, per=per
                 ),
                 length=n,
                 per=per,
             ),
-            gold_alignment=expect_str(get("gold_alignment", None), field_path(path, "gold_alignment"), optional=True),
+            gold_alignment=expect_str(get("gold_alignment", None), at("gold_alignment"), optional=True),
             aer=aer,
         )
 

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from attribution.budget import TimeBudget, time_budget
+from attribution.budget import time_budget
 from attribution.cost import INTERVENTION_HINT, CostEstimate, check_cost
 from attribution.errors import InvalidInputError
 from attribution.models import LoadedModel
 from attribution.results import Comparison, ContributionGraph
-from space.handlers import AppContext, Progress, _optional, _silent, read_result_json
+from space.handlers import AppContext, Progress, _optional, _silent, budget_checking, read_result_json
 from space.inputs import parse_root_tokens
 
 ABLATION_MODES = {"zero": "zero", "mean (over positions)": "mean"}
@@ -46,15 +46,7 @@ def _check_cost(ctx: AppContext, estimates: list[CostEstimate], what: str) -> No
 def _budget(ctx: AppContext, loaded: LoadedModel, what: str, progress: Progress) -> Iterator[Progress]:
     """Run under the request's time budget; yields a progress reporter that also checks the budget."""
     with time_budget(loaded, ctx.config.time_budget_s, what=what, hint=BUDGET_HINT) as budget:
-        yield _checking(budget, progress)
-
-
-def _checking(budget: TimeBudget, progress: Progress) -> Progress:
-    def report(fraction: float, message: str) -> None:
-        budget.check()
-        progress(fraction, message)
-
-    return report
+        yield budget_checking(budget, progress)
 
 
 def graph_component(graph: ContributionGraph, choice: str | None) -> str:
@@ -253,21 +245,8 @@ def run_intervene(
 
 
 def _route_rows(route) -> list[list[Any]]:
-    """The route faithfulness table: necessity and sufficiency of the route against random edge sets."""
-    summary = route.summary()
-    return [
-        ["necessity: drop of p", _round(summary["necessity_drop"]), _round(summary["random_necessity_drop"])],
-        [
-            "sufficiency: share of p kept",
-            _round(summary["sufficiency_kept"]),
-            _round(summary["random_sufficiency_kept"]),
-        ],
-        [
-            "edges (total weight)",
-            f"{route.necessity.n_edges} ({route.necessity.total_weight:.3f})",
-            ", ".join(f"{e.total_weight:.3f}" for e in route.random_necessity),
-        ],
-    ]
+    """The route faithfulness table of the exported page (:meth:`RouteFaithfulness.table`), numbers rounded."""
+    return [[what, *(v if isinstance(v, str) else _round(v) for v in values)] for what, *values in route.table()]
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -300,7 +279,7 @@ def faithfulness_table(
     with time_budget(
         list(loaded_models.values()), ctx.config.time_budget_s, what="The faithfulness evaluation", hint=BUDGET_HINT
     ) as budget:
-        report = _checking(budget, progress)
+        report = budget_checking(budget, progress)
         for i, (label, aer, result) in enumerate(zip(comparison.labels, aers, comparison.results, strict=True)):
             report(i / len(comparison.results), f"faithfulness of {label}")
             faith = attribution_faithfulness(

@@ -123,7 +123,7 @@ class InterventionResult(JsonResult):
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
-        f = ObjectReader(cls._fields_of(data, path), path)
+        f = cls._reader(data, path)
         target_tokens = f.texts("target_tokens")
         return cls(
             provenance=_provenance(f),
@@ -246,7 +246,7 @@ class PatchingResult(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Check every field; the counterfactual has as many tokens as the input (patching needs it)."""
-        f = ObjectReader(cls._fields_of(data, path), path)
+        f = cls._reader(data, path)
         source_tokens, target_tokens = f.texts("source_tokens"), f.texts("target_tokens")
         n_tokens = {"encoder": len(source_tokens), "decoder": len(target_tokens)}
         per = "token of the input"
@@ -330,7 +330,7 @@ class RouteFaithfulness(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Check every field; every edge set (the route's and the random ones) has as many edges as the route."""
-        f = ObjectReader(cls._fields_of(data, path), path)
+        f = cls._reader(data, path)
         target_tokens = f.texts("target_tokens")
         route_edges = f.texts("route_edges")
         n = len(route_edges)
@@ -366,6 +366,36 @@ class RouteFaithfulness(JsonResult):
             random_necessity=random_necessity,
             random_sufficiency=effects("random_sufficiency", len(random_necessity)),
         )
+
+    def table(self) -> list[tuple[str, float | str | None, float | str | None]]:
+        """What the app and the exported page show, per row (what, the route, the random edge sets): the drop
+        and the kept share of the probability, the edge sets' sizes and weights, and the logit differences when
+        a contrast token was given. Numbers are raw (each shows them in its own format)."""
+        summary = self.summary()
+
+        def mean_logit_diff(effects: list[EdgeSetEffect]) -> float | None:
+            values = [e.logit_diff for e in effects if e.logit_diff is not None]
+            return sum(values) / len(values) if values else None
+
+        rows: list[tuple[str, float | str | None, float | str | None]] = [
+            ("necessity: drop of p", summary["necessity_drop"], summary["random_necessity_drop"]),
+            ("sufficiency: share of p kept", summary["sufficiency_kept"], summary["random_sufficiency_kept"]),
+            (
+                "edges (total weight)",
+                f"{self.necessity.n_edges} ({self.necessity.total_weight:.3g})",
+                ", ".join(f"{e.total_weight:.3g}" for e in self.random_necessity) or "—",
+            ),
+        ]
+        if self.logit_diff_clean is not None:
+            rows += [
+                ("logit difference, edges removed", self.necessity.logit_diff, mean_logit_diff(self.random_necessity)),
+                (
+                    "logit difference, only these edges kept",
+                    self.sufficiency.logit_diff,
+                    mean_logit_diff(self.random_sufficiency),
+                ),
+            ]
+        return rows
 
     def summary(self) -> dict[str, float | None]:
         """Drops (necessity) and kept shares (sufficiency) of the probability, route vs mean of random sets."""
@@ -417,7 +447,7 @@ class FaithfulnessResult(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Check every field; the deletion and insertion curves have one point per curve fraction each."""
-        f = ObjectReader(cls._fields_of(data, path), path)
+        f = cls._reader(data, path)
         deletion = f.list_of("deletion_curve", expect_share)
         return cls(
             provenance=_provenance(f),
