@@ -1,4 +1,8 @@
-"""What an attribution request will cost, in model passes, estimated before anything runs.
+"""What a request will cost, in model passes, estimated before anything runs.
+
+Attribution runs are estimated from the method's algorithm (below); contribution graphs, ablations,
+patching sweeps, route tests and ERASER faithfulness from theirs (see the functions after
+:func:`check_cost`: a patching sweep or a faithfulness evaluation is counted exactly).
 
 A *model pass* is one evaluation of the model over the whole sequence: a forward pass, or a forward
 and backward pass for gradient methods. The estimate counts them from the method's documented
