@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison
@@ -188,6 +187,8 @@ def rank_correlation(a: AttributionResult, b: AttributionResult) -> float:
     out); results from differently tokenising models are compared on word-level scores. NaN when
     undefined (fewer than two cells, or one side constant).
     """
+    from scipy.stats import spearmanr  # 2 s to import: not for readers of saved runs (the corpus report)
+
     left, right = _shared_cells(a, b)
     if left.size < 2 or np.ptp(left) == 0 or np.ptp(right) == 0:
         return math.nan

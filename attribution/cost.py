@@ -1,4 +1,8 @@
-"""What an attribution request will cost, in model passes, estimated before anything runs.
+"""What a request will cost, in model passes, estimated before anything runs.
+
+Attribution runs are estimated from the method's algorithm (below); contribution graphs, ablations,
+patching sweeps, route tests and ERASER faithfulness from theirs (see the functions after
+:func:`check_cost`: a patching sweep or a faithfulness evaluation is counted exactly).
 
 A *model pass* is one evaluation of the model over the whole sequence: a forward pass, or a forward
 and backward pass for gradient methods. The estimate counts them from the method's documented
@@ -31,13 +35,14 @@ time budget (:mod:`attribution.budget`) behind it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from attribution.capabilities import METHODS
 from attribution.errors import CostLimitError, InvalidInputError
 from attribution.models import LoadedModel, prompt_with_continuation
+from attribution.results import AttributionResult
 
 #: Parameter defaults of the methods whose cost depends on them (Captum's, or Inseq's where it overrides).
 PARAM_DEFAULTS: dict[str, tuple[str, int]] = {
@@ -57,15 +62,17 @@ PER_INPUT_TOKEN = frozenset({"sequential_integrated_gradients", "occlusion"})
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """The estimated cost of one attribution run."""
+    """The estimated cost of one run (an attribution, a patching sweep, a faithfulness evaluation...)."""
 
     label: str  # what runs, e.g. "integrated_gradients on gpt2"
     steps: int  # attributed target tokens (an upper bound when the output is generated)
     input_tokens: int  # tokens a step reads at most (source + target side)
     passes: int  # model passes in all (forward, or forward + backward)
+    detail: str = ""  # what the passes are spent on, when not one per explained token
 
     def describe(self) -> str:
-        return f"{self.label}: about {self.passes:,} model passes ({self.steps} token(s) to explain)"
+        what = self.detail or f"{self.steps} token(s) to explain"
+        return f"{self.label}: about {self.passes:,} model passes ({what})"
 
 
 def passes_per_step(method: str, *, input_tokens: int, n_layers: int, params: Mapping[str, Any] | None = None) -> int:
@@ -134,8 +141,16 @@ def estimate_attribution_cost(
     return CostEstimate(f"{method} on {loaded.model_id}", steps, input_tokens, max(passes, 1))
 
 
+#: What to try when an attribution request is over the cap.
+ATTRIBUTION_HINT = "Use a shorter text or target, fewer methods, or a cheaper method (saliency, attention)."
+
+
 def check_cost(
-    estimates: CostEstimate | Iterable[CostEstimate], max_passes: int | None, *, what: str = "This request"
+    estimates: CostEstimate | Iterable[CostEstimate],
+    max_passes: int | None,
+    *,
+    what: str = "This request",
+    hint: str = ATTRIBUTION_HINT,
 ) -> int:
     """The total passes of ``estimates``; :class:`CostLimitError` naming the cap when it is over ``max_passes``."""
     estimates = [estimates] if isinstance(estimates, CostEstimate) else list(estimates)
@@ -144,7 +159,105 @@ def check_cost(
         costly = max(estimates, key=lambda estimate: estimate.passes)
         raise CostLimitError(
             f"{what} would need about {total:,} model passes; this deployment allows at most {max_passes:,} per "
-            f"request (the largest part: {costly.describe()}). Use a shorter text or target, fewer methods, or a "
-            "cheaper method (saliency, attention)."
+            f"request (the largest part: {costly.describe()}). {hint}"
         )
     return total
+
+
+# ------------------------------------------------------------------------------- graphs and interventions
+#
+# Interventions run the model forward on edited activations; a batch of B edited runs counts B passes
+# (one per row: batching saves time, not work). Counts follow each algorithm exactly where it is known
+# before running (patched cells, perturbed inputs), and bound the token counts when the target is
+# generated.
+
+#: A contribution graph (the forward pass and the decomposition of every block) in model passes: the
+#: routes of every token cost 1.1-6.7x one forward pass on GPT-2 small at T = 16...1024 (README, "Speed
+#: and memory"); 4 covers inputs up to a few hundred tokens.
+GRAPH_PASSES = 4
+INTERVENTION_HINT = "Use a shorter text or target, or fewer components."
+
+
+def sequence_lengths(loaded: LoadedModel, text: str, target: str | None) -> tuple[int, int, int]:
+    """(source tokens, decoder tokens, generated tokens) the contribution graph and interventions read.
+
+    Decoder-only models read the prompt and its continuation (``target``). Seq2seq models read the
+    source and the decoder start token plus the target, generated greedily (at most the graph's
+    ``MAX_GENERATED_TOKENS``) when none is given: then its length is an upper bound and generating it
+    costs one pass per token.
+    """
+    from attribution.contributions.graph import MAX_GENERATED_TOKENS
+
+    if loaded.kind == "causal":
+        return 0, loaded.count_tokens(prompt_with_continuation(text, target) if target else text), 0
+    source = loaded.count_tokens(text)
+    if target:
+        return source, 1 + len(loaded.tokenizer(text_target=target)["input_ids"]), 0
+    generated = min(MAX_GENERATED_TOKENS, (loaded.max_input_tokens or MAX_GENERATED_TOKENS + 1) - 1)
+    return source, 1 + generated, generated
+
+
+def estimate_graph_cost(loaded: LoadedModel, text: str, *, target: str | None = None) -> CostEstimate:
+    """A contribution graph of ``text``: :data:`GRAPH_PASSES`, plus generating a missing seq2seq target."""
+    source, decoder, generated = sequence_lengths(loaded, text, target)
+    return CostEstimate(
+        f"contribution graph on {loaded.model_id}", 1, source + decoder, GRAPH_PASSES + generated, "graph"
+    )
+
+
+def estimate_intervention_cost(
+    loaded: LoadedModel, text: str, *, target: str | None = None, references: int = 1, redraw_graph: bool = False
+) -> CostEstimate:
+    """:func:`attribution.interventions.intervene`: the ``references`` runs recorded (a counterfactual, or
+    mean-ablation references), the clean and the edited run; ``redraw_graph`` adds the route after it."""
+    source, decoder, generated = sequence_lengths(loaded, text, target)
+    passes = references + 2 + generated + (GRAPH_PASSES if redraw_graph else 0)
+    return CostEstimate(f"intervention on {loaded.model_id}", 1, source + decoder, passes, "ablation")
+
+
+def estimate_patching_cost(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    target: str | None = None,
+    maps: Sequence[str] | None = None,
+    exact: bool = True,
+    approximate: bool = True,
+) -> CostEstimate:
+    """:func:`attribution.interventions.patching_sweep`: one patched run per cell of every map (exact), three
+    passes for attribution patching, and the clean, counterfactual and timing runs."""
+    from attribution.contributions.adapters import architecture_spec
+    from attribution.interventions.inputs import shape_for
+    from attribution.interventions.sweeps import map_cells, map_names
+
+    source, decoder, generated = sequence_lengths(loaded, text, target)
+    spec = architecture_spec(loaded.model)
+    shape = shape_for(spec, n_encoder=source if spec.encoder_blocks else 0, n_decoder=decoder)
+    cells = sum(rows * columns for rows, columns in (map_cells(shape, name) for name in map_names(spec, maps)))
+    passes = 3 + (cells if exact else 0) + (3 if approximate else 0) + generated
+    return CostEstimate(
+        f"patching sweep on {loaded.model_id}", 1, source + decoder, passes, f"{cells:,} patched components"
+    )
+
+
+def estimate_route_cost(
+    loaded: LoadedModel, text: str, *, target: str | None = None, seeds: int = 5, build_graph: bool = True
+) -> CostEstimate:
+    """:func:`attribution.interventions.route_faithfulness`: the graph (unless given), the edge weights (a
+    second decomposition), the clean run and two batches of the route plus ``seeds`` random edge sets."""
+    source, decoder, generated = sequence_lengths(loaded, text, target)
+    passes = (GRAPH_PASSES if build_graph else 0) + GRAPH_PASSES + 1 + 2 * (1 + seeds) + generated
+    return CostEstimate(
+        f"route faithfulness on {loaded.model_id}", 1, source + decoder, passes, f"the route and {seeds} random sets"
+    )
+
+
+def estimate_faithfulness_cost(result: AttributionResult, *, random_seeds: int) -> CostEstimate:
+    """:func:`attribution.interventions.attribution_faithfulness` of ``result``: one forward row per perturbed
+    input (:func:`attribution.interventions.faithfulness.count_rows`), exact."""
+    from attribution.interventions.faithfulness import count_rows
+
+    n_tokens = len(result.source_tokens) + len(result.target_tokens)
+    passes = count_rows(result.n_steps, random_seeds)
+    label = f"faithfulness of {result.method} on {result.provenance.model_id}"
+    return CostEstimate(label, result.n_steps, n_tokens, passes, f"{result.n_steps} token(s) explained")

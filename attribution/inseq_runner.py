@@ -42,7 +42,7 @@ from attribution.capabilities import (
     check_method,
     check_request,
 )
-from attribution.errors import InvalidInputError, UnsupportedError
+from attribution.errors import BudgetExceededError, InvalidInputError, UnsupportedError
 from attribution.model_guard import model_state_guard
 from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
 from attribution.results import AttributionResult
@@ -106,20 +106,15 @@ def attribute(
     """
     spec = _check_supported(loaded, method)
     scores = check_request(method, step_scores, target=target, contrast_target=contrast_target)
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens must be a positive whole number, not {max_new_tokens!r}.")
-    text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
-    if target is not None:
-        target = _full_target(loaded, text, target, role="target", max_tokens=max_tokens)
-    if contrast_target is not None:
-        contrast_target = _full_target(loaded, text, contrast_target, role="contrast target", max_tokens=max_tokens)
+    _check_max_new_tokens(max_new_tokens)
+    item = _check_one(loaded, method, 0, text, target, contrast_target, scores, max_tokens)
     return run_checked(
         loaded,
         spec,
-        text,
-        target=target,
+        item.text,
+        target=item.target,
         step_scores=scores,
-        contrast_target=contrast_target,
+        contrast_target=item.contrast,
         method_params=dict(method_params or {}),
         max_new_tokens=max_new_tokens,
         progress=progress or (lambda done, total, message="": None),
@@ -141,18 +136,16 @@ def run_checked(
     """Run ``spec`` on already validated inputs (causal targets already start with the prompt).
 
     Separate from :func:`attribute` so that tests can run a refused method anyway and check that
-    the refusal is still needed and that a failure leaves the model untouched.
+    the refusal is still needed and that a failure leaves the model untouched. The very run
+    :func:`attribute_batch` makes, for a batch of one.
     """
-    with loaded.lock, model_state_guard(loaded):
-        if target is None:
-            progress(0, 1, "generating")
-            target = _generate(loaded, text, max_new_tokens)
-        inseq_model = _wrap_model(loaded)
-        try:
-            contrasts = None if contrast_target is None else [contrast_target]
-            return _run(loaded, inseq_model, spec, [text], [target], step_scores, contrasts, method_params, progress)[0]
-        finally:
-            _unhook(inseq_model)
+    item = _Checked(0, text, target, contrast_target)
+    return _run_batch(loaded, spec, [item], step_scores, method_params, max_new_tokens, progress)[0]
+
+
+def _check_max_new_tokens(max_new_tokens: int) -> None:
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InvalidInputError(f"max_new_tokens must be a positive whole number, not {max_new_tokens!r}.")
 
 
 def batch_exact(loaded: LoadedModel, method: str) -> bool:
@@ -193,15 +186,15 @@ def attribute_batch(
     not stop the others); the valid ones are attributed ``batch_size`` at a time in one Inseq call
     where that gives the numbers each gets alone (:func:`batch_exact`), else one at a time. A batch
     that fails as a whole is retried input by input, so a failure lands on the input that caused it.
-    Errors about the request itself (unknown method or step score, bad parameters) are raised.
+    Errors about the request itself (unknown method or step score, bad parameters) are raised, and so is a
+    time budget running out (:class:`~attribution.errors.BudgetExceededError`: no input is to blame).
     """
     spec = _check_supported(loaded, method)
     names = check_request(method, step_scores, target="", contrast_target="")  # names; contrasts: per input
     params = dict(method_params or {})
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens must be a positive whole number, not {max_new_tokens!r}.")
+    _check_max_new_tokens(max_new_tokens)
     n = len(texts)
     targets = list(targets) if targets is not None else [None] * n
     contrasts = list(contrast_targets) if contrast_targets is not None else [None] * n
@@ -220,8 +213,8 @@ def attribute_batch(
             results: list[AttributionResult | Exception] = list(
                 _run_batch(loaded, spec, batch, names, params, max_new_tokens)
             )
-        except InvalidInputError:
-            raise  # a parameter the method does not accept: the same for every input
+        except (InvalidInputError, BudgetExceededError):
+            raise  # a parameter the method does not accept (the same for every input), or the run's time is up
         except Exception as error:
             if len(batch) == 1:
                 results = [error]
@@ -283,6 +276,8 @@ def _run_one(
 ) -> AttributionResult | Exception:
     try:
         return _run_batch(loaded, spec, [item], step_scores, params, max_new_tokens)[0]
+    except BudgetExceededError:
+        raise  # not this input's failure: the whole run is out of time
     except Exception as error:
         return error
 
@@ -294,10 +289,16 @@ def _run_batch(
     step_scores: list[str],
     params: dict[str, Any],
     max_new_tokens: int,
+    progress: Progress = lambda done, total, message="": None,
 ) -> list[AttributionResult]:
-    """Run ``spec`` on checked inputs in one Inseq call (generating the missing targets first)."""
+    """Run ``spec`` on checked inputs in one Inseq call (generating the missing targets first).
+
+    Holds ``loaded.lock``; the state guard removes whatever Inseq or Captum leave on the model.
+    """
     with loaded.lock, model_state_guard(loaded):
         texts = [item.text for item in batch]
+        if any(item.target is None for item in batch):
+            progress(0, 1, "generating")
         targets = [item.target or _generate(loaded, item.text, max_new_tokens) for item in batch]
         contrasts = [item.contrast for item in batch]
         inseq_model = _wrap_model(loaded)
@@ -311,7 +312,7 @@ def _run_batch(
                 step_scores,
                 None if contrasts[0] is None else contrasts,  # type: ignore[arg-type]
                 params,
-                lambda done, total, message="": None,
+                progress,
             )
         finally:
             _unhook(inseq_model)

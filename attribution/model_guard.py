@@ -79,3 +79,14 @@ def _remove_new_hooks(model: torch.nn.Module, hooks_before: dict[int, dict[str, 
                     getattr(module, flag_name, {}).pop(key, None)
                 removed += 1
     return removed
+
+
+@contextmanager
+def exclusive_use(loaded: LoadedModel) -> Iterator[None]:
+    """Use the shared model alone and leave it as it was: its lock, :func:`model_state_guard`, and every weight
+    accelerate offloaded made resident (code that reads weights directly, as the interventions' engine does,
+    must not see the ``meta`` tensors an offloaded module holds between its forward calls)."""
+    from attribution.offload import offloaded_weights_loaded
+
+    with loaded.lock, model_state_guard(loaded), offloaded_weights_loaded(loaded.model):
+        yield

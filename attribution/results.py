@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
 from attribution.errors import InvalidInputError, ResultFormatError
 from attribution.validation import (
+    ObjectReader,
     expect_bool,
     expect_choice,
     expect_free_form,
@@ -33,7 +34,9 @@ from attribution.validation import (
     expect_str,
     expect_str_list,
     expect_str_map,
+    expect_tuple,
     fail,
+    field_path,
     get_field,
     parse_json_text,
     read_json_file,
@@ -66,13 +69,13 @@ def utc_now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
-def _matrix_to_json(matrix: np.ndarray | None) -> list[list[float | None]] | None:
+def matrix_to_json(matrix: np.ndarray | None) -> list[list[float | None]] | None:
     if matrix is None:
         return None
     return [[None if math.isnan(v) else float(v) for v in row] for row in np.asarray(matrix, dtype=float)]
 
 
-def _matrix_from_json(rows: list[list[float | None]] | None, n_columns: int) -> np.ndarray | None:
+def matrix_from_json(rows: list[list[float | None]] | None, n_columns: int) -> np.ndarray | None:
     if rows is None:
         return None
     if not rows:
@@ -80,8 +83,55 @@ def _matrix_from_json(rows: list[list[float | None]] | None, n_columns: int) -> 
     return np.array([[math.nan if v is None else v for v in row] for row in rows], dtype=float)
 
 
-def _key(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+class JsonResult:
+    """What every result class shares: a ``schema`` name in its JSON, and reading / writing that JSON.
+
+    Reading is always checked: :meth:`from_json` takes JSON *text* (never a path: what a request
+    sends), :meth:`from_file` a saved file (the CLI and the Python API); both bound the size before
+    parsing, and ``from_dict`` (each class's own) checks every field with the readers of
+    :mod:`attribution.validation`, so a malformed JSON is one :class:`ResultFormatError` naming the field.
+    """
+
+    SCHEMA: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, "schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
+        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
+        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
+        """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
+        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
+
+    @classmethod
+    def _reader(cls, data: Any, path: str) -> ObjectReader:
+        """A reader of ``data``'s fields, once it is an object of this class's schema (not newer than this reads)."""
+        data = expect_object(data, path or "result")
+        schema = data.get("schema")
+        if schema != cls.SCHEMA:
+            shown = repr(schema) if isinstance(schema, str) and len(schema) < 40 else type(schema).__name__
+            raise ResultFormatError(f"expected a {cls.SCHEMA!r} JSON, got schema {shown}")
+        version = expect_int(data.get("schema_version", 0), field_path(path, "schema_version"), minimum=0)
+        if version > SCHEMA_VERSION:
+            raise ResultFormatError(
+                f"this {cls.SCHEMA} was written by a newer Attribution Explorer "
+                f"(schema {version} > {SCHEMA_VERSION}); upgrade to read it"
+            )
+        return ObjectReader(data, path)
 
 
 @dataclass
@@ -115,7 +165,7 @@ class Provenance:
 
 
 @dataclass
-class AttributionResult:
+class AttributionResult(JsonResult):
     """One feature-attribution run (Inseq) on one input.
 
     Token layout follows Inseq. ``target_tokens`` is the whole target side: for a causal model the
@@ -130,6 +180,8 @@ class AttributionResult:
     - ``source_word_ids`` / ``target_word_ids``: per token, the index of the whitespace word of the
       input text it belongs to (``None`` for special tokens), used to merge subwords into words.
     """
+
+    SCHEMA: ClassVar[str] = "attribution-result"
 
     provenance: Provenance
     method: str
@@ -163,36 +215,32 @@ class AttributionResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["source_scores"] = _matrix_to_json(self.source_scores)
-        data["target_scores"] = _matrix_to_json(self.target_scores)
+        data["source_scores"] = matrix_to_json(self.source_scores)
+        data["target_scores"] = matrix_to_json(self.target_scores)
         data["step_scores"] = {
             name: [None if math.isnan(v) else float(v) for v in values] for name, values in self.step_scores.items()
         }
-        return {"schema": "attribution-result", "schema_version": SCHEMA_VERSION, **data}
+        return {"schema": self.SCHEMA, "schema_version": SCHEMA_VERSION, **data}
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every field (:class:`ResultFormatError` names the first bad one)."""
-        data = _check_schema(data, "attribution-result", path)
+        fields = cls._reader(data, path)
+        get, at = fields.get, fields.at
 
-        def get(name: str, default: Any = ...) -> Any:
-            return get_field(data, name, path, default=default)
-
-        source_tokens = expect_str_list(get("source_tokens"), _key(path, "source_tokens"))
-        target_tokens = expect_str_list(get("target_tokens"), _key(path, "target_tokens"))
-        start = expect_int(
-            get("attributed_start"), _key(path, "attributed_start"), minimum=0, maximum=len(target_tokens)
-        )
+        source_tokens = expect_str_list(get("source_tokens"), at("source_tokens"))
+        target_tokens = expect_str_list(get("target_tokens"), at("target_tokens"))
+        start = expect_int(get("attributed_start"), at("attributed_start"), minimum=0, maximum=len(target_tokens))
         n_steps = len(target_tokens) - start
         source_rows = expect_number_matrix(
-            get("source_scores"), _key(path, "source_scores"), (len(source_tokens), n_steps), optional=True
+            get("source_scores"), at("source_scores"), (len(source_tokens), n_steps), optional=True
         )
         target_rows = expect_number_matrix(
-            get("target_scores"), _key(path, "target_scores"), (len(target_tokens), n_steps), optional=True
+            get("target_scores"), at("target_scores"), (len(target_tokens), n_steps), optional=True
         )
         step_scores = expect_str_map(
             get("step_scores", {}),
-            _key(path, "step_scores"),
+            at("step_scores"),
             lambda values, where: expect_list_of(
                 values,
                 where,
@@ -201,37 +249,24 @@ class AttributionResult:
                 per="attributed step",
             ),
         )
-        method_params = expect_free_form(get("method_params", {}), _key(path, "method_params"))
-        expect_object(method_params, _key(path, "method_params"))
+        method_params = expect_free_form(get("method_params", {}), at("method_params"))
+        expect_object(method_params, at("method_params"))
         return cls(
-            provenance=Provenance.from_dict(get("provenance"), _key(path, "provenance")),
-            method=expect_str(get("method"), _key(path, "method")),
+            provenance=Provenance.from_dict(get("provenance"), at("provenance")),
+            method=expect_str(get("method"), at("method")),
             method_params=method_params,
-            source_text=expect_str(get("source_text"), _key(path, "source_text")),
-            target_text=expect_str(get("target_text"), _key(path, "target_text")),
+            source_text=expect_str(get("source_text"), at("source_text")),
+            target_text=expect_str(get("target_text"), at("target_text")),
             source_tokens=source_tokens,
             target_tokens=target_tokens,
             attributed_start=start,
-            source_scores=_matrix_from_json(source_rows, n_steps),
-            target_scores=_matrix_from_json(target_rows, n_steps),
+            source_scores=matrix_from_json(source_rows, n_steps),
+            target_scores=matrix_from_json(target_rows, n_steps),
             step_scores=step_scores,
-            contrast_target=expect_str(get("contrast_target", None), _key(path, "contrast_target"), optional=True),
-            source_word_ids=_word_ids(get("source_word_ids", None), _key(path, "source_word_ids"), source_tokens),
-            target_word_ids=_word_ids(get("target_word_ids", None), _key(path, "target_word_ids"), target_tokens),
+            contrast_target=expect_str(get("contrast_target", None), at("contrast_target"), optional=True),
+            source_word_ids=_word_ids(get("source_word_ids", None), at("source_word_ids"), source_tokens),
+            target_word_ids=_word_ids(get("target_word_ids", None), at("target_word_ids"), target_tokens),
         )
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        return _dump(self.to_dict(), path)
-
-    @classmethod
-    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
-        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
-        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
-        """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
-        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
 
 def _word_ids(value: Any, path: str, tokens: list[str]) -> list[int | None] | None:
@@ -288,13 +323,15 @@ class GraphEdge:
 
 
 @dataclass
-class ContributionGraph:
+class ContributionGraph(JsonResult):
     """Information-flow routes (Ferrando & Voita, 2024) for one input.
 
     Holds the union of the routes from each token in ``root_tokens`` (decoder-side token indices)
     at ``threshold``: every stored edge has ``weight >= threshold``, so a viewer can re-filter at
     any higher threshold by walking down from a root again.
     """
+
+    SCHEMA: ClassVar[str] = "contribution-graph"
 
     provenance: Provenance
     source_text: str
@@ -352,73 +389,51 @@ class ContributionGraph:
             self, threshold=threshold, nodes=[by_id[i] for i in order if i in by_id], edges=edges
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": "contribution-graph", "schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
-
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every field and that edges join nodes of this graph."""
-        data = _check_schema(data, "contribution-graph", path)
+        fields = cls._reader(data, path)
+        get, at = fields.get, fields.at
 
-        def get(name: str, default: Any = ...) -> Any:
-            return get_field(data, name, path, default=default)
-
-        source_tokens = expect_str_list(get("source_tokens"), _key(path, "source_tokens"))
-        target_tokens = expect_str_list(get("target_tokens"), _key(path, "target_tokens"))
-        n_layers = expect_int(get("n_layers"), _key(path, "n_layers"), minimum=0)
-        n_encoder_layers = expect_int(get("n_encoder_layers", 0), _key(path, "n_encoder_layers"), minimum=0)
-        n_heads = expect_int(get("n_heads"), _key(path, "n_heads"), minimum=1)
+        source_tokens = expect_str_list(get("source_tokens"), at("source_tokens"))
+        target_tokens = expect_str_list(get("target_tokens"), at("target_tokens"))
+        n_layers = expect_int(get("n_layers"), at("n_layers"), minimum=0)
+        n_encoder_layers = expect_int(get("n_encoder_layers", 0), at("n_encoder_layers"), minimum=0)
+        n_heads = expect_int(get("n_heads"), at("n_heads"), minimum=1)
         tokens = {"encoder": len(source_tokens), "decoder": len(target_tokens)}
         layers = {"encoder": n_encoder_layers, "decoder": n_layers}
-        nodes = expect_list_of(
-            get("nodes"), _key(path, "nodes"), lambda n, at: _read_node(n, at, tokens=tokens, layers=layers)
-        )
+        nodes = expect_list_of(get("nodes"), at("nodes"), lambda n, at: _read_node(n, at, tokens=tokens, layers=layers))
         node_ids: set[str] = set()
         for i, node in enumerate(nodes):
             if node.id in node_ids:
-                raise fail(f"{_key(path, 'nodes')}[{i}].id", f"repeats node id {node.id!r}")
+                raise fail(f"{at('nodes')}[{i}].id", f"repeats node id {node.id!r}")
             node_ids.add(node.id)
         edges = expect_list_of(
-            get("edges"), _key(path, "edges"), lambda e, at: _read_edge(e, at, node_ids=node_ids, n_heads=n_heads)
+            get("edges"), at("edges"), lambda e, at: _read_edge(e, at, node_ids=node_ids, n_heads=n_heads)
         )
-        threshold = expect_number(get("threshold"), _key(path, "threshold"))
+        threshold = expect_number(get("threshold"), at("threshold"))
         if not 0.0 <= threshold < 1.0:
-            raise fail(_key(path, "threshold"), f"must be in [0, 1), not {threshold}")
+            raise fail(at("threshold"), f"must be in [0, 1), not {threshold}")
         return cls(
-            provenance=Provenance.from_dict(get("provenance"), _key(path, "provenance")),
-            source_text=expect_str(get("source_text"), _key(path, "source_text")),
-            target_text=expect_str(get("target_text"), _key(path, "target_text")),
+            provenance=Provenance.from_dict(get("provenance"), at("provenance")),
+            source_text=expect_str(get("source_text"), at("source_text")),
+            target_text=expect_str(get("target_text"), at("target_text")),
             source_tokens=source_tokens,
             target_tokens=target_tokens,
             n_layers=n_layers,
             n_heads=n_heads,
             threshold=threshold,
-            renormalized=expect_bool(get("renormalized"), _key(path, "renormalized")),
+            renormalized=expect_bool(get("renormalized"), at("renormalized")),
             root_tokens=expect_list_of(
                 get("root_tokens"),
-                _key(path, "root_tokens"),
+                at("root_tokens"),
                 lambda v, at: expect_int(v, at, minimum=-len(target_tokens), maximum=len(target_tokens) - 1),
             ),
             nodes=nodes,
             edges=edges,
             n_encoder_layers=n_encoder_layers,
-            final_norm_in_logit_lens=expect_bool(
-                get("final_norm_in_logit_lens", True), _key(path, "final_norm_in_logit_lens")
-            ),
+            final_norm_in_logit_lens=expect_bool(get("final_norm_in_logit_lens", True), at("final_norm_in_logit_lens")),
         )
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        return _dump(self.to_dict(), path)
-
-    @classmethod
-    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
-        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
-        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
-        """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
-        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
 
 
 NODE_KINDS = ("embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn")
@@ -427,11 +442,9 @@ SIDES = ("encoder", "decoder")
 
 
 def _pairs(value: Any, path: str, read_item: Any) -> list[tuple[Any, float]]:
-    def pair(item: Any, at: str) -> tuple[Any, float]:
-        expect_list(item, at, length=2, per="item and value")
-        return read_item(item[0], f"{at}[0]"), expect_number(item[1], f"{at}[1]")
-
-    return expect_list_of(value, path, pair)
+    return expect_list_of(
+        value, path, lambda item, at: expect_tuple(item, at, (read_item, expect_number), per="item and value")
+    )
 
 
 def _read_node(data: Any, path: str, *, tokens: dict[str, int], layers: dict[str, int]) -> GraphNode:
@@ -476,7 +489,7 @@ def _read_edge(data: Any, path: str, *, node_ids: set[str], n_heads: int) -> Gra
 
 
 @dataclass
-class Comparison:
+class Comparison(JsonResult):
     """Several attribution results on the same input, with agreement numbers.
 
     ``labels[i]`` names ``results[i]`` (e.g. "saliency" or "opus-mt / attention").
@@ -486,6 +499,8 @@ class Comparison:
     word level) when one is given, else ``None``.
     """
 
+    SCHEMA: ClassVar[str] = "comparison"
+
     results: list[AttributionResult]
     labels: list[str]
     rank_correlation: list[list[float | None]]
@@ -494,7 +509,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": "comparison",
+            "schema": self.SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "results": [r.to_dict() for r in self.results],
             "labels": self.labels,
@@ -506,58 +521,39 @@ class Comparison:
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every result and that labels and matrices have one entry per result."""
-        data = _check_schema(data, "comparison", path)
+        fields = cls._reader(data, path)
+        get, at = fields.get, fields.at
 
-        def get(name: str, default: Any = ...) -> Any:
-            return get_field(data, name, path, default=default)
-
-        results = expect_list_of(get("results"), _key(path, "results"), AttributionResult.from_dict)
+        results = expect_list_of(get("results"), at("results"), AttributionResult.from_dict)
         n = len(results)
         per = "compared result"
-        aer = expect_list_of(get("aer", []), _key(path, "aer"), lambda v, at: expect_number(v, at, optional=True))
+        aer = expect_list_of(get("aer", []), at("aer"), lambda v, at: expect_number(v, at, optional=True))
         if aer:
-            expect_list(aer, _key(path, "aer"), length=n, per=per)
+            expect_list(aer, at("aer"), length=n, per=per)
         return cls(
             results=results,
-            labels=expect_str_list(get("labels"), _key(path, "labels"), length=n, per=per),
+            labels=expect_str_list(get("labels"), at("labels"), length=n, per=per),
             rank_correlation=expect_list_of(
                 get("rank_correlation"),
-                _key(path, "rank_correlation"),
+                at("rank_correlation"),
                 lambda row, at: expect_list_of(
                     row, at, lambda v, where: expect_number(v, where, optional=True), length=n, per=per
                 ),
                 length=n,
                 per=per,
             ),
-            gold_alignment=expect_str(get("gold_alignment", None), _key(path, "gold_alignment"), optional=True),
+            gold_alignment=expect_str(get("gold_alignment", None), at("gold_alignment"), optional=True),
             aer=aer,
         )
 
-    def to_json(self, path: str | Path | None = None) -> str:
-        return _dump(self.to_dict(), path)
-
-    @classmethod
-    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
-        """Read JSON *text* (never a path: use :meth:`from_file`) of at most ``max_bytes`` (default 64 MiB)."""
-        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
-        """Read a saved JSON file (the CLI and Python API; the Space never reads paths a request names)."""
-        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
-
 
 ResultType = AttributionResult | ContributionGraph | Comparison
-_SCHEMAS: dict[str, type] = {
-    "attribution-result": AttributionResult,
-    "contribution-graph": ContributionGraph,
-    "comparison": Comparison,
-}
+_SCHEMAS: dict[str, type[JsonResult]] = {cls.SCHEMA: cls for cls in (AttributionResult, ContributionGraph, Comparison)}
 
 
-def register_schema(name: str, cls: type) -> None:
-    """Let :func:`load_result` read another result type (interventions register theirs on import)."""
-    _SCHEMAS[name] = cls
+def register_schema(cls: type[JsonResult]) -> None:
+    """Let :func:`load_result` read another result class by its ``SCHEMA`` (interventions register theirs)."""
+    _SCHEMAS[cls.SCHEMA] = cls
 
 
 def load_result(text: str | bytes, *, max_bytes: int | None = None) -> ResultType:
@@ -580,25 +576,3 @@ def _from_any(data: Any) -> ResultType:
             f"not an Attribution Explorer result (schema {shown}); expected one of {', '.join(sorted(_SCHEMAS))}"
         )
     return _SCHEMAS[schema].from_dict(data)
-
-
-def _check_schema(data: Any, expected: str, path: str) -> dict[str, Any]:
-    data = expect_object(data, path or "result")
-    schema = data.get("schema")
-    if schema != expected:
-        shown = repr(schema) if isinstance(schema, str) and len(schema) < 40 else type(schema).__name__
-        raise ResultFormatError(f"expected a {expected!r} JSON, got schema {shown}")
-    version = expect_int(data.get("schema_version", 0), _key(path, "schema_version"), minimum=0)
-    if version > SCHEMA_VERSION:
-        raise ResultFormatError(
-            f"this {expected} was written by a newer Attribution Explorer "
-            f"(schema {version} > {SCHEMA_VERSION}); upgrade to read it"
-        )
-    return data
-
-
-def _dump(data: dict[str, Any], path: str | Path | None) -> str:
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-    if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
-    return text

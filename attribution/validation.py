@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,11 @@ def expect_object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
+def field_path(prefix: str, name: str) -> str:
+    """The error-message path of field ``name`` inside the object at ``prefix`` ("" at the top)."""
+    return f"{prefix}.{name}" if prefix else name
+
+
 def get_field(obj: dict[str, Any], key: str, path: str, *, default: Any = ...) -> Any:
     """``obj[key]``; a missing key is an error unless a ``default`` is given."""
     if key in obj:
@@ -140,12 +145,23 @@ def expect_int(value: Any, path: str, *, minimum: int | None = None, maximum: in
     return value
 
 
-def expect_number(value: Any, path: str, *, optional: bool = False) -> float | None:
+def expect_number(
+    value: Any, path: str, *, optional: bool = False, minimum: float | None = None, maximum: float | None = None
+) -> float | None:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _wrong(path, "a number" + (" or null" if optional else ""), value)
+    if minimum is not None and value < minimum:
+        raise fail(path, f"must be at least {minimum:g}, not {value:g}")
+    if maximum is not None and value > maximum:
+        raise fail(path, f"must be at most {maximum:g}, not {value:g}")
     return float(value)
+
+
+def expect_share(value: Any, path: str, *, optional: bool = False) -> float | None:
+    """A number in [0, 1]: a probability, a fraction, a proximity weight."""
+    return expect_number(value, path, optional=optional, minimum=0.0, maximum=1.0)
 
 
 def expect_bool(value: Any, path: str) -> bool:
@@ -192,12 +208,21 @@ def expect_list_of(
     return [read(item, f"{path}[{i}]") for i, item in enumerate(items)]
 
 
+def expect_tuple(value: Any, path: str, readers: Sequence[Callable[[Any, str], Any]], *, per: str) -> tuple:
+    """A fixed-length list read as a tuple, its i-th entry by ``readers[i]`` (``per`` names the entries)."""
+    items = expect_list(value, path, length=len(readers), per=per)
+    return tuple(read(item, f"{path}[{i}]") for i, (read, item) in enumerate(zip(readers, items, strict=True)))
+
+
 def expect_str_list(value: Any, path: str, *, length: int | None = None, per: str = "") -> list[str]:
     return expect_list_of(value, path, expect_str, length=length, per=per)
 
 
-def expect_number_matrix(value: Any, path: str, shape: tuple[int, int], *, optional: bool = False) -> list | None:
-    """``shape[0]`` rows of ``shape[1]`` numbers or nulls (a fast loop: matrices are the bulk of a result)."""
+def expect_number_matrix(
+    value: Any, path: str, shape: tuple[int, int], *, optional: bool = False, per: str = "attributed step"
+) -> list | None:
+    """``shape[0]`` rows of ``shape[1]`` numbers or nulls, one per ``per`` (a fast loop: matrices are the bulk
+    of a result)."""
     rows = expect_list(value, path, optional=optional)
     if rows is None:
         return None
@@ -208,7 +233,7 @@ def expect_number_matrix(value: Any, path: str, shape: tuple[int, int], *, optio
         if type(row) is not list:
             raise _wrong(f"{path}[{i}]", "a list", row)
         if len(row) != n_cols:
-            raise fail(f"{path}[{i}]", f"must have {n_cols} values (one per attributed step), not {len(row)}")
+            raise fail(f"{path}[{i}]", f"must have {n_cols} values (one per {per}), not {len(row)}")
         for j, cell in enumerate(row):
             kind = type(cell)
             if kind is not float and kind is not int and cell is not None:
@@ -240,6 +265,58 @@ def expect_free_form(value: Any, path: str, *, depth: int = MAX_FREE_FORM_DEPTH)
             for key, item in value.items()
         }
     raise _wrong(path, "JSON", value)
+
+
+class ObjectReader:
+    """Reads the fields of one JSON object with the ``expect_*`` readers, each error naming ``path.field``.
+
+    ``reader.text("model_id")`` is ``expect_str(obj["model_id"], "provenance.model_id")``; a missing
+    field is an error unless the field is optional (then it reads as null).
+    """
+
+    def __init__(self, data: Any, path: str) -> None:
+        self.data = expect_object(data, path or "result")
+        self.path = path
+
+    def at(self, name: str) -> str:
+        return field_path(self.path, name)
+
+    def get(self, name: str, default: Any = ...) -> Any:
+        return get_field(self.data, name, self.path, default=default)
+
+    def _value(self, name: str, optional: bool) -> Any:
+        return self.get(name, None) if optional else self.get(name)
+
+    def text(self, name: str, *, optional: bool = False) -> str | None:
+        return expect_str(self._value(name, optional), self.at(name), optional=optional)
+
+    def texts(self, name: str, *, length: int | None = None, per: str = "") -> list[str]:
+        return expect_str_list(self.get(name), self.at(name), length=length, per=per)
+
+    def number(
+        self, name: str, *, optional: bool = False, minimum: float | None = None, maximum: float | None = None
+    ) -> float | None:
+        return expect_number(
+            self._value(name, optional), self.at(name), optional=optional, minimum=minimum, maximum=maximum
+        )
+
+    def share(self, name: str, *, optional: bool = False) -> float | None:
+        return expect_share(self._value(name, optional), self.at(name), optional=optional)
+
+    def whole(
+        self, name: str, *, optional: bool = False, minimum: int | None = None, maximum: int | None = None
+    ) -> int | None:
+        value = self._value(name, optional)
+        return (
+            None if value is None and optional else expect_int(value, self.at(name), minimum=minimum, maximum=maximum)
+        )
+
+    def choice(self, name: str, choices: Iterable[str], *, optional: bool = False) -> str | None:
+        value = self._value(name, optional)
+        return None if value is None and optional else expect_choice(value, self.at(name), choices)
+
+    def list_of(self, name: str, read: Callable[[Any, str], Any], *, length: int | None = None, per: str = "") -> list:
+        return expect_list_of(self.get(name), self.at(name), read, length=length, per=per)
 
 
 # ------------------------------------------------------------------------------------------------- text

@@ -70,7 +70,7 @@ def requests_mix(graph_json: str, result_json: str) -> dict[str, tuple[float, Ca
             lambda url: call(url, "compare", SOURCE, ["tiny-synth-translate"], ["saliency", "attention"], TARGET, GOLD),
             True,
         ),
-        "export (HTML page)": (2, lambda url: call(url, "export", "Attribute", PAGE, result_json, "", ""), True),
+        "export (HTML page)": (2, lambda url: call(url, "export", "Attribute", PAGE, result_json, "", "", ""), True),
         "refused JSON (/dev/zero as a graph)": (1, lambda url: call(url, "graph_node", "/dev/zero", None), False),
     }
 

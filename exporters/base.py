@@ -1,6 +1,7 @@
 """The exporter plugin interface and its registry.
 
-An exporter turns a result (``AttributionResult``, ``ContributionGraph`` or ``Comparison``) into an
+An exporter turns a result (``AttributionResult``, ``ContributionGraph``, ``Comparison``, an
+intervention result, or a corpus run read back with :func:`attribution.corpus.load_run`) into an
 :class:`Export`. Exporters are found by name in the Python entry-point group
 ``attribution_explorer.exporters`` (the built-in Bokeh exporter is declared there too), so a third
 party adds one by declaring ``[project.entry-points."attribution_explorer.exporters"]`` in its own
@@ -15,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from attribution.corpus.runfolder import CorpusRun, is_run_folder, load_run
 from attribution.errors import AttributionExplorerError, InvalidInputError, ResultFormatError
 from attribution.interventions.results import FaithfulnessResult, InterventionResult, PatchingResult, RouteFaithfulness
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result_file
@@ -35,6 +37,7 @@ _KIND_BY_TYPE: dict[type, str] = {
     PatchingResult: "patching",
     RouteFaithfulness: "route_faithfulness",
     FaithfulnessResult: "faithfulness",
+    CorpusRun: "corpus",
 }
 
 
@@ -124,10 +127,8 @@ def load_any_result(result: ResultType | str | Path) -> ResultType:
     """
     if isinstance(result, tuple(_KIND_BY_TYPE)):
         return result
-    if type(result).__name__ == "CorpusRun" or (isinstance(result, str | Path) and _is_run_folder(result)):
-        from attribution.corpus.runfolder import load_run
-
-        return result if type(result).__name__ == "CorpusRun" else load_run(result)  # type: ignore[return-value]
+    if isinstance(result, str | Path) and _is_run_folder(result):
+        return load_run(result)  # type: ignore[return-value]
     if isinstance(result, str | Path):
         try:
             return load_result_file(result)
@@ -139,14 +140,14 @@ def load_any_result(result: ResultType | str | Path) -> ResultType:
 def _is_run_folder(path: str | Path) -> bool:
     """A corpus run folder (``attribution-explorer corpus --out``): drawn as a corpus report."""
     try:
-        return (Path(path) / "run.json").is_file()
+        return is_run_folder(path)
     except OSError:  # e.g. a name too long for the file system
         return False
 
 
 def resolve_kind(result: ResultType, kind: str | None) -> str:
     """The figure kind for ``result``: given explicitly (and checked) or inferred from its type."""
-    natural = "corpus" if type(result).__name__ == "CorpusRun" else _KIND_BY_TYPE[type(result)]
+    natural = _KIND_BY_TYPE[type(result)]
     if kind is None:
         return natural
     if kind not in KINDS:

@@ -53,6 +53,7 @@ from bokeh.models import (
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from attribution.corpus.metrics import find_metric
 from attribution.corpus.runfolder import CorpusRun
 from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_value, token_ticks
@@ -100,16 +101,26 @@ def _rows_by_record(run: CorpusRun) -> dict[str, dict[str, dict[str, Any]]]:
     return grouped
 
 
+def _lower_is_better(metric: str) -> bool:
+    """The registry's direction of ``metric`` (a metric this process does not know counts as an error rate)."""
+    known = find_metric(metric)
+    return known.lower_is_better if known is not None else True
+
+
 def _ranked(by_record: Mapping[str, Mapping[str, dict]], methods: Sequence[str], metrics: Sequence[str]) -> list[str]:
-    """Record ids, worst first: the highest mean over methods of the first metric; failed records last."""
+    """Record ids, worst first by the mean over methods of the first metric (highest for an error rate such
+    as AER, lowest for a score such as comprehensiveness); failed records last."""
     headline = metrics[0] if metrics else None
+    worst_high = _lower_is_better(headline) if headline else True
 
     def key(record_id: str) -> tuple[int, float]:
         rows = by_record[record_id]
         if any(r["status"] != "ok" for r in rows.values()):
             return (2, 0.0)
         values = _finite([r.get(headline) for r in rows.values()]) if headline else np.zeros(0)
-        return (0, -float(values.mean())) if values.size else (1, 0.0)
+        if not values.size:
+            return (1, 0.0)
+        return (0, -float(values.mean()) if worst_high else float(values.mean()))
 
     return sorted(by_record, key=key)
 
@@ -146,7 +157,7 @@ def _histogram(run: CorpusRun, metric: str, methods: Sequence[str]) -> figure:
         high = low + 1.0
     edges = np.linspace(low, high, BINS + 1)
     plot = figure(
-        title=f"{metric} per record ({'lower is better' if metric.startswith('aer') else metric})",
+        title=f"{metric} per record ({'lower' if _lower_is_better(metric) else 'higher'} is better)",
         width=900,
         height=260,
         tools="xpan,xwheel_zoom,reset,save",

@@ -37,6 +37,10 @@ def _number(value: float | None, digits: int = 4) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
 
 
+def _shown(value: float | str | None) -> str:
+    return value if isinstance(value, str) else _number(value)
+
+
 def _table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]], name: str) -> Div:
     """An escaped HTML table in a Div (every cell is text)."""
     head = "".join(f"<th style='text-align: left; padding: 2px 8px'>{html.escape(h)}</th>" for h in headers)
@@ -287,38 +291,7 @@ def route_faithfulness_figure(result: RouteFaithfulness) -> LayoutDOM:
     plot.y_range.start = 0
     plot.xaxis.major_label_orientation = math.pi / 3
     plot.xgrid.visible = False
-    summary = result.summary()
-
-    def mean_logit_diff(effects) -> float | None:
-        values = [e.logit_diff for e in effects if e.logit_diff is not None]
-        return sum(values) / len(values) if values else None
-
-    rows = [
-        ["necessity: drop of p", _number(summary["necessity_drop"]), _number(summary["random_necessity_drop"])],
-        [
-            "sufficiency: share of p kept",
-            _number(summary["sufficiency_kept"]),
-            _number(summary["random_sufficiency_kept"]),
-        ],
-        [
-            "edges (total weight)",
-            f"{result.necessity.n_edges} ({result.necessity.total_weight:.3g})",
-            ", ".join(f"{e.total_weight:.3g}" for e in result.random_necessity) or "—",
-        ],
-    ]
-    if result.logit_diff_clean is not None:
-        rows += [
-            [
-                "logit difference, edges removed",
-                _number(result.necessity.logit_diff),
-                _number(mean_logit_diff(result.random_necessity)),
-            ],
-            [
-                "logit difference, only these edges kept",
-                _number(result.sufficiency.logit_diff),
-                _number(mean_logit_diff(result.random_sufficiency)),
-            ],
-        ]
+    rows = [[what, _shown(route), _shown(random)] for what, route, random in result.table()]
     clean_ld = "" if result.logit_diff_clean is None else f", logit difference {result.logit_diff_clean:.4g}"
     table = _table(
         f"Route from position {result.root_position} at threshold {result.threshold:g} vs random edge sets "

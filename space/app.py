@@ -544,23 +544,15 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
                     if not enabled or not comparison_json:
                         return None
-                    from attribution.results import Comparison
-
-                    compared = Comparison.from_json(comparison_json)
-                    rows = interventions.faithfulness_columns(ctx, compared, progress=_reporter(progress))
-                    if not compared.gold_alignment:  # no gold alignment, no AER column
-                        data = [[label, *row] for label, row in zip(compared.labels, rows, strict=True)]
-                        return {"headers": ["result", *interventions.FAITHFULNESS_HEADERS], "data": data}
-                    aers = compared.aer or [None] * len(rows)
-                    data = [[label, aer, *row] for label, aer, row in zip(compared.labels, aers, rows, strict=True)]
-                    return {"headers": ["result", "AER", *interventions.FAITHFULNESS_HEADERS], "data": data}
+                    headers, data = interventions.faithfulness_table(ctx, comparison_json, _reporter(progress))
+                    return {"headers": headers, "data": data}
 
                 c_json.change(
                     faithfulness,
                     [c_json, c_faith_on],
                     c_faith,
                     api_name="compare_faithfulness",
-                    **groups["attribution"],
+                    **groups["intervention"],
                 )
 
                 c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
@@ -702,6 +694,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 )
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
+    demo.state_session_capacity = config.max_sessions  # kept by launch(): per-session state is bounded
     if config.cache_examples == "eager":
         views.warm_examples(examples, example_rows.values())
     return demo, ctx
@@ -709,4 +702,5 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
     """Serve the app (with its CSS and script); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
+    options.setdefault("state_session_capacity", demo.state_session_capacity)
     demo.launch(server_name=host, server_port=port, css=APP_CSS, js=APP_JS, **options)

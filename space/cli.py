@@ -41,6 +41,11 @@ def top_k_int(value: str) -> int:
     return _bounded_int(value, 0, MAX_TOP_K)
 
 
+def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """argparse type: a whole number from ``minimum`` to ``maximum`` (no upper bound when None)."""
+    return lambda value: _bounded_int(value, minimum, maximum)
+
+
 def _bounded_int(value: str, minimum: int, maximum: int | None) -> int:
     try:
         number = int(value)

@@ -54,10 +54,16 @@ class SpaceConfig:
     max_queue_size: int = 64
     #: Requests at once that need no model (graph node/edge details, threshold re-walks, exports).
     light_concurrency_limit: int = 8
+    #: Sessions whose state Gradio keeps (least recently used dropped first). Each holds a copy of the app's
+    #: component config (~0.8 MB here), and every raw API request opens one: this bounds that memory.
+    max_sessions: int = 1000
     #: Seconds one request's model work may take before it is stopped cleanly (None: no limit).
     time_budget_s: float | None = 30.0
     #: Most model passes one request may need, estimated before running (attribution.cost; None: no cap).
     max_model_passes: int | None = 500
+    #: The same for interventions (ablation, patching sweeps, route and Compare faithfulness), whose passes are
+    #: forward passes of batched edited runs rather than attribution's mostly gradient passes (None: no cap).
+    max_intervention_passes: int | None = 2000
     #: Largest result JSON a request may send back (export, graph details), in MB.
     max_result_mb: float = 16.0
     #: Export files are deleted after this many seconds, and the oldest first beyond this total size (MB).
@@ -93,10 +99,12 @@ class SpaceConfig:
             "max_queue_size",
             "max_new_tokens",
             "light_concurrency_limit",
+            "max_sessions",
             "max_model_passes",
+            "max_intervention_passes",
         ):
             value = getattr(self, name)
-            if value is None and name == "max_model_passes":
+            if value is None and name in ("max_model_passes", "max_intervention_passes"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"config: {name} must be at least 1 (a whole number), not {value!r}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attribution.budget import time_budget
+from attribution.budget import TimeBudget, time_budget
 from attribution.errors import InvalidInputError, ResultFormatError
 from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, check_hub_id, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result
@@ -42,6 +42,16 @@ MAX_ALIGNMENT_CHARS = 20_000
 
 def _silent(fraction: float, message: str) -> None:
     """The default progress reporter: nobody is watching."""
+
+
+def budget_checking(budget: TimeBudget, progress: Progress) -> Progress:
+    """``progress`` that first checks ``budget``: long stretches without a forward pass are stopped there too."""
+
+    def report(fraction: float, message: str) -> None:
+        budget.check()
+        progress(fraction, message)
+
+    return report
 
 
 @dataclass
@@ -295,11 +305,7 @@ def run_graph(
     progress(0.0, f"loading {model}")
     loaded = ctx.load(model)
     with time_budget(loaded, ctx.config.time_budget_s, what="The contribution graph", hint=BUDGET_HINT) as budget:
-
-        def report(fraction: float, message: str) -> None:
-            budget.check()
-            progress(fraction, message)
-
+        report = budget_checking(budget, progress)
         graph = build_contribution_graph(
             loaded,
             text,

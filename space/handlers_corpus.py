@@ -3,8 +3,11 @@
 Pure functions like :mod:`space.handlers` (no Gradio here). The upload is untrusted: only a file
 that Gradio received into its upload folder is read, at most :data:`MAX_UPLOAD_BYTES` and the
 operator's ``max_corpus_rows`` rows; parse errors are one line naming the file by its own name,
-never a server path. The run stops cleanly at the operator's ``corpus_time_budget_s`` and the
-report then covers the records finished by then.
+never a server path. Before anything runs, each record × method's cost is estimated and held to the
+operator's ``max_model_passes`` (one record is one run, like an Attribute request); the run stops
+cleanly at ``corpus_time_budget_s`` (between batches, or inside one at the next module call) and
+the report then covers the records finished by then. The run folder is temporary; the report and
+the results go to the app's bounded store of download files.
 """
 
 from __future__ import annotations
@@ -13,9 +16,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from attribution.errors import InvalidInputError
-from space.handlers import AppContext, Progress, _silent, offered_methods, prune_exports
+from attribution.budget import time_budget
+from attribution.errors import BudgetExceededError, InvalidInputError
+from space.handlers import AppContext, Progress, _silent, offered_methods
+
+if TYPE_CHECKING:
+    from attribution.corpus import Record, TaskConfig
+    from attribution.models import LoadedModel
 
 #: Largest upload read (bytes); the row cap is the operator's ``max_corpus_rows``.
 MAX_UPLOAD_BYTES = 2_000_000
@@ -25,8 +34,8 @@ GRAPH = "graph"
 
 @dataclass
 class CorpusView:
-    report_path: Path  # the standalone report page
-    results_path: Path  # every record x method row as one Parquet file
+    report_path: Path  # the standalone report page (a download file of the app's export store)
+    results_path: Path  # every record x method row as one Parquet file (likewise)
     preview_html: str  # ``<iframe srcdoc=…>`` of the report
     summary: str  # one line: records done, failed, stopped early
 
@@ -54,6 +63,8 @@ def run_uploaded_corpus(
     ``upload_root`` is where the web framework puts uploads: a path outside it is refused.
     """
     from attribution.corpus import FieldMap, ModelSpec, TaskConfig, load_run, read_records, run_corpus
+    from exporters import export_result
+    from exporters.page import iframe_snippet
 
     config = ctx.config
     if not config.max_corpus_rows:
@@ -97,52 +108,87 @@ def run_uploaded_corpus(
         max_tokens=config.max_input_tokens,
         max_new_tokens=config.max_new_tokens,
     )
-    prune_exports(ctx.export_dir)
-    folder = Path(tempfile.mkdtemp(dir=ctx.export_dir))
-    summary = run_corpus(
-        records,
-        folder / "run",
-        model=ModelSpec(model_id, device=config.device, dtype=config.dtype),
-        task=task,
-        data={"name": path.name},
-        loaded=loaded,
-        progress=lambda done, total: progress(done / max(total, 1), f"{done} of {total} records"),
-        deadline=time.monotonic() + config.corpus_time_budget_s,
-    )
-    run = load_run(folder / "run")
-    return CorpusView(
-        report_path=_write_report(run, folder),
-        results_path=_write_results(run, folder),
-        preview_html=_preview(run),
-        summary=_summary_line(summary, len(records), config.corpus_time_budget_s),
-    )
+    _check_cost(ctx, loaded, records, task)
+    with tempfile.TemporaryDirectory(prefix="corpus-") as scratch:  # the run folder lives only this long
+        run_dir = Path(scratch) / "run"
+        budget_s = config.corpus_time_budget_s
+        try:
+            with time_budget(loaded, budget_s, what="The corpus run") as budget:
+                summary = run_corpus(
+                    records,
+                    run_dir,
+                    model=ModelSpec(model_id, device=config.device, dtype=config.dtype),
+                    task=task,
+                    data={"name": path.name},
+                    loaded=loaded,
+                    progress=lambda done, total: progress(done / max(total, 1), f"{done} of {total} records"),
+                    deadline=time.monotonic() + budget_s,
+                )
+            complete, seconds = summary.complete, summary.seconds
+        except BudgetExceededError:  # stopped inside a batch: the folder holds every record finished before it
+            complete, seconds = False, budget.elapsed
+        run = load_run(run_dir)
+        done = {row["record_id"] for row in run.rows}
+        failed = {row["record_id"] for row in run.rows if row["status"] != "ok"}
+        line = _summary_line(len(done), len(records), seconds, len(failed), complete, budget_s)
+        export = export_result(run)
+        return CorpusView(
+            report_path=ctx.exports.write("corpus-report.html", export.html),
+            results_path=ctx.exports.write("corpus-results.parquet", _parquet(run)),
+            preview_html=iframe_snippet(export.html, title=export.title, height=900),
+            summary=line,
+        )
 
 
-def _write_report(run, folder: Path) -> Path:
-    from exporters import export_result
+def _check_cost(ctx: AppContext, loaded: LoadedModel, records: list[Record], task: TaskConfig) -> None:
+    """Refuse, before anything runs, an upload with a record whose run of one method is over the request cap.
 
-    return Path(export_result(run).write(folder / "corpus-report.html"))
+    Each record × method is one run like an Attribute request (the graph: a contribution graph), held to
+    ``max_model_passes``; the upload as a whole is bounded by ``max_corpus_rows`` and the corpus time budget.
+    """
+    from attribution.cost import check_cost, estimate_attribution_cost, estimate_graph_cost
+
+    config = ctx.config
+    if config.max_model_passes is None:
+        return
+    for record in records:
+        if record.problem or not record.text.strip():
+            continue  # the run records why it fails
+        try:
+            loaded.validate_text(record.text, max_tokens=config.max_input_tokens)
+            if record.target:
+                loaded.validate_text(record.target, role="target", max_tokens=config.max_input_tokens)
+        except InvalidInputError:
+            continue  # likewise: too long, or not text
+        for method in task.methods:
+            if method == GRAPH:
+                estimate = estimate_graph_cost(loaded, record.text, target=record.target)
+            else:
+                estimate = estimate_attribution_cost(
+                    loaded,
+                    record.text,
+                    method=method,
+                    target=record.target,
+                    contrast_target=record.contrast,
+                    method_params=task.method_params.get(method),
+                    step_scores=task.step_scores,
+                    max_new_tokens=task.max_new_tokens,
+                )
+            check_cost(estimate, config.max_model_passes, what=f"Record {record.record_id[:40]!r}")
 
 
-def _preview(run) -> str:
-    from exporters import export_result
-    from exporters.page import iframe_snippet
-
-    export = export_result(run)
-    return iframe_snippet(export.html, title=export.title, height=900)
-
-
-def _write_results(run, folder: Path) -> Path:
+def _parquet(run) -> bytes:
+    """Every record × method row of ``run`` as one Parquet file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = folder / "corpus-results.parquet"
-    pq.write_table(pa.Table.from_pylist(run.rows), path)
-    return path
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(run.rows), sink)
+    return sink.getvalue().to_pybytes()
 
 
-def _summary_line(summary, total: int, budget_s: float) -> str:
-    line = f"{summary.done} of {total} records explained in {summary.seconds:.1f} s, {summary.failed} failed"
-    if not summary.complete:
+def _summary_line(done: int, total: int, seconds: float, failed: int, complete: bool, budget_s: float) -> str:
+    line = f"{done} of {total} records explained in {seconds:.1f} s, {failed} failed"
+    if not complete:
         line += f"; stopped at the {budget_s:g} s time budget (the report covers the records finished)"
     return line + "."

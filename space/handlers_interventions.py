@@ -1,26 +1,52 @@
 """What the Space's intervention controls do: the graph tab's Ablate, the Intervene tab, Compare's faithfulness.
 
 Plain functions of widget values (no Gradio here), like :mod:`space.handlers`, whose app context,
-model loading and progress convention they share. Costs are capped: a patching sweep in the app runs at
-most :data:`MAX_PATCH_CELLS` patched forward passes, and faithfulness in Compare uses one random seed.
-(A wall-clock budget per request belongs to ``attribution/budget.py``, which is not on main yet; until
-it lands, these caps bound the work of one request.)
+model loading and progress convention they share. Every request is bounded like the other model runs:
+its cost in model passes is estimated before anything runs (:mod:`attribution.cost`) and refused over
+the operator's ``max_intervention_passes``, and the run is stopped cleanly at ``time_budget_s``
+(:mod:`attribution.budget`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from attribution.budget import time_budget
+from attribution.cost import INTERVENTION_HINT, CostEstimate, check_cost
 from attribution.errors import InvalidInputError
+from attribution.models import LoadedModel
 from attribution.results import Comparison, ContributionGraph
-from space.handlers import AppContext, Progress, _optional, _silent
+from space.handlers import AppContext, Progress, _optional, _silent, budget_checking, read_result_json
 from space.inputs import parse_root_tokens
 
-#: Most patched runs one Intervene request may ask for (exact sweeps; attribution patching is 3 passes).
-MAX_PATCH_CELLS = 1500
 ABLATION_MODES = {"zero": "zero", "mean (over positions)": "mean"}
+#: Random edge sets the Intervene tab compares a route with.
+ROUTE_SEEDS = 3
+#: Random rankings per faithfulness evaluation in Compare: none, its table shows no random baseline.
+COMPARE_RANDOM_SEEDS = 0
+#: Added to a time-budget message: what to try instead.
+BUDGET_HINT = "Try a shorter text or target."
+
+
+def _check_texts(ctx: AppContext, loaded: LoadedModel, **texts: str | None) -> None:
+    """Length and Unicode checks before the cost estimate tokenizes anything (``role=text`` pairs)."""
+    for role, value in texts.items():
+        if value:
+            loaded.validate_text(value, role=role.replace("_", " "), max_tokens=ctx.config.max_input_tokens)
+
+
+def _check_cost(ctx: AppContext, estimates: list[CostEstimate], what: str) -> None:
+    check_cost(estimates, ctx.config.max_intervention_passes, what=what, hint=INTERVENTION_HINT)
+
+
+@contextmanager
+def _budget(ctx: AppContext, loaded: LoadedModel, what: str, progress: Progress) -> Iterator[Progress]:
+    """Run under the request's time budget; yields a progress reporter that also checks the budget."""
+    with time_budget(loaded, ctx.config.time_budget_s, what=what, hint=BUDGET_HINT) as budget:
+        yield budget_checking(budget, progress)
 
 
 def graph_component(graph: ContributionGraph, choice: str | None) -> str:
@@ -64,6 +90,7 @@ def ablate_from_graph(
     progress: Progress = _silent,
 ) -> AblateView:
     """Ablate the chosen node / edge: the prediction before and after, and the route re-drawn after it."""
+    from attribution.cost import estimate_intervention_cost
     from attribution.errors import UnsupportedError
     from attribution.interventions.ablation import intervene
     from attribution.interventions.graph_after import graph_after_intervention
@@ -71,7 +98,9 @@ def ablate_from_graph(
 
     if not graph_json or not graph_json.strip():
         raise InvalidInputError("Compute a contribution graph first, then pick a node or an edge to ablate.")
-    graph = ContributionGraph.from_json(graph_json)
+    graph = read_result_json(graph_json, "contribution graph", max_bytes=ctx.config.max_result_bytes)
+    if not isinstance(graph, ContributionGraph):
+        raise InvalidInputError("Compute a contribution graph first, then pick a node or an edge to ablate.")
     if mode not in ABLATION_MODES:
         raise InvalidInputError(f"Unknown ablation mode {mode!r}; choose one of {', '.join(ABLATION_MODES)}.")
     component = graph_component(graph, choice)
@@ -80,18 +109,37 @@ def ablate_from_graph(
     target = _optional(target) or (graph.target_text or None)
     if graph.source_text != text:
         raise InvalidInputError("The text changed since the graph was drawn: build the graph again first.")
+    _check_texts(ctx, loaded, input_text=text, target=target)
+    _check_cost(ctx, [estimate_intervention_cost(loaded, text, target=target, redraw_graph=True)], "This ablation")
     roots = list(graph.root_tokens)
-    progress(0.2, "ablating")
-    result = intervene(
-        loaded,
-        text,
-        [component],
-        target=target,
-        mode=ABLATION_MODES[mode],
-        mean_over="positions",
-        root_tokens=roots[:8],
-        max_tokens=ctx.config.max_input_tokens,
-    )
+    with _budget(ctx, loaded, "The ablation", progress) as report:
+        report(0.2, "ablating")
+        result = intervene(
+            loaded,
+            text,
+            [component],
+            target=target,
+            mode=ABLATION_MODES[mode],
+            mean_over="positions",
+            root_tokens=roots[:8],
+            max_tokens=ctx.config.max_input_tokens,
+        )
+        report(0.6, "re-drawing the route")
+        after, note = None, f"Ablated {component} ({mode})."
+        try:
+            after = graph_after_intervention(
+                loaded,
+                text,
+                [component],
+                target=target,
+                mode=ABLATION_MODES[mode],
+                threshold=max(float(threshold), 0.0),
+                root_tokens=roots,
+                max_tokens=ctx.config.max_input_tokens,
+            )
+            note += " The graph below is the route after the ablation."
+        except UnsupportedError as error:
+            note += f" The route is not re-drawn: {error}"
     rows = []
     for prediction in result.predictions:
         rows.append(
@@ -104,25 +152,8 @@ def ablate_from_graph(
                 round(prediction.kl_divergence, 5),
             ]
         )
-    progress(0.6, "re-drawing the route")
-    figure, note = None, f"Ablated {component} ({mode})."
-    try:
-        after = graph_after_intervention(
-            loaded,
-            text,
-            [component],
-            target=target,
-            mode=ABLATION_MODES[mode],
-            threshold=max(float(threshold), 0.0),
-            root_tokens=roots,
-            max_tokens=ctx.config.max_input_tokens,
-        )
-        figure = build_figure(after)
-        note += " The graph below is the route after the ablation."
-    except UnsupportedError as error:
-        note += f" The route is not re-drawn: {error}"
     headers = ["position → target", "p before", "p after", "top before", "top after", "KL"]
-    return AblateView(rows, headers, figure, note, result.to_json())
+    return AblateView(rows, headers, None if after is None else build_figure(after), note, result.to_json())
 
 
 @dataclass
@@ -145,6 +176,7 @@ def run_intervene(
     progress: Progress = _silent,
 ) -> InterveneView:
     """Patching sweeps (exact and attribution patching side by side) and the route's faithfulness."""
+    from attribution.cost import estimate_patching_cost, estimate_route_cost
     from attribution.errors import UnsupportedError
     from attribution.interventions.routes import route_faithfulness
     from attribution.interventions.sweeps import patching_sweep
@@ -157,47 +189,49 @@ def run_intervene(
         raise InvalidInputError("The Intervene tab measures one position: give one token index (-1 = the last).")
     progress(0.0, f"loading {model}")
     loaded = ctx.load(model)
-    result = patching_sweep(
+    text_target, other_target = _optional(target), _optional(counterfactual_target)
+    counterfactual = _optional(counterfactual) or text
+    _check_texts(
+        ctx,
         loaded,
-        text,
-        _optional(counterfactual) or text,
-        target=_optional(target),
-        counterfactual_target=_optional(counterfactual_target),
-        root_token=root,
-        contrast_token=_optional(contrast_token),
-        max_cells=MAX_PATCH_CELLS,
-        max_tokens=ctx.config.max_input_tokens,
-        progress=lambda fraction, message: progress(0.8 * fraction, message),
+        input_text=text,
+        counterfactual=counterfactual,
+        target=text_target,
+        counterfactual_target=other_target,
     )
-    progress(0.85, "route faithfulness")
-    rows: list[list[Any]] = []
-    try:
-        route = route_faithfulness(
+    estimates = [
+        estimate_patching_cost(loaded, text, target=text_target),
+        estimate_route_cost(loaded, text, target=text_target, seeds=ROUTE_SEEDS),
+    ]
+    _check_cost(ctx, estimates, "This patching sweep and route test")
+    with _budget(ctx, loaded, "The patching sweep", progress) as report:
+        result = patching_sweep(
             loaded,
             text,
-            target=_optional(target),
+            counterfactual,
+            target=text_target,
+            counterfactual_target=other_target,
             root_token=root,
-            target_token=result.target_token,
-            contrast_token=result.contrast_token,
-            seeds=3,
+            contrast_token=_optional(contrast_token),
             max_tokens=ctx.config.max_input_tokens,
+            progress=lambda fraction, message: report(0.8 * fraction, message),
         )
-        summary = route.summary()
-        rows = [
-            ["necessity: drop of p", _round(summary["necessity_drop"]), _round(summary["random_necessity_drop"])],
-            [
-                "sufficiency: share of p kept",
-                _round(summary["sufficiency_kept"]),
-                _round(summary["random_sufficiency_kept"]),
-            ],
-            [
-                "edges (total weight)",
-                f"{route.necessity.n_edges} ({route.necessity.total_weight:.3f})",
-                ", ".join(f"{e.total_weight:.3f}" for e in route.random_necessity),
-            ],
-        ]
-    except (InvalidInputError, UnsupportedError) as error:
-        rows = [["route", str(error), ""]]
+        report(0.85, "route faithfulness")
+        try:
+            route = route_faithfulness(
+                loaded,
+                text,
+                target=text_target,
+                root_token=root,
+                target_token=result.target_token,
+                contrast_token=result.contrast_token,
+                seeds=ROUTE_SEEDS,
+                max_tokens=ctx.config.max_input_tokens,
+            )
+        except (InvalidInputError, UnsupportedError) as error:
+            rows = [["route", str(error), ""]]
+        else:
+            rows = _route_rows(route)
     agreement = "; ".join(
         f"{m.name}: Spearman {_round(m.spearman)}, top-10 overlap {_round(m.top10_overlap)}" for m in result.maps
     )
@@ -210,28 +244,57 @@ def run_intervene(
     return InterveneView(build_figure(result), rows, text_summary, result.to_json())
 
 
+def _route_rows(route) -> list[list[Any]]:
+    """The route faithfulness table of the exported page (:meth:`RouteFaithfulness.table`), numbers rounded."""
+    return [[what, *(v if isinstance(v, str) else _round(v) for v in values)] for what, *values in route.table()]
+
+
 def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def faithfulness_columns(ctx: AppContext, comparison: Comparison, progress: Progress = _silent) -> list[list[Any]]:
-    """Per compared result: comprehensiveness, sufficiency, deletion and insertion AOPC (one random seed)."""
+def faithfulness_table(
+    ctx: AppContext, comparison_json: str | None, progress: Progress = _silent
+) -> tuple[list[str], list[list[Any]]]:
+    """Compare's faithfulness columns for the shown comparison: per result its label, AER (when the comparison
+    has a gold alignment), comprehensiveness, sufficiency, deletion and insertion AOPC (headers, rows).
+
+    The comparison comes back from the browser, so it is read like every result JSON a request sends (text
+    only, size-capped, schema-checked), and its models are loaded only if this app offers them.
+    """
+    from attribution.cost import estimate_faithfulness_cost
     from attribution.interventions.faithfulness import attribution_faithfulness
 
+    comparison = read_result_json(comparison_json or "", "comparison", max_bytes=ctx.config.max_result_bytes)
+    if not isinstance(comparison, Comparison):
+        raise InvalidInputError("Run a comparison first: faithfulness is computed for the compared results.")
+    loaded_models = {}
+    for result in comparison.results:
+        model_id = result.provenance.model_id
+        loaded_models[model_id] = loaded_models.get(model_id) or ctx.load(model_id)
+    estimates = [estimate_faithfulness_cost(r, random_seeds=COMPARE_RANDOM_SEEDS) for r in comparison.results]
+    _check_cost(ctx, estimates, "The faithfulness columns")
     rows = []
-    for i, (label, result) in enumerate(zip(comparison.labels, comparison.results, strict=True)):
-        progress(i / max(len(comparison.results), 1), f"faithfulness of {label}")
-        loaded = ctx.load(result.provenance.model_id)
-        faith = attribution_faithfulness(loaded, result, random_seeds=1)
-        rows.append(
-            [
+    aers = comparison.aer or [None] * len(comparison.results)
+    with time_budget(
+        list(loaded_models.values()), ctx.config.time_budget_s, what="The faithfulness evaluation", hint=BUDGET_HINT
+    ) as budget:
+        report = budget_checking(budget, progress)
+        for i, (label, aer, result) in enumerate(zip(comparison.labels, aers, comparison.results, strict=True)):
+            report(i / len(comparison.results), f"faithfulness of {label}")
+            faith = attribution_faithfulness(
+                loaded_models[result.provenance.model_id], result, random_seeds=COMPARE_RANDOM_SEEDS
+            )
+            scores = [
                 _round(faith.comprehensiveness),
                 _round(faith.sufficiency),
                 _round(faith.deletion_aopc),
                 _round(faith.insertion_aopc),
             ]
-        )
-    return rows
+            rows.append([label, aer, *scores] if comparison.gold_alignment else [label, *scores])
+    if not comparison.gold_alignment:  # no gold alignment, no AER column
+        return ["result", *FAITHFULNESS_HEADERS], rows
+    return ["result", "AER", *FAITHFULNESS_HEADERS], rows
 
 
 FAITHFULNESS_HEADERS = ["comprehensiveness ↑", "sufficiency ↓", "deletion AOPC ↓", "insertion AOPC ↑"]

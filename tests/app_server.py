@@ -18,6 +18,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,3 +155,25 @@ def call(url: str, api_name: str, *args: Any, timeout_s: float = 300) -> Answer:
                 data = json.loads(payload) if payload and payload != "null" else None
                 return Answer(event, data, time.monotonic())
     raise RuntimeError(f"no answer from {api_name}")
+
+
+def upload(url: str, name: str, content: bytes, *, timeout_s: float = 60) -> dict[str, Any]:
+    """Upload ``content`` as file ``name`` (``POST /gradio_api/upload``, as the browser's file widget does) and
+    return the file payload a request then names it by (Gradio's ``FileData``)."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    body = head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{url}/gradio_api/upload", data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        (path,) = json.loads(response.read())
+    return file_payload(path, name)
+
+
+def file_payload(path: str, name: str | None = None) -> dict[str, Any]:
+    """What a request sends for a file input: a path on the server, which Gradio only accepts for its uploads."""
+    return {"path": path, "orig_name": name or Path(path).name, "meta": {"_type": "gradio.FileData"}}

@@ -10,7 +10,6 @@ fixed refusal for every bad result JSON, see ``RESULT_REFUSAL``).
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 from collections.abc import Callable
@@ -19,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from attribution.results import AttributionResult, Comparison, ContributionGraph
-from tests.synthetic_results import synthetic_attribution, synthetic_graph
+from tests.synthetic_results import (
+    synthetic_attribution,
+    synthetic_faithfulness,
+    synthetic_graph,
+    synthetic_intervention,
+    synthetic_patching,
+    synthetic_route_faithfulness,
+)
 
 #: What the app answers for any result JSON it refuses (the cause is logged, never shown).
 RESULT_REFUSAL = r"is not a result of this app"
@@ -46,7 +52,7 @@ def valid_comparison() -> Comparison:
 
 
 def _mutated(result: Any, change: Callable[[dict[str, Any]], None]) -> str:
-    data = copy.deepcopy(result.to_dict())
+    data = json.loads(result.to_json())  # what travels: lists, not tuples
     change(data)
     return json.dumps(data)
 
@@ -148,6 +154,107 @@ def result_json_cases(*, max_bytes: int, server_file: Path) -> list[Case]:
             _mutated(graph, _set("nodes.0.token_index", 10_000)),
             r"`nodes\[0\]\.token_index` must be at most",
         ),
+        *intervention_json_cases(),
+    ]
+
+
+def intervention_json_cases() -> list[Case]:
+    """Intervention results (``intervention``, ``patching``, ``route-faithfulness``, ``faithfulness``) of the
+    wrong shape: every field typed, and the consistency between fields (matrix shapes vs row and column
+    names, a position map vs the tokens, a counterfactual vs the input, random edge sets vs the route)."""
+    intervention, patching = synthetic_intervention(n_tokens=6), synthetic_patching(n_tokens=6, n_heads=3)
+    route, faithfulness = synthetic_route_faithfulness(n_edges=3), synthetic_faithfulness()
+    return [
+        Case(
+            "intervention: provenance as a list",
+            _mutated(intervention, _set("provenance", ["gpt2"])),
+            r"`provenance` must be an object, not a list",
+        ),
+        Case(
+            "intervention: provenance without its model id",
+            _mutated(intervention, lambda data: data["provenance"].pop("model_id")),
+            r"`provenance\.model_id` is missing",
+        ),
+        Case(
+            "intervention: unknown mode",
+            _mutated(intervention, _set("mode", "explode")),
+            r"`mode` must be one of zero, mean, patch, not 'explode'",
+        ),
+        Case(
+            "intervention: predictions as an object",
+            _mutated(intervention, _set("predictions", {"0": {}})),
+            r"`predictions` must be a list, not an object",
+        ),
+        Case(
+            "intervention: position out of range",
+            _mutated(intervention, _set("predictions.0.position", 99)),
+            r"`predictions\[0\]\.position` must be at most 5, not 99",
+        ),
+        Case(
+            "intervention: probability above 1",
+            _mutated(intervention, _set("predictions.0.probability_after", 3.5)),
+            r"`predictions\[0\]\.probability_after` must be at most 1, not 3\.5",
+        ),
+        Case(
+            "intervention: a top-token pair of three",
+            _mutated(intervention, _set("predictions.0.top_before.0", ["w1", 0.5, 1])),
+            r"`predictions\[0\]\.top_before\[0\]` must have 2 entries \(one per token and probability\), not 3",
+        ),
+        Case(
+            "intervention: a token as a number",
+            _mutated(intervention, _set("predictions.1.top_after.0.0", 7)),
+            r"`predictions\[1\]\.top_after\[0\]\[0\]` must be a string, not a number",
+        ),
+        Case(
+            "patching: a map value as a string",
+            _mutated(patching, _set("maps.0.exact.0.0", "1.0")),
+            r"`maps\[0\]\.exact\[0\]\[0\]` must be a number or null, not a string",
+        ),
+        Case(
+            "patching: a matrix row shorter than the column names",
+            _mutated(patching, lambda data: data["maps"][0]["exact"][0].pop()),
+            r"`maps\[0\]\.exact\[0\]` must have 3 values \(one per column name\), not 2",
+        ),
+        Case(
+            "patching: more row names than matrix rows",
+            _mutated(patching, lambda data: data["maps"][0]["row_names"].append("3")),
+            r"`maps\[0\]\.exact` must have 3 rows, not 2",
+        ),
+        Case(
+            "patching: a position map not matching the tokens",
+            _mutated(patching, lambda data: data["maps"][1]["column_names"].pop()),
+            r"`maps\[1\]\.column_names` must have 6 entries \(one per decoder token\), not 5",
+        ),
+        Case(
+            "patching: a counterfactual of another length",
+            _mutated(patching, lambda data: data["counterfactual_target_tokens"].pop()),
+            r"`counterfactual_target_tokens` must have 6 entries \(one per token of the input\), not 5",
+        ),
+        Case(
+            "patching: unknown direction",
+            _mutated(patching, _set("direction", 1)),
+            r"`direction` must be one of denoise, noise, not a number",
+        ),
+        Case(
+            "route faithfulness: a random edge set of another size",
+            _mutated(route, _set("random_necessity.0.n_edges", 5)),
+            r"`random_necessity\[0\]\.n_edges` must be the route's size, 3, not 5",
+        ),
+        Case(
+            "route faithfulness: more random sufficiency sets than seeds",
+            _mutated(route, lambda data: data["random_sufficiency"].append(data["random_sufficiency"][0])),
+            r"`random_sufficiency` must have 2 entries \(one per random seed\), not 3",
+        ),
+        Case(
+            "faithfulness: curves of different lengths",
+            _mutated(faithfulness, lambda data: data["insertion_curve"].pop()),
+            r"`insertion_curve` must have 11 entries \(one per deletion point\), not 10",
+        ),
+        Case(
+            "faithfulness: comprehensiveness as a string",
+            _mutated(faithfulness, _set("comprehensiveness", "high")),
+            r"`comprehensiveness` must be a number, not a string",
+        ),
     ]
 
 
@@ -204,3 +311,41 @@ def corrupt_model_folder(source: Path, destination: Path, *, how: str) -> Path:
     else:
         weights.write_bytes(b"this is not a safetensors file")
     return destination
+
+
+def corpus_file_cases(*, max_rows: int, max_bytes: int) -> list[Case]:
+    """Uploaded corpus files (the Compare tab's ``/corpus``): ``value`` is ``(file name, bytes)``; each is refused
+    with one line naming the file by its own name (never the server's upload path)."""
+    row = b'{"source": "the cat sees a bird", "target": "ka vesa mi avi vidas"}\n'
+    return [
+        Case(
+            "more rows than allowed",
+            ("many.jsonl", row * (max_rows + 1)),
+            rf"many\.jsonl has more than {max_rows} rows",
+        ),
+        Case(
+            "oversize file", ("huge.jsonl", b" " * (max_bytes + 1)), r"huge\.jsonl is [\d.]+ MB; at most [\d.]+ MB are"
+        ),
+        Case(
+            "invalid UTF-8",
+            ("bad-utf8.jsonl", b'\xff\xfe{"source": "a"}\n'),
+            r"bad-utf8\.jsonl, line 1: not UTF-8 text",
+        ),
+        Case(
+            "deeply nested JSON",
+            ("deep.jsonl", b"[" * 100_000 + b"]" * 100_000),
+            r"deep\.jsonl, line 1: JSON nested too",
+        ),
+        Case(
+            "a row that is a list", ("list.jsonl", b"[1, 2]\n"), r"list\.jsonl, row 1: expected an object with fields"
+        ),
+        Case("not JSON", ("broken.jsonl", row + b'{"source": \n'), r"broken\.jsonl, line 2: not valid JSON"),
+        Case("binary as CSV", ("binary.csv", bytes(range(256)) * 8), r"binary\.csv: not (UTF-8 text|valid CSV)"),
+        Case(
+            "no text field",
+            ("fields.csv", b"text,target\nthe dog,ka grano\n"),
+            r"fields\.csv has no text field 'source'",
+        ),
+        Case("junk Parquet", ("junk.parquet", b"not parquet"), r"junk\.parquet: not a readable Parquet file"),
+        Case("not a data file", ("notes.txt", b"hello"), r"Invalid file type"),
+    ]

@@ -10,6 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from attribution.interventions.results import (
+    EdgeSetEffect,
+    FaithfulnessResult,
+    InterventionResult,
+    PatchingMap,
+    PatchingResult,
+    PredictionChange,
+    RouteFaithfulness,
+)
 from attribution.results import AttributionResult, ContributionGraph, GraphEdge, GraphNode, Provenance
 from exporters.graph import route_edges
 
@@ -168,4 +177,140 @@ def synthetic_graph(
         nodes=[n for node_id, n in nodes.items() if node_id in used],
         edges=kept,
         n_encoder_layers=n_layers if kind != "causal" else 0,
+    )
+
+
+# ------------------------------------------------------------------------------------------ interventions
+
+
+def synthetic_intervention(*, n_tokens: int = 6, roots: tuple[int, ...] = (4, 5)) -> InterventionResult:
+    """Zero ablation of a head and a residual stream on a causal model, predictions at ``roots``."""
+    target_tokens = _words("t", n_tokens)
+    predictions = [
+        PredictionChange(
+            position=root,
+            input_token=target_tokens[root],
+            target_token=f"w{root}",
+            contrast_token="w0",
+            probability_before=0.6,
+            probability_after=0.25,
+            logit_before=3.0,
+            logit_after=1.5,
+            logit_diff_before=2.0,
+            logit_diff_after=0.5,
+            kl_divergence=0.4,
+            top_before=[(f"w{root}", 0.6), ("w0", 0.2)],
+            top_after=[("w0", 0.3, 0.1), (f"w{root}", 0.25, -0.35)],
+        )
+        for root in roots
+    ]
+    return InterventionResult(
+        provenance=_provenance("causal", "gpt2", "synthetic-causal"),
+        source_text=" ".join(target_tokens),
+        target_text="",
+        source_tokens=[],
+        target_tokens=target_tokens,
+        components=["decoder:2:head:1", "decoder:1:after_ffn:3"],
+        mode="zero",
+        predictions=predictions,
+    )
+
+
+def synthetic_patching(*, n_tokens: int = 6, n_layers: int = 2, n_heads: int = 3, seed: int = 0) -> PatchingResult:
+    """A causal model's [layer x head] and [layer x position] maps, exact and approximate."""
+    rng = np.random.default_rng(seed)
+    target_tokens = _words("t", n_tokens)
+    counterfactual = _words("c", n_tokens)
+
+    def patching_map(name: str, rows: list[str], columns: list[str]) -> PatchingMap:
+        exact = rng.normal(size=(len(rows), len(columns)))
+        return PatchingMap(
+            name=name,
+            row_label="layer",
+            column_label=name,
+            row_names=rows,
+            column_names=columns,
+            exact=exact,
+            approximate=exact + rng.normal(scale=0.1, size=exact.shape),
+            spearman=0.9,
+            top10_overlap=0.8,
+            seconds_exact=0.5,
+            seconds_approximate=0.05,
+        )
+
+    layers = [str(layer) for layer in range(1, n_layers + 1)]
+    return PatchingResult(
+        provenance=_provenance("causal", "gpt2", "synthetic-causal"),
+        source_text=" ".join(target_tokens),
+        target_text="",
+        counterfactual_text=" ".join(counterfactual),
+        counterfactual_target="",
+        source_tokens=[],
+        target_tokens=target_tokens,
+        counterfactual_source_tokens=[],
+        counterfactual_target_tokens=counterfactual,
+        root_position=n_tokens - 1,
+        target_token="w1",
+        contrast_token="w2",
+        direction="denoise",
+        logit_diff_clean=2.5,
+        logit_diff_counterfactual=-1.5,
+        maps=[
+            patching_map("head", layers, [str(h) for h in range(n_heads)]),
+            patching_map(
+                "position",
+                [str(layer) for layer in range(n_layers)],
+                [f"{p}: {t}" for p, t in enumerate(target_tokens)],
+            ),
+        ],
+        seconds_forward=0.01,
+    )
+
+
+def synthetic_route_faithfulness(*, n_tokens: int = 6, n_edges: int = 3, seeds: int = 2) -> RouteFaithfulness:
+    target_tokens = _words("t", n_tokens)
+    edges = [f"decoder:0:embedding:{i}->decoder:1:after_attention:{n_tokens - 1}" for i in range(n_edges)]
+
+    def effect(probability: float, seed: int | None) -> EdgeSetEffect:
+        return EdgeSetEffect(n_edges=n_edges, total_weight=0.3, probability=probability, logit_diff=0.5, seed=seed)
+
+    return RouteFaithfulness(
+        provenance=_provenance("causal", "gpt2", "synthetic-causal"),
+        source_text=" ".join(target_tokens),
+        target_text="",
+        source_tokens=[],
+        target_tokens=target_tokens,
+        root_position=n_tokens - 1,
+        target_token="w1",
+        contrast_token=None,
+        threshold=0.04,
+        route_edges=edges,
+        probability_clean=0.6,
+        logit_diff_clean=None,
+        necessity=effect(0.1, None),
+        sufficiency=effect(0.5, None),
+        random_necessity=[effect(0.55, seed) for seed in range(seeds)],
+        random_sufficiency=[effect(0.2, seed) for seed in range(seeds)],
+    )
+
+
+def synthetic_faithfulness() -> FaithfulnessResult:
+    curve = [1.0 - i / 10 for i in range(11)]
+    return FaithfulnessResult(
+        provenance=_provenance("causal", "gpt2", "synthetic-causal"),
+        explanation="saliency",
+        source_text="t0 t1 t2 t3",
+        target_text="t0 t1 t2 t3 t4",
+        replacement="unk token '<unk>'",
+        fractions=[0.01, 0.05, 0.1, 0.2, 0.5],
+        n_steps=1,
+        comprehensiveness=0.3,
+        sufficiency=0.1,
+        deletion_curve=[0.6 * v for v in curve],
+        insertion_curve=[0.6 * (1 - v) for v in curve],
+        deletion_aopc=0.3,
+        insertion_aopc=0.3,
+        random_comprehensiveness=0.1,
+        random_sufficiency=0.2,
+        random_seeds=3,
     )

@@ -30,7 +30,7 @@ from attribution.corpus.runfolder import RunFolder, result_path
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
-from attribution.results import AttributionResult, ContributionGraph, load_result
+from attribution.results import AttributionResult, ContributionGraph, load_result_file
 from tests.corpus_data import BAD_ROWS, translation_rows, write_jsonl
 
 MODEL = "tiny-synth-translate"
@@ -318,7 +318,7 @@ def test_cli_corpus_and_report_and_their_errors(tmp_path: Path) -> None:
 
 def test_loaded_results_round_trip(finished_run: Path) -> None:
     row = _rows(finished_run)[("pair-1", "graph")]
-    graph = load_result(finished_run / row["result_file"])
+    graph = load_result_file(finished_run / row["result_file"])
     assert isinstance(graph, ContributionGraph) and graph.root_tokens == list(range(len(graph.target_tokens)))
     assert not math.isnan(row["aer"])
 

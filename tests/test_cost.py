@@ -9,7 +9,17 @@ from __future__ import annotations
 import pytest
 
 from attribution.capabilities import METHODS
-from attribution.cost import CostEstimate, check_cost, estimate_attribution_cost, passes_per_step
+from attribution.cost import (
+    INTERVENTION_HINT,
+    CostEstimate,
+    check_cost,
+    estimate_attribution_cost,
+    estimate_faithfulness_cost,
+    estimate_intervention_cost,
+    estimate_patching_cost,
+    estimate_route_cost,
+    passes_per_step,
+)
 from attribution.errors import CostLimitError, InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
@@ -31,7 +41,8 @@ METHOD_PARAMS = {
 }
 
 
-def _measured_passes(loaded: LoadedModel, **arguments) -> int:
+def _measured_passes(loaded: LoadedModel, run=attribute, **arguments) -> int:
+    """The sequences ``run(loaded, **arguments)`` evaluates through the model's output layer."""
     evaluated = [0]
 
     def count(module, args) -> None:
@@ -39,7 +50,7 @@ def _measured_passes(loaded: LoadedModel, **arguments) -> int:
 
     handle = loaded.model.get_output_embeddings().register_forward_pre_hook(count)
     try:
-        attribute(loaded, **arguments)
+        run(loaded, **arguments)
     finally:
         handle.remove()
     return evaluated[0]
@@ -105,3 +116,57 @@ def test_check_cost_sums_the_runs_and_names_the_cap() -> None:
         "(the largest part: lime on gpt2: about 1,020 model passes (20 token(s) to explain)). Use a shorter text "
         "or target, fewer methods, or a cheaper method (saliency, attention)."
     )
+
+
+# ------------------------------------------------------------------------------------------ interventions
+
+IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
+TRANSLATION_COUNTERFACTUAL = "the old cat sees a bird slowly"  # the Intervene tab's example: measured at 5
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_intervention_estimates_bound_the_real_passes(name: str) -> None:
+    """Sweeps and faithfulness evaluations are counted exactly (one pass per patched cell or perturbed input;
+    the causal sweep's one extra pass is its backward pass); ablations and route tests are bounded."""
+    from attribution.interventions import attribution_faithfulness, intervene, patching_sweep, route_faithfulness
+
+    loaded = load_model(name, cache=MODELS)
+    text, target = CASES[name]
+    causal = loaded.kind == "causal"
+    counterfactual = IOI_COUNTERFACTUAL if causal else TRANSLATION_COUNTERFACTUAL
+    target = None if causal else target
+    sweep_arguments = {
+        "text": text,
+        "counterfactual": counterfactual,
+        "target": target,
+        "root_token": -1 if causal else 5,
+    }
+    sweep = _measured_passes(loaded, patching_sweep, **sweep_arguments)
+    estimate = estimate_patching_cost(loaded, text, target=target)
+    if causal:
+        assert estimate.passes == sweep + 1
+    else:  # the estimate counts the target's end-of-sentence token as a decoder position (an upper bound)
+        assert sweep + 1 <= estimate.passes <= sweep + 1 + len(loaded.model.model.decoder.layers)
+    approximate_only = _measured_passes(loaded, patching_sweep, **sweep_arguments, exact=False)
+    assert approximate_only + 1 == estimate_patching_cost(loaded, text, target=target, exact=False).passes
+    ablation = _measured_passes(loaded, intervene, text=text, components=["decoder:1:head:0"], target=target)
+    assert ablation <= estimate_intervention_cost(loaded, text, target=target, references=0).passes
+    route = _measured_passes(loaded, route_faithfulness, text=text, target=target, seeds=2)
+    assert route <= estimate_route_cost(loaded, text, target=target, seeds=2).passes <= 3 * route
+    result = attribute(loaded, text, target=CASES[name][1], method="saliency")
+    for seeds in (0, 2):
+        measured = _measured_passes(loaded, attribution_faithfulness, result=result, random_seeds=seeds)
+        assert measured == estimate_faithfulness_cost(result, random_seeds=seeds).passes
+
+
+def test_a_sweep_over_the_cap_is_refused_naming_its_cells() -> None:
+    loaded = load_model("tiny-ioi-gpt2", cache=MODELS)
+    estimate = estimate_patching_cost(loaded, CASES["tiny-ioi-gpt2"][0])
+    n_layers, n_heads = loaded.config.n_layer, loaded.config.n_head
+    n_tokens = loaded.count_tokens(CASES["tiny-ioi-gpt2"][0])
+    assert estimate.detail == f"{n_layers * n_heads + n_layers * n_tokens} patched components"
+    assert estimate_patching_cost(loaded, CASES["tiny-ioi-gpt2"][0], maps=["head"]).passes == 6 + n_layers * n_heads
+    with pytest.raises(
+        CostLimitError, match=r"about [\d,]+ model passes; this deployment allows at most 10 .*fewer comp"
+    ):
+        check_cost(estimate, 10, what="This sweep", hint=INTERVENTION_HINT)

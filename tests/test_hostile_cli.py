@@ -1,14 +1,19 @@
 """The hostile-input corpus against the command line: every case ends with one clear line and exit status 2.
 
-Never a traceback, never a partial output file, and the next good command still works.
+Never a traceback, never a partial output file, and the next good command still works. Covers every
+command that reads user input: attribute, graph, intervene, patch, export (every result kind), corpus
+(data files and options) and report (run folders that were tampered with).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -181,3 +186,253 @@ def test_invalid_utf8_on_the_real_command_line_and_then_a_good_command(tmp_path:
     completed = subprocess.run(good, cwd=REPO, env=env, capture_output=True, timeout=300)
     assert completed.returncode == 0, completed.stderr.decode()
     assert out.is_file()
+
+
+# ------------------------------------------------------------------------------ interventions: intervene, patch
+
+IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
+INTERVENTION_COMMANDS = {
+    "intervene": ["intervene", "--model", "tiny-ioi-gpt2", "--component", "decoder:1:head:0", "--mode", "patch"],
+    "patch": ["patch", "--model", "tiny-ioi-gpt2", "--maps", "head"],
+}
+
+
+@pytest.mark.parametrize("case", TEXT_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("command", sorted(INTERVENTION_COMMANDS))
+def test_hostile_texts_in_interventions(
+    case: Case, command: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The text, the counterfactual and the target each get one line naming which of them is wrong."""
+    out = tmp_path / "out.json"
+    texts = {"--text": IOI, "--counterfactual": IOI_COUNTERFACTUAL, "--target": " Mary"}
+    for option, role in (("--text", "input text"), ("--counterfactual", "counterfactual"), ("--target", "target")):
+        given = {**texts, option: case.value}
+        argv = [*INTERVENTION_COMMANDS[command], *(x for pair in given.items() for x in pair), "--out", str(out)]
+        code, stderr = _run(argv, capfd)
+        _assert_one_clear_line(code, stderr, rf"The {role} is .*{case.expect}")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expect"),
+    [
+        (["--component", "<script>alert(1)</script>"], r"Cannot read the component '<script>alert\(1\)</script>'"),
+        (["--component", "x" * 100_000], r"A component id is at most 200 characters long"),
+        (["--component", "decoder:99:head:0"], r"layer 99 does not exist"),
+        (["--component", "decoder:1:head:0", "--top-k", "1000000"], r"top_k must be an integer from 1 to 100"),
+        (["--component", "decoder:1:head:0", "--contrast-token", "\udcff"], r"The contrast token is not valid text"),
+        (["--component", "decoder:1:head:0", "--target-token", "x" * 5000], r"The target token is one token"),
+        (["--component", "decoder:1:head:0", "--mode", "mean", "--reference", "a\udcff"], r"The reference is not"),
+        (["--component", "decoder:1:head:0", "--mode", "patch"], r"--mode patch needs --counterfactual"),
+        (["--component", "decoder:1:head:0", "--mode", "patch", "--counterfactual", "Mary"], r"same length"),
+        (["--route", "--seeds", "100000"], r"seeds must be an integer from 0 to 64, not 100000"),
+        (["--route", "--threshold", "nan"], r"--threshold must be in \[0, 1\), not nan"),
+        (["--route", "--token", "all"], r"--route tests one root token"),
+    ],
+)
+def test_bad_intervene_options(
+    arguments: list[str], expect: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "r.json"
+    code, stderr = _run_catching_exit(
+        ["intervene", "--model", "tiny-ioi-gpt2", "--text", IOI, "--out", str(out), *arguments], capfd
+    )
+    _assert_one_clear_line(code, stderr, expect)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expect"),
+    [
+        (["--batch-size", "0"], r"argument --batch-size: must be at least 1, not 0"),
+        (["--maps", "encoder_head"], r"Unknown map 'encoder_head' for this model; choose from head, position"),
+        (["--token", "99"], r"Token index 99 is out of range"),
+        (["--contrast-token", "\ud800"], r"The contrast token is not valid text"),
+        (["--no-exact", "--no-approximate"], r"leave nothing to compute"),
+    ],
+)
+def test_bad_patch_options(
+    arguments: list[str], expect: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "p.json"
+    argv = [
+        "patch",
+        "--model",
+        "tiny-ioi-gpt2",
+        "--text",
+        IOI,
+        "--counterfactual",
+        IOI_COUNTERFACTUAL,
+        "--out",
+        str(out),
+    ]
+    code, stderr = _run_catching_exit([*argv, *arguments], capfd)
+    _assert_one_clear_line(code, stderr, expect)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------- corpus runs: corpus, report
+
+CORPUS = ["corpus", "--model", "tiny-synth-translate", "--methods", "saliency"]
+
+
+def _data_file(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "extra", "expect"),
+    [
+        ("/dev/zero", ["--format", "jsonl"], r"zero is not a regular file or a dataset folder"),
+        ("/etc/passwd", ["--format", "jsonl"], r"passwd, line 1: not valid JSON"),
+        ("/no/such/data.jsonl", [], r"Data not found: data\.jsonl"),
+        ("bad-utf8.jsonl", [], r"bad-utf8\.jsonl, line 1: not UTF-8 text"),
+        ("deep.jsonl", [], r"deep\.jsonl, line 1: JSON nested too deeply"),
+        ("list.jsonl", [], r"list\.jsonl, row 1: expected an object with fields, not list"),
+        ("fields.jsonl", [], r"fields\.jsonl has no text field 'source'; its rows have the fields 'text'"),
+        ("data.jsonl", ["--method-params", "[" * 100_000], r"--method-params is nested too deeply"),
+        ("data.jsonl", ["--method-params", '{"saliency": [1]}'], r"--method-params must map methods to parameters"),
+        ("data.jsonl", ["--method-params", '{"lime": {}}'], r"Parameters given for 'lime', which is not one of"),
+        ("data.jsonl", ["--batch-size", "-3"], r"argument --batch-size: must be at least 1, not -3"),
+        ("data.jsonl", ["--metrics", "magic"], r"Unknown metric 'magic'"),
+        ("data.jsonl", ["--text-field", "a\udcffb"], r"has no text field 'a\\udcffb'"),
+    ],
+)
+def test_hostile_corpus_data_and_options(
+    data: str, extra: list[str], expect: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    files = {
+        "bad-utf8.jsonl": b'\xff\xfe{"source": "a"}\n',
+        "deep.jsonl": b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        "list.jsonl": b"[1, 2]\n",
+        "fields.jsonl": b'{"text": "the cat"}\n',
+        "data.jsonl": b'{"source": "the cat sees a bird", "target": "ka vesa mi avi vidas"}\n',
+    }
+    path = _data_file(tmp_path, data, files[data]) if data in files else Path(data)
+    out = tmp_path / "run"
+    code, stderr = _run_catching_exit([*CORPUS, "--data", str(path), "--out", str(out), *extra], capfd)
+    _assert_one_clear_line(code, stderr, expect)
+    assert not (out / "shards").exists()
+
+
+@pytest.mark.parametrize(
+    ("out", "expect"), [("/dev/zero", r"/dev/zero is a file; give a folder"), ("/etc", r"/etc is not empty and holds")]
+)
+def test_corpus_out_must_be_a_run_folder(
+    out: str, expect: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = _data_file(tmp_path, "data.jsonl", b'{"source": "the cat sees a bird"}\n')
+    code, stderr = _run([*CORPUS, "--data", str(data), "--out", out], capfd)
+    _assert_one_clear_line(code, stderr, expect)
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory) -> Path:
+    """A real two-record run folder, copied by each test that tampers with it."""
+    folder = tmp_path_factory.mktemp("corpus")
+    data = folder / "pairs.jsonl"
+    rows = [
+        {"source": "the old cat sees a bird quickly", "target": "ka miru vesa mi avi rapide vidas"},
+        {"source": "the dog sees a cat", "target": "ka grano mi vesa vidas"},
+    ]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert main([*CORPUS, "--data", str(data), "--out", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+def _tampered(corpus_run: Path, tmp_path: Path, change: Callable[[Path], None]) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(corpus_run, copy)
+    change(copy)
+    return copy
+
+
+def _manifest_with(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def write(run: Path) -> None:
+        manifest = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        change(manifest)
+        (run / "run.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    return write
+
+
+def _rows_with(change: Callable[[list[dict]], None]) -> Callable[[Path], None]:
+    def write(run: Path) -> None:
+        import pyarrow.parquet as pq
+
+        (shard,) = sorted((run / "shards").glob("*.parquet"))
+        table = pq.read_table(shard)
+        rows = table.to_pylist()
+        change(rows)
+        pq.write_table(table.from_pylist(rows, schema=table.schema), shard)
+
+    return write
+
+
+def _set_result_file(rows: list[dict], value: str) -> None:
+    rows[0]["result_file"] = value
+
+
+@pytest.mark.parametrize(
+    ("change", "expect"),
+    [
+        (
+            lambda run: (run / "run.json").unlink() or (run / "run.json").symlink_to("/dev/zero"),
+            r"is not a corpus run folder|run: Is a directory",
+        ),
+        (lambda run: (run / "run.json").write_bytes(b"{" + b" " * 2_000_000 + b"}"), r"larger than the 0\.954 MB"),
+        (
+            lambda run: (run / "run.json").write_text("{not json"),
+            r"run\.json is not a readable corpus run manifest: .*not valid JSON",
+        ),
+        (_manifest_with(lambda m: m.update(schema="comparison")), r"`schema` must be 'corpus-run'"),
+        (
+            _manifest_with(lambda m: m["task"].update(methods="saliency")),
+            r"`task\.methods` must be a list, not a string",
+        ),
+        (
+            _manifest_with(lambda m: m["task"].update(graph_threshold="high")),
+            r"`task\.graph_threshold` must be a number",
+        ),
+        (
+            _manifest_with(lambda m: m["task"].update(method_params={"saliency": [1]})),
+            r"`task\.method_params\.saliency` must be an object",
+        ),
+        (_manifest_with(lambda m: m.update(model=["tiny"])), r"`model` must be an object, not a list"),
+        (_manifest_with(lambda m: m["data"].update(n_records="two")), r"`data\.n_records` must be a whole number"),
+        (_manifest_with(lambda m: m.update(schema_version=99)), r"written by a newer Attribution Explorer"),
+        (
+            lambda run: next((run / "shards").glob("*.parquet")).write_bytes(b"not parquet"),
+            r"Cannot read the shards of",
+        ),
+        (_rows_with(lambda rows: _set_result_file(rows, "../../../../etc/passwd")), r"points outside the run folder"),
+        (_rows_with(lambda rows: _set_result_file(rows, "run.json")), r"run\.json: not an Attribution Explorer result"),
+    ],
+    ids=[
+        "run.json -> /dev/zero",
+        "oversize run.json",
+        "not JSON",
+        "another schema",
+        "methods as a string",
+        "threshold as a string",
+        "method params as a list",
+        "model as a list",
+        "n_records as a string",
+        "newer schema",
+        "junk shard",
+        "result outside the folder",
+        "result that is no result",
+    ],
+)
+def test_hostile_run_folders_for_report_and_export(
+    corpus_run: Path, change, expect: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = _tampered(corpus_run, tmp_path, change)
+    for command in (["report", str(run)], ["export", str(run)]):
+        out = tmp_path / "page.html"
+        code, stderr = _run([*command, "--out", str(out)], capfd)
+        _assert_one_clear_line(code, stderr, expect)
+        assert not out.exists()
+    assert main(["report", str(corpus_run), "--out", str(tmp_path / "good.html")]) == 0  # the next good one works

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from attribution.compare import alignment_error_rate
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
-from attribution.models import ModelCache, load_model
+from attribution.models import load_model
 from space import handlers
 from space.config import SpaceConfig, offered_models
 from space.handlers_corpus import run_uploaded_corpus
@@ -31,7 +32,9 @@ def _config(**options) -> SpaceConfig:
 @pytest.fixture
 def ctx(tmp_path) -> handlers.AppContext:
     config = _config()
-    return handlers.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(), tmp_path / "exports")
+    return handlers.AppContext.create(
+        config, offered_models(config, hub_reachable=False), export_root=tmp_path / "exports"
+    )
 
 
 @pytest.fixture
@@ -42,7 +45,6 @@ def uploads(tmp_path) -> Path:
 
 
 def test_an_upload_gives_the_report_and_the_results(ctx, uploads) -> None:
-    ctx.export_dir.mkdir()
     data = write_jsonl(uploads / "my pairs.jsonl", translation_rows(3))
     reports: list[tuple[float, str]] = []
     view = run_uploaded_corpus(
@@ -75,7 +77,6 @@ def test_an_upload_gives_the_report_and_the_results(ctx, uploads) -> None:
     ],
 )
 def test_bad_uploads_are_one_line_without_server_paths(ctx, uploads, name, content, message) -> None:
-    ctx.export_dir.mkdir()
     path = uploads / name
     path.write_text(content, encoding="utf-8")
     with pytest.raises(InvalidInputError, match=message) as error:
@@ -101,7 +102,6 @@ def test_requests_outside_the_offer_are_refused(ctx, uploads, tmp_path) -> None:
 
 
 def test_the_time_budget_stops_the_run_and_the_report_covers_what_finished(ctx, uploads) -> None:
-    ctx.export_dir.mkdir()
     quick = dataclasses.replace(ctx, config=_config(corpus_time_budget_s=0.001))
     data = write_jsonl(uploads / "pairs.jsonl", translation_rows(4))
     view = run_uploaded_corpus(quick, str(data), [MODEL], ["attention"], False, upload_root=uploads.parent)
@@ -165,3 +165,26 @@ def test_the_compare_tab_uploads_a_corpus_and_shows_its_report(served, new_page,
     assert frame.locator(".slick-row").count() == 3
     page.screenshot(path=str(tmp_path / "space-corpus.png"), full_page=True)
     session.assert_clean()
+
+
+def test_a_budget_running_out_inside_a_batch_stops_the_run_there(ctx, uploads, monkeypatch) -> None:
+    """The deadline between batches cannot stop a long batch: the time budget stops it at its next module call,
+    nothing is recorded as failed, the report is still written, and the model is left as it was."""
+    from attribution import budget as budget_module
+    from tests.test_budget import TickingClock
+
+    data = write_jsonl(uploads / "pairs.jsonl", translation_rows(3))
+    loaded = ctx.load(MODEL)
+    probe = loaded.tokenizer("the old cat sees a bird quickly", return_tensors="pt")
+    labels = loaded.tokenizer(text_target="ka miru vesa mi avi rapide vidas", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = loaded.model(**probe, labels=labels).logits.clone()
+    monkeypatch.setattr(budget_module, "_now", TickingClock())  # one second per reading: 300 s = 300 module calls
+    view = run_uploaded_corpus(ctx, str(data), [MODEL], ["saliency"], True, upload_root=uploads.parent)
+    monkeypatch.undo()
+    assert view.summary.startswith("0 of 3 records explained in ") and view.summary.endswith(
+        ", 0 failed; stopped at the 300 s time budget (the report covers the records finished)."
+    )
+    assert pq.read_table(view.results_path).num_rows == 0 and view.report_path.is_file()
+    with torch.no_grad():
+        assert torch.equal(loaded.model(**probe, labels=labels).logits, before)

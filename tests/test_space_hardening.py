@@ -19,24 +19,30 @@ import pytest
 
 from attribution.models import bundled_model_path
 from attribution.results import AttributionResult, ContributionGraph
-from tests.app_server import Answer, AppProcess, call, serve_app, stop
+from space.handlers_corpus import MAX_UPLOAD_BYTES
+from tests.app_server import Answer, AppProcess, call, file_payload, serve_app, stop, upload
 from tests.hostile_inputs import (
     MARKUP,
     REPO_ID_CASES,
     RESULT_REFUSAL,
     TEXT_CASES,
+    corpus_file_cases,
     corrupt_model_folder,
     model_id_cases,
     result_json_cases,
     valid_attribution,
+    valid_comparison,
 )
 
 IOI = "When Mary and John went to the store, John gave a drink to"
+IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
 PAGE = "HTML page (self-contained, works offline)"
 SOURCE, TARGET = "the old cat sees a bird quickly", "ka miru vesa mi avi rapide vidas"
 BUDGET_S = 8
 MAX_RESULT_MB = 1
 MAX_PASSES = 1_000_000
+MAX_CORPUS_ROWS = 5
+CORPUS_ROW = b'{"source": "the cat sees a bird", "target": "ka vesa mi avi vidas"}\n'
 #: Server memory may grow this much over the whole hostile corpus (it grew by 2.5 GiB on one /dev/zero request).
 RSS_GROWTH_LIMIT_MIB = 300
 
@@ -57,6 +63,8 @@ def app(tmp_path_factory) -> AppProcess:
         "max_model_passes": MAX_PASSES,
         "max_result_mb": MAX_RESULT_MB,
         "cache_examples": "off",
+        "max_corpus_rows": MAX_CORPUS_ROWS,
+        "max_sessions": 50,  # every raw request opens a session: the memory bound is this many sessions' state
     }
     with serve_app(config, folder, online=True) as served:
         served.corrupt = str(corrupt)  # type: ignore[attr-defined]
@@ -84,11 +92,18 @@ def _refused(answer: Answer, expect: str) -> str:
 
 
 def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: AppProcess, tmp_path: Path) -> None:
-    good = _attribute(app, "tiny-ioi-gpt2", IOI)  # warm up: both models, an export, a graph
+    # Warm up (every code path the corpus reaches once, so imports are not counted as growth): both models,
+    # an export, a graph, an ablation, a patching sweep, a comparison with its faithfulness, a corpus upload.
+    good = _attribute(app, "tiny-ioi-gpt2", IOI)
     assert good.event == "complete"
     assert _attribute(app, "tiny-synth-translate", SOURCE, TARGET, method="attention").event == "complete"
     graph_json = _graph_json(app)
-    assert call(app.url, "export", "Attribute", "Result JSON", good.data[3], "", "").event == "complete"
+    assert call(app.url, "export", "Attribute", "Result JSON", good.data[3], "", "", "").event == "complete"
+    assert call(app.url, "graph_ablate", *_ablate(graph_json)).event == "complete"
+    assert _intervene(app, IOI).event == "complete"
+    compared = call(app.url, "compare", SOURCE, ["tiny-synth-translate"], ["saliency"], TARGET, "")
+    assert call(app.url, "compare_faithfulness", compared.data[3], True).event == "complete"
+    assert call(app.url, *_corpus(upload(app.url, "warm.jsonl", CORPUS_ROW))).event == "complete"
     rss_before = app.rss_mib()
 
     server_file = tmp_path / "another-users-result.json"
@@ -97,12 +112,16 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
     for case in result_json_cases(max_bytes=MAX_RESULT_MB * 1024**2, server_file=server_file):
         answers = {
             "export": call(
-                app.url, "export", "Compare", "HTML page (self-contained, works offline)", "", "", case.value
+                app.url, "export", "Compare", "HTML page (self-contained, works offline)", "", "", case.value, ""
             ),
+            "export_intervene": call(app.url, "export", "Intervene", PAGE, "", "", "", case.value),
             "graph_choices": call(app.url, "graph_choices", case.value),
             "graph_node": call(app.url, "graph_node", case.value, None),
             "graph_edge": call(app.url, "graph_edge", case.value, None),
-            "push": call(app.url, "push", "Attribute", case.value, "", "", "alice/demo", "hf_token"),
+            "graph_ablate": call(app.url, "graph_ablate", *_ablate(case.value)),
+            "compare_faithfulness": call(app.url, "compare_faithfulness", case.value, True),
+            "push": call(app.url, "push", "Attribute", case.value, "", "", "alice/demo", "hf_token", ""),
+            "push_intervene": call(app.url, "push", "Intervene", "", "", "", "alice/demo", "hf_token", case.value),
         }
         for api, answer in answers.items():
             seen.setdefault(api, set()).add(_refused(answer, RESULT_REFUSAL))
@@ -118,10 +137,19 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
         _refused(_attribute(app, "tiny-ioi-gpt2", IOI, case.value), expect.replace("input text", "target"))
         _refused(call(app.url, "graph", "tiny-ioi-gpt2", case.value, "", 0.04, False, "-1"), expect)
         _refused(call(app.url, "compare", case.value, ["tiny-synth-translate"], ["saliency"], "", ""), expect)
+        _refused(_intervene(app, case.value), expect)  # the input, the counterfactual, a target: each one line
+        _refused(_intervene(app, IOI, case.value), expect)
+        _refused(call(app.url, "graph_ablate", *_ablate(graph_json, target=case.value)), expect)
+    _refused(_intervene(app, IOI, contrast="\ud800"), r"The contrast token is not valid text")
+    _refused(call(app.url, "graph_ablate", *_ablate(graph_json, component="<script>")), r"Cannot read the component")
+    forged = valid_comparison().to_json()  # valid JSON of a model this app does not have: never loaded
+    _refused(call(app.url, "compare_faithfulness", forged, True), r"Cannot load 'synthetic-seq2seq'")
     for case in model_id_cases():
         _refused(_attribute(app, case.value, IOI), case.expect)
+        _refused(_intervene(app, IOI, model=case.value), case.expect)
+    _hostile_corpus_uploads(app, server_file)
     for case in REPO_ID_CASES:
-        _refused(call(app.url, "push", "Attribute", good.data[3], "", "", case.value, "hf_token"), case.expect)
+        _refused(call(app.url, "push", "Attribute", good.data[3], "", "", case.value, "hf_token", ""), case.expect)
     _refused(_attribute(app, app.corrupt, IOI), r"Cannot load '.*corrupt-gpt2': .*(header|deserializ)")
     _refused(call(app.url, "graph", "tiny-ioi-gpt2", IOI, "", 0.04, False, "99"), r"Token index 99 is out of range")
     _refused(
@@ -143,6 +171,66 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
     growth = app.rss_mib() - rss_before
     print(f"server memory grew by {growth:.0f} MiB over the hostile corpus")
     assert growth < RSS_GROWTH_LIMIT_MIB, f"server memory grew by {growth:.0f} MiB"
+
+
+def _intervene(
+    app: AppProcess,
+    text: str,
+    counterfactual: str = IOI_COUNTERFACTUAL,
+    *,
+    contrast: str = "",
+    model: str = "tiny-ioi-gpt2",
+) -> Answer:
+    return call(app.url, "intervene", model, text, counterfactual, "", "", contrast, "-1")
+
+
+def _ablate(graph_json: str, *, target: str = "", component: str = "decoder:1:ffn:*") -> tuple:
+    """The arguments of ``/graph_ablate``: model, text, target, graph JSON, node, edge, what, mode, threshold, id."""
+    return ("tiny-ioi-gpt2", IOI, target, graph_json, None, None, "edge", "zero", 0.04, component)
+
+
+def _corpus(upload_value, *, methods=("saliency",), model: str = "tiny-synth-translate", text_field: str = "source"):
+    return ("corpus", upload_value, [model], list(methods), False, text_field, "target", "alignment")
+
+
+def _hostile_corpus_uploads(app: AppProcess, server_file: Path) -> None:
+    """``/corpus``: uploaded files of every bad kind, file inputs naming server paths, bad choices."""
+    for case in corpus_file_cases(max_rows=MAX_CORPUS_ROWS, max_bytes=MAX_UPLOAD_BYTES):
+        name, content = case.value
+        message = _refused(call(app.url, *_corpus(upload(app.url, name, content))), case.expect)
+        assert "gradio-temp" not in message  # the file is named by its own name, never by its server path
+    # A file input may only name a file Gradio received as an upload: Gradio refuses anything else before the
+    # app runs (an error event without details: nothing is read, nothing is echoed).
+    for value in (file_payload("/etc/passwd"), file_payload("/dev/zero"), file_payload(str(server_file)), "/etc", 42):
+        refused = call(app.url, *_corpus(value))
+        assert refused.event == "error" and refused.data == {"error": None}, (value, refused.data)
+    good = upload(app.url, "pairs.jsonl", CORPUS_ROW)
+    _refused(call(app.url, *_corpus(good, methods=["magic"])), r"'magic' .*is not in the list of choices")  # Gradio's
+    _refused(call(app.url, *_corpus(good, model="../../etc")), r"is not a Hugging Face model id")
+    _refused(call(app.url, *_corpus(good, text_field="a\ud800")), r"pairs\.jsonl has no text field")
+    done = call(app.url, *_corpus(good))
+    assert done.event == "complete" and done.data[0].startswith("1 of 1 records explained"), done.data
+
+
+def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own() -> None:
+    """Queue groups: cheap requests (re-walks, details, exports) never share a queue with model runs, and the
+    intervention and corpus requests run in their own groups (a corpus one at a time)."""
+    from space.app import build_app
+    from space.config import SpaceConfig
+
+    config = SpaceConfig(
+        models=("tiny-ioi-gpt2", "tiny-synth-translate"), default_model="tiny-ioi-gpt2", cache_examples="off"
+    )
+    demo, _ = build_app(config, hub_reachable=False)
+    groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name}
+    model_runs = {"attribute": "attribution", "compare": "attribution", "graph": "graph", "corpus": "corpus"}
+    model_runs |= dict.fromkeys(("graph_ablate", "intervene", "compare_faithfulness"), "intervention")
+    for api, group in model_runs.items():
+        assert groups[api][0] == group, (api, groups[api])
+    assert groups["corpus"][1] == 1
+    for api in ("graph_threshold", "graph_choices", "graph_node", "graph_edge", "export"):
+        assert groups[api] == ("light", config.light_concurrency_limit), (api, groups[api])
+    assert {"light", "push"}.isdisjoint(model_runs.values())
 
 
 def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(app: AppProcess) -> None:
@@ -170,7 +258,7 @@ def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(ap
     cheap = {
         "node": ("graph_node", graph_json, None),
         "threshold": ("graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.2, False, "-1", graph_json),
-        "export": ("export", "Contribution graph", "Result JSON", "", graph_json, ""),
+        "export": ("export", "Contribution graph", "Result JSON", "", graph_json, "", ""),
         "graph": ("graph", "tiny-ioi-gpt2", IOI, "", 0.05, False, "-1"),  # another model, another group
     }
     for name, request in cheap.items():
@@ -203,10 +291,10 @@ def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path) -
         assert not stale.exists()  # a dead process's folder is removed at start-up
         graph = _graph_json(served)
         page = call(
-            served.url, "export", "Contribution graph", "HTML page (self-contained, works offline)", "", graph, ""
+            served.url, "export", "Contribution graph", "HTML page (self-contained, works offline)", "", graph, "", ""
         )
         assert page.event == "complete"
-        refused = call(served.url, "export", "Contribution graph", "Result JSON", "", "/etc/passwd", "")
+        refused = call(served.url, "export", "Contribution graph", "Result JSON", "", "/etc/passwd", "", "")
         assert refused.event == "error"
         root = served.gradio_temp / "attribution-explorer"
         (own,) = root.iterdir()

@@ -6,12 +6,16 @@ and Chromium (the app fixture of ``tests/test_space_app.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import pytest
+import torch
 
-from attribution.errors import InvalidInputError
+from attribution import budget as budget_module
+from attribution.cost import estimate_patching_cost, estimate_route_cost
+from attribution.errors import BudgetExceededError, CostLimitError, InvalidInputError
 from attribution.interventions.ablation import intervene
 from attribution.interventions.faithfulness import attribution_faithfulness
 from attribution.interventions.results import PatchingResult
@@ -20,6 +24,7 @@ from space import handlers
 from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from tests.browser import browser, new_page  # noqa: F401  (pytest fixtures)
+from tests.test_budget import TickingClock
 from tests.test_space_app import _wait_for_drawing, client, served  # noqa: F401  (pytest fixtures)
 
 PROMPT = "When Mark and Tom went to the market, Mark gave a ball to"
@@ -66,14 +71,27 @@ def test_intervene_examples_flip_the_answer_and_the_route_beats_random(ctx):
         assert "Spearman" in view.summary
 
 
-def test_intervene_refuses_bad_requests_and_caps_the_cost(ctx, monkeypatch):
+def test_intervene_refuses_bad_requests_and_caps_the_cost(ctx):
     with pytest.raises(InvalidInputError, match="counterfactual"):
         interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, "", "", "", "", "-1")
     with pytest.raises(InvalidInputError, match="one position"):
         interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "all")
-    monkeypatch.setattr(interventions, "MAX_PATCH_CELLS", 10)
-    with pytest.raises(InvalidInputError, match="at most 10"):
-        interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1")
+    capped = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, max_intervention_passes=50))
+    expected = estimate_patching_cost(ctx.load("tiny-ioi-gpt2"), PROMPT).passes
+    expected += estimate_route_cost(ctx.load("tiny-ioi-gpt2"), PROMPT, seeds=interventions.ROUTE_SEEDS).passes
+    message = (
+        rf"This patching sweep and route test would need about {expected} model passes; this deployment allows "
+        r"at most 50 per request \(the largest part: patching sweep on tiny-ioi-gpt2: about \d+ model passes "
+        r"\(\d+ patched components\)\)\. Use a shorter text or target, or fewer components\."
+    )
+    with pytest.raises(CostLimitError, match=message):
+        interventions.run_intervene(capped, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1")
+    graph = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    tiny = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, max_intervention_passes=3))
+    with pytest.raises(CostLimitError, match="This ablation would need about"):
+        interventions.ablate_from_graph(
+            tiny, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
+        )
 
 
 def test_swap_names_makes_the_ioi_counterfactual():
@@ -89,15 +107,51 @@ def test_faithfulness_columns_are_the_library_numbers(ctx):
         "ka miru vesa mi avi rapide vidas",
         "0-0 1-2 2-1 3-6 4-3 5-4 6-5",
     )
-    rows = interventions.faithfulness_columns(ctx, view.comparison)
+    headers, rows = interventions.faithfulness_table(ctx, view.comparison_json)
+    assert headers == ["result", "AER", *interventions.FAITHFULNESS_HEADERS]
     loaded = ctx.load("tiny-synth-translate")
-    for row, result in zip(rows, view.comparison.results, strict=True):
-        direct = attribution_faithfulness(loaded, result, random_seeds=1)
+    for row, label, aer, result in zip(
+        rows, view.comparison.labels, view.comparison.aer, view.comparison.results, strict=True
+    ):
+        direct = attribution_faithfulness(loaded, result)  # 3 random rankings: the columns do not show them
         assert row == [
-            round(v, 4)
-            for v in (direct.comprehensiveness, direct.sufficiency, direct.deletion_aopc, direct.insertion_aopc)
+            label,
+            aer,
+            *(
+                round(v, 4)
+                for v in (direct.comprehensiveness, direct.sufficiency, direct.deletion_aopc, direct.insertion_aopc)
+            ),
         ]
-    assert rows[0][0] > rows[1][0]  # saliency is more comprehensive than attention on this model
+    assert rows[0][2] > rows[1][2]  # saliency is more comprehensive than attention on this model
+
+
+def test_faithfulness_columns_have_no_aer_without_a_gold_alignment(ctx):
+    view = handlers.run_comparison(
+        ctx,
+        "the old cat sees a bird quickly",
+        ["tiny-synth-translate"],
+        ["saliency"],
+        "ka miru vesa mi avi rapide vidas",
+        "",
+    )
+    headers, rows = interventions.faithfulness_table(ctx, view.comparison_json)
+    assert headers == ["result", *interventions.FAITHFULNESS_HEADERS]
+    direct = attribution_faithfulness(ctx.load("tiny-synth-translate"), view.comparison.results[0])
+    assert rows == [
+        [
+            view.comparison.labels[0],
+            round(direct.comprehensiveness, 4),
+            round(direct.sufficiency, 4),
+            round(direct.deletion_aopc, 4),
+            round(direct.insertion_aopc, 4),
+        ]
+    ]
+    forged = view.comparison_json.replace('"model_id": "tiny-synth-translate"', '"model_id": "/etc"')
+    with pytest.raises(InvalidInputError, match=r"(Unknown model|cannot load) '/etc'"):
+        interventions.faithfulness_table(ctx, forged)  # a model id read from the JSON is held to the offer
+    for hostile in ("/etc/passwd", "[1]", "{}"):
+        with pytest.raises(InvalidInputError, match="is not a result of this app"):
+            interventions.faithfulness_table(ctx, hostile)
 
 
 def test_served_app_intervene_ablate_faithfulness_and_export(served, client):  # noqa: F811
@@ -153,3 +207,43 @@ def test_browser_intervene_tab_example_draws(served, new_page):  # noqa: F811
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / "space-intervene.png"), full_page=True)
     session.assert_clean()
+
+
+def _model_state(loaded) -> tuple[torch.Tensor, int]:
+    """The model's logits on a fixed input and its number of hooks (what a stopped run must leave as it was)."""
+    inputs = loaded.tokenizer(PROMPT, return_tensors="pt")
+    with torch.no_grad():
+        logits = loaded.model(**inputs).logits.clone()
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in loaded.model.modules())
+    return logits, hooks
+
+
+@pytest.mark.parametrize("request_kind", ["ablate", "intervene", "faithfulness"])
+def test_each_intervention_request_stops_at_its_time_budget_and_leaves_the_model_as_it_was(
+    ctx, monkeypatch, request_kind
+):
+    """A clock that advances one second per reading makes the 30 s budget run out mid-run, deterministically."""
+    graph = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    comparison = handlers.run_comparison(ctx, PROMPT, ["tiny-ioi-gpt2"], ["saliency"], "", "")
+    loaded = ctx.load("tiny-ioi-gpt2")
+    before = _model_state(loaded)
+    requests = {
+        "ablate": lambda: interventions.ablate_from_graph(
+            ctx, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
+        ),
+        "intervene": lambda: interventions.run_intervene(
+            ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1"
+        ),
+        "faithfulness": lambda: interventions.faithfulness_table(ctx, comparison.comparison_json),
+    }
+    what = {"ablate": "The ablation", "intervene": "The patching sweep", "faithfulness": "The faithfulness evaluation"}
+    monkeypatch.setattr(budget_module, "_now", TickingClock())
+    with pytest.raises(BudgetExceededError) as stopped:
+        requests[request_kind]()
+    assert str(stopped.value) == (
+        f"{what[request_kind]} was stopped: it ran past this deployment's time budget of 30 s. "
+        "Try a shorter text or target."
+    )
+    monkeypatch.undo()
+    after = _model_state(loaded)
+    assert torch.equal(after[0], before[0]) and after[1] == before[1]

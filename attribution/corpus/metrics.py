@@ -11,16 +11,25 @@ Parquet shards and one distribution in the corpus report. Built in:
 - ``aer_threshold``: the same with threshold links (every source word holding at least 20 % of a
   target word's scores).
 
-Faithfulness metrics (comprehensiveness, sufficiency, AOPC) register here the same way when
-``attribution.interventions`` provides them (see :func:`register_metric`); a metric that needs
-the model gets it in :class:`MetricInput`.
+Opt-in (run only when named, ``--metrics comprehensiveness ...``: each needs about 33 forward passes
+per explained token), the faithfulness of the explanation, by intervening on the model
+(:mod:`attribution.interventions.faithfulness`: a removed token becomes the tokenizer's unknown
+token):
+
+- ``comprehensiveness`` / ``sufficiency``: ERASER's (DeYoung et al. 2020), AOPC over its bins;
+- ``deletion_aopc`` / ``insertion_aopc``: the areas of the deletion and insertion curves.
+
+The four come from one evaluation per record and method, computed by the first of them and reused
+by the others (:attr:`MetricInput.cache`). For a graph they apply where its routes explain target
+tokens (seq2seq graphs, whose roots are every decoder token by default). A metric that needs the
+model gets it in :class:`MetricInput`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from attribution.compare import aer, alignment_error_rate
 from attribution.errors import InvalidInputError
@@ -35,13 +44,18 @@ GRAPH = "graph"
 
 @dataclass(frozen=True)
 class MetricInput:
-    """What a metric may read: the model (already loaded in this worker), the record, its explanation."""
+    """What a metric may read: the model (already loaded in this worker), the record, its explanation.
+
+    ``cache`` is shared by the metrics of one record and method: work several of them need (one
+    faithfulness evaluation for four numbers) is done once and kept there.
+    """
 
     loaded: LoadedModel
     text: str
     target: str
     gold_alignment: str | None
     result: AttributionResult | ContributionGraph
+    cache: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,7 @@ class Metric:
     compute: Callable[[MetricInput], float | None]
     applies_to: frozenset[str] = frozenset({ATTRIBUTION})
     lower_is_better: bool = True
+    opt_in: bool = False  # expensive: computed only when a run names it, never by default
 
 
 _METRICS: dict[str, Metric] = {}
@@ -74,6 +89,16 @@ def register_metric(metric: Metric, *, replace: bool = False) -> None:
 
 def available_metrics() -> list[str]:
     return list(_METRICS)
+
+
+def default_metrics() -> list[str]:
+    """The metrics a run computes when none are named: every registered one that is not opt-in."""
+    return [name for name, metric in _METRICS.items() if not metric.opt_in]
+
+
+def find_metric(name: str) -> Metric | None:
+    """The registered metric ``name`` (None for one this process does not know, e.g. a plugin's)."""
+    return _METRICS.get(name)
 
 
 def get_metrics(names: Iterable[str]) -> list[Metric]:
@@ -134,3 +159,43 @@ register_metric(
         _attribution_aer("threshold"),
     )
 )
+
+
+def _faithfulness(field_name: str) -> Callable[[MetricInput], float | None]:
+    """One number of the record's faithfulness evaluation (done once per record and method, then reused)."""
+
+    def compute(given: MetricInput) -> float | None:
+        if "faithfulness" not in given.cache:
+            from attribution.interventions.faithfulness import (
+                NothingToExplain,
+                attribution_faithfulness,
+                graph_faithfulness,
+            )
+
+            evaluate = attribution_faithfulness if isinstance(given.result, AttributionResult) else graph_faithfulness
+            try:
+                given.cache["faithfulness"] = evaluate(given.loaded, given.result, random_seeds=0)  # type: ignore[arg-type]
+            except NothingToExplain:
+                given.cache["faithfulness"] = None  # e.g. a causal graph whose only root is the last token
+        evaluation = given.cache["faithfulness"]
+        return None if evaluation is None else getattr(evaluation, field_name)
+
+    return compute
+
+
+for _name, _description, _lower in (
+    ("comprehensiveness", "ERASER comprehensiveness: p(y) minus p(y) without the top-ranked input tokens", False),
+    ("sufficiency", "ERASER sufficiency: p(y) minus p(y) with only the top-ranked input tokens", True),
+    ("deletion_aopc", "area under the deletion curve (top-ranked input tokens removed first)", True),
+    ("insertion_aopc", "area under the insertion curve (top-ranked input tokens restored first)", False),
+):
+    register_metric(
+        Metric(
+            _name,
+            _description,
+            _faithfulness(_name),
+            applies_to=frozenset({ATTRIBUTION, GRAPH}),
+            lower_is_better=_lower,
+            opt_in=True,
+        )
+    )

@@ -104,6 +104,8 @@ def read_records(
     name = display_name or source.name
     if not source.exists():
         raise InvalidInputError(f"Data not found: {name}.")
+    if not source.is_dir() and not source.is_file():  # a device (/dev/zero), a pipe: no end, no size
+        raise InvalidInputError(f"{name} is not a regular file or a dataset folder.")
     fmt = fmt or detect_format(source)
     if fmt not in FORMATS:
         raise InvalidInputError(f"Unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}.")
@@ -215,6 +217,8 @@ def _jsonl_rows(path: Path, name: str, split: str | None, fields: FieldMap) -> I
                 yield json.loads(line)
             except json.JSONDecodeError as error:
                 raise InvalidInputError(f"{name}, line {line_number}: not valid JSON ({error.msg}).") from None
+            except RecursionError:
+                raise InvalidInputError(f"{name}, line {line_number}: JSON nested too deeply.") from None
 
 
 def _csv_rows(path: Path, name: str, split: str | None, fields: FieldMap) -> Iterator[Any]:

@@ -35,20 +35,23 @@ from pathlib import Path
 from typing import Any
 
 from attribution.corpus.tasks import MethodOutcome, TaskConfig
-from attribution.errors import InvalidInputError
+from attribution.errors import AttributionExplorerError, InvalidInputError, ResultFormatError
 from attribution.results import (
     SCHEMA_VERSION,
     AttributionResult,
     ContributionGraph,
     library_versions,
-    load_result,
+    load_result_file,
     utc_now,
 )
+from attribution.validation import ObjectReader, expect_str, expect_str_map, fail, read_json_file
 
 MANIFEST = "run.json"
 SHARDS = "shards"
 RESULTS = "results"
 LOCK = ".lock"
+#: Largest run.json read (a manifest is a few kilobytes).
+MAX_MANIFEST_BYTES = 1_000_000
 #: Fields of the manifest that define the numbers: a resumed run must have the same ones.
 _DEFINING = ("model", "task")
 _TEXT_COLUMNS = ("record_id", "content_hash", "method", "status", "error", "source_text", "target_text", "result_file")
@@ -222,17 +225,38 @@ class RunFolder:
 
 
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The run's ``run.json``, size-capped and checked field by field (a folder may come from anyone)."""
+    path = run_dir / MANIFEST
+    if not path.is_file():  # also a run.json that is a folder, a device or a link to one
+        raise InvalidInputError(f"{run_dir} is not a corpus run folder (no {MANIFEST}).")
     try:
-        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidInputError(f"{run_dir} is not a corpus run folder (no {MANIFEST}).") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise InvalidInputError(f"Cannot read {run_dir / MANIFEST}: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != "corpus-run":
-        raise InvalidInputError(f"{run_dir / MANIFEST} is not a corpus run manifest.")
-    if manifest.get("schema_version", 0) > SCHEMA_VERSION:
-        raise InvalidInputError(f"{run_dir} was written by a newer Attribution Explorer: upgrade to read it.")
-    return manifest
+        return _checked_manifest(read_json_file(path, max_bytes=MAX_MANIFEST_BYTES))
+    except ResultFormatError as error:
+        raise InvalidInputError(f"{path} is not a readable corpus run manifest: {error}") from None
+
+
+def _checked_manifest(data: Any) -> dict[str, Any]:
+    """``data`` if it is a manifest this version can read: the fields readers of a run use, checked."""
+    f = ObjectReader(data, "")
+    if f.get("schema", None) != "corpus-run":
+        raise fail("schema", "must be 'corpus-run'")
+    if (f.whole("schema_version", optional=True, minimum=0) or 0) > SCHEMA_VERSION:
+        raise ResultFormatError("it was written by a newer Attribution Explorer: upgrade to read it")
+    model = ObjectReader(f.get("model"), "model")
+    model.text("model_id")
+    model.text("revision", optional=True)
+    if "model_info" in f.data:
+        info = ObjectReader(f.get("model_info"), "model_info")
+        info.text("kind", optional=True)
+        info.text("model_type", optional=True)
+    TaskConfig.from_dict(f.get("task"))
+    data = ObjectReader(f.get("data"), "data")
+    data.whole("n_records", optional=True, minimum=0)
+    data.text("name", optional=True)
+    expect_str_map(f.get("library_versions", {}), "library_versions", expect_str)
+    f.text("created_at", optional=True)
+    f.text("status", optional=True)
+    return f.data
 
 
 def _read_rows(run_dir: Path, columns: list[str] | None = None) -> list[dict[str, Any]]:
@@ -278,7 +302,10 @@ class CorpusRun:
         path = (self.run_dir / relative).resolve()
         if self.run_dir.resolve() not in path.parents:
             raise InvalidInputError(f"A row of {self.run_dir} points outside the run folder: {relative!r}.")
-        return load_result(path)  # type: ignore[return-value]
+        try:
+            return load_result_file(path)  # type: ignore[return-value]
+        except AttributionExplorerError as error:  # one line naming the file, not only the field
+            raise InvalidInputError(f"{relative}: {error}") from None
 
     def provenance_fields(self) -> dict[str, Any]:
         """The facts an exported page shows in its header (same keys as a single result's)."""
@@ -321,9 +348,15 @@ def load_run(run_dir: str | Path) -> CorpusRun:
     run_dir = Path(run_dir)
     manifest = _read_manifest(run_dir)
     try:
-        rows = _read_rows(run_dir)
+        table = _read_table(run_dir)
     except (OSError, ValueError) as error:
         raise InvalidInputError(f"Cannot read the shards of {run_dir}: {str(error).splitlines()[0]}") from None
+    if table.num_rows:
+        expected = _schema(TaskConfig.from_dict(manifest["task"]))
+        for field in expected:  # every column the readers use, of the type the run writes
+            if field.name not in table.schema.names or table.schema.field(field.name).type != field.type:
+                raise InvalidInputError(f"The shards of {run_dir} are not this run's: column {field.name!r} is wrong.")
+    rows = table.to_pylist()
     order = {method: i for i, method in enumerate(manifest["task"]["methods"])}
     rows.sort(key=lambda row: (row["row"], order.get(row["method"], len(order))))
     return CorpusRun(run_dir=run_dir, manifest=manifest, rows=rows)

@@ -25,8 +25,9 @@ import numpy as np
 from attribution.compare import parse_alignment, rank_correlation
 from attribution.corpus.metrics import ATTRIBUTION, GRAPH, MetricInput, get_metrics
 from attribution.corpus.records import Record
-from attribution.errors import AttributionExplorerError, InvalidInputError
+from attribution.errors import AttributionExplorerError, BudgetExceededError, InvalidInputError
 from attribution.results import AttributionResult, ContributionGraph
+from attribution.validation import ObjectReader, expect_free_form, expect_object, expect_str_map, fail
 
 if TYPE_CHECKING:
     from attribution.models import LoadedModel
@@ -78,17 +79,26 @@ class TaskConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TaskConfig:
+    def from_dict(cls, data: Any, path: str = "task") -> TaskConfig:
+        """Read the ``task`` of a run manifest, checking every field (:class:`ResultFormatError` names it)."""
+        f = ObjectReader(data, path)
+
+        def params(value: Any, at: str) -> dict[str, Any]:
+            return expect_object(expect_free_form(value, at), at)
+
+        threshold = f.share("graph_threshold")
+        if threshold == 1.0:
+            raise fail(f.at("graph_threshold"), "must be below 1")
         return cls(
-            methods=tuple(data["methods"]),
-            step_scores=tuple(data["step_scores"]),
-            method_params={k: dict(v) for k, v in data.get("method_params", {}).items()},
-            metrics=tuple(data["metrics"]),
-            graph_threshold=data["graph_threshold"],
-            graph_top_k=data["graph_top_k"],
-            graph_roots=data["graph_roots"],
-            max_tokens=data.get("max_tokens"),
-            max_new_tokens=data["max_new_tokens"],
+            methods=tuple(f.texts("methods")),
+            step_scores=tuple(f.texts("step_scores")),
+            method_params=expect_str_map(f.get("method_params", {}), f.at("method_params"), params),
+            metrics=tuple(f.texts("metrics")),
+            graph_threshold=threshold,
+            graph_top_k=f.whole("graph_top_k", minimum=0),
+            graph_roots=f.text("graph_roots"),
+            max_tokens=f.whole("max_tokens", optional=True, minimum=1),
+            max_new_tokens=f.whole("max_new_tokens", minimum=1),
         )
 
     def value_columns(self) -> list[str]:
@@ -194,6 +204,8 @@ def run_records(
                     top_k=config.graph_top_k,
                     max_tokens=config.max_tokens,
                 )
+            except BudgetExceededError:
+                raise  # the run is out of time: stop it, this record is not at fault
             except Exception as error:  # one record's failure must not stop the run
                 outcome = failed_outcome(record, GRAPH_METHOD, _message(error), worker, time.perf_counter() - started)
             else:

@@ -26,13 +26,11 @@ from attribution.interventions import engine
 from attribution.interventions.components import Component, ModelShape, parse_component, resolve
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
-from attribution.interventions.results import InterventionResult
-from attribution.model_guard import model_state_guard
+from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult
+from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
 Mode = Literal["zero", "mean", "patch"]
-MODES: tuple[str, ...] = ("zero", "mean", "patch")
-MEAN_OVER: tuple[str, ...] = ("prompts", "positions")
 #: Most components one request may name (each is one hook edit; the Space and CLI pass user input here).
 MAX_COMPONENTS = 4096
 #: Most reference inputs of a mean ablation.
@@ -167,7 +165,7 @@ def reference_inputs(
         pairs = [(item, None) if isinstance(item, str) else tuple(item) for item in texts]
         if mean_over == "positions":
             return [
-                prepare(loaded, text, target or clean.target_text or None, max_tokens=max_tokens)
+                prepare(loaded, text, target or clean.target_text or None, max_tokens=max_tokens, role="reference")
                 for text, target in pairs
             ]
         return [
@@ -223,8 +221,8 @@ def intervene(
     check_mode(mode, mean_over)
     if not isinstance(top_k, int) or not 0 < top_k <= 100:
         raise InvalidInputError(f"top_k must be an integer from 1 to 100, not {top_k!r}.")
-    spec = architecture_spec(loaded.model)
-    with loaded.lock, model_state_guard(loaded):
+    with exclusive_use(loaded):
+        spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(loaded, text, target, max_tokens=max_tokens)
         shape = model_shape(spec, clean)
         resolved = resolve_components(components, shape)

@@ -230,8 +230,9 @@ def installed(
     live: dict[Key, torch.Tensor] = {}  # values of this pass, for edge edits
 
     def keep(store: dict, key: Key, tensor: torch.Tensor) -> None:
-        if recording is not None:
-            store[key] = _wide(tensor.detach())
+        if recording is not None:  # a copy: the model may change the tensor in place after the hook (Falcon
+            wide = torch.float64 if tensor.dtype == torch.float64 else torch.float32  # adds the attention
+            store[key] = tensor.detach().to(wide, copy=True)  # output into the FFN's output)
 
     def leaf(key: tuple, tensor: torch.Tensor) -> torch.Tensor:
         if not grad_leaves or recording is None:

@@ -38,7 +38,7 @@ import torch
 from attribution.contributions.alignment import route_flow
 from attribution.errors import InvalidInputError
 from attribution.interventions.results import FaithfulnessResult
-from attribution.model_guard import model_state_guard
+from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import AttributionResult, ContributionGraph
 
@@ -49,6 +49,10 @@ CURVE_FRACTIONS: tuple[float, ...] = tuple(i / 10 for i in range(11))
 REPLACEMENTS: tuple[str, ...] = ("unk", "pad", "zero", "mean")
 #: Most perturbed inputs one call runs (steps x fractions x (1 + seeds)); a cost cap for servers.
 MAX_ROWS = 20000
+
+
+class NothingToExplain(InvalidInputError):
+    """The explanation scores no target token that could be evaluated (no explained step, no usable root)."""
 
 
 @dataclass
@@ -122,7 +126,7 @@ def _problem_from_graph(loaded: LoadedModel, graph: ContributionGraph) -> _Probl
         removable = [i for i in range(n_prompt) if features[i] not in special]
         positions = [i for i in graph.root_tokens if n_prompt - 1 <= i < len(decoder_ids) - 1]
     if not positions:
-        raise InvalidInputError(
+        raise NothingToExplain(
             "The graph has no route from a position that predicts a target token; build it with root tokens 'all'."
         )
     scores = np.zeros((len(positions), len(removable)))
@@ -208,6 +212,13 @@ def _probabilities(
     return out
 
 
+def count_rows(n_steps: int, random_seeds: int) -> int:
+    """Perturbed inputs (forward rows) one evaluation runs: per explained step the full input, the ERASER
+    bins removed and kept (for the explanation and each random ranking), and both curves' points."""
+    per_step = 1 + 2 * len(ERASER_FRACTIONS) * (1 + random_seeds) + 2 * len(CURVE_FRACTIONS)
+    return n_steps * per_step
+
+
 def _top(order: np.ndarray, n: int, fraction: float, *, at_least_one: bool) -> np.ndarray:
     k = math.ceil(fraction * n - 1e-9)
     if at_least_one:
@@ -233,6 +244,12 @@ def _evaluate(
     n_steps, n = problem.scores.shape
     if n == 0:
         raise InvalidInputError("The explanation scores no removable input token.")
+    if n_steps == 0:
+        raise NothingToExplain("The explanation explains no target token.")
+    if count_rows(n_steps, random_seeds) > MAX_ROWS:
+        raise InvalidInputError(
+            f"This evaluation needs {count_rows(n_steps, random_seeds)} forward rows; at most {MAX_ROWS} are allowed."
+        )
     orders = [np.argsort(-np.nan_to_num(np.abs(problem.scores[s]), nan=0.0), kind="stable") for s in range(n_steps)]
     rng = np.random.default_rng(0)
     random_orders = [[rng.permutation(n) for _ in range(n_steps)] for _ in range(random_seeds)]
@@ -256,9 +273,7 @@ def _evaluate(
                     top = _top(order_set[s], n, fraction, at_least_one=False)
                     add("deletion", 0, s, fraction, top)
                     add("insertion", 0, s, fraction, ~top)
-    if len(rows) > MAX_ROWS:
-        raise InvalidInputError(f"This evaluation needs {len(rows)} forward rows; at most {MAX_ROWS} are allowed here.")
-    with loaded.lock, model_state_guard(loaded):
+    with exclusive_use(loaded):
         probabilities = _probabilities(loaded, problem, rows, mode, token_id, batch_size)
     full = probabilities[:n_steps]
     values: dict[tuple[str, int], list[float]] = {}
@@ -352,4 +367,4 @@ def _check(random_seeds: int, batch_size: int) -> None:
         raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
 
 
-__all__ = ["attribution_faithfulness", "graph_faithfulness", "route_flow_scores"]
+__all__ = ["NothingToExplain", "attribution_faithfulness", "count_rows", "graph_faithfulness", "route_flow_scores"]

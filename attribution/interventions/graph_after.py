@@ -22,7 +22,7 @@ from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits, check_mode, record_references, resolve_components
 from attribution.interventions.components import Component
 from attribution.interventions.inputs import model_shape, prepare
-from attribution.model_guard import model_state_guard
+from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph
 
@@ -44,8 +44,8 @@ def graph_after_intervention(
     check_mode(mode, "positions")
     if mode == "patch":
         raise UnsupportedError("Re-drawing the graph supports zero and mean ablation, not patching.")
-    spec = architecture_spec(loaded.model)
-    with loaded.lock, model_state_guard(loaded):
+    with exclusive_use(loaded):
+        spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(loaded, text, target, max_tokens=max_tokens)
         shape = model_shape(spec, clean)
         resolved = resolve_components(components, shape)

@@ -34,9 +34,12 @@ class PreparedInput:
 
 
 def prepare(
-    loaded: LoadedModel, text: str, target: str | None = None, *, max_tokens: int | None = None
+    loaded: LoadedModel, text: str, target: str | None = None, *, max_tokens: int | None = None, role: str = "input"
 ) -> PreparedInput:
-    text = loaded.validate_text(text, max_tokens=max_tokens)
+    """Check and tokenise an input (``role`` names it in messages: the input, a counterfactual, a reference)."""
+    text = loaded.validate_text(text, role="input text" if role == "input" else role, max_tokens=max_tokens)
+    if target:  # refused before tokenizing when far too long or not valid Unicode
+        loaded.precheck_text(target, role="target" if role == "input" else f"{role}'s target", max_tokens=max_tokens)
     inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
     return PreparedInput(text, target_text, inputs, source_ids, decoder_ids)
 
@@ -53,7 +56,7 @@ def prepare_like(
     """Another input that must tokenise to exactly as many tokens as ``clean`` on each side."""
     if target is None and (loaded.kind == "seq2seq" or clean.target_text):
         target = clean.target_text
-    other = prepare(loaded, text, target, max_tokens=max_tokens)
+    other = prepare(loaded, text, target, max_tokens=max_tokens, role=role)
     for side, mine, theirs in (
         ("source", clean.source_ids, other.source_ids),
         ("target", clean.decoder_ids, other.decoder_ids),
@@ -76,6 +79,12 @@ def batch(prepared: list[PreparedInput] | PreparedInput, repeat: int = 1) -> dic
 
 
 def model_shape(spec: ArchitectureSpec, prepared: PreparedInput) -> ModelShape:
+    """The components of ``spec``'s model on the tokens of ``prepared``."""
+    return shape_for(spec, n_encoder=len(prepared.source_ids), n_decoder=len(prepared.decoder_ids))
+
+
+def shape_for(spec: ArchitectureSpec, *, n_encoder: int, n_decoder: int) -> ModelShape:
+    """The components of ``spec``'s model on inputs of ``n_encoder`` source and ``n_decoder`` decoder tokens."""
     heads = {("decoder", "self"): spec.decoder_blocks[0].self_attention.n_heads}
     if spec.encoder_blocks:
         heads[("encoder", "self")] = spec.encoder_blocks[0].self_attention.n_heads
@@ -87,5 +96,5 @@ def model_shape(spec: ArchitectureSpec, prepared: PreparedInput) -> ModelShape:
         layers={"encoder": len(spec.encoder_blocks), "decoder": len(spec.decoder_blocks)},
         heads=heads,
         ffn_width=ffn_width,
-        tokens={"encoder": len(prepared.source_ids), "decoder": len(prepared.decoder_ids)},
+        tokens={"encoder": n_encoder, "decoder": n_decoder},
     )

@@ -14,6 +14,7 @@ import torch
 from attribution.errors import InvalidInputError
 from attribution.interventions.results import PredictionChange
 from attribution.models import LoadedModel
+from attribution.validation import check_unicode
 
 
 def token_id(loaded: LoadedModel, token: str, *, role: str = "target token") -> int:
@@ -23,6 +24,7 @@ def token_id(loaded: LoadedModel, token: str, *, role: str = "target token") -> 
         raise InvalidInputError(f"The {role} is empty.")
     if len(token) > 100:
         raise InvalidInputError(f"The {role} is one token: at most 100 characters.")
+    check_unicode(token, role)
     vocab = tokenizer.get_vocab()
     if token in vocab:
         return vocab[token]

@@ -15,51 +15,39 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from attribution.results import (
-    SCHEMA_VERSION,
-    Provenance,
-    _check_schema,
-    _dump,
-    _matrix_from_json,
-    _matrix_to_json,
-    register_schema,
+from attribution.results import JsonResult, Provenance, matrix_from_json, matrix_to_json, register_schema
+from attribution.validation import (
+    ObjectReader,
+    expect_int,
+    expect_number,
+    expect_number_matrix,
+    expect_share,
+    expect_str,
+    expect_str_list,
+    expect_tuple,
+    fail,
 )
-from attribution.validation import parse_json_text, read_json_file
+
+#: What an intervention does to a component (see :mod:`attribution.interventions.ablation`).
+MODES: tuple[str, ...] = ("zero", "mean", "patch")
+#: What a mean ablation averages over.
+MEAN_OVER: tuple[str, ...] = ("prompts", "positions")
+#: Patching maps (see :mod:`attribution.interventions.sweeps`) and their directions.
+MAP_NAMES: tuple[str, ...] = ("head", "cross_head", "encoder_head", "position", "encoder_position")
+DIRECTIONS: tuple[str, ...] = ("denoise", "noise")
 
 
-class _JsonResult:
-    """``to_json`` / ``from_json`` for the dataclasses below (``SCHEMA`` names the JSON's schema)."""
-
-    SCHEMA = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        return _dump(self.to_dict(), path)
-
-    @classmethod
-    def from_json(cls, text: str | bytes, *, max_bytes: int | None = None) -> Self:
-        """Read JSON *text* (never a path): what a request sends."""
-        return cls.from_dict(parse_json_text(text, max_bytes=max_bytes))
-
-    @classmethod
-    def from_file(cls, path: str | Path, *, max_bytes: int | None = None) -> Self:
-        return cls.from_dict(read_json_file(path, max_bytes=max_bytes))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        raise NotImplementedError
+def _provenance(f: ObjectReader) -> Provenance:
+    return Provenance.from_dict(f.get("provenance"), f.at("provenance"))
 
 
-def _fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+def _position(f: ObjectReader, name: str, tokens: list[str]) -> int:
+    """An index into ``tokens``."""
+    return f.whole(name, minimum=0, maximum=len(tokens) - 1)
 
 
 @dataclass
@@ -85,15 +73,32 @@ class PredictionChange:
     top_after: list[tuple[str, float, float]]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        kwargs = _fields(cls, data)
-        kwargs["top_before"] = [tuple(p) for p in data["top_before"]]
-        kwargs["top_after"] = [tuple(p) for p in data["top_after"]]
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str, *, target_tokens: list[str]) -> Self:
+        f = ObjectReader(data, path)
+
+        def top(name: str, readers: tuple, per: str) -> list[tuple]:
+            return f.list_of(name, lambda item, at: expect_tuple(item, at, readers, per=per))
+
+        probability = (expect_str, expect_share)
+        return cls(
+            position=_position(f, "position", target_tokens),
+            input_token=f.text("input_token"),
+            target_token=f.text("target_token"),
+            contrast_token=f.text("contrast_token", optional=True),
+            probability_before=f.share("probability_before"),
+            probability_after=f.share("probability_after"),
+            logit_before=f.number("logit_before"),
+            logit_after=f.number("logit_after"),
+            logit_diff_before=f.number("logit_diff_before", optional=True),
+            logit_diff_after=f.number("logit_diff_after", optional=True),
+            kl_divergence=f.number("kl_divergence"),
+            top_before=top("top_before", probability, "token and probability"),
+            top_after=top("top_after", (*probability, expect_number), "token, probability and change"),
+        )
 
 
 @dataclass
-class InterventionResult(_JsonResult):
+class InterventionResult(JsonResult):
     """Ablating (``zero`` / ``mean``) or patching (``patch``) ``components`` on one input.
 
     ``mean_over`` is ``"prompts"`` (per position, over ``reference_texts``) or ``"positions"`` for
@@ -101,7 +106,7 @@ class InterventionResult(_JsonResult):
     requested root position (decoder side: the position whose next token is predicted).
     """
 
-    SCHEMA = "intervention"
+    SCHEMA: ClassVar[str] = "intervention"
 
     provenance: Provenance
     source_text: str
@@ -117,12 +122,26 @@ class InterventionResult(_JsonResult):
     counterfactual_target: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA, "")
-        kwargs = _fields(cls, data)
-        kwargs["provenance"] = Provenance(**data["provenance"])
-        kwargs["predictions"] = [PredictionChange.from_dict(p) for p in data["predictions"]]
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        f = cls._reader(data, path)
+        target_tokens = f.texts("target_tokens")
+        return cls(
+            provenance=_provenance(f),
+            source_text=f.text("source_text"),
+            target_text=f.text("target_text"),
+            source_tokens=f.texts("source_tokens"),
+            target_tokens=target_tokens,
+            components=f.texts("components"),
+            mode=f.choice("mode", MODES),
+            predictions=f.list_of(
+                "predictions",
+                lambda item, at: PredictionChange.from_dict(item, at, target_tokens=target_tokens),
+            ),
+            mean_over=f.choice("mean_over", MEAN_OVER, optional=True),
+            reference_texts=expect_str_list(f.get("reference_texts", []), f.at("reference_texts")),
+            counterfactual_text=f.text("counterfactual_text", optional=True),
+            counterfactual_target=f.text("counterfactual_target", optional=True),
+        )
 
 
 @dataclass
@@ -149,21 +168,42 @@ class PatchingMap:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["exact"] = _matrix_to_json(self.exact)
-        data["approximate"] = _matrix_to_json(self.approximate)
+        data["exact"] = matrix_to_json(self.exact)
+        data["approximate"] = matrix_to_json(self.approximate)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        kwargs = _fields(cls, data)
-        n_columns = len(data.get("column_names") or [])
-        kwargs["exact"] = _matrix_from_json(data.get("exact"), n_columns)
-        kwargs["approximate"] = _matrix_from_json(data.get("approximate"), n_columns)
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str, *, n_tokens: dict[str, int]) -> Self:
+        """Check the map, and that its matrices have one row per row name and one column per column name
+        (a position map: one column per token of its side, ``n_tokens["decoder"]`` or ``["encoder"]``)."""
+        f = ObjectReader(data, path)
+        name = f.choice("name", MAP_NAMES)
+        side = {"position": "decoder", "encoder_position": "encoder"}.get(name)
+        row_names = f.texts("row_names")
+        column_names = f.texts("column_names", length=n_tokens[side] if side else None, per=f"{side} token")
+        shape = (len(row_names), len(column_names))
+
+        def matrix(key: str) -> np.ndarray | None:
+            rows = expect_number_matrix(f.get(key, None), f.at(key), shape, optional=True, per="column name")
+            return matrix_from_json(rows, shape[1])
+
+        return cls(
+            name=name,
+            row_label=f.text("row_label"),
+            column_label=f.text("column_label"),
+            row_names=row_names,
+            column_names=column_names,
+            exact=matrix("exact"),
+            approximate=matrix("approximate"),
+            spearman=f.number("spearman", optional=True, minimum=-1.0, maximum=1.0),
+            top10_overlap=f.share("top10_overlap", optional=True),
+            seconds_exact=f.number("seconds_exact", optional=True, minimum=0.0),
+            seconds_approximate=f.number("seconds_approximate", optional=True, minimum=0.0),
+        )
 
 
 @dataclass
-class PatchingResult(_JsonResult):
+class PatchingResult(JsonResult):
     """Activation patching between a clean and a counterfactual input of the same length.
 
     ``direction`` ``"denoise"``: the counterfactual run receives clean activations (how much of the
@@ -172,7 +212,7 @@ class PatchingResult(_JsonResult):
     ``seconds_forward`` is one plain forward pass, the unit of the maps' timings.
     """
 
-    SCHEMA = "patching"
+    SCHEMA: ClassVar[str] = "patching"
 
     provenance: Provenance
     source_text: str
@@ -204,12 +244,31 @@ class PatchingResult(_JsonResult):
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA, "")
-        kwargs = _fields(cls, data)
-        kwargs["provenance"] = Provenance(**data["provenance"])
-        kwargs["maps"] = [PatchingMap.from_dict(m) for m in data["maps"]]
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        """Check every field; the counterfactual has as many tokens as the input (patching needs it)."""
+        f = cls._reader(data, path)
+        source_tokens, target_tokens = f.texts("source_tokens"), f.texts("target_tokens")
+        n_tokens = {"encoder": len(source_tokens), "decoder": len(target_tokens)}
+        per = "token of the input"
+        return cls(
+            provenance=_provenance(f),
+            source_text=f.text("source_text"),
+            target_text=f.text("target_text"),
+            counterfactual_text=f.text("counterfactual_text"),
+            counterfactual_target=f.text("counterfactual_target"),
+            source_tokens=source_tokens,
+            target_tokens=target_tokens,
+            counterfactual_source_tokens=f.texts("counterfactual_source_tokens", length=len(source_tokens), per=per),
+            counterfactual_target_tokens=f.texts("counterfactual_target_tokens", length=len(target_tokens), per=per),
+            root_position=_position(f, "root_position", target_tokens),
+            target_token=f.text("target_token"),
+            contrast_token=f.text("contrast_token"),
+            direction=f.choice("direction", DIRECTIONS),
+            logit_diff_clean=f.number("logit_diff_clean"),
+            logit_diff_counterfactual=f.number("logit_diff_counterfactual"),
+            maps=f.list_of("maps", lambda item, at: PatchingMap.from_dict(item, at, n_tokens=n_tokens)),
+            seconds_forward=f.number("seconds_forward", optional=True, minimum=0.0),
+        )
 
 
 @dataclass
@@ -222,9 +281,25 @@ class EdgeSetEffect:
     logit_diff: float | None
     seed: int | None = None
 
+    @classmethod
+    def from_dict(cls, data: Any, path: str, *, n_edges: int) -> Self:
+        """Check the effect; its edge set has ``n_edges`` edges (the route's size: random sets are matched to it)."""
+        f = ObjectReader(data, path)
+        seed = f.get("seed", None)
+        size = f.whole("n_edges", minimum=0)
+        if size != n_edges:
+            raise fail(f.at("n_edges"), f"must be the route's size, {n_edges}, not {size}")
+        return cls(
+            n_edges=size,
+            total_weight=f.number("total_weight", minimum=0.0),
+            probability=f.share("probability"),
+            logit_diff=f.number("logit_diff", optional=True),
+            seed=None if seed is None else expect_int(seed, f.at("seed"), minimum=0),
+        )
+
 
 @dataclass
-class RouteFaithfulness(_JsonResult):
+class RouteFaithfulness(JsonResult):
     """Is a contribution-graph route necessary and sufficient for the prediction at ``root_position``?
 
     Necessity: every attention edge of the route is removed (zero ablation of its term, all heads).
@@ -233,7 +308,7 @@ class RouteFaithfulness(_JsonResult):
     edges, matched to the route's edges one by one by weight (same size, close total weight).
     """
 
-    SCHEMA = "route-faithfulness"
+    SCHEMA: ClassVar[str] = "route-faithfulness"
 
     provenance: Provenance
     source_text: str
@@ -253,15 +328,74 @@ class RouteFaithfulness(_JsonResult):
     random_sufficiency: list[EdgeSetEffect]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA, "")
-        kwargs = _fields(cls, data)
-        kwargs["provenance"] = Provenance(**data["provenance"])
-        for name in ("necessity", "sufficiency"):
-            kwargs[name] = EdgeSetEffect(**data[name])
-        for name in ("random_necessity", "random_sufficiency"):
-            kwargs[name] = [EdgeSetEffect(**e) for e in data[name]]
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        """Check every field; every edge set (the route's and the random ones) has as many edges as the route."""
+        f = cls._reader(data, path)
+        target_tokens = f.texts("target_tokens")
+        route_edges = f.texts("route_edges")
+        n = len(route_edges)
+
+        def effect(name: str) -> EdgeSetEffect:
+            return EdgeSetEffect.from_dict(f.get(name), f.at(name), n_edges=n)
+
+        def effects(name: str, length: int | None = None) -> list[EdgeSetEffect]:
+            return f.list_of(
+                name,
+                lambda item, at: EdgeSetEffect.from_dict(item, at, n_edges=n),
+                length=length,
+                per="random seed",
+            )
+
+        threshold = f.share("threshold")
+        random_necessity = effects("random_necessity")
+        return cls(
+            provenance=_provenance(f),
+            source_text=f.text("source_text"),
+            target_text=f.text("target_text"),
+            source_tokens=f.texts("source_tokens"),
+            target_tokens=target_tokens,
+            root_position=_position(f, "root_position", target_tokens),
+            target_token=f.text("target_token"),
+            contrast_token=f.text("contrast_token", optional=True),
+            threshold=threshold,
+            route_edges=route_edges,
+            probability_clean=f.share("probability_clean"),
+            logit_diff_clean=f.number("logit_diff_clean", optional=True),
+            necessity=effect("necessity"),
+            sufficiency=effect("sufficiency"),
+            random_necessity=random_necessity,
+            random_sufficiency=effects("random_sufficiency", len(random_necessity)),
+        )
+
+    def table(self) -> list[tuple[str, float | str | None, float | str | None]]:
+        """What the app and the exported page show, per row (what, the route, the random edge sets): the drop
+        and the kept share of the probability, the edge sets' sizes and weights, and the logit differences when
+        a contrast token was given. Numbers are raw (each shows them in its own format)."""
+        summary = self.summary()
+
+        def mean_logit_diff(effects: list[EdgeSetEffect]) -> float | None:
+            values = [e.logit_diff for e in effects if e.logit_diff is not None]
+            return sum(values) / len(values) if values else None
+
+        rows: list[tuple[str, float | str | None, float | str | None]] = [
+            ("necessity: drop of p", summary["necessity_drop"], summary["random_necessity_drop"]),
+            ("sufficiency: share of p kept", summary["sufficiency_kept"], summary["random_sufficiency_kept"]),
+            (
+                "edges (total weight)",
+                f"{self.necessity.n_edges} ({self.necessity.total_weight:.3g})",
+                ", ".join(f"{e.total_weight:.3g}" for e in self.random_necessity) or "—",
+            ),
+        ]
+        if self.logit_diff_clean is not None:
+            rows += [
+                ("logit difference, edges removed", self.necessity.logit_diff, mean_logit_diff(self.random_necessity)),
+                (
+                    "logit difference, only these edges kept",
+                    self.sufficiency.logit_diff,
+                    mean_logit_diff(self.random_sufficiency),
+                ),
+            ]
+        return rows
 
     def summary(self) -> dict[str, float | None]:
         """Drops (necessity) and kept shares (sufficiency) of the probability, route vs mean of random sets."""
@@ -279,7 +413,7 @@ class RouteFaithfulness(_JsonResult):
 
 
 @dataclass
-class FaithfulnessResult(_JsonResult):
+class FaithfulnessResult(JsonResult):
     """ERASER faithfulness (DeYoung et al. 2020) and deletion / insertion AOPC of one explanation.
 
     For each explained step and each fraction k of ``fractions`` of the removable input tokens,
@@ -291,7 +425,7 @@ class FaithfulnessResult(_JsonResult):
     ``random_*`` is the same with a random ranking (mean over ``random_seeds``).
     """
 
-    SCHEMA = "faithfulness"
+    SCHEMA: ClassVar[str] = "faithfulness"
 
     provenance: Provenance
     explanation: str  # the Inseq method, or "contribution graph"
@@ -311,12 +445,34 @@ class FaithfulnessResult(_JsonResult):
     random_seeds: int = 0
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        _check_schema(data, cls.SCHEMA, "")
-        kwargs = _fields(cls, data)
-        kwargs["provenance"] = Provenance(**data["provenance"])
-        return cls(**kwargs)
+    def from_dict(cls, data: Any, path: str = "") -> Self:
+        """Check every field; the deletion and insertion curves have one point per curve fraction each."""
+        f = cls._reader(data, path)
+        deletion = f.list_of("deletion_curve", expect_share)
+        return cls(
+            provenance=_provenance(f),
+            explanation=f.text("explanation"),
+            source_text=f.text("source_text"),
+            target_text=f.text("target_text"),
+            replacement=f.text("replacement"),
+            fractions=f.list_of("fractions", expect_share),
+            n_steps=f.whole("n_steps", minimum=1),
+            comprehensiveness=f.number("comprehensiveness"),
+            sufficiency=f.number("sufficiency"),
+            deletion_curve=deletion,
+            insertion_curve=f.list_of(
+                "insertion_curve",
+                expect_share,
+                length=len(deletion),
+                per="deletion point",
+            ),
+            deletion_aopc=f.share("deletion_aopc"),
+            insertion_aopc=f.share("insertion_aopc"),
+            random_comprehensiveness=f.number("random_comprehensiveness", optional=True),
+            random_sufficiency=f.number("random_sufficiency", optional=True),
+            random_seeds=f.whole("random_seeds", minimum=0),
+        )
 
 
 for _cls in (InterventionResult, PatchingResult, RouteFaithfulness, FaithfulnessResult):
-    register_schema(_cls.SCHEMA, _cls)
+    register_schema(_cls)

@@ -31,7 +31,7 @@ from attribution.interventions.components import Component, edge_component, reso
 from attribution.interventions.inputs import batch, model_shape, prepare
 from attribution.interventions.metrics import default_targets, logit_diff, token_id
 from attribution.interventions.results import EdgeSetEffect, RouteFaithfulness
-from attribution.model_guard import model_state_guard
+from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph
 
@@ -133,8 +133,8 @@ def route_faithfulness(
         graph = build_contribution_graph(
             loaded, text, target=target, threshold=threshold, root_tokens=root_token, top_k=0, max_tokens=max_tokens
         )
-    spec = architecture_spec(loaded.model)
-    with loaded.lock, model_state_guard(loaded):
+    with exclusive_use(loaded):
+        spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(
             loaded, text, target if target is not None else (graph.target_text or None), max_tokens=max_tokens
         )

@@ -38,16 +38,14 @@ from attribution.contributions.graph import resolve_root_tokens
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits
-from attribution.interventions.components import Component
+from attribution.interventions.components import Component, ModelShape
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, token_id
-from attribution.interventions.results import PatchingMap, PatchingResult
-from attribution.model_guard import model_state_guard
+from attribution.interventions.results import DIRECTIONS, MAP_NAMES, PatchingMap, PatchingResult
+from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
 Progress = Callable[[float, str], None]
-MAP_NAMES: tuple[str, ...] = ("head", "cross_head", "encoder_head", "position", "encoder_position")
-DIRECTIONS: tuple[str, ...] = ("denoise", "noise")
 #: Largest batch of patched runs per forward pass (memory grows linearly with it).
 DEFAULT_BATCH_SIZE = 64
 
@@ -67,39 +65,52 @@ class _Map:
 def _layout(
     name: str, spec: ArchitectureSpec, clean: PreparedInput, tokens: tuple[list[str], list[str]], query: tuple | None
 ) -> _Map:
-    shape = model_shape(spec, clean)
-    if name in ("head", "cross_head", "encoder_head"):
-        side = "encoder" if name == "encoder_head" else "decoder"
+    n_rows, n_columns = map_cells(model_shape(spec, clean), name)
+    side = "encoder" if name.startswith("encoder") else "decoder"
+    if name.endswith("head"):
         attention = "cross" if name == "cross_head" else "self"
-        n_layers, n_heads = shape.layers[side], shape.heads.get((side, attention), 0)
         positions = query if side == "decoder" else None
         cells = [
-            [Component("head", side, layer, attention, index=h, positions=positions) for h in range(n_heads)]
-            for layer in range(1, n_layers + 1)
+            [Component("head", side, layer, attention, index=h, positions=positions) for h in range(n_columns)]
+            for layer in range(1, n_rows + 1)
         ]
         return _Map(
             name,
             "layer",
             "head",
-            [str(layer) for layer in range(1, n_layers + 1)],
-            [str(h) for h in range(n_heads)],
+            [str(layer) for layer in range(1, n_rows + 1)],
+            [str(h) for h in range(n_columns)],
             cells,
         )
-    side = "encoder" if name == "encoder_position" else "decoder"
-    n_layers = shape.layers[side]
     names = tokens[0] if side == "encoder" else tokens[1]
-    cells = [
-        [Component("residual", side, layer, positions=(p,)) for p in range(shape.tokens[side])]
-        for layer in range(n_layers)
-    ]
+    cells = [[Component("residual", side, layer, positions=(p,)) for p in range(n_columns)] for layer in range(n_rows)]
     return _Map(
         name,
         "layer",
         "position",
-        [str(layer) for layer in range(n_layers)],
+        [str(layer) for layer in range(n_rows)],
         [f"{p}: {t}" for p, t in enumerate(names)],
         cells,
     )
+
+
+def map_names(spec: ArchitectureSpec, maps: Sequence[str] | None) -> list[str]:
+    """The maps a sweep draws: ``maps`` checked against the model, or every map it has by default."""
+    seq2seq = bool(spec.encoder_blocks)
+    default_maps = MAP_NAMES if seq2seq else ("head", "position")
+    names = list(maps) if maps is not None else list(default_maps)
+    for name in names:
+        if name not in default_maps:
+            raise InvalidInputError(f"Unknown map {name!r} for this model; choose from {', '.join(default_maps)}.")
+    return names
+
+
+def map_cells(shape: ModelShape, name: str) -> tuple[int, int]:
+    """(rows, columns) of map ``name``: layers × heads, or layers × positions (the patched components)."""
+    side = "encoder" if name.startswith("encoder") else "decoder"
+    if name.endswith("head"):
+        return shape.layers[side], shape.heads.get((side, "cross" if name == "cross_head" else "self"), 0)
+    return shape.layers[side], shape.tokens[side]
 
 
 def _logit_diffs(logits: torch.Tensor, root: int, target: int, contrast: int) -> torch.Tensor:
@@ -180,7 +191,6 @@ def patching_sweep(
     exact: bool = True,
     approximate: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    max_cells: int | None = None,
     max_tokens: int | None = None,
     progress: Progress | None = None,
 ) -> PatchingResult:
@@ -189,7 +199,7 @@ def patching_sweep(
     ``target_token`` defaults to the clean input's next token at ``root_token`` (the forced
     continuation, else the clean prediction), ``contrast_token`` to the counterfactual's prediction
     there. ``maps`` defaults to ``head`` and ``position`` (plus the encoder and cross-attention maps
-    for seq2seq). ``max_cells`` refuses sweeps with more patched runs (a cost cap for servers).
+    for seq2seq). :func:`attribution.cost.estimate_patching_cost` says what a sweep costs before it runs.
     """
     report = progress or (lambda fraction, message: None)
     if direction not in DIRECTIONS:
@@ -198,19 +208,11 @@ def patching_sweep(
         raise InvalidInputError("Ask for exact patching, attribution patching, or both.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
-    spec = architecture_spec(loaded.model)
-    seq2seq = bool(spec.encoder_blocks)
-    default_maps = (
-        ("head", "cross_head", "encoder_head", "position", "encoder_position") if seq2seq else ("head", "position")
-    )
-    names = list(maps) if maps is not None else list(default_maps)
-    for name in names:
-        if name not in MAP_NAMES or (not seq2seq and name in ("cross_head", "encoder_head", "encoder_position")):
-            offered = default_maps
-            raise InvalidInputError(f"Unknown map {name!r} for this model; choose from {', '.join(offered)}.")
+    names = map_names(architecture_spec(loaded.model), maps)
     if counterfactual is None and counterfactual_target is None:
         raise InvalidInputError("Patching needs a counterfactual input (text and/or target) of the same length.")
-    with loaded.lock, model_state_guard(loaded):
+    with exclusive_use(loaded):
+        spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         report(0.0, "preparing inputs")
         clean = prepare(loaded, text, target, max_tokens=max_tokens)
         other = prepare_like(
@@ -230,11 +232,6 @@ def patching_sweep(
         tokens = clean.tokens(loaded)
         layouts = [_layout(name, spec, clean, tokens, query) for name in names]
         n_cells = sum(len(layout.cells) * len(layout.cells[0]) for layout in layouts if layout.cells)
-        if max_cells is not None and exact and n_cells > max_cells:
-            raise InvalidInputError(
-                f"This sweep patches {n_cells} components one by one; this server allows at most {max_cells}. "
-                "Choose fewer maps, a shorter input, or attribution patching only."
-            )
         clean_run = engine.forward(loaded.model, spec, clean.inputs, record=True)
         other_run = engine.forward(loaded.model, spec, other.inputs, record=True)
         started = time.perf_counter()  # the unit of the timings: one plain forward pass (after the two above)

@@ -22,6 +22,8 @@ from attribution.errors import InvalidInputError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``corpus`` on the main CLI's sub-parsers."""
+    from space.cli import positive_int, top_k_int
+
     corpus = subparsers.add_parser(
         "corpus",
         help="attribute / route / score a whole data set into a run folder (resumable; local or Ray)",
@@ -43,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="memory per device for --device-map, e.g. '0=20GiB,cpu=60GiB'",
     )
     model.add_argument("--offload-folder", default=None, help="folder for weights offloaded to disk (--device-map)")
-    model.add_argument("--threads", type=int, default=None, help="torch CPU threads (local engine)")
+    model.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (local engine)")
 
     data = corpus.add_argument_group("data")
     data.add_argument("--data", required=True, type=Path, help=".jsonl, .csv, .parquet, or a datasets folder")
@@ -56,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     data.add_argument("--contrast-field", default=None, help="field with a contrastive target")
     data.add_argument("--id-field", default=None, help="field with the record id (default: the row number)")
-    data.add_argument("--limit", type=int, default=None, help="only the first N records")
+    data.add_argument("--limit", type=positive_int, default=None, help="only the first N records")
 
     task = corpus.add_argument_group("what to compute")
     task.add_argument(
@@ -68,21 +70,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     task.add_argument(
         "--method-params", default=None, metavar="JSON", help='e.g. \'{"integrated_gradients": {"n_steps": 16}}\''
     )
-    task.add_argument("--metrics", nargs="*", default=None, metavar="NAME", help="per-record scores (default: all)")
+    task.add_argument(
+        "--metrics",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="per-record scores (default: aer aer_threshold; opt-in, by intervening: comprehensiveness "
+        "sufficiency deletion_aopc insertion_aopc)",
+    )
     task.add_argument("--graph-threshold", type=float, default=0.04, help="edge threshold of the graph (0.04)")
-    task.add_argument("--graph-top-k", type=int, default=0, help="logit-lens tokens per graph node (0: none)")
+    task.add_argument("--graph-top-k", type=top_k_int, default=0, help="logit-lens tokens per graph node (0: none)")
     task.add_argument(
         "--graph-roots", default="auto", help="'auto' (seq2seq: all tokens, causal: last), 'all' or an index"
     )
-    task.add_argument("--max-tokens", type=int, default=None, help="records longer than this fail (default: model)")
-    task.add_argument("--max-new-tokens", type=int, default=20, help="tokens generated for records without target")
+    task.add_argument(
+        "--max-tokens", type=positive_int, default=None, help="records longer than this fail (default: model)"
+    )
+    task.add_argument(
+        "--max-new-tokens", type=positive_int, default=20, help="tokens generated for records without target"
+    )
 
     run = corpus.add_argument_group("engine")
     run.add_argument("--out", required=True, type=Path, help="the run folder (created, or resumed)")
     run.add_argument("--engine", choices=["local", "ray"], default="local", help="local (default) or ray")
-    run.add_argument("--batch-size", type=int, default=8, help="records per batch (default 8)")
+    run.add_argument("--batch-size", type=positive_int, default=8, help="records per batch (default 8)")
     run.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
-    run.add_argument("--workers", type=int, default=2, help="Ray workers (each loads the model once)")
+    run.add_argument("--workers", type=positive_int, default=2, help="Ray workers (each loads the model once)")
     run.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs (torch threads) per Ray worker")
     run.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (e.g. 1 or 0.5)")
     corpus.set_defaults(handler=run_corpus_command)
@@ -110,6 +123,8 @@ def _method_params(value: str | None) -> dict[str, dict[str, Any]]:
         params = json.loads(value)
     except json.JSONDecodeError as error:
         raise InvalidInputError(f"--method-params is not valid JSON ({error.msg}).") from None
+    except RecursionError:
+        raise InvalidInputError("--method-params is nested too deeply.") from None
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
         raise InvalidInputError('--method-params must map methods to parameters: {"method": {"name": value}}.')
     return params
@@ -137,17 +152,15 @@ def _fields(args: argparse.Namespace):
 
 
 def run_corpus_command(args: argparse.Namespace) -> int:
-    from attribution.corpus import ModelSpec, RayOptions, TaskConfig, available_metrics, read_records, run_corpus
+    from attribution.corpus import ModelSpec, RayOptions, TaskConfig, default_metrics, read_records, run_corpus
 
-    if args.batch_size < 1:
-        raise InvalidInputError(f"--batch-size must be at least 1, not {args.batch_size}.")
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):
         raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray.")
     task = TaskConfig(
         methods=tuple(args.methods),
         step_scores=tuple(args.step_scores),
         method_params=_method_params(args.method_params),
-        metrics=tuple(args.metrics if args.metrics is not None else available_metrics()),
+        metrics=tuple(args.metrics if args.metrics is not None else default_metrics()),
         graph_threshold=args.graph_threshold,
         graph_top_k=args.graph_top_k,
         graph_roots=args.graph_roots,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 from attribution.errors import InvalidInputError
+from attribution.interventions.results import MODES
 
-MODES = ("zero", "mean", "patch")
 _EPILOG = """component ids (the contribution graph's node ids, plus heads and neurons; '*' = every token):
   decoder:0:embedding:3        residual stream entering block 1 at token 3
   decoder:2:after_ffn:*        residual stream after block 2, every token

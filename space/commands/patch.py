@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from attribution.errors import InvalidInputError
+from attribution.interventions.results import MAP_NAMES
 
-MAPS = ("head", "cross_head", "encoder_head", "position", "encoder_position")
 _EPILOG = """maps: head = [layer x head]; position = [layer x token] of the residual stream entering each block;
 seq2seq models also get cross_head, encoder_head and encoder_position. Each cell is the "logit difference
 recovered": (LD(patched) - LD(base)) / (LD(source) - LD(base)), LD = logit(target) - logit(contrast).
@@ -18,7 +18,7 @@ example:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from space.cli import add_model_arguments
+    from space.cli import add_model_arguments, positive_int
 
     parser = subparsers.add_parser(
         "patch",
@@ -33,7 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--token", type=int, default=-1, help="the position whose prediction is measured (-1 = last)")
     parser.add_argument("--target-token", default=None, help="default: the input's next / predicted token")
     parser.add_argument("--contrast-token", default=None, help="default: the counterfactual's predicted token")
-    parser.add_argument("--maps", nargs="+", choices=MAPS, default=None, help="which maps (default: all for the model)")
+    parser.add_argument(
+        "--maps", nargs="+", choices=MAP_NAMES, default=None, help="which maps (default: all for the model)"
+    )
     parser.add_argument(
         "--direction",
         choices=("denoise", "noise"),
@@ -42,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--no-exact", action="store_true", help="attribution patching only (3 passes, no sweep)")
     parser.add_argument("--no-approximate", action="store_true", help="exact patching only")
-    parser.add_argument("--batch-size", type=int, default=64, help="patched runs per forward pass (64)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="patched runs per forward pass (64)")
     parser.set_defaults(handler=run)
     return parser
 
@@ -54,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInputError("patch needs --counterfactual (and/or --counterfactual-target).")
     if args.no_exact and args.no_approximate:
         raise InvalidInputError("--no-exact and --no-approximate leave nothing to compute.")
-    if args.batch_size < 1:
-        raise InvalidInputError(f"--batch-size must be at least 1, not {args.batch_size}")
     loaded = load_model_from_args(args)
     from attribution.interventions.sweeps import patching_sweep
 

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from attribution.errors import InvalidInputError
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``report`` on the main CLI's sub-parsers."""
+    from space.cli import int_range, positive_int
+
     report = subparsers.add_parser(
         "report",
         help="draw a corpus run folder as one interactive HTML report (offline)",
@@ -28,8 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     report.add_argument("--out", required=True, type=Path, help="where to write the HTML file")
     report.add_argument("--mode", choices=["standalone", "cdn"], default="standalone", help="BokehJS inlined or CDN")
     report.add_argument("--title", default=None, help="page title")
-    report.add_argument("--max-table-rows", type=int, default=2000, help="records listed in the table (worst first)")
-    report.add_argument("--max-details", type=int, default=100, help="records whose heatmaps are embedded")
+    report.add_argument(
+        "--max-table-rows", type=positive_int, default=2000, help="records listed in the table (worst first)"
+    )
+    report.add_argument("--max-details", type=int_range(0), default=100, help="records whose heatmaps are embedded")
     report.add_argument("--push", metavar="REPO", default=None, help="also commit the report and the Parquet shards")
     report.add_argument("--repo-type", choices=("dataset", "space"), default="dataset", help="Hub repo type")
     report.add_argument("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")
@@ -41,8 +43,6 @@ def run_report_command(args: argparse.Namespace) -> int:
     from attribution.corpus import load_run
     from exporters import export_result
 
-    if args.max_table_rows < 1 or args.max_details < 0:
-        raise InvalidInputError("--max-table-rows must be at least 1 and --max-details not negative.")
     run = load_run(args.run_dir)
     options: dict[str, Any] = {"max_table_rows": args.max_table_rows, "max_details": args.max_details}
     if args.title:
