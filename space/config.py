@@ -188,8 +188,10 @@ def offered_models(config: SpaceConfig, *, hub_reachable: bool) -> ModelOffer:
             "run `python examples/train_tiny_models.py` or list local model folders in the config."
         )
     default = config.default_model if config.default_model in models else models[0]
+    unavailable = [m for m in config.models if m not in models]
     notice = (
-        "The Hugging Face Hub is unreachable from this machine, so the app offers the models it has locally "
-        f"({', '.join(models)}) instead of {', '.join(config.models)}."
+        "The Hugging Face Hub is unreachable from this machine, so the app offers only the models it has locally "
+        f"({', '.join(models)})"
+        + (f" instead of {', '.join(unavailable)}." if unavailable else "; a typed Hub id cannot be loaded.")
     )
     return ModelOffer(models, default, False, notice)

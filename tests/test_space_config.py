@@ -63,7 +63,18 @@ def test_offline_offer_is_local_models_only_with_a_notice(tmp_path):
     assert offer.models == (str(local),)
     assert offer.default_model == str(local)
     assert not offer.custom_allowed
-    assert "unreachable" in offer.notice and "gpt2" in offer.notice
+    assert offer.notice == (
+        "The Hugging Face Hub is unreachable from this machine, so the app offers only the models it has locally "
+        f"({local}) instead of gpt2."
+    )
+
+
+def test_offline_notice_names_no_missing_model_when_every_configured_one_is_local(tmp_path):
+    local = tmp_path / "my-model"
+    local.mkdir()
+    offer = offered_models(SpaceConfig(models=(str(local),), default_model=str(local)), hub_reachable=False)
+    assert "instead of" not in offer.notice  # nothing configured is missing: the notice lists each model once
+    assert offer.notice.count(str(local)) == 1 and offer.notice.endswith("a typed Hub id cannot be loaded.")
 
 
 def test_offline_without_any_local_model_says_how_to_get_one():
