@@ -355,7 +355,7 @@ def test_comparison_shares_one_colour_scale_and_shows_agreement_numbers() -> Non
 
 
 class _TableParser(HTMLParser):
-    """The caption and the rows (cell texts) of an HTML table."""
+    """The caption (a ``<caption>`` or the ``<p>`` above the table) and the rows (cell texts) of an HTML table."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -366,10 +366,10 @@ class _TableParser(HTMLParser):
             self.rows.append([])
         elif tag in ("th", "td"):
             self.rows[-1].append("")
-        self._in_caption = tag == "caption"
+        self._in_caption = tag in ("caption", "p")
 
     def handle_endtag(self, tag: str) -> None:
-        self._in_caption = False if tag == "caption" else self._in_caption
+        self._in_caption = False if tag in ("caption", "p") else self._in_caption
 
     def handle_data(self, data: str) -> None:
         if self._in_caption:
@@ -380,7 +380,7 @@ class _TableParser(HTMLParser):
 
 def _agreement(layout) -> _TableParser:
     div = layout.select_one({"name": "agreement"})
-    assert div.disable_math and div.text.startswith('<table class="ae-agreement"') and div.text.endswith("</table>")
+    assert div.disable_math and div.text.startswith("<style>") and div.text.endswith("</table></div>")
     parsed = _TableParser()
     parsed.feed(div.text)
     return parsed
@@ -395,16 +395,18 @@ def test_comparison_grid_and_agreement_table_of_three_results() -> None:
     three.rank_correlation = [[1.0, -0.5, None], [-0.5, 1.0, 0.125], [None, 0.125, 1.0]]
     three.aer = [0.25, None]  # shorter than the results: the third has none
     layout = build_figure(three)
-    grid_rows = layout.children[:-1]
-    assert [len(grid_row.children) for grid_row in grid_rows] == [2, 1]  # two heatmaps per row
-    labels = [cell.children[0] for grid_row in grid_rows for cell in grid_row.children]
-    assert [div.text for div in labels] == ["<b>saliency</b>", "<b>attention</b>", "<b>$$x$$ occlusion</b>"]
-    assert all(div.disable_math for div in labels)  # "$$…$$" in a label is text, not TeX
+    grid = layout.select_one({"name": "comparison grid"})
+    assert len(grid.children) == 3  # one block per result, wrapping in the CSS grid
+    headings = [f"{label} — tiny-synth-translate" for label in ("saliency", "attention", "$$x$$ occlusion")]
+    assert [block.name for block in grid.children] == [f"compared {heading}" for heading in headings]
+    for block, heading in zip(grid.children, headings, strict=True):  # every panel names its result
+        titles = [plot.title.text for plot in block.select({"type": Plot})]
+        assert titles and all(title.startswith(heading + "\n") for title in titles), titles
     assert not any(plot.title.text == "probability" for plot in layout.select({"type": Plot}))  # no bars
     assert {tool.tooltips[-1][0] for tool in layout.select({"type": HoverTool})} == {"score"}
     table = _agreement(layout)
     assert table.caption == (
-        "Rank correlation (Spearman's ρ) between attributions; "
+        "Rank correlation (Spearman's ρ) between the attributions; "
         "alignment error rate against the gold word alignment (lower is better)"
     )
     assert table.rows == [
@@ -415,7 +417,7 @@ def test_comparison_grid_and_agreement_table_of_three_results() -> None:
     ]
     three.aer = [None, None, None]
     table = _agreement(build_figure(three))
-    assert table.caption == "Rank correlation (Spearman's ρ) between attributions"
+    assert table.caption == "Rank correlation (Spearman's ρ) between the attributions"
     assert table.rows[0] == ["", "saliency", "attention", "$$x$$ occlusion"] and len(table.rows[1]) == 4
 
 
@@ -532,13 +534,12 @@ def test_comparison_labels_and_other_user_strings_are_escaped() -> None:
     hostile.results[0].method = XSS_SCRIPT
     hostile.results[1].provenance.model_id = XSS_IMG
     hostile.results[1].contrast_target = "--><script>alert(3)</script>"
-    parsed = _html_markup(build_figure(hostile))
-    assert len(parsed) == 3  # one label per heatmap, the agreement table
-    for markup in parsed:
-        assert markup.tags <= {"b", "table", "caption", "tr", "th", "td"} and markup.attributes <= {"class", "style"}
-    [table] = [markup for markup in parsed if "table" in markup.tags]
-    headings = sorted("".join(markup.text) for markup in parsed if markup is not table)
-    assert headings == sorted(hostile.labels)  # shown as text
+    layout = build_figure(hostile)
+    [table] = _html_markup(layout)  # the agreement table is the only markup: labels head the plots as plain text
+    assert table.tags <= {"style", "div", "p", "table", "tr", "th", "td"} and table.attributes <= {"class"}
+    titles = [plot.title.text.split("\n")[0] for plot in layout.select({"type": Plot})]
+    # shown as text; the second label already holds its model id, so the model is not repeated
+    assert sorted(set(titles)) == sorted([f"{XSS_SCRIPT} — tiny-synth-translate", XSS_IMG])
     assert [cell for cell in table.text if cell in hostile.labels] == [XSS_SCRIPT, XSS_IMG] * 2  # header, rows
     for mode in ("standalone", "cdn", "snippet"):
         export = export_result(hostile, mode=mode)  # the default title holds the labels too

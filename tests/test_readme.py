@@ -152,6 +152,9 @@ def run_python_block(block: Block, port: int | None = None) -> None:
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
+    """A scratch directory standing in for the checkout's root: the README's commands read the repository's
+    `examples/` (data files), and whatever they write lands here, not in the repository."""
+    (tmp_path / "examples").symlink_to(REPO / "examples", target_is_directory=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

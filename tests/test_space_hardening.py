@@ -102,7 +102,7 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
     assert call(app.url, "graph_ablate", *_ablate(graph_json)).event == "complete"
     assert _intervene(app, IOI).event == "complete"
     compared = call(app.url, "compare", SOURCE, ["tiny-synth-translate"], ["saliency"], TARGET, "")
-    assert call(app.url, "compare_faithfulness", compared.data[3], True).event == "complete"
+    assert call(app.url, "compare_faithfulness", compared.data[1], True).event == "complete"
     assert call(app.url, *_corpus(upload(app.url, "warm.jsonl", CORPUS_ROW))).event == "complete"
     rss_before = app.rss_mib()
 
@@ -116,8 +116,9 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
             ),
             "export_intervene": call(app.url, "export", "Intervene", PAGE, "", "", "", case.value),
             "graph_choices": call(app.url, "graph_choices", case.value),
-            "graph_node": call(app.url, "graph_node", case.value, None),
-            "graph_edge": call(app.url, "graph_edge", case.value, None),
+            # with a node or edge chosen, so the JSON is read (with none chosen nothing is read: an empty table)
+            "graph_node": call(app.url, "graph_node", case.value, "decoder:0:residual:0"),
+            "graph_edge": call(app.url, "graph_edge", case.value, "decoder:1:attention:0->0"),
             "graph_ablate": call(app.url, "graph_ablate", *_ablate(case.value)),
             "compare_faithfulness": call(app.url, "compare_faithfulness", case.value, True),
             "push": call(app.url, "push", "Attribute", case.value, "", "", "alice/demo", "hf_token", ""),
@@ -157,7 +158,8 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
         r"The gold alignment is longer than 20,000 characters",
     )
     _refused(
-        call(app.url, "compare", SOURCE, ["tiny-synth-translate", "tiny-ioi-gpt2"], ["lime"], TARGET, ""),
+        # LIME's 100,000 samples for each of the 15 target tokens: over the cap before anything runs
+        call(app.url, "compare", f"{SOURCE} {SOURCE}", ["tiny-synth-translate"], ["lime"], f"{TARGET} {TARGET}", ""),
         rf"This comparison would need about [\d,]+ model passes; this deployment allows at most {MAX_PASSES:,}",
     )
     markup = _attribute(app, "tiny-ioi-gpt2", MARKUP)  # markup is text, not an error
