@@ -10,7 +10,9 @@ import functools
 import html
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -701,6 +703,17 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
 
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
-    """Serve the app (with its CSS and script); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``)."""
+    """Serve the app (with its CSS and script); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``).
+
+    A blocking launch stops on SIGTERM (what Spaces, Docker and systemd send) as on Ctrl-C: Gradio closes
+    its server and the process exits normally, so the export folder is removed (Python's default for
+    SIGTERM ends the process without running any clean-up).
+    """
     options.setdefault("state_session_capacity", demo.state_session_capacity)
+    if not options.get("prevent_thread_lock") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     demo.launch(server_name=host, server_port=port, css=APP_CSS, js=APP_JS, **options)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

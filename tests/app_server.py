@@ -118,10 +118,11 @@ def serve_app(
         stop(app)
 
 
-def stop(app: AppProcess, timeout_s: float = 30) -> None:
-    """Interrupt the app as Ctrl-C would (its clean shutdown runs), killing it only if it hangs."""
+def stop(app: AppProcess, timeout_s: float = 30, *, signum: int = signal.SIGINT) -> None:
+    """Interrupt the app as Ctrl-C would (or with ``signum``: SIGTERM is what Spaces, Docker and systemd send; its
+    clean shutdown runs either way), killing it only if it hangs."""
     if app.alive():
-        app.process.send_signal(signal.SIGINT)
+        app.process.send_signal(signum)
         try:
             app.process.wait(timeout_s)
         except subprocess.TimeoutExpired:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 from pathlib import Path
 
@@ -284,7 +285,8 @@ def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(ap
     assert rewalked.threshold == 0.2 and all(edge.weight >= 0.2 for edge in rewalked.edges)
 
 
-def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path, signum: int) -> None:
     config = {"models": ["tiny-ioi-gpt2"], "default_model": "tiny-ioi-gpt2", "cache_examples": "off"}
     stale = tmp_path / "gradio-temp" / "attribution-explorer" / "app-999999999-0badc0de"
     stale.mkdir(parents=True)
@@ -304,5 +306,6 @@ def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path) -
         files = [p for p in served.gradio_temp.rglob("*") if p.is_file() and p.suffix in (".html", ".json")]
         assert [p.parent.parent for p in files] == [own], files  # one file, one copy: Gradio serves ours
         assert len(list(own.iterdir())) == 1  # the refused export created nothing
-        stop(served)
+        stop(served, signum=signum)
+        assert served.process.returncode == 0, served.log.read_text(errors="replace")[-2000:]  # a clean exit
         assert not own.exists()  # cleaned at shutdown
