@@ -24,7 +24,14 @@ from attribution.interventions.results import (
     RouteFaithfulness,
 )
 from attribution.results import TokenizerStyle
-from exporters.figure_common import colour_bar, colour_mapper, short_value, token_lookup, token_ticks
+from exporters.figure_common import (
+    colour_bar,
+    colour_mapper,
+    responsive_grid_styles,
+    short_value,
+    token_lookup,
+    token_ticks,
+)
 from exporters.tokens import display_token, display_tokens, result_style
 
 CELL_PX = 26
@@ -74,8 +81,9 @@ def _top_tokens_figure(prediction, title: str, style: TokenizerStyle) -> figure:
                 rows["colour"].append(colour)
     plot = figure(
         x_range=Range1d(-0.6, len(tokens) - 0.4),
-        frame_width=max(240, min(MAX_FRAME_PX, 48 * len(tokens))),
         frame_height=200,
+        sizing_mode="stretch_width",
+        min_width=240,
         title=title,
         tools="save",
         toolbar_location="right",
@@ -140,10 +148,28 @@ def intervention_figure(result: InterventionResult) -> LayoutDOM:
     for prediction in result.predictions[:8]:
         title = f"next token after position {prediction.position} ({display_token(prediction.input_token, style)})"
         parts.append(_top_tokens_figure(prediction, title, style))
-    return column(*parts)
+    return column(*parts, sizing_mode="stretch_width")
 
 
 # ------------------------------------------------------------------------------------------------- patching
+
+
+def _map_names(names: Sequence[str], style: TokenizerStyle) -> list[str]:
+    """Row or column names as shown: a position's ``"index: raw token"`` with the token as text."""
+    shown = []
+    for name in names:
+        index, separator, token = name.partition(": ")
+        shown.append(f"{index}: {display_token(token, style)}" if separator and index.isdigit() else name)
+    return shown
+
+
+def _map_heading(item: PatchingMap) -> str:
+    """The map's name and what its rows are: heads by block (1 … n), the residual stream by layer (0 = embeddings)."""
+    if item.column_label == "position":
+        what = f"the residual stream at each {item.row_label} (0 = the embeddings, l = after block l) and position"
+    else:
+        what = f"the output of each {item.column_label} of each {item.row_label}"
+    return f"<b>{html.escape(item.name)}</b> — patching {html.escape(what)}"
 
 
 def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style: TokenizerStyle) -> figure:
@@ -162,8 +188,9 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style:
         title=title,
         x_range=Range1d(-0.5, n_cols - 0.5),
         y_range=Range1d(-0.5, n_rows - 0.5),
-        frame_width=max(150, n_cols * cell),
         frame_height=max(100, n_rows * cell),
+        sizing_mode="stretch_width",
+        min_width=max(150, min(MAX_FRAME_PX, n_cols * cell)),  # wraps below the other map before cells get tiny
         tools="hover,save,reset",
         toolbar_location="right",
         name=f"patching {item.name} {title}",
@@ -184,12 +211,12 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style:
         ("recovered", "@value{custom}"),
     ]
     hover.formatters = {
-        "@y": token_lookup(display_tokens(item.row_names, style)),
-        "@x": token_lookup(display_tokens(item.column_names, style)),
+        "@y": token_lookup(_map_names(item.row_names, style)),
+        "@x": token_lookup(_map_names(item.column_names, style)),
         "@value": short_value(),
     }
-    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(item.column_names, style))
-    plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(display_tokens(item.row_names, style))
+    plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(_map_names(item.column_names, style))
+    plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(_map_names(item.row_names, style))
     plot.xaxis.major_label_orientation = math.pi / 2 if item.column_label == "position" else 0
     plot.xaxis.axis_label, plot.yaxis.axis_label = item.column_label, item.row_label
     plot.grid.visible = False
@@ -198,7 +225,8 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style:
 
 def patching_figure(result: PatchingResult) -> LayoutDOM:
     """Each map as exact and attribution-patching heatmaps side by side on one diverging colour scale."""
-    style = result_style(result, [name for item in result.maps for name in (*item.row_names, *item.column_names)])
+    names = [name.partition(": ")[2] or name for item in result.maps for name in (*item.row_names, *item.column_names)]
+    style = result_style(result, names)
     parts: list[LayoutDOM] = [
         _table(
             f"Activation patching ({result.direction}) at position {result.root_position}",
@@ -226,8 +254,8 @@ def patching_figure(result: PatchingResult) -> LayoutDOM:
             if matrix is not None
         ]
         panels[-1].add_layout(colour_bar(mapper, "recovered", orientation="vertical"), "right")
-        parts.append(Div(text=f"<b>{html.escape(item.name)}</b>", disable_math=True))
-        parts.append(row(*panels))
+        parts.append(Div(text=_map_heading(item), disable_math=True, sizing_mode="stretch_width"))
+        parts.append(row(*panels, sizing_mode="stretch_width", styles=responsive_grid_styles(panels[0].min_width + 80)))
         forward = result.seconds_forward or float("nan")
         agreement.append(
             [
@@ -246,7 +274,7 @@ def patching_figure(result: PatchingResult) -> LayoutDOM:
             name="patching agreement",
         )
     )
-    return column(*parts)
+    return column(*parts, sizing_mode="stretch_width")
 
 
 # ------------------------------------------------------------------------------------- route faithfulness
@@ -269,8 +297,9 @@ def route_faithfulness_figure(result: RouteFaithfulness) -> LayoutDOM:
     source = ColumnDataSource({"x": labels, "p": values, "kind": kinds})
     plot = figure(
         x_range=FactorRange(*labels),
-        frame_width=max(300, 28 * len(labels)),
         frame_height=220,
+        sizing_mode="stretch_width",
+        min_width=max(300, min(MAX_FRAME_PX, 28 * len(labels))),
         title=f"p({display_token(result.target_token, result_style(result))}) after the intervention "
         f"(clean: {result.probability_clean:.3g})",
         tools="hover,save",
@@ -300,7 +329,7 @@ def route_faithfulness_figure(result: RouteFaithfulness) -> LayoutDOM:
         rows,
         name="route faithfulness table",
     )
-    return column(plot, table)
+    return column(plot, table, sizing_mode="stretch_width")
 
 
 # ------------------------------------------------------------------------------------ method faithfulness
@@ -311,8 +340,9 @@ def faithfulness_figure(result: FaithfulnessResult) -> LayoutDOM:
     fractions = [i / (len(result.deletion_curve) - 1) for i in range(len(result.deletion_curve))]
     source = ColumnDataSource({"x": fractions, "deletion": result.deletion_curve, "insertion": result.insertion_curve})
     plot = figure(
-        frame_width=360,
         frame_height=220,
+        sizing_mode="stretch_width",
+        min_width=360,
         x_range=Range1d(0, 1),
         title=f"{result.explanation}: p(explained token) as top-ranked tokens are removed / restored",
         tools="hover,save",
@@ -345,4 +375,4 @@ def faithfulness_figure(result: FaithfulnessResult) -> LayoutDOM:
         ],
         name="faithfulness table",
     )
-    return column(plot, table)
+    return column(plot, table, sizing_mode="stretch_width")

@@ -577,11 +577,13 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     "side), and test whether the contribution graph's route is necessary and sufficient."
                 )
                 with gr.Row():
-                    i_model = model_dropdown()
+                    i_model = model_dropdown(elem_id="intervene-model")
                     i_root = gr.Textbox(value="-1", label="Position measured (token index, -1 = last)")
                     i_contrast = gr.Textbox(label="Contrast token (default: the counterfactual's prediction)")
                 i_text = gr.Textbox(label="Prompt (or source sentence)", lines=2, elem_id="intervene-text")
-                i_counterfactual = gr.Textbox(label="Counterfactual (same number of tokens)", lines=2)
+                i_counterfactual = gr.Textbox(
+                    label="Counterfactual (same number of tokens)", lines=2, elem_id="intervene-counterfactual"
+                )
                 with gr.Row():
                     i_target = gr.Textbox(label="Target text (seq2seq; optional)")
                     i_counterfactual_target = gr.Textbox(label="Counterfactual target (seq2seq; optional)")

@@ -140,15 +140,19 @@ def ablate_from_graph(
             note += " The graph below is the route after the ablation."
         except UnsupportedError as error:
             note += f" The route is not re-drawn: {error}"
+    from exporters.tokens import display_token, result_style
+
+    style = result_style(result, [p.input_token for p in result.predictions])
     rows = []
     for prediction in result.predictions:
         rows.append(
             [
-                f"{prediction.position}: {prediction.input_token} → {prediction.target_token}",
+                f"{prediction.position}: {display_token(prediction.input_token, style)} → "
+                f"{display_token(prediction.target_token, style)}",
                 round(prediction.probability_before, 5),
                 round(prediction.probability_after, 5),
-                ", ".join(f"{t} {p:.3f}" for t, p in prediction.top_before[:3]),
-                ", ".join(f"{t} {p:.3f}" for t, p, _ in prediction.top_after[:3]),
+                ", ".join(f"{display_token(t, style)} {p:.3f}" for t, p in prediction.top_before[:3]),
+                ", ".join(f"{display_token(t, style)} {p:.3f}" for t, p, _ in prediction.top_after[:3]),
                 round(prediction.kl_divergence, 5),
             ]
         )
@@ -228,17 +232,21 @@ def run_intervene(
                 seeds=ROUTE_SEEDS,
                 max_tokens=ctx.config.max_input_tokens,
             )
-        except (InvalidInputError, UnsupportedError) as error:
-            rows = [["route", str(error), ""]]
+        except (InvalidInputError, UnsupportedError) as error:  # said in the summary: the table stays empty
+            rows, route_note = [], f" Route faithfulness: {error}"
         else:
-            rows = _route_rows(route)
+            rows, route_note = _route_rows(route), ""
     agreement = "; ".join(
         f"{m.name}: Spearman {_round(m.spearman)}, top-10 overlap {_round(m.top10_overlap)}" for m in result.maps
     )
+    from exporters.tokens import display_token, result_style
+
+    style = result_style(result)
     text_summary = (
-        f"logit({result.target_token}) − logit({result.contrast_token}) at position {result.root_position}: "
+        f"logit({display_token(result.target_token, style)}) − logit({display_token(result.contrast_token, style)}) "
+        f"at position {result.root_position}: "
         f"{result.logit_diff_clean:.3f} on the input, {result.logit_diff_counterfactual:.3f} on the counterfactual. "
-        f"Exact vs attribution patching — {agreement}."
+        f"Exact vs attribution patching — {agreement}.{route_note}"
     )
     progress(1.0, "done")
     return InterveneView(build_figure(result), rows, text_summary, result.to_json())

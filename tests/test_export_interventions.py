@@ -149,3 +149,23 @@ def test_readme_python_example_of_interventions_runs(tmp_path: Path, monkeypatch
     assert namespace["ablation"].predictions[0].target_token == "Mary"
     assert namespace["route"].summary()["necessity_drop"] > 0.5
     assert load_result_file(tmp_path / "patching.json").map("head").exact.shape == (4, 4)
+
+
+def test_patching_maps_show_byte_level_position_tokens_as_text():
+    from bokeh.models import CustomJSTickFormatter
+
+    from exporters.bokeh_html import build_figure
+    from tests.synthetic_results import synthetic_patching
+
+    result = synthetic_patching(n_tokens=3)
+    tokens = ["When", "ĠMark", "Ġto"]  # GPT-2's byte-level spelling: a leading space is Ġ
+    result.target_tokens = tokens
+    result.maps[1].column_names = [f"{p}: {t}" for p, t in enumerate(tokens)]
+    labels = {
+        tuple(formatter.args["labels"])
+        for formatter in build_figure(result).select({"type": CustomJSTickFormatter})
+        if "labels" in formatter.args
+    }
+    assert ("0: When", "1: ·Mark", "2: ·to") in labels  # the position map's axis, as text
+    assert not any("Ġ" in label for group in labels for label in group)
+    assert load_result(result.to_json()).maps[1].column_names[1] == "1: ĠMark"  # the JSON keeps the raw spelling

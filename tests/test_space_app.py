@@ -874,6 +874,37 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:  # noqa: F8
     session.assert_clean()
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_intervene_tab_at_width(served, new_page, width: int) -> None:  # noqa: F811
+    from space.handlers_interventions import swap_names
+
+    session = _open_app(new_page, served, width)
+    page = session.page
+    page.get_by_role("tab", name="Intervene").click()
+    page.locator("#intervene-examples tbody tr").first.click()  # IOI with the names swapped
+    # the head and position maps, each as exact and attribution patching
+    panel = _check_panel(page, "#intervene-plot", min_titles=4)
+    assert sorted(set(panel["titles"]) - {""}) == ["attribution patching", "exact patching"]
+    _screenshot(page, f"intervene-{width}-example")
+
+    _choose_model(page, "#intervene-model", served.bpe)
+    page.fill("#intervene-text textarea", PROMPT)
+    page.fill("#intervene-counterfactual textarea", swap_names(PROMPT))
+    # a random model predicts the same token after both prompts: name the contrast (one token, its space typed)
+    page.get_by_label("Contrast token (default: the counterfactual's prediction)").fill(" Mark")
+    page.click("#intervene-run")
+    page.wait_for_function(  # the new run's summary (while it runs, the box shows Gradio's timer)
+        "() => document.querySelector('#intervene-summary').innerText.includes('logit(·Mark)')", timeout=120_000
+    )
+    _check_panel(page, "#intervene-plot", min_titles=4)  # the position map's labels are BPE tokens, shown as text
+    summary = page.inner_text("#intervene-summary")
+    assert not any(marker in summary for marker in MARKERS), summary
+    _screenshot(page, f"intervene-{width}-bpe")
+    session.assert_clean()
+
+
 def _wait_until(page, condition, timeout_s: float) -> bool:
     """Poll ``condition`` while the page keeps running (a blocking wait would also stall Playwright's
     request routing, so the page's own requests could not reach the app)."""

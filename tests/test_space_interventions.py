@@ -59,6 +59,31 @@ def test_ablate_an_edge_matches_the_library_and_redraws_the_route(ctx):
         interventions.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT + " x", "", view.graph_json, key, "zero", 0.04)
 
 
+def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
+    from tests.real_tokenizers import save_bpe_gpt2
+
+    bpe = str(save_bpe_gpt2(tmp_path / "bpe-gpt2"))
+    config = SpaceConfig(models=(bpe,), default_model=bpe)
+    bpe_ctx = handlers.AppContext.create(config, offered_models(config, hub_reachable=False))
+    view = handlers.run_graph(bpe_ctx, bpe, PROMPT, "", 0.04, False, "-1")
+    node = next(n for n in view.graph.nodes if n.kind == "after_attention")
+    ablated = interventions.ablate_from_graph(bpe_ctx, bpe, PROMPT, "", view.graph_json, node.id, "zero", 0.04)
+    component = f"decoder:{node.layer}:attention:{node.token_index}"
+    direct = intervene(bpe_ctx.load(bpe), PROMPT, [component]).predictions[0]
+    assert direct.input_token == "Ġto" and direct.top_before[0][0].startswith("Ġ")  # the raw spelling, kept in JSON
+    position, *_, top_before, _, _ = ablated.table[0]
+    assert position == f"17: ·to → {direct.target_token.replace('Ġ', '·')}"
+    assert top_before.startswith(f"{direct.top_before[0][0].replace('Ġ', '·')} {direct.top_before[0][1]:.3f}")
+    assert not any("Ġ" in str(cell) for row in ablated.table for cell in row)
+    patched = interventions.run_intervene(bpe_ctx, bpe, PROMPT, interventions.swap_names(PROMPT), "", "", " Mark", "-1")
+    assert patched.summary.startswith(f"logit({direct.target_token.replace('Ġ', '·')}) − logit(·Mark) at position 17")
+    # a random model's route has no attention edge: said in the summary, the route table stays empty
+    assert patched.route_rows == [] and patched.summary.endswith(
+        " Route faithfulness: The route has no attention edge at this threshold, so there is nothing to ablate; "
+        "lower the threshold."
+    )
+
+
 def test_intervene_examples_flip_the_answer_and_the_route_beats_random(ctx):
     rows = interventions.intervene_examples(ctx.offer.models)
     assert [row[0] for row in rows] == ["tiny-ioi-gpt2", "tiny-synth-translate"]

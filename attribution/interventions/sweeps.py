@@ -76,7 +76,7 @@ def _layout(
         ]
         return _Map(
             name,
-            "layer",
+            "block",  # the graph's ids: a head of block l is at layer l (1 … n)
             "head",
             [str(layer) for layer in range(1, n_rows + 1)],
             [str(h) for h in range(n_columns)],
@@ -86,7 +86,7 @@ def _layout(
     cells = [[Component("residual", side, layer, positions=(p,)) for p in range(n_columns)] for layer in range(n_rows)]
     return _Map(
         name,
-        "layer",
+        "layer",  # the graph's ids: the residual stream after block l (0 = the embeddings), entering block l + 1
         "position",
         [str(layer) for layer in range(n_rows)],
         [f"{p}: {t}" for p, t in enumerate(names)],
