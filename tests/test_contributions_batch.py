@@ -178,3 +178,22 @@ def test_bad_batch_options_are_clear_errors(options, fragment):
     loaded = build_random_model("gpt2", seed=5)
     with pytest.raises(InvalidInputError, match=fragment):
         build_contribution_graphs(loaded, PROMPTS, **options)
+
+
+def test_a_budget_running_out_stops_the_whole_batch_and_leaves_no_hooks(monkeypatch):
+    """A time budget is no record's fault: it is raised, not written as a failed record."""
+    from attribution import budget as budget_module
+    from attribution.budget import time_budget
+    from attribution.errors import BudgetExceededError
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(budget_module, "_now", lambda: float(next(ticks)))  # one second per module call
+    loaded = build_random_model("gpt2", seed=5)
+    reference = build_contribution_graphs(loaded, PROMPTS)  # installs transformers' own (permanent) capture hooks
+    hooks_before = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in loaded.model.modules())
+    with pytest.raises(BudgetExceededError), time_budget(loaded, 5, what="The graphs"):
+        build_contribution_graphs(loaded, PROMPTS)
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in loaded.model.modules()) == hooks_before
+    monkeypatch.undo()
+    for again, graph in zip(build_contribution_graphs(loaded, PROMPTS), reference, strict=True):
+        assert again.edges == graph.edges
