@@ -197,3 +197,47 @@ def test_a_budget_running_out_stops_the_whole_batch_and_leaves_no_hooks(monkeypa
     monkeypatch.undo()
     for again, graph in zip(build_contribution_graphs(loaded, PROMPTS), reference, strict=True):
         assert again.edges == graph.edges
+
+
+@pytest.mark.parametrize(("inexact", "passes"), [(False, 2), (True, 3)])
+def test_one_forward_pass_per_batch_unless_the_family_cannot_be_padded(monkeypatch, inexact, passes):
+    """Three records, batches of two: two forward passes; a family in PADDING_INEXACT runs one per record,
+    with the same graphs."""
+    from attribution.contributions import graph as graph_module
+
+    loaded = build_random_model("llama", seed=5)
+    if inexact:
+        monkeypatch.setattr(graph_module, "PADDING_INEXACT", frozenset({"llama"}))
+    calls = []
+    handle = loaded.model.base_model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        graphs = build_contribution_graphs(loaded, PROMPTS, batch_size=2, top_k=0)
+    finally:
+        handle.remove()
+    assert len(calls) == passes
+    for text, graph in zip(PROMPTS, graphs, strict=True):
+        assert_same_graph(graph, build_contribution_graph(loaded, text, top_k=0))
+
+
+def test_a_failing_batch_is_retried_record_by_record_and_the_failure_lands_on_its_record(monkeypatch):
+    from attribution.contributions import graph as graph_module
+
+    loaded = build_random_model("gpt2", seed=5)
+    reference = [build_contribution_graph(loaded, text, top_k=0) for text in PROMPTS]
+    bad_length = len(reference[1].target_tokens)
+    one_record = graph_module.run_instrumented
+
+    def batch_fails(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    def one_record_fails_on_the_long_prompt(model, spec, inputs):
+        if inputs["input_ids"].shape[1] == bad_length:
+            raise RuntimeError("out of memory")
+        return one_record(model, spec, inputs)
+
+    monkeypatch.setattr(graph_module, "run_instrumented_batch", batch_fails)
+    monkeypatch.setattr(graph_module, "run_instrumented", one_record_fails_on_the_long_prompt)
+    results = build_contribution_graphs(loaded, PROMPTS, top_k=0)
+    assert isinstance(results[1], RuntimeError)
+    assert_same_graph(results[0], reference[0])
+    assert_same_graph(results[2], reference[2])

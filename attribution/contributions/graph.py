@@ -232,9 +232,13 @@ def _graph(
     roots = prepared.roots
     report(0.3, "tracing routes")
     edges = trace_routes(
-        decoder, roots, threshold=options.threshold, renormalize=options.renormalize, encoder=encoder,
+        decoder,
+        roots,
+        threshold=options.threshold,
+        renormalize=options.renormalize,
+        encoder=encoder,
         budget=options.budget,
-    )  # fmt: skip
+    )
     report(0.7, "logit lens")
     lens = LogitLens(spec, loaded.tokenizer, final_norm=options.final_norm_in_logit_lens)
     nodes = _build_nodes(edges, roots, len(decoder), encoder, decoder, lens, options.top_k)
@@ -352,9 +356,9 @@ def build_contribution_graphs(
         size = 1 if loaded.model.config.model_type in PADDING_INEXACT else batch_size
         for start in range(0, len(ready), size):
             chunk = ready[start : start + size]
-            for position, captured in zip(
-                chunk, _captured_batch(loaded, spec, [prepared[p] for p in chunk]), strict=True
-            ):
+            captures = _captured_batch(loaded, spec, [prepared[p] for p in chunk])
+            for index, position in enumerate(chunk):
+                captured, captures[index] = captures[index], None  # freed once its graph is built
                 if isinstance(captured, Exception):
                     results[position] = captured
                     continue
@@ -373,7 +377,7 @@ def _no_progress(fraction: float, message: str) -> None:
 
 def _captured_batch(
     loaded: LoadedModel, spec: ArchitectureSpec, records: list[_Prepared]
-) -> list[tuple[list[CapturedBlock], list[CapturedBlock]] | Exception]:
+) -> list[tuple[list[CapturedBlock], list[CapturedBlock]] | Exception | None]:
     """Every record's captured forward pass from one padded batch, or record by record when the batch fails."""
     inputs = [record.inputs for record in records]
     try:
@@ -383,7 +387,7 @@ def _captured_batch(
     except Exception as error:
         if len(records) == 1:
             return [error]
-    out: list[tuple[list[CapturedBlock], list[CapturedBlock]] | Exception] = []
+    out: list[tuple[list[CapturedBlock], list[CapturedBlock]] | Exception | None] = []
     for single in inputs:
         try:
             out.append(run_instrumented(loaded.model, spec, single))
