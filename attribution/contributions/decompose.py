@@ -28,6 +28,10 @@ Proximity of a part p of a whole w (Ferrando & Voita 2024, after ALTI):
 get no share. :func:`attention_shares` scores all (row, source, head) parts with one matrix
 product plus an exact correction evaluated only where a part can overshoot the whole, in chunks of
 at most ``budget`` elements, so no [T, T, heads, d_model] tensor is ever formed.
+
+Several records can share one forward pass: :func:`run_instrumented_batch` right-pads them into one
+batch (:func:`pad_records`) and cuts each record's captures back to its own lengths, which are then
+exactly what :func:`run_instrumented` captures for that record alone (to float32 rounding).
 """
 
 from __future__ import annotations
