@@ -17,6 +17,13 @@ printed: same numbers), and the score matrices too.
 
     python benchmarks/corpus.py [--limit 100] [--repeats 3] [--method saliency] [--batch-size 16] [--skip-ray]
     python benchmarks/corpus.py --report-records 10000     # the corpus report's export time and size
+    python benchmarks/corpus.py --graph [--repeats 1]      # the graph method: one by one vs padded batches
+
+``--graph`` times the contribution graph (the corpus's ``graph`` method: every decoder token a root,
+no logit lens) on the same pairs, 1 torch thread: ``build_contribution_graph`` per record vs
+``build_contribution_graphs`` (one padded forward pass per ``--batch-size`` records), and the
+instrumented forward pass alone both ways; it checks both give the same edges and prints the
+largest edge-weight difference.
 """
 
 from __future__ import annotations
@@ -87,6 +94,83 @@ def differences(reference: dict, other: dict) -> tuple[float, float]:
     return aer, scores
 
 
+def graph_speed(records, batch_size: int, repeats: int) -> str:
+    """The graph method one record at a time vs in padded batches: records/s, ratio, same numbers."""
+    import torch
+
+    from attribution.contributions import build_contribution_graph, build_contribution_graphs
+    from attribution.contributions.adapters import architecture_spec
+    from attribution.contributions.decompose import run_instrumented, run_instrumented_batch
+    from attribution.contributions.graph import _pad_id, _prepare_inputs
+    from attribution.models import load_model
+
+    torch.set_num_threads(1)
+    loaded = load_model("tiny-synth-translate")
+    options = {"root_tokens": "all", "top_k": 0}  # what a corpus run asks for (TaskConfig's defaults)
+    texts, targets = [r.text for r in records], [r.target for r in records]
+    spec = architecture_spec(loaded.model)
+    inputs = [_prepare_inputs(loaded, text, target, None)[0] for text, target in zip(texts, targets, strict=True)]
+    batches = [inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size)]
+    pad = _pad_id(loaded)
+    build_contribution_graph(loaded, texts[0], target=targets[0], **options)  # warm-up, not timed
+
+    def alone():
+        return [build_contribution_graph(loaded, t, target=g, **options) for t, g in zip(texts, targets, strict=True)]
+
+    def batched():
+        return [
+            graph
+            for i in range(0, len(texts), batch_size)
+            for graph in build_contribution_graphs(
+                loaded, texts[i : i + batch_size], targets=targets[i : i + batch_size], batch_size=batch_size, **options
+            )
+        ]
+
+    timings: dict[str, float] = {}
+    graphs: dict[str, list] = {}
+    runs = {
+        "graph, one by one": alone,
+        f"graph, padded batches of {batch_size}": batched,
+        "forward pass only, one by one": lambda: [run_instrumented(loaded.model, spec, x) for x in inputs],
+        f"forward pass only, padded batches of {batch_size}": lambda: [
+            run_instrumented_batch(loaded.model, spec, b, pad_token_id=pad) for b in batches
+        ],
+    }
+    for _ in range(repeats):  # interleaved rounds, the best of each kept
+        for label, run in runs.items():
+            started = time.perf_counter()
+            out = run()
+            seconds = time.perf_counter() - started
+            timings[label] = min(seconds, timings.get(label, seconds))
+            graphs.setdefault(label, out)
+    one, many = graphs["graph, one by one"], graphs[f"graph, padded batches of {batch_size}"]
+    same_edges = all(
+        [(e.source, e.target, e.kind) for e in a.edges] == [(e.source, e.target, e.kind) for e in b.edges]
+        for a, b in zip(one, many, strict=True)
+    )
+    delta = max(
+        abs(x.weight - y.weight) for a, b in zip(one, many, strict=True) for x, y in zip(a.edges, b.edges, strict=True)
+    )
+    labels = list(runs)
+    lines = [
+        f"graph method on {len(records)} pairs of {DATA.name}, tiny-synth-translate, gold targets, roots 'all', "
+        f"no logit lens, 1 thread, best of {repeats}; {platform.machine()}, {os.cpu_count()} cores",
+        "",
+        "| what | records/s | × one by one |",
+        "|---|---:|---:|",
+    ]
+    for label in labels:
+        base = timings[labels[0] if label.startswith("graph") else labels[2]]
+        lines.append(f"| {label} | {len(records) / timings[label]:.1f} | {base / timings[label]:.2f} |")
+    share = timings[labels[2]] / timings[labels[0]]
+    lines += [
+        "",
+        f"same edges kept: {same_edges}; max |Δ edge weight|: {delta:.1e}; "
+        f"edges: {sum(len(g.edges) for g in one)}; the forward pass is {share:.0%} of the one-by-one graph time",
+    ]
+    return "\n".join(lines)
+
+
 def report_scaling(n_records: int) -> str:
     """Export time and page size of the corpus report for a run of ``n_records`` (no model at run time).
 
@@ -141,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-records", type=int, default=0, help="instead: time the corpus report of a run this large"
     )
+    parser.add_argument("--graph", action="store_true", help="instead: the graph method, one by one vs batched")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.report_records:
@@ -150,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     from attribution.corpus import read_records
 
     records = read_records(DATA, limit=args.limit)
+    if args.graph:
+        print(graph_speed(records, args.batch_size, args.repeats))
+        return 0
     runs = [("local batched, 1 thread", "local", 1, 1), ("local batched, 2 threads", "local", 2, 1)]
     if not args.skip_ray:
         runs += [("Ray, 1 worker (1 CPU)", "ray", 1, 1), ("Ray, 2 workers (1 CPU each)", "ray", 1, 2)]

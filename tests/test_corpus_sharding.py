@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attribution.contributions import build_contribution_graph
+from attribution.contributions import build_contribution_graph, build_contribution_graphs
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
 from tests.random_models import build_random_model
+from tests.test_contributions_batch import assert_same_graph
 
 accelerate = pytest.importorskip("accelerate")
 infer_auto_device_map = accelerate.infer_auto_device_map
@@ -86,3 +87,13 @@ def test_the_contribution_graph_gives_the_whole_models_numbers(models) -> None:
 def test_placement_options_need_a_device_map(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="give device_map too"):
         load_model("tiny-ioi-gpt2", max_memory={"cpu": "1GiB"}, cache=None)
+
+
+def test_batched_graphs_on_the_offloaded_model_are_the_whole_models_one_by_one(models) -> None:
+    """A corpus batch's graphs share one padded forward pass through accelerate's hooks."""
+    whole, sharded = models
+    texts, targets = [TEXT, "the store", "when john went to the store , mary gave a drink"], [TARGET, "mary", "john"]
+    got = build_contribution_graphs(sharded, texts, targets=targets, root_tokens="all", top_k=0)
+    for text, target, graph in zip(texts, targets, got, strict=True):
+        assert_same_graph(graph, build_contribution_graph(whole, text, target=target, root_tokens="all", top_k=0))
+    assert any(p.device.type == "meta" for p in sharded.model.parameters())

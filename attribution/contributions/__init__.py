@@ -15,10 +15,17 @@ from typing import Any
 _LAZY = {
     "SUPPORTED_MODEL_TYPES": "attribution.contributions.adapters",
     "build_contribution_graph": "attribution.contributions.graph",
+    "build_contribution_graphs": "attribution.contributions.graph",
     "decompose_model": "attribution.contributions.graph",
     "resolve_root_tokens": "attribution.contributions.graph",
 }
-__all__ = ["SUPPORTED_MODEL_TYPES", "build_contribution_graph", "decompose_model", "resolve_root_tokens"]
+__all__ = [
+    "SUPPORTED_MODEL_TYPES",
+    "build_contribution_graph",
+    "build_contribution_graphs",
+    "decompose_model",
+    "resolve_root_tokens",
+]
 
 
 def __getattr__(name: str) -> Any:

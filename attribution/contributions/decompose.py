@@ -28,6 +28,10 @@ Proximity of a part p of a whole w (Ferrando & Voita 2024, after ALTI):
 get no share. :func:`attention_shares` scores all (row, source, head) parts with one matrix
 product plus an exact correction evaluated only where a part can overshoot the whole, in chunks of
 at most ``budget`` elements, so no [T, T, heads, d_model] tensor is ever formed.
+
+Several records can share one forward pass: :func:`run_instrumented_batch` right-pads them into one
+batch (:func:`pad_records`) and cuts each record's captures back to its own lengths, which are then
+exactly what :func:`run_instrumented` captures for that record alone (to float32 rounding).
 """
 
 from __future__ import annotations
@@ -98,44 +102,49 @@ class BlockDecomposition:
     parallel_residual: bool
 
 
-def _squeeze(tensor: torch.Tensor) -> torch.Tensor:
-    """``[batch=1, T, *]`` -> ``[T, *]`` (a view)."""
-    return tensor.detach().reshape(-1, tensor.shape[-1])
-
-
-def _own(tensor: torch.Tensor) -> torch.Tensor:
-    """A float32 copy: a model may change its tensors in place after a hook saw them (Falcon adds into
-    its FFN output)."""
-    return tensor.to(torch.float32, copy=True)
+def _own(tensor: torch.Tensor, batch: int) -> torch.Tensor:
+    """A float32 ``[batch, T, *]`` copy: a model may change its tensors in place after a hook saw them
+    (Falcon adds into its FFN output)."""
+    return tensor.detach().reshape(batch, -1, tensor.shape[-1]).to(torch.float32, copy=True)
 
 
 def _first_tensor(args: tuple, kwargs: dict, name: str) -> torch.Tensor:
     return args[0] if args else kwargs[name]
 
 
-def run_instrumented(
-    model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
-) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
-    """One forward pass with hooks; returns the captured encoder and decoder blocks."""
-    records: dict[tuple[str, int, str], torch.Tensor] = {}
-    handles = []
+@dataclass(frozen=True)
+class RecordSpan:
+    """Where one record sits in a right-padded batch: its row and its real (unpadded) lengths."""
 
-    def keep(key: tuple[str, int, str], tensor: torch.Tensor) -> None:
-        records[key] = _own(_squeeze(tensor))
+    row: int
+    length: int  # decoder-side tokens (all tokens of a causal model)
+    source_length: int = 0  # encoder tokens (seq2seq)
+
+
+#: Captured tensors of one forward pass, ``[batch, T, *]``, by (side, block index, name).
+_Captures = dict[tuple[str, int, str], torch.Tensor]
+
+
+def _capture(model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]) -> tuple[_Captures, object]:
+    """One forward pass of the base model with hooks: the per-block tensors ``[batch, T, *]`` and its output."""
+    records: _Captures = {}
+    handles = []
+    batch = inputs["input_ids"].shape[0]
 
     def instrument(side: str, index: int, block: BlockSpec) -> None:
         def block_input(_module, args, kwargs):
-            keep((side, index, "residual_in"), _first_tensor(args, kwargs, "hidden_states"))
+            records[(side, index, "residual_in")] = _own(_first_tensor(args, kwargs, "hidden_states"), batch)
 
         def values(name: str, attention: AttentionSpec) -> Callable:
             def hook(_module, _args, output):  # keep the values only (a copy, not a view of q, k and v)
-                records[(side, index, name)] = _own(attention.take_values(_squeeze(output)))
+                taken = attention.take_values(output.detach().reshape(-1, output.shape[-1]))  # [batch * S, kv, hd]
+                records[(side, index, name)] = taken.reshape(batch, -1, *taken.shape[1:]).to(torch.float32, copy=True)
 
             return hook
 
         def ffn_out(_module, args, output):
-            keep((side, index, "ffn_activations"), args[0])
-            keep((side, index, "ffn_output"), output)
+            records[(side, index, "ffn_activations")] = _own(args[0], batch)
+            records[(side, index, "ffn_output")] = _own(output, batch)
 
         handles.append(block.module.register_forward_pre_hook(block_input, with_kwargs=True))
         handles.append(
@@ -158,31 +167,109 @@ def run_instrumented(
     finally:
         for handle in handles:
             handle.remove()
+    return records, output
 
-    def blocks(side: str, blocks_spec: list[BlockSpec], self_probs, cross_probs) -> list[CapturedBlock]:
+
+def _record_blocks(
+    spec: ArchitectureSpec, records: _Captures, output, span: RecordSpan
+) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
+    """One record's captured blocks, cut to its own lengths: positions, queries and keys of the probabilities
+    (cross-attention keys to its source length), so that padding leaves no trace."""
+    b, t, s = span.row, span.length, span.source_length
+
+    def blocks(side: str, blocks_spec: list[BlockSpec], n: int, self_probs, cross_probs) -> list[CapturedBlock]:
+        def take(index: int, name: str, length: int) -> torch.Tensor:
+            return records[(side, index, name)][b, :length]
+
         captured = []
         for index, block in enumerate(blocks_spec):
-            cross = block.cross_attention
+            cross = block.cross_attention is not None
             captured.append(
                 CapturedBlock(
-                    residual_in=records[(side, index, "residual_in")],
-                    self_probs=self_probs[index][0].float(),
-                    self_values=records[(side, index, "self_values")],
-                    ffn_activations=records[(side, index, "ffn_activations")],
-                    ffn_output=records[(side, index, "ffn_output")],
-                    cross_probs=cross_probs[index][0].float() if cross is not None else None,
-                    cross_values=records[(side, index, "cross_values")] if cross is not None else None,
+                    residual_in=take(index, "residual_in", n),
+                    self_probs=self_probs[index][b, :, :n, :n].float(),
+                    self_values=take(index, "self_values", n),
+                    ffn_activations=take(index, "ffn_activations", n),
+                    ffn_output=take(index, "ffn_output", n),
+                    cross_probs=cross_probs[index][b, :, :n, :s].float() if cross else None,
+                    cross_values=records[("decoder", index, "cross_values")][b, :s] if cross else None,
                 )
             )
         return captured
 
     if spec.encoder_blocks:
-        encoder = blocks("encoder", spec.encoder_blocks, output.encoder_attentions, None)
-        decoder = blocks("decoder", spec.decoder_blocks, output.decoder_attentions, output.cross_attentions)
-    else:
-        encoder = []
-        decoder = blocks("decoder", spec.decoder_blocks, output.attentions, None)
-    return encoder, decoder
+        encoder = blocks("encoder", spec.encoder_blocks, s, output.encoder_attentions, None)
+        decoder = blocks("decoder", spec.decoder_blocks, t, output.decoder_attentions, output.cross_attentions)
+        return encoder, decoder
+    return [], blocks("decoder", spec.decoder_blocks, t, output.attentions, None)
+
+
+def run_instrumented(
+    model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
+) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
+    """One forward pass with hooks; returns the captured encoder and decoder blocks (one record, batch of 1)."""
+    records, output = _capture(model, spec, inputs)
+    source = inputs["input_ids"].shape[1] if spec.encoder_blocks else 0
+    length = inputs["decoder_input_ids" if spec.encoder_blocks else "input_ids"].shape[1]
+    return _record_blocks(spec, records, output, RecordSpan(0, length, source))
+
+
+def pad_records(
+    inputs: Sequence[dict[str, torch.Tensor]], pad_token_id: int
+) -> tuple[dict[str, torch.Tensor], list[RecordSpan]]:
+    """One right-padded batch of single-record inputs (``[1, T]`` each) with its attention masks.
+
+    Right padding leaves every real position where it was (position ids, rotary angles, learned and
+    sinusoidal positions, ALiBi distances and T5's relative buckets are those of the record alone) and
+    the masks give padded keys zero probability, so each record's real rows are those of its own pass.
+    """
+    names = [name for name in ("input_ids", "decoder_input_ids") if name in inputs[0]]
+    batch: dict[str, torch.Tensor] = {}
+    for name in names:
+        rows = [record[name][0] for record in inputs]
+        longest = max(row.shape[0] for row in rows)
+        ids = rows[0].new_full((len(rows), longest), pad_token_id)
+        mask = rows[0].new_zeros((len(rows), longest))
+        for i, row in enumerate(rows):
+            ids[i, : row.shape[0]] = row
+            mask[i, : row.shape[0]] = 1
+        batch[name] = ids
+        batch["attention_mask" if name == "input_ids" else "decoder_attention_mask"] = mask
+    seq2seq = "decoder_input_ids" in batch
+    spans = [
+        RecordSpan(
+            i,
+            record["decoder_input_ids" if seq2seq else "input_ids"].shape[1],
+            record["input_ids"].shape[1] if seq2seq else 0,
+        )
+        for i, record in enumerate(inputs)
+    ]
+    return batch, spans
+
+
+def run_instrumented_batch(
+    model: nn.Module, spec: ArchitectureSpec, inputs: Sequence[dict[str, torch.Tensor]], *, pad_token_id: int
+) -> list[tuple[list[CapturedBlock], list[CapturedBlock]]]:
+    """:func:`run_instrumented` for several records in ONE forward pass over a right-padded batch
+    (:func:`pad_records`): per record, in order, its captured blocks cut to its own lengths.
+
+    Each record gets its own copies (its graph must not keep the whole batch's tensors alive), so the
+    peak memory is about twice the batch's captures, those of ``len(inputs)`` single records plus padding.
+    """
+    if len(inputs) == 1:
+        return [run_instrumented(model, spec, inputs[0])]
+    batch, spans = pad_records(inputs, pad_token_id)
+    records, output = _capture(model, spec, batch)
+    per_record = [_record_blocks(spec, records, output, span) for span in spans]
+    # own copies: a record's blocks must not keep the whole batch's tensors alive
+    return [
+        ([_copied(block) for block in encoder], [_copied(block) for block in decoder])
+        for encoder, decoder in per_record
+    ]
+
+
+def _copied(block: CapturedBlock) -> CapturedBlock:
+    return CapturedBlock(**{name: None if value is None else value.clone() for name, value in vars(block).items()})
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
-"""``build_contribution_graph``: one forward pass -> decomposition -> routes -> a ContributionGraph."""
+"""``build_contribution_graph``: one forward pass -> decomposition -> routes -> a ContributionGraph.
+
+``build_contribution_graphs``: the same for many records, their forward passes shared in padded batches.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -10,14 +14,16 @@ from attribution.contributions.adapters import ArchitectureSpec, architecture_sp
 from attribution.contributions.decompose import (
     DEFAULT_BUDGET,
     BlockDecomposition,
+    CapturedBlock,
     LazyBlocks,
     decompose_block,
     neuron_scores,
     run_instrumented,
+    run_instrumented_batch,
 )
 from attribution.contributions.logit_lens import LensRequest, LogitLens
 from attribution.contributions.routes import node_id, trace_routes
-from attribution.errors import InvalidInputError
+from attribution.errors import BudgetExceededError, InvalidInputError
 from attribution.models import LoadedModel, prompt_with_continuation
 from attribution.offload import offloaded_weights_loaded
 from attribution.results import ContributionGraph, GraphEdge, GraphNode
@@ -172,6 +178,89 @@ def _build_nodes(
     return nodes
 
 
+@dataclass(frozen=True)
+class _GraphOptions:
+    """What shapes a graph once the forward pass is captured (checked by :func:`_check_options`)."""
+
+    threshold: float
+    renormalize: bool
+    top_k: int
+    final_norm_in_logit_lens: bool
+    budget: int
+
+
+@dataclass
+class _Prepared:
+    """One record's checked text, model inputs, tokens and roots (before its forward pass)."""
+
+    text: str
+    inputs: dict[str, torch.Tensor]
+    source_ids: list[int]
+    decoder_ids: list[int]
+    target_text: str
+    roots: list[int]
+
+
+def _check_texts(loaded: LoadedModel, text: str, target: str | None, max_tokens: int | None) -> str:
+    """The text as the model reads it; refused before tokenizing when far too long or not valid Unicode."""
+    text = loaded.validate_text(text, max_tokens=max_tokens)
+    if target:
+        loaded.precheck_text(target, role="target", max_tokens=max_tokens)
+    return text
+
+
+def _prepare(
+    loaded: LoadedModel, text: str, target: str | None, max_tokens: int | None, root_tokens: int | list[int] | str
+) -> _Prepared:
+    """Inputs and roots of one checked text (under the model's lock: a seq2seq target may be generated)."""
+    inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
+    roots = resolve_root_tokens(root_tokens, len(decoder_ids))
+    return _Prepared(text, inputs, source_ids, decoder_ids, target_text, roots)
+
+
+def _graph(
+    loaded: LoadedModel,
+    spec: ArchitectureSpec,
+    prepared: _Prepared,
+    captured: tuple[list[CapturedBlock], list[CapturedBlock]],
+    options: _GraphOptions,
+    report: Progress,
+) -> ContributionGraph:
+    """The graph of one record from its captured forward pass (under the model's lock: the logit lens reads it)."""
+    encoder = LazyBlocks(captured[0], spec.encoder_blocks)
+    decoder = LazyBlocks(captured[1], spec.decoder_blocks)
+    roots = prepared.roots
+    report(0.3, "tracing routes")
+    edges = trace_routes(
+        decoder,
+        roots,
+        threshold=options.threshold,
+        renormalize=options.renormalize,
+        encoder=encoder,
+        budget=options.budget,
+    )
+    report(0.7, "logit lens")
+    lens = LogitLens(spec, loaded.tokenizer, final_norm=options.final_norm_in_logit_lens)
+    nodes = _build_nodes(edges, roots, len(decoder), encoder, decoder, lens, options.top_k)
+    to_tokens = loaded.tokenizer.convert_ids_to_tokens
+    return ContributionGraph(
+        provenance=loaded.provenance(),
+        source_text=prepared.text,
+        target_text=prepared.target_text,
+        source_tokens=[str(t) for t in to_tokens(prepared.source_ids)] if loaded.kind == "seq2seq" else [],
+        target_tokens=[str(t) for t in to_tokens(prepared.decoder_ids)],
+        n_layers=len(decoder),
+        n_heads=spec.decoder_blocks[0].self_attention.n_heads,
+        threshold=float(options.threshold),
+        renormalized=options.renormalize,
+        root_tokens=roots,
+        nodes=nodes,
+        edges=edges,
+        n_encoder_layers=len(encoder),
+        final_norm_in_logit_lens=lens.final_norm,
+    )
+
+
 def build_contribution_graph(
     loaded: LoadedModel,
     text: str,
@@ -197,42 +286,122 @@ def build_contribution_graph(
     overshoot-correction chunk (memory).
     """
     _check_options(threshold, top_k)
+    options = _GraphOptions(threshold, renormalize, top_k, final_norm_in_logit_lens, budget)
     architecture_spec(loaded.model)  # an unsupported family is refused before anything else
     report = progress or (lambda fraction, message: None)
-    text = loaded.validate_text(text, max_tokens=max_tokens)
-    if target:  # refused before tokenizing when far too long or not valid Unicode
-        loaded.precheck_text(target, role="target", max_tokens=max_tokens)
+    text = _check_texts(loaded, text, target, max_tokens)
     with loaded.lock, offloaded_weights_loaded(loaded.model):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         report(0.0, "preparing inputs")
-        inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
-        roots = resolve_root_tokens(root_tokens, len(decoder_ids))
+        prepared = _prepare(loaded, text, target, max_tokens, root_tokens)
         report(0.1, "forward pass")
-        encoder_captured, decoder_captured = run_instrumented(loaded.model, spec, inputs)
-        encoder = LazyBlocks(encoder_captured, spec.encoder_blocks)
-        decoder = LazyBlocks(decoder_captured, spec.decoder_blocks)
-        report(0.3, "tracing routes")
-        edges = trace_routes(
-            decoder, roots, threshold=threshold, renormalize=renormalize, encoder=encoder, budget=budget
-        )
-        report(0.7, "logit lens")
-        lens = LogitLens(spec, loaded.tokenizer, final_norm=final_norm_in_logit_lens)
-        nodes = _build_nodes(edges, roots, len(decoder), encoder, decoder, lens, top_k)
+        captured = run_instrumented(loaded.model, spec, prepared.inputs)
+        graph = _graph(loaded, spec, prepared, captured, options, report)
     report(1.0, "done")
-    to_tokens = loaded.tokenizer.convert_ids_to_tokens
-    return ContributionGraph(
-        provenance=loaded.provenance(),
-        source_text=text,
-        target_text=target_text,
-        source_tokens=[str(t) for t in to_tokens(source_ids)] if loaded.kind == "seq2seq" else [],
-        target_tokens=[str(t) for t in to_tokens(decoder_ids)],
-        n_layers=len(decoder),
-        n_heads=spec.decoder_blocks[0].self_attention.n_heads,
-        threshold=float(threshold),
-        renormalized=renormalize,
-        root_tokens=roots,
-        nodes=nodes,
-        edges=edges,
-        n_encoder_layers=len(encoder),
-        final_norm_in_logit_lens=lens.final_norm,
-    )
+    return graph
+
+
+#: Families whose padded batch does not reproduce each record's own forward pass; they run one record at a time.
+PADDING_INEXACT: frozenset[str] = frozenset()
+
+
+def build_contribution_graphs(
+    loaded: LoadedModel,
+    texts: Sequence[str],
+    *,
+    targets: Sequence[str | None] | None = None,
+    threshold: float = 0.04,
+    root_tokens: int | list[int] | str = -1,
+    renormalize: bool = False,
+    top_k: int = 5,
+    max_tokens: int | None = None,
+    final_norm_in_logit_lens: bool = True,
+    budget: int = DEFAULT_BUDGET,
+    batch_size: int = 8,
+) -> list[ContributionGraph | Exception]:
+    """:func:`build_contribution_graph` for many texts: per text, in order, its graph or the error it met.
+
+    The forward pass runs once per ``batch_size`` records over a right-padded batch
+    (:func:`~attribution.contributions.decompose.run_instrumented_batch`); each record's captured
+    tensors are cut to its own lengths and its graph is built from them by the one-record code, so it
+    is the graph that record gets alone (tested on every family, to float32 rounding). Decomposition
+    and route tracing stay per record. A seq2seq record without a target has it generated alone
+    first (greedy decoding), then joins the batch. Families in :data:`PADDING_INEXACT` run one
+    record at a time. A bad record gets its own error; a batch whose forward pass fails is retried
+    record by record, so the failure lands on the record that caused it. Bad options and a time
+    budget running out (:class:`~attribution.errors.BudgetExceededError`) are raised.
+    """
+    _check_options(threshold, top_k)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
+    options = _GraphOptions(threshold, renormalize, top_k, final_norm_in_logit_lens, budget)
+    architecture_spec(loaded.model)
+    targets = list(targets) if targets is not None else [None] * len(texts)
+    if len(targets) != len(texts):
+        raise InvalidInputError(f"{len(texts)} texts but {len(targets)} targets: give one target per text.")
+    results: list[ContributionGraph | Exception | None] = [None] * len(texts)
+    with loaded.lock, offloaded_weights_loaded(loaded.model):
+        spec = architecture_spec(loaded.model)
+        prepared: dict[int, _Prepared] = {}
+        for position, (text, target) in enumerate(zip(texts, targets, strict=True)):
+            try:
+                prepared[position] = _prepare(
+                    loaded, _check_texts(loaded, text, target, max_tokens), target, max_tokens, root_tokens
+                )
+            except BudgetExceededError:
+                raise
+            except Exception as error:
+                results[position] = error
+        ready = list(prepared)
+        size = 1 if loaded.model.config.model_type in PADDING_INEXACT else batch_size
+        for start in range(0, len(ready), size):
+            chunk = ready[start : start + size]
+            captures = _captured_batch(loaded, spec, [prepared[p] for p in chunk])
+            for index, position in enumerate(chunk):
+                captured, captures[index] = captures[index], None  # freed once its graph is built
+                if isinstance(captured, Exception):
+                    results[position] = captured
+                    continue
+                try:
+                    results[position] = _graph(loaded, spec, prepared.pop(position), captured, options, _no_progress)
+                except BudgetExceededError:
+                    raise
+                except Exception as error:
+                    results[position] = error
+    return results  # type: ignore[return-value]
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    return None
+
+
+def _captured_batch(
+    loaded: LoadedModel, spec: ArchitectureSpec, records: list[_Prepared]
+) -> list[tuple[list[CapturedBlock], list[CapturedBlock]] | Exception | None]:
+    """Every record's captured forward pass from one padded batch, or record by record when the batch fails."""
+    inputs = [record.inputs for record in records]
+    try:
+        return run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=_pad_id(loaded))
+    except BudgetExceededError:
+        raise
+    except Exception as error:
+        if len(records) == 1:
+            return [error]
+    out: list[tuple[list[CapturedBlock], list[CapturedBlock]] | Exception | None] = []
+    for single in inputs:
+        try:
+            out.append(run_instrumented(loaded.model, spec, single))
+        except BudgetExceededError:
+            raise
+        except Exception as error:
+            out.append(error)
+    return out
+
+
+def _pad_id(loaded: LoadedModel) -> int:
+    """The id padded positions get: the model's own pad id (M2M-100 counts positions from it), else any id
+    (masked positions are never read)."""
+    for candidate in (loaded.model.config.pad_token_id, loaded.tokenizer.pad_token_id, loaded.tokenizer.eos_token_id):
+        if isinstance(candidate, int):
+            return candidate
+    return 0

@@ -2,7 +2,8 @@
 
 It calls the very functions the app and the CLI call for one sentence (no second implementation):
 :func:`attribution.inseq_runner.attribute_batch` (the batched form of ``attribute``),
-:func:`attribution.contributions.build_contribution_graph`, :func:`attribution.compare.rank_correlation`
+:func:`attribution.contributions.build_contribution_graphs` (the batched form of
+``build_contribution_graph``: one padded forward pass per batch), :func:`attribution.compare.rank_correlation`
 and the metrics of :mod:`attribution.corpus.metrics`. Both engines run this same function, the
 local one in-process and the Ray one in each worker, so both give the same numbers.
 
@@ -25,7 +26,7 @@ import numpy as np
 from attribution.compare import parse_alignment, rank_correlation
 from attribution.corpus.metrics import ATTRIBUTION, GRAPH, MetricInput, get_metrics
 from attribution.corpus.records import Record
-from attribution.errors import AttributionExplorerError, BudgetExceededError, InvalidInputError
+from attribution.errors import AttributionExplorerError, InvalidInputError
 from attribution.results import AttributionResult, ContributionGraph
 from attribution.validation import ObjectReader, expect_free_form, expect_object, expect_str_map, fail
 
@@ -153,7 +154,7 @@ def run_records(
     loaded: LoadedModel, records: Sequence[Record], config: TaskConfig, *, batch_size: int = 8
 ) -> list[list[MethodOutcome]]:
     """Per record (in order), its outcomes for every method of ``config`` (in the config's order)."""
-    from attribution.contributions import build_contribution_graph
+    from attribution.contributions import build_contribution_graphs
     from attribution.inseq_runner import attribute_batch
 
     worker = worker_name()
@@ -191,27 +192,28 @@ def run_records(
             else:
                 outcomes[(position, method)] = failed_outcome(record, method, _message(result), worker, seconds)
     if GRAPH_METHOD in config.methods:
-        for position in runnable:
+        started = time.perf_counter()
+        graphs = build_contribution_graphs(  # one padded forward pass per batch; BudgetExceededError is raised
+            loaded,
+            [records[p].text for p in runnable],
+            targets=[targets[p] for p in runnable],
+            threshold=config.graph_threshold,
+            root_tokens=_graph_roots(config.graph_roots, loaded.kind),
+            top_k=config.graph_top_k,
+            max_tokens=config.max_tokens,
+            batch_size=batch_size,
+        )
+        seconds = (time.perf_counter() - started) / max(len(runnable), 1)
+        for position, graph in zip(runnable, graphs, strict=True):
             record = records[position]
-            started = time.perf_counter()
-            try:
-                graph = build_contribution_graph(
-                    loaded,
-                    record.text,
-                    target=targets[position],
-                    threshold=config.graph_threshold,
-                    root_tokens=_graph_roots(config.graph_roots, loaded.kind),
-                    top_k=config.graph_top_k,
-                    max_tokens=config.max_tokens,
+            if isinstance(graph, ContributionGraph):
+                outcomes[(position, GRAPH_METHOD)] = _scored(
+                    loaded, record, GRAPH_METHOD, graph, config, worker, seconds
                 )
-            except BudgetExceededError:
-                raise  # the run is out of time: stop it, this record is not at fault
-            except Exception as error:  # one record's failure must not stop the run
-                outcome = failed_outcome(record, GRAPH_METHOD, _message(error), worker, time.perf_counter() - started)
             else:
-                seconds = time.perf_counter() - started
-                outcome = _scored(loaded, record, GRAPH_METHOD, graph, config, worker, seconds)
-            outcomes[(position, GRAPH_METHOD)] = outcome
+                outcomes[(position, GRAPH_METHOD)] = failed_outcome(
+                    record, GRAPH_METHOD, _message(graph), worker, seconds
+                )
     _add_rank_correlations(outcomes, len(records), config)
     return [[outcomes[(position, method)] for method in config.methods] for position in range(len(records))]
 
