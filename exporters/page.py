@@ -57,6 +57,14 @@ def _provenance_fields(provenance: Provenance) -> dict[str, Any]:
         "model_type": provenance.model_type,
         "library_versions": dict(provenance.library_versions),
         "created_at": provenance.created_at,
+        **{
+            name: code
+            for name, code in (
+                ("source_language", provenance.source_language),
+                ("target_language", provenance.target_language),
+            )
+            if code is not None
+        },
     }
 
 

@@ -18,6 +18,14 @@ from attribution.contributions.decompose import (
 from attribution.contributions.logit_lens import LensRequest, LogitLens
 from attribution.contributions.routes import node_id, trace_routes
 from attribution.errors import InvalidInputError
+from attribution.languages import (
+    NO_LANGUAGES,
+    Languages,
+    check_languages,
+    generation_kwargs,
+    languages_set,
+    provenance_with,
+)
 from attribution.models import LoadedModel, prompt_with_continuation
 from attribution.offload import offloaded_weights_loaded
 from attribution.results import ContributionGraph, GraphEdge, GraphNode
@@ -57,9 +65,17 @@ def resolve_root_tokens(root_tokens: int | list[int] | str, n_tokens: int) -> li
 
 
 def _prepare_inputs(
-    loaded: LoadedModel, text: str, target: str | None, max_tokens: int | None
+    loaded: LoadedModel,
+    text: str,
+    target: str | None,
+    max_tokens: int | None,
+    languages: Languages = NO_LANGUAGES,
 ) -> tuple[dict[str, torch.Tensor], list[int], list[int], str]:
-    """Model inputs, source ids (seq2seq), decoder-side ids, and the target text explained."""
+    """Model inputs, source ids (seq2seq), decoder-side ids, and the target text explained.
+
+    Tokenises with the tokenizer's current languages (callers set ``languages`` with
+    :func:`~attribution.languages.languages_set`); ``languages`` makes generation start with the target code.
+    """
     tokenizer, device = loaded.tokenizer, loaded.device
     if loaded.kind == "causal":
         # With a target: the same whole text Inseq attribution reads (so both give the same tokens).
@@ -80,6 +96,7 @@ def _prepare_inputs(
                 max_new_tokens=longest,
                 do_sample=False,
                 num_beams=1,
+                **generation_kwargs(loaded, languages),
             )[0].tolist()
         decoder_ids = generated[:-1] if generated[-1] == eos and len(generated) > 1 else generated
         target = tokenizer.decode(generated, skip_special_tokens=True)
@@ -185,6 +202,8 @@ def build_contribution_graph(
     progress: Progress | None = None,
     final_norm_in_logit_lens: bool = True,
     budget: int = DEFAULT_BUDGET,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
 ) -> ContributionGraph:
     """Information-flow routes (Ferrando & Voita, 2024) of ``text`` through ``loaded``'s model.
 
@@ -194,18 +213,20 @@ def build_contribution_graph(
     the decoder-side tokens are the decoder inputs (start token, then the target tokens), and the
     node at position i predicts token i + 1 (the last one predicts the end of the sentence).
     ``top_k`` = 0 skips the logit lens and neuron lists. ``budget`` bounds the elements of one
-    overshoot-correction chunk (memory).
+    overshoot-correction chunk (memory). ``src_lang`` / ``tgt_lang`` are the language codes of a
+    multilingual translation model (see :mod:`attribution.languages`).
     """
     _check_options(threshold, top_k)
     architecture_spec(loaded.model)  # an unsupported family is refused before anything else
+    languages = check_languages(loaded, src_lang, tgt_lang)
     report = progress or (lambda fraction, message: None)
     text = loaded.validate_text(text, max_tokens=max_tokens)
     if target:  # refused before tokenizing when far too long or not valid Unicode
         loaded.precheck_text(target, role="target", max_tokens=max_tokens)
-    with loaded.lock, offloaded_weights_loaded(loaded.model):
+    with loaded.lock, offloaded_weights_loaded(loaded.model), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         report(0.0, "preparing inputs")
-        inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
+        inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens, languages)
         roots = resolve_root_tokens(root_tokens, len(decoder_ids))
         report(0.1, "forward pass")
         encoder_captured, decoder_captured = run_instrumented(loaded.model, spec, inputs)
@@ -221,7 +242,7 @@ def build_contribution_graph(
     report(1.0, "done")
     to_tokens = loaded.tokenizer.convert_ids_to_tokens
     return ContributionGraph(
-        provenance=loaded.provenance(),
+        provenance=provenance_with(loaded, languages),
         source_text=text,
         target_text=target_text,
         source_tokens=[str(t) for t in to_tokens(source_ids)] if loaded.kind == "seq2seq" else [],

@@ -1,0 +1,157 @@
+"""Source and target languages of multilingual translation models, on a real NLLB tokenizer.
+
+The model is a random M2M-100 (NLLB's architecture) saved with transformers' own ``NllbTokenizerFast``
+over an in-process BPE with four language codes (``tests/real_tokenizers.py``), loaded through
+``load_model`` like a Hub checkpoint. Ground truth: NLLB puts the source code first in the source
+(``fra_Latn ▁When … </s>``) and the target code first in the target; generation forced to start with
+the target code (``forced_bos_token_id``) emits it as its first token, which the random model never
+does by itself.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attribution.contributions import build_contribution_graph, decompose_model
+from attribution.contributions.graph import _prepare_inputs
+from attribution.errors import InvalidInputError
+from attribution.inseq_runner import attribute
+from attribution.interventions import intervene
+from attribution.languages import (
+    MAX_CODE_LENGTH,
+    Languages,
+    check_code_text,
+    check_languages,
+    generation_kwargs,
+    language_codes,
+    languages_set,
+)
+from attribution.models import load_model
+from attribution.results import ContributionGraph, Provenance
+from tests.random_models import build_random_model
+from tests.real_tokenizers import NLLB_LANGUAGES, save_nllb_m2m100
+from tests.test_contributions import _block_outputs, _relative_error
+
+SOURCE = "When Mary and John went to the store"
+TARGET = "Mary gave a drink to John"
+
+
+@pytest.fixture(scope="module")
+def nllb(tmp_path_factory):
+    return load_model(str(save_nllb_m2m100(tmp_path_factory.mktemp("models") / "tiny-nllb", seed=0)))
+
+
+def _code_id(loaded, code: str) -> int:
+    return loaded.tokenizer.convert_tokens_to_ids(code)
+
+
+def test_the_tokenizer_lists_its_language_codes(nllb):
+    assert nllb.tokenizer.__class__.__name__.startswith("NllbTokenizer")
+    assert language_codes(nllb.tokenizer) == NLLB_LANGUAGES
+
+
+def test_languages_set_puts_the_codes_around_source_and_target_and_restores_the_tokenizer(nllb):
+    tokenizer = nllb.tokenizer
+    before = tokenizer(SOURCE)["input_ids"]
+    assert before[0] == _code_id(nllb, "eng_Latn")  # the tokenizer's default source language
+    languages = check_languages(nllb, "fra_Latn", "deu_Latn")
+    with languages_set(nllb, languages):
+        source = tokenizer(SOURCE)["input_ids"]
+        target = tokenizer(text_target=TARGET)["input_ids"]
+        assert generation_kwargs(nllb, languages) == {"forced_bos_token_id": _code_id(nllb, "deu_Latn")}
+    assert source[0] == _code_id(nllb, "fra_Latn") and source[-1] == tokenizer.eos_token_id
+    assert source[1:] == before[1:]  # only the code changed
+    assert target[0] == _code_id(nllb, "deu_Latn") and target[-1] == tokenizer.eos_token_id
+    assert tokenizer(SOURCE)["input_ids"] == before
+    assert tokenizer.src_lang == "eng_Latn" and tokenizer.tgt_lang is None
+
+
+def test_the_graph_tokenises_source_and_forced_target_with_their_codes(nllb):
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, src_lang="fra_Latn", tgt_lang="epo_Latn", top_k=0)
+    assert graph.source_tokens[0] == "fra_Latn" and graph.source_tokens[-1] == "</s>"
+    assert graph.target_tokens[:2] == ["</s>", "epo_Latn"]  # decoder start, then the target code
+    assert "".join(graph.target_tokens[2:]).replace("▁", " ").strip() == TARGET
+    assert (graph.provenance.source_language, graph.provenance.target_language) == ("fra_Latn", "epo_Latn")
+    assert nllb.tokenizer.src_lang == "eng_Latn"  # the shared tokenizer is left as it was
+
+
+@pytest.mark.parametrize("code", ["deu_Latn", "epo_Latn"])
+def test_generation_starts_with_the_target_language_code(nllb, code):
+    plain = build_contribution_graph(nllb, SOURCE, top_k=0)
+    assert plain.target_tokens[1] not in NLLB_LANGUAGES  # the random model picks no language by itself
+    graph = build_contribution_graph(nllb, SOURCE, tgt_lang=code, top_k=0)
+    assert graph.target_tokens[:2] == ["</s>", code]
+    result = attribute(nllb, SOURCE, tgt_lang=code, max_new_tokens=4)
+    assert result.target_tokens[1] == code
+    assert result.provenance.target_language == code and result.provenance.source_language is None
+
+
+def test_attribution_of_a_given_target_uses_both_codes(nllb):
+    result = attribute(nllb, SOURCE, target=TARGET, src_lang="fra_Latn", tgt_lang="deu_Latn")
+    assert result.source_tokens[0] == "fra_Latn" and result.source_tokens[-1] == "</s>"
+    assert result.target_tokens[1] == "deu_Latn"
+    assert nllb.tokenizer.src_lang == "eng_Latn" and nllb.tokenizer.tgt_lang is None
+
+
+def test_the_decomposition_is_exact_with_languages_set(nllb):
+    languages = check_languages(nllb, "fra_Latn", "deu_Latn")
+    with languages_set(nllb, languages):
+        inputs = _prepare_inputs(nllb, SOURCE, TARGET, None, languages)[0]
+    assert inputs["input_ids"][0, 0] == _code_id(nllb, "fra_Latn")
+    assert inputs["decoder_input_ids"][0, 1] == _code_id(nllb, "deu_Latn")
+    expected = _block_outputs(nllb, inputs)
+    encoder, decoder = decompose_model(nllb, inputs)
+    for side, blocks in (("encoder", encoder), ("decoder", decoder)):
+        for block, model_output in zip(blocks, expected[side], strict=True):
+            for attention in filter(None, (block.self_attention, block.cross_attention)):
+                parts = torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
+                rebuilt = attention.residual + parts + attention.bias
+                assert _relative_error(rebuilt, attention.whole) <= 1e-5
+            assert _relative_error(block.ffn.residual + block.ffn.ffn + block.ffn.bias, block.ffn.whole) <= 1e-5
+            assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+
+
+def test_interventions_tokenise_with_the_languages(nllb):
+    result = intervene(nllb, SOURCE, ["decoder:1:ffn:*"], target=TARGET, src_lang="fra_Latn", tgt_lang="deu_Latn")
+    assert result.source_tokens[0] == "fra_Latn" and result.target_tokens[1] == "deu_Latn"
+    assert result.provenance.target_language == "deu_Latn"
+    generated = intervene(nllb, SOURCE, ["decoder:1:ffn:*"], tgt_lang="epo_Latn")  # the target is generated
+    assert generated.target_tokens[1] == "epo_Latn" and generated.source_tokens[0] == "eng_Latn"
+
+
+def test_unknown_codes_are_refused_naming_valid_ones(nllb):
+    with pytest.raises(InvalidInputError, match=r"Unknown target language 'deu_Latm'.*4 language codes.*deu_Latn"):
+        build_contribution_graph(nllb, SOURCE, tgt_lang="deu_Latm")
+    with pytest.raises(InvalidInputError, match=r"Unknown source language 'xx'.*eng_Latn"):
+        attribute(nllb, SOURCE, src_lang="xx")
+    assert nllb.tokenizer.src_lang == "eng_Latn"
+
+
+@pytest.mark.parametrize("code", ["a" * (MAX_CODE_LENGTH + 1), "eng Latn", "<script>", "en\n"])
+def test_malformed_codes_are_refused_before_any_model(code):
+    if code == "en\n":
+        assert check_code_text(code, role="source language") == "en"  # surrounding whitespace is stripped
+        return
+    with pytest.raises(InvalidInputError, match="is not a language code"):
+        check_code_text(code, role="source language")
+
+
+def test_models_without_language_codes_refuse_languages():
+    with pytest.raises(InvalidInputError, match=r"takes plain text.*translate English to German"):
+        check_languages(build_random_model("mt5", random_biases=False), "en", None)
+    with pytest.raises(InvalidInputError, match="has no language codes"):
+        build_contribution_graph(build_random_model("marian", random_biases=False), "a b", tgt_lang="deu_Latn")
+    with pytest.raises(InvalidInputError, match="causal language model"):
+        attribute(build_random_model("gpt2", random_biases=False), "a b", src_lang="eng_Latn")
+    assert not check_languages(build_random_model("marian", random_biases=False), " ", "")  # empty: not set
+
+
+def test_results_keep_their_languages_and_old_json_still_loads(nllb):
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, src_lang="fra_Latn", tgt_lang="deu_Latn", top_k=0)
+    again = ContributionGraph.from_json(graph.to_json())
+    assert (again.provenance.source_language, again.provenance.target_language) == ("fra_Latn", "deu_Latn")
+    old = graph.to_dict()["provenance"]
+    del old["source_language"], old["target_language"]
+    assert Provenance.from_dict(old).target_language is None
+    assert Languages() == check_languages(nllb)
