@@ -10,6 +10,8 @@ does by itself.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -155,3 +157,100 @@ def test_results_keep_their_languages_and_old_json_still_loads(nllb):
     del old["source_language"], old["target_language"]
     assert Provenance.from_dict(old).target_language is None
     assert Languages() == check_languages(nllb)
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+@pytest.fixture(scope="module")
+def nllb_folder(nllb):
+    return nllb.model_id  # the local folder the fixture saved
+
+
+@pytest.mark.parametrize("command", ["attribute", "graph", "intervene"])
+def test_cli_commands_take_the_languages(nllb_folder, tmp_path, command):
+    from space.cli import main
+
+    out = tmp_path / f"{command}.json"
+    extra = ["--component", "decoder:1:ffn:*"] if command == "intervene" else []
+    argv = [command, "--model", nllb_folder, "--text", SOURCE, "--src-lang", "fra_Latn", "--tgt-lang", "epo_Latn"]
+    assert main([*argv, *extra, "--out", str(out)]) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["source_tokens"][0] == "fra_Latn" and data["target_tokens"][1] == "epo_Latn"  # generated target
+    assert data["provenance"]["source_language"] == "fra_Latn"
+    assert data["provenance"]["target_language"] == "epo_Latn"
+
+
+def test_cli_refuses_a_malformed_code_before_loading_a_model(tmp_path, capsys):
+    from space.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["graph", "--model", str(tmp_path / "no-such-model"), "--text", "a", "--tgt-lang", "<b>x", "--out", "g"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "--tgt-lang" in error and "is not a language code" in error and "no-such-model" not in error
+
+
+def test_cli_refuses_an_unknown_code_with_one_line(nllb_folder, tmp_path, capsys):
+    from space.cli import main
+
+    out = tmp_path / "g.json"
+    assert main(["graph", "--model", nllb_folder, "--text", SOURCE, "--tgt-lang", "deu", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("error: Unknown target language 'deu'") and "deu_Latn" in error[-1]
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------ the Space
+
+
+@pytest.fixture(scope="module")
+def ctx(nllb_folder):
+    from attribution.models import ModelCache
+    from space import handlers
+    from space.config import SpaceConfig, offered_models
+
+    config = SpaceConfig(models=(nllb_folder,), default_model=nllb_folder, max_new_tokens=4, methods=("saliency",))
+    return handlers.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(max_models=1))
+
+
+def test_the_attribute_and_graph_handlers_take_the_languages(ctx, nllb_folder):
+    from space import handlers
+
+    view = handlers.run_attribution(ctx, nllb_folder, SOURCE, "", "saliency", [], "", " fra_Latn ", "deu_Latn")
+    assert view.result.source_tokens[0] == "fra_Latn" and view.result.target_tokens[1] == "deu_Latn"
+    assert json.loads(view.result_json)["provenance"]["target_language"] == "deu_Latn"
+    graph = handlers.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.04, False, "-1", "fra_Latn", "epo_Latn").graph
+    assert graph.source_tokens[0] == "fra_Latn" and graph.target_tokens[1] == "epo_Latn"
+    plain = handlers.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.04, False, "-1").graph  # old call: no languages
+    assert plain.source_tokens[0] == "eng_Latn" and plain.target_tokens[1] == "eng_Latn"  # the tokenizer's default
+
+
+def test_the_threshold_rewalks_only_a_graph_of_the_same_languages(ctx, nllb_folder, monkeypatch):
+    from space import handlers
+
+    shown = handlers.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.02, False, "-1", "fra_Latn", "deu_Latn")
+    args = (ctx, nllb_folder, SOURCE, TARGET, 0.1, False, "-1", shown.graph_json)
+    with monkeypatch.context() as patched:
+        patched.setattr(handlers, "run_graph", lambda *a, **k: pytest.fail("recomputed instead of re-walked"))
+        rewalked = handlers.rethreshold_graph(*args, "fra_Latn", "deu_Latn").graph
+    assert rewalked.threshold == 0.1 and rewalked.provenance.target_language == "deu_Latn"
+    recomputed = handlers.rethreshold_graph(*args, "fra_Latn", "epo_Latn").graph
+    assert recomputed.target_tokens[1] == "epo_Latn" and recomputed.provenance.target_language == "epo_Latn"
+
+
+@pytest.mark.parametrize(
+    ("src_lang", "tgt_lang", "message"),
+    [
+        ("x" * 10_000, "", "is not a language code"),  # untrusted and unbounded: refused, shown cut short
+        ("", "deu_Latm", "Unknown target language 'deu_Latm'"),
+    ],
+)
+def test_the_handlers_refuse_bad_codes_clearly(ctx, nllb_folder, src_lang, tgt_lang, message):
+    from space import handlers
+
+    with pytest.raises(InvalidInputError, match=message) as error:
+        handlers.run_graph(ctx, nllb_folder, SOURCE, "", 0.04, False, "-1", src_lang, tgt_lang)
+    assert len(str(error.value)) < 300
+    with pytest.raises(InvalidInputError, match=message):
+        handlers.run_attribution(ctx, nllb_folder, SOURCE, "", "saliency", [], "", src_lang, tgt_lang)
