@@ -122,6 +122,11 @@ def check_languages(loaded: LoadedModel, source: str | None = None, target: str 
     return languages
 
 
+def languages_of(provenance: Provenance) -> Languages:
+    """The languages a result was made with (from its provenance)."""
+    return Languages(provenance.source_language, provenance.target_language)
+
+
 def provenance_with(loaded: LoadedModel, languages: Languages) -> Provenance:
     """``loaded``'s provenance recording the languages a result was made with (exports show them)."""
     return replace(loaded.provenance(), source_language=languages.source, target_language=languages.target)

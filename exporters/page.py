@@ -170,6 +170,9 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:
             ("method", record["method"]),
             ("parameters", parameters(record["parameters"])),
         ]
+        if record.get("source_language") or record.get("target_language"):
+            languages = f"{record.get('source_language') or 'default'} → {record.get('target_language') or 'default'}"
+            rows.insert(1, ("languages", languages))
         library, created = record["library_versions"], record["created_at"]
     rows += [
         ("libraries", versions({**library, **record["exporter_versions"]})),

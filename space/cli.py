@@ -119,7 +119,7 @@ def _language_code(role: str) -> Callable[[str], str | None]:
     return read
 
 
-def add_language_arguments(parser: argparse.ArgumentParser) -> None:
+def add_language_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--src-lang`` / ``--tgt-lang``: the languages of a multilingual translation model (NLLB, mBART-50)."""
     parser.add_argument(
         "--src-lang",

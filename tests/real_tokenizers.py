@@ -29,6 +29,9 @@ from transformers import (
     M2M100ForConditionalGeneration,
     MarianConfig,
     MarianMTModel,
+    MBart50TokenizerFast,
+    MBartConfig,
+    MBartForConditionalGeneration,
     NllbTokenizerFast,
     PreTrainedTokenizerFast,
 )
@@ -163,5 +166,44 @@ def save_nllb_m2m100(folder: Path, *, seed: int = 0) -> Path:
         scale_embedding=True,
     )
     M2M100ForConditionalGeneration(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
+
+
+def mbart50_unigram(vocab_size: int = 160) -> MBart50TokenizerFast:
+    """transformers' own mBART-50 tokenizer over a small Unigram (``▁Mary``): its 52 language codes (``en_XX``) are
+    added after the pieces, and ``src_lang`` / ``tgt_lang`` put a code before the source / target."""
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=[UNK, "<s>", EOS], unk_token=UNK, show_progress=False
+    )
+    tokenizer.train_from_iterator(CORPUS * 4, trainer)
+    vocab = json.loads(tokenizer.to_str())["model"]["vocab"]
+    return MBart50TokenizerFast(vocab=vocab, src_lang="en_XX")
+
+
+def save_mbart50(folder: Path, *, seed: int = 0) -> Path:
+    """A random mBART (mbart-large-50's layout) with the mBART-50 tokenizer, saved as a local model folder."""
+    tokenizer = mbart50_unigram()
+    torch.manual_seed(seed)
+    config = MBartConfig(
+        vocab_size=len(tokenizer),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id,
+        scale_embedding=True,
+    )
+    MBartForConditionalGeneration(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return Path(folder)

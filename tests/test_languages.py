@@ -32,7 +32,7 @@ from attribution.languages import (
 from attribution.models import load_model
 from attribution.results import ContributionGraph, Provenance
 from tests.random_models import build_random_model
-from tests.real_tokenizers import NLLB_LANGUAGES, save_nllb_m2m100
+from tests.real_tokenizers import NLLB_LANGUAGES, save_mbart50, save_nllb_m2m100
 from tests.test_contributions import _block_outputs, _relative_error
 
 SOURCE = "When Mary and John went to the store"
@@ -87,6 +87,19 @@ def test_generation_starts_with_the_target_language_code(nllb, code):
     result = attribute(nllb, SOURCE, tgt_lang=code, max_new_tokens=4)
     assert result.target_tokens[1] == code
     assert result.provenance.target_language == code and result.provenance.source_language is None
+
+
+def test_mbart50_sets_its_codes_and_forces_the_target_code(tmp_path_factory):
+    mbart = load_model(str(save_mbart50(tmp_path_factory.mktemp("models") / "tiny-mbart50")))
+    assert mbart.model_type == "mbart" and len(language_codes(mbart.tokenizer)) == 52
+    graph = build_contribution_graph(mbart, SOURCE, src_lang="de_DE", tgt_lang="fr_XX", top_k=0)
+    assert graph.source_tokens[0] == "de_DE" and graph.source_tokens[-1] == "</s>"
+    assert graph.target_tokens[:2] == ["</s>", "fr_XX"]  # generated, forced to start with the target code
+    given = build_contribution_graph(mbart, SOURCE, target=TARGET, src_lang="de_DE", tgt_lang="ja_XX", top_k=0)
+    assert given.target_tokens[:2] == ["</s>", "ja_XX"]
+    with pytest.raises(InvalidInputError, match=r"Unknown target language 'fr'.*fr_XX"):
+        check_languages(mbart, None, "fr")
+    assert mbart.tokenizer.src_lang == "en_XX"
 
 
 def test_attribution_of_a_given_target_uses_both_codes(nllb):
@@ -254,3 +267,30 @@ def test_the_handlers_refuse_bad_codes_clearly(ctx, nllb_folder, src_lang, tgt_l
     assert len(str(error.value)) < 300
     with pytest.raises(InvalidInputError, match=message):
         handlers.run_attribution(ctx, nllb_folder, SOURCE, "", "saliency", [], "", src_lang, tgt_lang)
+
+
+def test_an_exported_page_states_the_languages(nllb):
+    from exporters.page import provenance_html, provenance_record
+
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, tgt_lang="deu_Latn", top_k=0)
+    header = provenance_html("graph", provenance_record(graph))
+    assert "<dt>languages</dt><dd>default → deu_Latn</dd>" in header
+    plain = build_contribution_graph(nllb, SOURCE, target=TARGET, top_k=0)
+    assert "languages" not in provenance_html("graph", provenance_record(plain))
+
+
+def test_corpus_runs_take_the_languages_and_keep_old_manifests(nllb):
+    from attribution.corpus.records import Record
+    from attribution.corpus.tasks import TaskConfig, run_records
+
+    config = TaskConfig(methods=("saliency", "graph"), metrics=(), src_lang="fra_Latn", tgt_lang="epo_Latn")
+    assert TaskConfig.from_dict(config.to_dict()) == config
+    plain = TaskConfig(methods=("saliency",), metrics=()).to_dict()
+    assert "src_lang" not in plain and TaskConfig.from_dict(plain).tgt_lang is None  # manifests of older runs
+    [[saliency, graph]] = run_records(nllb, [Record("r0", 0, SOURCE)], config)
+    assert saliency.status == graph.status == "ok", (saliency.error, graph.error)
+    for outcome in (saliency, graph):
+        assert outcome.result.source_tokens[0] == "fra_Latn" and outcome.result.target_tokens[1] == "epo_Latn"
+        assert outcome.result.provenance.target_language == "epo_Latn"
+    with pytest.raises(InvalidInputError, match="is not a language code"):
+        TaskConfig(methods=("saliency",), tgt_lang="<x>")
