@@ -294,3 +294,20 @@ def test_corpus_runs_take_the_languages_and_keep_old_manifests(nllb):
         assert outcome.result.provenance.target_language == "epo_Latn"
     with pytest.raises(InvalidInputError, match="is not a language code"):
         TaskConfig(methods=("saliency",), tgt_lang="<x>")
+
+
+def test_the_corpus_command_takes_the_languages(nllb_folder, tmp_path):
+    from attribution.corpus.runfolder import load_run
+    from space.cli import main
+
+    data = tmp_path / "data.jsonl"
+    data.write_text(json.dumps({"source": SOURCE}) + "\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    argv = ["corpus", "--model", nllb_folder, "--methods", "graph", "--data", str(data), "--out", str(run_dir)]
+    assert main([*argv, "--src-lang", "fra_Latn", "--tgt-lang", "epo_Latn"]) == 0
+    run = load_run(run_dir)
+    assert (run.task.src_lang, run.task.tgt_lang) == ("fra_Latn", "epo_Latn")
+    [row] = run.rows
+    assert row["status"] == "ok", row
+    graph = ContributionGraph.from_json((run_dir / row["result_file"]).read_text(encoding="utf-8"))
+    assert graph.source_tokens[0] == "fra_Latn" and graph.target_tokens[1] == "epo_Latn"
