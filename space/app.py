@@ -607,6 +607,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                         label="Gold word alignment (optional; translations, Pharaoh format: 0-0 1-2 …)",
                         elem_id="compare-gold",
                     )
+                c_src_lang, c_tgt_lang = language_boxes("compare")
                 c_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 # The figure ends with the agreement table: rank correlations, and AER when a gold alignment is given.
                 c_plot = gr.Plot(label="Side by side, one colour scale", show_label=False, elem_id="compare-plot")
@@ -622,9 +623,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     c_json = gr.Code(language="json", label="Comparison", interactive=False)
 
                 @user_errors
-                def comparison(text, models, methods_, target, gold, progress=TRACK_PROGRESS):
+                def comparison(
+                    text, models, methods_, target, gold, src_lang=None, tgt_lang=None, progress=TRACK_PROGRESS
+                ):
                     return handlers.run_comparison(
-                        ctx, text, models, methods_, target, gold, progress=_reporter(progress)
+                        ctx, text, models, methods_, target, gold, src_lang, tgt_lang, progress=_reporter(progress)
                     )
 
                 def show_comparison(view: handlers.CompareView) -> tuple[Any, ...]:
@@ -645,7 +648,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     **groups["intervention"],
                 )
 
-                c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
+                c_inputs = [c_text, c_models, c_methods, c_target, c_gold, c_src_lang, c_tgt_lang]
                 c_view = views.View(
                     "compare", latest, [c_plot, c_json], (None, ""), comparison, show_comparison, examples
                 )

@@ -56,10 +56,11 @@ def graph_examples(models: tuple[str, ...]) -> list[list[Any]]:
 
 
 def compare_examples(models: tuple[str, ...]) -> list[list[Any]]:
-    """Rows of (text, models, methods, target, gold alignment): translations with their gold alignments."""
+    """Rows of (text, models, methods, target, gold alignment, source and target language): translations with
+    their gold alignments."""
     if TRANSLATE_MODEL in models and translation_pairs():
         return [
-            [pair["source"], [TRANSLATE_MODEL], ["saliency", "attention"], pair["target"], pair["alignment"]]
+            [pair["source"], [TRANSLATE_MODEL], ["saliency", "attention"], pair["target"], pair["alignment"], "", ""]
             for pair in translation_pairs()
         ]
-    return [[ioi_prompts()[0] if ioi_prompts() else "", [models[0]], ["saliency", "attention"], "", ""]]
+    return [[ioi_prompts()[0] if ioi_prompts() else "", [models[0]], ["saliency", "attention"], "", "", "", ""]]

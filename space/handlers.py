@@ -553,15 +553,19 @@ def run_comparison(
     methods: Sequence[str] | None,
     target: str | None,
     gold_alignment: str | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
     progress: Progress = _silent,
 ) -> CompareView:
     """Attribute one input with every (model, method) pair, all on the same target, and compare them.
 
     Without a target, the first pair's generated output becomes the forced target of the others,
-    so every result explains the same tokens and their cells line up.
+    so every result explains the same tokens and their cells line up. ``src_lang`` / ``tgt_lang``
+    (multilingual translation models) apply to every model, so every model must know the codes.
     """
     from attribution.compare import compare
     from attribution.inseq_runner import attribute, check_supported
+    from attribution.languages import check_languages
 
     models = [models] if isinstance(models, str) else list(models or [])
     methods = list(methods or [])
@@ -574,11 +578,13 @@ def run_comparison(
         _check_method(ctx, method)
     if gold_alignment and len(gold_alignment) > MAX_ALIGNMENT_CHARS:
         raise InvalidInputError(f"The gold alignment is longer than {MAX_ALIGNMENT_CHARS:,} characters.")
+    src_lang, tgt_lang = _language_codes(src_lang, tgt_lang)
     loaded_models = {}
     for model in models:  # check everything before the first long run
         loaded_models[model] = ctx.load(model)
         for method in methods:
             check_supported(loaded_models[model], method)
+        check_languages(loaded_models[model], src_lang, tgt_lang)
     _check_same_kind(loaded_models)
     forced_target = _optional(target)
 
@@ -602,7 +608,13 @@ def run_comparison(
                 progress((i + done / max(total, 1)) / len(runs), f"{label} {message}".strip())
 
             result = attribute(
-                loaded_models[model], text, **arguments(method), max_tokens=ctx.config.max_input_tokens, progress=report
+                loaded_models[model],
+                text,
+                **arguments(method),
+                max_tokens=ctx.config.max_input_tokens,
+                progress=report,
+                src_lang=src_lang,
+                tgt_lang=tgt_lang,
             )
             forced_target = forced_target or result.target_text
             results.append(result)

@@ -311,3 +311,13 @@ def test_the_corpus_command_takes_the_languages(nllb_folder, tmp_path):
     assert row["status"] == "ok", row
     graph = ContributionGraph.from_json((run_dir / row["result_file"]).read_text(encoding="utf-8"))
     assert graph.source_tokens[0] == "fra_Latn" and graph.target_tokens[1] == "epo_Latn"
+
+
+def test_the_compare_handler_applies_the_languages_to_every_run(ctx, nllb_folder):
+    from space import handlers
+
+    view = handlers.run_comparison(ctx, SOURCE, [nllb_folder], ["saliency"], "", "", "fra_Latn", "epo_Latn")
+    [result] = view.comparison.results
+    assert result.source_tokens[0] == "fra_Latn" and result.target_tokens[1] == "epo_Latn"
+    with pytest.raises(InvalidInputError, match="Unknown source language 'fr'"):
+        handlers.run_comparison(ctx, SOURCE, [nllb_folder], ["saliency"], "", "", "fr", "")

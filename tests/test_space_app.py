@@ -394,6 +394,7 @@ def _bad_requests(served: Served) -> list[tuple[str, tuple, str]]:
         # the language inputs come last (source, target): validated server-side, whatever the box allows
         ("/graph", (served.seq2seq, "the cat", "", 0.04, False, "-1", "", "deu_Latn"), "has no language codes"),
         ("/attribute", (served.causal, PROMPT, "", "saliency", [], "", "x" * 10_000, ""), "is not a language code"),
+        ("/compare", (PROMPT, [served.seq2seq], ["saliency"], "", "", "eng_Latn", ""), "has no language codes"),
     ]
 
 

@@ -39,8 +39,8 @@ IOI = "When Mary and John went to the store, John gave a drink to"
 IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
 PAGE = "HTML page (self-contained, works offline)"
 SOURCE, TARGET = "the old cat sees a bird quickly", "ka miru vesa mi avi rapide vidas"
-#: The source and target language inputs every /attribute, /graph and /graph_threshold call ends with (raw HTTP
-#: calls send every input; gradio_client fills them in): empty, not set.
+#: The source and target language inputs every /attribute, /graph, /graph_threshold and /compare call ends with
+#: (raw HTTP calls send every input; gradio_client fills them in): empty, not set.
 NO_LANGUAGES = ("", "")
 BUDGET_S = 8
 MAX_RESULT_MB = 1
@@ -105,7 +105,7 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
     assert call(app.url, "export", "Attribute", "Result JSON", good.data[3], "", "", "").event == "complete"
     assert call(app.url, "graph_ablate", *_ablate(graph_json)).event == "complete"
     assert _intervene(app, IOI).event == "complete"
-    compared = call(app.url, "compare", SOURCE, ["tiny-synth-translate"], ["saliency"], TARGET, "")
+    compared = call(app.url, "compare", SOURCE, ["tiny-synth-translate"], ["saliency"], TARGET, "", *NO_LANGUAGES)
     assert call(app.url, "compare_faithfulness", compared.data[1], True).event == "complete"
     assert call(app.url, *_corpus(upload(app.url, "warm.jsonl", CORPUS_ROW))).event == "complete"
     rss_before = app.rss_mib()
@@ -143,7 +143,9 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
         _refused(_attribute(app, "tiny-ioi-gpt2", case.value), expect)
         _refused(_attribute(app, "tiny-ioi-gpt2", IOI, case.value), expect.replace("input text", "target"))
         _refused(call(app.url, "graph", "tiny-ioi-gpt2", case.value, "", 0.04, False, "-1", *NO_LANGUAGES), expect)
-        _refused(call(app.url, "compare", case.value, ["tiny-synth-translate"], ["saliency"], "", ""), expect)
+        _refused(
+            call(app.url, "compare", case.value, ["tiny-synth-translate"], ["saliency"], "", "", *NO_LANGUAGES), expect
+        )
         _refused(_intervene(app, case.value), expect)  # the input, the counterfactual, a target: each one line
         _refused(_intervene(app, IOI, case.value), expect)
         _refused(call(app.url, "graph_ablate", *_ablate(graph_json, target=case.value)), expect)
@@ -163,12 +165,21 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
         r"Token index 99 is out of range",
     )
     _refused(
-        call(app.url, "compare", IOI, ["tiny-ioi-gpt2"], ["saliency"], "", "0-0 " * 10_000),
+        call(app.url, "compare", IOI, ["tiny-ioi-gpt2"], ["saliency"], "", "0-0 " * 10_000, *NO_LANGUAGES),
         r"The gold alignment is longer than 20,000 characters",
     )
     _refused(
         # LIME's 100,000 samples for each of the 15 target tokens: over the cap before anything runs
-        call(app.url, "compare", f"{SOURCE} {SOURCE}", ["tiny-synth-translate"], ["lime"], f"{TARGET} {TARGET}", ""),
+        call(
+            app.url,
+            "compare",
+            f"{SOURCE} {SOURCE}",
+            ["tiny-synth-translate"],
+            ["lime"],
+            f"{TARGET} {TARGET}",
+            "",
+            *NO_LANGUAGES,
+        ),
         rf"This comparison would need about [\d,]+ model passes; this deployment allows at most {MAX_PASSES:,}",
     )
     markup = _attribute(app, "tiny-ioi-gpt2", MARKUP)  # markup is text, not an error
