@@ -43,6 +43,14 @@ from attribution.capabilities import (
     check_request,
 )
 from attribution.errors import BudgetExceededError, InvalidInputError, UnsupportedError
+from attribution.languages import (
+    NO_LANGUAGES,
+    Languages,
+    check_languages,
+    generation_kwargs,
+    languages_set,
+    provenance_with,
+)
 from attribution.model_guard import model_state_guard
 from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
 from attribution.results import AttributionResult
@@ -96,17 +104,21 @@ def attribute(
     max_new_tokens: int = 20,
     max_tokens: int | None = None,
     progress: Progress | None = None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
 ) -> AttributionResult:
     """Attribute the model's output for ``text`` (the prompt, or the source sentence) with ``method``.
 
     ``method_params`` go to the Inseq/Captum method (e.g. ``{"n_steps": 20}`` for integrated
     gradients) and are checked against what the method accepts. ``max_tokens`` is an extra length
     limit (e.g. a Space operator's) on top of the model's context. ``progress(done, total, message)``
-    is called as attribution steps complete.
+    is called as attribution steps complete. ``src_lang`` / ``tgt_lang`` are the language codes of a
+    multilingual translation model (NLLB ``eng_Latn``, mBART-50 ``en_XX``; see :mod:`attribution.languages`).
     """
     spec = _check_supported(loaded, method)
     scores = check_request(method, step_scores, target=target, contrast_target=contrast_target)
     _check_max_new_tokens(max_new_tokens)
+    languages = check_languages(loaded, src_lang, tgt_lang)
     item = _check_one(loaded, method, 0, text, target, contrast_target, scores, max_tokens)
     return run_checked(
         loaded,
@@ -118,6 +130,7 @@ def attribute(
         method_params=dict(method_params or {}),
         max_new_tokens=max_new_tokens,
         progress=progress or (lambda done, total, message="": None),
+        languages=languages,
     )
 
 
@@ -132,6 +145,7 @@ def run_checked(
     method_params: dict[str, Any],
     max_new_tokens: int,
     progress: Progress,
+    languages: Languages = NO_LANGUAGES,
 ) -> AttributionResult:
     """Run ``spec`` on already validated inputs (causal targets already start with the prompt).
 
@@ -140,7 +154,7 @@ def run_checked(
     :func:`attribute_batch` makes, for a batch of one.
     """
     item = _Checked(0, text, target, contrast_target)
-    return _run_batch(loaded, spec, [item], step_scores, method_params, max_new_tokens, progress)[0]
+    return _run_batch(loaded, spec, [item], step_scores, method_params, max_new_tokens, progress, languages)[0]
 
 
 def _check_max_new_tokens(max_new_tokens: int) -> None:
@@ -179,6 +193,8 @@ def attribute_batch(
     max_new_tokens: int = 20,
     max_tokens: int | None = None,
     batch_size: int = 8,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
 ) -> list[AttributionResult | Exception]:
     """:func:`attribute` for many inputs: per input, in order, its result or the error it met.
 
@@ -186,7 +202,8 @@ def attribute_batch(
     not stop the others); the valid ones are attributed ``batch_size`` at a time in one Inseq call
     where that gives the numbers each gets alone (:func:`batch_exact`), else one at a time. A batch
     that fails as a whole is retried input by input, so a failure lands on the input that caused it.
-    Errors about the request itself (unknown method or step score, bad parameters) are raised, and so is a
+    Errors about the request itself (unknown method or step score, bad parameters, unknown languages) are raised,
+    and so is a
     time budget running out (:class:`~attribution.errors.BudgetExceededError`: no input is to blame).
     """
     spec = _check_supported(loaded, method)
@@ -195,6 +212,7 @@ def attribute_batch(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     _check_max_new_tokens(max_new_tokens)
+    languages = check_languages(loaded, src_lang, tgt_lang)
     n = len(texts)
     targets = list(targets) if targets is not None else [None] * n
     contrasts = list(contrast_targets) if contrast_targets is not None else [None] * n
@@ -211,7 +229,7 @@ def attribute_batch(
     for batch in _batches(ready, size):
         try:
             results: list[AttributionResult | Exception] = list(
-                _run_batch(loaded, spec, batch, names, params, max_new_tokens)
+                _run_batch(loaded, spec, batch, names, params, max_new_tokens, languages=languages)
             )
         except (InvalidInputError, BudgetExceededError):
             raise  # a parameter the method does not accept (the same for every input), or the run's time is up
@@ -219,7 +237,7 @@ def attribute_batch(
             if len(batch) == 1:
                 results = [error]
             else:  # find the input that failed; the others still get their results
-                results = [_run_one(loaded, spec, item, names, params, max_new_tokens) for item in batch]
+                results = [_run_one(loaded, spec, item, names, params, max_new_tokens, languages) for item in batch]
         for item, result in zip(batch, results, strict=True):
             outcomes[item.index] = result
     return outcomes  # type: ignore[return-value]
@@ -273,9 +291,10 @@ def _run_one(
     step_scores: list[str],
     params: dict[str, Any],
     max_new_tokens: int,
+    languages: Languages,
 ) -> AttributionResult | Exception:
     try:
-        return _run_batch(loaded, spec, [item], step_scores, params, max_new_tokens)[0]
+        return _run_batch(loaded, spec, [item], step_scores, params, max_new_tokens, languages=languages)[0]
     except BudgetExceededError:
         raise  # not this input's failure: the whole run is out of time
     except Exception as error:
@@ -290,16 +309,18 @@ def _run_batch(
     params: dict[str, Any],
     max_new_tokens: int,
     progress: Progress = lambda done, total, message="": None,
+    languages: Languages = NO_LANGUAGES,
 ) -> list[AttributionResult]:
     """Run ``spec`` on checked inputs in one Inseq call (generating the missing targets first).
 
-    Holds ``loaded.lock``; the state guard removes whatever Inseq or Captum leave on the model.
+    Holds ``loaded.lock``; the state guard removes whatever Inseq or Captum leave on the model, and the
+    tokenizer's languages are ``languages`` for the run only.
     """
-    with loaded.lock, model_state_guard(loaded):
+    with loaded.lock, model_state_guard(loaded), languages_set(loaded, languages):
         texts = [item.text for item in batch]
         if any(item.target is None for item in batch):
             progress(0, 1, "generating")
-        targets = [item.target or _generate(loaded, item.text, max_new_tokens) for item in batch]
+        targets = [item.target or _generate(loaded, item.text, max_new_tokens, languages) for item in batch]
         contrasts = [item.contrast for item in batch]
         inseq_model = _wrap_model(loaded)
         try:
@@ -313,6 +334,7 @@ def _run_batch(
                 None if contrasts[0] is None else contrasts,  # type: ignore[arg-type]
                 params,
                 progress,
+                languages,
             )
         finally:
             _unhook(inseq_model)
@@ -329,8 +351,9 @@ def _full_target(loaded: LoadedModel, text: str, target: str, *, role: str, max_
     return loaded.validate_text(full, role=f"prompt with its {role}", max_tokens=max_tokens)
 
 
-def _generate(loaded: LoadedModel, text: str, max_new_tokens: int) -> str:
-    """Greedy generation: the causal model's prompt + continuation, or the seq2seq model's output."""
+def _generate(loaded: LoadedModel, text: str, max_new_tokens: int, languages: Languages = NO_LANGUAGES) -> str:
+    """Greedy generation: the causal model's prompt + continuation, or the seq2seq model's output (in the
+    target language, when one is set)."""
     tokenizer = loaded.tokenizer
     encoded = tokenizer(text, return_tensors="pt").to(loaded.device)
     context = loaded.max_input_tokens
@@ -347,7 +370,12 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int) -> str:
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.no_grad():
         output = loaded.model.generate(
-            **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_token_id
+            **encoded,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=pad_token_id,
+            **generation_kwargs(loaded, languages),
         )[0]
     if loaded.kind == "seq2seq":
         generated = tokenizer.decode(output, skip_special_tokens=True).strip()
@@ -414,6 +442,7 @@ def _run(
     contrast_targets: list[str] | None,
     params: dict[str, Any],
     report: Progress,
+    languages: Languages = NO_LANGUAGES,
 ) -> list[AttributionResult]:
     """One Inseq call over ``texts`` (one batch) and its results, in order; Inseq may split it further."""
     is_seq2seq = loaded.kind == "seq2seq"
@@ -459,7 +488,19 @@ def _run(
         step_values = [{name: scores_only[i].step_scores[name] for name in step_scores} for i in range(len(texts))]
     report(total, total, "done")
     return [
-        _result(loaded, spec, sequence, text, target, values, contrast_target, params, attributed_fn, attribute_target)
+        _result(
+            loaded,
+            spec,
+            sequence,
+            text,
+            target,
+            values,
+            contrast_target,
+            params,
+            attributed_fn,
+            attribute_target,
+            languages,
+        )
         for sequence, text, target, values, contrast_target in zip(
             sequences, texts, targets, step_values, contrast_targets or [None] * len(texts), strict=True
         )
@@ -482,6 +523,7 @@ def _result(
     params: dict[str, Any],
     attributed_fn: str,
     attribute_target: bool,
+    languages: Languages = NO_LANGUAGES,
 ) -> AttributionResult:
     """One aggregated Inseq sequence attribution as an :class:`AttributionResult`."""
     is_seq2seq = loaded.kind == "seq2seq"
@@ -498,7 +540,7 @@ def _result(
         "aggregation": _aggregation_name(sequence),
     }
     return AttributionResult(
-        provenance=loaded.provenance(),
+        provenance=provenance_with(loaded, languages),
         method=spec.name,
         method_params=recorded_params,
         source_text=text,

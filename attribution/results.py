@@ -146,6 +146,9 @@ class Provenance:
     created_at: str = field(default_factory=utc_now)
     #: How the tokens are spelled, so viewers can show them as text (None: unknown, guessed from the tokens).
     tokenizer_style: TokenizerStyle | None = None
+    #: Language codes a multilingual translation model was run with (NLLB ``eng_Latn``), None when not set.
+    source_language: str | None = None
+    target_language: str | None = None
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "provenance") -> Self:
@@ -161,6 +164,8 @@ class Provenance:
             tokenizer_style=None
             if data.get("tokenizer_style") is None
             else expect_choice(data["tokenizer_style"], f"{path}.tokenizer_style", TOKENIZER_STYLES),
+            source_language=expect_str(data.get("source_language"), f"{path}.source_language", optional=True),
+            target_language=expect_str(data.get("target_language"), f"{path}.target_language", optional=True),
         )
 
 

@@ -57,6 +57,14 @@ def _provenance_fields(provenance: Provenance) -> dict[str, Any]:
         "model_type": provenance.model_type,
         "library_versions": dict(provenance.library_versions),
         "created_at": provenance.created_at,
+        **{
+            name: code
+            for name, code in (
+                ("source_language", provenance.source_language),
+                ("target_language", provenance.target_language),
+            )
+            if code is not None
+        },
     }
 
 
@@ -162,6 +170,9 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:
             ("method", record["method"]),
             ("parameters", parameters(record["parameters"])),
         ]
+        if record.get("source_language") or record.get("target_language"):
+            languages = f"{record.get('source_language') or 'default'} → {record.get('target_language') or 'default'}"
+            rows.insert(1, ("languages", languages))
         library, created = record["library_versions"], record["created_at"]
     rows += [
         ("libraries", versions({**library, **record["exporter_versions"]})),

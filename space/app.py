@@ -169,6 +169,28 @@ def _examples_cache(config: SpaceConfig) -> dict[str, Any]:
     return {"cache_examples": True, "cache_mode": config.cache_examples}
 
 
+def language_boxes(tab: str) -> tuple[gr.Textbox, gr.Textbox]:
+    """Source / target language code boxes of a multilingual translation model (NLLB, mBART-50); empty: not set."""
+    from attribution.languages import MAX_CODE_LENGTH
+
+    with gr.Row():
+        source = gr.Textbox(
+            value="",
+            label="Source language (NLLB, mBART-50; optional)",
+            placeholder="eng_Latn",
+            max_length=MAX_CODE_LENGTH,
+            elem_id=f"{tab}-src-lang",
+        )
+        target = gr.Textbox(
+            value="",
+            label="Target language (the translation starts with it; optional)",
+            placeholder="deu_Latn",
+            max_length=MAX_CODE_LENGTH,
+            elem_id=f"{tab}-tgt-lang",
+        )
+    return source, target
+
+
 def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:
     """Empty ``plot`` before it gets a new Bokeh figure.
 
@@ -282,6 +304,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     a_target = gr.Textbox(label="Target text (optional; else the model generates)")
                     a_contrast = gr.Textbox(label="Contrastive target (optional)")
                 a_steps = gr.CheckboxGroup(available_step_scores(), value=["probability"], label="Step scores")
+                a_src_lang, a_tgt_lang = language_boxes("attribute")
                 a_run = gr.Button("Attribute", variant="primary", elem_id="attribute-run")
                 # The figure names its method and model on every panel: no Gradio label badge over it.
                 a_plot = gr.Plot(label="Attribution heatmap", show_label=False, elem_id="attribute-plot")
@@ -296,16 +319,35 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     a_json = gr.Code(language="json", label="Attribution result", interactive=False)
 
                 @user_errors
-                def attribute(model, text, target, method, step_scores, contrast, progress=TRACK_PROGRESS):
+                def attribute(
+                    model,
+                    text,
+                    target,
+                    method,
+                    step_scores,
+                    contrast,
+                    src_lang=None,
+                    tgt_lang=None,
+                    progress=TRACK_PROGRESS,
+                ):
                     return handlers.run_attribution(
-                        ctx, model, text, target, method, step_scores, contrast, progress=_reporter(progress)
+                        ctx,
+                        model,
+                        text,
+                        target,
+                        method,
+                        step_scores,
+                        contrast,
+                        src_lang,
+                        tgt_lang,
+                        progress=_reporter(progress),
                     )
 
                 def show_attribution(view: handlers.AttributeView) -> tuple[Any, ...]:
                     table = {"headers": view.step_headers, "data": view.step_table}
                     return handlers.figure_for(view.result), view.tokens_html, table, view.result_json
 
-                a_inputs = [a_model, a_text, a_target, a_method, a_steps, a_contrast]
+                a_inputs = [a_model, a_text, a_target, a_method, a_steps, a_contrast, a_src_lang, a_tgt_lang]
                 a_view = views.View(
                     "attribute",
                     latest,
@@ -335,6 +377,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     )
                 g_text = gr.Textbox(label="Prompt (or source sentence)", lines=2, elem_id="graph-text")
                 g_target = gr.Textbox(label="Target text (seq2seq: the translation to explain; optional)")
+                g_src_lang, g_tgt_lang = language_boxes("graph")
                 with gr.Row():
                     g_threshold = gr.Slider(
                         0.0,
@@ -382,15 +425,55 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     g_json = gr.Code(language="json", label="Contribution graph", interactive=False)
 
                 @user_errors
-                def graph(model, text, target, threshold, renormalize, root, progress=TRACK_PROGRESS):
+                def graph(
+                    model,
+                    text,
+                    target,
+                    threshold,
+                    renormalize,
+                    root,
+                    src_lang=None,
+                    tgt_lang=None,
+                    progress=TRACK_PROGRESS,
+                ):
                     return handlers.run_graph(
-                        ctx, model, text, target, threshold, renormalize, root, progress=_reporter(progress)
+                        ctx,
+                        model,
+                        text,
+                        target,
+                        threshold,
+                        renormalize,
+                        root,
+                        src_lang,
+                        tgt_lang,
+                        progress=_reporter(progress),
                     )
 
                 @user_errors
-                def rethreshold(model, text, target, threshold, renormalize, root, shown=None, progress=TRACK_PROGRESS):
+                def rethreshold(
+                    model,
+                    text,
+                    target,
+                    threshold,
+                    renormalize,
+                    root,
+                    shown=None,
+                    src_lang=None,
+                    tgt_lang=None,
+                    progress=TRACK_PROGRESS,
+                ):
                     return handlers.rethreshold_graph(
-                        ctx, model, text, target, threshold, renormalize, root, shown, progress=_reporter(progress)
+                        ctx,
+                        model,
+                        text,
+                        target,
+                        threshold,
+                        renormalize,
+                        root,
+                        shown,
+                        src_lang,
+                        tgt_lang,
+                        progress=_reporter(progress),
                     )
 
                 def show_graph(view: handlers.GraphView) -> tuple[Any, ...]:
@@ -416,7 +499,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                         gr.Dataframe(value=chosen.edge_rows, label=chosen.edge_title or EDGE_TABLE_LABEL),
                     )
 
-                g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root]
+                g_inputs = [g_model, g_text, g_target, g_threshold, g_renormalize, g_root, g_src_lang, g_tgt_lang]
                 g_view = views.View("graph", latest, [g_plot, g_json], (None, ""), graph, show_graph, examples)
                 g_view.on(g_run.click, g_inputs, api_name="graph", **groups["graph"])
                 g_view.on(g_text.submit, g_inputs, **groups["graph"])
@@ -424,7 +507,12 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 g_rewalk = views.View(
                     "graph", latest, [g_plot, g_json], (None, gr.skip()), rethreshold, show_graph, examples
                 )
-                g_rewalk.on(g_threshold.release, [*g_inputs, g_json], api_name="graph_threshold", **groups["light"])
+                g_rewalk.on(
+                    g_threshold.release,
+                    [*g_inputs[:6], g_json, g_src_lang, g_tgt_lang],  # new inputs last: old API calls still work
+                    api_name="graph_threshold",
+                    **groups["light"],
+                )
                 if bundled:
                     example_rows["graph"] = (g_view, graph_examples(bundled))
                     shown = gr.Examples(example_rows["graph"][1], g_inputs, elem_id="graph-examples")
@@ -519,6 +607,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                         label="Gold word alignment (optional; translations, Pharaoh format: 0-0 1-2 …)",
                         elem_id="compare-gold",
                     )
+                c_src_lang, c_tgt_lang = language_boxes("compare")
                 c_run = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 # The figure ends with the agreement table: rank correlations, and AER when a gold alignment is given.
                 c_plot = gr.Plot(label="Side by side, one colour scale", show_label=False, elem_id="compare-plot")
@@ -534,9 +623,11 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     c_json = gr.Code(language="json", label="Comparison", interactive=False)
 
                 @user_errors
-                def comparison(text, models, methods_, target, gold, progress=TRACK_PROGRESS):
+                def comparison(
+                    text, models, methods_, target, gold, src_lang=None, tgt_lang=None, progress=TRACK_PROGRESS
+                ):
                     return handlers.run_comparison(
-                        ctx, text, models, methods_, target, gold, progress=_reporter(progress)
+                        ctx, text, models, methods_, target, gold, src_lang, tgt_lang, progress=_reporter(progress)
                     )
 
                 def show_comparison(view: handlers.CompareView) -> tuple[Any, ...]:
@@ -557,7 +648,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     **groups["intervention"],
                 )
 
-                c_inputs = [c_text, c_models, c_methods, c_target, c_gold]
+                c_inputs = [c_text, c_models, c_methods, c_target, c_gold, c_src_lang, c_tgt_lang]
                 c_view = views.View(
                     "compare", latest, [c_plot, c_json], (None, ""), comparison, show_comparison, examples
                 )

@@ -11,7 +11,8 @@ functions that run the command.
 
 Adding a command: a module ``space/commands/<name>.py`` with ``add_parser(subparsers)`` (see
 :mod:`space.commands`) and one line in :func:`build_parser`. Shared pieces for commands that run a
-model: :func:`add_model_arguments`, :func:`load_model_from_args`, :func:`progress_bar`, :func:`write_result`.
+model: :func:`add_model_arguments`, :func:`add_language_arguments`, :func:`load_model_from_args`,
+:func:`progress_bar`, :func:`write_result`.
 """
 
 from __future__ import annotations
@@ -105,6 +106,37 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="where to write the result JSON")
 
 
+def _language_code(role: str) -> Callable[[str], str | None]:
+    """argparse type: a language code (format only; the model's tokenizer decides which codes exist)."""
+    from attribution.languages import check_code_text  # light: no torch
+
+    def read(value: str) -> str | None:
+        try:
+            return check_code_text(value, role=role)
+        except InvalidInputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return read
+
+
+def add_language_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--src-lang`` / ``--tgt-lang``: the languages of a multilingual translation model (NLLB, mBART-50)."""
+    parser.add_argument(
+        "--src-lang",
+        type=_language_code("source language"),
+        default=None,
+        metavar="CODE",
+        help="source language code of a multilingual translation model (NLLB: eng_Latn, mBART-50: en_XX)",
+    )
+    parser.add_argument(
+        "--tgt-lang",
+        type=_language_code("target language"),
+        default=None,
+        metavar="CODE",
+        help="target language code: the target starts with it and generation translates into it (NLLB: deu_Latn)",
+    )
+
+
 @contextmanager
 def progress_bar(description: str):
     """A tqdm bar on stderr; yields ``set_progress(done, total, message="")`` for library callbacks."""
@@ -165,6 +197,7 @@ def add_attribute_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(attribute)
+    add_language_arguments(attribute)
     attribute.add_argument("--method", default="saliency", help="Inseq attribution method (default: saliency)")
     attribute.add_argument(
         "--step-scores", nargs="*", default=["probability"], metavar="NAME", help="step scores (default: probability)"
@@ -196,6 +229,8 @@ def run_attribute(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             max_tokens=args.max_tokens,
             progress=set_progress,
+            src_lang=args.src_lang,
+            tgt_lang=args.tgt_lang,
         )
     write_result(result, args.out)
     return 0
@@ -211,6 +246,7 @@ def add_graph_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         description="Information-flow routes (Ferrando & Voita 2024): which tokens and blocks a prediction used.",
     )
     add_model_arguments(graph)
+    add_language_arguments(graph)
     graph.add_argument("--threshold", type=float, default=0.04, help="keep edges at least this strong (0.04)")
     graph.add_argument(
         "--token", default="-1", help="root token(s) of the routes: an index (-1 = last), a comma list, or 'all'"
@@ -241,6 +277,8 @@ def run_graph(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             max_tokens=args.max_tokens,
             progress=lambda fraction, message: set_progress(round(100 * fraction), 100, message),
+            src_lang=args.src_lang,
+            tgt_lang=args.tgt_lang,
         )
     write_result(graph, args.out)
     return 0

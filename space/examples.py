@@ -31,33 +31,36 @@ def translation_pairs(n: int = N_EXAMPLES) -> list[dict[str, str]]:
 
 
 def attribute_examples(models: tuple[str, ...]) -> list[list[Any]]:
-    """Rows of (model, text, target, method, step scores, contrastive target)."""
+    """Rows of (model, text, target, method, step scores, contrastive target, source and target language)."""
     rows: list[list[Any]] = []
     if IOI_MODEL in models:
-        rows += [[IOI_MODEL, prompt, "", "saliency", ["probability"], ""] for prompt in ioi_prompts()]
+        rows += [[IOI_MODEL, prompt, "", "saliency", ["probability"], "", "", ""] for prompt in ioi_prompts()]
     if TRANSLATE_MODEL in models:
         rows += [
-            [TRANSLATE_MODEL, pair["source"], pair["target"], "attention", ["probability"], ""]
+            [TRANSLATE_MODEL, pair["source"], pair["target"], "attention", ["probability"], "", "", ""]
             for pair in translation_pairs()
         ]
-    return rows or [[models[0], "", "", "saliency", ["probability"], ""]]
+    return rows or [[models[0], "", "", "saliency", ["probability"], "", "", ""]]
 
 
 def graph_examples(models: tuple[str, ...]) -> list[list[Any]]:
-    """Rows of (model, text, target, threshold, renormalise, root token)."""
+    """Rows of (model, text, target, threshold, renormalise, root token, source and target language)."""
     rows: list[list[Any]] = []
     if IOI_MODEL in models:
-        rows += [[IOI_MODEL, prompt, "", 0.04, False, "-1"] for prompt in ioi_prompts()]
+        rows += [[IOI_MODEL, prompt, "", 0.04, False, "-1", "", ""] for prompt in ioi_prompts()]
     if TRANSLATE_MODEL in models:
-        rows += [[TRANSLATE_MODEL, pair["source"], pair["target"], 0.04, False, "-1"] for pair in translation_pairs()]
-    return rows or [[models[0], "", "", 0.04, False, "-1"]]
+        rows += [
+            [TRANSLATE_MODEL, pair["source"], pair["target"], 0.04, False, "-1", "", ""] for pair in translation_pairs()
+        ]
+    return rows or [[models[0], "", "", 0.04, False, "-1", "", ""]]
 
 
 def compare_examples(models: tuple[str, ...]) -> list[list[Any]]:
-    """Rows of (text, models, methods, target, gold alignment): translations with their gold alignments."""
+    """Rows of (text, models, methods, target, gold alignment, source and target language): translations with
+    their gold alignments."""
     if TRANSLATE_MODEL in models and translation_pairs():
         return [
-            [pair["source"], [TRANSLATE_MODEL], ["saliency", "attention"], pair["target"], pair["alignment"]]
+            [pair["source"], [TRANSLATE_MODEL], ["saliency", "attention"], pair["target"], pair["alignment"], "", ""]
             for pair in translation_pairs()
         ]
-    return [[ioi_prompts()[0] if ioi_prompts() else "", [models[0]], ["saliency", "attention"], "", ""]]
+    return [[ioi_prompts()[0] if ioi_prompts() else "", [models[0]], ["saliency", "attention"], "", "", "", ""]]

@@ -132,6 +132,13 @@ def _optional(text: str | None) -> str | None:
     return text if text and text.strip() else None
 
 
+def _language_codes(src_lang: str | None, tgt_lang: str | None) -> tuple[str | None, str | None]:
+    """The typed language codes, format-checked and bounded before any model is loaded (empty: not set)."""
+    from attribution.languages import check_code_text
+
+    return check_code_text(src_lang, role="source language"), check_code_text(tgt_lang, role="target language")
+
+
 def run_attribution(
     ctx: AppContext,
     model: str,
@@ -140,14 +147,20 @@ def run_attribution(
     method: str,
     step_scores: Sequence[str] | None,
     contrast_target: str | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
     progress: Progress = _silent,
 ) -> AttributeView:
+    """``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (NLLB ``eng_Latn``)."""
     from attribution.inseq_runner import attribute, check_supported
+    from attribution.languages import check_languages
 
     _check_method(ctx, method)
+    src_lang, tgt_lang = _language_codes(src_lang, tgt_lang)
     progress(0.0, f"loading {model}")
     loaded = ctx.load(model)
     check_supported(loaded, method)
+    check_languages(loaded, src_lang, tgt_lang)
     arguments = {
         "method": method,
         "target": _optional(target),
@@ -163,7 +176,15 @@ def run_attribution(
             budget.check()
             progress(done / max(total, 1), message or method)
 
-        result = attribute(loaded, text, **arguments, max_tokens=ctx.config.max_input_tokens, progress=report)
+        result = attribute(
+            loaded,
+            text,
+            **arguments,
+            max_tokens=ctx.config.max_input_tokens,
+            progress=report,
+            src_lang=src_lang,
+            tgt_lang=tgt_lang,
+        )
     headers, rows = step_score_table(result)
     return AttributeView(result, generated_tokens_html(result), rows, headers, result.to_json())
 
@@ -296,12 +317,16 @@ def run_graph(
     threshold: float,
     renormalize: bool,
     root_token: str | int | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
     progress: Progress = _silent,
 ) -> GraphView:
+    """``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (NLLB ``eng_Latn``)."""
     from attribution.contributions import build_contribution_graph
 
     threshold = _threshold(threshold)
     root = parse_root_tokens(root_token)
+    src_lang, tgt_lang = _language_codes(src_lang, tgt_lang)
     progress(0.0, f"loading {model}")
     loaded = ctx.load(model)
     with time_budget(loaded, ctx.config.time_budget_s, what="The contribution graph", hint=BUDGET_HINT) as budget:
@@ -315,6 +340,8 @@ def run_graph(
             renormalize=bool(renormalize),
             max_tokens=ctx.config.max_input_tokens,
             progress=report,
+            src_lang=src_lang,
+            tgt_lang=tgt_lang,
         )
     return GraphView(graph=graph, graph_json=graph.to_json())
 
@@ -338,6 +365,8 @@ def rethreshold_graph(
     renormalize: bool,
     root_token: str | int | None,
     graph_json: str | None = None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
     progress: Progress = _silent,
 ) -> GraphView:
     """The threshold slider: re-walk the shown graph without the model when that is exact, else recompute.
@@ -347,12 +376,18 @@ def rethreshold_graph(
     :meth:`ContributionGraph.at_threshold`). Otherwise, or with no graph given, this is :func:`run_graph`.
     """
     threshold = _threshold(threshold)
+    languages = _language_codes(src_lang, tgt_lang)
     shown = _shown_graph(ctx, graph_json)
     rewalkable = shown is not None and shown.threshold <= threshold
-    if rewalkable and _same_inputs(shown, model, text, target, renormalize, root_token):
+    shown_languages = shown and (shown.provenance.source_language, shown.provenance.target_language)
+    if (
+        rewalkable
+        and shown_languages == languages
+        and _same_inputs(shown, model, text, target, renormalize, root_token)
+    ):
         graph = shown.at_threshold(threshold)
         return GraphView(graph=graph, graph_json=graph.to_json())
-    return run_graph(ctx, model, text, target, threshold, renormalize, root_token, progress=progress)
+    return run_graph(ctx, model, text, target, threshold, renormalize, root_token, *languages, progress=progress)
 
 
 def _shown_graph(ctx: AppContext, graph_json: str | None) -> ContributionGraph | None:
@@ -518,15 +553,19 @@ def run_comparison(
     methods: Sequence[str] | None,
     target: str | None,
     gold_alignment: str | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
     progress: Progress = _silent,
 ) -> CompareView:
     """Attribute one input with every (model, method) pair, all on the same target, and compare them.
 
     Without a target, the first pair's generated output becomes the forced target of the others,
-    so every result explains the same tokens and their cells line up.
+    so every result explains the same tokens and their cells line up. ``src_lang`` / ``tgt_lang``
+    (multilingual translation models) apply to every model, so every model must know the codes.
     """
     from attribution.compare import compare
     from attribution.inseq_runner import attribute, check_supported
+    from attribution.languages import check_languages
 
     models = [models] if isinstance(models, str) else list(models or [])
     methods = list(methods or [])
@@ -539,11 +578,13 @@ def run_comparison(
         _check_method(ctx, method)
     if gold_alignment and len(gold_alignment) > MAX_ALIGNMENT_CHARS:
         raise InvalidInputError(f"The gold alignment is longer than {MAX_ALIGNMENT_CHARS:,} characters.")
+    src_lang, tgt_lang = _language_codes(src_lang, tgt_lang)
     loaded_models = {}
     for model in models:  # check everything before the first long run
         loaded_models[model] = ctx.load(model)
         for method in methods:
             check_supported(loaded_models[model], method)
+        check_languages(loaded_models[model], src_lang, tgt_lang)
     _check_same_kind(loaded_models)
     forced_target = _optional(target)
 
@@ -567,7 +608,13 @@ def run_comparison(
                 progress((i + done / max(total, 1)) / len(runs), f"{label} {message}".strip())
 
             result = attribute(
-                loaded_models[model], text, **arguments(method), max_tokens=ctx.config.max_input_tokens, progress=report
+                loaded_models[model],
+                text,
+                **arguments(method),
+                max_tokens=ctx.config.max_input_tokens,
+                progress=report,
+                src_lang=src_lang,
+                tgt_lang=tgt_lang,
             )
             forced_target = forced_target or result.target_text
             results.append(result)

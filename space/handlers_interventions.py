@@ -123,6 +123,8 @@ def ablate_from_graph(
             mean_over="positions",
             root_tokens=roots[:8],
             max_tokens=ctx.config.max_input_tokens,
+            src_lang=graph.provenance.source_language,  # the graph's languages: the same tokens
+            tgt_lang=graph.provenance.target_language,
         )
         report(0.6, "re-drawing the route")
         after, note = None, f"Ablated {component} ({mode})."
@@ -136,6 +138,8 @@ def ablate_from_graph(
                 threshold=max(float(threshold), 0.0),
                 root_tokens=roots,
                 max_tokens=ctx.config.max_input_tokens,
+                src_lang=graph.provenance.source_language,
+                tgt_lang=graph.provenance.target_language,
             )
             note += " The graph below is the route after the ablation."
         except UnsupportedError as error:

@@ -17,11 +17,24 @@ loads like any Hub model.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, MarianConfig, MarianMTModel, PreTrainedTokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    M2M100Config,
+    M2M100ForConditionalGeneration,
+    MarianConfig,
+    MarianMTModel,
+    MBart50TokenizerFast,
+    MBartConfig,
+    MBartForConditionalGeneration,
+    NllbTokenizerFast,
+    PreTrainedTokenizerFast,
+)
 
 #: What the tokenizers learn from: prompts, a translation pair, a newline, a tab and non-ASCII text.
 CORPUS = [
@@ -33,6 +46,8 @@ CORPUS = [
 ]
 ENDOFTEXT = "<|endoftext|>"
 PAD, EOS, UNK = "<pad>", "</s>", "<unk>"
+#: The language codes of the NLLB-style tokenizer (NLLB-200 knows 202 such codes).
+NLLB_LANGUAGES = ["eng_Latn", "deu_Latn", "fra_Latn", "epo_Latn"]
 
 
 def byte_level_bpe(vocab_size: int = 400) -> PreTrainedTokenizerFast:
@@ -108,5 +123,87 @@ def save_unigram_marian(folder: Path, *, seed: int = 0) -> Path:
         forced_eos_token_id=eos,
     )
     MarianMTModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
+
+
+def nllb_bpe(vocab_size: int = 200) -> NllbTokenizerFast:
+    """transformers' own NLLB tokenizer over a small SentencePiece-style BPE (``▁Mary``) with the language codes
+    :data:`NLLB_LANGUAGES`: ``src_lang`` / ``tgt_lang`` put a code before the source / target, as NLLB-200."""
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", PAD, EOS, UNK], show_progress=False)
+    tokenizer.train_from_iterator(CORPUS * 4, trainer)
+    bpe = tokenizer.model
+    merges = json.loads(tokenizer.to_str())["model"]["merges"]
+    return NllbTokenizerFast(
+        vocab=tokenizer.get_vocab(),
+        merges=[tuple(merge) for merge in merges],
+        extra_special_tokens=list(NLLB_LANGUAGES),
+        src_lang=NLLB_LANGUAGES[0],
+        unk_token=bpe.unk_token,
+    )
+
+
+def save_nllb_m2m100(folder: Path, *, seed: int = 0) -> Path:
+    """A random M2M-100 (NLLB's architecture) with the NLLB-style tokenizer, saved as a local model folder."""
+    tokenizer = nllb_bpe()
+    torch.manual_seed(seed)
+    config = M2M100Config(
+        vocab_size=len(tokenizer),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        scale_embedding=True,
+    )
+    M2M100ForConditionalGeneration(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
+
+
+def mbart50_unigram(vocab_size: int = 160) -> MBart50TokenizerFast:
+    """transformers' own mBART-50 tokenizer over a small Unigram (``▁Mary``): its 52 language codes (``en_XX``) are
+    added after the pieces, and ``src_lang`` / ``tgt_lang`` put a code before the source / target."""
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=[UNK, "<s>", EOS], unk_token=UNK, show_progress=False
+    )
+    tokenizer.train_from_iterator(CORPUS * 4, trainer)
+    vocab = json.loads(tokenizer.to_str())["model"]["vocab"]
+    return MBart50TokenizerFast(vocab=vocab, src_lang="en_XX")
+
+
+def save_mbart50(folder: Path, *, seed: int = 0) -> Path:
+    """A random mBART (mbart-large-50's layout) with the mBART-50 tokenizer, saved as a local model folder."""
+    tokenizer = mbart50_unigram()
+    torch.manual_seed(seed)
+    config = MBartConfig(
+        vocab_size=len(tokenizer),
+        d_model=64,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id,
+        scale_embedding=True,
+    )
+    MBartForConditionalGeneration(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return Path(folder)

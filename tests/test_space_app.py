@@ -391,6 +391,10 @@ def _bad_requests(served: Served) -> list[tuple[str, tuple, str]]:
         ("/graph", (served.causal, PROMPT, "", 0.04, False, "seven"), "root token must be a token index"),
         ("/compare", (PROMPT, [served.causal], [], "", ""), "Choose at least one model and one method"),
         ("/export", ("Compare", "Result JSON", "", "", ""), "Nothing to export yet"),
+        # the language inputs come last (source, target): validated server-side, whatever the box allows
+        ("/graph", (served.seq2seq, "the cat", "", 0.04, False, "-1", "", "deu_Latn"), "has no language codes"),
+        ("/attribute", (served.causal, PROMPT, "", "saliency", [], "", "x" * 10_000, ""), "is not a language code"),
+        ("/compare", (PROMPT, [served.seq2seq], ["saliency"], "", "", "eng_Latn", ""), "has no language codes"),
     ]
 
 

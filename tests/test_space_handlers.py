@@ -199,6 +199,8 @@ def test_every_tab_has_examples_on_the_bundled_models():
         ["saliency", "attention"],
         pair["target"],
         pair["alignment"],
+        "",  # no source / target language: the bundled model translates one pair
+        "",
     ]
 
 

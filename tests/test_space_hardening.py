@@ -39,6 +39,9 @@ IOI = "When Mary and John went to the store, John gave a drink to"
 IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
 PAGE = "HTML page (self-contained, works offline)"
 SOURCE, TARGET = "the old cat sees a bird quickly", "ka miru vesa mi avi rapide vidas"
+#: The source and target language inputs every /attribute, /graph, /graph_threshold and /compare call ends with
+#: (raw HTTP calls send every input; gradio_client fills them in): empty, not set.
+NO_LANGUAGES = ("", "")
 BUDGET_S = 8
 MAX_RESULT_MB = 1
 MAX_PASSES = 1_000_000
@@ -73,11 +76,11 @@ def app(tmp_path_factory) -> AppProcess:
 
 
 def _attribute(app: AppProcess, model: str, text: str, target: str = "", method: str = "saliency") -> Answer:
-    return call(app.url, "attribute", model, text, target, method, ["probability"], "")
+    return call(app.url, "attribute", model, text, target, method, ["probability"], "", *NO_LANGUAGES)
 
 
 def _graph_json(app: AppProcess) -> str:
-    answer = call(app.url, "graph", "tiny-ioi-gpt2", IOI, "", 0.04, False, "-1")
+    answer = call(app.url, "graph", "tiny-ioi-gpt2", IOI, "", 0.04, False, "-1", *NO_LANGUAGES)
     assert answer.event == "complete", answer.data
     return answer.data[1]
 
@@ -102,7 +105,7 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
     assert call(app.url, "export", "Attribute", "Result JSON", good.data[3], "", "", "").event == "complete"
     assert call(app.url, "graph_ablate", *_ablate(graph_json)).event == "complete"
     assert _intervene(app, IOI).event == "complete"
-    compared = call(app.url, "compare", SOURCE, ["tiny-synth-translate"], ["saliency"], TARGET, "")
+    compared = call(app.url, "compare", SOURCE, ["tiny-synth-translate"], ["saliency"], TARGET, "", *NO_LANGUAGES)
     assert call(app.url, "compare_faithfulness", compared.data[1], True).event == "complete"
     assert call(app.url, *_corpus(upload(app.url, "warm.jsonl", CORPUS_ROW))).event == "complete"
     rss_before = app.rss_mib()
@@ -128,7 +131,9 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
         for api, answer in answers.items():
             seen.setdefault(api, set()).add(_refused(answer, RESULT_REFUSAL))
         # The threshold slider does not trust the shown graph: a bad one is recomputed from the inputs.
-        rethreshold = call(app.url, "graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.1, False, "-1", case.value)
+        rethreshold = call(
+            app.url, "graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.1, False, "-1", case.value, *NO_LANGUAGES
+        )
         assert rethreshold.event == "complete" and ContributionGraph.from_json(rethreshold.data[1]).threshold == 0.1
     # One refusal whatever the cause: a server path that exists reads exactly like one that does not.
     assert all(len(messages) == 1 for messages in seen.values()), seen
@@ -137,8 +142,10 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
         expect = case.expect.replace(r"\d+ tokens", "40 tokens")
         _refused(_attribute(app, "tiny-ioi-gpt2", case.value), expect)
         _refused(_attribute(app, "tiny-ioi-gpt2", IOI, case.value), expect.replace("input text", "target"))
-        _refused(call(app.url, "graph", "tiny-ioi-gpt2", case.value, "", 0.04, False, "-1"), expect)
-        _refused(call(app.url, "compare", case.value, ["tiny-synth-translate"], ["saliency"], "", ""), expect)
+        _refused(call(app.url, "graph", "tiny-ioi-gpt2", case.value, "", 0.04, False, "-1", *NO_LANGUAGES), expect)
+        _refused(
+            call(app.url, "compare", case.value, ["tiny-synth-translate"], ["saliency"], "", "", *NO_LANGUAGES), expect
+        )
         _refused(_intervene(app, case.value), expect)  # the input, the counterfactual, a target: each one line
         _refused(_intervene(app, IOI, case.value), expect)
         _refused(call(app.url, "graph_ablate", *_ablate(graph_json, target=case.value)), expect)
@@ -153,14 +160,26 @@ def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: Ap
     for case in REPO_ID_CASES:
         _refused(call(app.url, "push", "Attribute", good.data[3], "", "", case.value, "hf_token", ""), case.expect)
     _refused(_attribute(app, app.corrupt, IOI), r"Cannot load '.*corrupt-gpt2': .*(header|deserializ)")
-    _refused(call(app.url, "graph", "tiny-ioi-gpt2", IOI, "", 0.04, False, "99"), r"Token index 99 is out of range")
     _refused(
-        call(app.url, "compare", IOI, ["tiny-ioi-gpt2"], ["saliency"], "", "0-0 " * 10_000),
+        call(app.url, "graph", "tiny-ioi-gpt2", IOI, "", 0.04, False, "99", *NO_LANGUAGES),
+        r"Token index 99 is out of range",
+    )
+    _refused(
+        call(app.url, "compare", IOI, ["tiny-ioi-gpt2"], ["saliency"], "", "0-0 " * 10_000, *NO_LANGUAGES),
         r"The gold alignment is longer than 20,000 characters",
     )
     _refused(
         # LIME's 100,000 samples for each of the 15 target tokens: over the cap before anything runs
-        call(app.url, "compare", f"{SOURCE} {SOURCE}", ["tiny-synth-translate"], ["lime"], f"{TARGET} {TARGET}", ""),
+        call(
+            app.url,
+            "compare",
+            f"{SOURCE} {SOURCE}",
+            ["tiny-synth-translate"],
+            ["lime"],
+            f"{TARGET} {TARGET}",
+            "",
+            *NO_LANGUAGES,
+        ),
         rf"This comparison would need about [\d,]+ model passes; this deployment allows at most {MAX_PASSES:,}",
     )
     markup = _attribute(app, "tiny-ioi-gpt2", MARKUP)  # markup is text, not an error
@@ -248,21 +267,23 @@ def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(ap
         answers[name] = call(app.url, *request)
 
     long = threading.Thread(
-        target=send, args=("long", "attribute", "tiny-synth-translate", SOURCE, TARGET, "lime", [], "")
+        target=send,
+        args=("long", "attribute", "tiny-synth-translate", SOURCE, TARGET, "lime", [], "", *NO_LANGUAGES),
     )
     long.start()
     started.wait()
     threading.Event().wait(1.0)  # let the long request reach its model run (its budget is far longer)
     # Same queue group as the long run (one slot): waits for it.
     queued = threading.Thread(
-        target=send, args=("queued", "attribute", "tiny-synth-translate", SOURCE, TARGET, "saliency", [], "")
+        target=send,
+        args=("queued", "attribute", "tiny-synth-translate", SOURCE, TARGET, "saliency", [], "", *NO_LANGUAGES),
     )
     queued.start()
     cheap = {
         "node": ("graph_node", graph_json, None),
-        "threshold": ("graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.2, False, "-1", graph_json),
+        "threshold": ("graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.2, False, "-1", graph_json, *NO_LANGUAGES),
         "export": ("export", "Contribution graph", "Result JSON", "", graph_json, "", ""),
-        "graph": ("graph", "tiny-ioi-gpt2", IOI, "", 0.05, False, "-1"),  # another model, another group
+        "graph": ("graph", "tiny-ioi-gpt2", IOI, "", 0.05, False, "-1", *NO_LANGUAGES),  # another model, group
     }
     for name, request in cheap.items():
         send(name, *request)

@@ -24,6 +24,14 @@ from attribution.contributions.decompose import (
 from attribution.contributions.logit_lens import LensRequest, LogitLens
 from attribution.contributions.routes import node_id, trace_routes
 from attribution.errors import BudgetExceededError, InvalidInputError
+from attribution.languages import (
+    NO_LANGUAGES,
+    Languages,
+    check_languages,
+    generation_kwargs,
+    languages_set,
+    provenance_with,
+)
 from attribution.models import LoadedModel, prompt_with_continuation
 from attribution.offload import offloaded_weights_loaded
 from attribution.results import ContributionGraph, GraphEdge, GraphNode
@@ -63,9 +71,17 @@ def resolve_root_tokens(root_tokens: int | list[int] | str, n_tokens: int) -> li
 
 
 def _prepare_inputs(
-    loaded: LoadedModel, text: str, target: str | None, max_tokens: int | None
+    loaded: LoadedModel,
+    text: str,
+    target: str | None,
+    max_tokens: int | None,
+    languages: Languages = NO_LANGUAGES,
 ) -> tuple[dict[str, torch.Tensor], list[int], list[int], str]:
-    """Model inputs, source ids (seq2seq), decoder-side ids, and the target text explained."""
+    """Model inputs, source ids (seq2seq), decoder-side ids, and the target text explained.
+
+    Tokenises with the tokenizer's current languages (callers set ``languages`` with
+    :func:`~attribution.languages.languages_set`); ``languages`` makes generation start with the target code.
+    """
     tokenizer, device = loaded.tokenizer, loaded.device
     if loaded.kind == "causal":
         # With a target: the same whole text Inseq attribution reads (so both give the same tokens).
@@ -86,6 +102,7 @@ def _prepare_inputs(
                 max_new_tokens=longest,
                 do_sample=False,
                 num_beams=1,
+                **generation_kwargs(loaded, languages),
             )[0].tolist()
         decoder_ids = generated[:-1] if generated[-1] == eos and len(generated) > 1 else generated
         target = tokenizer.decode(generated, skip_special_tokens=True)
@@ -199,6 +216,7 @@ class _Prepared:
     decoder_ids: list[int]
     target_text: str
     roots: list[int]
+    languages: Languages = NO_LANGUAGES
 
 
 def _check_texts(loaded: LoadedModel, text: str, target: str | None, max_tokens: int | None) -> str:
@@ -210,12 +228,18 @@ def _check_texts(loaded: LoadedModel, text: str, target: str | None, max_tokens:
 
 
 def _prepare(
-    loaded: LoadedModel, text: str, target: str | None, max_tokens: int | None, root_tokens: int | list[int] | str
+    loaded: LoadedModel,
+    text: str,
+    target: str | None,
+    max_tokens: int | None,
+    root_tokens: int | list[int] | str,
+    languages: Languages = NO_LANGUAGES,
 ) -> _Prepared:
-    """Inputs and roots of one checked text (under the model's lock: a seq2seq target may be generated)."""
-    inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
+    """Inputs and roots of one checked text (under the model's lock, with ``languages`` set on the tokenizer:
+    a seq2seq target may be generated)."""
+    inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens, languages)
     roots = resolve_root_tokens(root_tokens, len(decoder_ids))
-    return _Prepared(text, inputs, source_ids, decoder_ids, target_text, roots)
+    return _Prepared(text, inputs, source_ids, decoder_ids, target_text, roots, languages)
 
 
 def _graph(
@@ -244,7 +268,7 @@ def _graph(
     nodes = _build_nodes(edges, roots, len(decoder), encoder, decoder, lens, options.top_k)
     to_tokens = loaded.tokenizer.convert_ids_to_tokens
     return ContributionGraph(
-        provenance=loaded.provenance(),
+        provenance=provenance_with(loaded, prepared.languages),
         source_text=prepared.text,
         target_text=prepared.target_text,
         source_tokens=[str(t) for t in to_tokens(prepared.source_ids)] if loaded.kind == "seq2seq" else [],
@@ -274,6 +298,8 @@ def build_contribution_graph(
     progress: Progress | None = None,
     final_norm_in_logit_lens: bool = True,
     budget: int = DEFAULT_BUDGET,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
 ) -> ContributionGraph:
     """Information-flow routes (Ferrando & Voita, 2024) of ``text`` through ``loaded``'s model.
 
@@ -283,17 +309,19 @@ def build_contribution_graph(
     the decoder-side tokens are the decoder inputs (start token, then the target tokens), and the
     node at position i predicts token i + 1 (the last one predicts the end of the sentence).
     ``top_k`` = 0 skips the logit lens and neuron lists. ``budget`` bounds the elements of one
-    overshoot-correction chunk (memory).
+    overshoot-correction chunk (memory). ``src_lang`` / ``tgt_lang`` are the language codes of a
+    multilingual translation model (see :mod:`attribution.languages`).
     """
     _check_options(threshold, top_k)
     options = _GraphOptions(threshold, renormalize, top_k, final_norm_in_logit_lens, budget)
     architecture_spec(loaded.model)  # an unsupported family is refused before anything else
+    languages = check_languages(loaded, src_lang, tgt_lang)
     report = progress or (lambda fraction, message: None)
     text = _check_texts(loaded, text, target, max_tokens)
-    with loaded.lock, offloaded_weights_loaded(loaded.model):
+    with loaded.lock, offloaded_weights_loaded(loaded.model), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         report(0.0, "preparing inputs")
-        prepared = _prepare(loaded, text, target, max_tokens, root_tokens)
+        prepared = _prepare(loaded, text, target, max_tokens, root_tokens, languages)
         report(0.1, "forward pass")
         captured = run_instrumented(loaded.model, spec, prepared.inputs)
         graph = _graph(loaded, spec, prepared, captured, options, report)
@@ -318,6 +346,8 @@ def build_contribution_graphs(
     final_norm_in_logit_lens: bool = True,
     budget: int = DEFAULT_BUDGET,
     batch_size: int = 8,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
 ) -> list[ContributionGraph | Exception]:
     """:func:`build_contribution_graph` for many texts: per text, in order, its graph or the error it met.
 
@@ -336,17 +366,18 @@ def build_contribution_graphs(
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     options = _GraphOptions(threshold, renormalize, top_k, final_norm_in_logit_lens, budget)
     architecture_spec(loaded.model)
+    languages = check_languages(loaded, src_lang, tgt_lang)  # one pair for the whole batch
     targets = list(targets) if targets is not None else [None] * len(texts)
     if len(targets) != len(texts):
         raise InvalidInputError(f"{len(texts)} texts but {len(targets)} targets: give one target per text.")
     results: list[ContributionGraph | Exception | None] = [None] * len(texts)
-    with loaded.lock, offloaded_weights_loaded(loaded.model):
+    with loaded.lock, offloaded_weights_loaded(loaded.model), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)
         prepared: dict[int, _Prepared] = {}
         for position, (text, target) in enumerate(zip(texts, targets, strict=True)):
             try:
                 prepared[position] = _prepare(
-                    loaded, _check_texts(loaded, text, target, max_tokens), target, max_tokens, root_tokens
+                    loaded, _check_texts(loaded, text, target, max_tokens), target, max_tokens, root_tokens, languages
                 )
             except BudgetExceededError:
                 raise

@@ -27,6 +27,7 @@ from attribution.interventions.components import Component, ModelShape, parse_co
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
 from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult
+from attribution.languages import check_languages, languages_set, provenance_with
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
@@ -210,20 +211,24 @@ def intervene(
     contrast_token: str | None = None,
     top_k: int = 5,
     max_tokens: int | None = None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
 ) -> InterventionResult:
     """Ablate or patch ``components`` (ids, see :mod:`attribution.interventions.components`) all at once.
 
     Returns the prediction at each root position (``-1``: the last, as in the contribution graph)
     before and after: target token probability and logit, the logit difference against
     ``contrast_token`` when given, the top-k tokens and their change, and KL(before || after).
-    Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens.
+    Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens. ``src_lang`` /
+    ``tgt_lang``: language codes of a multilingual translation model (see :mod:`attribution.languages`).
     """
     check_mode(mode, mean_over)
+    languages = check_languages(loaded, src_lang, tgt_lang)
     if not isinstance(top_k, int) or not 0 < top_k <= 100:
         raise InvalidInputError(f"top_k must be an integer from 1 to 100, not {top_k!r}.")
-    with exclusive_use(loaded):
+    with exclusive_use(loaded), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
-        clean = prepare(loaded, text, target, max_tokens=max_tokens)
+        clean = prepare(loaded, text, target, max_tokens=max_tokens, languages=languages)
         shape = model_shape(spec, clean)
         resolved = resolve_components(components, shape)
         roots = resolve_root_tokens(root_tokens, len(clean.decoder_ids))
@@ -249,7 +254,7 @@ def intervene(
     source_tokens, target_tokens = clean.tokens(loaded)
     patched_from = references[0] if mode == "patch" else None
     return InterventionResult(
-        provenance=loaded.provenance(),
+        provenance=provenance_with(loaded, languages),
         source_text=clean.text,
         target_text=clean.target_text,
         source_tokens=source_tokens,

@@ -38,6 +38,7 @@ import torch
 from attribution.contributions.alignment import route_flow
 from attribution.errors import InvalidInputError
 from attribution.interventions.results import FaithfulnessResult
+from attribution.languages import languages_of, provenance_with
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import AttributionResult, ContributionGraph
@@ -328,7 +329,7 @@ def attribution_faithfulness(
         explanation=result.method,
         source_text=result.source_text,
         target_text=result.target_text,
-        provenance=loaded.provenance(),
+        provenance=provenance_with(loaded, languages_of(result.provenance)),
         replacement=replacement,
         random_seeds=random_seeds,
         batch_size=batch_size,
@@ -353,7 +354,7 @@ def graph_faithfulness(
         explanation=f"contribution graph (routes, threshold {graph.threshold:g})",
         source_text=graph.source_text,
         target_text=graph.target_text,
-        provenance=loaded.provenance(),
+        provenance=provenance_with(loaded, languages_of(graph.provenance)),
         replacement=replacement,
         random_seeds=random_seeds,
         batch_size=batch_size,

@@ -16,6 +16,7 @@ from attribution.contributions.adapters import ArchitectureSpec
 from attribution.contributions.graph import _prepare_inputs
 from attribution.errors import InvalidInputError
 from attribution.interventions.components import ModelShape
+from attribution.languages import NO_LANGUAGES, Languages
 from attribution.models import LoadedModel
 
 
@@ -34,13 +35,22 @@ class PreparedInput:
 
 
 def prepare(
-    loaded: LoadedModel, text: str, target: str | None = None, *, max_tokens: int | None = None, role: str = "input"
+    loaded: LoadedModel,
+    text: str,
+    target: str | None = None,
+    *,
+    max_tokens: int | None = None,
+    role: str = "input",
+    languages: Languages = NO_LANGUAGES,
 ) -> PreparedInput:
-    """Check and tokenise an input (``role`` names it in messages: the input, a counterfactual, a reference)."""
+    """Check and tokenise an input (``role`` names it in messages: the input, a counterfactual, a reference).
+
+    ``languages`` (already set on the tokenizer by the caller) makes a generated target start with its code.
+    """
     text = loaded.validate_text(text, role="input text" if role == "input" else role, max_tokens=max_tokens)
     if target:  # refused before tokenizing when far too long or not valid Unicode
         loaded.precheck_text(target, role="target" if role == "input" else f"{role}'s target", max_tokens=max_tokens)
-    inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens)
+    inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens, languages)
     return PreparedInput(text, target_text, inputs, source_ids, decoder_ids)
 
 

@@ -31,6 +31,7 @@ from attribution.interventions.components import Component, edge_component, reso
 from attribution.interventions.inputs import batch, model_shape, prepare
 from attribution.interventions.metrics import default_targets, logit_diff, token_id
 from attribution.interventions.results import EdgeSetEffect, RouteFaithfulness
+from attribution.languages import check_languages, languages_set, provenance_with
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph
@@ -121,22 +122,42 @@ def route_faithfulness(
     seeds: int = 5,
     pool: int = DEFAULT_POOL,
     max_tokens: int | None = None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
 ) -> RouteFaithfulness:
     """Necessity and sufficiency of the route from ``root_token`` (see the module docstring).
 
     ``graph`` (optional) must be the contribution graph of this very input; without it one is built
     at ``threshold``. The target token defaults to the next input token / the clean prediction.
+    ``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (default: the given
+    graph's, see :mod:`attribution.languages`).
     """
     if not isinstance(seeds, int) or not 0 <= seeds <= MAX_SEEDS:
         raise InvalidInputError(f"seeds must be an integer from 0 to {MAX_SEEDS}, not {seeds!r}.")
+    if graph is not None:
+        src_lang = src_lang or graph.provenance.source_language
+        tgt_lang = tgt_lang or graph.provenance.target_language
+    languages = check_languages(loaded, src_lang, tgt_lang)
     if graph is None:
         graph = build_contribution_graph(
-            loaded, text, target=target, threshold=threshold, root_tokens=root_token, top_k=0, max_tokens=max_tokens
+            loaded,
+            text,
+            target=target,
+            threshold=threshold,
+            root_tokens=root_token,
+            top_k=0,
+            max_tokens=max_tokens,
+            src_lang=languages.source,
+            tgt_lang=languages.target,
         )
-    with exclusive_use(loaded):
+    with exclusive_use(loaded), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(
-            loaded, text, target if target is not None else (graph.target_text or None), max_tokens=max_tokens
+            loaded,
+            text,
+            target if target is not None else (graph.target_text or None),
+            max_tokens=max_tokens,
+            languages=languages,
         )
         if graph.source_text != clean.text or len(graph.target_tokens) != len(clean.decoder_ids):
             raise InvalidInputError("The contribution graph given was built for another input.")
@@ -198,7 +219,7 @@ def route_faithfulness(
     convert = loaded.tokenizer.convert_ids_to_tokens
     source_tokens, target_tokens = clean.tokens(loaded)
     return RouteFaithfulness(
-        provenance=loaded.provenance(),
+        provenance=provenance_with(loaded, languages),
         source_text=clean.text,
         target_text=clean.target_text,
         source_tokens=source_tokens,

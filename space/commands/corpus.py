@@ -22,7 +22,7 @@ from attribution.errors import InvalidInputError
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``corpus`` on the main CLI's sub-parsers."""
-    from space.cli import positive_int, top_k_int
+    from space.cli import add_language_arguments, positive_int, top_k_int
 
     corpus = subparsers.add_parser(
         "corpus",
@@ -46,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     model.add_argument("--offload-folder", default=None, help="folder for weights offloaded to disk (--device-map)")
     model.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (local engine)")
+    add_language_arguments(model)
 
     data = corpus.add_argument_group("data")
     data.add_argument("--data", required=True, type=Path, help=".jsonl, .csv, .parquet, or a datasets folder")
@@ -166,6 +167,8 @@ def run_corpus_command(args: argparse.Namespace) -> int:
         graph_roots=args.graph_roots,
         max_tokens=args.max_tokens,
         max_new_tokens=args.max_new_tokens,
+        src_lang=args.src_lang,
+        tgt_lang=args.tgt_lang,
     )
     model = ModelSpec(
         model_id=args.model,

@@ -35,7 +35,7 @@ examples:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from space.cli import add_model_arguments
+    from space.cli import add_language_arguments, add_model_arguments
 
     parser = subparsers.add_parser(
         "intervene",
@@ -45,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
+    add_language_arguments(parser)
     parser.add_argument("--component", action="append", default=[], metavar="ID", help="a component id (repeatable)")
     parser.add_argument(
         "--mode", choices=MODES, default="zero", help="zero / mean ablation or patching (default: zero)"
@@ -103,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             contrast_token=args.contrast_token,
             seeds=args.seeds,
             max_tokens=args.max_tokens,
+            src_lang=args.src_lang,
+            tgt_lang=args.tgt_lang,
         )
     else:
         from attribution.interventions.ablation import intervene
@@ -122,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             contrast_token=args.contrast_token,
             top_k=args.top_k,
             max_tokens=args.max_tokens,
+            src_lang=args.src_lang,
+            tgt_lang=args.tgt_lang,
         )
     write_result(result, args.out)
     return 0
