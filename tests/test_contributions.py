@@ -413,3 +413,89 @@ def test_shares_are_exact_when_parts_overshoot_the_whole():
         expected = proximity_shares(whole[i], parts)
         assert residual_share[i].item() == pytest.approx(expected[0], abs=1e-5)
         torch.testing.assert_close(part_share[i].reshape(-1), torch.tensor(expected[1:]), atol=1e-5, rtol=0)
+
+
+def test_grouped_query_attention_with_as_many_tokens_as_heads():
+    """Llama here has 2 query heads sharing 1 key/value head: with a 2-token prompt the values
+    ``[S, H_kv, head_dim]`` have as many sources as there are query heads, and the decomposition must
+    still spread the shared kv head over both query heads (and reconstruct the model's states)."""
+    loaded = build_random_model("llama", seed=3)
+    spec = architecture_spec(loaded.model)
+    assert spec.decoder_blocks[0].self_attention.n_heads == 2 == loaded.model.config.num_attention_heads
+    assert loaded.model.config.num_key_value_heads == 1
+    inputs = _inputs(loaded, "mary john")
+    assert inputs["input_ids"].shape[1] == 2
+    expected = _block_outputs(loaded, inputs)
+    _, decoder = decompose_model(loaded, inputs)
+    for block, model_output in zip(decoder, expected["decoder"], strict=True):
+        attention = block.self_attention
+        rebuilt = attention.residual + torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
+        assert _relative_error(rebuilt + attention.bias, attention.whole) <= 1e-5
+        assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+
+
+def _layer_norm(d: int, generator: torch.Generator, *, affine: bool) -> torch.nn.LayerNorm:
+    norm = torch.nn.LayerNorm(d, elementwise_affine=affine)
+    if affine:
+        with torch.no_grad():
+            norm.weight.copy_(1 + 0.5 * torch.randn(d, generator=generator))
+            norm.bias.copy_(torch.randn(d, generator=generator))
+    return norm
+
+
+@pytest.mark.parametrize("affine_branch", [True, False], ids=["branch-affine", "post-affine"])
+def test_norms_with_and_without_weights_are_carried_exactly(affine_branch):
+    """No bundled family has a branch norm with a bias or a norm without a weight (``elementwise_affine=False``),
+    but the engine claims any LayerNorm: a hand-built block with one of each, against torch's own modules."""
+    from attribution.contributions.adapters import AttentionSpec, FFNSpec, PostNorm
+    from attribution.contributions.decompose import decompose_attention, decompose_ffn
+
+    generator = torch.Generator().manual_seed(0)
+    n_heads, head_dim, n_tokens, d, d_ff = 2, 4, 5, 8, 12
+    branch = _layer_norm(d, generator, affine=affine_branch)
+    post = _layer_norm(d, generator, affine=not affine_branch)
+    residual = torch.randn(n_tokens, d, generator=generator)
+    probs = torch.rand(n_heads, n_tokens, n_tokens, generator=generator).tril()
+    probs = probs / probs.sum(-1, keepdim=True)
+    values = torch.randn(n_tokens, n_heads, head_dim, generator=generator)
+    out_weight = torch.randn(n_heads, head_dim, d, generator=generator)
+    out_bias = torch.randn(d, generator=generator)
+    identity = torch.nn.Identity()
+    spec = AttentionSpec(
+        identity, identity, identity, lambda x: x, out_weight, out_bias, n_heads, PostNorm.of(post), PostNorm.of(branch)
+    )
+    attention_output = sum(probs[h] @ values[:, h] @ out_weight[h] for h in range(n_heads)) + out_bias
+    with torch.no_grad():
+        expected = post(residual + branch(attention_output))
+    attention = decompose_attention(residual, probs, values, spec)
+    torch.testing.assert_close(attention.whole, expected, atol=1e-5, rtol=0)
+    parts = torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
+    torch.testing.assert_close(attention.residual + parts + attention.bias, expected, atol=1e-5, rtol=0)
+
+    activations = torch.randn(n_tokens, d_ff, generator=generator)
+    ffn_weight = torch.randn(d_ff, d, generator=generator)
+    ffn_output = activations @ ffn_weight
+    ffn_spec = FFNSpec(identity, ffn_weight, post_norm=PostNorm.of(post), branch_norm=PostNorm.of(branch))
+    with torch.no_grad():
+        expected = post(residual + branch(ffn_output))
+    ffn = decompose_ffn(residual, activations, ffn_output, ffn_spec)
+    torch.testing.assert_close(ffn.whole, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ffn.residual + ffn.ffn + ffn.bias, expected, atol=1e-5, rtol=0)
+
+
+def test_shares_are_exact_when_a_part_barely_overshoots_the_whole():
+    """A part exceeding the whole by 0.05% in some dimensions: the overshoot bound (the 4-norm of one
+    term is that term) must keep its safety margin above the term, or the correction is skipped there."""
+    from attribution.contributions.decompose import AttentionDecomposition
+    from tests.contributions_reference import proximity_shares
+
+    d = 8
+    head_vectors = torch.tensor([[[1.0] * 4 + [0.0] * 4]])  # [H=1, S=1, d]
+    residual = torch.tensor([[-0.0005] * 4 + [1.0] * 4])  # whole = 0.9995 where the part is 1
+    whole = residual + head_vectors[0]
+    dec = AttentionDecomposition(residual, torch.ones(1, 1, 1), head_vectors, torch.zeros(1, d), whole)
+    residual_share, part_share = attention_shares(dec, torch.arange(1))
+    expected = proximity_shares(whole[0], [residual[0], head_vectors[0, 0]])
+    assert expected[1] == pytest.approx(3.996 / (3.996 + 3.998), abs=1e-6)
+    assert residual_share[0].item() == pytest.approx(expected[0], abs=1e-6)
+    assert part_share[0, 0, 0].item() == pytest.approx(expected[1], abs=1e-6)
