@@ -149,7 +149,7 @@ def test_parallel_residual_flag_matches_the_model(family_model):
         return seen["out"]
 
     changed = not torch.equal(ffn_output(1.0), ffn_output(3.0))
-    assert changed != block.parallel_residual
+    assert block.parallel_residual is (not changed)  # a bool: the routes branch on it
 
 
 def test_neuron_scores_read_the_ffn_output_as_the_block_adds_it(family_model):
@@ -308,8 +308,8 @@ def test_unsupported_architecture_names_the_supported_ones():
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        ({"apply_residual_connection_post_layernorm": True}, "residual stream is the normalised input"),
-        ({"pretraining_tp": 2, "slow_but_exact": True}, "slow_but_exact"),
+        ({"apply_residual_connection_post_layernorm": True}, "^BLOOM models whose residual stream is the normalised"),
+        ({"pretraining_tp": 2, "slow_but_exact": True}, "^BLOOM's slow_but_exact tensor-parallel projections"),
     ],
 )
 def test_bloom_layouts_the_decomposition_cannot_follow_are_refused(overrides, fragment):
@@ -318,6 +318,20 @@ def test_bloom_layouts_the_decomposition_cannot_follow_are_refused(overrides, fr
     loaded = LoadedModel("random-bloom", model, word_level_tokenizer(append_eos=False), "causal")
     with pytest.raises(UnsupportedError, match=fragment):
         build_contribution_graph(loaded, PROMPT)
+
+
+@pytest.mark.parametrize("overrides", [{"pretraining_tp": 2}, {"slow_but_exact": True}])
+def test_bloom_layouts_the_decomposition_follows_are_accepted(overrides):
+    """Tensor-parallel pretraining alone, or ``slow_but_exact`` without it, leave the projections plain:
+    the decomposition follows them exactly."""
+    config = BloomConfig(vocab_size=60, hidden_size=16, n_layer=1, n_head=2, **overrides)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    loaded = LoadedModel("random-bloom", model, word_level_tokenizer(append_eos=False), "causal")
+    inputs = _inputs(loaded)
+    (model_output,) = _block_outputs(loaded, inputs)["decoder"]
+    _, (block,) = decompose_model(loaded, inputs)
+    assert _relative_error(block.ffn.whole, model_output) <= 1e-5
 
 
 @pytest.mark.parametrize(
@@ -499,3 +513,51 @@ def test_shares_are_exact_when_a_part_barely_overshoots_the_whole():
     assert expected[1] == pytest.approx(3.996 / (3.996 + 3.998), abs=1e-6)
     assert residual_share[0].item() == pytest.approx(expected[0], abs=1e-6)
     assert part_share[0, 0, 0].item() == pytest.approx(expected[1], abs=1e-6)
+
+
+def test_logit_lens_reads_states_through_the_models_final_norm_and_unembedding():
+    """Top tokens are the softmax of ``lm_head(ln_f(state))``; promoted / suppressed the largest rises and
+    falls of those logits from ``before`` to the state, computed here with the model's own modules."""
+    from attribution.contributions.logit_lens import LensRequest, LogitLens
+
+    loaded = build_random_model("gpt2", seed=3)
+    model, to_tokens, k = loaded.model, loaded.tokenizer.convert_ids_to_tokens, 4
+    lens = LogitLens(architecture_spec(model), loaded.tokenizer, final_norm=True)
+    generator = torch.Generator().manual_seed(0)
+    states, before = torch.randn(2, 2, model.config.n_embd, generator=generator)
+    with torch.no_grad():
+        logits = model.lm_head(model.transformer.ln_f(states))
+        delta = logits[1] - model.lm_head(model.transformer.ln_f(before[1]))
+
+    def expected(values: torch.Tensor, sign: float = 1.0) -> list[tuple[str, float]]:
+        best = (sign * values).topk(k)
+        return list(zip(to_tokens(best.indices.tolist()), (sign * best.values).tolist(), strict=True))
+
+    def assert_same(read: list[tuple[str, float]], reference: list[tuple[str, float]]) -> None:
+        assert [token for token, _ in read] == [token for token, _ in reference]
+        assert [value for _, value in read] == pytest.approx([value for _, value in reference], abs=1e-5)
+
+    # a chunk where no state has a ``before`` (a residual node only), then one where one has
+    (alone,) = lens.read([LensRequest(states[0])], k)
+    plain, block = lens.read([LensRequest(states[0]), LensRequest(states[1], before=before[1], top=False)], k)
+    for result in (alone, plain):
+        assert_same(result.top_tokens, expected(logits[0].softmax(-1)))
+        assert result.promoted == [] and result.suppressed == []
+    assert block.top_tokens == []
+    assert_same(block.promoted, expected(delta))
+    assert_same(block.suppressed, expected(delta, sign=-1.0))
+
+
+def test_logit_lens_of_a_bfloat16_model_runs_in_its_dtype():
+    """The decomposition's float32 states are cast to the model's dtype before its final norm."""
+    from attribution.contributions.logit_lens import LogitLens
+
+    loaded = build_random_model("gpt2", seed=3)
+    model = loaded.model.to(torch.bfloat16)
+    lens = LogitLens(architecture_spec(model), loaded.tokenizer, final_norm=True)
+    states = torch.randn(2, model.config.n_embd, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.lm_head(model.transformer.ln_f(states.to(torch.bfloat16))).float()
+    logits = lens.logits(states)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, expected, atol=0, rtol=0)
