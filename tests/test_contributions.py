@@ -561,3 +561,137 @@ def test_logit_lens_of_a_bfloat16_model_runs_in_its_dtype():
     logits = lens.logits(states)
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, expected, atol=0, rtol=0)
+
+
+def _model_states(loaded: LoadedModel, inputs) -> dict[tuple[int, str], torch.Tensor]:
+    """The decoder's residual stream ``[T, d]`` at every node kind, read from the model's own modules:
+    the first block's input, GPT-2's ``ln_2`` input (after attention), Marian's post-LN norms' outputs
+    (after self- and cross-attention), every block's output (after the FFN)."""
+    blocks = [block.module for block in architecture_spec(loaded.model).decoder_blocks]
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+
+    def save(key: tuple[int, str], tensor) -> None:
+        seen[key] = (tensor[0] if isinstance(tensor, tuple) else tensor)[0].detach().float()
+
+    handles = [
+        blocks[0].register_forward_pre_hook(
+            lambda _m, args, kwargs: save((0, "embedding"), args[0] if args else kwargs["hidden_states"]),
+            with_kwargs=True,
+        )
+    ]
+    for layer, block in enumerate(blocks, 1):
+        handles.append(block.register_forward_hook(lambda _m, _a, out, layer=layer: save((layer, "after_ffn"), out)))
+        if loaded.kind == "causal":
+            hook = block.ln_2.register_forward_pre_hook(
+                lambda _m, a, layer=layer: save((layer, "after_attention"), a[0])
+            )
+            handles.append(hook)
+        else:
+            for norm, kind in (
+                ("self_attn_layer_norm", "after_attention"),
+                ("encoder_attn_layer_norm", "after_cross_attention"),
+            ):
+                hook = getattr(block, norm).register_forward_hook(
+                    lambda _m, _a, out, layer=layer, kind=kind: save((layer, kind), out)
+                )
+                handles.append(hook)
+    with torch.no_grad():
+        loaded.model(**inputs, use_cache=False)
+    for handle in handles:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize(("family", "top_k"), [("gpt2", 3), ("marian", 1)])
+def test_graph_nodes_read_the_states_their_ids_name(family, top_k):
+    """Every node of a graph with threshold 0 (every edge kept, so every node of every layer): its logit lens
+    reads the model's own state that its id names (promoted / suppressed relative to the state before that
+    part of the block) and an FFN node's neurons are its own block's."""
+    from attribution.contributions.logit_lens import LensRequest, LogitLens
+
+    loaded = build_random_model(family, seed=3)
+    seq2seq = loaded.kind == "seq2seq"
+    text, target = (SOURCE, TARGET) if seq2seq else (PROMPT, None)
+    graph = build_contribution_graph(loaded, text, target=target, threshold=0.0, root_tokens="all", top_k=top_k)
+    inputs = _inputs(loaded)
+    states = _model_states(loaded, inputs)
+    encoder, decoder = decompose_model(loaded, inputs)
+    lens = LogitLens(architecture_spec(loaded.model), loaded.tokenizer, final_norm=True)
+    mid = "after_cross_attention" if seq2seq else "after_attention"
+    kinds = {"decoder": ["after_attention", *(["after_cross_attention"] if seq2seq else []), "ffn", "after_ffn"]}
+    kinds["encoder"] = ["after_attention", "ffn", "after_ffn"]
+    expected_ids = set()
+    for side, tokens in (("decoder", graph.target_tokens), ("encoder", graph.source_tokens)):
+        expected_ids |= {f"{side}:0:embedding:{i}" for i in range(len(tokens))}
+        expected_ids |= {
+            f"{side}:{layer}:{kind}:{i}" for layer in (1, 2) for kind in kinds[side] for i in range(len(tokens))
+        }
+    assert {node.id for node in graph.nodes} == expected_ids
+
+    def same(read: list[tuple[str, float]], reference: list[tuple[str, float]]) -> None:
+        assert [token for token, _ in read] == [token for token, _ in reference]
+        assert [value for _, value in read] == pytest.approx([value for _, value in reference], abs=1e-4)
+
+    for node in graph.nodes:
+        layer, i = node.layer, node.token_index
+        if node.kind == "ffn":
+            blocks = decoder if node.side == "decoder" else encoder
+            scores = neuron_scores(blocks[layer - 1].ffn, torch.tensor([i]))[0]
+            assert [n for n, _ in node.top_neurons] == scores.topk(top_k).indices.tolist()
+        if node.side == "encoder":
+            assert node.top_tokens == node.promoted == node.suppressed == []
+            continue
+        state, before = {
+            "embedding": ((0, "embedding"), None),
+            "after_attention": (
+                (layer, "after_attention"),
+                (layer - 1, "after_ffn") if layer > 1 else (0, "embedding"),
+            ),
+            "after_cross_attention": ((layer, "after_cross_attention"), (layer, "after_attention")),
+            "ffn": ((layer, "after_ffn"), (layer, mid)),
+            "after_ffn": ((layer, "after_ffn"), None),
+        }[node.kind]
+        request = LensRequest(states[state][i], states[before][i] if before else None, top=node.kind != "ffn")
+        (expected,) = lens.read([request], top_k)
+        same(node.top_tokens, expected.top_tokens)
+        same(node.promoted, expected.promoted)
+        same(node.suppressed, expected.suppressed)
+        assert len(node.top_tokens) == (top_k if node.kind != "ffn" else 0)
+        assert len(node.promoted) == (top_k if before else 0)
+
+
+def test_graph_defaults_options_and_progress_reach_the_result():
+    loaded = build_random_model("gpt2", seed=3)
+    root = f"decoder:2:after_ffn:{len(PROMPT.split()) - 1}"
+    calls: list[tuple[float, str]] = []
+    default = build_contribution_graph(
+        loaded, PROMPT, progress=lambda fraction, message: calls.append((fraction, message))
+    )
+    # one report per stage, fractions rising from 0 to 1
+    assert [message for _, message in calls] == [
+        "preparing inputs",
+        "forward pass",
+        "tracing routes",
+        "logit lens",
+        "done",
+    ]
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(set(fractions))
+    # documented defaults: threshold 0.04, raw shares (not renormalised), top 5, the final norm in the lens
+    assert default.threshold == 0.04 and default.renormalized is False and default.final_norm_in_logit_lens is True
+    assert len(default.node(root).top_tokens) == 5
+    incoming: dict[str, float] = {}
+    renormalized = build_contribution_graph(loaded, PROMPT, renormalize=True)
+    assert renormalized.renormalized is True
+    for edge in renormalized.edges:
+        if edge.kind != "ffn" or edge.target.split(":")[2] != "ffn":  # the FFN node's own input edge has weight 1
+            incoming[edge.target] = incoming.get(edge.target, 0.0) + edge.weight
+    assert incoming and all(total == pytest.approx(1.0, abs=1e-5) for total in incoming.values())
+    # without the final norm the root's lens reads lm_head(state after the last block) directly
+    raw = build_contribution_graph(loaded, PROMPT, final_norm_in_logit_lens=False, top_k=1)
+    assert raw.final_norm_in_logit_lens is False
+    with torch.no_grad():
+        logits = loaded.model.lm_head(_block_outputs(loaded, _inputs(loaded))["decoder"][-1][-1])
+    ((token, probability),) = raw.node(root).top_tokens
+    assert token == loaded.tokenizer.convert_ids_to_tokens(int(logits.argmax()))
+    assert probability == pytest.approx(logits.softmax(-1).max().item(), rel=1e-4)
