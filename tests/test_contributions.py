@@ -332,6 +332,8 @@ def test_bloom_layouts_the_decomposition_follows_are_accepted(overrides):
     (model_output,) = _block_outputs(loaded, inputs)["decoder"]
     _, (block,) = decompose_model(loaded, inputs)
     assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+    graph = build_contribution_graph(loaded, PROMPT, top_k=0)  # one layer: the graph reads its heads there
+    assert (graph.n_layers, graph.n_heads) == (1, 2)
 
 
 @pytest.mark.parametrize(
@@ -342,6 +344,11 @@ def test_bloom_layouts_the_decomposition_follows_are_accepted(overrides):
         ({"root_tokens": 99}, "out of range"),
         ({"root_tokens": [0, -99]}, "out of range"),
         ({"root_tokens": "last"}, "Root tokens"),
+        ({"root_tokens": []}, "Root tokens"),
+        ({"root_tokens": [True]}, "Root tokens"),
+        ({"root_tokens": [1.5]}, "Root tokens"),
+        ({"root_tokens": 1.5}, "Root tokens"),
+        ({"root_tokens": 14}, r"^Token index 14 is out of range: the text has 14 tokens \(valid: -14 to 13\)\.$"),
         ({"top_k": -1}, "top_k"),
     ],
 )
@@ -695,3 +702,55 @@ def test_graph_defaults_options_and_progress_reach_the_result():
     ((token, probability),) = raw.node(root).top_tokens
     assert token == loaded.tokenizer.convert_ids_to_tokens(int(logits.argmax()))
     assert probability == pytest.approx(logits.softmax(-1).max().item(), rel=1e-4)
+
+
+def test_edges_whose_share_equals_the_threshold_are_kept():
+    """A hand-made block whose shares are exact binary fractions. Token 1's state after attention is
+    [1, 0] (residual) + 0.5 [1, 0] + 0.5 [1, 0] = [2, 0]: proximities 1, 0.5, 0.5, so shares 0.5 (residual)
+    and 0.25 per source token; the FFN then adds [2, 0]: 0.5 and 0.5. Routes keep shares >= the threshold,
+    raw (``trace_routes`` renormalises only when asked)."""
+    from attribution.contributions.decompose import AttentionDecomposition, BlockDecomposition, FFNDecomposition
+
+    residual = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    probabilities = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]])  # [heads, T, S]
+    head_vectors = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])  # [heads, S, d]
+    mid = residual + torch.einsum("hts,hsd->td", probabilities, head_vectors)
+    zeros = torch.zeros(2, 2)
+    attention = AttentionDecomposition(residual, probabilities, head_vectors, zeros, mid)
+    ffn = FFNDecomposition(mid, mid.clone(), zeros, 2 * mid, torch.zeros(2, 1), torch.zeros(1, 2), mid.clone())
+    block = BlockDecomposition(residual, attention, None, ffn, parallel_residual=False)
+    top = {
+        ("decoder:1:after_attention:1", "decoder:1:after_ffn:1", "residual", 0.5),
+        ("decoder:1:ffn:1", "decoder:1:after_ffn:1", "ffn", 0.5),
+        ("decoder:1:after_attention:1", "decoder:1:ffn:1", "ffn", 1.0),
+        ("decoder:0:embedding:1", "decoder:1:after_attention:1", "residual", 0.5),
+    }
+    tokens = {(f"decoder:0:embedding:{j}", "decoder:1:after_attention:1", "attention", 0.25) for j in (0, 1)}
+    for threshold, expected in ((0.25, top | tokens), (0.5, top)):
+        edges = trace_routes([block], [1], threshold=threshold)
+        assert {(e.source, e.target, e.kind, e.weight) for e in edges} == expected
+
+
+def test_root_tokens_count_from_both_ends():
+    from attribution.contributions.graph import resolve_root_tokens
+
+    assert resolve_root_tokens(-13, 13) == [0]
+    assert resolve_root_tokens([12, -1, 0, -13], 13) == [0, 12]
+    assert resolve_root_tokens("all", 3) == [0, 1, 2]
+
+
+def test_token_limits_name_what_is_too_long():
+    """``max_tokens`` (an operator's limit, here below the model's 64) applies to the prompt, the target's
+    characters and the whole text read, each refused with its own message."""
+    import re
+
+    loaded = build_random_model("gpt2", seed=0)
+    n = len(PROMPT.split())
+    cases = [
+        (PROMPT, None, n - 1, f"The input text is {n} tokens long; random-gpt2 accepts at most {n - 1} here."),
+        (PROMPT, "bottle of milk", n + 2, f"Prompt and target are {n + 3} tokens long; at most {n + 2} are accepted"),
+        ("mary", "milk " * 200, 10, "The target is 1,000 characters long, far more than the 10 tokens random-gpt2"),
+    ]
+    for text, target, max_tokens, message in cases:
+        with pytest.raises(InvalidInputError, match=f"^{re.escape(message)}"):
+            build_contribution_graph(loaded, text, target=target, max_tokens=max_tokens)
