@@ -149,7 +149,7 @@ def test_parallel_residual_flag_matches_the_model(family_model):
         return seen["out"]
 
     changed = not torch.equal(ffn_output(1.0), ffn_output(3.0))
-    assert changed != block.parallel_residual
+    assert block.parallel_residual is (not changed)  # a bool: the routes branch on it
 
 
 def test_neuron_scores_read_the_ffn_output_as_the_block_adds_it(family_model):
@@ -308,8 +308,8 @@ def test_unsupported_architecture_names_the_supported_ones():
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
-        ({"apply_residual_connection_post_layernorm": True}, "residual stream is the normalised input"),
-        ({"pretraining_tp": 2, "slow_but_exact": True}, "slow_but_exact"),
+        ({"apply_residual_connection_post_layernorm": True}, "^BLOOM models whose residual stream is the normalised"),
+        ({"pretraining_tp": 2, "slow_but_exact": True}, "^BLOOM's slow_but_exact tensor-parallel projections"),
     ],
 )
 def test_bloom_layouts_the_decomposition_cannot_follow_are_refused(overrides, fragment):
@@ -320,6 +320,22 @@ def test_bloom_layouts_the_decomposition_cannot_follow_are_refused(overrides, fr
         build_contribution_graph(loaded, PROMPT)
 
 
+@pytest.mark.parametrize("overrides", [{"pretraining_tp": 2}, {"slow_but_exact": True}])
+def test_bloom_layouts_the_decomposition_follows_are_accepted(overrides):
+    """Tensor-parallel pretraining alone, or ``slow_but_exact`` without it, leave the projections plain:
+    the decomposition follows them exactly."""
+    config = BloomConfig(vocab_size=60, hidden_size=16, n_layer=1, n_head=2, **overrides)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    loaded = LoadedModel("random-bloom", model, word_level_tokenizer(append_eos=False), "causal")
+    inputs = _inputs(loaded)
+    (model_output,) = _block_outputs(loaded, inputs)["decoder"]
+    _, (block,) = decompose_model(loaded, inputs)
+    assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+    graph = build_contribution_graph(loaded, PROMPT, top_k=0)  # one layer: the graph reads its heads there
+    assert (graph.n_layers, graph.n_heads) == (1, 2)
+
+
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
@@ -328,6 +344,11 @@ def test_bloom_layouts_the_decomposition_cannot_follow_are_refused(overrides, fr
         ({"root_tokens": 99}, "out of range"),
         ({"root_tokens": [0, -99]}, "out of range"),
         ({"root_tokens": "last"}, "Root tokens"),
+        ({"root_tokens": []}, "Root tokens"),
+        ({"root_tokens": [True]}, "Root tokens"),
+        ({"root_tokens": [1.5]}, "Root tokens"),
+        ({"root_tokens": 1.5}, "Root tokens"),
+        ({"root_tokens": 14}, r"^Token index 14 is out of range: the text has 14 tokens \(valid: -14 to 13\)\.$"),
         ({"top_k": -1}, "top_k"),
     ],
 )
@@ -413,3 +434,323 @@ def test_shares_are_exact_when_parts_overshoot_the_whole():
         expected = proximity_shares(whole[i], parts)
         assert residual_share[i].item() == pytest.approx(expected[0], abs=1e-5)
         torch.testing.assert_close(part_share[i].reshape(-1), torch.tensor(expected[1:]), atol=1e-5, rtol=0)
+
+
+def test_grouped_query_attention_with_as_many_tokens_as_heads():
+    """Llama here has 2 query heads sharing 1 key/value head: with a 2-token prompt the values
+    ``[S, H_kv, head_dim]`` have as many sources as there are query heads, and the decomposition must
+    still spread the shared kv head over both query heads (and reconstruct the model's states)."""
+    loaded = build_random_model("llama", seed=3)
+    spec = architecture_spec(loaded.model)
+    assert spec.decoder_blocks[0].self_attention.n_heads == 2 == loaded.model.config.num_attention_heads
+    assert loaded.model.config.num_key_value_heads == 1
+    inputs = _inputs(loaded, "mary john")
+    assert inputs["input_ids"].shape[1] == 2
+    expected = _block_outputs(loaded, inputs)
+    _, decoder = decompose_model(loaded, inputs)
+    for block, model_output in zip(decoder, expected["decoder"], strict=True):
+        attention = block.self_attention
+        rebuilt = attention.residual + torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
+        assert _relative_error(rebuilt + attention.bias, attention.whole) <= 1e-5
+        assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+
+
+def _layer_norm(d: int, generator: torch.Generator, *, affine: bool) -> torch.nn.LayerNorm:
+    norm = torch.nn.LayerNorm(d, elementwise_affine=affine)
+    if affine:
+        with torch.no_grad():
+            norm.weight.copy_(1 + 0.5 * torch.randn(d, generator=generator))
+            norm.bias.copy_(torch.randn(d, generator=generator))
+    return norm
+
+
+@pytest.mark.parametrize("affine_branch", [True, False], ids=["branch-affine", "post-affine"])
+def test_norms_with_and_without_weights_are_carried_exactly(affine_branch):
+    """No bundled family has a branch norm with a bias or a norm without a weight (``elementwise_affine=False``),
+    but the engine claims any LayerNorm: a hand-built block with one of each, against torch's own modules."""
+    from attribution.contributions.adapters import AttentionSpec, FFNSpec, PostNorm
+    from attribution.contributions.decompose import decompose_attention, decompose_ffn
+
+    generator = torch.Generator().manual_seed(0)
+    n_heads, head_dim, n_tokens, d, d_ff = 2, 4, 5, 8, 12
+    branch = _layer_norm(d, generator, affine=affine_branch)
+    post = _layer_norm(d, generator, affine=not affine_branch)
+    residual = torch.randn(n_tokens, d, generator=generator)
+    probs = torch.rand(n_heads, n_tokens, n_tokens, generator=generator).tril()
+    probs = probs / probs.sum(-1, keepdim=True)
+    values = torch.randn(n_tokens, n_heads, head_dim, generator=generator)
+    out_weight = torch.randn(n_heads, head_dim, d, generator=generator)
+    out_bias = torch.randn(d, generator=generator)
+    identity = torch.nn.Identity()
+    spec = AttentionSpec(
+        identity, identity, identity, lambda x: x, out_weight, out_bias, n_heads, PostNorm.of(post), PostNorm.of(branch)
+    )
+    attention_output = sum(probs[h] @ values[:, h] @ out_weight[h] for h in range(n_heads)) + out_bias
+    with torch.no_grad():
+        expected = post(residual + branch(attention_output))
+    attention = decompose_attention(residual, probs, values, spec)
+    torch.testing.assert_close(attention.whole, expected, atol=1e-5, rtol=0)
+    parts = torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
+    torch.testing.assert_close(attention.residual + parts + attention.bias, expected, atol=1e-5, rtol=0)
+
+    activations = torch.randn(n_tokens, d_ff, generator=generator)
+    ffn_weight = torch.randn(d_ff, d, generator=generator)
+    ffn_output = activations @ ffn_weight
+    ffn_spec = FFNSpec(identity, ffn_weight, post_norm=PostNorm.of(post), branch_norm=PostNorm.of(branch))
+    with torch.no_grad():
+        expected = post(residual + branch(ffn_output))
+    ffn = decompose_ffn(residual, activations, ffn_output, ffn_spec)
+    torch.testing.assert_close(ffn.whole, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ffn.residual + ffn.ffn + ffn.bias, expected, atol=1e-5, rtol=0)
+
+
+def test_shares_are_exact_when_a_part_barely_overshoots_the_whole():
+    """A part exceeding the whole by 0.05% in some dimensions: the overshoot bound (the 4-norm of one
+    term is that term) must keep its safety margin above the term, or the correction is skipped there."""
+    from attribution.contributions.decompose import AttentionDecomposition
+    from tests.contributions_reference import proximity_shares
+
+    d = 8
+    head_vectors = torch.tensor([[[1.0] * 4 + [0.0] * 4]])  # [H=1, S=1, d]
+    residual = torch.tensor([[-0.0005] * 4 + [1.0] * 4])  # whole = 0.9995 where the part is 1
+    whole = residual + head_vectors[0]
+    dec = AttentionDecomposition(residual, torch.ones(1, 1, 1), head_vectors, torch.zeros(1, d), whole)
+    residual_share, part_share = attention_shares(dec, torch.arange(1))
+    expected = proximity_shares(whole[0], [residual[0], head_vectors[0, 0]])
+    assert expected[1] == pytest.approx(3.996 / (3.996 + 3.998), abs=1e-6)
+    assert residual_share[0].item() == pytest.approx(expected[0], abs=1e-6)
+    assert part_share[0, 0, 0].item() == pytest.approx(expected[1], abs=1e-6)
+
+
+def test_logit_lens_reads_states_through_the_models_final_norm_and_unembedding():
+    """Top tokens are the softmax of ``lm_head(ln_f(state))``; promoted / suppressed the largest rises and
+    falls of those logits from ``before`` to the state, computed here with the model's own modules."""
+    from attribution.contributions.logit_lens import LensRequest, LogitLens
+
+    loaded = build_random_model("gpt2", seed=3)
+    model, to_tokens, k = loaded.model, loaded.tokenizer.convert_ids_to_tokens, 4
+    lens = LogitLens(architecture_spec(model), loaded.tokenizer, final_norm=True)
+    generator = torch.Generator().manual_seed(0)
+    states, before = torch.randn(2, 2, model.config.n_embd, generator=generator)
+    with torch.no_grad():
+        logits = model.lm_head(model.transformer.ln_f(states))
+        delta = logits[1] - model.lm_head(model.transformer.ln_f(before[1]))
+
+    def expected(values: torch.Tensor, sign: float = 1.0) -> list[tuple[str, float]]:
+        best = (sign * values).topk(k)
+        return list(zip(to_tokens(best.indices.tolist()), (sign * best.values).tolist(), strict=True))
+
+    def assert_same(read: list[tuple[str, float]], reference: list[tuple[str, float]]) -> None:
+        assert [token for token, _ in read] == [token for token, _ in reference]
+        assert [value for _, value in read] == pytest.approx([value for _, value in reference], abs=1e-5)
+
+    # a chunk where no state has a ``before`` (a residual node only), then one where one has
+    (alone,) = lens.read([LensRequest(states[0])], k)
+    plain, block = lens.read([LensRequest(states[0]), LensRequest(states[1], before=before[1], top=False)], k)
+    for result in (alone, plain):
+        assert_same(result.top_tokens, expected(logits[0].softmax(-1)))
+        assert result.promoted == [] and result.suppressed == []
+    assert block.top_tokens == []
+    assert_same(block.promoted, expected(delta))
+    assert_same(block.suppressed, expected(delta, sign=-1.0))
+
+
+def test_logit_lens_of_a_bfloat16_model_runs_in_its_dtype():
+    """The decomposition's float32 states are cast to the model's dtype before its final norm."""
+    from attribution.contributions.logit_lens import LogitLens
+
+    loaded = build_random_model("gpt2", seed=3)
+    model = loaded.model.to(torch.bfloat16)
+    lens = LogitLens(architecture_spec(model), loaded.tokenizer, final_norm=True)
+    states = torch.randn(2, model.config.n_embd, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.lm_head(model.transformer.ln_f(states.to(torch.bfloat16))).float()
+    logits = lens.logits(states)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, expected, atol=0, rtol=0)
+
+
+def _model_states(loaded: LoadedModel, inputs) -> dict[tuple[int, str], torch.Tensor]:
+    """The decoder's residual stream ``[T, d]`` at every node kind, read from the model's own modules:
+    the first block's input, GPT-2's ``ln_2`` input (after attention), Marian's post-LN norms' outputs
+    (after self- and cross-attention), every block's output (after the FFN)."""
+    blocks = [block.module for block in architecture_spec(loaded.model).decoder_blocks]
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+
+    def save(key: tuple[int, str], tensor) -> None:
+        seen[key] = (tensor[0] if isinstance(tensor, tuple) else tensor)[0].detach().float()
+
+    handles = [
+        blocks[0].register_forward_pre_hook(
+            lambda _m, args, kwargs: save((0, "embedding"), args[0] if args else kwargs["hidden_states"]),
+            with_kwargs=True,
+        )
+    ]
+    for layer, block in enumerate(blocks, 1):
+        handles.append(block.register_forward_hook(lambda _m, _a, out, layer=layer: save((layer, "after_ffn"), out)))
+        if loaded.kind == "causal":
+            hook = block.ln_2.register_forward_pre_hook(
+                lambda _m, a, layer=layer: save((layer, "after_attention"), a[0])
+            )
+            handles.append(hook)
+        else:
+            for norm, kind in (
+                ("self_attn_layer_norm", "after_attention"),
+                ("encoder_attn_layer_norm", "after_cross_attention"),
+            ):
+                hook = getattr(block, norm).register_forward_hook(
+                    lambda _m, _a, out, layer=layer, kind=kind: save((layer, kind), out)
+                )
+                handles.append(hook)
+    with torch.no_grad():
+        loaded.model(**inputs, use_cache=False)
+    for handle in handles:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize(("family", "top_k"), [("gpt2", 3), ("marian", 1)])
+def test_graph_nodes_read_the_states_their_ids_name(family, top_k):
+    """Every node of a graph with threshold 0 (every edge kept, so every node of every layer): its logit lens
+    reads the model's own state that its id names (promoted / suppressed relative to the state before that
+    part of the block) and an FFN node's neurons are its own block's."""
+    from attribution.contributions.logit_lens import LensRequest, LogitLens
+
+    loaded = build_random_model(family, seed=3)
+    seq2seq = loaded.kind == "seq2seq"
+    text, target = (SOURCE, TARGET) if seq2seq else (PROMPT, None)
+    graph = build_contribution_graph(loaded, text, target=target, threshold=0.0, root_tokens="all", top_k=top_k)
+    inputs = _inputs(loaded)
+    states = _model_states(loaded, inputs)
+    encoder, decoder = decompose_model(loaded, inputs)
+    lens = LogitLens(architecture_spec(loaded.model), loaded.tokenizer, final_norm=True)
+    mid = "after_cross_attention" if seq2seq else "after_attention"
+    kinds = {"decoder": ["after_attention", *(["after_cross_attention"] if seq2seq else []), "ffn", "after_ffn"]}
+    kinds["encoder"] = ["after_attention", "ffn", "after_ffn"]
+    expected_ids = set()
+    for side, tokens in (("decoder", graph.target_tokens), ("encoder", graph.source_tokens)):
+        expected_ids |= {f"{side}:0:embedding:{i}" for i in range(len(tokens))}
+        expected_ids |= {
+            f"{side}:{layer}:{kind}:{i}" for layer in (1, 2) for kind in kinds[side] for i in range(len(tokens))
+        }
+    assert {node.id for node in graph.nodes} == expected_ids
+
+    def same(read: list[tuple[str, float]], reference: list[tuple[str, float]]) -> None:
+        assert [token for token, _ in read] == [token for token, _ in reference]
+        assert [value for _, value in read] == pytest.approx([value for _, value in reference], abs=1e-4)
+
+    for node in graph.nodes:
+        layer, i = node.layer, node.token_index
+        if node.kind == "ffn":
+            blocks = decoder if node.side == "decoder" else encoder
+            scores = neuron_scores(blocks[layer - 1].ffn, torch.tensor([i]))[0]
+            assert [n for n, _ in node.top_neurons] == scores.topk(top_k).indices.tolist()
+        if node.side == "encoder":
+            assert node.top_tokens == node.promoted == node.suppressed == []
+            continue
+        state, before = {
+            "embedding": ((0, "embedding"), None),
+            "after_attention": (
+                (layer, "after_attention"),
+                (layer - 1, "after_ffn") if layer > 1 else (0, "embedding"),
+            ),
+            "after_cross_attention": ((layer, "after_cross_attention"), (layer, "after_attention")),
+            "ffn": ((layer, "after_ffn"), (layer, mid)),
+            "after_ffn": ((layer, "after_ffn"), None),
+        }[node.kind]
+        request = LensRequest(states[state][i], states[before][i] if before else None, top=node.kind != "ffn")
+        (expected,) = lens.read([request], top_k)
+        same(node.top_tokens, expected.top_tokens)
+        same(node.promoted, expected.promoted)
+        same(node.suppressed, expected.suppressed)
+        assert len(node.top_tokens) == (top_k if node.kind != "ffn" else 0)
+        assert len(node.promoted) == (top_k if before else 0)
+
+
+def test_graph_defaults_options_and_progress_reach_the_result():
+    loaded = build_random_model("gpt2", seed=3)
+    root = f"decoder:2:after_ffn:{len(PROMPT.split()) - 1}"
+    calls: list[tuple[float, str]] = []
+    default = build_contribution_graph(
+        loaded, PROMPT, progress=lambda fraction, message: calls.append((fraction, message))
+    )
+    # one report per stage, fractions rising from 0 to 1
+    assert [message for _, message in calls] == [
+        "preparing inputs",
+        "forward pass",
+        "tracing routes",
+        "logit lens",
+        "done",
+    ]
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(set(fractions))
+    # documented defaults: threshold 0.04, raw shares (not renormalised), top 5, the final norm in the lens
+    assert default.threshold == 0.04 and default.renormalized is False and default.final_norm_in_logit_lens is True
+    assert len(default.node(root).top_tokens) == 5
+    incoming: dict[str, float] = {}
+    renormalized = build_contribution_graph(loaded, PROMPT, renormalize=True)
+    assert renormalized.renormalized is True
+    for edge in renormalized.edges:
+        if edge.kind != "ffn" or edge.target.split(":")[2] != "ffn":  # the FFN node's own input edge has weight 1
+            incoming[edge.target] = incoming.get(edge.target, 0.0) + edge.weight
+    assert incoming and all(total == pytest.approx(1.0, abs=1e-5) for total in incoming.values())
+    # without the final norm the root's lens reads lm_head(state after the last block) directly
+    raw = build_contribution_graph(loaded, PROMPT, final_norm_in_logit_lens=False, top_k=1)
+    assert raw.final_norm_in_logit_lens is False
+    with torch.no_grad():
+        logits = loaded.model.lm_head(_block_outputs(loaded, _inputs(loaded))["decoder"][-1][-1])
+    ((token, probability),) = raw.node(root).top_tokens
+    assert token == loaded.tokenizer.convert_ids_to_tokens(int(logits.argmax()))
+    assert probability == pytest.approx(logits.softmax(-1).max().item(), rel=1e-4)
+
+
+def test_edges_whose_share_equals_the_threshold_are_kept():
+    """A hand-made block whose shares are exact binary fractions. Token 1's state after attention is
+    [1, 0] (residual) + 0.5 [1, 0] + 0.5 [1, 0] = [2, 0]: proximities 1, 0.5, 0.5, so shares 0.5 (residual)
+    and 0.25 per source token; the FFN then adds [2, 0]: 0.5 and 0.5. Routes keep shares >= the threshold,
+    raw (``trace_routes`` renormalises only when asked)."""
+    from attribution.contributions.decompose import AttentionDecomposition, BlockDecomposition, FFNDecomposition
+
+    residual = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    probabilities = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]])  # [heads, T, S]
+    head_vectors = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])  # [heads, S, d]
+    mid = residual + torch.einsum("hts,hsd->td", probabilities, head_vectors)
+    zeros = torch.zeros(2, 2)
+    attention = AttentionDecomposition(residual, probabilities, head_vectors, zeros, mid)
+    ffn = FFNDecomposition(mid, mid.clone(), zeros, 2 * mid, torch.zeros(2, 1), torch.zeros(1, 2), mid.clone())
+    block = BlockDecomposition(residual, attention, None, ffn, parallel_residual=False)
+    top = {
+        ("decoder:1:after_attention:1", "decoder:1:after_ffn:1", "residual", 0.5),
+        ("decoder:1:ffn:1", "decoder:1:after_ffn:1", "ffn", 0.5),
+        ("decoder:1:after_attention:1", "decoder:1:ffn:1", "ffn", 1.0),
+        ("decoder:0:embedding:1", "decoder:1:after_attention:1", "residual", 0.5),
+    }
+    tokens = {(f"decoder:0:embedding:{j}", "decoder:1:after_attention:1", "attention", 0.25) for j in (0, 1)}
+    for threshold, expected in ((0.25, top | tokens), (0.5, top)):
+        edges = trace_routes([block], [1], threshold=threshold)
+        assert {(e.source, e.target, e.kind, e.weight) for e in edges} == expected
+
+
+def test_root_tokens_count_from_both_ends():
+    from attribution.contributions.graph import resolve_root_tokens
+
+    assert resolve_root_tokens(-13, 13) == [0]
+    assert resolve_root_tokens([12, -1, 0, -13], 13) == [0, 12]
+    assert resolve_root_tokens("all", 3) == [0, 1, 2]
+
+
+def test_token_limits_name_what_is_too_long():
+    """``max_tokens`` (an operator's limit, here below the model's 64) applies to the prompt, the target's
+    characters and the whole text read, each refused with its own message."""
+    import re
+
+    loaded = build_random_model("gpt2", seed=0)
+    n = len(PROMPT.split())
+    cases = [
+        (PROMPT, None, n - 1, f"The input text is {n} tokens long; random-gpt2 accepts at most {n - 1} here."),
+        (PROMPT, "bottle of milk", n + 2, f"Prompt and target are {n + 3} tokens long; at most {n + 2} are accepted"),
+        ("mary", "milk " * 200, 10, "The target is 1,000 characters long, far more than the 10 tokens random-gpt2"),
+    ]
+    for text, target, max_tokens, message in cases:
+        with pytest.raises(InvalidInputError, match=f"^{re.escape(message)}"):
+            build_contribution_graph(loaded, text, target=target, max_tokens=max_tokens)

@@ -62,7 +62,7 @@ def test_translation_routes_recover_the_gold_alignment():
     assert corpus_aer(predicted, gold) < 0.3
 
 
-def _graph(edges: list[GraphEdge]) -> ContributionGraph:
+def _graph(edges: list[GraphEdge], roots: tuple[int, ...] = (0,)) -> ContributionGraph:
     ids = {e.source for e in edges} | {e.target for e in edges}
     nodes = []
     for node_id in sorted(ids):
@@ -70,7 +70,19 @@ def _graph(edges: list[GraphEdge]) -> ContributionGraph:
         nodes.append(GraphNode(node_id, side, int(layer), kind, int(token)))
     provenance = Provenance("hand-made", None, "seq2seq", "marian")
     return ContributionGraph(
-        provenance, "a b", "x", ["a", "b", "</s>"], ["<pad>"], 1, 1, 0.1, False, [0], nodes, edges, n_encoder_layers=1
+        provenance,
+        "a b",
+        "x",
+        ["a", "b", "</s>"],
+        ["<pad>"],
+        1,
+        1,
+        0.1,
+        False,
+        list(roots),
+        nodes,
+        edges,
+        n_encoder_layers=1,
     )
 
 
@@ -90,3 +102,30 @@ def test_route_flow_multiplies_along_paths_and_sums_over_them():
     assert flow["encoder:0:embedding:1"] == pytest.approx(0.54)
     # source word 1 ("b") gets the most flow; </s> (word None) never gets a link
     assert graph_word_alignment(_graph(edges), [0, 1, None], [0, None]) == {(1, 0)}
+
+
+def test_word_alignment_sums_a_words_tokens_and_skips_special_and_unknown_roots():
+    """Three roots: 0 predicts word 0 (its route splits 0.3 + 0.3 over source word 0's two tokens and 0.4
+    to word 1: the sum wins), 1 predicts a special token (no link), 2 predicts word 1 (all flow to word 1).
+    A root past the target's word ids gets no link; each route's flow holds only its own nodes."""
+    edges = [
+        GraphEdge("decoder:1:after_cross_attention:0", "decoder:1:after_ffn:0", "residual", 1.0),
+        GraphEdge("encoder:1:after_ffn:0", "decoder:1:after_cross_attention:0", "cross_attention", 0.3, [0.3]),
+        GraphEdge("encoder:1:after_ffn:1", "decoder:1:after_cross_attention:0", "cross_attention", 0.3, [0.3]),
+        GraphEdge("encoder:1:after_ffn:2", "decoder:1:after_cross_attention:0", "cross_attention", 0.4, [0.4]),
+        GraphEdge("decoder:1:after_cross_attention:1", "decoder:1:after_ffn:1", "residual", 1.0),
+        GraphEdge("encoder:1:after_ffn:0", "decoder:1:after_cross_attention:1", "cross_attention", 0.9, [0.9]),
+        GraphEdge("decoder:1:after_cross_attention:2", "decoder:1:after_ffn:2", "residual", 1.0),
+        GraphEdge("encoder:1:after_ffn:2", "decoder:1:after_cross_attention:2", "cross_attention", 0.9, [0.9]),
+    ]
+    graph = _graph(edges, roots=(0, 1, 2))
+    source_words = [0, 0, 1, None]
+    assert graph_word_alignment(graph, source_words, [0, None, 1]) == {(0, 0), (1, 1)}
+    assert graph_word_alignment(graph, source_words, [0]) == {(0, 0)}  # roots 1 and 2 have no target word
+    assert set(route_flow(graph, 0)) == {
+        "decoder:1:after_ffn:0",
+        "decoder:1:after_cross_attention:0",
+        "encoder:1:after_ffn:0",
+        "encoder:1:after_ffn:1",
+        "encoder:1:after_ffn:2",
+    }

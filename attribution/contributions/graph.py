@@ -54,7 +54,7 @@ def resolve_root_tokens(root_tokens: int | list[int] | str, n_tokens: int) -> li
         return list(range(n_tokens))
     indices = [root_tokens] if isinstance(root_tokens, int) else root_tokens
     if (
-        isinstance(indices, str)
+        not isinstance(indices, list | tuple)
         or not indices
         or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices)
     ):
