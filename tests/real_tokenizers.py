@@ -149,25 +149,30 @@ def save_nllb_m2m100(folder: Path, *, seed: int = 0) -> Path:
     """A random M2M-100 (NLLB's architecture) with the NLLB-style tokenizer, saved as a local model folder."""
     tokenizer = nllb_bpe()
     torch.manual_seed(seed)
-    config = M2M100Config(
-        vocab_size=len(tokenizer),
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        scale_embedding=True,
-    )
+    config = M2M100Config(**_tiny_translation_config(tokenizer))
     M2M100ForConditionalGeneration(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return Path(folder)
+
+
+def _tiny_translation_config(tokenizer) -> dict:
+    """The size and special ids the tiny random multilingual translation models share (2 + 2 layers, width 64)."""
+    return {
+        "vocab_size": len(tokenizer),
+        "d_model": 64,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_ffn_dim": 128,
+        "decoder_ffn_dim": 128,
+        "max_position_embeddings": 128,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.eos_token_id,
+        "scale_embedding": True,
+    }
 
 
 def mbart50_unigram(vocab_size: int = 160) -> MBart50TokenizerFast:
@@ -187,23 +192,7 @@ def save_mbart50(folder: Path, *, seed: int = 0) -> Path:
     """A random mBART (mbart-large-50's layout) with the mBART-50 tokenizer, saved as a local model folder."""
     tokenizer = mbart50_unigram()
     torch.manual_seed(seed)
-    config = MBartConfig(
-        vocab_size=len(tokenizer),
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.eos_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id,
-        scale_embedding=True,
-    )
+    config = MBartConfig(**_tiny_translation_config(tokenizer), forced_eos_token_id=tokenizer.eos_token_id)
     MBartForConditionalGeneration(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return Path(folder)
