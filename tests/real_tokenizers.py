@@ -107,16 +107,8 @@ def save_unigram_marian(folder: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     config = MarianConfig(
-        vocab_size=len(tokenizer),
+        **_tiny_translation_sizes(tokenizer),
         decoder_vocab_size=len(tokenizer),
-        d_model=64,
-        encoder_layers=2,
-        decoder_layers=2,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-        max_position_embeddings=128,
         pad_token_id=pad,
         eos_token_id=eos,
         decoder_start_token_id=pad,
@@ -155,8 +147,8 @@ def save_nllb_m2m100(folder: Path, *, seed: int = 0) -> Path:
     return Path(folder)
 
 
-def _tiny_translation_config(tokenizer) -> dict:
-    """The size and special ids the tiny random multilingual translation models share (2 + 2 layers, width 64)."""
+def _tiny_translation_sizes(tokenizer) -> dict:
+    """The size every tiny random translation model here shares (2 + 2 layers, width 64)."""
     return {
         "vocab_size": len(tokenizer),
         "d_model": 64,
@@ -167,6 +159,13 @@ def _tiny_translation_config(tokenizer) -> dict:
         "encoder_ffn_dim": 128,
         "decoder_ffn_dim": 128,
         "max_position_embeddings": 128,
+    }
+
+
+def _tiny_translation_config(tokenizer) -> dict:
+    """The size and special ids the tiny random multilingual translation models (NLLB, mBART-50) share."""
+    return {
+        **_tiny_translation_sizes(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
