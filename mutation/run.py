@@ -49,7 +49,13 @@ TARGETS: dict[str, Target] = {
     "compare": Target(files=("attribution/compare.py",), tests=("tests/test_compare.py",)),
     "inseq_runner": Target(
         files=("attribution/inseq_runner.py",),
-        tests=("tests/test_inseq_runner.py", "tests/test_capabilities.py"),
+        tests=(
+            "tests/test_inseq_runner.py",
+            "tests/test_capabilities.py",
+            "tests/test_corpus_batching.py",
+            "tests/test_languages.py",
+            "tests/test_budget.py",
+        ),
         # the capability table's cells on one family of each kind and T5 (value_zeroing), not all ten families
         pytest_args=("-k", "not test_capability_cell and not test_refusals or gpt2 or marian or t5"),
     ),
@@ -72,7 +78,12 @@ TARGETS: dict[str, Target] = {
     ),
     "contributions": Target(
         files=("attribution/contributions/*.py",),
-        tests=("tests/test_contributions.py", "tests/test_contributions_examples.py"),
+        tests=(
+            "tests/test_contributions.py",
+            "tests/test_contributions_examples.py",
+            "tests/test_contributions_batch.py",
+            "tests/test_languages.py",
+        ),
         # every family for the exact reconstruction, the adapter checks and the graph (its logit lens reads
         # each family's final norm, output scale and logit bias): together they cover each family's own
         # description; the loop reference and the routes on one family of each code path only: pre-LN

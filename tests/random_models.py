@@ -217,6 +217,12 @@ def _t5(random_biases: bool) -> PretrainedConfig:
     return T5Config(**_t5_common())
 
 
+def _t5_v1_1(random_biases: bool) -> PretrainedConfig:
+    # T5 v1.1 / FLAN-T5: gated-GELU FFN and an untied LM head, so the decoder output is not rescaled
+    # (transformers >= 5 keeps ``tie_word_embeddings`` True and reads the untying from ``scale_decoder_outputs``)
+    return T5Config(**_t5_common(), feed_forward_proj="gated-gelu", tie_word_embeddings=False)
+
+
 def _mt5(random_biases: bool) -> PretrainedConfig:
     return MT5Config(**_t5_common())  # gated-GELU FFN, untied LM head (no output rescaling)
 
@@ -365,6 +371,7 @@ VARIANT_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "falcon-rw": (_falcon_rw, "causal"),
     "falcon-new": (_falcon_new, "causal"),
     "gpt_bigcode-mha": (_gpt_bigcode_mha, "causal"),
+    "t5-v1_1": (_t5_v1_1, "seq2seq"),
 }
 VARIANTS = tuple(VARIANT_BUILDERS)
 

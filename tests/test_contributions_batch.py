@@ -16,7 +16,13 @@ import torch
 
 from attribution.contributions import build_contribution_graph, build_contribution_graphs
 from attribution.contributions.adapters import architecture_spec
-from attribution.contributions.decompose import decompose_block, run_instrumented, run_instrumented_batch
+from attribution.contributions.decompose import (
+    RecordSpan,
+    decompose_block,
+    pad_records,
+    run_instrumented,
+    run_instrumented_batch,
+)
 from attribution.contributions.graph import _pad_id, _prepare_inputs
 from attribution.errors import InvalidInputError
 from attribution.models import LoadedModel, load_model
@@ -37,6 +43,25 @@ PAIRS = [
     ("the dog .", "der hund sieht eine klein katze und das rot haus ."),
 ]
 FIELDS = ("residual_in", "self_probs", "self_values", "ffn_activations", "ffn_output", "cross_probs", "cross_values")
+
+
+def test_pad_records_right_pads_each_side_and_masks_the_padding():
+    """Hand-written ground truth: ids padded with the pad id, masks 1 on real positions, one span per record."""
+    records = [
+        {"input_ids": torch.tensor([[5, 6, 7]]), "decoder_input_ids": torch.tensor([[0, 8]])},
+        {"input_ids": torch.tensor([[9]]), "decoder_input_ids": torch.tensor([[0, 10, 11, 12]])},
+    ]
+    batch, spans = pad_records(records, pad_token_id=1)
+    assert set(batch) == {"input_ids", "attention_mask", "decoder_input_ids", "decoder_attention_mask"}
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [9, 1, 1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["decoder_input_ids"].tolist() == [[0, 8, 1, 1], [0, 10, 11, 12]]
+    assert batch["decoder_attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert spans == [RecordSpan(0, 2, 3), RecordSpan(1, 4, 1)]
+    # a causal record alone: its own ids, all real
+    batch, spans = pad_records([{"input_ids": torch.tensor([[4, 3]])}], pad_token_id=0)
+    assert {name: value.tolist() for name, value in batch.items()} == {"input_ids": [[4, 3]], "attention_mask": [[1, 1]]}
+    assert spans == [RecordSpan(0, 2, 0)]
 
 
 @pytest.fixture(scope="module", params=FAMILIES + VARIANTS)

@@ -85,3 +85,56 @@ def test_bad_inputs_get_their_own_errors_and_the_others_their_results(loaded) ->
     assert "empty" in str(outcomes[1]) and "81 tokens long" in str(outcomes[3])
     with pytest.raises(InvalidInputError, match="Unknown parameter 'n_stepz'"):
         attribute_batch(loaded, texts[:1], targets=targets[:1], method_params={"n_stepz": 3}, method="saliency")
+
+
+def _failing_on(monkeypatch, error_for) -> list[list[str]]:
+    """Make every Inseq call raise ``error_for(texts)`` where that is not None; returns the batches called."""
+    from attribution import inseq_runner
+
+    original, calls = inseq_runner._run, []
+
+    def run(loaded, inseq_model, spec, texts, *args, **kwargs):
+        calls.append(list(texts))
+        error = error_for(texts)
+        if error is not None:
+            raise error
+        return original(loaded, inseq_model, spec, texts, *args, **kwargs)
+
+    monkeypatch.setattr(inseq_runner, "_run", run)
+    return calls
+
+
+def test_a_failing_batch_is_retried_input_by_input_and_the_failure_lands_on_its_input(loaded, monkeypatch) -> None:
+    pairs = translation_rows(3)
+    texts, targets = [p["source"] for p in pairs], [p["target"] for p in pairs]
+    alone = [attribute(loaded, text, target=target, method="saliency") for text, target in zip(texts, targets)]
+    broken = RuntimeError("the model broke on this input")
+    calls = _failing_on(monkeypatch, lambda batch: broken if texts[1] in batch else None)
+    outcomes = attribute_batch(loaded, texts, targets=targets, method="saliency", batch_size=3)
+    assert calls == [texts, [texts[0]], [texts[1]], [texts[2]]]  # the whole batch, then one by one
+    assert outcomes[1] is broken
+    for outcome, expected in ((outcomes[0], alone[0]), (outcomes[2], alone[2])):
+        assert outcome.target_tokens == expected.target_tokens
+        np.testing.assert_allclose(outcome.source_scores, expected.source_scores, rtol=1e-4, atol=2e-6)
+    # a batch of one that fails gets its error without a second try
+    calls.clear()
+    outcomes = attribute_batch(loaded, texts[1:2], targets=targets[1:2], method="saliency", batch_size=3)
+    assert calls == [texts[1:2]] and outcomes == [broken]
+
+
+@pytest.mark.parametrize("when", ["batch", "retry"])
+def test_a_budget_running_out_stops_the_whole_run(loaded, monkeypatch, when: str) -> None:
+    from attribution.errors import BudgetExceededError
+
+    pairs = translation_rows(2)
+    texts, targets = [p["source"] for p in pairs], [p["target"] for p in pairs]
+
+    def error_for(batch: list[str]) -> Exception | None:
+        if len(batch) > 1:  # the batch fails: out of time, or an ordinary failure that makes it retry
+            return BudgetExceededError("time is up") if when == "batch" else RuntimeError("retry one by one")
+        return BudgetExceededError("time is up") if batch == texts[:1] else None
+
+    calls = _failing_on(monkeypatch, error_for)
+    with pytest.raises(BudgetExceededError, match="time is up"):
+        attribute_batch(loaded, texts, targets=targets, method="saliency", batch_size=2)
+    assert calls == ([texts] if when == "batch" else [texts, texts[:1]])  # nothing runs after the budget is spent

@@ -241,16 +241,21 @@ def test_seq2seq_generation_is_bounded_by_the_decoders_positions_not_the_sources
     assert result.target_text == greedy(long_source, 10) != greedy(long_source, 3)
 
 
-def test_generation_is_greedy_whatever_the_models_generation_config_says():
-    loaded = build_random_model("gpt2")
-    encoded = loaded.tokenizer(PROMPT, return_tensors="pt")
+@pytest.mark.parametrize("family", ["gpt2", "marian"])
+def test_generation_is_greedy_whatever_the_models_generation_config_says(family):
+    loaded = build_random_model(family)
+    text, steps = (PROMPT, 4) if family == "gpt2" else (SOURCE, 8)
+    encoded = loaded.tokenizer(text, return_tensors="pt")
     with torch.no_grad():
-        greedy = loaded.model.generate(**encoded, max_new_tokens=4, do_sample=False, num_beams=1)[0]
+        greedy = loaded.model.generate(**encoded, max_new_tokens=steps, do_sample=False, num_beams=1)[0]
+        beams = loaded.model.generate(**encoded, max_new_tokens=steps, do_sample=False, num_beams=3)[0]
+    if family == "marian":  # Hub Marian models ship num_beams=4: here beam search gives another translation
+        assert beams.tolist() != greedy.tolist()
     loaded.model.generation_config.do_sample = True  # as some Hub models ship
     loaded.model.generation_config.num_beams = 3
     loaded.model.generation_config.temperature = 5.0
-    result = attribute(loaded, PROMPT, method="attention", max_new_tokens=4, step_scores=[])
-    assert result.target_text == loaded.tokenizer.decode(greedy, skip_special_tokens=True)
+    result = attribute(loaded, text, method="attention", max_new_tokens=steps, step_scores=[])
+    assert result.target_text == loaded.tokenizer.decode(greedy, skip_special_tokens=True).strip()
 
 
 def test_attention_computes_step_scores_in_a_separate_pass(gpt2):

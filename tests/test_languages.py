@@ -86,6 +86,8 @@ def test_generation_starts_with_the_target_language_code(nllb, code):
     assert graph.target_tokens[:2] == ["</s>", code]
     result = attribute(nllb, SOURCE, tgt_lang=code, max_new_tokens=4)
     assert result.target_tokens[1] == code
+    # the words attributed are the forced generation's (the graph's), not the unforced one's re-tokenised
+    assert result.target_tokens[1:-1] == graph.target_tokens[1 : len(result.target_tokens) - 1]
     assert result.provenance.target_language == code and result.provenance.source_language is None
 
 
