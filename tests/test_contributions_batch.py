@@ -60,7 +60,10 @@ def test_pad_records_right_pads_each_side_and_masks_the_padding():
     assert spans == [RecordSpan(0, 2, 3), RecordSpan(1, 4, 1)]
     # a causal record alone: its own ids, all real
     batch, spans = pad_records([{"input_ids": torch.tensor([[4, 3]])}], pad_token_id=0)
-    assert {name: value.tolist() for name, value in batch.items()} == {"input_ids": [[4, 3]], "attention_mask": [[1, 1]]}
+    assert {name: value.tolist() for name, value in batch.items()} == {
+        "input_ids": [[4, 3]],
+        "attention_mask": [[1, 1]],
+    }
     assert spans == [RecordSpan(0, 2, 0)]
 
 

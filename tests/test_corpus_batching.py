@@ -107,7 +107,7 @@ def _failing_on(monkeypatch, error_for) -> list[list[str]]:
 def test_a_failing_batch_is_retried_input_by_input_and_the_failure_lands_on_its_input(loaded, monkeypatch) -> None:
     pairs = translation_rows(3)
     texts, targets = [p["source"] for p in pairs], [p["target"] for p in pairs]
-    alone = [attribute(loaded, text, target=target, method="saliency") for text, target in zip(texts, targets)]
+    alone = [attribute(loaded, p["source"], target=p["target"], method="saliency") for p in pairs]
     broken = RuntimeError("the model broke on this input")
     calls = _failing_on(monkeypatch, lambda batch: broken if texts[1] in batch else None)
     outcomes = attribute_batch(loaded, texts, targets=targets, method="saliency", batch_size=3)
