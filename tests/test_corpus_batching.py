@@ -138,3 +138,51 @@ def test_a_budget_running_out_stops_the_whole_run(loaded, monkeypatch, when: str
     with pytest.raises(BudgetExceededError, match="time is up"):
         attribute_batch(loaded, texts, targets=targets, method="saliency", batch_size=2)
     assert calls == ([texts] if when == "batch" else [texts, texts[:1]])  # nothing runs after the budget is spent
+
+
+def test_with_its_defaults_a_batch_gives_what_attribute_gives_with_its_own() -> None:
+    """Same method (saliency), same generation limit (20 new tokens: this model never ends a sentence)."""
+    import torch
+
+    from tests.random_models import build_random_model
+
+    endless = build_random_model("marian")
+    with torch.no_grad():
+        endless.model.final_logits_bias[0, endless.tokenizer.eos_token_id] = -1e9
+    text = "the cat sees the dog"
+    alone = attribute(endless, text)
+    (batched,) = attribute_batch(endless, [text])
+    assert batched.method == alone.method == "saliency"
+    assert batched.target_tokens == alone.target_tokens and alone.n_steps == 20  # 20 generated tokens
+    np.testing.assert_allclose(batched.source_scores, alone.source_scores, rtol=1e-4, atol=2e-6)
+
+
+def test_batches_hold_eight_inputs_by_default(loaded, monkeypatch) -> None:
+    rows = translation_rows(9)
+    calls = _failing_on(monkeypatch, lambda batch: None)
+    outcomes = attribute_batch(loaded, [r["source"] for r in rows], targets=[r["target"] for r in rows])
+    assert [len(batch) for batch in calls] == [8, 1]
+    assert all(not isinstance(outcome, Exception) for outcome in outcomes)
+
+
+def test_contrastive_inputs_get_their_own_numbers_and_inputs_without_a_contrast_a_clear_error(loaded) -> None:
+    pairs = translation_rows(3)
+    texts, targets = [p["source"] for p in pairs], [p["target"] for p in pairs]
+    contrasts = [targets[1], None, targets[0]]
+    scores = ("probability", "contrast_prob_diff")
+    outcomes = attribute_batch(
+        loaded, texts, targets=targets, contrast_targets=contrasts, step_scores=scores, batch_size=3
+    )
+    assert isinstance(outcomes[1], InvalidInputError) and "contrast target" in str(outcomes[1])
+    for index in (0, 2):
+        alone = attribute(
+            loaded, texts[index], target=targets[index], contrast_target=contrasts[index], step_scores=scores
+        )
+        assert outcomes[index].method_params["attributed_fn"] == "contrast_prob_diff"
+        np.testing.assert_allclose(outcomes[index].source_scores, alone.source_scores, rtol=1e-4, atol=2e-6)
+        np.testing.assert_allclose(
+            outcomes[index].step_scores["contrast_prob_diff"],
+            alone.step_scores["contrast_prob_diff"],
+            rtol=1e-5,
+            atol=1e-6,
+        )
