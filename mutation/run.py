@@ -83,6 +83,7 @@ TARGETS: dict[str, Target] = {
             "tests/test_contributions_examples.py",
             "tests/test_contributions_batch.py",
             "tests/test_languages.py",
+            "tests/test_corpus_sharding.py",  # accelerate-offloaded models: the weights loaded around the reads
         ),
         # every family for the exact reconstruction, the adapter checks and the graph (its logit lens reads
         # each family's final norm, output scale and logit bias): together they cover each family's own

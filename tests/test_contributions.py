@@ -754,3 +754,21 @@ def test_token_limits_name_what_is_too_long():
     for text, target, max_tokens, message in cases:
         with pytest.raises(InvalidInputError, match=f"^{re.escape(message)}"):
             build_contribution_graph(loaded, text, target=target, max_tokens=max_tokens)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_t5_output_scaling_is_read_from_current_and_older_configs(tied):
+    """transformers 5 records an untied T5 (v1.1, FLAN-T5) in ``scale_decoder_outputs`` and keeps
+    ``tie_word_embeddings`` True; older configs have only ``tie_word_embeddings``. Either way the final state is
+    rescaled by d_model^-0.5 exactly when the LM head is tied."""
+    from transformers import T5Config
+
+    from attribution.contributions.adapters import FAMILIES as ADAPTER_FAMILIES
+
+    expected = 32**-0.5 if tied else 1.0
+    config = T5Config(d_model=32, tie_word_embeddings=tied)
+    assert (config.scale_decoder_outputs, config.tie_word_embeddings) == (tied, True)
+    assert ADAPTER_FAMILIES["t5"](config).output_scale == expected
+    del config.scale_decoder_outputs  # as an older transformers wrote it
+    config.tie_word_embeddings = tied
+    assert ADAPTER_FAMILIES["t5"](config).output_scale == expected
