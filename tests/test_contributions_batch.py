@@ -269,3 +269,40 @@ def test_a_failing_batch_is_retried_record_by_record_and_the_failure_lands_on_it
     assert isinstance(results[1], RuntimeError)
     assert_same_graph(results[0], reference[0])
     assert_same_graph(results[2], reference[2])
+
+
+@pytest.mark.parametrize(
+    ("family", "text", "target"),
+    [
+        ("gpt2", "when mary and john went", "to the store , john gave"),  # each fits, together too long
+        ("marian", "the small cat sees the red house and the dog", "die katze"),  # the source too long
+        ("marian", "the cat sees the dog", "die katze \ud800"),  # the target not valid Unicode
+    ],
+)
+def test_batched_records_are_refused_as_a_record_alone_is(family, text, target):
+    loaded = build_random_model(family, seed=5)
+    with pytest.raises(InvalidInputError) as alone:
+        build_contribution_graph(loaded, text, target=target, max_tokens=8, top_k=0)
+    good_text, good_target = ("the cat", "sees") if family == "gpt2" else ("the cat", "die katze")
+    results = build_contribution_graphs(loaded, [good_text, text], targets=[good_target, target], max_tokens=8, top_k=0)
+    assert isinstance(results[0], ContributionGraph)
+    assert isinstance(results[1], InvalidInputError) and str(results[1]) == str(alone.value)
+
+
+def test_a_record_whose_graph_fails_gets_its_error_and_the_others_their_graphs(monkeypatch):
+    from attribution.contributions import graph as graph_module
+
+    loaded = build_random_model("gpt2", seed=5)
+    one_graph = graph_module._graph
+
+    def fails_on_the_second(loaded, spec, prepared, *args):
+        if prepared.text == PROMPTS[1]:
+            raise RuntimeError("the logit lens broke")
+        return one_graph(loaded, spec, prepared, *args)
+
+    monkeypatch.setattr(graph_module, "_graph", fails_on_the_second)
+    results = build_contribution_graphs(loaded, PROMPTS, top_k=0)
+    assert isinstance(results[1], RuntimeError) and str(results[1]) == "the logit lens broke"
+    monkeypatch.undo()
+    for index in (0, 2):
+        assert_same_graph(results[index], build_contribution_graph(loaded, PROMPTS[index], top_k=0))
