@@ -330,6 +330,14 @@ def _bart_like(*, post_ln: bool) -> Family:
     )
 
 
+def _post_ln_bart(config: PretrainedConfig) -> Family:
+    return _bart_like(post_ln=True)
+
+
+def _pre_ln_bart(config: PretrainedConfig) -> Family:
+    return _bart_like(post_ln=False)
+
+
 def _t5_like(config: PretrainedConfig, *, scale_outputs: bool, probabilities_index: int = 2) -> Family:
     """T5, mT5, UMT5: pre-RMSNorm blocks without biases, relative position biases (in the probabilities),
     ``DenseReluDense.wo`` the FFN output (plain or gated); the final state is rescaled by d_model^-0.5 before
@@ -377,10 +385,11 @@ FAMILIES: dict[str, FamilyEntry] = {
     "falcon": _falcon,
     "gpt_bigcode": _gpt_bigcode,
     "bloom": _bloom,
-    "marian": _bart_like(post_ln=True),
-    "bart": _bart_like(post_ln=True),
-    "m2m_100": _bart_like(post_ln=False),  # M2M-100, NLLB
-    "mbart": _bart_like(post_ln=False),  # mBART, mBART-50
+    # described per model, not at import (so mutation testing can switch ``_bart_like`` on, as every other family)
+    "marian": _post_ln_bart,
+    "bart": _post_ln_bart,
+    "m2m_100": _pre_ln_bart,  # M2M-100, NLLB
+    "mbart": _pre_ln_bart,  # mBART, mBART-50
     "t5": _t5,
     "mt5": _mt5,
     "umt5": _umt5,
