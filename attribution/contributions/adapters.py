@@ -482,8 +482,10 @@ def _readout(model: nn.Module, family: Family) -> Callable[[torch.Tensor], torch
     project_out = _module(model, family.project_out) if family.project_out else None
     logits_bias = getattr(model, family.logits_bias, None) if family.logits_bias else None
     scale, cap = family.output_scale, family.logit_softcap
+    dtype = lm_head.weight.dtype  # a float16 / bfloat16 model's head takes its own dtype, not float32 states
 
     def readout(states: torch.Tensor) -> torch.Tensor:
+        states = states.to(dtype)
         if project_out is not None:
             states = project_out(states)
         logits = lm_head(states * scale if scale != 1.0 else states)
