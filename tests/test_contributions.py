@@ -802,3 +802,106 @@ def test_t5_output_scaling_is_read_from_current_and_older_configs(tied):
     del config.scale_decoder_outputs  # as an older transformers wrote it
     config.tie_word_embeddings = tied
     assert ADAPTER_FAMILIES["t5"](config).output_scale == expected
+
+
+# ---- the decoder-side tokens: a generated target, the limits, the tokenizer's special tokens ----
+
+
+def _endless(family: str, **generation) -> LoadedModel:
+    """A random model that never ends its output (``</s>`` suppressed): generation runs to its limit."""
+    loaded = build_random_model(family, seed=5)
+    loaded.model.generation_config.suppress_tokens = [loaded.tokenizer.eos_token_id]
+    for name, value in generation.items():
+        setattr(loaded.model.generation_config, name, value)
+    return loaded
+
+
+def _greedy_ids(loaded: LoadedModel, text: str, max_new_tokens: int) -> list[int]:
+    encoded = loaded.tokenizer(text, return_tensors="pt")
+    with torch.no_grad():
+        return loaded.model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)[0].tolist()
+
+
+def test_a_generated_target_is_greedy_up_to_the_decoders_positions_whatever_the_generation_config_says():
+    loaded = _endless("marian")  # 64 decoder positions: the start token and 63 generated tokens
+    greedy = _greedy_ids(loaded, SOURCE, 63)
+    assert len(greedy) == 64
+    with torch.no_grad():
+        beams = loaded.model.generate(
+            **loaded.tokenizer(SOURCE, return_tensors="pt"), max_new_tokens=63, do_sample=False, num_beams=3
+        )[0].tolist()
+    assert beams != greedy  # so that a beam search would show
+    loaded.model.generation_config.do_sample = True  # as some Hub models ship
+    loaded.model.generation_config.num_beams = 3
+    loaded.model.generation_config.temperature = 5.0
+    graph = build_contribution_graph(loaded, SOURCE, top_k=0)
+    assert graph.target_tokens == loaded.tokenizer.convert_ids_to_tokens(greedy)
+    assert graph.target_text == loaded.tokenizer.decode(greedy, skip_special_tokens=True)
+
+
+def test_without_a_context_limit_at_most_64_tokens_are_generated():
+    loaded = _endless("t5")
+    loaded.tokenizer.model_max_length = int(1e30)  # what transformers sets when a tokenizer names no limit
+    assert loaded.max_input_tokens is None
+    graph = build_contribution_graph(loaded, SOURCE, top_k=0)
+    assert graph.target_tokens == loaded.tokenizer.convert_ids_to_tokens(_greedy_ids(loaded, SOURCE, 64))
+    assert len(graph.target_tokens) == 65  # the start token and 64 generated tokens
+
+
+def test_a_generated_target_gives_the_graph_of_that_target_given():
+    """Generation ending with ``</s>``: the decoder inputs are the start token and the words (the last node
+    predicts the end), exactly as when the generated sentence is given as the target."""
+    from attribution.models import load_model
+    from tests.corpus_data import translation_rows
+
+    loaded = load_model("tiny-synth-translate")  # trained: it ends its translations
+    source = translation_rows(1)[0]["source"]
+    generated = build_contribution_graph(loaded, source, root_tokens="all")
+    assert 2 < len(generated.target_tokens) < 20 and "</s>" not in generated.target_tokens
+    given = build_contribution_graph(loaded, source, target=generated.target_text, root_tokens="all")
+    assert generated.target_tokens == given.target_tokens
+    assert [(e.source, e.target, e.weight) for e in generated.edges] == [
+        (e.source, e.target, e.weight) for e in given.edges
+    ]
+
+
+def test_a_prompt_and_target_exactly_at_the_token_limit_are_accepted():
+    loaded = build_random_model("gpt2", seed=5)
+    prompt, target = "when mary and john went", "to the store"  # 5 + 3 tokens
+    graph = build_contribution_graph(loaded, prompt, target=target, max_tokens=8, top_k=0)
+    assert len(graph.target_tokens) == 8 and graph.target_text == target
+    with pytest.raises(InvalidInputError, match="Prompt and target are 8 tokens long; at most 7 are accepted here"):
+        build_contribution_graph(loaded, prompt, target=target, max_tokens=7, top_k=0)
+    assert build_contribution_graph(loaded, prompt, top_k=0).target_text == ""  # no target: nothing explained after
+
+
+def test_a_causal_model_without_a_context_limit_takes_long_prompts():
+    loaded = build_random_model("bloom", seed=5)  # ALiBi: no position table
+    loaded.tokenizer.model_max_length = int(1e30)
+    assert loaded.max_input_tokens is None
+    prompt = " ".join(["the cat sees the dog ."] * 20)  # 120 tokens
+    graph = build_contribution_graph(loaded, prompt, top_k=0)
+    assert len(graph.target_tokens) == 120
+
+
+def test_the_graph_reads_the_tokens_the_tokenizer_adds():
+    """A Llama-3-style tokenizer puts a begin-of-text token first: the model reads it, so the graph has it."""
+    from tokenizers.processors import TemplateProcessing
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from tests.real_tokenizers import byte_level_bpe
+
+    tokenizer = byte_level_bpe()
+    bos = tokenizer.bos_token
+    tokenizer._tokenizer.post_processor = TemplateProcessing(
+        single=f"{bos} $A", special_tokens=[(bos, tokenizer.bos_token_id)]
+    )
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    loaded = LoadedModel(model_id="bpe-llama", model=model, tokenizer=tokenizer, kind="causal")
+    graph = build_contribution_graph(loaded, "When Mary went", top_k=0)
+    assert graph.target_tokens[0] == bos
+    assert graph.target_tokens == tokenizer.convert_ids_to_tokens(tokenizer("When Mary went")["input_ids"])
