@@ -905,3 +905,26 @@ def test_the_graph_reads_the_tokens_the_tokenizer_adds():
     graph = build_contribution_graph(loaded, "When Mary went", top_k=0)
     assert graph.target_tokens[0] == bos
     assert graph.target_tokens == tokenizer.convert_ids_to_tokens(tokenizer("When Mary went")["input_ids"])
+
+
+def test_a_translation_that_ends_at_once_is_the_start_token_alone():
+    loaded = build_random_model("marian", seed=5)
+    with torch.no_grad():
+        loaded.model.final_logits_bias[0, loaded.tokenizer.eos_token_id] = 1e9  # </s> first
+    graph = build_contribution_graph(loaded, SOURCE, top_k=0)
+    assert graph.target_tokens == [loaded.tokenizer.pad_token] and graph.target_text == ""
+
+
+def test_a_target_without_an_end_token_keeps_all_its_words():
+    """A tokenizer that appends no ``</s>`` to targets: every word is a decoder input after the start token."""
+    loaded = build_random_model("marian", seed=5)
+    loaded.tokenizer = word_level_tokenizer(append_eos=False)
+    graph = build_contribution_graph(loaded, SOURCE, target="die katze", top_k=0)
+    assert graph.target_tokens == [loaded.tokenizer.pad_token, "die", "katze"]
+
+
+def test_an_empty_target_is_refused_with_its_reason():
+    loaded = build_random_model("marian", seed=5)
+    with pytest.raises(InvalidInputError) as refused:
+        build_contribution_graph(loaded, SOURCE, target="   ")
+    assert str(refused.value) == "The target text is empty: give a translation or leave it out to generate one."
