@@ -928,3 +928,18 @@ def test_an_empty_target_is_refused_with_its_reason():
     with pytest.raises(InvalidInputError) as refused:
         build_contribution_graph(loaded, SOURCE, target="   ")
     assert str(refused.value) == "The target text is empty: give a translation or leave it out to generate one."
+
+
+def test_a_target_exactly_at_the_token_limit_is_accepted_and_without_a_limit_any_length_is():
+    loaded = build_random_model("marian", seed=5)
+    graph = build_contribution_graph(loaded, "the cat", target="die katze", max_tokens=3, top_k=0)
+    assert len(graph.target_tokens) == 3  # the start token, die, katze
+    with pytest.raises(InvalidInputError) as refused:
+        build_contribution_graph(loaded, "cat", target="die katze", max_tokens=2, top_k=0)  # the source fits
+    assert str(refused.value) == "The target is 3 tokens long; at most 2 are accepted here."
+    unlimited = build_random_model("t5", seed=5)
+    unlimited.tokenizer.model_max_length = int(1e30)
+    assert unlimited.max_input_tokens is None
+    long_target = " ".join(["die katze sieht den hund ."] * 20)  # 120 words
+    graph = build_contribution_graph(unlimited, "the cat", target=long_target, top_k=0)
+    assert len(graph.target_tokens) == 121
