@@ -176,6 +176,11 @@ def _gemma(random_biases: bool) -> PretrainedConfig:
     return GemmaConfig(**_decoder_only_common(), num_key_value_heads=1, head_dim=HIDDEN // HEADS)
 
 
+def _gemma_wide_heads(random_biases: bool) -> PretrainedConfig:
+    # Gemma-7B's layout: heads * head_dim (here 2 * 24) wider than the hidden size (32)
+    return GemmaConfig(**_decoder_only_common(), num_key_value_heads=1, head_dim=24)
+
+
 def _encoder_decoder_common() -> dict:
     return {
         "vocab_size": len(VOCAB),
@@ -372,6 +377,7 @@ VARIANT_BUILDERS: dict[str, tuple[Callable[[bool], PretrainedConfig], str]] = {
     "falcon-new": (_falcon_new, "causal"),
     "gpt_bigcode-mha": (_gpt_bigcode_mha, "causal"),
     "t5-v1_1": (_t5_v1_1, "seq2seq"),
+    "gemma-wide-heads": (_gemma_wide_heads, "causal"),
 }
 VARIANTS = tuple(VARIANT_BUILDERS)
 

@@ -201,7 +201,10 @@ def test_records_without_target_are_generated_then_batched():
         assert_same_graph(graph, alone)
 
 
-@pytest.mark.parametrize(("options", "fragment"), [({"batch_size": 0}, "batch_size"), ({"targets": ["a"]}, "targets")])
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [({"batch_size": 0}, "batch_size"), ({"batch_size": True}, "batch_size"), ({"targets": ["a"]}, "targets")],
+)
 def test_bad_batch_options_are_clear_errors(options, fragment):
     loaded = build_random_model("gpt2", seed=5)
     with pytest.raises(InvalidInputError, match=fragment):
@@ -247,11 +250,12 @@ def test_one_forward_pass_per_batch_unless_the_family_cannot_be_padded(monkeypat
         assert_same_graph(graph, build_contribution_graph(loaded, text, top_k=0))
 
 
-def test_a_failing_batch_is_retried_record_by_record_and_the_failure_lands_on_its_record(monkeypatch):
+@pytest.mark.parametrize("n_records", [2, 3])
+def test_a_failing_batch_is_retried_record_by_record_and_the_failure_lands_on_its_record(monkeypatch, n_records):
     from attribution.contributions import graph as graph_module
 
     loaded = build_random_model("gpt2", seed=5)
-    reference = [build_contribution_graph(loaded, text, top_k=0) for text in PROMPTS]
+    reference = [build_contribution_graph(loaded, text, top_k=0) for text in PROMPTS[:n_records]]
     bad_length = len(reference[1].target_tokens)
     one_record = graph_module.run_instrumented
 
@@ -265,10 +269,10 @@ def test_a_failing_batch_is_retried_record_by_record_and_the_failure_lands_on_it
 
     monkeypatch.setattr(graph_module, "run_instrumented_batch", batch_fails)
     monkeypatch.setattr(graph_module, "run_instrumented", one_record_fails_on_the_long_prompt)
-    results = build_contribution_graphs(loaded, PROMPTS, top_k=0)
+    results = build_contribution_graphs(loaded, PROMPTS[:n_records], top_k=0)
     assert isinstance(results[1], RuntimeError)
-    assert_same_graph(results[0], reference[0])
-    assert_same_graph(results[2], reference[2])
+    for index in {0, 2} & set(range(n_records)):
+        assert_same_graph(results[index], reference[index])
 
 
 @pytest.mark.parametrize(
@@ -306,3 +310,18 @@ def test_a_record_whose_graph_fails_gets_its_error_and_the_others_their_graphs(m
     monkeypatch.undo()
     for index in (0, 2):
         assert_same_graph(results[index], build_contribution_graph(loaded, PROMPTS[index], top_k=0))
+
+
+@pytest.mark.parametrize(("batch_size", "passes"), [(None, 2), (1, 9)])
+def test_batches_hold_eight_records_by_default_and_one_at_the_least(monkeypatch, batch_size, passes):
+    loaded = build_random_model("gpt2", seed=5)
+    prompts = [f"{PROMPTS[i % 3]} {'the ' * i}".strip() for i in range(9)]
+    calls = []
+    handle = loaded.model.base_model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        options = {} if batch_size is None else {"batch_size": batch_size}
+        graphs = build_contribution_graphs(loaded, prompts, top_k=0, **options)
+    finally:
+        handle.remove()
+    assert len(calls) == passes
+    assert all(isinstance(graph, ContributionGraph) for graph in graphs)
