@@ -186,3 +186,13 @@ def test_contrastive_inputs_get_their_own_numbers_and_inputs_without_a_contrast_
             rtol=1e-5,
             atol=1e-6,
         )
+
+
+def test_inputs_retried_one_by_one_get_their_targets_generated_as_alone(loaded, monkeypatch) -> None:
+    sources = [p["source"] for p in translation_rows(2)]
+    alone = [attribute(loaded, source, max_new_tokens=5) for source in sources]
+    _failing_on(monkeypatch, lambda batch: RuntimeError("retry one by one") if len(batch) > 1 else None)
+    outcomes = attribute_batch(loaded, sources, max_new_tokens=5, batch_size=2)
+    for outcome, expected in zip(outcomes, alone, strict=True):
+        assert outcome.target_tokens == expected.target_tokens
+        np.testing.assert_allclose(outcome.source_scores, expected.source_scores, rtol=1e-4, atol=2e-6)

@@ -125,6 +125,25 @@ def test_attribution_of_a_given_target_uses_both_codes(nllb):
     assert nllb.tokenizer.src_lang == "eng_Latn" and nllb.tokenizer.tgt_lang is None
 
 
+def test_batched_attribution_keeps_the_languages_when_it_retries_input_by_input(nllb, monkeypatch):
+    from attribution import inseq_runner
+    from attribution.inseq_runner import attribute_batch
+
+    original = inseq_runner._run
+
+    def batch_fails(loaded, inseq_model, spec, texts, *args, **kwargs):
+        if len(texts) > 1:
+            raise RuntimeError("retry one by one")
+        return original(loaded, inseq_model, spec, texts, *args, **kwargs)
+
+    monkeypatch.setattr(inseq_runner, "_run", batch_fails)
+    outcomes = attribute_batch(
+        nllb, [SOURCE, TARGET], targets=[TARGET, SOURCE], src_lang="fra_Latn", tgt_lang="deu_Latn", batch_size=2
+    )
+    for outcome in outcomes:
+        assert outcome.source_tokens[0] == "fra_Latn" and outcome.target_tokens[1] == "deu_Latn"
+
+
 def test_the_decomposition_is_exact_with_languages_set(nllb):
     languages = check_languages(nllb, "fra_Latn", "deu_Latn")
     with languages_set(nllb, languages):
