@@ -154,6 +154,16 @@ def run(folder: Path, target: Target, max_children: int) -> int:
     return subprocess.run(command, cwd=folder, env=env).returncode
 
 
+def not_run(folder: Path, target: Target) -> tuple[str, ...]:
+    """The target's mutants that have no result yet in ``folder``: mutmut runs every mutant it is given by
+    name again, so a resumed run names only these."""
+    names = []
+    for meta in sorted((folder / "mutants").rglob("*.py.meta")):
+        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        names += [key for key, code in codes.items() if code is None and _selected(key, target.mutants)]
+    return tuple(names)
+
+
 def _selected(name: str, globs: tuple[str, ...]) -> bool:
     from fnmatch import fnmatch
 
@@ -228,9 +238,12 @@ def main(argv: list[str] | None = None) -> int:
             target = replace(target, mutants=tuple(args.mutants))
         folder = args.workdir / name
         if not args.report:
-            if not (args.resume and (folder / "mutants").is_dir()):
+            resuming = args.resume and (folder / "mutants").is_dir()
+            if not resuming:
                 folder = prepare(name, target, args.workdir)
-            code = run(folder, target, args.max_children)
+            # named mutants would all run again: a resumed run names those without a result (none: nothing to run)
+            to_run = replace(target, mutants=not_run(folder, target)) if resuming and target.mutants else target
+            code = run(folder, to_run, args.max_children) if to_run.mutants or not target.mutants else 0
             if code != 0:
                 print(f"mutmut failed on {name} (exit status {code}); see its output above", file=sys.stderr)
                 return code

@@ -5,6 +5,7 @@ code moves. The run itself (hours of CPU) is not part of the suite."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from configparser import ConfigParser
 from pathlib import Path
@@ -52,3 +53,15 @@ def test_the_written_config_reads_back_as_mutmut_reads_it():
         *target.pytest_args,
     ]
     assert parser.get("mutmut", "use_git_change_detection") == "false"
+
+
+def test_a_resumed_run_names_only_the_selected_mutants_without_a_result(tmp_path):
+    """mutmut runs again every mutant it is given by name: resuming must not repeat the finished ones."""
+    runner = _runner()
+    meta = tmp_path / "mutants" / "attribution" / "compare.py.meta"
+    meta.parent.mkdir(parents=True)
+    codes = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": None, "m.x_f__mutmut_3": 0, "m.x_g__mutmut_1": None}
+    meta.write_text(json.dumps({"exit_code_by_key": codes}), encoding="utf-8")
+    target = runner.Target(files=("attribution/compare.py",), tests=(), mutants=("m.x_f__*",))
+    assert runner.not_run(tmp_path, target) == ("m.x_f__mutmut_2",)
+    assert runner.not_run(tmp_path, runner.Target(files=(), tests=())) == ("m.x_f__mutmut_2", "m.x_g__mutmut_1")
