@@ -209,7 +209,7 @@ def attribute_batch(
     spec = _check_supported(loaded, method)
     names = check_request(method, step_scores, target="", contrast_target="")  # names; contrasts: per input
     params = dict(method_params or {})
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     _check_max_new_tokens(max_new_tokens)
     languages = check_languages(loaded, src_lang, tgt_lang)

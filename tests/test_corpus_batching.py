@@ -196,3 +196,18 @@ def test_inputs_retried_one_by_one_get_their_targets_generated_as_alone(loaded, 
     for outcome, expected in zip(outcomes, alone, strict=True):
         assert outcome.target_tokens == expected.target_tokens
         np.testing.assert_allclose(outcome.source_scores, expected.source_scores, rtol=1e-4, atol=2e-6)
+
+
+@pytest.mark.parametrize("batch_size", [0, True, "8", 2.0])
+def test_a_batch_size_that_is_not_a_positive_whole_number_is_refused(loaded, batch_size) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        attribute_batch(loaded, ["the cat"], batch_size=batch_size)
+    assert str(refused.value) == f"batch_size must be a positive whole number, not {batch_size!r}."
+
+
+def test_batches_of_one_run_each_input_alone(loaded, monkeypatch) -> None:
+    rows = translation_rows(2)
+    calls = _failing_on(monkeypatch, lambda batch: None)
+    outcomes = attribute_batch(loaded, [r["source"] for r in rows], targets=[r["target"] for r in rows], batch_size=1)
+    assert [len(batch) for batch in calls] == [1, 1]
+    assert all(not isinstance(outcome, Exception) for outcome in outcomes)
