@@ -211,3 +211,20 @@ def test_batches_of_one_run_each_input_alone(loaded, monkeypatch) -> None:
     outcomes = attribute_batch(loaded, [r["source"] for r in rows], targets=[r["target"] for r in rows], batch_size=1)
     assert [len(batch) for batch in calls] == [1, 1]
     assert all(not isinstance(outcome, Exception) for outcome in outcomes)
+
+
+@pytest.mark.parametrize("which", ["targets", "contrast_targets"])
+def test_one_target_and_one_contrast_per_text_or_a_clear_error(loaded, which) -> None:
+    with pytest.raises(InvalidInputError) as refused:
+        attribute_batch(loaded, ["the cat", "the dog"], **{which: ["ka"]})
+    assert str(refused.value) == "Give one target and one contrast target per text (2 texts)."
+
+
+def test_the_token_limit_applies_to_each_input(loaded) -> None:
+    rows = translation_rows(1)
+    long_text = rows[0]["source"]
+    with pytest.raises(InvalidInputError) as alone:
+        attribute(loaded, long_text, target=rows[0]["target"], max_tokens=3)
+    outcomes = attribute_batch(loaded, [long_text, "the cat"], targets=[rows[0]["target"], "ka"], max_tokens=3)
+    assert isinstance(outcomes[0], InvalidInputError) and str(outcomes[0]) == str(alone.value)
+    assert not isinstance(outcomes[1], Exception)
