@@ -437,3 +437,15 @@ def test_progress_total_is_the_number_of_steps(family, target, total, gpt2, mari
     calls = []
     result = attribute(loaded, text, method="saliency", target=target, progress=lambda *args: calls.append(args))
     assert result.n_steps == total and {call[1] for call in calls} == {total}
+
+
+def test_a_prompt_and_continuation_longer_than_the_limit_together_are_refused_as_such(gpt2):
+    """Each fits in 6 tokens, together they are 8: the refusal names the whole text."""
+    with pytest.raises(InvalidInputError) as refused:
+        attribute(gpt2, "when mary and john went", target="to the store", max_tokens=6)
+    assert str(refused.value) == (
+        "The prompt with its target is 8 tokens long; random-gpt2 accepts at most 6 here. Shorten it."
+    )
+    assert attribute(gpt2, "when mary and john went", target="to the store", max_tokens=8).target_text == (
+        "when mary and john went to the store"
+    )
