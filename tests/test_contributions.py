@@ -956,3 +956,13 @@ def test_key_value_heads_that_do_not_divide_the_query_heads_are_refused_clearly(
     with pytest.raises(UnsupportedError) as error:
         architecture_spec(model)
     assert str(error.value) == "Cannot read 3 key/value heads for 2 query heads from v_proj."
+
+
+def test_an_unknown_name_is_an_attribute_error_naming_it():
+    """``from attribution.contributions import X`` of a missing name fails as for any module (the lazy imports
+    must not hide a typo)."""
+    import attribution.contributions as package
+
+    with pytest.raises(AttributeError) as missing:
+        package.build_contribution_graf  # noqa: B018
+    assert str(missing.value) == "module 'attribution.contributions' has no attribute 'build_contribution_graf'"
