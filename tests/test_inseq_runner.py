@@ -449,3 +449,12 @@ def test_a_prompt_and_continuation_longer_than_the_limit_together_are_refused_as
     assert attribute(gpt2, "when mary and john went", target="to the store", max_tokens=8).target_text == (
         "when mary and john went to the store"
     )
+
+
+def test_results_record_how_inseq_aggregated_the_scores(gpt2, marian):
+    """Gradient methods reduce each token's gradient vector to its L2 norm; attention is averaged (see
+    ``test_attention_computes_step_scores_in_a_separate_pass`` for the averaged rows)."""
+    saliency = attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
+    assert saliency.method_params["aggregation"] == "vnorm"
+    attention = attribute(marian, SOURCE, method="attention", target=TRANSLATION)
+    assert attention.method_params["aggregation"] == "mean+mean+mean"
