@@ -18,7 +18,7 @@ from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
 from exporters import Export, ExporterError, available_exporters, export_result, get_exporter
 from exporters.bokeh_html import BokehExporter, build_figure
-from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_model_name
+from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, responsive_grid_styles, short_model_name
 from exporters.graph import EDGE_COLOURS, root_nodes, route_edges
 from exporters.hub import readme_for
 from exporters.page import PROVENANCE_SCRIPT_ID, provenance_html, provenance_meta_tags, provenance_record
@@ -397,6 +397,11 @@ def test_comparison_grid_and_agreement_table_of_three_results() -> None:
     layout = build_figure(three)
     grid = layout.select_one({"name": "comparison grid"})
     assert len(grid.children) == 3  # one block per result, wrapping in the CSS grid
+    # the page's width, shared: equal grid columns, as many as fit; a block may shrink below its content's width
+    assert (layout.name, layout.sizing_mode, grid.sizing_mode) == ("comparison", "stretch_width", "stretch_width")
+    assert grid.styles == responsive_grid_styles()
+    assert all((block.sizing_mode, block.styles) == ("stretch_width", {"min-width": "0"}) for block in grid.children)
+    assert layout.select_one({"name": "agreement"}).sizing_mode == "stretch_width"
     headings = [f"{label} — tiny-synth-translate" for label in ("saliency", "attention", "$$x$$ occlusion")]
     assert [block.name for block in grid.children] == [f"compared {heading}" for heading in headings]
     for block, heading in zip(grid.children, headings, strict=True):  # every panel names its result

@@ -458,3 +458,13 @@ def test_results_record_how_inseq_aggregated_the_scores(gpt2, marian):
     assert saliency.method_params["aggregation"] == "vnorm"
     attention = attribute(marian, SOURCE, method="attention", target=TRANSLATION)
     assert attention.method_params["aggregation"] == "mean+mean+mean"
+
+
+def test_scores_of_an_unexpected_shape_are_an_error_naming_both_shapes():
+    """Inseq's scores must cover the tokens the result names; a mismatch is never silently cut or padded."""
+    from attribution.inseq_runner import _matrix
+
+    with pytest.raises(RuntimeError) as error:
+        _matrix(torch.zeros(2, 3), (3, 3))
+    assert str(error.value) == "Inseq returned scores of shape (2, 3), expected (3, 3)"
+    assert np.isnan(_matrix(None, (2, 2))).all()
