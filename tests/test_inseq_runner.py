@@ -458,6 +458,12 @@ def test_results_record_how_inseq_aggregated_the_scores(gpt2, marian):
     assert saliency.method_params["aggregation"] == "vnorm"
     attention = attribute(marian, SOURCE, method="attention", target=TRANSLATION)
     assert attention.method_params["aggregation"] == "mean+mean+mean"
+    from types import SimpleNamespace
+
+    from attribution.inseq_runner import _aggregation_name
+
+    # scores Inseq did not aggregate (an older Inseq without the attribute, or no aggregator set) say so
+    assert _aggregation_name(SimpleNamespace()) == _aggregation_name(SimpleNamespace(_aggregator=[None])) == "none"
 
 
 def test_scores_of_an_unexpected_shape_are_an_error_naming_both_shapes():
