@@ -474,3 +474,19 @@ def test_scores_of_an_unexpected_shape_are_an_error_naming_both_shapes():
         _matrix(torch.zeros(2, 3), (3, 3))
     assert str(error.value) == "Inseq returned scores of shape (2, 3), expected (3, 3)"
     assert np.isnan(_matrix(None, (2, 2))).all()
+
+
+def test_byte_level_pieces_map_to_their_whitespace_words_even_around_a_double_space(tmp_path):
+    """A double space gives a lone ``Ġ`` piece: by the tokenizer's offsets it belongs to the word after it (a
+    word-start marker alone would count it as a word of its own)."""
+    from attribution.models import load_model
+    from tests.real_tokenizers import save_bpe_gpt2
+
+    loaded = load_model(str(save_bpe_gpt2(tmp_path / "bpe-gpt2")))
+    result = attribute(loaded, "When  Mary went", method="saliency", target="to the store")
+    assert "Ġ" in result.target_tokens  # the lone piece
+    words = result.target_text.split()
+    assert max(result.target_word_ids) == len(words) - 1 and None not in result.target_word_ids
+    for index, word in enumerate(words):
+        pieces = [t for t, w in zip(result.target_tokens, result.target_word_ids, strict=True) if w == index]
+        assert "".join(pieces).replace("Ġ", "") == word
