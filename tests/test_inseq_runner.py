@@ -490,3 +490,47 @@ def test_byte_level_pieces_map_to_their_whitespace_words_even_around_a_double_sp
     for index, word in enumerate(words):
         pieces = [t for t, w in zip(result.target_tokens, result.target_word_ids, strict=True) if w == index]
         assert "".join(pieces).replace("Ġ", "") == word
+
+
+def test_a_slow_sentencepiece_tokenizer_maps_pieces_to_words_by_their_markers(tmp_path):
+    """opus-mt models ship only Marian's slow (Python) SentencePiece tokenizer, without character offsets: word
+    ids then come from the ``▁`` word-start markers."""
+    import json
+
+    import sentencepiece
+    from transformers import AutoModelForSeq2SeqLM, MarianConfig, MarianTokenizer
+
+    from attribution.models import LoadedModel
+    from tests.real_tokenizers import CORPUS
+
+    (tmp_path / "corpus.txt").write_text("\n".join(CORPUS * 4), encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(tmp_path / "corpus.txt"), model_prefix=str(tmp_path / "spm"), vocab_size=80,
+        model_type="unigram", pad_id=-1, eos_id=-1, bos_id=-1, unk_id=0, minloglevel=2,
+    )  # fmt: skip
+    pieces = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "spm.model"))
+    vocab = {"</s>": 0, "<unk>": 1, "<pad>": 2}
+    for index in range(pieces.get_piece_size()):
+        vocab.setdefault(pieces.id_to_piece(index), len(vocab))
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    spm = str(tmp_path / "spm.model")
+    tokenizer = MarianTokenizer(source_spm=spm, target_spm=spm, vocab=str(tmp_path / "vocab.json"))
+    assert not tokenizer.is_fast
+    config = MarianConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=64,
+        pad_token_id=2, eos_token_id=0, decoder_start_token_id=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = AutoModelForSeq2SeqLM.from_config(config, attn_implementation="eager").eval()
+    loaded = LoadedModel(model_id="slow-marian", model=model, tokenizer=tokenizer, kind="seq2seq")
+    source, target = "When Mary and John went to the store", "Mary gave a drink"
+    result = attribute(loaded, source, method="saliency", target=target)
+    assert len(result.source_tokens) > len(source.split()) + 1  # some words are split into pieces
+    for text, tokens, word_ids in (
+        (source, result.source_tokens, result.source_word_ids),
+        (target, result.target_tokens, result.target_word_ids),
+    ):
+        for index, word in enumerate(text.split()):
+            pieces_of_word = [t for t, w in zip(tokens, word_ids, strict=True) if w == index]
+            assert "".join(pieces_of_word).replace("▁", "") == word
