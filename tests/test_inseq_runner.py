@@ -534,3 +534,20 @@ def test_a_slow_sentencepiece_tokenizer_maps_pieces_to_words_by_their_markers(tm
         for index, word in enumerate(text.split()):
             pieces_of_word = [t for t, w in zip(tokens, word_ids, strict=True) if w == index]
             assert "".join(pieces_of_word).replace("▁", "") == word
+
+
+def test_lone_sentencepiece_spaces_belong_to_the_next_word_or_to_none_at_the_end(tmp_path):
+    """Offsets of a fast Unigram tokenizer: a lone ``▁`` from a double space belongs to the word after it, a
+    trailing one to no word (whitespace words of the text are the ground truth)."""
+    from attribution.models import load_model
+    from tests.real_tokenizers import save_unigram_marian
+
+    loaded = load_model(str(save_unigram_marian(tmp_path / "unigram-marian")))
+    trailing = attribute(loaded, "When Mary went ", target="Mary gave ", method="saliency")
+    assert trailing.source_tokens == ["▁", "W", "hen", "▁Mary", "▁w", "en", "t", "▁", "</s>"]
+    assert trailing.source_word_ids == [0, 0, 0, 1, 2, 2, 2, None, None]
+    assert trailing.target_word_ids == [None, 0, 1, 1, 1, None, None]
+    double = attribute(loaded, "When  Mary went", target="Mary  gave", method="saliency")
+    assert double.source_tokens == ["▁", "W", "hen", "▁", "▁Mary", "▁w", "en", "t", "</s>"]
+    assert double.source_word_ids == [0, 0, 0, 1, 1, 2, 2, 2, None]
+    assert double.target_word_ids == [None, 0, 1, 1, 1, 1, None]
