@@ -551,3 +551,12 @@ def test_lone_sentencepiece_spaces_belong_to_the_next_word_or_to_none_at_the_end
     assert double.source_tokens == ["▁", "W", "hen", "▁", "▁Mary", "▁w", "en", "t", "</s>"]
     assert double.source_word_ids == [0, 0, 0, 1, 1, 2, 2, 2, None]
     assert double.target_word_ids == [None, 0, 1, 1, 1, 1, None]
+
+
+def test_without_offsets_or_word_markers_each_token_is_a_word(marian, monkeypatch):
+    """A tokenizer that gives no character offsets (slow) and whose pieces carry no word-start marker: each
+    piece is taken as a word of its own, in order (here the word-level tokenizer's pieces are the words)."""
+    monkeypatch.setattr(type(marian.tokenizer), "is_fast", property(lambda self: False))
+    result = attribute(marian, SOURCE, target=TRANSLATION, method="saliency")
+    assert result.source_word_ids == [0, 1, 2, 3, 4, None]
+    assert result.target_word_ids == [None, 0, 1, 2, None]
