@@ -228,3 +228,14 @@ def test_the_token_limit_applies_to_each_input(loaded) -> None:
     outcomes = attribute_batch(loaded, [long_text, "the cat"], targets=[rows[0]["target"], "ka"], max_tokens=3)
     assert isinstance(outcomes[0], InvalidInputError) and str(outcomes[0]) == str(alone.value)
     assert not isinstance(outcomes[1], Exception)
+
+
+def test_two_inputs_share_one_inseq_call(loaded, monkeypatch) -> None:
+    rows = translation_rows(2)
+    texts, targets = [r["source"] for r in rows], [r["target"] for r in rows]
+    alone = [attribute(loaded, text, target=target) for text, target in zip(texts, targets, strict=True)]
+    calls = _failing_on(monkeypatch, lambda batch: None)
+    outcomes = attribute_batch(loaded, texts, targets=targets, batch_size=2)
+    assert calls == [texts]  # one call, no retry
+    for outcome, expected in zip(outcomes, alone, strict=True):
+        np.testing.assert_allclose(outcome.source_scores, expected.source_scores, rtol=1e-4, atol=2e-6)

@@ -560,3 +560,11 @@ def test_without_offsets_or_word_markers_each_token_is_a_word(marian, monkeypatc
     result = attribute(marian, SOURCE, target=TRANSLATION, method="saliency")
     assert result.source_word_ids == [0, 1, 2, 3, 4, None]
     assert result.target_word_ids == [None, 0, 1, 2, None]
+
+
+def test_attribution_prints_no_progress_display(gpt2, capfd):
+    """The CLI and the app report progress themselves; Inseq's own display ("Attributing with …" panels) would
+    clutter a terminal, a log, or the CLI's JSON on stdout."""
+    attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
+    captured = capfd.readouterr()
+    assert "Attributing with" not in captured.out + captured.err
