@@ -568,3 +568,29 @@ def test_attribution_prints_no_progress_display(gpt2, capfd):
     attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
     captured = capfd.readouterr()
     assert "Attributing with" not in captured.out + captured.err
+
+
+def test_a_failure_on_an_untested_family_is_a_clear_refusal_and_on_a_tested_one_the_error_itself(gpt2, monkeypatch):
+    import inseq
+    from transformers import AutoModelForCausalLM, GPTJConfig
+
+    from attribution.errors import UnsupportedError
+    from attribution.models import LoadedModel
+    from tests.random_models import word_level_tokenizer
+
+    def fails(self, *args, **kwargs):
+        raise RuntimeError("shapes do not match\nTraceback details")
+
+    monkeypatch.setattr(inseq.models.HuggingfaceDecoderOnlyModel, "attribute", fails)
+    config = GPTJConfig(vocab_size=200, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, n_positions=64)
+    gptj = LoadedModel(
+        "random-gptj", AutoModelForCausalLM.from_config(config).eval(), word_level_tokenizer(append_eos=False), "causal"
+    )
+    with pytest.raises(UnsupportedError) as refused:
+        attribute(gptj, PROMPT, method="saliency", target=CONTINUATION)
+    assert str(refused.value) == (
+        "saliency failed on this gptj model, an architecture we have not tested (RuntimeError: shapes do not "
+        "match). Try saliency or attention."
+    )
+    with pytest.raises(RuntimeError, match=r"^shapes do not match"):
+        attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
