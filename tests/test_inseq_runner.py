@@ -269,8 +269,8 @@ def test_attention_computes_step_scores_in_a_separate_pass(gpt2):
 def test_progress_is_reported_up_to_the_total(gpt2):
     calls = []
     attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION, progress=lambda *args: calls.append(args))
-    dones = [done for done, _, *_ in calls]
-    assert dones == sorted(dones) and calls[-1][:2] == (3, 3) and len(calls) >= 3
+    # one report per attributed token (the continuation's three), then the end
+    assert calls == [(1, 3, "token 1 of 3"), (2, 3, "token 2 of 3"), (3, 3, "token 3 of 3"), (3, 3, "done")]
 
 
 @pytest.mark.parametrize(
@@ -578,8 +578,10 @@ def test_a_failure_on_an_untested_family_is_a_clear_refusal_and_on_a_tested_one_
     from attribution.models import LoadedModel
     from tests.random_models import word_level_tokenizer
 
+    first_line = "shapes do not match"
+
     def fails(self, *args, **kwargs):
-        raise RuntimeError("shapes do not match\nTraceback details")
+        raise RuntimeError(f"{first_line}\nTraceback details")
 
     monkeypatch.setattr(inseq.models.HuggingfaceDecoderOnlyModel, "attribute", fails)
     config = GPTJConfig(vocab_size=200, n_embd=16, n_layer=1, n_head=2, rotary_dim=4, n_positions=64)
@@ -594,3 +596,7 @@ def test_a_failure_on_an_untested_family_is_a_clear_refusal_and_on_a_tested_one_
     )
     with pytest.raises(RuntimeError, match=r"^shapes do not match"):
         attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION)
+    first_line = "x" * 250  # a long first line is cut at 200 characters
+    with pytest.raises(UnsupportedError) as refused:
+        attribute(gptj, PROMPT, method="saliency", target=CONTINUATION)
+    assert f"(RuntimeError: {'x' * 200}). Try" in str(refused.value)
