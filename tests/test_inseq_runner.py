@@ -271,6 +271,9 @@ def test_progress_is_reported_up_to_the_total(gpt2):
     attribute(gpt2, PROMPT, method="saliency", target=CONTINUATION, progress=lambda *args: calls.append(args))
     # one report per attributed token (the continuation's three), then the end
     assert calls == [(1, 3, "token 1 of 3"), (2, 3, "token 2 of 3"), (3, 3, "token 3 of 3"), (3, 3, "done")]
+    calls.clear()  # attention is read at the last step only: one step
+    attribute(gpt2, PROMPT, method="attention", target=CONTINUATION, progress=lambda *args: calls.append(args))
+    assert calls == [(1, 1, "token 1 of 1"), (1, 1, "done")]
 
 
 @pytest.mark.parametrize(
@@ -285,7 +288,10 @@ def test_progress_is_reported_up_to_the_total(gpt2):
         ({"step_scores": ["bogus"]}, "Unknown step score 'bogus'"),
         ({"contrast_target": "to the house", "target": None}, "needs a target"),
         ({"step_scores": ["contrast_prob_diff"]}, "contrast target: give one"),
-        ({"method_params": {"n_stepz": 3}, "method": "integrated_gradients"}, "accepts: internal_batch_size"),
+        (
+            {"method_params": {"n_stepz": 3}, "method": "integrated_gradients"},
+            "Unknown parameter 'n_stepz' for integrated_gradients; it accepts: internal_batch_size",
+        ),
         ({"target": PROMPT}, "only repeats the prompt"),
         ({"target": "   "}, "The target is empty"),
         ({"max_new_tokens": 0, "target": None}, "max_new_tokens must be a positive"),
