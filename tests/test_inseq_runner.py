@@ -606,3 +606,13 @@ def test_a_failure_on_an_untested_family_is_a_clear_refusal_and_on_a_tested_one_
     with pytest.raises(UnsupportedError) as refused:
         attribute(gptj, PROMPT, method="saliency", target=CONTINUATION)
     assert f"(RuntimeError: {'x' * 200}). Try" in str(refused.value)
+
+
+def test_method_parameters_reach_the_method(gpt2):
+    """Integrated gradients with 2 steps is a coarser approximation than with 32: the numbers differ, and the
+    same parameters give the same numbers."""
+    coarse = attribute(gpt2, PROMPT, method="integrated_gradients", target=CONTINUATION, method_params={"n_steps": 2})
+    fine = attribute(gpt2, PROMPT, method="integrated_gradients", target=CONTINUATION, method_params={"n_steps": 32})
+    again = attribute(gpt2, PROMPT, method="integrated_gradients", target=CONTINUATION, method_params={"n_steps": 2})
+    assert not np.allclose(coarse.target_scores, fine.target_scores, equal_nan=True)
+    np.testing.assert_array_equal(coarse.target_scores, again.target_scores)
