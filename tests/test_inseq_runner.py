@@ -264,6 +264,13 @@ def test_attention_computes_step_scores_in_a_separate_pass(gpt2):
     assert attention.step_scores["probability"] == pytest.approx(saliency.step_scores["probability"], rel=1e-6)
     column = attention.target_scores[: attention.attributed_start + 1, 1]
     assert column.sum() == pytest.approx(1.0, rel=1e-5)  # mean of attention rows over heads and layers
+    # a contrastive step score needs the contrast target in that separate pass too
+    options = {"target": CONTINUATION, "contrast_target": "to the house", "step_scores": ["contrast_prob_diff"]}
+    attention = attribute(gpt2, PROMPT, method="attention", **options)
+    saliency = attribute(gpt2, PROMPT, method="saliency", **options)
+    differences = attention.step_scores["contrast_prob_diff"]
+    assert differences == pytest.approx(saliency.step_scores["contrast_prob_diff"], rel=1e-6)
+    assert any(abs(value) > 1e-6 for value in differences)  # the contrast changes a token
 
 
 def test_progress_is_reported_up_to_the_total(gpt2):
