@@ -623,3 +623,23 @@ def test_method_parameters_reach_the_method(gpt2):
     again = attribute(gpt2, PROMPT, method="integrated_gradients", target=CONTINUATION, method_params={"n_steps": 2})
     assert not np.allclose(coarse.target_scores, fine.target_scores, equal_nan=True)
     np.testing.assert_array_equal(coarse.target_scores, again.target_scores)
+
+
+@pytest.mark.parametrize(
+    ("method", "accepted"),
+    [
+        ("integrated_gradients", "internal_batch_size, method, n_steps"),
+        ("saliency", "abs"),
+        ("input_x_gradient", "none"),
+    ],
+)
+def test_an_unknown_method_parameter_is_refused_listing_what_the_method_accepts(gpt2, method, accepted):
+    with pytest.raises(InvalidInputError) as refused:
+        attribute(gpt2, PROMPT, target=CONTINUATION, method=method, method_params={"bogus": 1})
+    assert str(refused.value) == f"Unknown parameter 'bogus' for {method}; it accepts: {accepted}."
+
+
+def test_generating_the_target_is_reported_first(gpt2):
+    calls = []
+    attribute(gpt2, PROMPT, method="saliency", max_new_tokens=2, progress=lambda *args: calls.append(args))
+    assert calls == [(0, 1, "generating"), (1, 2, "token 1 of 2"), (2, 2, "token 2 of 2"), (2, 2, "done")]
