@@ -239,3 +239,12 @@ def test_two_inputs_share_one_inseq_call(loaded, monkeypatch) -> None:
     assert calls == [texts]  # one call, no retry
     for outcome, expected in zip(outcomes, alone, strict=True):
         np.testing.assert_allclose(outcome.source_scores, expected.source_scores, rtol=1e-4, atol=2e-6)
+
+
+def test_a_method_whose_batch_is_not_exact_runs_each_input_alone(loaded, monkeypatch) -> None:
+    assert not batch_exact(loaded, "attention")
+    rows = translation_rows(3)
+    texts = [r["source"] for r in rows]
+    calls = _failing_on(monkeypatch, lambda batch: None)
+    attribute_batch(loaded, texts, targets=[r["target"] for r in rows], method="attention", batch_size=8)
+    assert calls == [[text] for text in texts]
