@@ -228,6 +228,7 @@ def test_the_token_limit_applies_to_each_input(loaded) -> None:
         attribute(loaded, long_text, target=rows[0]["target"], max_tokens=3)
     outcomes = attribute_batch(loaded, [long_text, "the cat"], targets=[rows[0]["target"], "ka"], max_tokens=3)
     assert isinstance(outcomes[0], InvalidInputError) and str(outcomes[0]) == str(alone.value)
+    assert str(alone.value).startswith("The input text is ") and "accepts at most 3 here" in str(alone.value)
     assert not isinstance(outcomes[1], Exception)
 
 
