@@ -643,3 +643,17 @@ def test_generating_the_target_is_reported_first(gpt2):
     calls = []
     attribute(gpt2, PROMPT, method="saliency", max_new_tokens=2, progress=lambda *args: calls.append(args))
     assert calls == [(0, 1, "generating"), (1, 2, "token 1 of 2"), (2, 2, "token 2 of 2"), (2, 2, "done")]
+
+
+def test_a_contrast_target_is_checked_as_the_target_is(gpt2):
+    with pytest.raises(InvalidInputError) as empty:
+        attribute(gpt2, PROMPT, target=CONTINUATION, contrast_target="  ", step_scores=["contrast_prob_diff"])
+    assert str(empty.value) == "The contrast target is empty: type some text first."
+    with pytest.raises(InvalidInputError) as too_long:  # with the prompt the target fits, the contrast does not
+        attribute(
+            gpt2, PROMPT, target="to", contrast_target="to the big house", max_tokens=7,
+            step_scores=["contrast_prob_diff"],
+        )  # fmt: skip
+    assert str(too_long.value) == (
+        "The prompt with its contrast target is 9 tokens long; random-gpt2 accepts at most 7 here. Shorten it."
+    )
