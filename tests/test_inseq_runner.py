@@ -314,8 +314,12 @@ def test_bad_inputs_are_refused_with_a_clear_message(gpt2, kwargs, message):
 def test_attention_needs_eager_attention():
     loaded = build_random_model("llama")
     loaded.model.set_attn_implementation("sdpa")
-    with pytest.raises(UnsupportedError, match="eager"):
+    with pytest.raises(UnsupportedError) as refused:
         check_supported(loaded, "attention")
+    assert str(refused.value) == (
+        "attention needs the model's attention weights, but random-llama was loaded with 'sdpa' attention; load it "
+        "with eager attention (load_model(..., eager_attention=True))."
+    )
     check_supported(loaded, "saliency")
 
 
