@@ -424,3 +424,10 @@ def build_random_model(family: str, *, seed: int = 0, random_biases: bool = True
     model.eval()
     tokenizer = word_level_tokenizer(append_eos=kind == "seq2seq")
     return LoadedModel(model_id=f"random-{family}", model=model, tokenizer=tokenizer, kind=kind)
+
+
+def build_never_ending_model(family: str, *, seed: int = 0) -> LoadedModel:
+    """A random model whose generation never ends (``</s>`` suppressed): it runs to its token limit."""
+    loaded = build_random_model(family, seed=seed)
+    loaded.model.generation_config.suppress_tokens = [loaded.tokenizer.eos_token_id]
+    return loaded

@@ -21,7 +21,13 @@ from attribution.models import LoadedModel
 from attribution.results import ContributionGraph, load_result_file
 from space.cli import main
 from tests.contributions_reference import ReferenceStack, reference_route
-from tests.random_models import FAMILIES, VARIANTS, build_random_model, word_level_tokenizer
+from tests.random_models import (
+    FAMILIES,
+    VARIANTS,
+    build_never_ending_model,
+    build_random_model,
+    word_level_tokenizer,
+)
 
 PROMPT = "when mary and john went to the store , john gave a drink to"
 SOURCE = "the small cat sees the red house ."
@@ -807,15 +813,6 @@ def test_t5_output_scaling_is_read_from_current_and_older_configs(tied):
 # ---- the decoder-side tokens: a generated target, the limits, the tokenizer's special tokens ----
 
 
-def _endless(family: str, **generation) -> LoadedModel:
-    """A random model that never ends its output (``</s>`` suppressed): generation runs to its limit."""
-    loaded = build_random_model(family, seed=5)
-    loaded.model.generation_config.suppress_tokens = [loaded.tokenizer.eos_token_id]
-    for name, value in generation.items():
-        setattr(loaded.model.generation_config, name, value)
-    return loaded
-
-
 def _greedy_ids(loaded: LoadedModel, text: str, max_new_tokens: int) -> list[int]:
     encoded = loaded.tokenizer(text, return_tensors="pt")
     with torch.no_grad():
@@ -823,7 +820,7 @@ def _greedy_ids(loaded: LoadedModel, text: str, max_new_tokens: int) -> list[int
 
 
 def test_a_generated_target_is_greedy_up_to_the_decoders_positions_whatever_the_generation_config_says():
-    loaded = _endless("marian")  # 64 decoder positions: the start token and 63 generated tokens
+    loaded = build_never_ending_model("marian", seed=5)  # 64 decoder positions: the start token and 63 generated tokens
     greedy = _greedy_ids(loaded, SOURCE, 63)
     assert len(greedy) == 64
     with torch.no_grad():
@@ -840,7 +837,7 @@ def test_a_generated_target_is_greedy_up_to_the_decoders_positions_whatever_the_
 
 
 def test_without_a_context_limit_at_most_64_tokens_are_generated():
-    loaded = _endless("t5")
+    loaded = build_never_ending_model("t5", seed=5)
     loaded.tokenizer.model_max_length = int(1e30)  # what transformers sets when a tokenizer names no limit
     assert loaded.max_input_tokens is None
     graph = build_contribution_graph(loaded, SOURCE, top_k=0)

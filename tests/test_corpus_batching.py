@@ -143,13 +143,9 @@ def test_a_budget_running_out_stops_the_whole_run(loaded, monkeypatch, when: str
 
 def test_with_its_defaults_a_batch_gives_what_attribute_gives_with_its_own() -> None:
     """Same method (saliency), same generation limit (20 new tokens: this model never ends a sentence)."""
-    import torch
+    from tests.random_models import build_never_ending_model
 
-    from tests.random_models import build_random_model
-
-    endless = build_random_model("marian")
-    with torch.no_grad():
-        endless.model.final_logits_bias[0, endless.tokenizer.eos_token_id] = -1e9
+    endless = build_never_ending_model("marian")
     text = "the cat sees the dog"
     alone = attribute(endless, text)
     (batched,) = attribute_batch(endless, [text])

@@ -11,7 +11,7 @@ import torch
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.inseq_runner import attribute, available_methods, available_step_scores, check_supported
 from attribution.results import AttributionResult
-from tests.random_models import build_random_model
+from tests.random_models import build_never_ending_model, build_random_model
 
 PROMPT = "when mary and john went"
 CONTINUATION = "to the store"
@@ -216,11 +216,7 @@ def test_generation_stops_at_the_end_of_the_context(gpt2):
 
 @pytest.fixture
 def endless_marian():
-    """A random Marian model that never ends its output (``</s>`` suppressed): generation runs to the limit."""
-    loaded = build_random_model("marian")
-    with torch.no_grad():
-        loaded.model.final_logits_bias[0, loaded.tokenizer.eos_token_id] = -1e9
-    return loaded
+    return build_never_ending_model("marian")
 
 
 def test_seq2seq_generation_is_bounded_by_the_decoders_positions_not_the_sources(endless_marian):
