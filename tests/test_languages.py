@@ -126,17 +126,10 @@ def test_attribution_of_a_given_target_uses_both_codes(nllb):
 
 
 def test_batched_attribution_keeps_the_languages_when_it_retries_input_by_input(nllb, monkeypatch):
-    from attribution import inseq_runner
     from attribution.inseq_runner import attribute_batch
+    from tests.test_corpus_batching import _failing_on
 
-    original = inseq_runner._run
-
-    def batch_fails(loaded, inseq_model, spec, texts, *args, **kwargs):
-        if len(texts) > 1:
-            raise RuntimeError("retry one by one")
-        return original(loaded, inseq_model, spec, texts, *args, **kwargs)
-
-    monkeypatch.setattr(inseq_runner, "_run", batch_fails)
+    _failing_on(monkeypatch, lambda batch: RuntimeError("retry one by one") if len(batch) > 1 else None)
     outcomes = attribute_batch(
         nllb, [SOURCE, TARGET], targets=[TARGET, SOURCE], src_lang="fra_Latn", tgt_lang="deu_Latn", batch_size=2
     )
