@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import stat
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,13 +31,11 @@ def _megabytes(n_bytes: int) -> str:
     return f"{n_bytes / 1024**2:.3g} MB"
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ResultFormatError(f"result JSON: {name} is not a JSON number (only finite numbers and null are accepted)")
-
-
-def parse_json_text(text: str | bytes, *, max_bytes: int | None = None) -> Any:
+def parse_json_text(text: str | bytes, *, max_bytes: int | None = None, what: str = "result JSON") -> Any:
     """Parse JSON *text* (never a path) of at most ``max_bytes`` UTF-8 bytes, checked before parsing.
 
+    The one parser of untrusted JSON (results, run manifests, option values such as ``--method-params``):
+    whatever is wrong with the text, the answer is one :class:`ResultFormatError` line naming ``what``.
     ``max_bytes=None`` means :data:`DEFAULT_MAX_RESULT_BYTES` (read at call time).
     """
     max_bytes = DEFAULT_MAX_RESULT_BYTES if max_bytes is None else max_bytes
@@ -45,28 +45,70 @@ def parse_json_text(text: str | bytes, *, max_bytes: int | None = None) -> Any:
         # A character takes at most 4 bytes in UTF-8: a text this long cannot fit, whatever it holds.
         size = len(text) if len(text) > max_bytes else len(text.encode("utf-8", "surrogatepass"))
     else:
-        raise ResultFormatError(f"result JSON must be text, not {type(text).__name__}")
+        raise ResultFormatError(f"{what} must be text, not {type(text).__name__}")
     if size > max_bytes:
-        raise ResultFormatError(f"result JSON is larger than the {_megabytes(max_bytes)} accepted")
+        raise ResultFormatError(f"{what} is larger than the {_megabytes(max_bytes)} accepted")
+
+    def refuse_constant(name: str) -> Any:
+        raise ResultFormatError(f"{what}: {name} is not a JSON number (only finite numbers and null are accepted)")
+
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=refuse_constant)
+    except ResultFormatError:
+        raise
     except RecursionError:
-        raise ResultFormatError("result JSON is nested too deeply") from None
+        raise ResultFormatError(f"{what} is nested too deeply") from None
     except UnicodeDecodeError as error:
-        raise ResultFormatError(f"result JSON is not UTF-8 text (byte {error.start})") from None
+        raise ResultFormatError(f"{what} is not UTF-8 text (byte {error.start})") from None
     except json.JSONDecodeError as error:
-        raise ResultFormatError(f"result JSON is not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise ResultFormatError(f"{what} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    except ValueError:  # the only other one: int() refuses more digits than sys.get_int_max_str_digits()
+        raise ResultFormatError(
+            f"{what} holds a whole number of more than {sys.get_int_max_str_digits():,} digits"
+        ) from None
+
+
+def check_regular_file(path: str | Path, name: str | None = None) -> Path:
+    """``path`` if it names a regular file (links followed); anything else is one :class:`InvalidInputError`.
+
+    The one check before a file named by a user is opened for reading (result JSON, run manifests,
+    corpus data): opening a FIFO waits for a writer forever and a device never ends, so they are
+    refused by what they are, before any ``open``. ``name`` replaces the path in the message.
+    """
+    path = Path(path)
+    shown = name or str(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise InvalidInputError(f"{shown} not found") from None
+    except OSError as error:
+        raise InvalidInputError(f"cannot read {shown}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{shown} is {_file_kind(mode)}, not a regular file")
+    return path
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), "not a file")
 
 
 def read_json_file(path: str | Path, *, max_bytes: int | None = None) -> Any:
-    """Read and parse a JSON file, reading at most ``max_bytes`` + 1 bytes (``/dev/zero`` is refused, not read)."""
+    """Read and parse a JSON file, reading at most ``max_bytes`` + 1 bytes of a regular file only."""
     max_bytes = DEFAULT_MAX_RESULT_BYTES if max_bytes is None else max_bytes
     path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"result file not found: {path}")
+    check_regular_file(path)
     try:
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InvalidInputError(f"result file not found: {path}") from None
     except OSError as error:
         raise InvalidInputError(f"cannot read {path}: {error.strerror or error}") from None
     if len(data) > max_bytes:

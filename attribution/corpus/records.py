@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import InvalidInputError
+from attribution.validation import check_regular_file
 
 FORMATS = ("jsonl", "csv", "parquet", "hf")
 _SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
@@ -104,8 +105,8 @@ def read_records(
     name = display_name or source.name
     if not source.exists():
         raise InvalidInputError(f"Data not found: {name}.")
-    if not source.is_dir() and not source.is_file():  # a device (/dev/zero), a pipe: no end, no size
-        raise InvalidInputError(f"{name} is not a regular file or a dataset folder.")
+    if not source.is_dir():
+        check_regular_file(source, name)  # a device (/dev/zero), a pipe: no end, no size
     fmt = fmt or detect_format(source)
     if fmt not in FORMATS:
         raise InvalidInputError(f"Unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}.")

@@ -227,7 +227,7 @@ class RunFolder:
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
     """The run's ``run.json``, size-capped and checked field by field (a folder may come from anyone)."""
     path = run_dir / MANIFEST
-    if not path.is_file():  # also a run.json that is a folder, a device or a link to one
+    if not path.exists():  # a run.json that is a folder, a device or a FIFO is refused by read_json_file's check
         raise InvalidInputError(f"{run_dir} is not a corpus run folder (no {MANIFEST}).")
     try:
         return _checked_manifest(read_json_file(path, max_bytes=MAX_MANIFEST_BYTES))
