@@ -50,8 +50,9 @@ def int_range(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
 def _bounded_int(value: str, minimum: int, maximum: int | None) -> int:
     try:
         number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {value!r}") from None
+    except ValueError:  # not a number, or more digits than Python converts (sys.get_int_max_str_digits())
+        shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}… ({len(value):,} characters)"
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {shown}") from None
     if number < minimum or (maximum is not None and number > maximum):
         bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise argparse.ArgumentTypeError(f"must be {bounds}, not {number}")
@@ -157,10 +158,41 @@ def progress_bar(description: str):
         bar.close()
 
 
+#: Text options of the model commands, by the role the library's messages name them with: a lone surrogate
+#: (what invalid UTF-8 on a command line becomes) reads the same whether found here or by the library.
+TEXT_OPTION_ROLES = {
+    "text": "input text",
+    "target": "target",
+    "contrast_target": "contrast target",
+    "counterfactual": "counterfactual",
+    "counterfactual_target": "counterfactual's target",
+    "reference": "reference",
+    "target_token": "target token",
+    "contrast_token": "contrast token",
+    "revision": "model revision",
+}
+
+
+def check_text_options(args: argparse.Namespace) -> None:
+    """Refuse a text option that is not valid Unicode, before any model is loaded (texts need no model for that)."""
+    from attribution.validation import check_unicode
+
+    for name, role in TEXT_OPTION_ROLES.items():
+        value = getattr(args, name, None)
+        for text in value if isinstance(value, list) else [value]:
+            if text is not None:
+                check_unicode(text, role)
+
+
 def load_model_from_args(args: argparse.Namespace):
-    """The :class:`attribution.models.LoadedModel` the model options name (imports torch and transformers)."""
+    """The :class:`attribution.models.LoadedModel` the model options name (imports torch and transformers).
+
+    Commands call it once every other option is checked; it checks the text options first, so that
+    nothing a command line can get wrong is found only after the model has loaded.
+    """
     from attribution.models import load_model
 
+    check_text_options(args)
     return load_model(args.model, device=args.device, dtype=args.dtype, revision=args.revision)
 
 

@@ -349,3 +349,18 @@ def corpus_file_cases(*, max_rows: int, max_bytes: int) -> list[Case]:
         Case("junk Parquet", ("junk.parquet", b"not parquet"), r"junk\.parquet: not a readable Parquet file"),
         Case("not a data file", ("notes.txt", b"hello"), r"Invalid file type"),
     ]
+
+
+#: An integer with more digits than Python converts (``int()`` raises ValueError past ``sys.get_int_max_str_digits()``,
+#: 4,300): valid JSON syntax that used to escape the parser as a traceback.
+HUGE_INTEGER = "9" * 5000
+#: What the user is told about it (the library's wording; the app shows its one refusal for result JSON).
+HUGE_INTEGER_EXPECT = r"holds a whole number of more than 4,300 digits"
+
+
+def huge_integer_json(result: Any | None = None) -> str:
+    """``result`` (default: a valid attribution) as JSON with a field set to :data:`HUGE_INTEGER`
+    (``attributed_start`` when it has one, else an extra ``padding`` field)."""
+    data = json.loads((result or valid_attribution()).to_json())
+    data["attributed_start" if "attributed_start" in data else "padding"] = "HUGE-INTEGER"
+    return json.dumps(data).replace('"HUGE-INTEGER"', HUGE_INTEGER)

@@ -110,7 +110,8 @@ def build_edits(
     return edits
 
 
-def resolve_components(components: Sequence[str | Component], shape: ModelShape) -> list[Component]:
+def parse_components(components: Sequence[str | Component] | str | Component) -> list[Component]:
+    """The components named (ids parsed, their number bounded): what can be checked before a model is loaded."""
     if isinstance(components, str | Component):
         components = [components]
     components = list(components)
@@ -118,7 +119,24 @@ def resolve_components(components: Sequence[str | Component], shape: ModelShape)
         raise InvalidInputError("Name at least one component to intervene on (e.g. 'decoder:1:head:0').")
     if len(components) > MAX_COMPONENTS:
         raise InvalidInputError(f"At most {MAX_COMPONENTS} components per intervention, not {len(components)}.")
-    return [resolve(c if isinstance(c, Component) else parse_component(c), shape) for c in components]
+    return [c if isinstance(c, Component) else parse_component(c) for c in components]
+
+
+def resolve_components(components: Sequence[str | Component], shape: ModelShape) -> list[Component]:
+    return [resolve(component, shape) for component in parse_components(components)]
+
+
+def check_intervention(
+    components: Sequence[str | Component] | str, *, mode: str, mean_over: str, top_k: int
+) -> list[Component]:
+    """Everything :func:`intervene` checks that needs no model; returns the parsed components.
+
+    A caller that loads the model itself (the command line) calls it first, so a typo costs no model load.
+    """
+    check_mode(mode, mean_over)
+    if not isinstance(top_k, int) or not 0 < top_k <= 100:
+        raise InvalidInputError(f"top_k must be an integer from 1 to 100, not {top_k!r}.")
+    return parse_components(components)
 
 
 def check_mode(mode: str, mean_over: str) -> None:
@@ -222,15 +240,13 @@ def intervene(
     Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens. ``src_lang`` /
     ``tgt_lang``: language codes of a multilingual translation model (see :mod:`attribution.languages`).
     """
-    check_mode(mode, mean_over)
+    parsed = check_intervention(components, mode=mode, mean_over=mean_over, top_k=top_k)
     languages = check_languages(loaded, src_lang, tgt_lang)
-    if not isinstance(top_k, int) or not 0 < top_k <= 100:
-        raise InvalidInputError(f"top_k must be an integer from 1 to 100, not {top_k!r}.")
     with exclusive_use(loaded), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(loaded, text, target, max_tokens=max_tokens, languages=languages)
         shape = model_shape(spec, clean)
-        resolved = resolve_components(components, shape)
+        resolved = resolve_components(parsed, shape)
         roots = resolve_root_tokens(root_tokens, len(clean.decoder_ids))
         target_id = None if target_token is None else token_id(loaded, target_token)
         contrast_id = None if contrast_token is None else token_id(loaded, contrast_token, role="contrast token")

@@ -109,6 +109,12 @@ def _matched_random_sets(
     return sets
 
 
+def check_seeds(seeds: int) -> None:
+    """The number of random edge sets a route is compared with: checked before anything is loaded or run."""
+    if not isinstance(seeds, int) or not 0 <= seeds <= MAX_SEEDS:
+        raise InvalidInputError(f"seeds must be an integer from 0 to {MAX_SEEDS}, not {seeds!r}.")
+
+
 def route_faithfulness(
     loaded: LoadedModel,
     text: str,
@@ -132,8 +138,7 @@ def route_faithfulness(
     ``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (default: the given
     graph's, see :mod:`attribution.languages`).
     """
-    if not isinstance(seeds, int) or not 0 <= seeds <= MAX_SEEDS:
-        raise InvalidInputError(f"seeds must be an integer from 0 to {MAX_SEEDS}, not {seeds!r}.")
+    check_seeds(seeds)
     if graph is not None:
         src_lang = src_lang or graph.provenance.source_language
         tgt_lang = tgt_lang or graph.provenance.target_language

@@ -10,7 +10,6 @@ pyarrow, Ray) are imported inside :func:`run_corpus_command`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,28 +103,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def parse_max_memory(value: str | None) -> dict[Any, str] | None:
-    """``"0=20GiB,cpu=60GiB"`` → ``{0: "20GiB", "cpu": "60GiB"}`` (GPU indices as integers)."""
+    """``"0=20GiB,cpu=60GiB"`` → ``{0: "20GiB", "cpu": "60GiB"}`` (GPU indices as integers).
+
+    Each size is read by accelerate's own parser now, so a bad one is refused before the model loads.
+    """
     if value is None:
         return None
+    from accelerate.utils import convert_file_size_to_int
+
     memory: dict[Any, str] = {}
     for part in value.split(","):
         device, sep, size = part.partition("=")
         if not sep or not device.strip() or not size.strip():
             raise InvalidInputError(f"--max-memory must look like '0=20GiB,cpu=60GiB', not {value!r}.")
+        try:
+            convert_file_size_to_int(size.strip())
+        except (ValueError, OverflowError):
+            raise InvalidInputError(f"--max-memory: {size.strip()[:40]!r} is not a size such as 20GiB.") from None
         key = device.strip()
         memory[int(key) if key.isdigit() else key] = size.strip()
     return memory
 
 
 def _method_params(value: str | None) -> dict[str, dict[str, Any]]:
+    from attribution.validation import parse_json_text
+
     if value is None:
         return {}
-    try:
-        params = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise InvalidInputError(f"--method-params is not valid JSON ({error.msg}).") from None
-    except RecursionError:
-        raise InvalidInputError("--method-params is nested too deeply.") from None
+    params = parse_json_text(value, what="--method-params")
     if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
         raise InvalidInputError('--method-params must map methods to parameters: {"method": {"name": value}}.')
     return params
@@ -154,7 +159,9 @@ def _fields(args: argparse.Namespace):
 
 def run_corpus_command(args: argparse.Namespace) -> int:
     from attribution.corpus import ModelSpec, RayOptions, TaskConfig, default_metrics, read_records, run_corpus
+    from space.cli import check_text_options
 
+    check_text_options(args)
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):
         raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray.")
     task = TaskConfig(

@@ -74,8 +74,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    from space.cli import load_model_from_args, write_result
+def check_options(args: argparse.Namespace) -> None:
+    """Every check of the options that needs no model, so that a mistake costs no model load."""
+    from attribution.interventions.ablation import check_intervention
+    from attribution.interventions.routes import check_seeds
     from space.inputs import parse_root_tokens
 
     roots = parse_root_tokens(args.token)
@@ -86,10 +88,21 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInputError("--route tests one root token: give --token one index.")
         if not 0.0 <= args.threshold < 1.0:
             raise InvalidInputError(f"--threshold must be in [0, 1), not {args.threshold}")
+        check_seeds(args.seeds)
     elif not args.component:
         raise InvalidInputError("Name what to change with --component (see --help), or test a route with --route.")
+    else:
+        check_intervention(args.component, mode=args.mode, mean_over=args.mean_over, top_k=args.top_k)
     if args.mode == "patch" and args.counterfactual is None and args.counterfactual_target is None:
         raise InvalidInputError("--mode patch needs --counterfactual (and/or --counterfactual-target).")
+
+
+def run(args: argparse.Namespace) -> int:
+    from space.cli import load_model_from_args, write_result
+    from space.inputs import parse_root_tokens
+
+    check_options(args)
+    roots = parse_root_tokens(args.token)
     loaded = load_model_from_args(args)
     if args.route:
         from attribution.interventions.routes import route_faithfulness
