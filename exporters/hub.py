@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -81,8 +82,49 @@ def _page_url(endpoint: str, repo_id: str, repo_type: str) -> str:
     return f"{endpoint}/datasets/{repo_id}/blob/main/index.html"
 
 
+#: Pieces of the token at least this long are scrubbed from every message, in any letter case. A Hub token is
+#: ``hf_`` and 34 random letters and digits (about 6 bits each, 200 in all): a shorter piece gives away at most
+#: 7 characters (the public ``hf_`` among them), leaving far more than can ever be guessed, while pieces that
+#: short of random text would start matching ordinary words of the server's message; echoes that matter leave
+#: more (a token cut after a dozen characters, shown by its last ten, or lower-cased whole).
+MIN_TOKEN_PIECE = 8
+
+
 def _scrub(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
+    """``text`` with the token, and every piece of it of :data:`MIN_TOKEN_PIECE` or more characters, as ``***``.
+
+    Matched in any letter case, so a server that lower-cases or cuts the token it echoes leaks nothing either.
+    """
+    if not token:
+        return text
+    size = min(len(token), MIN_TOKEN_PIECE)
+    pieces = sorted({re.escape(token[i : i + size]) for i in range(len(token) - size + 1)})
+    spans: list[list[int]] = []  # merged [start, end) of overlapping matches
+    for match in re.finditer(f"(?=(?:{'|'.join(pieces)}))", text, re.IGNORECASE):
+        start = match.start()
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = start + size
+        else:
+            spans.append([start, start + size])
+    kept, last = [], 0
+    for start, end in spans:
+        kept += [text[last:start], "***"]
+        last = end
+    return "".join([*kept, text[last:]])
+
+
+def check_token(token: str) -> str:
+    """``token`` if it can be sent as one: printable ASCII without spaces (no line break, no CR from a copied file).
+
+    Checked before any request, so a malformed token is said to be one, not reported as a network failure
+    (the HTTP client refuses such a header before it is sent). The message never shows the token.
+    """
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise HubPushError(
+            "the Hugging Face token is malformed (it holds a line break, a space or another character no token "
+            f"has): log in again or set HF_TOKEN; {KEPT}"
+        )
+    return token
 
 
 def _is_a(error: BaseException, class_name: str) -> bool:
@@ -260,6 +302,7 @@ def push_export(
     token = token or get_token()
     if not token:
         raise HubPushError(f"no Hugging Face token: run `hf auth login` or set HF_TOKEN; {KEPT}")
+    check_token(token)
     if constants.is_offline_mode():
         raise HubPushError(f"HF_HUB_OFFLINE is set, so nothing was pushed to {endpoint}; {KEPT}")
 
