@@ -8,6 +8,7 @@ is logged and reported as a generic error, and the app keeps serving either way.
 
 import functools
 import html
+import itertools
 import logging
 import os
 import signal
@@ -96,7 +97,12 @@ EXPORT_SOURCES = {
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show library errors as their one-line message and any other failure as a generic one."""
+    """Show library errors as their one-line message and any other failure as a generic one.
+
+    ``fn`` may be any callable, a ``functools.partial`` included (it has no ``__name__``: the log names the
+    function it wraps).
+    """
+    name = function_name(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -108,10 +114,17 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             # gr.Error renders HTML: escape what may echo user input (model ids, text). One line, bounded.
             raise gr.Error(html.escape(one_line(str(error)), quote=False), print_exception=False) from None
         except Exception:
-            logger.exception("unexpected error in %s", fn.__name__)
+            logger.exception("unexpected error in %s", name)
             raise gr.Error(GENERIC_ERROR) from None
 
     return wrapper
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """A callable's name for the log: a partial's function's, else its own (or its repr when it has none)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 #: Longest message shown to a user (a message echoing a huge input is cut, never the app's answer).
@@ -128,10 +141,11 @@ def concurrency_groups(config: SpaceConfig) -> dict[str, dict[str, Any]]:
     """Event options per queue group, so that cheap requests never wait behind model runs.
 
     Gradio queues each concurrency group separately: ``attribution`` (Attribute, Compare) and
-    ``graph`` (contribution graphs) and ``intervention`` (ablations, patching sweeps, faithfulness) run
-    models, at most ``concurrency_limit`` each at once, and ``corpus`` (uploaded data sets) one at a time; ``light``
-    (threshold re-walks, node/edge details, exports) needs no model in the usual case; ``push`` waits
-    on the Hub. Every model run is also bounded by the time budget and the cost cap.
+    ``graph`` (contribution graphs, and re-thresholding one that must be recomputed) and ``intervention``
+    (ablations, patching sweeps, faithfulness) run models, at most ``concurrency_limit`` each at once, and
+    ``corpus`` (uploaded data sets) one at a time; ``light`` (re-walks of a given graph, node/edge details,
+    exports) never runs a model: its handlers take no model cache; ``push`` waits on the Hub. Every model run
+    is also bounded by the time budget and the cost cap.
     """
     return {
         "attribution": {"concurrency_id": "attribution", "concurrency_limit": config.concurrency_limit},
@@ -269,6 +283,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
     latest = views.LatestRequests()  # which request each session's views must show
     examples = views.ExampleResults(config.cache_examples)
     example_rows: dict[str, tuple[views.View, list[list[Any]]]] = {}
+    recompute_requests = itertools.count(1)  # values of the graph tab's recompute box: each one new
 
     def model_dropdown(label: str = "Model", *, multiselect: bool = False, elem_id: str | None = None) -> gr.Dropdown:
         # Typed ids always reach the handler, which says why one cannot be loaded (instead of the
@@ -479,6 +494,24 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 def show_graph(view: handlers.GraphView) -> tuple[Any, ...]:
                     return handlers.figure_for(view.graph, selection_input=GRAPH_SELECTION_INPUT), view.graph_json
 
+                @user_errors
+                def rewalk_shown(
+                    model, text, target, threshold, renormalize, root, shown, src_lang, tgt_lang, progress=None
+                ):
+                    """The slider's cheap step: the shown graph re-walked, or None (then it is recomputed)."""
+                    inputs = (model, text, target, threshold, renormalize, root, shown, src_lang, tgt_lang)
+                    return handlers.rewalked_shown_graph(*inputs, max_bytes=max_bytes)  # no progress: no wait
+
+                def show_rewalk(view: handlers.GraphView | None) -> tuple[Any, ...]:
+                    """The re-walked graph, or a new value in the recompute box, which starts the recomputation."""
+                    if view is None:
+                        return gr.skip(), gr.skip(), next(recompute_requests)
+                    return *show_graph(view), gr.skip()
+
+                @user_errors
+                def rewalk(graph_json, threshold):
+                    return show_graph(handlers.rewalk_graph(graph_json, threshold, max_bytes=max_bytes))
+
                 def graph_dropdowns(graph_json):
                     """A new graph (or none, while one is computed): fresh menus, nothing selected."""
                     choices = handlers.graph_choices(graph_json, max_bytes=max_bytes)
@@ -503,15 +536,27 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                 g_view = views.View("graph", latest, [g_plot, g_json], (None, ""), graph, show_graph, examples)
                 g_view.on(g_run.click, g_inputs, api_name="graph", **groups["graph"])
                 g_view.on(g_text.submit, g_inputs, **groups["graph"])
-                # The threshold re-walks the shown graph when it can (no model): that graph stays until then.
-                g_rewalk = views.View(
+                # The threshold slider: a cheap step re-walks the shown graph when that is exact (no model; the
+                # graph stays until then); otherwise it writes a new value into the recompute box, whose change
+                # recomputes the graph in the graph group. /graph_threshold (may recompute) is that second step.
+                threshold_inputs = [*g_inputs[:6], g_json, g_src_lang, g_tgt_lang]  # new inputs last: old calls work
+                g_recompute = gr.Number(0, precision=0, visible="hidden", label="graph to recompute")
+                g_rethreshold = views.View(
                     "graph", latest, [g_plot, g_json], (None, gr.skip()), rethreshold, show_graph, examples
                 )
-                g_rewalk.on(
-                    g_threshold.release,
-                    [*g_inputs[:6], g_json, g_src_lang, g_tgt_lang],  # new inputs last: old API calls still work
-                    api_name="graph_threshold",
-                    **groups["light"],
+                g_rethreshold.on(g_recompute.change, threshold_inputs, api_name="graph_threshold", **groups["graph"])
+                g_rewalk = views.View(
+                    "graph",
+                    latest,
+                    [g_plot, g_json, g_recompute],
+                    (None, gr.skip(), gr.skip()),
+                    rewalk_shown,
+                    show_rewalk,
+                    examples,
+                )
+                g_rewalk.on(g_threshold.release, threshold_inputs, **groups["light"])
+                gr.Button(visible=False, elem_id="api-graph_rewalk").click(
+                    rewalk, [g_json, g_threshold], [g_plot, g_json], api_name="graph_rewalk", **groups["light"]
                 )
                 if bundled:
                     example_rows["graph"] = (g_view, graph_examples(bundled))

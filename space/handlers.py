@@ -369,32 +369,65 @@ def rethreshold_graph(
     tgt_lang: str | None = None,
     progress: Progress = _silent,
 ) -> GraphView:
-    """The threshold slider: re-walk the shown graph without the model when that is exact, else recompute.
+    """The graph at a new threshold: the shown graph re-walked when that is exact (see :func:`rewalked_shown_graph`),
+    else :func:`run_graph` (the model). It may run the model, so the app queues it with the model runs."""
+    inputs = (model, text, target, threshold, renormalize, root_token)
+    shown = rewalked_shown_graph(*inputs, graph_json, src_lang, tgt_lang, max_bytes=ctx.config.max_result_bytes)
+    return shown or run_graph(ctx, *inputs, src_lang, tgt_lang, progress=progress)
 
-    Exact when ``graph_json`` is the graph of these very inputs (model, text, target, roots, not
+
+def rewalked_shown_graph(
+    model: str,
+    text: str,
+    target: str | None,
+    threshold: float,
+    renormalize: bool,
+    root_token: str | int | None,
+    graph_json: str | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
+    *,
+    max_bytes: int | None,
+) -> GraphView | None:
+    """The threshold slider's cheap path: the shown graph re-walked, or None when only the model can answer.
+
+    Exact when ``graph_json`` is the graph of these very inputs (model, text, target, roots, languages, not
     renormalised) and the new threshold is at least the one it was cut at (see
-    :meth:`ContributionGraph.at_threshold`). Otherwise, or with no graph given, this is :func:`run_graph`.
+    :meth:`ContributionGraph.at_threshold`). It takes no app context, so it cannot reach a model: the app
+    runs it with the cheap requests and queues the recomputation (None) with the model runs.
     """
     threshold = _threshold(threshold)
     languages = _language_codes(src_lang, tgt_lang)
-    shown = _shown_graph(ctx, graph_json)
-    rewalkable = shown is not None and shown.threshold <= threshold
-    shown_languages = shown and (shown.provenance.source_language, shown.provenance.target_language)
+    shown = _shown_graph(graph_json, max_bytes)
     if (
-        rewalkable
-        and shown_languages == languages
-        and _same_inputs(shown, model, text, target, renormalize, root_token)
+        shown is None
+        or shown.threshold > threshold
+        or (shown.provenance.source_language, shown.provenance.target_language) != languages
+        or not _same_inputs(shown, model, text, target, renormalize, root_token)
     ):
-        graph = shown.at_threshold(threshold)
-        return GraphView(graph=graph, graph_json=graph.to_json())
-    return run_graph(ctx, model, text, target, threshold, renormalize, root_token, *languages, progress=progress)
+        return None
+    graph = shown.at_threshold(threshold)
+    return GraphView(graph=graph, graph_json=graph.to_json())
 
 
-def _shown_graph(ctx: AppContext, graph_json: str | None) -> ContributionGraph | None:
+def rewalk_graph(graph_json: str | None, threshold: float, *, max_bytes: int | None) -> GraphView:
+    """A given graph re-walked at a threshold at or above its own, without the model (``/graph_rewalk``)."""
+    threshold = _threshold(threshold)
+    graph = _graph_from_json(graph_json, max_bytes)
+    if threshold < graph.threshold:
+        raise InvalidInputError(
+            f"This graph was cut at threshold {graph.threshold:g}: it can be re-walked at that threshold or a "
+            f"higher one, not at {threshold:g}. Recompute it for a lower threshold (the slider, or /graph_threshold)."
+        )
+    walked = graph.at_threshold(threshold)
+    return GraphView(graph=walked, graph_json=walked.to_json())
+
+
+def _shown_graph(graph_json: str | None, max_bytes: int | None) -> ContributionGraph | None:
     if not graph_json or not graph_json.strip():
         return None
     try:
-        return ContributionGraph.from_json(graph_json, max_bytes=ctx.config.max_result_bytes)
+        return ContributionGraph.from_json(graph_json, max_bytes=max_bytes)
     except ResultFormatError:
         return None  # not the app's own graph: compute it afresh
 

@@ -10,13 +10,16 @@ can be made to hit its budget.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
 import threading
 from pathlib import Path
 
+import gradio as gr
 import pytest
+from gradio.helpers import special_args
 
 from attribution.models import bundled_model_path
 from attribution.results import AttributionResult, ContributionGraph
@@ -33,6 +36,7 @@ from tests.hostile_inputs import (
     result_json_cases,
     valid_attribution,
     valid_comparison,
+    valid_graph,
 )
 
 IOI = "When Mary and John went to the store, John gave a drink to"
@@ -234,25 +238,62 @@ def _hostile_corpus_uploads(app: AppProcess, server_file: Path) -> None:
     assert done.event == "complete" and done.data[0].startswith("1 of 1 records explained"), done.data
 
 
-def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own() -> None:
+def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Queue groups: cheap requests (re-walks, details, exports) never share a queue with model runs, and the
-    intervention and corpus requests run in their own groups (a corpus one at a time)."""
+    intervention and corpus requests run in their own groups (a corpus one at a time).
+
+    Every event is in a known group, and no event outside the model groups asks for a model: each is called with
+    the inputs that would need one if anything could (a graph cut above the slider's threshold, a text that is
+    not the graph's), with the model cache and the loader failing the test when asked.
+    """
+    import attribution.models
     from space.app import build_app
     from space.config import SpaceConfig
 
     config = SpaceConfig(
         models=("tiny-ioi-gpt2", "tiny-synth-translate"), default_model="tiny-ioi-gpt2", cache_examples="off"
     )
-    demo, _ = build_app(config, hub_reachable=False)
+    demo, ctx = build_app(config, hub_reachable=False)
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name}
     model_runs = {"attribute": "attribution", "compare": "attribution", "graph": "graph", "corpus": "corpus"}
-    model_runs |= dict.fromkeys(("graph_ablate", "intervene", "compare_faithfulness"), "intervention")
+    model_runs |= dict.fromkeys(
+        ("graph_ablate", "intervene", "compare_faithfulness", "graph_threshold"), "intervention"
+    )
+    model_runs["graph_threshold"] = "graph"  # it may recompute the graph
     for api, group in model_runs.items():
         assert groups[api][0] == group, (api, groups[api])
     assert groups["corpus"][1] == 1
-    for api in ("graph_threshold", "graph_choices", "graph_node", "graph_edge", "export"):
+    cheap = ("graph_rewalk", "graph_choices", "graph_selection", "graph_node", "graph_edge", "export")
+    for api in cheap:
         assert groups[api] == ("light", config.light_concurrency_limit), (api, groups[api])
+    assert groups["push"][0] == "push"
     assert {"light", "push"}.isdisjoint(model_runs.values())
+    public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert public == {*model_runs, *cheap, "push"}, public  # a new endpoint must be placed in this test too
+
+    asked: list[str] = []
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        asked.append(current)
+        raise AssertionError("a cheap event asked for a model")
+
+    monkeypatch.setattr(ctx.cache, "get_or_load", no_model)
+    monkeypatch.setattr(attribution.models, "load_model_uncached", no_model)
+    graph_json = valid_graph().at_threshold(0.1).to_json()  # above the slider's 0.04: not re-walkable
+    queued = [fn for fn in demo.fns.values() if fn.queue]
+    assert all(fn.concurrency_id in {*model_runs.values(), "light", "push"} for fn in queued)
+    ours = [fn for fn in demo.fns.values() if fn.fn is not None and not fn.fn.__module__.startswith("gradio")]
+    cheap_events = [fn for fn in ours if fn.concurrency_id not in model_runs.values()]  # Gradio's own: no model
+    assert {fn.api_name for fn in cheap_events} >= {*cheap, "push"}
+    for fn in cheap_events:
+        current = fn.api_name
+        values = [graph_json if isinstance(block, gr.Code) else getattr(block, "value", None) for block in fn.inputs]
+        arguments, _, _, _ = special_args(fn.fn, values)
+        with contextlib.suppress(gr.Error):  # a refusal (nothing to push, nothing selected) is fine; a model is not
+            fn.fn(*arguments)
+    assert asked == [], f"cheap events asked for a model: {asked}"
 
 
 def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(app: AppProcess) -> None:
