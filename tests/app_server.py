@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 _BOOTSTRAP = textwrap.dedent(
     """
     import sys
+    exec(sys.argv[4])  # the caller's set-up code (serve_app's before_start), before the app is built
     from space.app import build_app, launch
     from space.config import SpaceConfig
     config = SpaceConfig.load(sys.argv[1])
@@ -69,12 +70,13 @@ class AppProcess:
 
 @contextmanager
 def serve_app(
-    config: dict[str, Any], folder: Path, *, online: bool = False, timeout_s: float = 180
+    config: dict[str, Any], folder: Path, *, online: bool = False, timeout_s: float = 180, before_start: str = ""
 ) -> Iterator[AppProcess]:
     """Start the app with ``config`` (a dict written as the operator's JSON) and stop it (SIGINT) afterwards.
 
     ``online=True`` makes the app believe the Hub is reachable at start-up (typed model ids allowed)
-    while every model load stays offline (``HF_HUB_OFFLINE=1``).
+    while every model load stays offline (``HF_HUB_OFFLINE=1``). ``before_start`` is Python code the app's
+    process runs before it builds the app (a test injecting a failure into a handler).
     """
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"
@@ -92,9 +94,10 @@ def serve_app(
         "PYTHONPATH": str(REPO),
     }
     log = folder / "server.log"
+    arguments = [str(config_path), str(port), "online" if online else "offline", before_start]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-c", _BOOTSTRAP, str(config_path), str(port), "online" if online else "offline"],
+            [sys.executable, "-c", _BOOTSTRAP, *arguments],
             cwd=REPO,
             env=env,
             stdout=log_file,

@@ -23,6 +23,7 @@ from gradio.helpers import special_args
 
 from attribution.models import bundled_model_path
 from attribution.results import AttributionResult, ContributionGraph
+from space.app import GENERIC_ERROR
 from space.handlers_corpus import MAX_UPLOAD_BYTES
 from tests.app_server import Answer, AppProcess, call, file_payload, serve_app, stop, upload
 from tests.hostile_inputs import (
@@ -371,3 +372,38 @@ def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path, s
         stop(served, signum=signum)
         assert served.process.returncode == 0, served.log.read_text(errors="replace")[-2000:]  # a clean exit
         assert not own.exists()  # cleaned at shutdown
+
+
+# ---------------------------------------------------------------------- hardening, round 2 (issue 18)
+
+#: Run in the app's process before it is built: the node and edge details fail as a bug would.
+BROKEN_DETAILS = """
+import space.handlers
+
+def failing(name):
+    def handler(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    handler.__qualname__ = name
+    return handler
+
+space.handlers.node_details, space.handlers.edge_details = failing("node_details"), failing("edge_details")
+"""
+
+
+def test_an_unexpected_failure_in_node_and_edge_details_is_the_generic_line(tmp_path: Path) -> None:
+    """``/graph_node`` and ``/graph_edge`` call a ``functools.partial``: the error wrapper must still log it and
+    answer the generic line (it used to fail on the partial's missing ``__name__``, and Gradio showed its raw
+    "upstream Gradio app has raised an exception")."""
+    config = {"models": ["tiny-ioi-gpt2"], "default_model": "tiny-ioi-gpt2", "cache_examples": "off"}
+    graph_json = valid_graph().to_json()
+    with serve_app(config, tmp_path, before_start=BROKEN_DETAILS) as served:
+        node = call(served.url, "graph_node", graph_json, "decoder:0:embedding:0")
+        edge = call(served.url, "graph_edge", graph_json, "decoder:1:attention:0->0")
+        for answer in (node, edge):
+            assert _refused(answer, "^Something went wrong on our side") == GENERIC_ERROR
+        choices = call(served.url, "graph_choices", graph_json)  # the next request is served
+        assert choices.event == "complete", choices.data
+    log = served.log.read_text(errors="replace")
+    assert "unexpected error in node_details" in log and "unexpected error in edge_details" in log, log[-3000:]
+    assert log.count("RuntimeError: injected failure") == 2
