@@ -33,6 +33,7 @@ from tests.hostile_inputs import (
     TEXT_CASES,
     corpus_file_cases,
     corrupt_model_folder,
+    huge_integer_json,
     model_id_cases,
     result_json_cases,
     valid_attribution,
@@ -407,3 +408,31 @@ def test_an_unexpected_failure_in_node_and_edge_details_is_the_generic_line(tmp_
     log = served.log.read_text(errors="replace")
     assert "unexpected error in node_details" in log and "unexpected error in edge_details" in log, log[-3000:]
     assert log.count("RuntimeError: injected failure") == 2
+
+
+def test_json_integers_of_5000_digits_are_the_one_refusal_on_every_json_endpoint(app: AppProcess) -> None:
+    """Python's int parser refuses more than 4,300 digits with a ValueError: every endpoint reading result JSON
+    answers its one refusal line (never the generic error, never a logged traceback), and serves the next request."""
+    result, graph = huge_integer_json(), huge_integer_json(valid_graph())
+    log_start = len(app.log.read_bytes())
+    answers = {
+        "export": call(app.url, "export", "Compare", PAGE, "", "", result, ""),
+        "export_intervene": call(app.url, "export", "Intervene", PAGE, "", "", "", result),
+        "graph_choices": call(app.url, "graph_choices", graph),
+        "graph_selection": call(app.url, "graph_selection", graph, "decoder:0:embedding:0"),
+        "graph_node": call(app.url, "graph_node", graph, "decoder:0:embedding:0"),
+        "graph_edge": call(app.url, "graph_edge", graph, "decoder:1:attention:0->0"),
+        "graph_rewalk": call(app.url, "graph_rewalk", graph, 0.2),
+        "graph_ablate": call(app.url, "graph_ablate", *_ablate(graph)),
+        "compare_faithfulness": call(app.url, "compare_faithfulness", result, True),
+        "push": call(app.url, "push", "Attribute", result, "", "", "alice/demo", "hf_token", ""),
+        "push_intervene": call(app.url, "push", "Intervene", "", "", "", "alice/demo", "hf_token", result),
+    }
+    for api, answer in answers.items():
+        assert _refused(answer, RESULT_REFUSAL), api
+    # The slider's endpoint does not trust the shown graph: an unreadable one is recomputed from the inputs.
+    recomputed = call(app.url, "graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.1, False, "-1", graph, *NO_LANGUAGES)
+    assert recomputed.event == "complete" and ContributionGraph.from_json(recomputed.data[1]).threshold == 0.1
+    assert _attribute(app, "tiny-ioi-gpt2", IOI).event == "complete"  # the next request is served
+    logged = app.log.read_bytes()[log_start:].decode(errors="replace")
+    assert "Traceback" not in logged and "unexpected error" not in logged, logged[-3000:]
