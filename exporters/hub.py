@@ -19,7 +19,6 @@ A push either lands or is abandoned, and the user is told which:
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import threading
@@ -37,7 +36,8 @@ from huggingface_hub.utils import set_client_factory, validate_repo_id
 from attribution.errors import AttributionExplorerError
 from attribution.results import ResultType
 from exporters.base import Export
-from exporters.page import provenance_record
+from exporters.page import provenance_record, shown
+from exporters.tokens import page_text
 
 REPO_TYPES = ("dataset", "space")
 DEFAULT_TIMEOUT_S = 120.0
@@ -51,25 +51,27 @@ class HubPushError(AttributionExplorerError):
 
 
 def readme_for(export: Export, result: ResultType, repo_type: str) -> str:
-    """The repo card: front matter (``sdk: static`` for a Space) and a short, escaped description."""
+    """The repo card: front matter (``sdk: static`` for a Space) and a short description, its texts shown as
+    on the page (:func:`exporters.page.shown`: marked and escaped)."""
     record = provenance_record(result)
     entries = record.get("compared") or [record]
     front = ["---", "tags:", "- attribution-explorer", "- interpretability"]
     if repo_type == "space":
-        title = export.title if len(export.title) <= 60 else export.title[:57] + "..."
+        title = page_text(export.title)
+        title = title if len(title) <= 60 else title[:57] + "..."
         front += [f"title: {json.dumps(title, ensure_ascii=False)}", "sdk: static", "app_file: index.html"]
         front += ["emoji: 🔎", "colorFrom: blue", "colorTo: purple", "pinned: false"]
     front.append("---")
-    models = ", ".join(sorted({f"`{html.escape(str(entry['model_id']))}`" for entry in entries}))
-    methods = ", ".join(sorted({html.escape(str(entry["method"])) for entry in entries}))
+    models = ", ".join(sorted({f"`{shown(entry['model_id'])}`" for entry in entries}))
+    methods = ", ".join(sorted({shown(entry["method"]) for entry in entries}))
     body = [
-        f"# {html.escape(export.title)}",
+        f"# {shown(export.title)}",
         "",
-        f"An interactive {html.escape(export.kind)} made with Attribution Explorer: open `index.html` in a browser.",
+        f"An interactive {shown(export.kind)} made with Attribution Explorer: open `index.html` in a browser.",
         "",
         f"- model: {models}",
         f"- method: {methods}",
-        f"- computed: {html.escape(str(entries[0].get('created_at', 'unknown')))}",
+        f"- computed: {shown(entries[0].get('created_at', 'unknown'))}",
         "- data: `result.json` (readable with `attribution.results.load_result_file`)",
         "",
     ]
@@ -313,7 +315,7 @@ def push_export(
         CommitOperationAdd("README.md", readme_for(export, result, repo_type).encode("utf-8")),
         *(CommitOperationAdd(path, data) for path, data in (extra_files or {}).items()),
     ]
-    message = commit_message or f"Add {export.kind} export ({export.title})"
+    message = commit_message or f"Add {export.kind} export ({page_text(export.title)})"
     state = _PushState(deadline=time.monotonic() + timeout)
     try:
         with _pushing(state):
