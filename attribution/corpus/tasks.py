@@ -84,7 +84,7 @@ class TaskConfig:
             )
         if not 0.0 <= self.graph_threshold < 1.0:
             raise InvalidInputError(f"The graph threshold must be in [0, 1), not {self.graph_threshold}.")
-        _graph_roots(self.graph_roots, "causal")
+        _graph_roots(self.graph_roots, "causal")  # refuses anything but auto, all or a token index
 
     @property
     def attribution_methods(self) -> list[str]:
