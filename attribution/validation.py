@@ -364,6 +364,12 @@ class ObjectReader:
 # ------------------------------------------------------------------------------------------------- text
 
 
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` as a message quotes it: its repr, cut after ``limit`` characters (a message never echoes a huge
+    value whole)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text):,} characters)"
+
+
 def check_unicode(text: str, role: str = "text") -> str:
     """``text`` if it is valid Unicode; a lone surrogate (what invalid UTF-8 on a command line becomes) is refused."""
     if not text.isascii():

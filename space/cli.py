@@ -51,8 +51,9 @@ def _bounded_int(value: str, minimum: int, maximum: int | None) -> int:
     try:
         number = int(value)
     except ValueError:  # not a number, or more digits than Python converts (sys.get_int_max_str_digits())
-        shown = repr(value) if len(value) <= 40 else f"{value[:40]!r}… ({len(value):,} characters)"
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {shown}") from None
+        from attribution.validation import quoted
+
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {quoted(value)}") from None
     if number < minimum or (maximum is not None and number > maximum):
         bounds = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
         raise argparse.ArgumentTypeError(f"must be {bounds}, not {number}")

@@ -6,6 +6,7 @@ Standard library only: the CLI parses its arguments before it imports torch.
 from __future__ import annotations
 
 from attribution.errors import InvalidInputError
+from attribution.validation import quoted
 
 RootTokens = int | list[int] | str
 
@@ -24,6 +25,6 @@ def parse_root_tokens(value: str | int | None) -> RootTokens:
     except ValueError:
         raise InvalidInputError(
             f"The root token must be a token index (-1 = the last token), a comma list of indices such as 0,3,-1, "
-            f"or 'all', not {text!r}."
+            f"or 'all', not {quoted(text)}."
         ) from None
     return indices[0] if len(indices) == 1 else indices

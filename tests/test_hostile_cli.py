@@ -565,3 +565,29 @@ def test_every_option_is_checked_before_a_model_loads(
     code, stderr = _run_catching_exit([*argv, "--out", str(out)], capfd)
     _assert_one_clear_line(code, stderr, expect)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["attribute", "--text", IOI, "--max-new-tokens", HUGE_INTEGER],
+        ["graph", "--text", IOI, "--token", HUGE_INTEGER],
+        ["intervene", "--text", IOI, "--route", "--seeds", HUGE_INTEGER],
+        ["patch", "--text", IOI, "--counterfactual", IOI, "--token", HUGE_INTEGER],
+        [*CORPUS, "--limit", HUGE_INTEGER],
+        ["report", "run", "--max-details", HUGE_INTEGER],
+    ],
+    ids=lambda argv: f"{argv[0]} {argv[-2]}",
+)
+def test_integer_options_of_5000_digits_are_one_short_line(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An integer option beyond Python's int-conversion limit: one line that does not echo all 5,000 digits."""
+    _refuse_model_loads(monkeypatch)
+    if argv[0] == "corpus":
+        argv = [*argv, "--data", str(_data_file(tmp_path, "data.jsonl", b'{"source": "the cat"}\n'))]
+    elif argv[0] != "report":
+        argv = [argv[0], "--model", "tiny-ioi-gpt2", *argv[1:]]
+    code, stderr = _run_catching_exit([*argv, "--out", str(tmp_path / "out")], capfd)
+    _assert_one_clear_line(code, stderr, r"whole number|invalid int value|root token must be a token index")
+    assert len(stderr.strip().splitlines()[-1]) < 400 or "invalid int value" in stderr  # argparse's own echoes

@@ -28,7 +28,7 @@ from attribution.corpus.metrics import ATTRIBUTION, GRAPH, MetricInput, get_metr
 from attribution.corpus.records import Record
 from attribution.errors import AttributionExplorerError, InvalidInputError
 from attribution.results import AttributionResult, ContributionGraph
-from attribution.validation import ObjectReader, expect_free_form, expect_object, expect_str_map, fail
+from attribution.validation import ObjectReader, expect_free_form, expect_object, expect_str_map, fail, quoted
 
 if TYPE_CHECKING:
     from attribution.models import LoadedModel
@@ -252,9 +252,8 @@ def _graph_roots(roots: str, kind: str) -> int | str:
     try:
         return int(roots)
     except (TypeError, ValueError):
-        shown = repr(roots) if len(str(roots)) <= 40 else "this value"
         raise InvalidInputError(
-            f"The graph roots must be 'auto', 'all' or a token index (-1 = the last token), not {shown}."
+            f"The graph roots must be 'auto', 'all' or a token index (-1 = the last token), not {quoted(str(roots))}."
         ) from None
 
 

@@ -111,6 +111,8 @@ def parse_max_memory(value: str | None) -> dict[Any, str] | None:
         return None
     from accelerate.utils import convert_file_size_to_int
 
+    from attribution.validation import quoted
+
     memory: dict[Any, str] = {}
     for part in value.split(","):
         device, sep, size = part.partition("=")
@@ -119,7 +121,7 @@ def parse_max_memory(value: str | None) -> dict[Any, str] | None:
         try:
             convert_file_size_to_int(size.strip())
         except (ValueError, OverflowError):
-            raise InvalidInputError(f"--max-memory: {size.strip()[:40]!r} is not a size such as 20GiB.") from None
+            raise InvalidInputError(f"--max-memory: {quoted(size.strip())} is not a size such as 20GiB.") from None
         key = device.strip()
         memory[int(key) if key.isdigit() else key] = size.strip()
     return memory
