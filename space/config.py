@@ -145,7 +145,8 @@ class SpaceConfig:
 
     @property
     def max_request_bytes(self) -> int:
-        return int(self.max_request_mb * 1024**2)
+        """In millions of bytes, as the refusal counts ("64.0 MB")."""
+        return int(self.max_request_mb * 1e6)
 
     @property
     def max_upload_bytes(self) -> int:
