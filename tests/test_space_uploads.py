@@ -262,3 +262,13 @@ def test_a_refused_upload_is_deleted_and_one_read_with_a_wrong_field_name_is_kep
         with pytest.raises(InvalidInputError, match=expect):
             run_uploaded_corpus(ctx, str(path), [MODEL], ["saliency"], False, text_field, upload_root=root)
         assert path.exists() == (name == "fields.jsonl"), name  # another field name can still read this one
+
+
+@pytest.mark.parametrize("key", ["max_request_mb", "max_upload_mb", "uploads_max_mb"])
+def test_the_limits_must_be_positive_numbers(key: str) -> None:
+    from attribution.errors import InvalidInputError
+    from space.config import SpaceConfig
+
+    for value in (0, -1, "64", True):
+        with pytest.raises(InvalidInputError, match=rf"^config: {key} must be a positive number, not "):
+            SpaceConfig.from_dict({key: value})
