@@ -335,28 +335,19 @@ def _jsonl_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits
     name = limits.name
     with path.open("rb") as lines:
         for line_number, raw in enumerate(lines, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:  # bytes that are not UTF-8 inside a string are that field's problem
-                line = raw.decode("utf-8", "surrogateescape")
-                if not _is_json(line):
-                    raise InvalidInputError(f"{name}, line {line_number}: not UTF-8 text.") from None
+            # Bytes that are not UTF-8 inside a string become lone surrogates there: that field's problem.
+            line = raw.decode("utf-8", "surrogateescape")
             if not line.strip():
                 continue
             try:
-                yield json.loads(line, parse_int=_json_int)
+                row = json.loads(line, parse_int=_json_int)
             except json.JSONDecodeError as error:
-                raise InvalidInputError(f"{name}, line {line_number}: not valid JSON ({error.msg}).") from None
+                undecodable = _surrogate_problem(line, "line") is not None
+                reason = "not UTF-8 text" if undecodable else f"not valid JSON ({error.msg})"
+                raise InvalidInputError(f"{name}, line {line_number}: {reason}.") from None
             except RecursionError:
                 raise InvalidInputError(f"{name}, line {line_number}: JSON nested too deeply.") from None
-
-
-def _is_json(line: str) -> bool:
-    try:
-        json.loads(line, parse_int=_json_int)
-    except (ValueError, RecursionError):
-        return False
-    return True
+            yield row
 
 
 def _csv_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Iterator[Any]:
