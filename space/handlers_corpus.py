@@ -2,7 +2,7 @@
 
 Pure functions like :mod:`space.handlers` (no Gradio here). The upload is untrusted: only a file
 in the app's upload store is read, at most the operator's ``max_upload_mb`` and ``max_corpus_rows``
-rows, decoding to at most :data:`MAX_EXPANSION` times its size, a cell at most what the token limit
+rows, decoding to at most :data:`MAX_EXPANSION` times that cap, a cell at most what the token limit
 lets a model read (a longer one fails its record); parse errors are one line naming the file by its
 own name, never a server path, and the refused file is deleted at once. Before anything runs, each
 record × method's cost is estimated and held to the
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from attribution.corpus import Record, TaskConfig
     from attribution.models import LoadedModel
 
-#: An upload may decode to at most this many times its size on disk (a Parquet file's columns, decompressed).
+#: An upload may decode to at most this many times the upload cap (a Parquet file's columns, decompressed).
 MAX_EXPANSION = 10
 UPLOAD_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 GRAPH = "graph"
