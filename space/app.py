@@ -28,10 +28,11 @@ import gradio as gr
 
 from attribution.errors import AttributionExplorerError
 from attribution.models import hub_reachable as probe_hub
-from space import handlers, views
+from space import handlers, request_guard, views
 from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples
+from space.export_store import ExportStore
 
 logger = logging.getLogger("attribution_explorer.space")
 
@@ -164,6 +165,15 @@ def export_root() -> Path:
     return Path(get_upload_folder()) / "attribution-explorer"
 
 
+def upload_store(config: SpaceConfig, demo: gr.Blocks) -> request_guard.Uploads:
+    """Uploaded files, moved into a bounded store inside Gradio's cache folder (where Gradio put them)."""
+    from gradio.utils import get_upload_folder
+
+    root = Path(get_upload_folder()) / "attribution-explorer-uploads"
+    store = ExportStore(root, max_age_s=config.export_max_age_s, max_bytes=int(config.uploads_max_mb * 1024**2))
+    return request_guard.Uploads(store, demo.upload_file_set)
+
+
 def oauth_available() -> bool:
     """Sign-in works on a Space whose front matter says ``hf_oauth: true`` (Spaces then set OAUTH_CLIENT_ID).
 
@@ -216,7 +226,11 @@ def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:
 
 
 def corpus_upload(
-    ctx: handlers.AppContext, models: gr.Dropdown, methods: gr.CheckboxGroup, queue_group: dict[str, Any]
+    ctx: handlers.AppContext,
+    uploads: request_guard.Uploads,
+    models: gr.Dropdown,
+    methods: gr.CheckboxGroup,
+    queue_group: dict[str, Any],
 ) -> None:
     """The Compare tab's corpus section: upload a small data set, get its corpus report (first model, methods)."""
     from space import handlers_corpus
@@ -255,7 +269,7 @@ def corpus_upload(
             text,
             target,
             alignment,
-            upload_root=Path(gr.utils.get_upload_folder()),
+            upload_root=uploads.folder,
             progress=_reporter(progress),
         )
         return html.escape(view.summary), [str(view.report_path), str(view.results_path)], view.preview_html
@@ -301,6 +315,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
     # Gradio deletes the download files by age too (and all of them at shutdown).
     age = max(1, int(config.export_max_age_s))
     with gr.Blocks(title="Attribution Explorer", delete_cache=(min(age, 600), age)) as demo:
+        uploads = upload_store(config, demo)
         gr.Markdown(
             "# Attribution Explorer\nWhy did the language model say that? Feature attribution (Inseq), "
             "information-flow contribution graphs, comparisons and static exports."
@@ -703,7 +718,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
                     shown = gr.Examples(example_rows["compare"][1], c_inputs, elem_id="compare-examples")
                     c_view.on(shown.load_input_event.then, c_inputs, from_examples=True, **groups["attribution"])
                 if config.max_corpus_rows:
-                    corpus_upload(ctx, c_models, c_methods, groups["corpus"])
+                    corpus_upload(ctx, uploads, c_models, c_methods, groups["corpus"])
 
             # ------------------------------------------------------- Intervene (attribution.interventions)
             with gr.Tab("Intervene", id="intervene") as intervene_tab:
@@ -835,6 +850,8 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     demo.state_session_capacity = config.max_sessions  # kept by launch(): per-session state is bounded
+    demo.max_file_size = config.max_upload_bytes  # likewise: Gradio refuses a larger file while it arrives
+    demo.request_limits = request_guard.RequestLimits(config.max_request_bytes, config.max_upload_bytes, uploads)
     if config.cache_examples == "eager":
         views.warm_examples(examples, example_rows.values())
     return demo, ctx
@@ -843,11 +860,20 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, **options: Any) -> None:
     """Serve the app (with its CSS and script); ``options`` go to ``Blocks.launch`` (e.g. ``prevent_thread_lock``).
 
+    The FastAPI app Gradio builds gets the :class:`~space.request_guard.RequestGuard` middleware (body limits,
+    file inputs naming this session's uploads only) and Gradio's ``max_file_size``, both from the config.
     A blocking launch stops on SIGTERM (what Spaces, Docker and systemd send) as on Ctrl-C: Gradio closes
     its server and the process exits normally, so the export folder is removed (Python's default for
     SIGTERM ends the process without running any clean-up).
     """
+    from starlette.middleware import Middleware
+
     options.setdefault("state_session_capacity", demo.state_session_capacity)
+    options.setdefault("max_file_size", demo.max_file_size)
+    app_kwargs = dict(options.pop("app_kwargs", None) or {})
+    guard = Middleware(request_guard.RequestGuard, limits=demo.request_limits)
+    app_kwargs["middleware"] = [guard, *app_kwargs.get("middleware", [])]
+    options["app_kwargs"] = app_kwargs
     if not options.get("prevent_thread_lock") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     demo.launch(server_name=host, server_port=port, css=APP_CSS, js=APP_JS, **options)

@@ -66,6 +66,13 @@ class SpaceConfig:
     max_intervention_passes: int | None = 2000
     #: Largest result JSON a request may send back (export, graph details), in MB.
     max_result_mb: float = 16.0
+    #: Largest request body (MB) any request but a file upload may send: a larger one is answered 413 before it is
+    #: read (Gradio reads a body whole). The Export tab sends every tab's result JSON at once.
+    max_request_mb: float = 64.0
+    #: Largest file one upload may hold (MB): Gradio's ``max_file_size``, and what the corpus reader accepts.
+    max_upload_mb: float = 2.0
+    #: Uploaded files kept at most (MB in all; the oldest go first); they also go after ``export_max_age_s``.
+    uploads_max_mb: float = 200.0
     #: Export files are deleted after this many seconds, and the oldest first beyond this total size (MB).
     export_max_age_s: float = 3600.0
     export_max_mb: float = 500.0
@@ -111,6 +118,9 @@ class SpaceConfig:
         for name in (
             "time_budget_s",
             "max_result_mb",
+            "max_request_mb",
+            "max_upload_mb",
+            "uploads_max_mb",
             "export_max_age_s",
             "export_max_mb",
             "hub_push_timeout_s",
@@ -132,6 +142,16 @@ class SpaceConfig:
     @property
     def max_result_bytes(self) -> int:
         return int(self.max_result_mb * 1024**2)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """In millions of bytes, as the refusal counts ("64.0 MB")."""
+        return int(self.max_request_mb * 1e6)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """In millions of bytes, as the corpus reader's messages count ("2.0 MB")."""
+        return int(self.max_upload_mb * 1e6)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpaceConfig:

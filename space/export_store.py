@@ -1,4 +1,5 @@
-"""Where the app keeps the files it offers for download: bounded in age and size, gone at shutdown.
+"""Where the app keeps the files it offers for download (and those users upload): bounded in age and size, gone at
+shutdown.
 
 Each app process writes into its own folder ``app-<pid>-<random>`` under one root (the app puts the
 root inside Gradio's cache folder, so Gradio serves the file without keeping a second copy). A
@@ -19,6 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_ROOT = Path(tempfile.gettempdir()) / "attribution-explorer-exports"
@@ -69,16 +71,25 @@ class ExportStore:
     def write(self, name: str, content: str | bytes) -> Path:
         """Write ``content`` as ``name`` (sanitised) in a fresh sub-folder; return its path."""
         data = content.encode("utf-8") if isinstance(content, str) else content
-        if len(data) > self.max_bytes:
-            raise OSError(f"an export of {len(data)} bytes is larger than the {self.max_bytes} bytes kept")
+        return self._place(safe_file_name(name), len(data), lambda staging: staging.write_bytes(data))
+
+    def adopt(self, source: Path) -> Path:
+        """Move the file ``source`` (on the same file system) into a fresh sub-folder, keeping its name; return
+        its new path. The store then bounds it like a file it wrote."""
+        return self._place(source.name, source.stat().st_size, lambda staging: os.replace(source, staging))
+
+    def _place(self, name: str, size: int, put: Callable[[Path], object]) -> Path:
+        """Prune to make room for ``size`` bytes, then ``put`` the file at a staging path renamed into place."""
+        if size > self.max_bytes:
+            raise OSError(f"a file of {size} bytes is larger than the {self.max_bytes} bytes kept")
         with self._lock:
-            self.prune(incoming=len(data))
+            self.prune(incoming=size)
             folder = self.folder / secrets.token_hex(8)
             folder.mkdir(parents=True)
-            path = folder / safe_file_name(name)
+            path = folder / name
             staging = folder / f".{path.name}.partial"
             try:
-                staging.write_bytes(data)
+                put(staging)
                 staging.replace(path)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)

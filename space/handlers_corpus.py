@@ -1,9 +1,11 @@
 """The Compare tab's corpus upload: a small uploaded data set → a corpus run → its interactive report.
 
 Pure functions like :mod:`space.handlers` (no Gradio here). The upload is untrusted: only a file
-that Gradio received into its upload folder is read, at most :data:`MAX_UPLOAD_BYTES` and the
-operator's ``max_corpus_rows`` rows; parse errors are one line naming the file by its own name,
-never a server path. Before anything runs, each record × method's cost is estimated and held to the
+in the app's upload store is read, at most the operator's ``max_upload_mb`` and ``max_corpus_rows``
+rows, decoding to at most :data:`MAX_EXPANSION` times that cap, a cell at most what the token limit
+lets a model read (a longer one fails its record); parse errors are one line naming the file by its
+own name, never a server path, and the refused file is deleted at once. Before anything runs, each
+record × method's cost is estimated and held to the
 operator's ``max_model_passes`` (one record is one run, like an Attribute request); the run stops
 cleanly at ``corpus_time_budget_s`` (between batches, or inside one at the next module call) and
 the report then covers the records finished by then. The run folder is temporary; the report and
@@ -20,14 +22,15 @@ from typing import TYPE_CHECKING
 
 from attribution.budget import time_budget
 from attribution.errors import BudgetExceededError, InvalidInputError
+from attribution.models import MAX_CHARS_PER_TOKEN
 from space.handlers import AppContext, Progress, _silent, offered_methods
 
 if TYPE_CHECKING:
     from attribution.corpus import Record, TaskConfig
     from attribution.models import LoadedModel
 
-#: Largest upload read (bytes); the row cap is the operator's ``max_corpus_rows``.
-MAX_UPLOAD_BYTES = 2_000_000
+#: An upload may decode to at most this many times the upload cap (a Parquet file's columns, decompressed).
+MAX_EXPANSION = 10
 UPLOAD_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 GRAPH = "graph"
 
@@ -63,6 +66,7 @@ def run_uploaded_corpus(
     ``upload_root`` is where the web framework puts uploads: a path outside it is refused.
     """
     from attribution.corpus import FieldMap, ModelSpec, TaskConfig, load_run, read_records, run_corpus
+    from attribution.corpus.records import MissingFieldError
     from exporters import export_result
     from exporters.page import iframe_snippet
 
@@ -76,6 +80,7 @@ def run_uploaded_corpus(
         raise InvalidInputError("That file was not uploaded here; upload it again.")
     fmt = UPLOAD_FORMATS.get(path.suffix.lower())
     if fmt is None:
+        _discard(path, upload_root)
         raise InvalidInputError(f"{path.name!r} is not a .jsonl, .csv or .parquet file.")
     chosen = [m for m in (methods or []) if m]
     offered = offered_methods(config)
@@ -96,9 +101,22 @@ def run_uploaded_corpus(
         alignment=alignment,
         required=frozenset({"text"} | ({"target"} if target and target != "target" else set())),
     )
-    records = read_records(
-        path, fields, fmt=fmt, max_rows=config.max_corpus_rows, max_bytes=MAX_UPLOAD_BYTES, display_name=path.name
-    )
+    try:
+        records = read_records(
+            path,
+            fields,
+            fmt=fmt,
+            max_rows=config.max_corpus_rows,
+            max_bytes=config.max_upload_bytes,
+            max_decoded_bytes=MAX_EXPANSION * config.max_upload_bytes,
+            max_cell_chars=config.max_input_tokens * MAX_CHARS_PER_TOKEN if config.max_input_tokens else None,
+            display_name=path.name,
+        )
+    except MissingFieldError:
+        raise  # the file may be read with other field names: kept
+    except InvalidInputError:
+        _discard(path, upload_root)
+        raise
     model_id = ctx.check_model(model[0] if isinstance(model, list) and model else model)  # type: ignore[arg-type]
     progress(0.0, f"loading {model_id}")
     loaded = ctx.load(model_id)
@@ -138,6 +156,12 @@ def run_uploaded_corpus(
             preview_html=iframe_snippet(export.html, title=export.title, height=900),
             summary=line,
         )
+
+
+def _discard(path: Path, upload_root: Path | None) -> None:
+    """Delete a refused upload at once (it is of no use to anyone, and uploads are bounded on disk)."""
+    if upload_root is not None:
+        path.unlink(missing_ok=True)
 
 
 def _check_cost(ctx: AppContext, loaded: LoadedModel, records: list[Record], task: TaskConfig) -> None:

@@ -24,8 +24,8 @@ from gradio.helpers import special_args
 from attribution.models import bundled_model_path
 from attribution.results import AttributionResult, ContributionGraph
 from space.app import GENERIC_ERROR
-from space.handlers_corpus import MAX_UPLOAD_BYTES
-from tests.app_server import Answer, AppProcess, call, file_payload, serve_app, stop, upload
+from space.request_guard import FOREIGN_FILE
+from tests.app_server import Answer, AppProcess, call, file_payload, refused_call, serve_app, stop, upload
 from tests.hostile_inputs import (
     MARKUP,
     REPO_ID_CASES,
@@ -223,20 +223,22 @@ def _corpus(upload_value, *, methods=("saliency",), model: str = "tiny-synth-tra
 
 def _hostile_corpus_uploads(app: AppProcess, server_file: Path) -> None:
     """``/corpus``: uploaded files of every bad kind, file inputs naming server paths, bad choices."""
-    for case in corpus_file_cases(max_rows=MAX_CORPUS_ROWS, max_bytes=MAX_UPLOAD_BYTES):
+    for case in corpus_file_cases(max_rows=MAX_CORPUS_ROWS):
         name, content = case.value
         message = _refused(call(app.url, *_corpus(upload(app.url, name, content))), case.expect)
         assert "gradio-temp" not in message  # the file is named by its own name, never by its server path
-    # A file input may only name a file Gradio received as an upload: Gradio refuses anything else before the
-    # app runs (an error event without details: nothing is read, nothing is echoed).
-    for value in (file_payload("/etc/passwd"), file_payload("/dev/zero"), file_payload(str(server_file)), "/etc", 42):
+    # A file input may only name a file uploaded in the same session: anything else is refused before Gradio
+    # acts on it (one line that echoes nothing; nothing is read); a value that is no file at all, by Gradio.
+    for value in (file_payload("/etc/passwd"), file_payload("/dev/zero"), file_payload(str(server_file))):
+        assert refused_call(app.url, *_corpus(value)) == (400, FOREIGN_FILE), value
+    for value in ("/etc", 42):
         refused = call(app.url, *_corpus(value))
         assert refused.event == "error" and refused.data == {"error": None}, (value, refused.data)
-    good = upload(app.url, "pairs.jsonl", CORPUS_ROW)
-    _refused(call(app.url, *_corpus(good, methods=["magic"])), r"'magic' .*is not in the list of choices")  # Gradio's
-    _refused(call(app.url, *_corpus(good, model="../../etc")), r"is not a Hugging Face model id")
-    _refused(call(app.url, *_corpus(good, text_field="a\ud800")), r"pairs\.jsonl has no text field")
-    done = call(app.url, *_corpus(good))
+    good, session = upload(app.url, "pairs.jsonl", CORPUS_ROW), "hardening"  # one session reuses its upload
+    _refused(call(app.url, *_corpus(good, methods=["magic"]), session=session), r"'magic' .*is not in the list of")
+    _refused(call(app.url, *_corpus(good, model="../../etc"), session=session), r"is not a Hugging Face model id")
+    _refused(call(app.url, *_corpus(good, text_field="a\ud800"), session=session), r"pairs\.jsonl has no text field")
+    done = call(app.url, *_corpus(good), session=session)
     assert done.event == "complete" and done.data[0].startswith("1 of 1 records explained"), done.data
 
 
