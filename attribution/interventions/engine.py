@@ -13,7 +13,10 @@ no code here. Where each component lives (``l`` is the 1-based block of side ``s
 - attention edge j -> i of head h: the term ``A^h_ij v^h_j W_O^h`` of the attention output at i, the
   very term :mod:`attribution.contributions.decompose` assigns to the edge. It is removed in a forward
   hook on ``module`` with the probabilities ``module`` returns and the values ``value_module`` produced
-  in the same forward pass; replaced (mean / patch) by the reference runs' ``A^h_ij v^h_j W_O^h``;
+  in the same forward pass; replaced (mean / patch) by the reference runs' ``A^h_ij v^h_j W_O^h``.
+  Where a head edit of the same batch row covers the head at that query position the edge edit is
+  dropped: the head has already changed that term (a set of edits changes the union of its terms,
+  each once; see :mod:`attribution.interventions.ablation`);
 - FFN block output: the output of ``FFNSpec.out_module``; neuron n: column n of its input.
 
 What "removing a term" means: the edit acts on the branch output *before* any norm and before the
@@ -168,10 +171,26 @@ def _assign(tensor: torch.Tensor, edit: ValueEdit, *, extra: tuple = ()) -> None
         tensor[index] = _positions_of(edit.value, component.positions).to(tensor.dtype)
 
 
+def _head_index(tensor: torch.Tensor, edit: ValueEdit) -> tuple:
+    """Index tuple of ``edit``'s head at its query positions in a ``[B, H, T, ...]`` tensor."""
+    rows, head = edit.rows.to(tensor.device), edit.component.index
+    if edit.component.positions is None:
+        return rows, head
+    return rows[:, None], head, torch.tensor(edit.component.positions, device=tensor.device)[None, :]
+
+
 def _edge_delta(
-    probabilities: torch.Tensor, values: torch.Tensor, attention: AttentionSpec, edits: list[EdgeEdit]
+    probabilities: torch.Tensor,
+    values: torch.Tensor,
+    attention: AttentionSpec,
+    edits: list[EdgeEdit],
+    head_edits: list[ValueEdit],
 ) -> torch.Tensor:
-    """Change of the attention output ``[B, T, d]`` that replaces the masked terms by their references."""
+    """Change of the attention output ``[B, T, d]`` that replaces the masked terms by their references.
+
+    Terms of a head that ``head_edits`` already remove or replace at that query position are left out
+    of the mask: the head edit has taken them with it, and each term is changed once (the union).
+    """
     batch, heads, length, sources = probabilities.shape
     wide = torch.float64 if probabilities.dtype == torch.float64 else torch.float32
     mask = probabilities.new_zeros((batch, heads, length, sources), dtype=wide)
@@ -180,6 +199,8 @@ def _edge_delta(
         mask[edit.rows.to(mask.device)] += edit.mask.to(mask.device, wide)
         reference = edit.reference if edit.reference is not None else reference
     mask.clamp_(max=1.0)
+    for edit in head_edits:
+        mask[_head_index(mask, edit)] = 0
     mixed = torch.matmul(mask * probabilities.to(wide), values.to(wide))  # [B, H, T, dh]: the masked terms
     change = -mixed
     if reference is not None:
@@ -344,12 +365,7 @@ def installed(
         def effective(probabilities: torch.Tensor) -> torch.Tensor:
             kept = probabilities.clone()
             for edit in head_edits:  # kept is [B, H, T, S]: the head's rows at its query positions
-                rows, head = edit.rows.to(kept.device), edit.component.index
-                if edit.component.positions is None:
-                    kept[rows, head] = 0
-                else:
-                    positions = torch.tensor(edit.component.positions, device=kept.device)
-                    kept[rows[:, None], head, positions[None, :]] = 0
+                kept[_head_index(kept, edit)] = 0
             for edit in edge_edits:
                 kept[edit.rows.to(kept.device)] *= 1 - edit.mask.to(kept.device, kept.dtype)
             return kept
@@ -365,7 +381,7 @@ def installed(
             if edge_edits or output_edits:
                 result = result.clone()
             if edge_edits:
-                delta = _edge_delta(probabilities, live[key], attention, edge_edits)
+                delta = _edge_delta(probabilities, live[key], attention, edge_edits, head_edits)
                 result = result + delta.to(result.dtype)
             for edit in output_edits:
                 _assign(result, edit)
