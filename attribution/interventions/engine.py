@@ -33,9 +33,10 @@ then edge terms (from this pass's probabilities and values), then whole-output r
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -62,6 +63,9 @@ class Recording:
     ffn_outputs: dict[Key, torch.Tensor] = field(default_factory=dict)  # (side, l) -> [B, T, d]
     #: zero tensors added at head inputs and block inputs when gradients are asked for (attribution patching)
     grad_leaves: dict[tuple, torch.Tensor] = field(default_factory=dict)
+    #: (side, l) -> the other arguments the model called block l with (positional after the hidden state,
+    #: keyword): masks, rotary cos / sin, position biases, the encoder's states. :func:`resume` replays them.
+    block_calls: dict[Key, tuple[tuple, dict]] = field(default_factory=dict)
 
 
 @dataclass
@@ -274,6 +278,10 @@ def installed(
             live[("shape", side, layer)] = hidden.shape[:2]
             if recording is not None:
                 keep(recording.block_inputs, (side, layer), hidden)
+                recording.block_calls[(side, layer)] = (
+                    args[1:],
+                    {k: v for k, v in kwargs.items() if k != "hidden_states"},
+                )
             return _with_first(args, kwargs, hidden)
 
         handles.append(block.module.register_forward_pre_hook(pre, with_kwargs=True, prepend=True))
@@ -442,3 +450,104 @@ def forward(
         return Recording(logits=_wide(logits))
     recording.logits = _wide(logits)
     return recording
+
+
+def start_block(spec: ArchitectureSpec, edit: Edit) -> tuple[str, int]:
+    """(side, first block whose computation ``edit`` changes): a pass with it may resume there."""
+    if isinstance(edit, EdgeEdit):
+        return edit.side, edit.layer
+    component = edit.component
+    if component.kind == "residual":  # the input of block l + 1; after the last block: that block's output hook
+        return component.side, min(component.layer + 1, len(blocks_of(spec, component.side)))
+    return component.side, component.layer
+
+
+def _for_rows(value, rows: int):
+    """A call argument of a batch-1 pass for ``rows`` identical rows.
+
+    Every per-example tensor argument leads with the batch: masks, position ids and biases, rotary
+    cos / sin and the encoder's states as ``[1, ...]`` (expanded), ALiBi folded batch-major as
+    ``[1 * heads, ...]`` (repeated); one-dimensional tensors (cache positions) have no batch.
+    """
+    if isinstance(value, torch.Tensor) and value.dim() >= 2:
+        if value.shape[0] == 1:
+            return value.expand(rows, *value.shape[1:])
+        return value.repeat(rows, *([1] * (value.dim() - 1)))
+    if isinstance(value, tuple | list):
+        return type(value)(_for_rows(item, rows) for item in value)
+    if isinstance(value, dict):
+        return {key: _for_rows(item, rows) for key, item in value.items()}
+    return value
+
+
+def _entering(recorded: Recording, side: str, layer: int, n_blocks: int) -> torch.Tensor:
+    """The recorded residual stream entering block ``layer`` (``n_blocks + 1``: after the last block)."""
+    return recorded.block_inputs[(side, layer)] if layer <= n_blocks else recorded.final_outputs[side]
+
+
+def resume(
+    model: nn.Module,
+    spec: ArchitectureSpec,
+    recorded: Recording,
+    edits: list[Edit],
+    starts: list[int],
+    positions: list[int],
+) -> torch.Tensor:
+    """Logits ``[B, P, V]`` at decoder ``positions`` of rows that start at decoder block ``starts[r]``
+    (ascending) from the residual stream of ``recorded`` (a recorded batch-1 pass), with ``edits``.
+
+    Blocks below a row's start compute exactly what the recorded pass computed, so they are not run
+    again: row r enters block ``starts[r]`` with the recorded stream and joins the batch there, every
+    block is called with the arguments the model gave it in the recorded pass (:attr:`Recording.block_calls`;
+    a seq2seq decoder reuses the recorded encoder states), and the final norm and the readout run at
+    ``positions`` only. Same numbers as :func:`forward` to float rounding.
+    """
+    blocks = blocks_of(spec, "decoder")
+    dtype = model.dtype  # the recording keeps half-precision states as float32: exact to convert back
+    hidden = None
+    with installed(model, spec, edits), torch.no_grad():
+        for layer in range(starts[0], len(blocks) + 2):
+            rows = bisect.bisect_right(starts, layer)
+            joining = rows - (0 if hidden is None else hidden.shape[0])
+            if joining:
+                entering = _entering(recorded, "decoder", layer, len(blocks)).to(dtype).repeat(joining, 1, 1)
+                hidden = entering if hidden is None else torch.cat([hidden, entering])
+            if layer > len(blocks):
+                break
+            args, kwargs = recorded.block_calls[("decoder", layer)]
+            output = blocks[layer - 1].module(hidden, *_for_rows(args, rows), **_for_rows(kwargs, rows))
+            hidden = _output_tensor(output)
+        states = hidden[:, positions]
+        if spec.final_norm is not None:
+            states = spec.final_norm(states)
+        return _wide(spec.readout(states))
+
+
+def forward_from(
+    model: nn.Module,
+    spec: ArchitectureSpec,
+    inputs: dict[str, torch.Tensor],
+    recorded: Recording,
+    edits: list[Edit],
+    n_rows: int,
+    positions: list[int],
+) -> torch.Tensor:
+    """Logits ``[n_rows, P, V]`` at ``positions`` of ``n_rows`` copies of the batch-1 ``inputs`` with ``edits``,
+    each row resumed (:func:`resume`) at the first block its edits change; ``recorded`` is the recorded
+    pass of ``inputs``. A row with an encoder-side edit needs the whole model: then the batch runs whole.
+    """
+    decoder_blocks = len(blocks_of(spec, "decoder"))
+    starts = [decoder_blocks + 1] * n_rows
+    for edit in edits:
+        side, block = start_block(spec, edit)
+        if side == "encoder":
+            logits = forward(model, spec, {k: v.repeat(n_rows, 1) for k, v in inputs.items()}, edits).logits
+            return logits[:, positions]
+        for row in edit.rows.tolist():
+            starts[row] = min(starts[row], block)
+    order = sorted(range(n_rows), key=starts.__getitem__)
+    new_row = torch.empty(n_rows, dtype=torch.long)
+    new_row[torch.tensor(order)] = torch.arange(n_rows)
+    moved = [replace(edit, rows=new_row[edit.rows.cpu()]) for edit in edits]
+    logits = resume(model, spec, recorded, moved, [starts[r] for r in order], positions)
+    return logits[new_row.to(logits.device)]
