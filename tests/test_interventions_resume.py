@@ -85,7 +85,8 @@ def test_resumed_rows_equal_the_full_forward_pass(family_model, direction):
     spec = architecture_spec(loaded.model)
     shape = model_shape(spec, base)
     n_blocks, n_tokens = len(spec.decoder_blocks), len(base.decoder_ids)
-    base_run = engine.forward(loaded.model, spec, base.inputs, record=True)
+    base_run = engine.forward(loaded.model, spec, base.inputs, checkpoint=True)
+    assert not base_run.probabilities and not base_run.head_inputs  # the residual stream only
     source_run = engine.forward(loaded.model, spec, source.inputs, record=True)
     cells = _decoder_cells(loaded, n_blocks, n_tokens)
     edits = [

@@ -66,6 +66,8 @@ class Recording:
     #: (side, l) -> the other arguments the model called block l with (positional after the hidden state,
     #: keyword): masks, rotary cos / sin, position biases, the encoder's states. :func:`resume` replays them.
     block_calls: dict[Key, tuple[tuple, dict]] = field(default_factory=dict)
+    #: False: only the residual stream (block inputs, final outputs) and block calls are recorded
+    inside_blocks: bool = True
 
 
 @dataclass
@@ -253,6 +255,7 @@ def installed(
             raise ValueError(f"edges are EdgeEdits, not ValueEdits: {c.id}")
         by_site.setdefault(key, []).append(edit)
     live: dict[Key, torch.Tensor] = {}  # values of this pass, for edge edits
+    observing = recording is not None and recording.inside_blocks  # every site, not only the residual stream
 
     def keep(store: dict, key: Key, tensor: torch.Tensor) -> None:
         if recording is not None:  # a copy: the model may change the tensor in place after the hook (Falcon
@@ -316,7 +319,7 @@ def installed(
                 activations = activations.clone()
                 for edit in edits_here:
                     _assign(activations, edit, extra=(edit.component.index,))
-            if recording is not None:
+            if observing:
                 keep(recording.ffn_inputs, (side, layer), activations)
             return (activations.view(args[0].shape), *args[1:]) if edits_here else None
 
@@ -327,7 +330,7 @@ def installed(
                 changed = changed.clone()
                 for edit in edits_here:
                     _assign(changed, edit)
-            if recording is not None:
+            if observing:
                 keep(recording.ffn_outputs, (side, layer), changed)
             return changed.view(output.shape) if edits_here else None
 
@@ -339,7 +342,7 @@ def installed(
         head_edits = by_site.get(("head_in", side, layer, name), [])
         output_edits = [e for e in by_site.get(("attention", side, layer, name), []) if isinstance(e, ValueEdit)]
         edge_edits = [e for e in by_site.get(("attention", side, layer, name), []) if isinstance(e, EdgeEdit)]
-        wants_values = bool(edge_edits) or recording is not None
+        wants_values = bool(edge_edits) or observing
 
         def values_hook(_module, _args, output):
             live[key] = _values(attention, output)
@@ -352,7 +355,7 @@ def installed(
                 for edit in head_edits:
                     _assign(per_head, edit, extra=(edit.component.index,))
             mixed = leaf(("head_in", side, layer, name), mixed)
-            if recording is not None:
+            if observing:
                 keep(recording.head_inputs, key, mixed.view(*mixed.shape[:-1], attention.n_heads, -1))
             return (mixed, *args[1:])
 
@@ -379,7 +382,7 @@ def installed(
             return kept
 
         def output_hook(_module, _args, output):
-            needs_probabilities = edge_edits or recording is not None or effective_probabilities
+            needs_probabilities = edge_edits or observing or effective_probabilities
             probabilities = _probabilities(attention, output) if needs_probabilities else None
             result = _output_tensor(output)
             # BLOOM returns residual + branch: edit the branch (the projection's output) and add the rest back
@@ -393,7 +396,7 @@ def installed(
                 result = result + delta.to(result.dtype)
             for edit in output_edits:
                 _assign(result, edit)
-            if recording is not None:
+            if observing:
                 keep(recording.attention_outputs, key, result)
                 keep(recording.probabilities, key, probabilities)
                 keep(recording.values, key, live[key])
@@ -435,13 +438,18 @@ def forward(
     *,
     record: bool = False,
     grad_leaves: bool = False,
+    checkpoint: bool = False,
 ) -> Recording:
     """One (batched) forward pass with ``edits``; logits always, every site's activations when ``record``.
 
     With ``grad_leaves`` the pass keeps its autograd graph and adds a zero leaf at every head input and
     block input (``recording.grad_leaves``), so one backward pass gives the gradient at all of them.
+    With ``checkpoint`` it records only what :func:`resume` needs: the residual stream entering each
+    block, the last block's output and the blocks' call arguments (no probabilities: far less memory).
     """
-    recording = Recording(logits=torch.empty(0)) if record or grad_leaves else None
+    recording = None
+    if record or grad_leaves or checkpoint:
+        recording = Recording(logits=torch.empty(0), inside_blocks=record or grad_leaves)
     hooks = installed(model, spec, list(edits), recording=recording, grad_leaves=grad_leaves)
     with hooks, torch.set_grad_enabled(grad_leaves):
         output = model(**inputs, use_cache=False, return_dict=True)
@@ -494,7 +502,8 @@ def resume(
     positions: list[int],
 ) -> torch.Tensor:
     """Logits ``[B, P, V]`` at decoder ``positions`` of rows that start at decoder block ``starts[r]``
-    (ascending) from the residual stream of ``recorded`` (a recorded batch-1 pass), with ``edits``.
+    (ascending) from the residual stream of ``recorded`` (a batch-1 pass recorded with ``record`` or
+    ``checkpoint``), with ``edits``.
 
     Blocks below a row's start compute exactly what the recorded pass computed, so they are not run
     again: row r enters block ``starts[r]`` with the recorded stream and joins the batch there, every

@@ -200,7 +200,7 @@ def route_faithfulness(
             ]
             return engine.forward_from(loaded.model, spec, clean.inputs, clean_run, edits, len(sets), [root])[:, 0]
 
-        clean_run = engine.forward(loaded.model, spec, clean.inputs, record=True)
+        clean_run = engine.forward(loaded.model, spec, clean.inputs, checkpoint=True)
         clean_logits = clean_run.logits[0]
         necessity, sufficiency = run(keep=False), run(keep=True)
     target_id = (
