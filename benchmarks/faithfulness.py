@@ -166,6 +166,19 @@ def _full_rerun(model, spec, inputs, recorded, edits, n_rows, positions):
     return engine.forward(model, spec, repeated, edits).logits[:, positions]
 
 
+def _forward_seconds(model, ids, times: int = 5) -> float:
+    """One plain forward pass of ``model`` on ``ids``: the median of ``times``."""
+    import torch
+
+    seconds = []
+    for _ in range(times):
+        started = time.perf_counter()
+        with torch.no_grad():
+            model(ids)
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
+
+
 def _hook_loop(model, clean_ids, base_ids, target: int, contrast: int) -> tuple[float, np.ndarray]:
     """The one-forward-per-cell head sweep written with plain hooks on the transformers GPT-2: each head's mixed
     values (the input of ``attn.c_proj``) from the clean run patched into the base run, one forward pass per
@@ -224,8 +237,9 @@ def patching_table(length: int, repeats: int, transformer_lens_python: str | Non
 
     Per repeat, interleaved: the sweep (each patched row resumes at its block), the same sweep rerunning the
     whole model per row (as before), a plain one-forward-per-cell hook loop over the heads on the same
-    model, and TransformerLens's head sweep in its own environment (when given), each timed against its
-    own plain forward pass. Timings are medians over the repeats.
+    model, and TransformerLens's head sweep in its own environment (when given), each timed against a
+    plain forward pass measured right before and after it (TransformerLens: its own). Timings are medians
+    over the repeats.
     """
     from unittest import mock
 
@@ -253,22 +267,28 @@ def patching_table(length: int, repeats: int, transformer_lens_python: str | Non
     clean_ids, base_ids = (tokenizer(t, return_tensors="pt")["input_ids"] for t in (text, other))
     with torch.no_grad():  # the sweep's default target: the clean prediction (an id beyond this small tokenizer)
         target = int(model(clean_ids).logits[0, -1].argmax())
-    runs, reruns, loops, lens = [], [], [], []
-    for _ in range(repeats):
+    units, runs, reruns, loops, lens = [], [], [], [], []
+    for _ in range(repeats):  # each method between two measurements of the forward pass (the machine is shared)
+        units.append([_forward_seconds(model, clean_ids)])
         runs.append(patching_sweep(loaded, text, other, contrast_token="w7", batch_size=48))
+        units[-1].append(_forward_seconds(model, clean_ids))
         with mock.patch.object(engine, "forward_from", _full_rerun):
             reruns.append(patching_sweep(loaded, text, other, contrast_token="w7", batch_size=48, approximate=False))
-        loop_seconds, loop_values = _hook_loop(model, clean_ids, base_ids, target, vocab["w7"])
-        loops.append((loop_seconds / runs[-1].seconds_forward, loop_values))
+        units[-1].append(_forward_seconds(model, clean_ids))
+        loops.append(_hook_loop(model, clean_ids, base_ids, target, vocab["w7"]))
+        units[-1].append(_forward_seconds(model, clean_ids))
         lens.append(_transformer_lens(transformer_lens_python, length, torch.get_num_threads()))
-    best = min(runs, key=lambda r: r.seconds_forward)
-    forward = float(np.median([r.seconds_forward for r in runs]))
+    # the forward pass each method is measured in: the mean of the measurements just before and after it
+    unit = {method: [(u[i] + u[i + 1]) / 2 for u in units] for i, method in enumerate(("sweep", "rerun", "loop"))}
+    forward = float(np.median([u for repeat in units for u in repeat]))
+    result = runs[0]  # the maps are the same in every repeat
     table = {"length": length, "forward_seconds": forward, "maps": []}
     for name in ("head", "position"):
-        item = best.map(name)
+        item = result.map(name)
 
-        def per_cell(results, name=name, cells=item.exact.size) -> float:
-            return float(np.median([r.map(name).seconds_exact / r.seconds_forward for r in results])) / cells
+        def per_cell(results, method: str, name=name, cells=item.exact.size) -> float:
+            ratios = [r.map(name).seconds_exact / u for r, u in zip(results, unit[method], strict=True)]
+            return float(np.median(ratios)) / cells
 
         table["maps"].append(
             {
@@ -276,9 +296,9 @@ def patching_table(length: int, repeats: int, transformer_lens_python: str | Non
                 "cells": int(item.exact.size),
                 "spearman": item.spearman,
                 "top10_overlap": item.top10_overlap,
-                "exact_forwards": per_cell(runs) * item.exact.size,
-                "exact_per_cell": per_cell(runs),
-                "full_rerun_per_cell": per_cell(reruns),
+                "exact_forwards": per_cell(runs, "sweep") * item.exact.size,
+                "exact_per_cell": per_cell(runs, "sweep"),
+                "full_rerun_per_cell": per_cell(reruns, "rerun"),
                 "largest_difference": max(
                     float(
                         np.abs(
@@ -287,13 +307,16 @@ def patching_table(length: int, repeats: int, transformer_lens_python: str | Non
                     )
                     for r, f in zip(runs, reruns, strict=True)
                 ),
-                "approximate_forwards": float(np.median([r.map(name).seconds_approximate for r in runs])) / forward,
+                "approximate_forwards": float(
+                    np.median([r.map(name).seconds_approximate / u for r, u in zip(runs, unit["sweep"], strict=True)])
+                ),
             }
         )
-    heads = best.map("head")
-    ld = heads.exact * (best.logit_diff_clean - best.logit_diff_counterfactual) + best.logit_diff_counterfactual
+    heads = result.map("head")
+    ld = heads.exact * (result.logit_diff_clean - result.logit_diff_counterfactual) + result.logit_diff_counterfactual
     table["hook_loop"] = {
-        "per_cell": float(np.median([seconds for seconds, _ in loops])) / heads.exact.size,
+        "per_cell": float(np.median([seconds / u for (seconds, _), u in zip(loops, unit["loop"], strict=True)]))
+        / heads.exact.size,
         "largest_difference": max(float(np.abs(values - ld).max()) for _, values in loops),
     }
     measured = [item for item in lens if item]
