@@ -5,7 +5,8 @@ model's own modules (the output projection's input for heads and single edge ter
 FFN outputs, the FFN output projection's input for neurons, a block's input for residual streams),
 not through the engine or the adapters. Each case names the components given to the engine and, worked
 out by hand, the *disjoint* pieces their union consists of; the hand edits apply those pieces, so their
-order cannot matter. Families: GPT-2 (fused qkv, Conv1D), Llama (grouped-query values, random biases
+order cannot matter. Modes: zero, patch (the counterfactual's values) and mean over two reference prompts
+(the mean of each value, an edge term's mean ``A_ij v_j``). Families: GPT-2 (fused qkv, Conv1D), Llama (grouped-query values, random biases
 on every projection) and Marian (encoder-decoder: encoder heads, cross-attention heads and edges).
 """
 
@@ -32,6 +33,10 @@ SOURCE = "the small cat sees the red house ."  # 9 tokens with </s>
 COUNTERFACTUAL_SOURCE = "the big dog sees the blue house ."
 TARGET = "die klein katze sieht das rot haus ."
 COUNTERFACTUAL_TARGET = "die groß hund sieht das blau haus ."
+#: a second reference input for mean ablation (over two prompts)
+SECOND_PROMPT = "when mary and john went to the house , john gave a book to"
+SECOND_SOURCE = "the small dog sees the blue house ."
+SECOND_TARGET = "die klein hund sieht das blau haus ."
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,18 +133,25 @@ def _rows(positions, length: int) -> list[int]:
 class HandRun:
     """One forward pass with ``pieces`` applied by plain hooks; records every site as it went.
 
-    ``reference`` (a recording of another HandRun) gives patched values, None zeroes. ``live`` holds the
-    probabilities and values of the pass the edge terms are computed from (recorded by a pass with the
-    same pieces minus the terms: nothing here edits anything upstream of an edge term's own layer).
+    ``references`` (recordings of other HandRuns) give the replacement values: their mean (one: patching,
+    several: mean ablation), an edge term's mean ``A_ij v_j``; none zeroes. ``live`` holds the probabilities
+    and values of the pass the edge terms are computed from (recorded by a pass with the same pieces minus
+    the terms: nothing here edits anything upstream of an edge term's own layer).
     """
 
-    def __init__(self, loaded: LoadedModel, pieces: list[Piece], reference: dict | None, live: dict | None):
-        self.loaded, self.pieces, self.reference, self.live = loaded, pieces, reference, live
+    def __init__(self, loaded: LoadedModel, pieces: list[Piece], references: list[dict], live: dict | None):
+        self.loaded, self.pieces, self.references, self.live = loaded, pieces, references, live
         self.anatomy = ANATOMY[loaded.model.config.model_type]
         self.record: dict = {}
 
     def _value(self, key, like: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(like) if self.reference is None else self.reference[key]
+        if not self.references:
+            return torch.zeros_like(like)
+        return torch.stack([reference[key] for reference in self.references]).mean(0)
+
+    def _reference_term(self, site, i: int, j: int, h: int) -> torch.Tensor:
+        terms = [r[("A", *site)][:, h, i, j, None] * r[("v", *site)][:, h, j] for r in self.references]
+        return torch.stack(terms).mean(0)
 
     def _pieces(self, kind: str, side: str, layer: int, attention: str = "self") -> list[Piece]:
         return [p for p in self.pieces if p.kind == kind and (p.side, p.layer, p.attention) == (side, layer, attention)]
@@ -155,6 +167,15 @@ class HandRun:
             return (hidden, *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": hidden}
 
+    def last_block_post(self, side, layer, _module, _args, output):
+        hidden = (output[0] if isinstance(output, tuple) else output).clone()
+        key = ("residual", side, layer)
+        self.record[key] = hidden.clone()
+        for piece in self._pieces("residual", side, layer):
+            rows = _rows(piece.positions, hidden.shape[1])
+            hidden[:, rows] = self._value(key, hidden)[:, rows]
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
     def heads_pre(self, site, n_heads, _module, args):
         mixed = args[0].clone()
         per_head = mixed.view(*mixed.shape[:2], n_heads, -1)  # [B, T, H, dh]: head h's sum_j A_ij v_j
@@ -167,10 +188,8 @@ class HandRun:
             probabilities, values = self.live[("A", *site)], self.live[("v", *site)]
             for i, j, h in piece.terms:
                 change = -probabilities[:, h, i, j, None] * values[:, h, j]
-                if self.reference is not None:
-                    change = (
-                        change + self.reference[("A", *site)][:, h, i, j, None] * self.reference[("v", *site)][:, h, j]
-                    )
+                if self.references:
+                    change = change + self._reference_term(site, i, j, h)
                 per_head[:, i, h] += change
         return (mixed, *args[1:])
 
@@ -213,8 +232,11 @@ class HandRun:
         handles = []
         sides = ("encoder", "decoder") if self.loaded.kind == "seq2seq" else ("decoder",)
         for side in sides:
-            for layer, block in enumerate(self.anatomy.blocks(model, side), start=1):
+            blocks = self.anatomy.blocks(model, side)
+            for layer, block in enumerate(blocks, start=1):
                 handles.append(block.register_forward_pre_hook(partial(self.block_pre, side, layer), with_kwargs=True))
+                if layer == len(blocks):
+                    handles.append(block.register_forward_hook(partial(self.last_block_post, side, layer)))
                 kinds = ("self", "cross") if side == "decoder" and self.loaded.kind == "seq2seq" else ("self",)
                 for kind in kinds:
                     site = (side, layer, kind)
@@ -235,18 +257,18 @@ class HandRun:
                 handle.remove()
 
 
-def hand_logits(loaded: LoadedModel, inputs: dict, pieces: list[Piece], reference: dict | None) -> torch.Tensor:
-    """The model's logits with the union ``pieces`` edited by hand (zero, or ``reference``'s values)."""
+def hand_logits(loaded: LoadedModel, inputs: dict, pieces: list[Piece], references: list[dict]) -> torch.Tensor:
+    """The model's logits with the union ``pieces`` edited by hand (zero, or the ``references``' mean)."""
     without_terms = [p for p in pieces if p.kind != "terms"]
-    first = HandRun(loaded, without_terms, reference, None)
+    first = HandRun(loaded, without_terms, references, None)
     logits = first.logits(inputs)
     if len(without_terms) == len(pieces):
         return logits
-    return HandRun(loaded, pieces, reference, first.record).logits(inputs)
+    return HandRun(loaded, pieces, references, first.record).logits(inputs)
 
 
 def _recorded(loaded: LoadedModel, inputs: dict) -> dict:
-    run = HandRun(loaded, [], None, None)
+    run = HandRun(loaded, [], [], None)
     run.logits(inputs)
     return run.record
 
@@ -337,6 +359,10 @@ def decoder_cases(n: int) -> dict[str, tuple[list[str], list[Piece]]]:
             ["decoder:1:after_ffn:*", "decoder:1:attention:*", "decoder:0:embedding:2"],
             [residual(D, 1)],
         ),
+        "residual stream after the last block + its FFN block and a head": (
+            ["decoder:2:after_ffn:7", "decoder:2:ffn:7", "decoder:2:head:0"],
+            [residual(D, 2, (7,)), head(D, 2, 0, _all_but([7], n))],
+        ),
         "residual stream at every token + at one token": (
             ["decoder:1:after_ffn:*", "decoder:1:after_ffn:4"],
             [residual(D, 1)],
@@ -405,34 +431,42 @@ def family_model(request) -> LoadedModel:
     return louder(build_random_model(request.param, seed=11))
 
 
-def _inputs(loaded: LoadedModel):
+def _inputs(loaded: LoadedModel, mode: str):
+    """The clean input and the reference inputs of ``mode``: none (zero), the counterfactual (patch), or
+    the counterfactual and a second prompt (mean over prompts)."""
     if loaded.kind == "seq2seq":
         clean = prepare(loaded, SOURCE, TARGET)
-        return clean, prepare_like(loaded, clean, COUNTERFACTUAL_SOURCE, COUNTERFACTUAL_TARGET)
-    clean = prepare(loaded, PROMPT)
-    return clean, prepare_like(loaded, clean, COUNTERFACTUAL_PROMPT)
+        others = [(COUNTERFACTUAL_SOURCE, COUNTERFACTUAL_TARGET), (SECOND_SOURCE, SECOND_TARGET)]
+    else:
+        clean = prepare(loaded, PROMPT)
+        others = [(COUNTERFACTUAL_PROMPT, None), (SECOND_PROMPT, None)]
+    count = {"zero": 0, "patch": 1, "mean": 2}[mode]
+    return clean, [prepare_like(loaded, clean, text, target) for text, target in others[:count]]
 
 
-def _engine_logits(loaded: LoadedModel, clean, ids: list[str], mode: str, counterfactual) -> torch.Tensor:
+def _engine_logits(loaded: LoadedModel, clean, ids: list[str], mode: str, references) -> torch.Tensor:
     spec = architecture_spec(loaded.model)
     shape = model_shape(spec, clean)
-    reference = engine.forward(loaded.model, spec, counterfactual.inputs, record=True) if mode == "patch" else None
-    edits = build_edits(resolve_components(ids, shape), torch.tensor([0]), mode, spec, shape, reference)
+    recorded = None
+    if references:
+        both = {name: torch.cat([r.inputs[name] for r in references]) for name in references[0].inputs}
+        recorded = engine.forward(loaded.model, spec, both, record=True)
+    edits = build_edits(resolve_components(ids, shape), torch.tensor([0]), mode, spec, shape, recorded)
     return engine.forward(loaded.model, spec, clean.inputs, edits).logits[0]
 
 
-@pytest.mark.parametrize("mode", ["zero", "patch"])
+@pytest.mark.parametrize("mode", ["zero", "patch", "mean"])
 def test_overlapping_components_change_the_union_of_their_terms_once(family_model, mode):
     loaded = family_model
-    clean, counterfactual = _inputs(loaded)
+    clean, references = _inputs(loaded, mode)
     n = len(clean.decoder_ids)
     cases = decoder_cases(n) | (seq2seq_cases(n) if loaded.kind == "seq2seq" else {})
-    reference = _recorded(loaded, counterfactual.inputs) if mode == "patch" else None
-    untouched = hand_logits(loaded, clean.inputs, [], None)
+    recorded = [_recorded(loaded, reference.inputs) for reference in references]
+    untouched = hand_logits(loaded, clean.inputs, [], [])
     for name, (ids, pieces) in cases.items():
-        expected = hand_logits(loaded, clean.inputs, pieces, reference)
+        expected = hand_logits(loaded, clean.inputs, pieces, recorded)
         assert (expected - untouched).abs().max() > 1e-5, name  # the union moves the logits: 10x the tolerance
-        got = _engine_logits(loaded, clean, ids, mode, counterfactual)
+        got = _engine_logits(loaded, clean, ids, mode, references)
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
 
 
