@@ -2,12 +2,13 @@
 
 Ground truth: the model with the union edited by hand. The hooks below are written out plainly on the
 model's own modules (the output projection's input for heads and single edge terms, the attention and
-FFN outputs, the FFN output projection's input for neurons, a block's input for residual streams),
-not through the engine or the adapters. Each case names the components given to the engine and, worked
-out by hand, the *disjoint* pieces their union consists of; the hand edits apply those pieces, so their
-order cannot matter. Modes: zero, patch (the counterfactual's values) and mean over two reference prompts
-(the mean of each value, an edge term's mean ``A_ij v_j``). Families: GPT-2 (fused qkv, Conv1D), Llama (grouped-query values, random biases
-on every projection) and Marian (encoder-decoder: encoder heads, cross-attention heads and edges).
+FFN outputs, the FFN output projection's input for neurons, a block's input or the last block's output
+for residual streams), not through the engine or the adapters. Each case names the components given to
+the engine and, worked out by hand, the *disjoint* pieces their union consists of; the hand edits apply
+those pieces, so their order cannot matter. Modes: zero, patch (the counterfactual's values) and mean
+over two reference prompts (the mean of each value; of an edge term, the mean of ``A_ij v_j``).
+Families: GPT-2 (fused qkv, Conv1D), Llama (grouped-query values, random biases on every projection)
+and Marian (encoder-decoder: encoder heads, cross-attention heads and edges).
 """
 
 from __future__ import annotations
