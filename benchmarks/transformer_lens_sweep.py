@@ -3,13 +3,14 @@
 Run by ``benchmarks/faithfulness.py`` with the Python of a virtual environment where ``transformer-lens``
 is installed (it pins other versions of transformers and numpy than this project), e.g.::
 
-    python -m venv /tmp/tl && /tmp/tl/bin/pip install torch==2.13.0 "transformer-lens<3"
+    python -m venv /tmp/tl && /tmp/tl/bin/pip install torch==2.13.0 "transformer-lens<3" pyarrow==21.0.0
     python benchmarks/faithfulness.py --transformer-lens-python /tmp/tl/bin/python
 
-It builds GPT-2 small's configuration with random weights, patches every head's output (``hook_z``, all
-positions) from the clean run into the corrupted one with ``transformer_lens.patching`` (one forward
-pass per head) and prints one JSON line: the seconds of the sweep and of one plain forward pass (the
-mean of the medians of five just before and five just after it).
+(TransformerLens 4 removed ``HookedTransformer`` for its ``TransformerBridge``; 2.x pins numpy 1, with
+which the newest pyarrow does not import.) It builds GPT-2 small's configuration with random weights,
+patches every head's output (``hook_z``, all positions) from the clean run into the corrupted one with
+``transformer_lens.patching`` (one forward pass per head) and prints one JSON line: the seconds of the
+sweep and of one plain forward pass (the mean of the medians of five just before and five just after it).
 Imports nothing from this project.
 """
 
