@@ -13,7 +13,10 @@ no code here. Where each component lives (``l`` is the 1-based block of side ``s
 - attention edge j -> i of head h: the term ``A^h_ij v^h_j W_O^h`` of the attention output at i, the
   very term :mod:`attribution.contributions.decompose` assigns to the edge. It is removed in a forward
   hook on ``module`` with the probabilities ``module`` returns and the values ``value_module`` produced
-  in the same forward pass; replaced (mean / patch) by the reference runs' ``A^h_ij v^h_j W_O^h``;
+  in the same forward pass; replaced (mean / patch) by the reference runs' ``A^h_ij v^h_j W_O^h``.
+  Where a head edit of the same batch row covers the head at that query position the edge edit is
+  dropped: the head has already changed that term (a set of edits changes the union of its terms,
+  each once; see :mod:`attribution.interventions.ablation`);
 - FFN block output: the output of ``FFNSpec.out_module``; neuron n: column n of its input.
 
 What "removing a term" means: the edit acts on the branch output *before* any norm and before the
@@ -30,9 +33,10 @@ then edge terms (from this pass's probabilities and values), then whole-output r
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -59,6 +63,11 @@ class Recording:
     ffn_outputs: dict[Key, torch.Tensor] = field(default_factory=dict)  # (side, l) -> [B, T, d]
     #: zero tensors added at head inputs and block inputs when gradients are asked for (attribution patching)
     grad_leaves: dict[tuple, torch.Tensor] = field(default_factory=dict)
+    #: (side, l) -> the other arguments the model called block l with (positional after the hidden state,
+    #: keyword): masks, rotary cos / sin, position biases, the encoder's states. :func:`resume` replays them.
+    block_calls: dict[Key, tuple[tuple, dict]] = field(default_factory=dict)
+    #: False: only the residual stream (block inputs, final outputs) and block calls are recorded
+    inside_blocks: bool = True
 
 
 @dataclass
@@ -168,10 +177,26 @@ def _assign(tensor: torch.Tensor, edit: ValueEdit, *, extra: tuple = ()) -> None
         tensor[index] = _positions_of(edit.value, component.positions).to(tensor.dtype)
 
 
+def _head_index(tensor: torch.Tensor, edit: ValueEdit) -> tuple:
+    """Index tuple of ``edit``'s head at its query positions in a ``[B, H, T, ...]`` tensor."""
+    rows, head = edit.rows.to(tensor.device), edit.component.index
+    if edit.component.positions is None:
+        return rows, head
+    return rows[:, None], head, torch.tensor(edit.component.positions, device=tensor.device)[None, :]
+
+
 def _edge_delta(
-    probabilities: torch.Tensor, values: torch.Tensor, attention: AttentionSpec, edits: list[EdgeEdit]
+    probabilities: torch.Tensor,
+    values: torch.Tensor,
+    attention: AttentionSpec,
+    edits: list[EdgeEdit],
+    head_edits: list[ValueEdit],
 ) -> torch.Tensor:
-    """Change of the attention output ``[B, T, d]`` that replaces the masked terms by their references."""
+    """Change of the attention output ``[B, T, d]`` that replaces the masked terms by their references.
+
+    Terms of a head that ``head_edits`` already remove or replace at that query position are left out
+    of the mask: the head edit has taken them with it, and each term is changed once (the union).
+    """
     batch, heads, length, sources = probabilities.shape
     wide = torch.float64 if probabilities.dtype == torch.float64 else torch.float32
     mask = probabilities.new_zeros((batch, heads, length, sources), dtype=wide)
@@ -180,6 +205,8 @@ def _edge_delta(
         mask[edit.rows.to(mask.device)] += edit.mask.to(mask.device, wide)
         reference = edit.reference if edit.reference is not None else reference
     mask.clamp_(max=1.0)
+    for edit in head_edits:
+        mask[_head_index(mask, edit)] = 0
     mixed = torch.matmul(mask * probabilities.to(wide), values.to(wide))  # [B, H, T, dh]: the masked terms
     change = -mixed
     if reference is not None:
@@ -228,6 +255,7 @@ def installed(
             raise ValueError(f"edges are EdgeEdits, not ValueEdits: {c.id}")
         by_site.setdefault(key, []).append(edit)
     live: dict[Key, torch.Tensor] = {}  # values of this pass, for edge edits
+    observing = recording is not None and recording.inside_blocks  # every site, not only the residual stream
 
     def keep(store: dict, key: Key, tensor: torch.Tensor) -> None:
         if recording is not None:  # a copy: the model may change the tensor in place after the hook (Falcon
@@ -253,6 +281,10 @@ def installed(
             live[("shape", side, layer)] = hidden.shape[:2]
             if recording is not None:
                 keep(recording.block_inputs, (side, layer), hidden)
+                recording.block_calls[(side, layer)] = (
+                    args[1:],
+                    {k: v for k, v in kwargs.items() if k != "hidden_states"},
+                )
             return _with_first(args, kwargs, hidden)
 
         handles.append(block.module.register_forward_pre_hook(pre, with_kwargs=True, prepend=True))
@@ -287,7 +319,7 @@ def installed(
                 activations = activations.clone()
                 for edit in edits_here:
                     _assign(activations, edit, extra=(edit.component.index,))
-            if recording is not None:
+            if observing:
                 keep(recording.ffn_inputs, (side, layer), activations)
             return (activations.view(args[0].shape), *args[1:]) if edits_here else None
 
@@ -298,7 +330,7 @@ def installed(
                 changed = changed.clone()
                 for edit in edits_here:
                     _assign(changed, edit)
-            if recording is not None:
+            if observing:
                 keep(recording.ffn_outputs, (side, layer), changed)
             return changed.view(output.shape) if edits_here else None
 
@@ -310,7 +342,7 @@ def installed(
         head_edits = by_site.get(("head_in", side, layer, name), [])
         output_edits = [e for e in by_site.get(("attention", side, layer, name), []) if isinstance(e, ValueEdit)]
         edge_edits = [e for e in by_site.get(("attention", side, layer, name), []) if isinstance(e, EdgeEdit)]
-        wants_values = bool(edge_edits) or recording is not None
+        wants_values = bool(edge_edits) or observing
 
         def values_hook(_module, _args, output):
             live[key] = _values(attention, output)
@@ -323,7 +355,7 @@ def installed(
                 for edit in head_edits:
                     _assign(per_head, edit, extra=(edit.component.index,))
             mixed = leaf(("head_in", side, layer, name), mixed)
-            if recording is not None:
+            if observing:
                 keep(recording.head_inputs, key, mixed.view(*mixed.shape[:-1], attention.n_heads, -1))
             return (mixed, *args[1:])
 
@@ -344,18 +376,13 @@ def installed(
         def effective(probabilities: torch.Tensor) -> torch.Tensor:
             kept = probabilities.clone()
             for edit in head_edits:  # kept is [B, H, T, S]: the head's rows at its query positions
-                rows, head = edit.rows.to(kept.device), edit.component.index
-                if edit.component.positions is None:
-                    kept[rows, head] = 0
-                else:
-                    positions = torch.tensor(edit.component.positions, device=kept.device)
-                    kept[rows[:, None], head, positions[None, :]] = 0
+                kept[_head_index(kept, edit)] = 0
             for edit in edge_edits:
                 kept[edit.rows.to(kept.device)] *= 1 - edit.mask.to(kept.device, kept.dtype)
             return kept
 
         def output_hook(_module, _args, output):
-            needs_probabilities = edge_edits or recording is not None or effective_probabilities
+            needs_probabilities = edge_edits or observing or effective_probabilities
             probabilities = _probabilities(attention, output) if needs_probabilities else None
             result = _output_tensor(output)
             # BLOOM returns residual + branch: edit the branch (the projection's output) and add the rest back
@@ -365,11 +392,11 @@ def installed(
             if edge_edits or output_edits:
                 result = result.clone()
             if edge_edits:
-                delta = _edge_delta(probabilities, live[key], attention, edge_edits)
+                delta = _edge_delta(probabilities, live[key], attention, edge_edits, head_edits)
                 result = result + delta.to(result.dtype)
             for edit in output_edits:
                 _assign(result, edit)
-            if recording is not None:
+            if observing:
                 keep(recording.attention_outputs, key, result)
                 keep(recording.probabilities, key, probabilities)
                 keep(recording.values, key, live[key])
@@ -411,13 +438,18 @@ def forward(
     *,
     record: bool = False,
     grad_leaves: bool = False,
+    checkpoint: bool = False,
 ) -> Recording:
     """One (batched) forward pass with ``edits``; logits always, every site's activations when ``record``.
 
     With ``grad_leaves`` the pass keeps its autograd graph and adds a zero leaf at every head input and
     block input (``recording.grad_leaves``), so one backward pass gives the gradient at all of them.
+    With ``checkpoint`` it records only what :func:`resume` needs: the residual stream entering each
+    block, the last block's output and the blocks' call arguments (no probabilities: far less memory).
     """
-    recording = Recording(logits=torch.empty(0)) if record or grad_leaves else None
+    recording = None
+    if record or grad_leaves or checkpoint:
+        recording = Recording(logits=torch.empty(0), inside_blocks=record or grad_leaves)
     hooks = installed(model, spec, list(edits), recording=recording, grad_leaves=grad_leaves)
     with hooks, torch.set_grad_enabled(grad_leaves):
         output = model(**inputs, use_cache=False, return_dict=True)
@@ -426,3 +458,105 @@ def forward(
         return Recording(logits=_wide(logits))
     recording.logits = _wide(logits)
     return recording
+
+
+def start_block(spec: ArchitectureSpec, edit: Edit) -> tuple[str, int]:
+    """(side, first block whose computation ``edit`` changes): a pass with it may resume there."""
+    if isinstance(edit, EdgeEdit):
+        return edit.side, edit.layer
+    component = edit.component
+    if component.kind == "residual":  # the input of block l + 1; after the last block: that block's output hook
+        return component.side, min(component.layer + 1, len(blocks_of(spec, component.side)))
+    return component.side, component.layer
+
+
+def _for_rows(value, rows: int):
+    """A call argument of a batch-1 pass for ``rows`` identical rows.
+
+    Every per-example tensor argument leads with the batch: masks, position ids and biases, rotary
+    cos / sin and the encoder's states as ``[1, ...]`` (expanded), ALiBi folded batch-major as
+    ``[1 * heads, ...]`` (repeated); one-dimensional tensors (cache positions) have no batch.
+    """
+    if isinstance(value, torch.Tensor) and value.dim() >= 2:
+        if value.shape[0] == 1:
+            return value.expand(rows, *value.shape[1:])
+        return value.repeat(rows, *([1] * (value.dim() - 1)))
+    if isinstance(value, tuple | list):
+        return type(value)(_for_rows(item, rows) for item in value)
+    if isinstance(value, dict):
+        return {key: _for_rows(item, rows) for key, item in value.items()}
+    return value
+
+
+def _entering(recorded: Recording, side: str, layer: int, n_blocks: int) -> torch.Tensor:
+    """The recorded residual stream entering block ``layer`` (``n_blocks + 1``: after the last block)."""
+    return recorded.block_inputs[(side, layer)] if layer <= n_blocks else recorded.final_outputs[side]
+
+
+def resume(
+    model: nn.Module,
+    spec: ArchitectureSpec,
+    recorded: Recording,
+    edits: list[Edit],
+    starts: list[int],
+    positions: list[int],
+) -> torch.Tensor:
+    """Logits ``[B, P, V]`` at decoder ``positions`` of rows that start at decoder block ``starts[r]``
+    (ascending) from the residual stream of ``recorded`` (a batch-1 pass recorded with ``record`` or
+    ``checkpoint``), with ``edits``.
+
+    Blocks below a row's start compute exactly what the recorded pass computed, so they are not run
+    again: row r enters block ``starts[r]`` with the recorded stream and joins the batch there, every
+    block is called with the arguments the model gave it in the recorded pass (:attr:`Recording.block_calls`;
+    a seq2seq decoder reuses the recorded encoder states), and the final norm and the readout run at
+    ``positions`` only. Same numbers as :func:`forward` to float rounding.
+    """
+    blocks = blocks_of(spec, "decoder")
+    dtype = model.dtype  # the recording keeps half-precision states as float32: exact to convert back
+    hidden = None
+    with installed(model, spec, edits), torch.no_grad():
+        for layer in range(starts[0], len(blocks) + 2):
+            rows = bisect.bisect_right(starts, layer)
+            joining = rows - (0 if hidden is None else hidden.shape[0])
+            if joining:
+                entering = _entering(recorded, "decoder", layer, len(blocks)).to(dtype).repeat(joining, 1, 1)
+                hidden = entering if hidden is None else torch.cat([hidden, entering])
+            if layer > len(blocks):
+                break
+            args, kwargs = recorded.block_calls[("decoder", layer)]
+            output = blocks[layer - 1].module(hidden, *_for_rows(args, rows), **_for_rows(kwargs, rows))
+            hidden = _output_tensor(output)
+        states = hidden[:, positions]
+        if spec.final_norm is not None:
+            states = spec.final_norm(states)
+        return _wide(spec.readout(states))
+
+
+def forward_from(
+    model: nn.Module,
+    spec: ArchitectureSpec,
+    inputs: dict[str, torch.Tensor],
+    recorded: Recording,
+    edits: list[Edit],
+    n_rows: int,
+    positions: list[int],
+) -> torch.Tensor:
+    """Logits ``[n_rows, P, V]`` at ``positions`` of ``n_rows`` copies of the batch-1 ``inputs`` with ``edits``,
+    each row resumed (:func:`resume`) at the first block its edits change; ``recorded`` is the recorded
+    pass of ``inputs``. A row with an encoder-side edit needs the whole model: then the batch runs whole.
+    """
+    decoder_blocks = len(blocks_of(spec, "decoder"))
+    starts = [decoder_blocks + 1] * n_rows
+    for edit in edits:
+        side, block = start_block(spec, edit)
+        if side == "encoder":
+            logits = forward(model, spec, {k: v.repeat(n_rows, 1) for k, v in inputs.items()}, edits).logits
+            return logits[:, positions]
+        for row in edit.rows.tolist():
+            starts[row] = min(starts[row], block)
+    order = sorted(range(n_rows), key=starts.__getitem__)
+    new_row = torch.empty(n_rows, dtype=torch.long)
+    new_row[torch.tensor(order)] = torch.arange(n_rows)
+    moved = [replace(edit, rows=new_row[edit.rows.cpu()]) for edit in edits]
+    logits = resume(model, spec, recorded, moved, [starts[r] for r in order], positions)
+    return logits[new_row.to(logits.device)]

@@ -15,7 +15,10 @@ seq2seq also ``cross_head`` and ``encoder_head``; ``position`` ([graph layer 0..
 position], the residual stream entering each block) and for seq2seq ``encoder_position``.
 
 Exact patching runs the cells as one batch per ``batch_size`` cells (every batch row patches its own
-cell). Attribution patching (Nanda 2022; Syed et al. 2023) estimates every cell at once from one
+cell). A patched run only needs the blocks at and above its cell: each row starts from the recorded base
+run's residual stream entering the cell's block (a decoder cell of a seq2seq model also reuses the base
+run's encoder states) and only the root position is read out (:func:`engine.forward_from`); encoder
+cells run the whole model. Attribution patching (Nanda 2022; Syed et al. 2023) estimates every cell at once from one
 forward pass on the source input, one forward and one backward pass on the base input:
 ``LD(patched) - LD(base) ~ (a_source - a_base) . dLD/da`` at the base, summed over the patched
 positions, for a = a head's mixed values or the residual stream. Its agreement with exact patching
@@ -39,7 +42,7 @@ from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits
 from attribution.interventions.components import Component, ModelShape
-from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
+from attribution.interventions.inputs import PreparedInput, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, token_id
 from attribution.interventions.results import DIRECTIONS, MAP_NAMES, PatchingMap, PatchingResult
 from attribution.model_guard import exclusive_use
@@ -113,21 +116,27 @@ def map_cells(shape: ModelShape, name: str) -> tuple[int, int]:
     return shape.layers[side], shape.tokens[side]
 
 
-def _logit_diffs(logits: torch.Tensor, root: int, target: int, contrast: int) -> torch.Tensor:
-    return logits[:, root, target] - logits[:, root, contrast]
+def _logit_diffs(logits: torch.Tensor, target: int, contrast: int) -> torch.Tensor:
+    """``logit(target) - logit(contrast)`` per row of logits ``[B, V]`` at the root position."""
+    return logits[:, target] - logits[:, contrast]
 
 
 def _exact(
     loaded: LoadedModel,
     spec: ArchitectureSpec,
-    base: PreparedInput,
+    base: tuple[PreparedInput, engine.Recording],
     source: engine.Recording,
     layout: _Map,
+    root: int,
     measure: Callable[[torch.Tensor], torch.Tensor],
     batch_size: int,
     report: Callable[[int], None],
 ) -> np.ndarray:
-    shape = model_shape(spec, base)
+    """Each cell patched alone into the base run, ``batch_size`` cells per batch; a cell's row resumes from
+    the recorded base run at the cell's own block (:func:`engine.forward_from`), so the blocks below it,
+    and for a decoder cell of a seq2seq model the encoder, are not run again."""
+    base_input, base_run = base
+    shape = model_shape(spec, base_input)
     flat = [c for row in layout.cells for c in row]
     values = np.empty(len(flat))
     for start in range(0, len(flat), batch_size):
@@ -137,8 +146,8 @@ def _exact(
             for row, component in enumerate(chunk)
             for edit in build_edits([component], torch.tensor([row]), "patch", spec, shape, source)
         ]
-        logits = engine.forward(loaded.model, spec, batch(base, len(chunk)), edits).logits
-        values[start : start + len(chunk)] = measure(logits).double().cpu().numpy()
+        logits = engine.forward_from(loaded.model, spec, base_input.inputs, base_run, edits, len(chunk), [root])
+        values[start : start + len(chunk)] = measure(logits[:, 0]).double().cpu().numpy()
         report(len(chunk))
     return values.reshape(len(layout.cells), -1)
 
@@ -251,11 +260,12 @@ def patching_sweep(
                 "The counterfactual predicts the same token as the input at this position; name a contrast token."
             )
         base, source, source_run = (other, clean, clean_run) if direction == "denoise" else (clean, other, other_run)
+        base_run = other_run if direction == "denoise" else clean_run
 
         def measure(logits: torch.Tensor) -> torch.Tensor:
-            return _logit_diffs(logits, root, target_id, contrast_id)
+            return _logit_diffs(logits, target_id, contrast_id)
 
-        ld_clean, ld_other = float(measure(clean_run.logits)[0]), float(measure(other_run.logits)[0])
+        ld_clean, ld_other = float(measure(clean_run.logits[:, root])[0]), float(measure(other_run.logits[:, root])[0])
         ld_base, ld_source = (ld_other, ld_clean) if direction == "denoise" else (ld_clean, ld_other)
         scale = ld_source - ld_base
         if abs(scale) < 1e-6:
@@ -273,7 +283,9 @@ def patching_sweep(
             source_again = engine.forward(loaded.model, spec, source.inputs, record=True)
             grad_run = engine.forward(loaded.model, spec, base.inputs, record=True, grad_leaves=True)
             leaves = list(grad_run.grad_leaves.items())
-            grads = torch.autograd.grad(measure(grad_run.logits)[0], [leaf for _, leaf in leaves], allow_unused=True)
+            grads = torch.autograd.grad(
+                measure(grad_run.logits[:, root])[0], [leaf for _, leaf in leaves], allow_unused=True
+            )
             gradients = {
                 key: (g if g is not None else torch.zeros_like(leaf))
                 for (key, leaf), g in zip(leaves, grads, strict=True)
@@ -294,9 +306,8 @@ def patching_sweep(
             seconds_exact = None
             if exact:
                 started = time.perf_counter()
-                exact_map = (
-                    _exact(loaded, spec, base, source_run, layout, measure, batch_size, advance) - ld_base
-                ) / scale
+                cells = _exact(loaded, spec, (base, base_run), source_run, layout, root, measure, batch_size, advance)
+                exact_map = (cells - ld_base) / scale
                 seconds_exact = time.perf_counter() - started
             if approximate:
                 approximate_map = _approximate(grad_run, source_run, layout, gradients) / scale
