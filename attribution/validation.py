@@ -2,11 +2,21 @@
 
 Result JSON may come from anyone (a request to the Space, a file downloaded from the Hub), so it is
 read in two stages: :func:`parse_json_text` / :func:`read_json_file` bound the size *before*
-parsing and refuse what is not plain JSON (``NaN``, nesting deep enough to exhaust the stack);
-then the ``expect_*`` readers check every field a result class needs, raising
-:class:`~attribution.errors.ResultFormatError` with the path of the first offending field
-(``nodes[3].token_index``), so nothing malformed reaches an exporter. Result classes of other
-modules use the same readers.
+parsing and refuse what is not plain JSON (``NaN``, nesting deep enough to exhaust the stack, whole
+numbers too long for ``int``); then each result class reads its fields with an :class:`ObjectReader`
+(``f.text("method")``, ``f.whole("layer", minimum=0)``, ``f.list_of("edges", read_edge)``), whose
+``expect_*`` checks raise :class:`~attribution.errors.ResultFormatError` with the path of the first
+offending field (``nodes[3].token_index``), so nothing malformed reaches an exporter. The ``expect_*``
+functions also read the items of lists and pairs.
+
+Why these readers and not a validation library (measured on a 4.5 MB contribution graph of 1,701 nodes
+and 11,239 edges, CPU time, this machine; ``json.loads`` alone takes 45 ms): the readers import in 6 ms
+and check and build the whole graph in about 105 ms (every field, the edges joining stored nodes,
+indices within the tokens and layers). pydantic 2.13 checks the fields' types and ranges alone in
+30 ms, but importing it with the graph's models costs 94 ms on every start of the command line and the
+app, the checks between fields (matrix shapes, node ids, token ranges) stay hand-written, and its
+messages would need translating into the one-line ``result JSON: `field` must be ...`` that users and
+tests read. jsonschema 4.26 imports in 57 ms and takes 970 ms for the types and ranges alone.
 """
 
 from __future__ import annotations
@@ -337,9 +347,16 @@ class ObjectReader:
         return get_field(self.data, name, self.path, default=default)
 
     def _value(self, name: str, optional: bool, default: Any = NO_DEFAULT) -> Any:
+        """The field's value, its default when missing, or the "is missing" error (read once per field of every
+        node and edge of a graph: kept to one dictionary look-up)."""
+        data = self.data
+        if name in data:
+            return data[name]
         if default is NO_DEFAULT:
             default = None if optional else ...
-        return self.get(name, default)
+        if default is ...:
+            raise fail(self.at(name), "is missing")
+        return default
 
     def field(self, name: str, read: Callable[[Any, str], Any], *, default: Any = NO_DEFAULT) -> Any:
         """A field read by ``read(value, path)``: a nested object (``Provenance.from_dict``) or any other reader."""
