@@ -6,17 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-KINDS = ("heatmap", "graph", "compare", "intervention", "patching", "route_faithfulness", "faithfulness")
 MODES = ("standalone", "cdn", "snippet")
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``export`` sub-command on the main CLI's sub-parsers."""
+    from exporters.figures import file_export_kinds
+
     export = subparsers.add_parser("export", help="draw a result JSON as an HTML page / blog snippet (Bokeh)")
     export.add_argument(
         "result", type=Path, help="result JSON written by `attribute`, `graph`, `intervene`, `patch` or a comparison"
     )
-    export.add_argument("--kind", choices=KINDS, default=None, help="figure type (default: from the JSON's schema)")
+    export.add_argument(
+        "--kind", choices=file_export_kinds(), default=None, help="figure type (default: from the JSON's schema)"
+    )
     export.add_argument(
         "--mode",
         choices=MODES,
