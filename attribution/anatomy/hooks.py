@@ -96,7 +96,4 @@ def hooked(
         inner = {id(where.block): where.block for where in places if where.module is not where.block}
         for block in inner.values():
             _track_batch(stack, block, batches)
-        for where in places:
-            for module, tap in where.taps:
-                stack.callback(module.register_forward_hook(tap).remove)
         yield

@@ -12,8 +12,8 @@ families do differently lives here and in the adapters only:
 - values are cut out of a separate or fused projection by the adapter's ``take_values``;
 - OPT runs its FFN on ``[B * T, d]``: FFN sites are viewed as ``[B, T, *]`` with the batch size of the
   enclosing block's call (:attr:`Call.batch`);
-- BLOOM's attention module returns ``residual + output``: its ``attn.out`` is the output projection's
-  output (read by a tap in the same pass), written back as ``residual + replacement``.
+- BLOOM's attention module returns ``residual + output`` (the residual is its second argument): its
+  ``attn.out`` is that output minus the residual, written back as ``residual + replacement``.
 """
 
 from __future__ import annotations
@@ -52,8 +52,6 @@ class Place:
     block: nn.Module
     read: Callable[[Call], Any]
     write: Callable[[Call, torch.Tensor], None] | None = None  # None: read only
-    #: output hooks the reader needs in the same pass (module, hook): BLOOM's output projection
-    taps: tuple[tuple[nn.Module, Callable], ...] = ()
 
 
 # ------------------------------------------------------------------------------------------ getters, setters
@@ -147,17 +145,17 @@ def _heads(attention: AttentionSpec) -> tuple[Callable, Callable]:
 def _attention_output(attention: AttentionSpec, block: nn.Module) -> Place:
     if not attention.output_includes_residual:
         return Place(attention.module, "output", block, _first_output, _set_first_output)
-    projected: dict[str, torch.Tensor] = {}  # this pass's output projection (BLOOM adds the residual after it)
 
-    def tap(_module, _args, output) -> None:
-        projected["output"] = output
+    def residual(call: Call) -> torch.Tensor:  # BLOOM's attention takes the residual stream second
+        return call.args[1] if len(call.args) > 1 else call.kwargs["residual"]
+
+    def read(call: Call) -> torch.Tensor:
+        return _first_output(call) - residual(call)
 
     def write(call: Call, tensor: torch.Tensor) -> None:
-        _set_first_output(call, _first_output(call) - projected["output"] + tensor)
+        _set_first_output(call, residual(call) + tensor)
 
-    return Place(
-        attention.module, "output", block, lambda call: projected["output"], write, ((attention.out_module, tap),)
-    )
+    return Place(attention.module, "output", block, read, write)
 
 
 def _attention_place(attention: AttentionSpec, block: nn.Module, what: str) -> Place:
