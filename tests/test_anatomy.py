@@ -10,6 +10,10 @@ inputs, so the batch dimension (flattened by OPT's FFN) is checked too.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -32,6 +36,7 @@ PAIRS = (
     ("the small cat sees the red house .", "die klein katze sieht das rot haus ."),
     ("the big dog sees the blue house .", "die groß hund sieht das blau haus ."),
 )
+REPO = Path(__file__).resolve().parents[1]
 #: Sites whose function may return a replacement.
 WRITABLE = ("resid_pre", "attn.head_out", "attn.out", "attn.probs", "ffn.act", "ffn.out", "resid_post")
 
@@ -76,6 +81,16 @@ def test_site_names_read_back_and_bad_names_are_refused():
     for bad in ("decoder.three.attn.probs", "middle.1.attn.probs", "decoder.1.attn.weights", "decoder.1"):
         with pytest.raises(ValueError, match="is not a site name"):
             Site.parse(bad)
+
+
+def test_names_and_shapes_load_without_torch():
+    """Component ids are parsed and checked against a model's shape before the model (or torch) is loaded."""
+    modules = ["attribution.anatomy.sites", "attribution.anatomy.shape", "attribution.interventions.components"]
+    probe = (
+        f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\nprint('torch' in sys.modules)"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "False"
 
 
 def test_every_named_site_of_every_family_resolves(family_model):
