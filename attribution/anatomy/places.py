@@ -25,8 +25,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from attribution.anatomy.adapters import ArchitectureSpec, AttentionSpec, BlockSpec
-from attribution.anatomy.sites import ATTENTION_POINTS, ATTENTION_PREFIX, SIDES, Site
+from attribution.anatomy.adapters import ArchitectureSpec, AttentionSpec, BlockSpec, FFNSpec
+from attribution.anatomy.sites import POINTS, SIDES, Site
 from attribution.errors import UnsupportedError
 
 Stage = Literal["input", "output"]
@@ -168,6 +168,12 @@ def _attention_place(attention: AttentionSpec, block: nn.Module, what: str) -> P
     return _attention_output(attention, block)
 
 
+def _ffn_place(ffn: FFNSpec, block: nn.Module, what: str) -> Place:
+    if what == "act":  # the neuron activations: the output projection's input
+        return Place(ffn.out_module, "input", block, _input, _set_input)
+    return Place(ffn.out_module, "output", block, _output, _set_output)
+
+
 def _block_place(block: BlockSpec, point: str) -> Place:
     module = block.module
     if point == "resid_pre":
@@ -178,12 +184,7 @@ def _block_place(block: BlockSpec, point: str) -> Place:
         return Place(module, "output", module, _first_output, _set_first_output)
     prefix, _, what = point.partition(".")
     if prefix == "ffn":
-        out = block.ffn.out_module
-        return (
-            Place(out, "input", module, _input, _set_input)
-            if what == "act"
-            else Place(out, "output", module, _output, _set_output)
-        )
+        return _ffn_place(block.ffn, module, what)
     attention = block.self_attention if prefix == "attn" else block.cross_attention
     if attention is None:
         raise UnsupportedError("This block has no cross-attention.")
@@ -197,6 +198,8 @@ def blocks_of(spec: ArchitectureSpec, side: str) -> list[BlockSpec]:
 
 def place(spec: ArchitectureSpec, site: Site) -> Place:
     """Where ``site`` is in ``spec``'s model; a block or attention the model lacks is a clear error."""
+    if site.point not in POINTS:
+        raise ValueError(f"{site}: {site.point!r} is not a point; choose one of {', '.join(POINTS)}.")
     blocks = blocks_of(spec, site.side)
     if not 1 <= site.block <= len(blocks):
         raise UnsupportedError(f"{site}: the {site.side} has {len(blocks)} blocks (numbered from 1).")
@@ -208,8 +211,6 @@ def all_sites(spec: ArchitectureSpec) -> list[Site]:
     sites = []
     for side in SIDES:
         for index, block in enumerate(blocks_of(spec, side), start=1):
-            attentions = ["self"] + (["cross"] if block.cross_attention is not None else [])
-            points = [f"{ATTENTION_PREFIX[kind]}.{what}" for kind in attentions for what in ATTENTION_POINTS]
-            for point in ("resid_pre", "call_args", *points, "ffn.act", "ffn.out", "resid_post"):
-                sites.append(Site(side, index, point))
+            cross = block.cross_attention is not None
+            sites += [Site(side, index, point) for point in POINTS if cross or not point.startswith("cross_attn.")]
     return sites
