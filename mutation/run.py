@@ -83,9 +83,10 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "contributions": Target(
-        files=("attribution/contributions/*.py",),
+        files=("attribution/contributions/*.py", "attribution/anatomy/*.py"),
         tests=(
             "tests/test_contributions.py",
+            "tests/test_anatomy.py",
             "tests/test_contributions_examples.py",
             "tests/test_contributions_batch.py",
             "tests/test_languages.py",

@@ -21,7 +21,7 @@ import pytest
 import torch
 from torch import nn
 
-from attribution.contributions.adapters import architecture_spec
+from attribution.anatomy.adapters import architecture_spec
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits, intervene, resolve_components
 from attribution.interventions.inputs import model_shape, prepare, prepare_like

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from attribution.contributions.adapters import architecture_spec
+from attribution.anatomy.adapters import architecture_spec
+from attribution.anatomy.places import blocks_of
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits
 from attribution.interventions.components import Component
@@ -73,7 +74,7 @@ def _block_batches(spec, side: str) -> tuple[list[int], list]:
             ),
             with_kwargs=True,
         )
-        for layer, block in enumerate(engine.blocks_of(spec, side), start=1)
+        for layer, block in enumerate(blocks_of(spec, side), start=1)
     ]
     return seen, handles
 

@@ -15,8 +15,8 @@ import json
 import pytest
 import torch
 
+from attribution.anatomy.inputs import prepare_inputs
 from attribution.contributions import build_contribution_graph, decompose_model
-from attribution.contributions.graph import _prepare_inputs
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.interventions import intervene
@@ -140,7 +140,7 @@ def test_batched_attribution_keeps_the_languages_when_it_retries_input_by_input(
 def test_the_decomposition_is_exact_with_languages_set(nllb):
     languages = check_languages(nllb, "fra_Latn", "deu_Latn")
     with languages_set(nllb, languages):
-        inputs = _prepare_inputs(nllb, SOURCE, TARGET, None, languages)[0]
+        inputs = prepare_inputs(nllb, SOURCE, TARGET, None, languages)[0]
     assert inputs["input_ids"][0, 0] == _code_id(nllb, "fra_Latn")
     assert inputs["decoder_input_ids"][0, 1] == _code_id(nllb, "deu_Latn")
     expected = _block_outputs(nllb, inputs)

@@ -39,11 +39,12 @@ from typing import Literal
 
 import torch
 
-from attribution.contributions.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.shape import ModelShape
 from attribution.contributions.graph import resolve_root_tokens
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
-from attribution.interventions.components import Component, ModelShape, parse_component, resolve
+from attribution.interventions.components import Component, parse_component, resolve
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
 from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from attribution.anatomy.shape import ModelShape
 from attribution.errors import InvalidInputError
 from attribution.results import node_id
 
@@ -186,16 +187,6 @@ def _parse_edge(text: str) -> Component:
 def edge_component(source: str, target: str, head: int | None = None) -> Component:
     """The component of a graph edge given as (source node id, target node id), optionally one head."""
     return parse_component(f"{source}->{target}" + ("" if head is None else f"#{head}"))
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """What :func:`resolve` checks ids against: layers, heads and FFN width per side, tokens per side."""
-
-    layers: dict[str, int]  # side -> number of blocks
-    heads: dict[tuple[str, AttentionKind], int]
-    ffn_width: dict[str, int]
-    tokens: dict[str, int]  # side -> number of token positions
 
 
 def _index(value: int, size: int, what: str, text: str) -> int:

@@ -22,7 +22,7 @@ import random
 
 import torch
 
-from attribution.contributions.adapters import architecture_spec
+from attribution.anatomy.adapters import architecture_spec
 from attribution.contributions.decompose import attention_shares
 from attribution.contributions.graph import build_contribution_graph, decompose_model, resolve_root_tokens
 from attribution.contributions.routes import node_id

@@ -36,15 +36,17 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from attribution.contributions.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.shape import ModelShape
 from attribution.contributions.graph import resolve_root_tokens
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits
-from attribution.interventions.components import Component, ModelShape
+from attribution.interventions.components import Component
 from attribution.interventions.inputs import PreparedInput, model_shape, prepare, prepare_like
+from attribution.interventions.maps import map_grid, map_names
 from attribution.interventions.metrics import default_targets, token_id
-from attribution.interventions.results import DIRECTIONS, MAP_NAMES, PatchingMap, PatchingResult
+from attribution.interventions.results import DIRECTIONS, PatchingMap, PatchingResult
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
@@ -65,55 +67,26 @@ class _Map:
     cells: list[list[Component]]
 
 
-def _layout(
-    name: str, spec: ArchitectureSpec, clean: PreparedInput, tokens: tuple[list[str], list[str]], query: tuple | None
-) -> _Map:
-    n_rows, n_columns = map_cells(model_shape(spec, clean), name)
-    side = "encoder" if name.startswith("encoder") else "decoder"
-    if name.endswith("head"):
-        attention = "cross" if name == "cross_head" else "self"
+def _layout(name: str, shape: ModelShape, tokens: tuple[list[str], list[str]], query: tuple | None) -> _Map:
+    grid = map_grid(shape, name)
+    side = grid.side
+    if grid.attention is not None:
         positions = query if side == "decoder" else None
+        layers = [site.block for site in grid.rows]  # the graph's ids: a head of block l is at layer l (1 … n)
         cells = [
-            [Component("head", side, layer, attention, index=h, positions=positions) for h in range(n_columns)]
-            for layer in range(1, n_rows + 1)
+            [Component("head", side, layer, grid.attention, index=h, positions=positions) for h in range(grid.columns)]
+            for layer in layers
         ]
         return _Map(
-            name,
-            "block",  # the graph's ids: a head of block l is at layer l (1 … n)
-            "head",
-            [str(layer) for layer in range(1, n_rows + 1)],
-            [str(h) for h in range(n_columns)],
-            cells,
+            name, "block", "head", [str(layer) for layer in layers], [str(h) for h in range(grid.columns)], cells
         )
+    # the graph's ids: the residual stream entering block l + 1 is the one after block l (0 = the embeddings)
+    layers = [site.block - 1 for site in grid.rows]
     names = tokens[0] if side == "encoder" else tokens[1]
-    cells = [[Component("residual", side, layer, positions=(p,)) for p in range(n_columns)] for layer in range(n_rows)]
+    cells = [[Component("residual", side, layer, positions=(p,)) for p in range(grid.columns)] for layer in layers]
     return _Map(
-        name,
-        "layer",  # the graph's ids: the residual stream after block l (0 = the embeddings), entering block l + 1
-        "position",
-        [str(layer) for layer in range(n_rows)],
-        [f"{p}: {t}" for p, t in enumerate(names)],
-        cells,
+        name, "layer", "position", [str(layer) for layer in layers], [f"{p}: {t}" for p, t in enumerate(names)], cells
     )
-
-
-def map_names(spec: ArchitectureSpec, maps: Sequence[str] | None) -> list[str]:
-    """The maps a sweep draws: ``maps`` checked against the model, or every map it has by default."""
-    seq2seq = bool(spec.encoder_blocks)
-    default_maps = MAP_NAMES if seq2seq else ("head", "position")
-    names = list(maps) if maps is not None else list(default_maps)
-    for name in names:
-        if name not in default_maps:
-            raise InvalidInputError(f"Unknown map {name!r} for this model; choose from {', '.join(default_maps)}.")
-    return names
-
-
-def map_cells(shape: ModelShape, name: str) -> tuple[int, int]:
-    """(rows, columns) of map ``name``: layers × heads, or layers × positions (the patched components)."""
-    side = "encoder" if name.startswith("encoder") else "decoder"
-    if name.endswith("head"):
-        return shape.layers[side], shape.heads.get((side, "cross" if name == "cross_head" else "self"), 0)
-    return shape.layers[side], shape.tokens[side]
 
 
 def _logit_diffs(logits: torch.Tensor, target: int, contrast: int) -> torch.Tensor:
@@ -161,8 +134,7 @@ def _approximate(
         for c, component in enumerate(row):
             if component.kind == "head":
                 key = (component.side, component.layer, component.attention)
-                grad = gradients[("head_in", *key)][0]
-                grad = grad.view(*grad.shape[:-1], -1, base.head_inputs[key].shape[-1])[:, component.index]
+                grad = gradients[("head_in", *key)][0, :, component.index]
                 delta = source.head_inputs[key][0, :, component.index] - base.head_inputs[key][0, :, component.index]
             else:
                 key = (component.side, component.layer + 1)
@@ -217,7 +189,7 @@ def patching_sweep(
         raise InvalidInputError("Ask for exact patching, attribution patching, or both.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
-    names = map_names(architecture_spec(loaded.model), maps)
+    names = map_names(bool(architecture_spec(loaded.model).encoder_blocks), maps)
     if counterfactual is None and counterfactual_target is None:
         raise InvalidInputError("Patching needs a counterfactual input (text and/or target) of the same length.")
     with exclusive_use(loaded):
@@ -239,7 +211,7 @@ def patching_sweep(
         if query_positions is not None:
             query = tuple(resolve_root_tokens(list(query_positions), len(clean.decoder_ids)))
         tokens = clean.tokens(loaded)
-        layouts = [_layout(name, spec, clean, tokens, query) for name in names]
+        layouts = [_layout(name, model_shape(spec, clean), tokens, query) for name in names]
         n_cells = sum(len(layout.cells) * len(layout.cells[0]) for layout in layouts if layout.cells)
         clean_run = engine.forward(loaded.model, spec, clean.inputs, record=True)
         other_run = engine.forward(loaded.model, spec, other.inputs, record=True)

@@ -1,14 +1,13 @@
-"""Architecture adapters: where each supported family keeps the pieces the decomposition needs.
+"""Architecture adapters: where each supported family keeps the pieces the anatomy's sites live in.
 
 A family is described *declaratively* by a :class:`Family`: the dotted paths of its layer lists,
 and per layer where the attention module, its value and output projections, the FFN's output
 projection and the norms that touch the residual stream are, plus how the readout (LM head) works.
 :func:`architecture_spec` turns that description and a loaded model into an
-:class:`ArchitectureSpec` of live modules and weight tensors, which the engine
-(:mod:`attribution.contributions.decompose`) and the interventions read. The engine has no
-per-family code: everything a family does differently is a field here.
-
-One forward pass is instrumented with hooks. Per block the spec names
+:class:`ArchitectureSpec` of live modules and weight tensors. The named sites
+(:mod:`attribution.anatomy.places`) are found through it, and the decomposition
+(:mod:`attribution.contributions.decompose`) reads its weights and norms; nothing else has per-family
+code: everything a family does differently is a field here. Per block the spec names
 
 - the block module (its input is the residual stream entering the block),
 - per attention (self, and cross for seq2seq decoders): the module whose output holds the value
@@ -24,7 +23,7 @@ Attention probabilities come from the model itself (``output_attentions=True``, 
 so rotary embeddings (full or partial), ALiBi, relative position biases, QK-norm, attention logit
 soft-capping, sliding windows and masks need no description: they change where a token attends,
 not what its value vector is. Scaled embeddings need none either: the first block's input is read
-by a hook, whatever the embedding layer did.
+at ``resid_pre``, whatever the embedding layer did.
 """
 
 from __future__ import annotations
