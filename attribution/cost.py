@@ -180,8 +180,8 @@ def check_cost(
 # token counts when the target is generated.
 
 #: A contribution graph (the forward pass and the decomposition of every block) in model passes: the
-#: routes of every token cost 1.1-6.7x one forward pass on GPT-2 small at T = 16...1024 (README, "Speed
-#: and memory"); 4 covers inputs up to a few hundred tokens.
+#: routes of every token cost 1.1-6.7x one forward pass on GPT-2 small at T = 16...1024 (docs/benchmarks.md,
+#: "Contribution graph: speed and memory"); 4 covers inputs up to a few hundred tokens.
 GRAPH_PASSES = 4
 INTERVENTION_HINT = "Use a shorter text or target, or fewer components."
 

@@ -1,4 +1,4 @@
-"""Faithfulness of explanations, tested by changing the model (three tables for the README).
+"""Faithfulness of explanations, tested by changing the model (three tables for docs/benchmarks.md).
 
 1. **Attribution methods and the contribution graph** on the bundled test sets (``ioi_test.jsonl`` with
    ``tiny-ioi-gpt2``, ``synth_translate_test.jsonl`` with ``tiny-synth-translate``): ERASER

@@ -24,7 +24,7 @@ CONFIG_ENV_VAR = "ATTRIBUTION_EXPLORER_SPACE_CONFIG"
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    """What the operator decides; see ``space/config.json`` and the README for each key."""
+    """What the operator decides; see ``space/config.json`` and ``docs/config.md`` for each key."""
 
     #: Models offered in the model dropdowns (Hub ids or local folders), first is not special.
     models: tuple[str, ...] = ("gpt2", "Helsinki-NLP/opus-mt-en-de")

@@ -1,4 +1,4 @@
-"""The recipe "Adding a result kind" (README, Development), followed step by step by a toy kind.
+"""The recipe "Adding a result kind" (docs/development.md), followed step by step by a toy kind.
 
 1. A result class: a dataclass on ``ModelResult`` (provenance, texts, tokens) with a ``SCHEMA`` and a
    ``from_dict`` that reads its own fields with an ``ObjectReader``.

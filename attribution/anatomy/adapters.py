@@ -367,7 +367,7 @@ def _umt5(config: PretrainedConfig) -> Family:
 
 
 #: transformers ``model_type`` -> its description. Adding a family is adding an entry here
-#: (see the README's "Adding an architecture").
+#: (see "Adding an architecture" in docs/development.md).
 FAMILIES: dict[str, FamilyEntry] = {
     "gpt2": _GPT2,
     "gpt_neox": _gpt_neox,
