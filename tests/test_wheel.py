@@ -84,9 +84,9 @@ statuses = [
           "--out", "mt-graph.json"]),
     main(["export", "ioi-graph.json", "--out", "graph.html"]),
 ]
-from space.app import build_app
-from space.config import SpaceConfig
-from space.examples import attribute_examples, compare_examples, graph_examples
+from space.gradio_app import build_app
+from space.gradio_app.config import SpaceConfig
+from space.gradio_app.examples import attribute_examples, compare_examples, graph_examples
 
 demo, ctx = build_app(SpaceConfig.load(), hub_reachable=False)
 models = ctx.offer.models

@@ -4,7 +4,7 @@
         --data examples/data/synth_translate_test.jsonl --out runs/synth
 
 Only wiring: arguments are checked, then handed to :mod:`attribution.corpus`. Heavy modules (torch,
-pyarrow, Ray) are imported inside :func:`run_corpus_command`.
+pyarrow, Ray) are imported inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import InvalidInputError
+from space.cli.common import add_language_arguments, check_text_options, positive_int, top_k_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``corpus`` on the main CLI's sub-parsers."""
-    from space.cli import add_language_arguments, positive_int, top_k_int
-
     corpus = subparsers.add_parser(
         "corpus",
         help="attribute / route / score a whole data set into a run folder (resumable; local or Ray)",
@@ -98,7 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     run.add_argument("--workers", type=positive_int, default=2, help="Ray workers (each loads the model once)")
     run.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs (torch threads) per Ray worker")
     run.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (e.g. 1 or 0.5)")
-    corpus.set_defaults(handler=run_corpus_command)
+    corpus.set_defaults(handler=run)
     return corpus
 
 
@@ -159,9 +158,8 @@ def _fields(args: argparse.Namespace):
     )
 
 
-def run_corpus_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from attribution.corpus import ModelSpec, RayOptions, TaskConfig, default_metrics, read_records, run_corpus
-    from space.cli import check_text_options
 
     check_text_options(args)
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):
