@@ -12,7 +12,6 @@ import signal
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import gradio as gr
@@ -23,10 +22,10 @@ from space.gradio_app.config import SpaceConfig, offered_models
 from space.gradio_app.context import AppContext, bundled_examples_available, offered_methods
 from space.gradio_app.export_store import ExportStore
 from space.gradio_app.tabs import attribute, compare, export, graph, intervene
-from space.gradio_app.wiring import ENTER_APPLIES, Page
+from space.gradio_app.wiring import ENTER_APPLIES, Page, Tab
 
 #: The app's tabs in order: modules with ``build(page)``. Export comes last: it exports the others' results.
-TABS: tuple[ModuleType, ...] = (attribute, graph, compare, intervene, export)
+TABS: tuple[Tab, ...] = (attribute, graph, compare, intervene, export)
 #: The Bokeh figures fill their panel (they stretch to its width and wrap side-by-side parts themselves).
 APP_CSS = """
 .gradio-bokeh { justify-content: flex-start !important; }
@@ -83,9 +82,9 @@ def upload_store(config: SpaceConfig, demo: gr.Blocks) -> request_guard.Uploads:
 
 
 def build_app(
-    config: SpaceConfig, *, hub_reachable: bool | None = None, tabs: Sequence[ModuleType] = TABS
+    config: SpaceConfig, *, hub_reachable: bool | None = None, tabs: Sequence[Tab] = TABS
 ) -> tuple[gr.Blocks, AppContext]:
-    """The Blocks app with ``tabs`` (modules with ``build(page)``, in order) and its shared context."""
+    """The Blocks app with ``tabs`` (each a :class:`~space.gradio_app.wiring.Tab`, in order) and its shared context."""
     from exporters.hub import install_deadline_hook
 
     reachable = probe_hub() if hub_reachable is None else hub_reachable  # where models come from

@@ -15,7 +15,7 @@ import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import gradio as gr
 
@@ -107,6 +107,12 @@ def language_boxes(tab: str) -> tuple[gr.Textbox, gr.Textbox]:
             elem_id=f"{tab}-tgt-lang",
         )
     return source, target
+
+
+class Tab(Protocol):
+    """A tab of the app: a module (or any object) whose ``build(page)`` lays it out inside the app's ``gr.Tabs``."""
+
+    def build(self, page: Page) -> None: ...
 
 
 @dataclass

@@ -28,7 +28,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Explain every record of a data set with several methods and write the results as they "
         "finish (Parquet shards + result JSONs). Rerun the same command to resume.",
     )
-    model = corpus.add_argument_group("model")
+    _add_model_options(corpus.add_argument_group("model"))
+    _add_data_options(corpus.add_argument_group("data"))
+    _add_task_options(corpus.add_argument_group("what to compute"))
+    _add_engine_options(corpus.add_argument_group("engine"))
+    corpus.set_defaults(handler=run)
+    return corpus
+
+
+def _add_model_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--model", required=True, help="Hub id, local folder or bundled model name")
     model.add_argument("--revision", default=None, help="model revision on the Hub")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
@@ -46,7 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     model.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (local engine)")
     add_language_arguments(model)
 
-    data = corpus.add_argument_group("data")
+
+def _add_data_options(data: argparse._ArgumentGroup) -> None:
     data.add_argument("--data", required=True, type=Path, help=".jsonl, .csv, .parquet, or a datasets folder")
     data.add_argument("--format", default=None, choices=["jsonl", "csv", "parquet", "hf"], help="default: from --data")
     data.add_argument("--split", default=None, help="split of a saved DatasetDict")
@@ -59,7 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data.add_argument("--id-field", default=None, help="field with the record id (default: the row number)")
     data.add_argument("--limit", type=positive_int, default=None, help="only the first N records")
 
-    task = corpus.add_argument_group("what to compute")
+
+def _add_task_options(task: argparse._ArgumentGroup) -> None:
     task.add_argument(
         "--methods", nargs="+", default=["saliency"], metavar="METHOD", help="Inseq methods and/or 'graph'"
     )
@@ -89,16 +99,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--max-new-tokens", type=positive_int, default=20, help="tokens generated for records without target"
     )
 
-    run = corpus.add_argument_group("engine")
-    run.add_argument("--out", required=True, type=Path, help="the run folder (created, or resumed)")
-    run.add_argument("--engine", choices=["local", "ray"], default="local", help="local (default) or ray")
-    run.add_argument("--batch-size", type=positive_int, default=8, help="records per batch (default 8)")
-    run.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
-    run.add_argument("--workers", type=positive_int, default=2, help="Ray workers (each loads the model once)")
-    run.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs (torch threads) per Ray worker")
-    run.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (e.g. 1 or 0.5)")
-    corpus.set_defaults(handler=run)
-    return corpus
+
+def _add_engine_options(engine: argparse._ArgumentGroup) -> None:
+    engine.add_argument("--out", required=True, type=Path, help="the run folder (created, or resumed)")
+    engine.add_argument("--engine", choices=["local", "ray"], default="local", help="local (default) or ray")
+    engine.add_argument("--batch-size", type=positive_int, default=8, help="records per batch (default 8)")
+    engine.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
+    engine.add_argument("--workers", type=positive_int, default=2, help="Ray workers (each loads the model once)")
+    engine.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs (torch threads) per Ray worker")
+    engine.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (e.g. 1 or 0.5)")
 
 
 def parse_max_memory(value: str | None) -> dict[Any, str] | None:
