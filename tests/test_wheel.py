@@ -206,6 +206,21 @@ def test_version_names_the_installed_distribution(installed):
     assert "import name 'attribution': attribution-explorer" in verbose.stdout
 
 
+def test_the_installed_metadata_declares_the_apps_command(installed):
+    """The command line finds ``serve`` in the installed distribution's entry points, not in the app's code."""
+    probe = (
+        "from importlib import metadata\n"
+        "points = metadata.distribution('attribution-explorer').entry_points\n"
+        "print(sorted(f'{e.name}={e.value}' for e in points.select(group='attribution_explorer.commands')))"
+    )
+    declared = run(installed, installed["python"], "-c", probe)
+    assert declared.stdout.strip() == "['serve=space.gradio_app.serve']", declared.stderr
+    served = run(installed, installed["script"], "serve", "--help")
+    assert served.returncode == 0 and served.stdout.startswith("usage: attribution-explorer serve"), served.stderr
+    refused = run(installed, installed["script"], "serve", "--port", "0")
+    assert refused.returncode == 2 and "must be a port number from 1 to 65535" in refused.stderr
+
+
 def test_models_dir_override_is_kept(installed, tmp_path):
     probe = "import attribution.bundled as b; print(b.BUNDLED_MODELS_DIR)"
     default = run(installed, installed["python"], "-c", probe)
