@@ -51,8 +51,8 @@ def command_entry_points() -> dict[str, metadata.EntryPoint]:
 
     found = {name: entry(name, f"space.cli.commands.{name}") for name in BUILT_IN}
     found |= {name: entry(name, value) for name, value in _DECLARED_HERE.items()}
-    declared = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda declared: declared.name)
-    found |= {declared.name: declared for declared in declared if declared.name not in BUILT_IN}
+    declared = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name)
+    found |= {point.name: point for point in declared if point.name not in BUILT_IN}  # installed: replaces the fallback
     return found
 
 

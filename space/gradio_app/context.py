@@ -70,11 +70,6 @@ class AppContext:
         cache = ModelCache(max_models=config.cache_max_models, max_bytes=int(config.cache_max_gb * 1024**3))
         return cls(config=config, offer=offer, cache=cache, exports=_export_store(config, export_root or DEFAULT_ROOT))
 
-    @property
-    def export_dir(self) -> Path:
-        """This app's folder of download files."""
-        return self.exports.folder
-
     def check_model(self, name: str | None) -> str:
         """The model name if this app may load it, else a user error naming what it offers.
 
