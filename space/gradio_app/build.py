@@ -94,13 +94,13 @@ def build_app(
     age = max(1, int(config.export_max_age_s))  # Gradio deletes the download files by age too (all at shutdown)
     with gr.Blocks(title="Attribution Explorer", delete_cache=(min(age, 600), age)) as demo:
         page = Page(
-            ctx,
-            upload_store(config, demo),
-            concurrency_groups(config),
-            offered_methods(config),
-            bundled_examples_available(offer),
-            views.LatestRequests(),
-            views.ExampleResults(config.cache_examples),
+            ctx=ctx,
+            uploads=upload_store(config, demo),
+            groups=concurrency_groups(config),
+            methods=offered_methods(config),
+            bundled=bundled_examples_available(offer),
+            latest=views.LatestRequests(),
+            examples=views.ExampleResults(config.cache_examples),
         )
         gr.Markdown(
             "# Attribution Explorer\nWhy did the language model say that? Feature attribution (Inseq), "

@@ -144,7 +144,9 @@ class Page:
         default = self.ctx.config.default_method
         return default if default in self.methods else self.methods[0]
 
-    def model_dropdown(self, label: str = "Model", *, multiselect: bool = False, elem_id: str | None = None):
+    def model_dropdown(
+        self, label: str = "Model", *, multiselect: bool = False, elem_id: str | None = None
+    ) -> gr.Dropdown:
         """A model menu offering this app's models; a typed id is allowed through (the handler says why one cannot
         be loaded, instead of the menu silently reverting to the previous model and running that)."""
         offer = self.ctx.offer
