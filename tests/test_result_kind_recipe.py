@@ -6,7 +6,8 @@
 3. Its figure, registered in the exporters by the kind's name: ``register_figure(name, draw, options=...)``.
 
 Then JSON round-trips, ``load_result`` finds it, ``export_result`` draws it as a page and a snippet, it has
-a file stem, a title and a label, and ``attribution-explorer export FILE`` draws it with no change to the CLI.
+a file stem, a title and a label, and, with no change to the CLI, ``attribution-explorer export --help`` lists
+it among the kinds and ``attribution-explorer export FILE`` draws it.
 """
 
 from __future__ import annotations
@@ -167,6 +168,15 @@ def test_the_toy_has_a_kind_a_title_a_label_and_a_safe_file_stem() -> None:
     assert file_stem(toy) == "toy_a-cat-sat"
     with pytest.raises(InvalidInputError, match="a ToyResult is drawn as 'toy', not 'heatmap'"):
         resolve_kind(toy, "heatmap")
+
+
+@pytest.mark.usefixtures("toy_kind")
+def test_the_cli_offers_the_toy_as_a_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", "--help"])
+    assert exit_.value.code == 0
+    kinds = capsys.readouterr().out.split("--kind {", 1)[1].split("}", 1)[0].split(",")
+    assert kinds == file_export_kinds() and kinds[-1] == "toy"
 
 
 @pytest.mark.usefixtures("toy_kind")

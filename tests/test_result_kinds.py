@@ -13,8 +13,8 @@ import pytest
 from attribution.corpus.runfolder import CorpusRun
 from attribution.result_kinds import file_stem, find_kind, kind_of, result_kinds, result_label, result_title
 from exporters.base import resolve_kind
-from exporters.cli import add_export_parser
 from exporters.figures import figure_of, file_export_kinds
+from space.cli.commands.export import add_parser as add_export_parser
 from tests.golden_results import golden_results
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,6 +6,7 @@ import argparse
 
 from attribution.errors import InvalidInputError
 from attribution.interventions.results import MAP_NAMES
+from space.cli.common import add_model_arguments, load_model_from_args, positive_int, progress_bar, write_result
 
 _EPILOG = """maps: head = [layer x head]; position = [layer x token] of the residual stream entering each block;
 seq2seq models also get cross_head, encoder_head and encoder_position. Each cell is the "logit difference
@@ -18,8 +19,6 @@ example:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from space.cli import add_model_arguments, positive_int
-
     parser = subparsers.add_parser(
         "patch",
         help="activation-patching sweeps, exact and attribution patching → patching JSON",
@@ -50,8 +49,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from space.cli import load_model_from_args, progress_bar, write_result
-
     if args.counterfactual is None and args.counterfactual_target is None:
         raise InvalidInputError("patch needs --counterfactual (and/or --counterfactual-target).")
     if args.no_exact and args.no_approximate:

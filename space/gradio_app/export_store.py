@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from attribution.validation import safe_file_name
+
 DEFAULT_ROOT = Path(tempfile.gettempdir()) / "attribution-explorer-exports"
 _FOLDER = re.compile(r"^app-(\d+)-[0-9a-f]+$")
 
@@ -48,12 +50,6 @@ def remove_stale_folders(root: Path) -> list[Path]:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def safe_file_name(name: str, default: str = "export") -> str:
-    """A plain file name: letters, digits, ``_.-`` only, no leading dot, at most 120 characters."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:120]
-    return cleaned or default
 
 
 class ExportStore:

@@ -1,6 +1,8 @@
-"""Parsers for what users type, shared by the app and the command line (so both say the same thing).
+"""The roots of a graph's routes as users type them, read the same way by the app and the command line.
 
-Standard library only: the CLI parses its arguments before it imports torch.
+:func:`parse_root_tokens` reads the text (``-1``, ``0,3,-1``, ``all``); ``resolve_root_tokens`` (in
+:mod:`attribution.contributions.graph`) then checks the indices against the text's tokens. Model-free and
+light (no torch): the command line parses its arguments with it before it imports what runs the model.
 """
 
 from __future__ import annotations

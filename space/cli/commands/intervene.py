@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+from attribution.contributions.roots import parse_root_tokens
 from attribution.errors import InvalidInputError
 from attribution.interventions.results import MODES
+from space.cli.common import add_language_arguments, add_model_arguments, load_model_from_args, write_result
 
 _EPILOG = """component ids (the contribution graph's node ids, plus heads and neurons; '*' = every token):
   decoder:0:embedding:3        residual stream entering block 1 at token 3
@@ -35,8 +37,6 @@ examples:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from space.cli import add_language_arguments, add_model_arguments
-
     parser = subparsers.add_parser(
         "intervene",
         help="ablate / patch heads, edges, neurons… or test a route → intervention JSON",
@@ -78,7 +78,6 @@ def check_options(args: argparse.Namespace) -> None:
     """Every check of the options that needs no model, so that a mistake costs no model load."""
     from attribution.interventions.ablation import check_intervention
     from attribution.interventions.routes import check_seeds
-    from space.inputs import parse_root_tokens
 
     roots = parse_root_tokens(args.token)
     if args.route:
@@ -98,8 +97,6 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from space.cli import load_model_from_args, write_result
-    from space.inputs import parse_root_tokens
 
     check_options(args)
     roots = parse_root_tokens(args.token)

@@ -18,7 +18,7 @@ from attribution.bundled import BUNDLED_MODELS, bundled_model_path
 from attribution.errors import InvalidInputError
 from attribution.models import DTYPES
 
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.json")
+DEFAULT_CONFIG_PATH = Path(__file__).parents[1] / "config.json"  # space/config.json, beside the Space card
 CONFIG_ENV_VAR = "ATTRIBUTION_EXPLORER_SPACE_CONFIG"
 
 

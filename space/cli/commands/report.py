@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from space.cli.common import int_range, positive_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``report`` on the main CLI's sub-parsers."""
-    from space.cli import int_range, positive_int
-
     report = subparsers.add_parser(
         "report",
         help="draw a corpus run folder as one interactive HTML report (offline)",
@@ -35,11 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     report.add_argument("--push", metavar="REPO", default=None, help="also commit the report and the Parquet shards")
     report.add_argument("--repo-type", choices=("dataset", "space"), default="dataset", help="Hub repo type")
     report.add_argument("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")
-    report.set_defaults(handler=run_report_command)
+    report.set_defaults(handler=run)
     return report
 
 
-def run_report_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from attribution.corpus import load_run
     from exporters import export_result
 

@@ -8,6 +8,8 @@ in the wheel with them, see :mod:`attribution.bundled`).
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from attribution.bundled import samples_path
@@ -64,3 +66,37 @@ def compare_examples(models: tuple[str, ...]) -> list[list[Any]]:
             for pair in translation_pairs()
         ]
     return [[ioi_prompts()[0] if ioi_prompts() else "", [models[0]], ["saliency", "attention"], "", "", "", ""]]
+
+
+def intervene_examples(models: Sequence[str]) -> list[list[Any]]:
+    """Rows of (model, text, counterfactual, target, counterfactual target, contrast token, root token)."""
+    rows: list[list[Any]] = []
+    if IOI_MODEL in models:
+        for prompt in ioi_prompts(1):
+            rows.append([IOI_MODEL, prompt, swap_names(prompt), "", "", "", "-1"])
+    if TRANSLATE_MODEL in models:
+        for pair in translation_pairs(1):
+            words = pair["source"].split()
+            changed = " ".join([*words[:-1], _other_word(words[-1])])
+            # the adverb's translation comes just before the final verb: measure the position predicting it
+            root = str(len(pair["target"].split()) - 2)
+            rows.append([TRANSLATE_MODEL, pair["source"], changed, pair["target"], "", "", root])
+    return rows
+
+
+def swap_names(prompt: str) -> str:
+    """An IOI counterfactual: the repeated name (the subject) becomes the other name, so the answer flips."""
+    names = [w for w in re.findall(r"[A-Z][a-z]+", prompt) if w not in {"When", "Then", "After", "While"}]
+    first, second = ([*names, "", ""])[:2]
+    if not first or not second or first == second:
+        return prompt
+    repeated = second if prompt.count(second) > 1 else first
+    other = first if repeated == second else second
+    head, _, tail = prompt.rpartition(repeated)
+    return f"{head}{other}{tail}"
+
+
+def _other_word(word: str) -> str:
+    """A different word of the synthetic lexicon in the same role (adverbs, the last word of the samples)."""
+    adverbs = ["quickly", "slowly", "today", "often", "quietly"]
+    return next((a for a in adverbs if a != word), word)

@@ -4,7 +4,7 @@
         --data examples/data/synth_translate_test.jsonl --out runs/synth
 
 Only wiring: arguments are checked, then handed to :mod:`attribution.corpus`. Heavy modules (torch,
-pyarrow, Ray) are imported inside :func:`run_corpus_command`.
+pyarrow, Ray) are imported inside :func:`run`.
 """
 
 from __future__ import annotations
@@ -17,19 +17,26 @@ from pathlib import Path
 from typing import Any
 
 from attribution.errors import InvalidInputError
+from space.cli.common import add_language_arguments, check_text_options, positive_int, top_k_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``corpus`` on the main CLI's sub-parsers."""
-    from space.cli import add_language_arguments, positive_int, top_k_int
-
     corpus = subparsers.add_parser(
         "corpus",
         help="attribute / route / score a whole data set into a run folder (resumable; local or Ray)",
         description="Explain every record of a data set with several methods and write the results as they "
         "finish (Parquet shards + result JSONs). Rerun the same command to resume.",
     )
-    model = corpus.add_argument_group("model")
+    _add_model_options(corpus.add_argument_group("model"))
+    _add_data_options(corpus.add_argument_group("data"))
+    _add_task_options(corpus.add_argument_group("what to compute"))
+    _add_engine_options(corpus.add_argument_group("engine"))
+    corpus.set_defaults(handler=run)
+    return corpus
+
+
+def _add_model_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--model", required=True, help="Hub id, local folder or bundled model name")
     model.add_argument("--revision", default=None, help="model revision on the Hub")
     model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
@@ -47,7 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     model.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (local engine)")
     add_language_arguments(model)
 
-    data = corpus.add_argument_group("data")
+
+def _add_data_options(data: argparse._ArgumentGroup) -> None:
     data.add_argument("--data", required=True, type=Path, help=".jsonl, .csv, .parquet, or a datasets folder")
     data.add_argument("--format", default=None, choices=["jsonl", "csv", "parquet", "hf"], help="default: from --data")
     data.add_argument("--split", default=None, help="split of a saved DatasetDict")
@@ -60,7 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data.add_argument("--id-field", default=None, help="field with the record id (default: the row number)")
     data.add_argument("--limit", type=positive_int, default=None, help="only the first N records")
 
-    task = corpus.add_argument_group("what to compute")
+
+def _add_task_options(task: argparse._ArgumentGroup) -> None:
     task.add_argument(
         "--methods", nargs="+", default=["saliency"], metavar="METHOD", help="Inseq methods and/or 'graph'"
     )
@@ -90,16 +99,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--max-new-tokens", type=positive_int, default=20, help="tokens generated for records without target"
     )
 
-    run = corpus.add_argument_group("engine")
-    run.add_argument("--out", required=True, type=Path, help="the run folder (created, or resumed)")
-    run.add_argument("--engine", choices=["local", "ray"], default="local", help="local (default) or ray")
-    run.add_argument("--batch-size", type=positive_int, default=8, help="records per batch (default 8)")
-    run.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
-    run.add_argument("--workers", type=positive_int, default=2, help="Ray workers (each loads the model once)")
-    run.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs (torch threads) per Ray worker")
-    run.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (e.g. 1 or 0.5)")
-    corpus.set_defaults(handler=run_corpus_command)
-    return corpus
+
+def _add_engine_options(engine: argparse._ArgumentGroup) -> None:
+    engine.add_argument("--out", required=True, type=Path, help="the run folder (created, or resumed)")
+    engine.add_argument("--engine", choices=["local", "ray"], default="local", help="local (default) or ray")
+    engine.add_argument("--batch-size", type=positive_int, default=8, help="records per batch (default 8)")
+    engine.add_argument("--ray-address", default=None, help="join this Ray cluster (default: start a local one)")
+    engine.add_argument("--workers", type=positive_int, default=2, help="Ray workers (each loads the model once)")
+    engine.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs (torch threads) per Ray worker")
+    engine.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (e.g. 1 or 0.5)")
 
 
 def parse_max_memory(value: str | None) -> dict[Any, str] | None:
@@ -159,9 +167,8 @@ def _fields(args: argparse.Namespace):
     )
 
 
-def run_corpus_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from attribution.corpus import ModelSpec, RayOptions, TaskConfig, default_metrics, read_records, run_corpus
-    from space.cli import check_text_options
 
     check_text_options(args)
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):

@@ -14,7 +14,7 @@ path in Gradio's list of temporary files ends its cache clean-up loop for good
 
 :class:`Uploads` moves each file Gradio receives (into a folder named by the hash of its content,
 shared by everyone who uploads the same bytes) into a fresh folder of its own in a store bounded in
-age and size (:class:`~space.export_store.ExportStore`), answers the upload with that path, and
+age and size (:class:`~space.gradio_app.export_store.ExportStore`), answers the upload with that path, and
 binds the upload to the first session that names it. A request without a ``session_hash`` is a
 session of its own (a raw API client reusing an upload sends one).
 """
@@ -35,7 +35,7 @@ import anyio
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 
-from space.export_store import ExportStore
+from space.gradio_app.export_store import ExportStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-MODES = ("standalone", "cdn", "snippet")
 
-
-def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register the ``export`` sub-command on the main CLI's sub-parsers."""
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``export`` sub-command on the main CLI's sub-parsers (its kinds: the figure registry's)."""
+    from exporters.base import MODES
     from exporters.figures import file_export_kinds
 
     export = subparsers.add_parser("export", help="draw a result JSON as an HTML page / blog snippet (Bokeh)")
@@ -37,11 +36,11 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     )
     export.add_argument("--repo-type", choices=("dataset", "space"), default="dataset", help="Hub repo type")
     export.add_argument("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")
-    export.set_defaults(handler=run_export)
+    export.set_defaults(handler=run)
     return export
 
 
-def run_export(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from attribution.validation import check_unicode
     from exporters import export_result
     from exporters.base import load_any_result
