@@ -165,6 +165,21 @@ def test_interventions_tokenise_with_the_languages(nllb):
     assert generated.target_tokens[1] == "epo_Latn" and generated.source_tokens[0] == "eng_Latn"
 
 
+def test_a_route_test_takes_the_given_graphs_languages_for_the_codes_not_given(nllb):
+    from attribution.interventions.routes import route_faithfulness
+
+    languages = Languages("fra_Latn", "deu_Latn")
+    # the random model's routes keep attention edges only at a tiny threshold (and not all of them: 0.0005)
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, languages=languages, threshold=0.0005, top_k=0)
+    route = route_faithfulness(nllb, SOURCE, graph=graph, seeds=1)
+    assert (route.provenance.source_language, route.provenance.target_language) == ("fra_Latn", "deu_Latn")
+    target_given = route_faithfulness(nllb, SOURCE, graph=graph, seeds=1, languages=Languages(target="epo_Latn"))
+    assert (target_given.provenance.source_language, target_given.provenance.target_language) == (
+        "fra_Latn",
+        "epo_Latn",
+    )
+
+
 def test_unknown_codes_are_refused_naming_valid_ones(nllb):
     with pytest.raises(InvalidInputError, match=r"Unknown target language 'deu_Latm'.*4 language codes.*deu_Latn"):
         build_contribution_graph(nllb, SOURCE, languages=Languages(target="deu_Latm"))
