@@ -2,7 +2,7 @@
 
     python benchmarks/load.py [--clients 16] [--requests 12] [--seed 0]
 
-The app runs in its own process on the bundled tiny models (``tests/app_server.py``, the operator
+The app runs in its own process on the bundled tiny models (``tests/support/app_server.py``, the operator
 config below: two model runs at a time per queue group, a 30 s time budget), driven through
 Gradio's raw HTTP API. First every endpoint is timed alone (``--alone`` requests each, one after
 another), then ``--clients`` threads each send ``--requests`` requests drawn from the mix at random.
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.app_server import Answer, AppProcess, call, serve_app
+from tests.support.app_server import Answer, AppProcess, call, serve_app
 
 IOI = "When Mary and John went to the store, John gave a drink to"
 SOURCE, TARGET = "the old cat sees a bird quickly", "ka miru vesa mi avi rapide vidas"
