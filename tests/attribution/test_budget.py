@@ -18,23 +18,12 @@ from attribution.contributions import build_contribution_graph
 from attribution.errors import BudgetExceededError
 from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
+from tests.support import texts
+from tests.support.fakes import TickingClock
 
-IOI = "When Mary and John went to the store, John gave a drink to"
-TRANSLATION = ("the old cat sees a bird quickly", "ka miru vesa mi avi rapide vidas")
+IOI = texts.IOI_PROMPT
+TRANSLATION = texts.TRANSLATION_OLD_CAT
 MODELS = ModelCache(max_models=2)
-
-
-class TickingClock:
-    """``time.monotonic`` stand-in: every reading is one second after the previous one."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.readings = 0
-
-    def __call__(self) -> float:
-        self.now += 1.0
-        self.readings += 1
-        return self.now
 
 
 @pytest.fixture

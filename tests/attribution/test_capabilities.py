@@ -28,13 +28,14 @@ import torch
 from attribution.capabilities import METHODS, TESTED_FAMILIES, markdown_table, supported_methods
 from attribution.errors import UnsupportedError
 from attribution.inseq_runner import attribute, check_supported, run_checked
+from tests.support import texts
 from tests.support.paths import REPO
 from tests.support.random_models import FAMILIES, build_random_model
 
-PROMPT = "when mary and john went"
-CONTINUATION = "to the store"
-SOURCE = "the cat sees the dog"
-TRANSLATION = "die katze sieht"
+PROMPT = texts.SHORT_PROMPT
+CONTINUATION = texts.SHORT_CONTINUATION
+SOURCE = texts.SHORT_SOURCE
+TRANSLATION = texts.SHORT_TRANSLATION
 PAGE = REPO / "docs" / "feature-attribution.md"
 
 

@@ -16,6 +16,7 @@ from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.inseq_runner import attribute, attribute_batch, batch_exact, check_supported
 from attribution.models import load_model
 from tests.support.corpus_data import translation_rows
+from tests.support.fakes import failing_inseq_calls
 
 
 @pytest.fixture(scope="module")
@@ -88,29 +89,12 @@ def test_bad_inputs_get_their_own_errors_and_the_others_their_results(loaded) ->
         attribute_batch(loaded, texts[:1], targets=targets[:1], method_params={"n_stepz": 3}, method="saliency")
 
 
-def _failing_on(monkeypatch, error_for) -> list[list[str]]:
-    """Make every Inseq call raise ``error_for(texts)`` where that is not None; returns the batches called."""
-    from attribution import inseq_runner
-
-    original, calls = inseq_runner._run, []
-
-    def run(loaded, inseq_model, spec, texts, *args, **kwargs):
-        calls.append(list(texts))
-        error = error_for(texts)
-        if error is not None:
-            raise error
-        return original(loaded, inseq_model, spec, texts, *args, **kwargs)
-
-    monkeypatch.setattr(inseq_runner, "_run", run)
-    return calls
-
-
 def test_a_failing_batch_is_retried_input_by_input_and_the_failure_lands_on_its_input(loaded, monkeypatch) -> None:
     pairs = translation_rows(3)
     texts, targets = [p["source"] for p in pairs], [p["target"] for p in pairs]
     alone = [attribute(loaded, p["source"], target=p["target"], method="saliency") for p in pairs]
     broken = RuntimeError("the model broke on this input")
-    calls = _failing_on(monkeypatch, lambda batch: broken if texts[1] in batch else None)
+    calls = failing_inseq_calls(monkeypatch, lambda batch: broken if texts[1] in batch else None)
     outcomes = attribute_batch(loaded, texts, targets=targets, method="saliency", batch_size=3)
     assert calls == [texts, [texts[0]], [texts[1]], [texts[2]]]  # the whole batch, then one by one
     assert outcomes[1] is broken
@@ -135,7 +119,7 @@ def test_a_budget_running_out_stops_the_whole_run(loaded, monkeypatch, when: str
             return BudgetExceededError("time is up") if when == "batch" else RuntimeError("retry one by one")
         return BudgetExceededError("time is up") if batch == texts[:1] else None
 
-    calls = _failing_on(monkeypatch, error_for)
+    calls = failing_inseq_calls(monkeypatch, error_for)
     with pytest.raises(BudgetExceededError, match="time is up"):
         attribute_batch(loaded, texts, targets=targets, method="saliency", batch_size=2)
     assert calls == ([texts] if when == "batch" else [texts, texts[:1]])  # nothing runs after the budget is spent
@@ -156,7 +140,7 @@ def test_with_its_defaults_a_batch_gives_what_attribute_gives_with_its_own() -> 
 
 def test_batches_hold_eight_inputs_by_default(loaded, monkeypatch) -> None:
     rows = translation_rows(9)
-    calls = _failing_on(monkeypatch, lambda batch: None)
+    calls = failing_inseq_calls(monkeypatch, lambda batch: None)
     outcomes = attribute_batch(loaded, [r["source"] for r in rows], targets=[r["target"] for r in rows])
     assert [len(batch) for batch in calls] == [8, 1]
     assert all(not isinstance(outcome, Exception) for outcome in outcomes)
@@ -188,7 +172,7 @@ def test_contrastive_inputs_get_their_own_numbers_and_inputs_without_a_contrast_
 def test_inputs_retried_one_by_one_get_their_targets_generated_as_alone(loaded, monkeypatch) -> None:
     sources = [p["source"] for p in translation_rows(2)]
     alone = [attribute(loaded, source, max_new_tokens=5) for source in sources]
-    _failing_on(monkeypatch, lambda batch: RuntimeError("retry one by one") if len(batch) > 1 else None)
+    failing_inseq_calls(monkeypatch, lambda batch: RuntimeError("retry one by one") if len(batch) > 1 else None)
     outcomes = attribute_batch(loaded, sources, max_new_tokens=5, batch_size=2)
     for outcome, expected in zip(outcomes, alone, strict=True):
         assert outcome.target_tokens == expected.target_tokens
@@ -204,7 +188,7 @@ def test_a_batch_size_that_is_not_a_positive_whole_number_is_refused(loaded, bat
 
 def test_batches_of_one_run_each_input_alone(loaded, monkeypatch) -> None:
     rows = translation_rows(2)
-    calls = _failing_on(monkeypatch, lambda batch: None)
+    calls = failing_inseq_calls(monkeypatch, lambda batch: None)
     outcomes = attribute_batch(loaded, [r["source"] for r in rows], targets=[r["target"] for r in rows], batch_size=1)
     assert [len(batch) for batch in calls] == [1, 1]
     assert all(not isinstance(outcome, Exception) for outcome in outcomes)
@@ -232,7 +216,7 @@ def test_two_inputs_share_one_inseq_call(loaded, monkeypatch) -> None:
     rows = translation_rows(2)
     texts, targets = [r["source"] for r in rows], [r["target"] for r in rows]
     alone = [attribute(loaded, text, target=target) for text, target in zip(texts, targets, strict=True)]
-    calls = _failing_on(monkeypatch, lambda batch: None)
+    calls = failing_inseq_calls(monkeypatch, lambda batch: None)
     outcomes = attribute_batch(loaded, texts, targets=targets, batch_size=2)
     assert calls == [texts]  # one call, no retry
     for outcome, expected in zip(outcomes, alone, strict=True):
@@ -243,6 +227,6 @@ def test_a_method_whose_batch_is_not_exact_runs_each_input_alone(loaded, monkeyp
     assert not batch_exact(loaded, "attention")
     rows = translation_rows(3)
     texts = [r["source"] for r in rows]
-    calls = _failing_on(monkeypatch, lambda batch: None)
+    calls = failing_inseq_calls(monkeypatch, lambda batch: None)
     attribute_batch(loaded, texts, targets=[r["target"] for r in rows], method="attention", batch_size=8)
     assert calls == [[text] for text in texts]

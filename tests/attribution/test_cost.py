@@ -29,6 +29,7 @@ from attribution.cost import (
 from attribution.errors import CostLimitError, InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
+from tests.support import texts
 
 MODELS = ModelCache(max_models=2)
 CASES = {
@@ -144,7 +145,7 @@ def test_check_cost_sums_the_runs_and_names_the_cap() -> None:
 
 # ------------------------------------------------------------------------------------------ interventions
 
-IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
+IOI_COUNTERFACTUAL = texts.IOI_COUNTERFACTUAL
 TRANSLATION_COUNTERFACTUAL = "the old cat sees a bird slowly"  # the Intervene tab's example: measured at 5
 
 

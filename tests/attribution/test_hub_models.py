@@ -21,10 +21,11 @@ from attribution.anatomy.inputs import prepare_inputs
 from attribution.contributions import build_contribution_graph, decompose_model
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
+from tests.support import texts
 
 pytestmark = pytest.mark.hub
 
-IOI_PROMPT = "When Mary and John went to the store, John gave a drink to"
+IOI_PROMPT = texts.IOI_PROMPT
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,13 @@ import torch
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.inseq_runner import attribute, available_methods, available_step_scores, check_supported
 from attribution.results import AttributionResult
+from tests.support import texts
 from tests.support.random_models import build_never_ending_model, build_random_model
 
-PROMPT = "when mary and john went"
-CONTINUATION = "to the store"
-SOURCE = "the cat sees the dog"
-TRANSLATION = "die katze sieht"
+PROMPT = texts.SHORT_PROMPT
+CONTINUATION = texts.SHORT_CONTINUATION
+SOURCE = texts.SHORT_SOURCE
+TRANSLATION = texts.SHORT_TRANSLATION
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from attribution.languages import (
 )
 from attribution.models import load_model
 from attribution.results import ContributionGraph, Provenance
-from tests.attribution.contributions.test_contributions import _block_outputs, _relative_error
+from tests.support.model_checks import block_outputs, relative_error
 from tests.support.random_models import build_random_model
 from tests.support.real_tokenizers import NLLB_LANGUAGES, save_mbart50, save_nllb_m2m100
 
@@ -106,7 +106,7 @@ def test_mbart50_sets_its_codes_and_forces_the_target_code(tmp_path_factory):
 
 def test_batched_graphs_with_languages_equal_the_graphs_built_alone(nllb):
     from attribution.contributions import build_contribution_graphs
-    from tests.attribution.contributions.test_contributions_batch import assert_same_graph
+    from tests.support.model_checks import assert_same_graph
 
     texts = [SOURCE, SOURCE.split()[0], f"{SOURCE} {SOURCE}"]  # different lengths: padded in one batch
     targets = [TARGET, None, TARGET]  # the second is generated, forced to start with the target code
@@ -127,9 +127,9 @@ def test_attribution_of_a_given_target_uses_both_codes(nllb):
 
 def test_batched_attribution_keeps_the_languages_when_it_retries_input_by_input(nllb, monkeypatch):
     from attribution.inseq_runner import attribute_batch
-    from tests.attribution.test_corpus_batching import _failing_on
+    from tests.support.fakes import failing_inseq_calls
 
-    _failing_on(monkeypatch, lambda batch: RuntimeError("retry one by one") if len(batch) > 1 else None)
+    failing_inseq_calls(monkeypatch, lambda batch: RuntimeError("retry one by one") if len(batch) > 1 else None)
     outcomes = attribute_batch(
         nllb, [SOURCE, TARGET], targets=[TARGET, SOURCE], languages=Languages("fra_Latn", "deu_Latn"), batch_size=2
     )
@@ -143,16 +143,16 @@ def test_the_decomposition_is_exact_with_languages_set(nllb):
         inputs = prepare_inputs(nllb, SOURCE, TARGET, None, languages)[0]
     assert inputs["input_ids"][0, 0] == _code_id(nllb, "fra_Latn")
     assert inputs["decoder_input_ids"][0, 1] == _code_id(nllb, "deu_Latn")
-    expected = _block_outputs(nllb, inputs)
+    expected = block_outputs(nllb, inputs)
     encoder, decoder = decompose_model(nllb, inputs)
     for side, blocks in (("encoder", encoder), ("decoder", decoder)):
         for block, model_output in zip(blocks, expected[side], strict=True):
             for attention in filter(None, (block.self_attention, block.cross_attention)):
                 parts = torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
                 rebuilt = attention.residual + parts + attention.bias
-                assert _relative_error(rebuilt, attention.whole) <= 1e-5
-            assert _relative_error(block.ffn.residual + block.ffn.ffn + block.ffn.bias, block.ffn.whole) <= 1e-5
-            assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+                assert relative_error(rebuilt, attention.whole) <= 1e-5
+            assert relative_error(block.ffn.residual + block.ffn.ffn + block.ffn.bias, block.ffn.whole) <= 1e-5
+            assert relative_error(block.ffn.whole, model_output) <= 1e-5
 
 
 def test_interventions_tokenise_with_the_languages(nllb):
@@ -267,11 +267,11 @@ def test_cli_refuses_an_unknown_code_with_one_line(nllb_folder, tmp_path, capsys
 @pytest.fixture(scope="module")
 def ctx(nllb_folder):
     from attribution.models import ModelCache
-    from space.gradio_app import context
-    from space.gradio_app.config import SpaceConfig, offered_models
+    from space.gradio_app.config import SpaceConfig
+    from tests.support.app_context import offline_context
 
     config = SpaceConfig(models=(nllb_folder,), default_model=nllb_folder, max_new_tokens=4, methods=("saliency",))
-    return context.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(max_models=1))
+    return offline_context(config, cache=ModelCache(max_models=1))
 
 
 def test_the_attribute_and_graph_handlers_take_the_languages(ctx, nllb_folder):

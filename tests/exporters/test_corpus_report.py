@@ -16,7 +16,6 @@ from attribution.corpus.runfolder import RunFolder
 from attribution.corpus.tasks import failed_outcome
 from exporters import export_result
 from exporters.bokeh_html import build_figure
-from tests.support.browser import browser, new_page  # noqa: F401  (fixtures)
 from tests.support.corpus_data import translation_rows, write_jsonl
 
 HOSTILE_ID = '<script>alert("id")</script>'
@@ -100,7 +99,7 @@ def test_a_large_run_stays_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_report_draws_offline_and_a_click_shows_the_record(run_dir: Path, new_page, tmp_path: Path) -> None:  # noqa: F811
+def test_report_draws_offline_and_a_click_shows_the_record(run_dir: Path, new_page, tmp_path: Path) -> None:
     page_file = tmp_path / "report.html"
     export_result(run_dir).write(page_file)
     session = new_page(page_file.as_uri(), viewport=(1300, 1000))

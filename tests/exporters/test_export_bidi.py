@@ -24,7 +24,6 @@ from exporters.bokeh_html import build_figure
 from exporters.hub import readme_for
 from exporters.page import PROVENANCE_SCRIPT_ID
 from exporters.tokens import page_text
-from tests.support.browser import browser, new_page  # noqa: F401  (fixtures)
 from tests.support.corpus_data import translation_rows, write_jsonl
 from tests.support.synthetic_results import (
     synthetic_attribution,
@@ -165,7 +164,7 @@ def test_the_corpus_report_marks_record_ids_and_texts(bidi_run: Path) -> None:
 
 
 @pytest.mark.browser
-def test_chromium_draws_a_marked_title_in_reading_order(new_page, tmp_path: Path) -> None:  # noqa: F811
+def test_chromium_draws_a_marked_title_in_reading_order(new_page, tmp_path: Path) -> None:
     """The rendered title reads "abc<U+202E>def…", left to right: the override reorders nothing."""
     title = "abc\u202edefghi"
     path = tmp_path / "page.html"

@@ -9,8 +9,9 @@ import pytest
 from attribution.results import route_edges
 from exporters import export_result
 from exporters.graph_details import GraphWords
-from tests.exporters.test_export import XSS_IMG, XSS_SCRIPT, causal_result, comparison, route_graph, seq2seq_result
-from tests.support.browser import COUNT_DRAWN_PIXELS_JS, PageSession, browser, new_page  # noqa: F401  (fixtures)
+from tests.support.browser import COUNT_DRAWN_PIXELS_JS, PageSession
+from tests.support.handmade_results import causal_result, comparison, route_graph, seq2seq_result
+from tests.support.hostile_inputs import XSS_IMG, XSS_SCRIPT
 from tests.support.synthetic_results import synthetic_graph
 
 pytestmark = pytest.mark.browser
@@ -80,7 +81,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return urls
 
 
-def open_figure(new_page, url: str) -> PageSession:  # noqa: F811
+def open_figure(new_page, url: str) -> PageSession:
     session = new_page(url, viewport=(1400, 1000))
     session.page.wait_for_function("() => window.Bokeh && [...Bokeh.index].length > 0", timeout=10_000)
     session.page.wait_for_timeout(300)  # one paint after the views exist
@@ -88,14 +89,14 @@ def open_figure(new_page, url: str) -> PageSession:  # noqa: F811
 
 
 @pytest.mark.parametrize("name", ["heatmap causal", "heatmap seq2seq", "graph causal", "graph seq2seq", "compare"])
-def test_every_figure_draws_offline_without_errors(new_page, pages: dict[str, str], name: str) -> None:  # noqa: F811
+def test_every_figure_draws_offline_without_errors(new_page, pages: dict[str, str], name: str) -> None:
     session = open_figure(new_page, pages[name])
     pixels = session.drawn_pixels()
     assert pixels["canvases"] >= 1 and pixels["drawn"] > 2_000, pixels
     session.assert_clean()  # includes: not a single request left file://
 
 
-def test_heatmap_hover_shows_the_token_pair_and_value(new_page, pages: dict[str, str]) -> None:  # noqa: F811
+def test_heatmap_hover_shows_the_token_pair_and_value(new_page, pages: dict[str, str]) -> None:
     session = open_figure(new_page, pages["heatmap causal"])
     assert "-0.75" not in session.deep_text()
     session.page.mouse.move(*session.page.evaluate(_SCREEN_POINT_JS, ["heatmap prefix → generated", 0, 1]))
@@ -105,7 +106,7 @@ def test_heatmap_hover_shows_the_token_pair_and_value(new_page, pages: dict[str,
     session.assert_clean()
 
 
-def test_a_long_value_is_shown_with_four_significant_digits(new_page, tmp_path) -> None:  # noqa: F811
+def test_a_long_value_is_shown_with_four_significant_digits(new_page, tmp_path) -> None:
     result = causal_result()
     result.target_scores[1, 0] = -0.123456789012345678
     page_url = export_result(result).write(tmp_path / "digits.html").as_uri()
@@ -117,7 +118,7 @@ def test_a_long_value_is_shown_with_four_significant_digits(new_page, tmp_path) 
 
 
 def test_graph_hover_tap_slider_and_route_choice_change_what_is_shown(
-    new_page,  # noqa: F811
+    new_page,
     pages: dict[str, str],
 ) -> None:
     graph = route_graph()
@@ -173,14 +174,14 @@ def test_graph_hover_tap_slider_and_route_choice_change_what_is_shown(
     session.assert_clean()
 
 
-def test_cdn_page_fetches_only_bokehjs_from_the_cdn(new_page, pages: dict[str, str]) -> None:  # noqa: F811
+def test_cdn_page_fetches_only_bokehjs_from_the_cdn(new_page, pages: dict[str, str]) -> None:
     session = new_page(pages["cdn"])
     session.page.wait_for_timeout(300)
     assert session.blocked_requests
     assert all(url.startswith("https://cdn.bokeh.org/bokeh/release/") for url in session.blocked_requests)
 
 
-def test_iframe_snippet_draws_inside_a_host_page_offline(new_page, pages: dict[str, str]) -> None:  # noqa: F811
+def test_iframe_snippet_draws_inside_a_host_page_offline(new_page, pages: dict[str, str]) -> None:
     session = new_page(pages["iframe"])
     frame = session.page.frames[1]
     frame.wait_for_function("() => window.Bokeh && [...Bokeh.index].length > 0", timeout=10_000)
@@ -192,7 +193,7 @@ def test_iframe_snippet_draws_inside_a_host_page_offline(new_page, pages: dict[s
 
 
 @pytest.mark.parametrize("name", ["xss heatmap", "xss graph", "xss compare"])
-def test_injected_strings_render_as_text_and_never_run(new_page, pages: dict[str, str], name: str) -> None:  # noqa: F811
+def test_injected_strings_render_as_text_and_never_run(new_page, pages: dict[str, str], name: str) -> None:
     session = open_figure(new_page, pages[name])
     page = session.page
     if name == "xss heatmap":
@@ -230,7 +231,7 @@ _COMPARE_GEOMETRY_JS = """() => {
 
 
 @pytest.mark.parametrize("width", [1400, 800])
-def test_compare_page_wraps_its_heatmaps_instead_of_overflowing(new_page, pages, width: int) -> None:  # noqa: F811
+def test_compare_page_wraps_its_heatmaps_instead_of_overflowing(new_page, pages, width: int) -> None:
     session = new_page(pages["compare"], viewport=(width, 1000))
     session.page.wait_for_function("() => window.Bokeh && [...Bokeh.index].length > 0", timeout=10_000)
     session.page.wait_for_timeout(500)

@@ -16,12 +16,12 @@ from attribution.results import load_result, load_result_file
 from exporters import export_result
 from exporters.base import resolve_kind
 from space.cli import main
-from tests.exporters.test_export import XSS_IMG, XSS_SCRIPT
-from tests.support.browser import browser, new_page  # noqa: F401  (pytest fixtures)
+from tests.support import texts
+from tests.support.hostile_inputs import XSS_IMG, XSS_SCRIPT
 from tests.support.paths import REPO
 
-IOI = "When Mary and John went to the store, John gave a drink to"
-IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
+IOI = texts.IOI_PROMPT
+IOI_COUNTERFACTUAL = texts.IOI_COUNTERFACTUAL
 KINDS = ("intervention", "patching", "route_faithfulness", "faithfulness")
 #: Screenshots of the drawn pages go here when set (to look at them).
 SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
@@ -118,7 +118,7 @@ def test_cli_mistakes_are_one_line(arguments, message, capsys, tmp_path: Path):
 
 @pytest.mark.browser
 @pytest.mark.parametrize("kind", KINDS)
-def test_each_kind_draws_offline_in_chromium(new_page, results, kind, tmp_path: Path):  # noqa: F811
+def test_each_kind_draws_offline_in_chromium(new_page, results, kind, tmp_path: Path):
     path = export_result(results[kind]).write(tmp_path / f"{kind}.html")
     session = new_page(path.as_uri(), viewport=(1400, 1000))
     session.page.wait_for_function("() => window.Bokeh && [...Bokeh.index].length > 0", timeout=10_000)

@@ -31,11 +31,12 @@ from exporters.tokens import (
     result_style,
     token_text,
 )
+from tests.support import texts
 from tests.support.real_tokenizers import CORPUS, byte_level_bpe, save_bpe_gpt2, save_unigram_marian, unigram
 
 MARKERS = ("Ġ", "▁", "Ċ", "ĉ")
-PROMPT = "When Mary and John went to the store, John gave a drink to"
-SOURCE, TARGET = "the tired friend greets this woman today", "ka amiko lasu tesu fema hodie salas"
+PROMPT = texts.IOI_PROMPT
+SOURCE, TARGET = texts.TRANSLATION_TIRED_FRIEND
 _UNDO = {LEADING_SPACE: " ", VISIBLE_SPACE: " ", "↵": "\n", "⇥": "\t"}
 
 

@@ -32,7 +32,6 @@ from tests.support.doc_blocks import (
     run_blocks,
     run_python_block,
     run_shell_block,
-    workdir,  # noqa: F401  (pytest fixture)
 )
 
 MAX_README_LINES = 300
@@ -65,7 +64,7 @@ def test_every_page_is_in_the_nav_and_runs_or_says_why_not():
     assert len(runnable) >= 12
 
 
-def test_docs_blocks_run_as_written(workdir):  # noqa: F811
+def test_docs_blocks_run_as_written(workdir):
     """Every page's blocks but the server's, in ``nav`` order, in one folder: a page may read what an earlier
     one wrote (the Export page draws the results the Feature attribution and Contribution graph pages made)."""
     ran = run_blocks([block for page in nav_pages() for block in markdown_blocks(page)])
@@ -75,7 +74,7 @@ def test_docs_blocks_run_as_written(workdir):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_serve_and_the_client_examples(workdir):  # noqa: F811
+def test_serve_and_the_client_examples(workdir):
     """``attribution-explorer serve`` as the README writes it, then every ``gradio_client`` example against it."""
     servers = Servers()
     try:

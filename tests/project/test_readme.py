@@ -16,7 +16,6 @@ from tests.support.doc_blocks import (
     markdown_blocks,
     run_blocks,
     shell_commands,
-    workdir,  # noqa: F401  (pytest fixture)
 )
 
 
@@ -47,7 +46,7 @@ def test_the_parser_sees_what_the_shell_sees():
     )
 
 
-def test_readme_blocks_run_as_written(workdir):  # noqa: F811
+def test_readme_blocks_run_as_written(workdir):
     """All blocks but the server's, in document order (later blocks read files earlier ones wrote)."""
     assert run_blocks(markdown_blocks(README)) >= 2
     for written in ("tour-graph.json", "tour-graph.html"):

@@ -25,8 +25,9 @@ from attribution.bundled import bundled_model_path
 from attribution.languages import Languages
 from attribution.models import ModelCache, ModelSpec, load_model
 from attribution.progress import Progress, fraction_done, no_progress, part
+from tests.support import texts
 
-PROMPT = "When Mary and John went to the store, John gave a drink to"
+PROMPT = texts.IOI_PROMPT
 
 
 def _modules(package: ModuleType) -> Iterator[ModuleType]:

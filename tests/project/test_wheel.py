@@ -24,12 +24,13 @@ from pathlib import Path
 import pytest
 
 from attribution.bundled import BUNDLED_MODELS
+from tests.support import texts
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.slow
 
-IOI_PROMPT = "When Mary and John went to the store, John gave a drink to"
-SOURCE, TRANSLATION = "the tired friend greets this woman today", "ka amiko lasu tesu fema hodie salas"
+IOI_PROMPT = texts.IOI_PROMPT
+SOURCE, TRANSLATION = texts.TRANSLATION_TIRED_FRIEND
 #: Not part of a build: VCS data, virtualenvs, build outputs, caches.
 NOT_SOURCES = (
     ".git",

@@ -1,8 +1,7 @@
 """Debian's Chromium driven through Playwright's sync API, for browser tests.
 
-Usage in a test module (one browser per module keeps the suite fast)::
-
-    from tests.support.browser import browser, new_page  # noqa: F401  (pytest fixtures)
+Its fixtures ``browser`` and ``new_page`` are available to every test (``tests/conftest.py`` loads this module as a
+plugin); one browser per module keeps the suite fast::
 
     @pytest.mark.browser
     def test_page(new_page):
@@ -200,3 +199,45 @@ def new_page(browser: Any) -> Iterator[Callable[..., PageSession]]:
     yield factory
     for session in sessions:
         session.page.context.close()
+
+
+# Drawn pixels and a checksum of every canvas under one element (Bokeh draws inside shadow roots).
+CANVAS_SIGNATURE_JS = """
+(root) => {
+  const canvases = [];
+  const walk = (node) => {
+    for (const el of node.querySelectorAll('*')) {
+      if (el.tagName === 'CANVAS') canvases.push(el);
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(root);
+  let drawn = 0, checksum = 0;
+  for (const canvas of canvases) {
+    if (!canvas.width || !canvas.height) continue;
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    for (let i = 0; i < data.length; i += 4) {
+      if (data[i + 3] !== 0 && !(data[i] === 255 && data[i + 1] === 255 && data[i + 2] === 255)) drawn += 1;
+      checksum = (checksum * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) % 1000000007;
+    }
+  }
+  return {drawn, checksum};
+}
+"""
+
+
+def wait_for_drawing(page, selector: str, *, different_from: int | None = None, timeout_s: float = 60) -> dict:
+    """Poll the canvases under ``selector`` until they are drawn (and differ from a previous checksum)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        signature = page.locator(selector).evaluate(CANVAS_SIGNATURE_JS)
+        if signature["drawn"] > 500 and signature["checksum"] != different_from:
+            page.wait_for_timeout(500)  # let Bokeh finish the frame, then read it again
+            settled = page.locator(selector).evaluate(CANVAS_SIGNATURE_JS)
+            if settled == signature:
+                return signature
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{selector} was not (re)drawn in {timeout_s} s: {signature}")
+        page.wait_for_timeout(250)

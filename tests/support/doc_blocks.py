@@ -31,8 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from space.cli import EXIT_USER_ERROR, main
 from tests.support.paths import REPO
 
@@ -217,15 +215,6 @@ def run_blocks(blocks: list[Block]) -> int:
             run_python_block(block)
             ran += 1
     return ran
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch) -> Path:
-    """A scratch directory standing in for the checkout's root: the documentation's commands read the
-    repository's `examples/` (data files), and whatever they write lands here, not in the repository."""
-    (tmp_path / "examples").symlink_to(REPO / "examples", target_is_directory=True)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 class Servers:

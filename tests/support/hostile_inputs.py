@@ -429,3 +429,8 @@ def parquet_bomb(n_chars: int = 300_000_000) -> bytes:
     table = pa.table({"source": text, "target": pa.array(["ka"], pa.large_string())})
     pq.write_table(table, sink, compression="zstd", use_dictionary=False, write_statistics=False)
     return sink.getvalue().to_pybytes()
+
+
+#: Markup that runs script if a page puts it into HTML unescaped (as text, and inside an attribute).
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = '"><img src=x onerror=alert(1)>'

@@ -431,3 +431,18 @@ def build_never_ending_model(family: str, *, seed: int = 0) -> LoadedModel:
     loaded = build_random_model(family, seed=seed)
     loaded.model.generation_config.suppress_tokens = [loaded.tokenizer.eos_token_id]
     return loaded
+
+
+#: The BART family (BART, Marian, mBART, M2M-100): attention too quiet at random init for a graph edge to show.
+BART_FAMILIES = ("bart", "marian", "mbart", "m2m_100")
+
+
+def louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
+    """Scale BART-family (BART, Marian, mBART, M2M-100) value and output projections: at their random init
+    (std 0.02) attention adds under 0.1% to the residual stream, so no attention or cross-attention edge would
+    pass a threshold."""
+    with torch.no_grad():
+        for name, parameter in loaded.model.named_parameters():
+            if name.endswith(("v_proj.weight", "out_proj.weight")):
+                parameter.mul_(factor)
+    return loaded

@@ -26,7 +26,7 @@ from attribution.budget import time_budget
 from attribution.errors import BudgetExceededError, UnsupportedError
 from attribution.models import LoadedModel
 from tests.support.paths import REPO
-from tests.support.random_models import FAMILIES, VARIANTS, build_random_model
+from tests.support.random_models import build_random_model
 
 TEXTS = (
     "when mary and john went to the store , john gave a drink to",
@@ -40,9 +40,8 @@ PAIRS = (
 WRITABLE = ("resid_pre", "attn.head_out", "attn.out", "attn.probs", "ffn.act", "ffn.out", "resid_post")
 
 
-@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
-def family_model(request) -> LoadedModel:
-    return build_random_model(request.param, seed=7)
+#: ``family_model`` (tests/attribution/conftest.py): every family and layout, built with this seed.
+FAMILY_SEED = 7
 
 
 def _inputs(loaded: LoadedModel) -> dict[str, torch.Tensor]:

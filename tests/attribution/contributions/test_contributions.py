@@ -20,35 +20,24 @@ from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph, load_result_file
 from space.cli import main
+from tests.support import texts
 from tests.support.contributions_reference import ReferenceStack, reference_route
+from tests.support.model_checks import block_outputs, relative_error
 from tests.support.random_models import (
-    FAMILIES,
-    VARIANTS,
+    BART_FAMILIES,
     build_never_ending_model,
     build_random_model,
     word_level_tokenizer,
 )
 
-PROMPT = "when mary and john went to the store , john gave a drink to"
-SOURCE = "the small cat sees the red house ."
-TARGET = "die klein katze sieht das rot haus ."
+PROMPT = texts.RANDOM_PROMPT
+SOURCE = texts.RANDOM_SOURCE
+TARGET = texts.RANDOM_TARGET
 
 
-def _louder_attention(loaded: LoadedModel, factor: float = 6.0) -> LoadedModel:
-    """Scale BART-family (BART, Marian, mBART, M2M-100) value and output projections: at their random init
-    (std 0.02) attention adds under 0.1% to the residual stream, so no attention or cross-attention edge would
-    pass a threshold."""
-    with torch.no_grad():
-        for name, parameter in loaded.model.named_parameters():
-            if name.endswith(("v_proj.weight", "out_proj.weight")):
-                parameter.mul_(factor)
-    return loaded
-
-
-@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
-def family_model(request) -> LoadedModel:
-    loaded = build_random_model(request.param, seed=3)
-    return _louder_attention(loaded) if request.param in ("bart", "marian", "mbart", "m2m_100") else loaded
+#: ``family_model`` (tests/attribution/conftest.py): every family and layout, built with this seed.
+FAMILY_SEED = 3
+LOUDER_FAMILIES = BART_FAMILIES
 
 
 def _inputs(loaded: LoadedModel, text: str | None = None, target: str | None = None):
@@ -57,33 +46,9 @@ def _inputs(loaded: LoadedModel, text: str | None = None, target: str | None = N
     return prepare_inputs(loaded, text or PROMPT, None, None)[0]
 
 
-def _block_outputs(loaded: LoadedModel, inputs) -> dict[str, list[torch.Tensor]]:
-    """The model's own residual stream after every block, recorded by hooks on the block modules."""
-    spec = architecture_spec(loaded.model)
-    outputs: dict[str, list[torch.Tensor]] = {"encoder": [], "decoder": []}
-    handles = []
-    for side, blocks in (("encoder", spec.encoder_blocks), ("decoder", spec.decoder_blocks)):
-        for block in blocks:
-
-            def record(_module, _args, output, side=side):
-                tensor = output[0] if isinstance(output, tuple) else output
-                outputs[side].append(tensor[0].detach().float())
-
-            handles.append(block.module.register_forward_hook(record))
-    with torch.no_grad():
-        loaded.model(**inputs, use_cache=False)
-    for handle in handles:
-        handle.remove()
-    return outputs
-
-
-def _relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
-
-
 def test_decomposition_reconstructs_the_models_hidden_states(family_model):
     inputs = _inputs(family_model)
-    expected = _block_outputs(family_model, inputs)
+    expected = block_outputs(family_model, inputs)
     encoder, decoder = decompose_model(family_model, inputs)
     for side, blocks in (("encoder", encoder), ("decoder", decoder)):
         assert len(blocks) == len(expected[side])
@@ -91,10 +56,10 @@ def test_decomposition_reconstructs_the_models_hidden_states(family_model):
             for attention in filter(None, (block.self_attention, block.cross_attention)):
                 parts = torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
                 rebuilt = attention.residual + parts + attention.bias
-                assert _relative_error(rebuilt, attention.whole) <= 1e-5
+                assert relative_error(rebuilt, attention.whole) <= 1e-5
             ffn = block.ffn
-            assert _relative_error(ffn.residual + ffn.ffn + ffn.bias, ffn.whole) <= 1e-5
-            assert _relative_error(ffn.whole, model_output) <= 1e-5
+            assert relative_error(ffn.residual + ffn.ffn + ffn.bias, ffn.whole) <= 1e-5
+            assert relative_error(ffn.whole, model_output) <= 1e-5
     # the first block's residual input is the embedding: the graph's layer-0 nodes
     assert decoder[0].residual_in.shape[0] == inputs.get("decoder_input_ids", inputs["input_ids"]).shape[1]
 
@@ -335,9 +300,9 @@ def test_bloom_layouts_the_decomposition_follows_are_accepted(overrides):
     model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
     loaded = LoadedModel("random-bloom", model, word_level_tokenizer(append_eos=False), "causal")
     inputs = _inputs(loaded)
-    (model_output,) = _block_outputs(loaded, inputs)["decoder"]
+    (model_output,) = block_outputs(loaded, inputs)["decoder"]
     _, (block,) = decompose_model(loaded, inputs)
-    assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+    assert relative_error(block.ffn.whole, model_output) <= 1e-5
     graph = build_contribution_graph(loaded, PROMPT, top_k=0)  # one layer: the graph reads its heads there
     assert (graph.n_layers, graph.n_heads) == (1, 2)
 
@@ -452,13 +417,13 @@ def test_grouped_query_attention_with_as_many_tokens_as_heads():
     assert loaded.model.config.num_key_value_heads == 1
     inputs = _inputs(loaded, "mary john")
     assert inputs["input_ids"].shape[1] == 2
-    expected = _block_outputs(loaded, inputs)
+    expected = block_outputs(loaded, inputs)
     _, decoder = decompose_model(loaded, inputs)
     for block, model_output in zip(decoder, expected["decoder"], strict=True):
         attention = block.self_attention
         rebuilt = attention.residual + torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
-        assert _relative_error(rebuilt + attention.bias, attention.whole) <= 1e-5
-        assert _relative_error(block.ffn.whole, model_output) <= 1e-5
+        assert relative_error(rebuilt + attention.bias, attention.whole) <= 1e-5
+        assert relative_error(block.ffn.whole, model_output) <= 1e-5
 
 
 def _layer_norm(d: int, generator: torch.Generator, *, affine: bool) -> torch.nn.LayerNorm:
@@ -539,11 +504,11 @@ def test_a_bfloat16_model_is_decomposed_in_float32_and_its_graph_reads_its_own_p
     captured = run_instrumented(loaded.model, architecture_spec(loaded.model), inputs)
     dtypes = {value.dtype for block in captured[0] + captured[1] for value in vars(block).values() if value is not None}
     assert dtypes == {torch.float32}
-    expected = _block_outputs(loaded, inputs)
+    expected = block_outputs(loaded, inputs)
     encoder, decoder = decompose_model(loaded, inputs)
     for side, blocks in (("encoder", encoder), ("decoder", decoder)):
         for block, model_output in zip(blocks, expected[side], strict=True):
-            assert _relative_error(block.ffn.whole, model_output) <= 1e-2  # measured: 0.003 to 0.004
+            assert relative_error(block.ffn.whole, model_output) <= 1e-2  # measured: 0.003 to 0.004
     text, target = (SOURCE, TARGET) if loaded.kind == "seq2seq" else (PROMPT, None)
     graph = build_contribution_graph(loaded, text, target=target, root_tokens="all", top_k=1)
     with torch.no_grad():
@@ -734,7 +699,7 @@ def test_graph_defaults_options_and_progress_reach_the_result():
     raw = build_contribution_graph(loaded, PROMPT, final_norm_in_logit_lens=False, top_k=1)
     assert raw.final_norm_in_logit_lens is False
     with torch.no_grad():
-        logits = loaded.model.lm_head(_block_outputs(loaded, _inputs(loaded))["decoder"][-1][-1])
+        logits = loaded.model.lm_head(block_outputs(loaded, _inputs(loaded))["decoder"][-1][-1])
     ((token, probability),) = raw.node(root).top_tokens
     assert token == loaded.tokenizer.convert_ids_to_tokens(int(logits.argmax()))
     assert probability == pytest.approx(logits.softmax(-1).max().item(), rel=1e-4)

@@ -27,9 +27,9 @@ from attribution.contributions.decompose import (
 from attribution.errors import InvalidInputError
 from attribution.models import LoadedModel, load_model
 from attribution.results import ContributionGraph
-from tests.attribution.contributions.test_contributions import _block_outputs, _louder_attention, _relative_error
 from tests.support.corpus_data import REPO, translation_rows
-from tests.support.random_models import FAMILIES, VARIANTS, build_random_model
+from tests.support.model_checks import assert_same_graph, block_outputs, relative_error
+from tests.support.random_models import BART_FAMILIES, build_random_model
 
 PROMPTS = [
     "when mary went to the store",
@@ -67,10 +67,9 @@ def test_pad_records_right_pads_each_side_and_masks_the_padding():
     assert spans == [RecordSpan(0, 2, 0)]
 
 
-@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
-def family_model(request) -> LoadedModel:
-    loaded = build_random_model(request.param, seed=5)
-    return _louder_attention(loaded) if request.param in ("bart", "marian", "mbart", "m2m_100") else loaded
+#: ``family_model`` (tests/attribution/conftest.py): every family and layout, built with this seed.
+FAMILY_SEED = 5
+LOUDER_FAMILIES = BART_FAMILIES
 
 
 def _texts(loaded: LoadedModel) -> tuple[list[str], list[str | None]]:
@@ -82,28 +81,6 @@ def _texts(loaded: LoadedModel) -> tuple[list[str], list[str | None]]:
 def _record_inputs(loaded: LoadedModel) -> list[dict[str, torch.Tensor]]:
     texts, targets = _texts(loaded)
     return [prepare_inputs(loaded, text, target, None)[0] for text, target in zip(texts, targets, strict=True)]
-
-
-def _same_ranked(mine: list[tuple], theirs: list[tuple], tolerance: float) -> None:
-    assert [name for name, _ in mine] == [name for name, _ in theirs]
-    assert [value for _, value in mine] == pytest.approx([value for _, value in theirs], abs=tolerance)
-
-
-def assert_same_graph(batched: ContributionGraph, alone: ContributionGraph, tolerance: float = 1e-5) -> None:
-    """Same tokens, roots, nodes and kept edges; every edge (and head) weight within ``tolerance``, the same
-    logit-lens tokens and neurons."""
-    assert batched.source_tokens == alone.source_tokens and batched.target_tokens == alone.target_tokens
-    assert batched.target_text == alone.target_text and batched.root_tokens == alone.root_tokens
-    assert [n.id for n in batched.nodes] == [n.id for n in alone.nodes]
-    assert [(e.source, e.target, e.kind) for e in batched.edges] == [(e.source, e.target, e.kind) for e in alone.edges]
-    for mine, theirs in zip(batched.edges, alone.edges, strict=True):
-        assert mine.weight == pytest.approx(theirs.weight, abs=tolerance)
-        assert (mine.head_weights is None) == (theirs.head_weights is None)
-        if mine.head_weights is not None:
-            assert mine.head_weights == pytest.approx(theirs.head_weights, abs=tolerance)
-    for mine, theirs in zip(batched.nodes, alone.nodes, strict=True):
-        for field in ("top_tokens", "promoted", "suppressed", "top_neurons"):
-            _same_ranked(getattr(mine, field), getattr(theirs, field), 1e-4)
 
 
 def test_batched_capture_is_each_records_own_capture(family_model):
@@ -130,7 +107,7 @@ def test_batched_record_decomposition_reconstructs_its_own_forward_pass(family_m
     inputs = _record_inputs(family_model)
     batched = run_instrumented_batch(family_model.model, spec, inputs, pad_token_id=pad_token_id(family_model))
     position = 0  # a padded record (the second one is the longest)
-    expected = _block_outputs(family_model, inputs[position])
+    expected = block_outputs(family_model, inputs[position])
     encoder_captured, decoder_captured = batched[position]
     for side, captured, specs in (
         ("encoder", encoder_captured, spec.encoder_blocks),
@@ -140,10 +117,10 @@ def test_batched_record_decomposition_reconstructs_its_own_forward_pass(family_m
             block = decompose_block(block_captured, block_spec)
             for attention in filter(None, (block.self_attention, block.cross_attention)):
                 parts = torch.einsum("hts,hsd->td", attention.coefficients, attention.head_vectors)
-                assert _relative_error(attention.residual + parts + attention.bias, attention.whole) <= 1e-5
+                assert relative_error(attention.residual + parts + attention.bias, attention.whole) <= 1e-5
             ffn = block.ffn
-            assert _relative_error(ffn.residual + ffn.ffn + ffn.bias, ffn.whole) <= 1e-5
-            assert _relative_error(ffn.whole, model_output) <= 1e-5
+            assert relative_error(ffn.residual + ffn.ffn + ffn.bias, ffn.whole) <= 1e-5
+            assert relative_error(ffn.whole, model_output) <= 1e-5
 
 
 def test_batched_graphs_equal_one_by_one_graphs(family_model):

@@ -31,8 +31,8 @@ from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
 from attribution.results import AttributionResult, ContributionGraph, load_result_file
-from tests.attribution.contributions.test_contributions_batch import assert_same_graph
 from tests.support.corpus_data import BAD_ROWS, translation_rows, write_jsonl
+from tests.support.model_checks import assert_same_graph
 from tests.support.paths import REPO
 
 MODEL = "tiny-synth-translate"

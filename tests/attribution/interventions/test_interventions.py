@@ -22,21 +22,20 @@ from attribution.interventions.inputs import model_shape, prepare, prepare_like
 from attribution.interventions.results import InterventionResult
 from attribution.models import LoadedModel
 from attribution.results import load_result_file
-from tests.attribution.contributions.test_contributions import _louder_attention
-from tests.support.random_models import FAMILIES, VARIANTS, build_random_model
+from tests.support import texts
+from tests.support.random_models import build_random_model
 
-PROMPT = "when mary and john went to the store , john gave a drink to"
-COUNTERFACTUAL_PROMPT = "when john and mary went to the house , mary gave a book to"
-SOURCE = "the small cat sees the red house ."
-COUNTERFACTUAL_SOURCE = "the big dog sees the blue house ."
-TARGET = "die klein katze sieht das rot haus ."
-COUNTERFACTUAL_TARGET = "die groß hund sieht das blau haus ."
+PROMPT = texts.RANDOM_PROMPT
+COUNTERFACTUAL_PROMPT = texts.RANDOM_COUNTERFACTUAL_PROMPT
+SOURCE = texts.RANDOM_SOURCE
+COUNTERFACTUAL_SOURCE = texts.RANDOM_COUNTERFACTUAL_SOURCE
+TARGET = texts.RANDOM_TARGET
+COUNTERFACTUAL_TARGET = texts.RANDOM_COUNTERFACTUAL_TARGET
 
 
-@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
-def family_model(request) -> LoadedModel:
-    loaded = build_random_model(request.param, seed=5)
-    return _louder_attention(loaded) if request.param in ("bart", "marian") else loaded
+#: ``family_model`` (tests/attribution/conftest.py): every family and layout, built with this seed.
+FAMILY_SEED = 5
+LOUDER_FAMILIES = ("bart", "marian")
 
 
 def _clean(loaded: LoadedModel):

@@ -26,14 +26,15 @@ from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits, intervene, resolve_components
 from attribution.interventions.inputs import model_shape, prepare, prepare_like
 from attribution.models import LoadedModel
+from tests.support import texts
 from tests.support.random_models import build_random_model
 
-PROMPT = "when mary and john went to the store , john gave a drink to"  # 14 tokens
-COUNTERFACTUAL_PROMPT = "when john and mary went to the house , mary gave a book to"
-SOURCE = "the small cat sees the red house ."  # 9 tokens with </s>
-COUNTERFACTUAL_SOURCE = "the big dog sees the blue house ."
-TARGET = "die klein katze sieht das rot haus ."
-COUNTERFACTUAL_TARGET = "die groß hund sieht das blau haus ."
+PROMPT = texts.RANDOM_PROMPT  # 14 tokens
+COUNTERFACTUAL_PROMPT = texts.RANDOM_COUNTERFACTUAL_PROMPT
+SOURCE = texts.RANDOM_SOURCE  # 9 tokens with </s>
+COUNTERFACTUAL_SOURCE = texts.RANDOM_COUNTERFACTUAL_SOURCE
+TARGET = texts.RANDOM_TARGET
+COUNTERFACTUAL_TARGET = texts.RANDOM_COUNTERFACTUAL_TARGET
 #: a second reference input for mean ablation (over two prompts)
 SECOND_PROMPT = "when mary and john went to the house , john gave a book to"
 SECOND_SOURCE = "the small dog sees the blue house ."

@@ -23,24 +23,22 @@ from attribution.interventions.inputs import model_shape, prepare, prepare_like
 from attribution.interventions.routes import route_faithfulness
 from attribution.interventions.sweeps import patching_sweep
 from attribution.models import LoadedModel, load_model
-from tests.attribution.contributions.test_contributions import _louder_attention
+from tests.support import texts
 from tests.support.paths import REPO
-from tests.support.random_models import FAMILIES, VARIANTS, build_random_model
+from tests.support.random_models import BART_FAMILIES, build_random_model
 
-PROMPT = "when mary and john went to the store , john gave a drink to"
-COUNTERFACTUAL_PROMPT = "when john and mary went to the house , mary gave a book to"
-SOURCE = "the small cat sees the red house ."
-COUNTERFACTUAL_SOURCE = "the big dog sees the blue house ."
-TARGET = "die klein katze sieht das rot haus ."
-COUNTERFACTUAL_TARGET = "die groß hund sieht das blau haus ."
+PROMPT = texts.RANDOM_PROMPT
+COUNTERFACTUAL_PROMPT = texts.RANDOM_COUNTERFACTUAL_PROMPT
+SOURCE = texts.RANDOM_SOURCE
+COUNTERFACTUAL_SOURCE = texts.RANDOM_COUNTERFACTUAL_SOURCE
+TARGET = texts.RANDOM_TARGET
+COUNTERFACTUAL_TARGET = texts.RANDOM_COUNTERFACTUAL_TARGET
 #: Families whose attention adds too little at random init for a head's patch to move the logits (scaled up).
-LOUDER = ("bart", "marian", "mbart", "m2m_100")
 
 
-@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
-def family_model(request) -> LoadedModel:
-    loaded = build_random_model(request.param, seed=3)
-    return _louder_attention(loaded) if request.param in LOUDER else loaded
+#: ``family_model`` (tests/attribution/conftest.py): every family and layout, built with this seed.
+FAMILY_SEED = 3
+LOUDER_FAMILIES = BART_FAMILIES
 
 
 def _pair(loaded: LoadedModel, direction: str):

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from attribution.interventions import intervene, patching_sweep
-from tests.attribution.test_corpus_sharding import TARGET, TEXT, models  # noqa: F401  (the fixture)
+from tests.support import texts
 
 pytest.importorskip("accelerate")
 
+TEXT = texts.RANDOM_TEXT
+TARGET = texts.RANDOM_TEXT_TARGET
 COUNTERFACTUAL = "when john and mary went to the house"
 COUNTERFACTUAL_TARGET = "mary gave a book to john"
 
@@ -46,8 +48,8 @@ def _predictions(result) -> list[tuple]:
 
 
 @pytest.mark.parametrize("mode", ["zero", "mean", "patch"])
-def test_ablation_and_patching_give_the_whole_models_numbers(models, mode: str) -> None:  # noqa: F811
-    whole, sharded = models
+def test_ablation_and_patching_give_the_whole_models_numbers(offloaded_models, mode: str) -> None:
+    whole, sharded = offloaded_models
     arguments = _inputs(whole)
     text, target = arguments["text"], arguments.get("target")
     options = {"mode": mode, "root_tokens": "all"}
@@ -69,8 +71,8 @@ def test_ablation_and_patching_give_the_whole_models_numbers(models, mode: str) 
     assert any(p.device.type == "meta" for p in sharded.model.parameters())  # offloaded again afterwards
 
 
-def test_a_patching_sweep_gives_the_whole_models_maps(models) -> None:  # noqa: F811
-    whole, sharded = models
+def test_a_patching_sweep_gives_the_whole_models_maps(offloaded_models) -> None:
+    whole, sharded = offloaded_models
     arguments = _inputs(whole)
     options = {
         "target": arguments.get("target"),

@@ -32,16 +32,17 @@ from attribution.interventions.routes import route_faithfulness
 from attribution.interventions.sweeps import patching_sweep
 from attribution.models import load_model
 from attribution.results import AttributionResult, Provenance, load_result
+from tests.support import texts
 from tests.support.paths import REPO
 from tests.support.random_models import build_random_model
 
-PROMPT = "when mary and john went to the store , john gave a drink to"
+PROMPT = texts.RANDOM_PROMPT
 COUNTERFACTUAL = "when mary and john went to the store , mary gave a drink to"
-SOURCE = "the small cat sees the red house ."
-COUNTERFACTUAL_SOURCE = "the big dog sees the blue house ."
-TARGET = "die klein katze sieht das rot haus ."
-IOI = "When Mary and John went to the store, John gave a drink to"
-IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
+SOURCE = texts.RANDOM_SOURCE
+COUNTERFACTUAL_SOURCE = texts.RANDOM_COUNTERFACTUAL_SOURCE
+TARGET = texts.RANDOM_TARGET
+IOI = texts.IOI_PROMPT
+IOI_COUNTERFACTUAL = texts.IOI_COUNTERFACTUAL
 DATA = REPO / "examples" / "data"
 
 

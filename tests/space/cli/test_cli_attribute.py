@@ -14,10 +14,11 @@ from attribution.inseq_runner import attribute
 from attribution.models import bundled_model_path, load_model
 from attribution.results import AttributionResult
 from space.cli import EXIT_USER_ERROR, main
+from tests.support import texts
 from tests.support.paths import REPO
 from tests.support.random_models import build_random_model
 
-PROMPT = "when mary and john went"
+PROMPT = texts.SHORT_PROMPT
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import pytest
 from attribution import validation
 from attribution.models import bundled_model_path
 from space.cli import main
+from tests.support import texts
 from tests.support.hostile_inputs import (
     HUGE_INTEGER,
     HUGE_INTEGER_EXPECT,
@@ -34,7 +35,7 @@ from tests.support.hostile_inputs import (
 from tests.support.paths import REPO
 
 CAP = 200_000
-IOI = "When Mary and John went to the store, John gave a drink to"
+IOI = texts.IOI_PROMPT
 
 
 def _run(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -193,7 +194,7 @@ def test_invalid_utf8_on_the_real_command_line_and_then_a_good_command(tmp_path:
 
 # ------------------------------------------------------------------------------ interventions: intervene, patch
 
-IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
+IOI_COUNTERFACTUAL = texts.IOI_COUNTERFACTUAL
 INTERVENTION_COMMANDS = {
     "intervene": ["intervene", "--model", "tiny-ioi-gpt2", "--component", "decoder:1:head:0", "--mode", "patch"],
     "patch": ["patch", "--model", "tiny-ioi-gpt2", "--maps", "head"],

@@ -13,15 +13,12 @@ app's tables, the latest request winning); screenshots go to ``SCREENSHOTS``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import re
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +32,10 @@ from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph
 from exporters.page import PROVENANCE_SCRIPT_ID
-from space.gradio_app.config import SpaceConfig
-from space.gradio_app.context import AppContext
 from space.gradio_app.examples import ioi_prompts, translation_pairs
-from tests.support.browser import browser, new_page  # noqa: F401  (pytest fixtures)
-from tests.support.local_hub_server import LocalHub, local_hub
+from tests.support.browser import wait_for_drawing
 from tests.support.paths import REPO
-from tests.support.random_models import build_random_model
-from tests.support.real_tokenizers import save_bpe_gpt2, save_unigram_marian
+from tests.support.served_app import MAX_INPUT_TOKENS, MAX_NEW_TOKENS, Served
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
@@ -50,94 +43,11 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 #: The test's own models for direct library calls (never the app's cache, whose size is under test).
 REFERENCE_MODELS = ModelCache(max_models=4)
-MAX_INPUT_TOKENS = 40
-MAX_NEW_TOKENS = 3
 #: Far below the default 0.04: many more edges survive, so the graph visibly differs from the default one.
 LOW_THRESHOLD = 0.005
 PROMPT = ioi_prompts(1)[0]
 #: A bundled translation sample with its gold word alignment.
 TRANSLATION = translation_pairs(1)[0]
-
-
-def _save_random(family: str, folder: Path, seed: int = 0) -> str:
-    loaded = build_random_model(family, seed=seed)
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return str(folder)
-
-
-def _save_random_gptj(folder: Path) -> str:
-    """A causal architecture the contribution graph has no adapter for (GPT-J)."""
-    from transformers import GPTJConfig, GPTJForCausalLM
-
-    from tests.support.random_models import VOCAB, word_level_tokenizer
-
-    model = GPTJForCausalLM(GPTJConfig(vocab_size=len(VOCAB), n_embd=32, n_layer=2, n_head=2, rotary_dim=4))
-    model.save_pretrained(folder)
-    word_level_tokenizer(append_eos=False).save_pretrained(folder)
-    return str(folder)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Served:
-    url: str
-    ctx: AppContext
-    causal: str
-    seq2seq: str
-    extra: str  # a third model, to overflow the 2-model cache
-    unsupported_graph: str
-    hub: LocalHub  # where the Export tab pushes (the config's hub_endpoint)
-    bpe: str  # a random GPT-2 with a byte-level BPE tokenizer (ĠMary)
-    unigram: str  # a random Marian with a Unigram tokenizer (▁Mary)
-
-    def client(self) -> Client:
-        return Client(self.url, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Served:
-    from space.gradio_app import build_app, launch
-
-    folder = tmp_path_factory.mktemp("space-models")
-    causal, seq2seq = "tiny-ioi-gpt2", "tiny-synth-translate"
-    extra = _save_random("gpt2", folder / "extra-gpt2", seed=1)
-    unsupported = _save_random_gptj(folder / "gptj")
-    bpe = str(save_bpe_gpt2(folder / "bpe-gpt2"))
-    unigram = str(save_unigram_marian(folder / "unigram-marian"))
-    # The Intervene tab caches its examples in Gradio's folder: this test's own, not the checkout's.
-    previous_cache = os.environ.get("GRADIO_EXAMPLES_CACHE")
-    os.environ["GRADIO_EXAMPLES_CACHE"] = str(tmp_path_factory.mktemp("examples-cache"))
-    config = SpaceConfig(
-        models=(causal, seq2seq, extra, unsupported, bpe, unigram),
-        default_model=causal,
-        max_input_tokens=MAX_INPUT_TOKENS,
-        max_new_tokens=MAX_NEW_TOKENS,
-        cache_max_models=2,
-        concurrency_limit=2,
-    )
-    with local_hub() as hub:
-        demo, ctx = build_app(dataclasses.replace(config, hub_endpoint=hub.url), hub_reachable=False)
-        port = _free_port()
-        launch(demo, port=port, prevent_thread_lock=True, quiet=True)
-        try:
-            yield Served(f"http://127.0.0.1:{port}/", ctx, causal, seq2seq, extra, unsupported, hub, bpe, unigram)
-        finally:
-            demo.close()
-            if previous_cache is None:
-                os.environ.pop("GRADIO_EXAMPLES_CACHE", None)
-            else:
-                os.environ["GRADIO_EXAMPLES_CACHE"] = previous_cache
-
-
-@pytest.fixture(scope="module")
-def client(served) -> Client:
-    return served.client()
 
 
 def _attribute(client: Client, model: str, text: str, target: str = "", method: str = "saliency", **options):
@@ -441,51 +351,10 @@ def test_model_cache_stays_bounded(served, client):
 
 # ------------------------------------------------------------------------------------------------ browser
 
-# Drawn pixels and a checksum of every canvas under one element (Bokeh draws inside shadow roots).
-_CANVAS_SIGNATURE_JS = """
-(root) => {
-  const canvases = [];
-  const walk = (node) => {
-    for (const el of node.querySelectorAll('*')) {
-      if (el.tagName === 'CANVAS') canvases.push(el);
-      if (el.shadowRoot) walk(el.shadowRoot);
-    }
-  };
-  walk(root);
-  let drawn = 0, checksum = 0;
-  for (const canvas of canvases) {
-    if (!canvas.width || !canvas.height) continue;
-    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-    for (let i = 0; i < data.length; i += 4) {
-      if (data[i + 3] !== 0 && !(data[i] === 255 && data[i + 1] === 255 && data[i + 2] === 255)) drawn += 1;
-      checksum = (checksum * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) % 1000000007;
-    }
-  }
-  return {drawn, checksum};
-}
-"""
-
-
-def _wait_for_drawing(page, selector: str, *, different_from: int | None = None, timeout_s: float = 60) -> dict:
-    """Poll the canvases under ``selector`` until they are drawn (and differ from a previous checksum)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        signature = page.locator(selector).evaluate(_CANVAS_SIGNATURE_JS)
-        if signature["drawn"] > 500 and signature["checksum"] != different_from:
-            page.wait_for_timeout(500)  # let Bokeh finish the frame, then read it again
-            settled = page.locator(selector).evaluate(_CANVAS_SIGNATURE_JS)
-            if settled == signature:
-                return signature
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{selector} was not (re)drawn in {timeout_s} s: {signature}")
-        page.wait_for_timeout(250)
-
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path):  # noqa: F811
+def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path):
     origin = served.url.rstrip("/")
     session = new_page(served.url, allowed_origin=origin)
     page = session.page
@@ -495,24 +364,24 @@ def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path)
     # Attribute: type, run, see the heatmap drawn by the BokehJS Gradio serves itself (no CDN).
     page.fill("#attribute-text textarea", PROMPT)
     page.click("#attribute-run")
-    _wait_for_drawing(page, "#attribute-plot")
+    wait_for_drawing(page, "#attribute-plot")
     assert page.locator("#attribute-tokens").inner_text().strip()
 
     # Contribution graph: run, then move the threshold slider and see the graph redrawn.
     page.get_by_role("tab", name="Contribution graph").click()
     page.locator("#graph-examples").get_by_text(PROMPT[:30]).first.click()  # an example fills the inputs and draws
-    _wait_for_drawing(page, "#graph-plot")
+    wait_for_drawing(page, "#graph-plot")
     assert page.input_value("#graph-text textarea") == PROMPT
     page.fill("#graph-text textarea", PROMPT)
     page.click("#graph-run")
-    default = _wait_for_drawing(page, "#graph-plot")
+    default = wait_for_drawing(page, "#graph-plot")
     page.fill("#graph-threshold input[type=number]", str(LOW_THRESHOLD))
     page.keyboard.press("Tab")  # leaving the typed threshold releases the slider: the graph is recomputed
-    low = _wait_for_drawing(page, "#graph-plot", different_from=default["checksum"])
+    low = wait_for_drawing(page, "#graph-plot", different_from=default["checksum"])
     slider = page.locator("#graph-threshold input[type=range]")
     box = slider.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)  # 0.3 on a 0–0.5 slider
-    high = _wait_for_drawing(page, "#graph-plot", different_from=low["checksum"])
+    high = wait_for_drawing(page, "#graph-plot", different_from=low["checksum"])
     assert len({default["checksum"], low["checksum"], high["checksum"]}) == 3
 
     # Export: the graph as a self-contained page, downloaded, then opened with the network blocked.
@@ -527,7 +396,7 @@ def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path)
     download_info.value.save_as(saved)
     assert "contribution-graph" in download_info.value.suggested_filename
     exported = new_page(saved.as_uri())
-    _wait_for_drawing(exported.page, "body")
+    wait_for_drawing(exported.page, "body")
     exported.assert_clean()
     session.assert_clean()
 
@@ -680,7 +549,7 @@ def _shown_figure(page, selector: str) -> dict:
         arg=selector,
         timeout=90_000,
     )
-    _wait_for_drawing(page, selector)
+    wait_for_drawing(page, selector)
     return page.evaluate(_PANEL_JS, selector)
 
 
@@ -723,7 +592,7 @@ def _choose_model(page, dropdown: str, model: str) -> None:
     box.blur()
 
 
-def _open_app(new_page, served, width: int):  # noqa: F811
+def _open_app(new_page, served, width: int):
     session = new_page(served.url, allowed_origin=served.url.rstrip("/"), viewport=(width, 1000))
     session.page.wait_for_selector("#attribute-text textarea", timeout=60_000)
     return session
@@ -732,7 +601,7 @@ def _open_app(new_page, served, width: int):  # noqa: F811
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
-def test_attribute_tab_at_width(served, new_page, width: int) -> None:  # noqa: F811
+def test_attribute_tab_at_width(served, new_page, width: int) -> None:
     session = _open_app(new_page, served, width)
     page = session.page
     page.locator("#attribute-examples tbody tr").first.click()  # the IOI example: fills the inputs and runs
@@ -787,7 +656,7 @@ def _table_rows_match(shown: list[list[str]], expected: list[list]) -> None:
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
-def test_graph_tab_at_width_and_a_tap_fills_the_apps_tables(served, new_page, width: int) -> None:  # noqa: F811
+def test_graph_tab_at_width_and_a_tap_fills_the_apps_tables(served, new_page, width: int) -> None:
     from exporters.graph_details import GraphWords
     from space.gradio_app.tabs.graph_selection import node_details
 
@@ -850,7 +719,7 @@ def test_graph_tab_at_width_and_a_tap_fills_the_apps_tables(served, new_page, wi
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
-def test_compare_tab_at_width(served, new_page, width: int) -> None:  # noqa: F811
+def test_compare_tab_at_width(served, new_page, width: int) -> None:
     session = _open_app(new_page, served, width)
     page = session.page
     page.get_by_role("tab", name="Compare").click()
@@ -880,7 +749,7 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:  # noqa: F8
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
-def test_intervene_tab_at_width(served, new_page, width: int) -> None:  # noqa: F811
+def test_intervene_tab_at_width(served, new_page, width: int) -> None:
     from space.gradio_app.examples import swap_names
 
     session = _open_app(new_page, served, width)
@@ -923,7 +792,7 @@ def _wait_until(page, condition, timeout_s: float) -> bool:
 
 @pytest.mark.browser
 @pytest.mark.slow
-def test_the_graph_shows_the_latest_request_only(served, new_page, monkeypatch) -> None:  # noqa: F811
+def test_the_graph_shows_the_latest_request_only(served, new_page, monkeypatch) -> None:
     """Enter in the threshold box starts a request; an example clicked meanwhile wins, whatever ends last."""
     from space.gradio_app.tabs import graph as graph_tab
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,9 +15,10 @@ from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
 from space.gradio_app import context
-from space.gradio_app.config import SpaceConfig, offered_models
+from space.gradio_app.config import SpaceConfig
 from space.gradio_app.tabs.corpus import run_uploaded_corpus
-from tests.support.browser import browser, new_page  # noqa: F401  (fixtures)
+from tests.support.app_context import offline_context
+from tests.support.app_server import free_port
 from tests.support.corpus_data import translation_rows, write_jsonl
 
 MODEL = "tiny-synth-translate"
@@ -32,9 +32,7 @@ def _config(**options) -> SpaceConfig:
 @pytest.fixture
 def ctx(tmp_path) -> context.AppContext:
     config = _config()
-    return context.AppContext.create(
-        config, offered_models(config, hub_reachable=False), export_root=tmp_path / "exports"
-    )
+    return offline_context(config, export_root=tmp_path / "exports")
 
 
 @pytest.fixture
@@ -118,18 +116,12 @@ def test_the_time_budget_stops_the_run_and_the_report_covers_what_finished(ctx, 
 # ----------------------------------------------------------------------------- the served app
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served():
     from space.gradio_app import build_app, launch
 
     demo, _ = build_app(_config(cache_examples="off"), hub_reachable=False)
-    port = _free_port()
+    port = free_port()
     launch(demo, port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
@@ -156,7 +148,7 @@ def test_the_app_runs_an_uploaded_corpus_and_refuses_a_big_one(served, tmp_path)
 
 
 @pytest.mark.browser
-def test_the_compare_tab_uploads_a_corpus_and_shows_its_report(served, new_page, tmp_path) -> None:  # noqa: F811
+def test_the_compare_tab_uploads_a_corpus_and_shows_its_report(served, new_page, tmp_path) -> None:
     data = write_jsonl(tmp_path / "pairs.jsonl", translation_rows(3))
     session = new_page(served, allowed_origin=served.rstrip("/"), viewport=(1300, 1400))
     page = session.page
@@ -177,7 +169,7 @@ def test_a_budget_running_out_inside_a_batch_stops_the_run_there(ctx, uploads, m
     """The deadline between batches cannot stop a long batch: the time budget stops it at its next module call,
     nothing is recorded as failed, the report is still written, and the model is left as it was."""
     from attribution import budget as budget_module
-    from tests.attribution.test_budget import TickingClock
+    from tests.support.fakes import TickingClock
 
     data = write_jsonl(uploads / "pairs.jsonl", translation_rows(3))
     loaded = ctx.load(MODEL)

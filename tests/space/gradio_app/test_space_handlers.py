@@ -13,21 +13,23 @@ from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import ModelCache
 from attribution.results import ContributionGraph
 from space.gradio_app import context
-from space.gradio_app.config import SpaceConfig, offered_models
+from space.gradio_app.config import SpaceConfig
 from space.gradio_app.examples import attribute_examples, compare_examples, graph_examples, translation_pairs
 from space.gradio_app.tabs import attribute as attribute_tab
 from space.gradio_app.tabs import compare as compare_tab
 from space.gradio_app.tabs import export as export_tab
 from space.gradio_app.tabs import graph as graph_tab
 from space.gradio_app.tabs import graph_selection
+from tests.support import texts
+from tests.support.app_context import offline_context
 
-PROMPT = "When Mary and John went to the store, John gave a drink to"
+PROMPT = texts.IOI_PROMPT
 
 
 @pytest.fixture(scope="module")
 def ctx() -> context.AppContext:
     config = SpaceConfig(max_new_tokens=2, max_input_tokens=40, methods=("saliency", "attention", "value_zeroing"))
-    return context.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(max_models=2))
+    return offline_context(config, cache=ModelCache(max_models=2))
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,7 @@ def test_the_selection_shows_the_same_rows_as_the_figure(graph_json):
 
 
 def test_generated_tokens_are_escaped_and_shaded_on_a_zero_to_one_scale():
-    from tests.exporters.test_export import causal_result
+    from tests.support.handmade_results import causal_result
 
     result = causal_result(["The", "cat", "<b>sat</b>", "on"])
     html = attribute_tab.generated_tokens_html(result)
@@ -188,7 +190,7 @@ def test_compare_refuses_too_many_runs_and_empty_choices(ctx):
     with pytest.raises(InvalidInputError, match="Choose at least one model and one method"):
         compare_tab.run_comparison(ctx, PROMPT, ["tiny-ioi-gpt2"], [], "", "")
     many = SpaceConfig(methods=("saliency", "attention", "input_x_gradient", "deeplift"))
-    big = context.AppContext(many, offered_models(many, hub_reachable=False), ModelCache(max_models=1))
+    big = offline_context(many, cache=ModelCache(max_models=1))
     with pytest.raises(InvalidInputError, match="8 model × method pairs is too many"):
         compare_tab.run_comparison(big, PROMPT, ["tiny-ioi-gpt2", "tiny-synth-translate"], list(many.methods), "", "")
 

@@ -25,6 +25,7 @@ from attribution.models import bundled_model_path
 from attribution.results import AttributionResult, ContributionGraph
 from space.gradio_app.request_guard import FOREIGN_FILE
 from space.gradio_app.wiring import GENERIC_ERROR
+from tests.support import texts
 from tests.support.app_server import Answer, AppProcess, call, file_payload, refused_call, serve_app, stop, upload
 from tests.support.hostile_inputs import (
     MARKUP,
@@ -41,10 +42,10 @@ from tests.support.hostile_inputs import (
     valid_graph,
 )
 
-IOI = "When Mary and John went to the store, John gave a drink to"
-IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"
+IOI = texts.IOI_PROMPT
+IOI_COUNTERFACTUAL = texts.IOI_COUNTERFACTUAL
 PAGE = "HTML page (self-contained, works offline)"
-SOURCE, TARGET = "the old cat sees a bird quickly", "ka miru vesa mi avi rapide vidas"
+SOURCE, TARGET = texts.TRANSLATION_OLD_CAT
 #: The source and target language inputs every /attribute, /graph, /graph_threshold and /compare call ends with
 #: (raw HTTP calls send every input; gradio_client fills them in): empty, not set.
 NO_LANGUAGES = ("", "")

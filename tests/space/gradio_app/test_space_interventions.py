@@ -21,14 +21,14 @@ from attribution.interventions.faithfulness import attribution_faithfulness
 from attribution.interventions.results import PatchingResult
 from attribution.results import Comparison, ContributionGraph, load_result
 from space.gradio_app import context, examples
-from space.gradio_app.config import SpaceConfig, offered_models
+from space.gradio_app.config import SpaceConfig
 from space.gradio_app.tabs import ablate as ablate_tab
 from space.gradio_app.tabs import compare as compare_tab
 from space.gradio_app.tabs import graph as graph_tab
 from space.gradio_app.tabs import intervene as intervene_tab
-from tests.attribution.test_budget import TickingClock
-from tests.space.gradio_app.test_space_app import _wait_for_drawing, client, served  # noqa: F401  (pytest fixtures)
-from tests.support.browser import browser, new_page  # noqa: F401  (pytest fixtures)
+from tests.support.app_context import offline_context
+from tests.support.browser import wait_for_drawing
+from tests.support.fakes import TickingClock
 
 PROMPT = "When Mark and Tom went to the market, Mark gave a ball to"
 SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
@@ -37,7 +37,7 @@ SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
 @pytest.fixture(scope="module")
 def ctx() -> context.AppContext:
     config = SpaceConfig(models=("tiny-ioi-gpt2", "tiny-synth-translate"), default_model="tiny-ioi-gpt2")
-    return context.AppContext.create(config, offered_models(config, hub_reachable=False))
+    return offline_context(config)
 
 
 def test_ablate_an_edge_matches_the_library_and_redraws_the_route(ctx):
@@ -67,7 +67,7 @@ def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
 
     bpe = str(save_bpe_gpt2(tmp_path / "bpe-gpt2"))
     config = SpaceConfig(models=(bpe,), default_model=bpe)
-    bpe_ctx = context.AppContext.create(config, offered_models(config, hub_reachable=False))
+    bpe_ctx = offline_context(config)
     view = graph_tab.run_graph(bpe_ctx, bpe, PROMPT, "", 0.04, False, "-1")
     node = next(n for n in view.graph.nodes if n.kind == "after_attention")
     ablated = ablate_tab.ablate_from_graph(bpe_ctx, bpe, PROMPT, "", view.graph_json, node.id, "zero", 0.04)
@@ -182,7 +182,7 @@ def test_faithfulness_columns_have_no_aer_without_a_gold_alignment(ctx):
             compare_tab.faithfulness_table(ctx, hostile)
 
 
-def test_served_app_intervene_ablate_faithfulness_and_export(served, client):  # noqa: F811
+def test_served_app_intervene_ablate_faithfulness_and_export(served, client):
     summary, plot, _, patching_json = client.predict(
         served.causal, PROMPT, examples.swap_names(PROMPT), "", "", "", "-1", api_name="/intervene"
     )
@@ -223,13 +223,13 @@ def test_served_app_intervene_ablate_faithfulness_and_export(served, client):  #
 
 
 @pytest.mark.browser
-def test_browser_intervene_tab_example_draws(served, new_page):  # noqa: F811
+def test_browser_intervene_tab_example_draws(served, new_page):
     session = new_page(served.url, allowed_origin=served.url.rstrip("/"), viewport=(1400, 1100))
     page = session.page
     page.wait_for_selector("#attribute-text textarea", timeout=60_000)
     page.get_by_role("tab", name="Intervene").click()
     page.locator("#intervene-examples").get_by_text(PROMPT[:30]).first.click()
-    _wait_for_drawing(page, "#intervene-plot")
+    wait_for_drawing(page, "#intervene-plot")
     assert "logit(" in page.inner_text("#intervene-summary")
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)

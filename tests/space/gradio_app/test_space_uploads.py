@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from space.gradio_app.request_guard import FOREIGN_FILE
+from tests.support.app_context import offline_context
 from tests.support.app_server import (
     Answer,
     AppProcess,
@@ -252,12 +253,11 @@ def test_file_inputs_name_only_this_sessions_uploads_and_the_cache_clean_up_surv
 
 def test_a_refused_upload_is_deleted_and_one_read_with_a_wrong_field_name_is_kept(tmp_path: Path) -> None:
     from attribution.errors import InvalidInputError
-    from space.gradio_app import context
-    from space.gradio_app.config import SpaceConfig, offered_models
+    from space.gradio_app.config import SpaceConfig
     from space.gradio_app.tabs.corpus import run_uploaded_corpus
 
     config = SpaceConfig(models=(MODEL,), default_model=MODEL, max_input_tokens=MAX_INPUT_TOKENS, max_corpus_rows=2)
-    ctx = context.AppContext.create(config, offered_models(config, hub_reachable=False), export_root=tmp_path / "x")
+    ctx = offline_context(config, export_root=tmp_path / "x")
     root = tmp_path / "uploads"
     (root / "a").mkdir(parents=True)
     files = {

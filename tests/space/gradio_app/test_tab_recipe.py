@@ -24,9 +24,10 @@ from attribution.errors import InvalidInputError
 from attribution.models import bundled_model_path
 from space.gradio_app import build_app, launch
 from space.gradio_app.build import TABS
-from space.gradio_app.config import SpaceConfig, offered_models
+from space.gradio_app.config import SpaceConfig
 from space.gradio_app.context import AppContext
 from space.gradio_app.wiring import Page, user_errors
+from tests.support.app_context import offline_context
 from tests.support.app_server import free_port
 
 MODEL = "tiny-ioi-gpt2"
@@ -72,7 +73,7 @@ def app() -> Iterator[tuple[gr.Blocks, str]]:
 
 
 def test_the_handler_answers_without_gradio() -> None:
-    ctx = AppContext.create(CONFIG, offered_models(CONFIG, hub_reachable=False))
+    ctx = offline_context(CONFIG)
     expected = AutoTokenizer.from_pretrained(bundled_model_path(MODEL)).tokenize(TEXT)
     assert tokens_of(ctx, MODEL, TEXT) == expected and len(expected) == 8
     with pytest.raises(InvalidInputError, match=r"^This app cannot load 'gpt9': the Hugging Face Hub is unreachable"):
