@@ -197,6 +197,7 @@ def test_compare_refuses_mismatched_inputs():
         compare([a], ["a"], gold_alignment="zero-zero")
 
 
+@pytest.mark.slow
 def test_attributions_of_the_tiny_translation_model_recover_the_gold_alignment():
     """On held-out synthetic pairs, saliency and attention AER are far below random scores' AER."""
     data = REPO / "examples" / "data" / "synth_translate_test.jsonl"

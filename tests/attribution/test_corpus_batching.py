@@ -48,7 +48,14 @@ def test_which_methods_batch(loaded) -> None:
 _LEFT_OUT = {"reagent", "layer_integrated_gradients", "layer_deeplift", "value_zeroing", "gradient_shap", "lime"}
 
 
-@pytest.mark.parametrize("method", [name for name in METHODS if name not in _LEFT_OUT])
+#: The methods that run many passes per input: over ~20 s each on 2 cores.
+_SLOW = ("discretized_integrated_gradients", "sequential_integrated_gradients")
+
+
+@pytest.mark.parametrize(
+    "method",
+    [pytest.param(m, marks=pytest.mark.slow) if m in _SLOW else m for m in METHODS if m not in _LEFT_OUT],
+)
 def test_a_batch_gives_each_input_its_own_numbers(loaded, method: str) -> None:
     pairs = translation_rows(5)  # 6 to 9 words: the batch is padded
     params = dict(METHODS[method].fast_params)

@@ -64,6 +64,7 @@ def test_every_page_is_in_the_nav_and_runs_or_says_why_not():
     assert len(runnable) >= 12
 
 
+@pytest.mark.slow
 def test_docs_blocks_run_as_written(workdir):
     """Every page's blocks but the server's, in ``nav`` order, in one folder: a page may read what an earlier
     one wrote (the Export page draws the results the Feature attribution and Contribution graph pages made)."""

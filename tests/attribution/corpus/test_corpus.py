@@ -324,6 +324,7 @@ def test_loaded_results_round_trip(finished_run: Path) -> None:
     assert not math.isnan(row["aer"])
 
 
+@pytest.mark.slow
 def test_the_docs_corpus_commands_run_as_written(tmp_path: Path) -> None:
     """The corpus page's corpus and report commands, verbatim, from a folder where examples/ is the repository's."""
     page = (REPO / "docs" / "corpus.md").read_text(encoding="utf-8")

@@ -187,6 +187,7 @@ def _modules_of(package: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_the_library_imports_neither_the_app_nor_the_exporters():
     """``attribution`` sits under ``exporters`` and ``space``: importing all of it must not pull them in."""
     modules = _modules_of("attribution")
@@ -231,6 +232,7 @@ def test_export_imports_no_model_library(tmp_path):
     assert not {"torch", "transformers", "inseq", "gradio"} & {name.partition(".")[0] for name in modules}
 
 
+@pytest.mark.slow
 def test_graph_imports_neither_inseq_nor_the_app(tmp_path):
     out = tmp_path / "graph.json"
     arguments = [

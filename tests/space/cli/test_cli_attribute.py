@@ -89,6 +89,7 @@ def test_bad_input_exits_non_zero_with_one_clear_line(gpt2_folder, tmp_path, cap
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_attribute_as_a_subprocess_on_the_bundled_translation_model(tmp_path):
     model = "tiny-synth-translate"
     assert (bundled_model_path(model) / "config.json").is_file(), (

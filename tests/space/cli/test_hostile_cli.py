@@ -174,6 +174,7 @@ def test_model_paths_that_are_not_models(
     _assert_one_clear_line(code, stderr, expect)
 
 
+@pytest.mark.slow
 def test_invalid_utf8_on_the_real_command_line_and_then_a_good_command(tmp_path: Path) -> None:
     """Bytes that are not UTF-8 reach Python as lone surrogates: one line, then the next command works."""
     executable = Path(sys.executable).with_name("attribution-explorer")

@@ -102,6 +102,7 @@ def _refused(answer: Answer, expect: str) -> str:
     return message
 
 
+@pytest.mark.slow
 def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: AppProcess, tmp_path: Path) -> None:
     # Warm up (every code path the corpus reaches once, so imports are not counted as growth): both models,
     # an export, a graph, an ablation, a patching sweep, a comparison with its faithfulness, a corpus upload.
@@ -353,6 +354,7 @@ def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(ap
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.slow
 def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path, signum: int) -> None:
     config = {"models": ["tiny-ioi-gpt2"], "default_model": "tiny-ioi-gpt2", "cache_examples": "off"}
     stale = tmp_path / "gradio-temp" / "attribution-explorer" / "app-999999999-0badc0de"
@@ -395,6 +397,7 @@ graph_selection.node_details, graph_selection.edge_details = failing("node_detai
 """
 
 
+@pytest.mark.slow
 def test_an_unexpected_failure_in_node_and_edge_details_is_the_generic_line(tmp_path: Path) -> None:
     """``/graph_node`` and ``/graph_edge`` call a ``functools.partial``: the error wrapper must still log it and
     answer the generic line (it used to fail on the partial's missing ``__name__``, and Gradio showed its raw

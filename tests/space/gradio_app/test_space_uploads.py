@@ -205,6 +205,7 @@ class _CountingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.slow
 def test_file_inputs_name_only_this_sessions_uploads_and_the_cache_clean_up_survives(tmp_path: Path) -> None:
     """Folders, URLs, server files, another session's upload: refused before Gradio acts on them. Gradio's cache
     clean-up then still deletes old uploads, and the app shuts down cleanly."""
