@@ -790,6 +790,8 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     demo.state_session_capacity = config.max_sessions  # kept by launch(): per-session state is bounded
+    for view, rows in example_rows.values():
+        examples.offer(view.name, rows)  # only these rows' results are kept
     if config.cache_examples == "eager":
         views.warm_examples(examples, example_rows.values())
     return demo, ctx

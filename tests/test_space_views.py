@@ -61,6 +61,8 @@ def test_example_results_are_computed_once_unless_off() -> None:
 
     kept = ExampleResults("lazy")
     row = ["tiny-ioi-gpt2", "When Mary and John", 0.04, False, "-1"]
+    kept.offer("graph", [row])
+    kept.offer("attribute", [row])
     assert kept.get("graph", row, lambda: compute(*row)) == ("result", *row)
     assert kept.get("graph", list(row), lambda: compute(*row)) == ("result", *row)
     assert len(calls) == 1 and len(kept) == 1
@@ -68,13 +70,37 @@ def test_example_results_are_computed_once_unless_off() -> None:
     assert len(calls) == 2
 
     off = ExampleResults("off")
+    off.offer("graph", [row])
     off.get("graph", row, lambda: compute(*row))
     off.get("graph", row, lambda: compute(*row))
     assert len(calls) == 4 and len(off) == 0
 
 
+def test_only_the_offered_example_rows_are_kept_whatever_inputs_the_examples_event_gets() -> None:
+    # Any client can send the examples' event (a plain HTTP request) with inputs of its own: each would have
+    # been kept for the app's lifetime, so memory grew with every distinct input sent.
+    calls: list[str] = []
+
+    def compute(text: str) -> str:
+        calls.append(text)
+        return f"result of {text}"
+
+    kept = ExampleResults("lazy")
+    kept.offer("graph", [["example one"], ["example two"]])
+    for i in range(50):
+        assert kept.get("graph", [f"sent {i}"], lambda i=i: compute(f"sent {i}")) == f"result of sent {i}"
+    assert len(kept) == 0 and len(calls) == 50  # computed each time like any request, none kept
+    assert kept.get("attribute", ["example one"], lambda: compute("example one")) == "result of example one"
+    assert len(kept) == 0  # an example row of another view is not one of this view's rows
+    for _ in range(3):
+        for row in (["example one"], ["example two"]):
+            assert kept.get("graph", row, lambda r=row: compute(r[0])) == f"result of {row[0]}"
+    assert len(kept) == 2 and len(calls) == 53  # the offered rows: computed once each, then kept
+
+
 def test_a_failed_example_is_not_kept() -> None:
     kept = ExampleResults("lazy")
+    kept.offer("graph", [["x"]])
 
     def fail() -> None:
         raise ValueError("no model")
