@@ -27,7 +27,7 @@ import gradio as gr
 
 from attribution.errors import AttributionExplorerError
 from attribution.models import hub_reachable as probe_hub
-from space import handlers, views
+from space import handlers, sessions, views
 from space import handlers_interventions as interventions
 from space.config import SpaceConfig, offered_models
 from space.examples import attribute_examples, compare_examples, graph_examples
@@ -790,6 +790,7 @@ def build_app(config: SpaceConfig, *, hub_reachable: bool | None = None) -> tupl
 
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     demo.state_session_capacity = config.max_sessions  # kept by launch(): per-session state is bounded
+    sessions.keep_no_deep_link_copies(demo)  # ... and small
     for view, rows in example_rows.values():
         examples.offer(view.name, rows)  # only these rows' results are kept
     if config.cache_examples == "eager":

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 import uuid
@@ -29,9 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 _BOOTSTRAP = textwrap.dedent(
     """
-    import sys
+    import gc, os, signal, sys, tracemalloc
     from space.app import build_app, launch
     from space.config import SpaceConfig
+    if tracemalloc.is_tracing():  # started with trace_frames (PYTHONTRACEMALLOC): SIGUSR1 dumps a heap snapshot
+        def dump(signum, frame, path=sys.argv[4]):
+            gc.collect()  # unreachable cycles are not live memory
+            tracemalloc.take_snapshot().dump(path + ".partial")
+            os.replace(path + ".partial", path)
+        signal.signal(signal.SIGUSR1, dump)
     config = SpaceConfig.load(sys.argv[1])
     demo, _ = build_app(config, hub_reachable=sys.argv[3] == "online")
     launch(demo, port=int(sys.argv[2]), quiet=True)
@@ -51,6 +58,7 @@ class AppProcess:
     process: subprocess.Popen
     gradio_temp: Path
     log: Path
+    snapshot_file: Path
 
     @property
     def pid(self) -> int:
@@ -66,15 +74,28 @@ class AppProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def heap_snapshot(self, timeout_s: float = 300) -> tracemalloc.Snapshot:
+        """The server's live Python allocations now (a server started with ``trace_frames``; benchmarks only)."""
+        self.snapshot_file.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout_s
+        while not self.snapshot_file.exists():
+            if time.monotonic() > deadline or not self.alive():
+                raise RuntimeError("the server wrote no heap snapshot (was it started with trace_frames?)")
+            time.sleep(0.2)
+        return tracemalloc.Snapshot.load(str(self.snapshot_file))
+
 
 @contextmanager
 def serve_app(
-    config: dict[str, Any], folder: Path, *, online: bool = False, timeout_s: float = 180
+    config: dict[str, Any], folder: Path, *, online: bool = False, timeout_s: float = 180, trace_frames: int = 0
 ) -> Iterator[AppProcess]:
     """Start the app with ``config`` (a dict written as the operator's JSON) and stop it (SIGINT) afterwards.
 
     ``online=True`` makes the app believe the Hub is reachable at start-up (typed model ids allowed)
-    while every model load stays offline (``HF_HUB_OFFLINE=1``).
+    while every model load stays offline (``HF_HUB_OFFLINE=1``). ``trace_frames`` > 0 traces the
+    server's Python allocations (that many frames each, ``PYTHONTRACEMALLOC``; several times slower)
+    for :meth:`AppProcess.heap_snapshot`.
     """
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"
@@ -90,17 +111,22 @@ def serve_app(
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "PYTHONPATH": str(REPO),
+        **({"PYTHONTRACEMALLOC": str(trace_frames)} if trace_frames else {}),
     }
+    snapshot_file = folder / "heap.snapshot"
     log = folder / "server.log"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-c", _BOOTSTRAP, str(config_path), str(port), "online" if online else "offline"],
+            [
+                *[sys.executable, "-c", _BOOTSTRAP, str(config_path), str(port)],
+                *["online" if online else "offline", str(snapshot_file)],
+            ],
             cwd=REPO,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    app = AppProcess(f"http://127.0.0.1:{port}", process, gradio_temp, log)
+    app = AppProcess(f"http://127.0.0.1:{port}", process, gradio_temp, log, snapshot_file)
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -137,9 +163,9 @@ class Answer:
     finished: float  # time.monotonic() when the answer arrived
 
 
-def call(url: str, api_name: str, *args: Any, timeout_s: float = 300) -> Answer:
-    """One request through Gradio's HTTP API, as ``curl`` would send it."""
-    body = json.dumps({"data": list(args)}).encode()
+def call(url: str, api_name: str, *args: Any, timeout_s: float = 300, session_hash: str | None = None) -> Answer:
+    """One request through Gradio's HTTP API, as ``curl`` would send it (in a new session unless ``session_hash``)."""
+    body = json.dumps({"data": list(args), **({"session_hash": session_hash} if session_hash else {})}).encode()
     request = urllib.request.Request(
         f"{url}/gradio_api/call/{api_name}", data=body, headers={"Content-Type": "application/json"}
     )
