@@ -16,6 +16,7 @@ from attribution.errors import InvalidInputError
 from attribution.results import Comparison
 from exporters.figure_common import colour_mapper, responsive_grid_styles
 from exporters.heatmap import heatmap_figure, heatmap_parts, result_heading
+from exporters.tokens import page_text
 
 #: The table's style (inside the Div, which Bokeh renders in its own shadow root).
 _TABLE_STYLE = """<style>
@@ -39,7 +40,7 @@ def agreement_table_html(comparison: Comparison) -> str:
     Labels are never cut: the table keeps them on one line and scrolls sideways inside its own box
     when it is wider than the page.
     """
-    labels = [html.escape(label) for label in comparison.labels]
+    labels = [html.escape(page_text(label)) for label in comparison.labels]
     has_aer = comparison.gold_alignment is not None and any(value is not None for value in comparison.aer)
     header = "<tr><th></th>" + "".join(f"<th>{label}</th>" for label in labels)
     header += "<th>AER vs gold</th></tr>" if has_aer else "</tr>"

@@ -55,9 +55,9 @@ from bokeh.plotting import figure
 
 from attribution.corpus.metrics import find_metric
 from attribution.corpus.runfolder import CorpusRun
-from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle
+from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle, node_id
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_value, token_ticks
-from exporters.tokens import display_tokens, result_style
+from exporters.tokens import display_tokens, page_text, result_style
 
 DEFAULT_MAX_TABLE_ROWS = 2000
 DEFAULT_MAX_DETAILS = 100
@@ -81,7 +81,7 @@ def corpus_report_figure(
         if len(details) >= max_details:
             break
         if drawn := _details(run, by_record[key]):
-            details[key] = drawn
+            details[page_text(key)] = drawn  # keyed as the table shows the record
     parts: list[LayoutDOM] = [_summary(run, by_record, len(listed), len(details))]
     parts += [_histogram(run, metric, methods) for metric in metrics]
     agreement = _agreement(run, run.task.attribution_methods)
@@ -131,8 +131,8 @@ def _summary(run: CorpusRun, by_record: Mapping[str, Mapping[str, dict]], listed
     expected = run.manifest.get("data", {}).get("n_records")
     status = run.manifest.get("status", "unknown")
     lines = [
-        f"<b>{n}</b> records{f' of {int(expected)}' if expected else ''} (run {html.escape(str(status))}), "
-        f"methods: {html.escape(', '.join(run.methods))}; <b>{failed}</b> record(s) failed.",
+        f"<b>{n}</b> records{f' of {int(expected)}' if expected else ''} (run {html.escape(page_text(status))}), "
+        f"methods: {html.escape(page_text(', '.join(run.methods)))}; <b>{failed}</b> record(s) failed.",
         f"The table lists {listed} of {n} records, worst first; heatmaps are embedded for the first {detailed} "
         "(click a row). Distributions and agreement cover every record. All rows are in the run folder's "
         "Parquet shards, every result in its JSON file.",
@@ -259,7 +259,8 @@ def _agreement(run: CorpusRun, methods: Sequence[str]) -> figure | None:
 
 
 def _shorten(text: str | None) -> str:
-    text = (text or "").replace("\n", " ")
+    """A record's text for its table cell: one line, at most TEXT_CHARS characters, shown as page text."""
+    text = page_text((text or "").replace("\n", " "))
     return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 1] + "…"
 
 
@@ -279,8 +280,8 @@ def _table(
         rows = by_record[record_id]
         first = next(iter(rows.values()))
         errors = [f"{m}: {r['error']}" for m, r in rows.items() if r["status"] != "ok"]
-        data["record"].append(record_id)
-        data["status"].append("; ".join(errors) if errors else "ok")
+        data["record"].append(page_text(record_id))  # as shown, and as the detail view finds it
+        data["status"].append(page_text("; ".join(errors)) if errors else "ok")
         data["text"].append(_shorten(first["source_text"]))
         data["target"].append(_shorten(next((r["target_text"] for r in rows.values() if r["target_text"]), "")))
         for method, metric in shown:
@@ -357,7 +358,7 @@ def _attribution_detail(result: AttributionResult) -> dict[str, Any]:
         rows, matrix, side = result.source_tokens, result.source_scores, "source"
     else:
         rows, matrix, side = result.target_tokens, result.target_scores, "prompt"
-    title = f"{result.method}: {side} tokens × explained tokens"
+    title = f"{page_text(result.method)}: {side} tokens × explained tokens"
     matrix = np.asarray(matrix, dtype=float)
     return _detail(list(rows), result.generated_tokens, matrix, title, result.is_signed, result_style(result))
 
@@ -371,7 +372,11 @@ def _route_detail(graph: ContributionGraph) -> dict[str, Any] | None:
     for column_index, root in enumerate(graph.root_tokens):
         flow = route_flow(graph, root)
         for token in range(len(rows)):
-            node = f"encoder:{graph.n_encoder_layers}:after_ffn:{token}" if seq2seq else f"decoder:0:embedding:{token}"
+            node = (
+                node_id("encoder", graph.n_encoder_layers, "after_ffn", token)
+                if seq2seq
+                else node_id("decoder", 0, "embedding", token)
+            )
             if node in flow:
                 matrix[token, column_index] = flow[node]
     if not np.isfinite(matrix).any():

@@ -17,6 +17,8 @@ import numpy as np
 from bokeh.models import ColorBar, CustomJSHover, CustomJSTickFormatter, FixedTicker, LinearColorMapper
 from bokeh.palettes import Blues256, RdBu11
 
+from exporters.tokens import page_text
+
 #: Negative → blue, zero → white, positive → red.
 DIVERGING_PALETTE = RdBu11
 #: Zero → white, large → dark blue.
@@ -101,8 +103,8 @@ def axis_px(labels: Iterable[str], *, least: int = 48, most: int = 220) -> int:
 def short_model_name(model_id: str) -> str:
     """A model as named in titles: a Hub id as it is, a local folder by its own name (not its whole path)."""
     if model_id.startswith(("/", "./", "../", "~", "\\")) or (len(model_id) > 2 and model_id[1:3] in (":\\", ":/")):
-        return model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or model_id
-    return model_id
+        model_id = model_id.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or model_id
+    return page_text(model_id)
 
 
 def responsive_grid_styles(min_px: int = BLOCK_MIN_PX) -> dict[str, str]:

@@ -29,7 +29,7 @@ from exporters.figure_common import (
     token_lookup,
     token_ticks,
 )
-from exporters.tokens import display_tokens, hover_token, result_style
+from exporters.tokens import display_tokens, hover_token, page_text, result_style
 
 #: Height of one token row: large for short inputs, smaller (down to 12 px) for long ones.
 ROW_PX, MIN_ROW_PX = 24, 12
@@ -72,8 +72,9 @@ def result_heading(result: AttributionResult, label: str | None = None) -> str:
     """``"saliency — tiny-ioi-gpt2"`` (or a comparison's own label with the model): names every panel."""
     model = short_model_name(result.provenance.model_id)
     if label is None:
-        return f"{result.method} — {model}"
-    return label if result.provenance.model_id in label or model in label else f"{label} — {model}"
+        return page_text(f"{result.method} — {model}")
+    label = page_text(label)
+    return label if page_text(result.provenance.model_id) in label or model in label else f"{label} — {model}"
 
 
 def _cells(matrix: np.ndarray) -> ColumnDataSource:
@@ -173,7 +174,7 @@ def step_score_bars(
     plot.add_tools(
         HoverTool(
             renderers=[bars],
-            tooltips=[("generated token", "@x{custom}"), (name, "@top{custom}")],
+            tooltips=[("generated token", "@x{custom}"), (page_text(name), "@top{custom}")],
             formatters={"@x": token_lookup(hovers), "@top": short_value()},
         )
     )
@@ -212,7 +213,7 @@ def heatmap_figure(
     heading = result_heading(result, label)
     if mapper is None:
         mapper = colour_mapper([m for _, _, m in parts], signed=result.is_signed)
-    score = score_label or f"{result.method} score"
+    score = score_label or f"{page_text(result.method)} score"
     generated = result.generated_tokens
     columns = (display_tokens(generated, style), [hover_token(t, style) for t in generated])
     row_labels = [display_tokens(tokens, style) for _, tokens, _ in parts]
@@ -221,7 +222,7 @@ def heatmap_figure(
     panels = []
     bars_name = _step_score_name(result, step_score) if show_step_scores else None
     if bars_name is not None:
-        bars_title = f"{heading}\n{bars_name} of each generated token"
+        bars_title = f"{heading}\n{page_text(bars_name)} of each generated token"
         panels.append(
             step_score_bars(result, bars_name, x_range=x_range, left_px=left, title=bars_title, hovers=columns[1])
         )

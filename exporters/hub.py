@@ -19,8 +19,8 @@ A push either lands or is abandoned, and the user is told which:
 
 from __future__ import annotations
 
-import html
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -36,7 +36,8 @@ from huggingface_hub.utils import set_client_factory, validate_repo_id
 from attribution.errors import AttributionExplorerError
 from attribution.results import ResultType
 from exporters.base import Export
-from exporters.page import provenance_record
+from exporters.page import provenance_record, shown
+from exporters.tokens import page_text
 
 REPO_TYPES = ("dataset", "space")
 DEFAULT_TIMEOUT_S = 120.0
@@ -50,25 +51,27 @@ class HubPushError(AttributionExplorerError):
 
 
 def readme_for(export: Export, result: ResultType, repo_type: str) -> str:
-    """The repo card: front matter (``sdk: static`` for a Space) and a short, escaped description."""
+    """The repo card: front matter (``sdk: static`` for a Space) and a short description, its texts shown as
+    on the page (:func:`exporters.page.shown`: marked and escaped)."""
     record = provenance_record(result)
     entries = record.get("compared") or [record]
     front = ["---", "tags:", "- attribution-explorer", "- interpretability"]
     if repo_type == "space":
-        title = export.title if len(export.title) <= 60 else export.title[:57] + "..."
+        title = page_text(export.title)
+        title = title if len(title) <= 60 else title[:57] + "..."
         front += [f"title: {json.dumps(title, ensure_ascii=False)}", "sdk: static", "app_file: index.html"]
         front += ["emoji: 🔎", "colorFrom: blue", "colorTo: purple", "pinned: false"]
     front.append("---")
-    models = ", ".join(sorted({f"`{html.escape(str(entry['model_id']))}`" for entry in entries}))
-    methods = ", ".join(sorted({html.escape(str(entry["method"])) for entry in entries}))
+    models = ", ".join(sorted({f"`{shown(entry['model_id'])}`" for entry in entries}))
+    methods = ", ".join(sorted({shown(entry["method"]) for entry in entries}))
     body = [
-        f"# {html.escape(export.title)}",
+        f"# {shown(export.title)}",
         "",
-        f"An interactive {html.escape(export.kind)} made with Attribution Explorer: open `index.html` in a browser.",
+        f"An interactive {shown(export.kind)} made with Attribution Explorer: open `index.html` in a browser.",
         "",
         f"- model: {models}",
         f"- method: {methods}",
-        f"- computed: {html.escape(str(entries[0].get('created_at', 'unknown')))}",
+        f"- computed: {shown(entries[0].get('created_at', 'unknown'))}",
         "- data: `result.json` (readable with `attribution.results.load_result_file`)",
         "",
     ]
@@ -81,8 +84,49 @@ def _page_url(endpoint: str, repo_id: str, repo_type: str) -> str:
     return f"{endpoint}/datasets/{repo_id}/blob/main/index.html"
 
 
+#: Pieces of the token at least this long are scrubbed from every message, in any letter case. A Hub token is
+#: ``hf_`` and 34 random letters and digits (about 6 bits each, 200 in all): a shorter piece gives away at most
+#: 7 characters (the public ``hf_`` among them), leaving far more than can ever be guessed, while pieces that
+#: short of random text would start matching ordinary words of the server's message; echoes that matter leave
+#: more (a token cut after a dozen characters, shown by its last ten, or lower-cased whole).
+MIN_TOKEN_PIECE = 8
+
+
 def _scrub(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
+    """``text`` with the token, and every piece of it of :data:`MIN_TOKEN_PIECE` or more characters, as ``***``.
+
+    Matched in any letter case, so a server that lower-cases or cuts the token it echoes leaks nothing either.
+    """
+    if not token:
+        return text
+    size = min(len(token), MIN_TOKEN_PIECE)
+    pieces = sorted({re.escape(token[i : i + size]) for i in range(len(token) - size + 1)})
+    spans: list[list[int]] = []  # merged [start, end) of overlapping matches
+    for match in re.finditer(f"(?=(?:{'|'.join(pieces)}))", text, re.IGNORECASE):
+        start = match.start()
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = start + size
+        else:
+            spans.append([start, start + size])
+    kept, last = [], 0
+    for start, end in spans:
+        kept += [text[last:start], "***"]
+        last = end
+    return "".join([*kept, text[last:]])
+
+
+def check_token(token: str) -> str:
+    """``token`` if it can be sent as one: printable ASCII without spaces (no line break, no CR from a copied file).
+
+    Checked before any request, so a malformed token is said to be one, not reported as a network failure
+    (the HTTP client refuses such a header before it is sent). The message never shows the token.
+    """
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise HubPushError(
+            "the Hugging Face token is malformed (it holds a line break, a space or another character no token "
+            f"has): log in again or set HF_TOKEN; {KEPT}"
+        )
+    return token
 
 
 def _is_a(error: BaseException, class_name: str) -> bool:
@@ -260,6 +304,7 @@ def push_export(
     token = token or get_token()
     if not token:
         raise HubPushError(f"no Hugging Face token: run `hf auth login` or set HF_TOKEN; {KEPT}")
+    check_token(token)
     if constants.is_offline_mode():
         raise HubPushError(f"HF_HUB_OFFLINE is set, so nothing was pushed to {endpoint}; {KEPT}")
 
@@ -270,7 +315,7 @@ def push_export(
         CommitOperationAdd("README.md", readme_for(export, result, repo_type).encode("utf-8")),
         *(CommitOperationAdd(path, data) for path, data in (extra_files or {}).items()),
     ]
-    message = commit_message or f"Add {export.kind} export ({export.title})"
+    message = commit_message or f"Add {export.kind} export ({page_text(export.title)})"
     state = _PushState(deadline=time.monotonic() + timeout)
     try:
         with _pushing(state):

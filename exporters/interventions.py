@@ -32,7 +32,7 @@ from exporters.figure_common import (
     token_lookup,
     token_ticks,
 )
-from exporters.tokens import display_token, display_tokens, result_style
+from exporters.tokens import display_token, display_tokens, page_text, result_style
 
 CELL_PX = 26
 MAX_FRAME_PX = 900
@@ -49,14 +49,18 @@ def _shown(value: float | str | None) -> str:
 
 
 def _table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[str]], name: str) -> Div:
-    """An escaped HTML table in a Div (every cell is text)."""
-    head = "".join(f"<th style='text-align: left; padding: 2px 8px'>{html.escape(h)}</th>" for h in headers)
+    """An escaped HTML table in a Div (every cell is text, shown as :func:`~exporters.tokens.page_text`)."""
+
+    def shown(text: object) -> str:
+        return html.escape(page_text(str(text)))
+
+    head = "".join(f"<th style='text-align: left; padding: 2px 8px'>{shown(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td style='padding: 2px 8px'>{html.escape(str(cell))}</td>" for cell in cells) + "</tr>"
+        "<tr>" + "".join(f"<td style='padding: 2px 8px'>{shown(cell)}</td>" for cell in cells) + "</tr>"
         for cells in rows
     )
     text = (
-        f"<table class='ae-table' style='{_TABLE_STYLE}'><caption style='text-align: left'>{html.escape(caption)}"
+        f"<table class='ae-table' style='{_TABLE_STYLE}'><caption style='text-align: left'>{shown(caption)}"
         f"</caption><tr>{head}</tr>{body}</table>"
     )
     return Div(text=text, name=name, disable_math=True)
@@ -159,7 +163,7 @@ def _map_names(names: Sequence[str], style: TokenizerStyle) -> list[str]:
     shown = []
     for name in names:
         index, separator, token = name.partition(": ")
-        shown.append(f"{index}: {display_token(token, style)}" if separator and index.isdigit() else name)
+        shown.append(f"{index}: {display_token(token, style)}" if separator and index.isdigit() else page_text(name))
     return shown
 
 
@@ -169,7 +173,7 @@ def _map_heading(item: PatchingMap) -> str:
         what = f"the residual stream at each {item.row_label} (0 = the embeddings, l = after block l) and position"
     else:
         what = f"the output of each {item.column_label} of each {item.row_label}"
-    return f"<b>{html.escape(item.name)}</b> — patching {html.escape(what)}"
+    return f"<b>{html.escape(page_text(item.name))}</b> — patching {html.escape(page_text(what))}"
 
 
 def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style: TokenizerStyle) -> figure:
@@ -193,7 +197,7 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style:
         min_width=max(150, min(MAX_FRAME_PX, n_cols * cell)),  # wraps below the other map before cells get tiny
         tools="hover,save,reset",
         toolbar_location="right",
-        name=f"patching {item.name} {title}",
+        name=f"patching {page_text(item.name)} {title}",
     )
     plot.rect(
         x="x",
@@ -205,9 +209,10 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style:
         line_color=None,
     )
     hover = plot.select_one(HoverTool)
+    row_label, column_label = page_text(item.row_label), page_text(item.column_label)
     hover.tooltips = [
-        (item.row_label, "@y{custom}"),
-        (item.column_label, "@x{custom}"),
+        (row_label, "@y{custom}"),
+        (column_label, "@x{custom}"),
         ("recovered", "@value{custom}"),
     ]
     hover.formatters = {
@@ -218,7 +223,7 @@ def _map_panel(item: PatchingMap, matrix: np.ndarray, title: str, mapper, style:
     plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(_map_names(item.column_names, style))
     plot.yaxis.ticker, plot.yaxis.formatter = token_ticks(_map_names(item.row_names, style))
     plot.xaxis.major_label_orientation = math.pi / 2 if item.column_label == "position" else 0
-    plot.xaxis.axis_label, plot.yaxis.axis_label = item.column_label, item.row_label
+    plot.xaxis.axis_label, plot.yaxis.axis_label = column_label, row_label
     plot.grid.visible = False
     return plot
 
@@ -344,7 +349,7 @@ def faithfulness_figure(result: FaithfulnessResult) -> LayoutDOM:
         sizing_mode="stretch_width",
         min_width=360,
         x_range=Range1d(0, 1),
-        title=f"{result.explanation}: p(explained token) as top-ranked tokens are removed / restored",
+        title=f"{page_text(result.explanation)}: p(explained token) as top-ranked tokens are removed / restored",
         tools="hover,save",
         tooltips=[("fraction", "@x"), ("deletion", "@deletion{custom}"), ("insertion", "@insertion{custom}")],
         name="faithfulness curves",

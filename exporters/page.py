@@ -1,7 +1,8 @@
 """HTML pages around a Bokeh layout: provenance header and metadata, the three output modes.
 
-Everything here that comes from a result or a user (model ids, parameters, tokens, titles) is
-escaped: ``html.escape`` for markup and attributes, and ``\\u003c``-style escapes for the JSON that
+Everything here that comes from a result or a user (model ids, parameters, tokens, titles) is shown
+with its invisible and direction-changing characters marked (:func:`shown`) and escaped: ``html.escape`` for
+markup and attributes, and ``\\u003c``-style escapes for the JSON that
 sits inside ``<script type="application/json">``, so ``</script>`` in a string cannot end it early.
 """
 
@@ -19,6 +20,7 @@ from bokeh.resources import CDN, INLINE
 from jinja2 import Template
 
 from attribution.results import AttributionResult, ContributionGraph, Provenance, ResultType, utc_now
+from exporters.tokens import page_text
 
 META_PREFIX = "attribution-explorer"
 PROVENANCE_SCRIPT_ID = "attribution-explorer-provenance"
@@ -183,9 +185,15 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def provenance_html(title: str, record: dict[str, Any]) -> str:
-    """A visible, escaped provenance block: title, then one line per fact."""
-    items = "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(value)}</dd>" for label, value in _rows(record))
-    return f'<header class="ae-provenance"><h1>{html.escape(title)}</h1><dl>{items}</dl></header>'
+    """A visible, escaped provenance block: title, then one line per fact (each as :func:`shown`)."""
+    items = "".join(f"<dt>{shown(label)}</dt><dd>{shown(value)}</dd>" for label, value in _rows(record))
+    return f'<header class="ae-provenance"><h1>{shown(title)}</h1><dl>{items}</dl></header>'
+
+
+def shown(text: Any) -> str:
+    """A text of the page as HTML (text or attribute value): invisible and direction-changing characters
+    marked (:func:`~exporters.tokens.page_text`), then escaped."""
+    return html.escape(page_text(str(text)))
 
 
 def provenance_json_script(record: dict[str, Any]) -> str:
@@ -209,7 +217,7 @@ def provenance_meta_tags(record: dict[str, Any]) -> str:
         ),
     }
     return "".join(
-        f'<meta name="{META_PREFIX}:{name}" content="{html.escape(str(value), quote=True)}">'
+        f'<meta name="{META_PREFIX}:{name}" content="{shown(value)}">'
         for name, value in facts.items()
         if value is not None
     )
@@ -222,7 +230,7 @@ def render_page(layout: LayoutDOM, result: ResultType, *, title: str, mode: str)
     return file_html(
         layout,
         resources=INLINE if mode == "standalone" else CDN,
-        title=title,
+        title=page_text(title),
         template=_PAGE_TEMPLATE,
         template_variables={"ae_head": head, "ae_header": provenance_html(title, record)},
     )
@@ -235,7 +243,7 @@ def render_snippet(layout: LayoutDOM, result: ResultType, *, title: str) -> str:
     script, div = components(layout)
     return "\n".join(
         [
-            f"<!-- {html.escape(title)}: made with Attribution Explorer; BokehJS tags can move to <head> -->",
+            f"<!-- {shown(title)}: made with Attribution Explorer; BokehJS tags can move to <head> -->",
             _script_tags([str(getattr(file, "url", file)) for file in bundle.js_files]),
             provenance_json_script(record),
             _STYLE,
@@ -253,6 +261,6 @@ def _script_tags(urls: list[str]) -> str:
 def iframe_snippet(page_html: str, *, title: str, height: int = 900) -> str:
     """An ``<iframe srcdoc=…>`` holding a whole page: isolated from the host page's scripts and CSS."""
     return (
-        f'<iframe title="{html.escape(title, quote=True)}" srcdoc="{html.escape(page_html, quote=True)}" '
+        f'<iframe title="{shown(title)}" srcdoc="{html.escape(page_html, quote=True)}" '
         f'style="width: 100%; height: {int(height)}px; border: 0" sandbox="allow-scripts allow-downloads"></iframe>'
     )

@@ -67,6 +67,19 @@ def _visible_char(char: str) -> str:
     return char
 
 
+def page_text(text: str) -> str:
+    """Any text from a result or a user as a page shows it: characters that would not show, or would change the
+    direction of what follows, marked as tokens mark them.
+
+    The one function for every text that reaches a page (titles, provenance lines, figure titles, table cells,
+    labels): a right-to-left override (U+202E) or another bidi control (U+202A–U+202E, U+2066–U+2069, U+200E/F,
+    U+061C: all format characters) shows as ``<U+202E>`` instead of reversing the text after it, a line break as
+    ``↵``. Tokens get the same marks through :func:`display_token`.
+    """
+    text = str(text)
+    return text if text.isprintable() else "".join(_visible_char(c) for c in text)  # printable: nothing to mark
+
+
 def make_visible(text: str) -> str:
     """Mark what would not show: one leading space as ``·``, other edge spaces as ``␣``, controls as symbols."""
     if not text:
@@ -77,7 +90,7 @@ def make_visible(text: str) -> str:
     lead = len(text) - len(text.lstrip(" "))
     trail = len(text) - len(text.rstrip(" "))
     prefix = LEADING_SPACE if lead == 1 else VISIBLE_SPACE * lead
-    return prefix + "".join(_visible_char(c) for c in core) + VISIBLE_SPACE * trail
+    return prefix + page_text(core) + VISIBLE_SPACE * trail
 
 
 def display_token(token: str, style: TokenizerStyle = "plain") -> str:

@@ -8,8 +8,10 @@ event stream), the way any client or attacker can, without ``gradio_client``'s o
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -18,6 +20,7 @@ import textwrap
 import time
 import tracemalloc
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -31,14 +34,15 @@ REPO = Path(__file__).resolve().parents[1]
 _BOOTSTRAP = textwrap.dedent(
     """
     import gc, os, signal, sys, tracemalloc
-    from space.app import build_app, launch
-    from space.config import SpaceConfig
+    exec(sys.argv[4])  # the caller's set-up code (serve_app's before_start), before the app is built
     if tracemalloc.is_tracing():  # started with trace_frames (PYTHONTRACEMALLOC): SIGUSR1 dumps a heap snapshot
-        def dump(signum, frame, path=sys.argv[4]):
+        def dump(signum, frame, path=sys.argv[5]):
             gc.collect()  # unreachable cycles are not live memory
             tracemalloc.take_snapshot().dump(path + ".partial")
             os.replace(path + ".partial", path)
         signal.signal(signal.SIGUSR1, dump)
+    from space.gradio_app import build_app, launch
+    from space.gradio_app.config import SpaceConfig
     config = SpaceConfig.load(sys.argv[1])
     demo, _ = build_app(config, hub_reachable=sys.argv[3] == "online")
     launch(demo, port=int(sys.argv[2]), quiet=True)
@@ -88,14 +92,21 @@ class AppProcess:
 
 @contextmanager
 def serve_app(
-    config: dict[str, Any], folder: Path, *, online: bool = False, timeout_s: float = 180, trace_frames: int = 0
+    config: dict[str, Any],
+    folder: Path,
+    *,
+    online: bool = False,
+    timeout_s: float = 180,
+    before_start: str = "",
+    trace_frames: int = 0,
 ) -> Iterator[AppProcess]:
     """Start the app with ``config`` (a dict written as the operator's JSON) and stop it (SIGINT) afterwards.
 
     ``online=True`` makes the app believe the Hub is reachable at start-up (typed model ids allowed)
-    while every model load stays offline (``HF_HUB_OFFLINE=1``). ``trace_frames`` > 0 traces the
-    server's Python allocations (that many frames each, ``PYTHONTRACEMALLOC``; several times slower)
-    for :meth:`AppProcess.heap_snapshot`.
+    while every model load stays offline (``HF_HUB_OFFLINE=1``). ``before_start`` is Python code the app's
+    process runs before it builds the app (a test injecting a failure into a handler). ``trace_frames`` > 0
+    traces the server's Python allocations (that many frames each, ``PYTHONTRACEMALLOC``; several times
+    slower) for :meth:`AppProcess.heap_snapshot`.
     """
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"
@@ -115,12 +126,10 @@ def serve_app(
     }
     snapshot_file = folder / "heap.snapshot"
     log = folder / "server.log"
+    arguments = [str(config_path), str(port), "online" if online else "offline", before_start, str(snapshot_file)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [
-                *[sys.executable, "-c", _BOOTSTRAP, str(config_path), str(port)],
-                *["online" if online else "offline", str(snapshot_file)],
-            ],
+            [sys.executable, "-c", _BOOTSTRAP, *arguments],
             cwd=REPO,
             env=env,
             stdout=log_file,
@@ -163,12 +172,16 @@ class Answer:
     finished: float  # time.monotonic() when the answer arrived
 
 
-def call(url: str, api_name: str, *args: Any, timeout_s: float = 300, session_hash: str | None = None) -> Answer:
-    """One request through Gradio's HTTP API, as ``curl`` would send it (in a new session unless ``session_hash``)."""
-    body = json.dumps({"data": list(args), **({"session_hash": session_hash} if session_hash else {})}).encode()
-    request = urllib.request.Request(
+def _call_request(url: str, api_name: str, args: tuple[Any, ...], session: str | None) -> urllib.request.Request:
+    body = json.dumps({"data": list(args), **({"session_hash": session} if session else {})}).encode()
+    return urllib.request.Request(
         f"{url}/gradio_api/call/{api_name}", data=body, headers={"Content-Type": "application/json"}
     )
+
+
+def call(url: str, api_name: str, *args: Any, timeout_s: float = 300, session: str | None = None) -> Answer:
+    """One request through Gradio's HTTP API, as ``curl`` would send it (in ``session``: else one of its own)."""
+    request = _call_request(url, api_name, args, session)
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         event_id = json.loads(response.read())["event_id"]
     with urllib.request.urlopen(f"{url}/gradio_api/call/{api_name}/{event_id}", timeout=timeout_s) as stream:
@@ -182,6 +195,49 @@ def call(url: str, api_name: str, *args: Any, timeout_s: float = 300, session_ha
                 data = json.loads(payload) if payload and payload != "null" else None
                 return Answer(event, data, time.monotonic())
     raise RuntimeError(f"no answer from {api_name}")
+
+
+def refused_call(url: str, api_name: str, *args: Any, session: str | None = None) -> tuple[int, str]:
+    """A request the app refuses before it is queued: the HTTP status and the one line (``detail``) it answers."""
+    try:
+        with urllib.request.urlopen(_call_request(url, api_name, args, session), timeout=60) as response:
+            raise AssertionError(f"not refused: {response.status} {response.read()[:300]!r}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["detail"]
+
+
+def send_body(
+    url: str, route: str, n_bytes: int, *, chunked: bool, content_type: str = "application/json", timeout_s: float = 60
+) -> tuple[int, bytes, int]:
+    """POST ``n_bytes`` of body to ``route`` over a raw socket, as an attacker would: announced by ``Content-Length``
+    or sent chunked (no length). Sending stops as soon as the server answers, so a server that refuses without
+    reading is not made to wait. Returns the status, the answer's body and the bytes of body sent."""
+    address = urllib.parse.urlsplit(url)
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {n_bytes}"
+    head = f"POST {route} HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n"
+    block = b"x" * 65536
+    with socket.create_connection((address.hostname, address.port), timeout=timeout_s) as connection:
+        connection.sendall(head.encode())
+        sent, pending = 0, memoryview(b"")
+        while True:
+            readable, writable, _ = select.select([connection], [connection], [], timeout_s)
+            if readable or not writable:
+                break
+            if not pending:
+                if sent >= n_bytes:
+                    if chunked:
+                        connection.sendall(b"0\r\n\r\n")
+                    break
+                piece = block[: min(len(block), n_bytes - sent)]
+                sent += len(piece)
+                pending = memoryview(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            try:
+                pending = pending[connection.send(pending) :]
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return response.status, response.read(), sent
 
 
 def upload(url: str, name: str, content: bytes, *, timeout_s: float = 60) -> dict[str, Any]:

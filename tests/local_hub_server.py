@@ -6,8 +6,9 @@ It answers ``GET /api/{type}s/{repo}`` (repo info: 404 ``RepoNotFound`` unless t
 base64 and no LFS/Xet transfer starts) and ``POST /api/{type}s/{repo}/commit/{rev}`` (ndjson; 404 when
 the repo does not exist *when the commit is processed*, as on the Hub), and records every request,
 repo and commit so tests can assert the files and bytes that arrived and what was left behind.
-``fail_with`` makes matching requests fail with a status code; ``delay_s`` makes requests whose path
-contains ``delay_path`` hang before they are processed, to test timeouts.
+``fail_with`` makes matching requests fail with a status code (``echo_token`` puts the request's token,
+transformed, into that error message); ``delay_s`` makes requests whose path contains ``delay_path`` hang
+before they are processed, to test timeouts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import base64
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +55,9 @@ class LocalHub:
     fail_path: str | tuple[str, ...] = ""  # fail only requests whose path contains this (or one of these)
     delay_s: float = 0.0
     delay_path: str = ""  # delay only requests whose path contains this ("" = all)
+    #: What a failing request's error message echoes of the request's token (e.g. ``str.lower``), as careless
+    #: servers and proxies do; None: nothing.
+    echo_token: Callable[[str], str] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     commits: list[RecordedCommit] = field(default_factory=list)
     created: list[dict[str, Any]] = field(default_factory=list)
@@ -97,6 +101,9 @@ def _handler(hub: LocalHub) -> type[BaseHTTPRequestHandler]:
                 message = {401: "Invalid credentials in Authorization header", 404: "Repository not found"}.get(
                     hub.fail_with, "Internal Error"
                 )
+                if hub.echo_token is not None:
+                    token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    message += f" for token {hub.echo_token(token)}"
                 self._send(hub.fail_with, {"error": message}, {"X-Error-Message": message})
                 return
             if self.path.startswith("/api/repos/create"):

@@ -22,9 +22,12 @@ from attribution import validation
 from attribution.models import bundled_model_path
 from space.cli import main
 from tests.hostile_inputs import (
+    HUGE_INTEGER,
+    HUGE_INTEGER_EXPECT,
     TEXT_CASES,
     Case,
     corrupt_model_folder,
+    huge_integer_json,
     result_json_cases,
     valid_attribution,
 )
@@ -69,10 +72,10 @@ def test_export_of_hostile_result_json(case: Case, tmp_path: Path, capfd: pytest
 @pytest.mark.parametrize(
     ("path", "expect"),
     [
-        ("/dev/zero", r"/dev/zero is larger than the 0\.191 MB accepted"),
+        ("/dev/zero", r"/dev/zero is a character device, not a regular file"),
         ("/etc/passwd", r"not valid JSON"),
         ("/no/such/result.json", r"result file not found: /no/such/result\.json"),
-        ("/etc", r"cannot read /etc: Is a directory"),
+        ("/etc", r"/etc is a folder, not a regular file"),
     ],
 )
 def test_export_of_paths_that_are_not_results(
@@ -285,7 +288,7 @@ def _data_file(tmp_path: Path, name: str, content: bytes) -> Path:
 @pytest.mark.parametrize(
     ("data", "extra", "expect"),
     [
-        ("/dev/zero", ["--format", "jsonl"], r"zero is not a regular file or a dataset folder"),
+        ("/dev/zero", ["--format", "jsonl"], r"zero is a character device, not a regular file"),
         ("/etc/passwd", ["--format", "jsonl"], r"passwd, line 1: not valid JSON"),
         ("/no/such/data.jsonl", [], r"Data not found: data\.jsonl"),
         ("bad-utf8.jsonl", [], r"bad-utf8\.jsonl, line 1: not UTF-8 text"),
@@ -380,7 +383,7 @@ def _set_result_file(rows: list[dict], value: str) -> None:
     [
         (
             lambda run: (run / "run.json").unlink() or (run / "run.json").symlink_to("/dev/zero"),
-            r"is not a corpus run folder|run: Is a directory",
+            r"run\.json is a character device, not a regular file|run is a folder, not a regular file",
         ),
         (lambda run: (run / "run.json").write_bytes(b"{" + b" " * 2_000_000 + b"}"), r"larger than the 0\.954 MB"),
         (
@@ -436,3 +439,155 @@ def test_hostile_run_folders_for_report_and_export(
         _assert_one_clear_line(code, stderr, expect)
         assert not out.exists()
     assert main(["report", str(corpus_run), "--out", str(tmp_path / "good.html")]) == 0  # the next good one works
+
+
+# ------------------------------------------------------------------- values no option or file may hold
+
+CLI = [sys.executable, "-m", "space.cli"]
+
+
+def _huge_n_records(run: Path) -> None:
+    manifest = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    manifest["data"]["n_records"] = "HUGE-INTEGER"
+    (run / "run.json").write_text(json.dumps(manifest).replace('"HUGE-INTEGER"', HUGE_INTEGER), encoding="utf-8")
+
+
+@pytest.mark.parametrize("command", ["export", "report", "export of a run folder", "corpus --method-params"])
+def test_integers_of_5000_digits_are_one_line_in_every_command(
+    command: str, corpus_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """JSON integers beyond Python's int-conversion limit: one line (no ValueError traceback), then a good run."""
+    out = tmp_path / "page.html"
+    if command == "export":
+        result = tmp_path / "result.json"
+        result.write_text(huge_integer_json(), encoding="utf-8")
+        argv, good = ["export", str(result)], ["export", str(_valid_result_file(tmp_path))]
+    elif command == "corpus --method-params":
+        data = _data_file(tmp_path, "data.jsonl", b'{"source": "the cat sees a bird"}\n')
+        params = f'{{"saliency": {{"n_steps": {HUGE_INTEGER}}}}}'
+        out = tmp_path / "run"
+        argv = [*CORPUS, "--data", str(data), "--method-params", params]
+        good = [*CORPUS, "--data", str(data), "--method-params", '{"saliency": {}}']
+    else:
+        run = _tampered(corpus_run, tmp_path, _huge_n_records)
+        argv = [command.split()[0], str(run)]
+        good = [command.split()[0], str(corpus_run)]
+    code, stderr = _run([*argv, "--out", str(out)], capfd)
+    where = "--method-params" if command.startswith("corpus") else r"run\.json|result\.json|result JSON"
+    _assert_one_clear_line(code, stderr, rf"({where}).* {HUGE_INTEGER_EXPECT}")
+    assert not out.exists()
+    assert main([*good, "--out", str(out)]) == 0
+
+
+def _valid_result_file(tmp_path: Path) -> Path:
+    path = tmp_path / "valid.json"
+    valid_attribution().to_json(path)
+    return path
+
+
+def _fifo(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["export", "report", "corpus"])
+def test_a_fifo_as_a_file_argument_is_refused_at_once(command: str, corpus_run: Path, tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer forever: every command refuses it (one shared check) instead.
+
+    A real process with a timeout, so a hang fails the test rather than stopping the test run.
+    """
+    out = tmp_path / ("run-out" if command == "corpus" else "page.html")
+    if command == "export":
+        argv = ["export", str(_fifo(tmp_path, "result.json")), "--out", str(out)]
+    elif command == "report":
+        run = _tampered(corpus_run, tmp_path, lambda run: (run / "run.json").unlink())
+        os.mkfifo(run / "run.json")
+        argv = ["report", str(run), "--out", str(out)]
+    else:
+        argv = [*CORPUS, "--data", str(_fifo(tmp_path, "data.jsonl")), "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    try:
+        done = subprocess.run([*CLI, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`{command}` waited on a FIFO for 120 s")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert re.search(r"(result|data|run)\.json(l)? is a FIFO \(named pipe\), not a regular file", last), last
+    assert not out.exists()
+
+
+def _refuse_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading a model (reading its config, the first thing a load reads) fails the test."""
+    import attribution.models
+
+    def load(*args, **kwargs):
+        raise AssertionError("a model was loaded before every option was checked")
+
+    monkeypatch.setattr(attribution.models, "_load_config", load)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expect"),
+    [
+        ([*CORPUS, "--methods", "graph", "--graph-roots", "junk"], r"graph roots must be 'auto', 'all' or a token"),
+        ([*CORPUS, "--methods", "graph", "--graph-threshold", "5"], r"graph threshold must be in \[0, 1\), not 5"),
+        ([*CORPUS, "--methods", "magic"], r"Unknown attribution method 'magic'"),
+        ([*CORPUS, "--step-scores", "loss"], r"Unknown step score 'loss'"),
+        ([*CORPUS, "--method-params", '{"lime": {}}'], r"Parameters given for 'lime', which is not one of"),
+        ([*CORPUS, "--device-map", "auto", "--max-memory", "0=lots"], r"--max-memory: 'lots' is not a size"),
+        ([*CORPUS, "--revision", "v\udcff"], r"The model revision is not valid text"),
+        ([*CORPUS, "--engine", "ray", "--cpus-per-worker", "nan"], r"--cpus-per-worker must be positive"),
+        (["attribute", "--text", IOI, "--revision", "v\udcff"], r"The model revision is not valid text"),
+        (["attribute", "--text", "a\udcff"], r"The input text is not valid text"),
+        (["attribute", "--text", IOI, "--contrast-target", "x"], r"A contrast target needs a target"),
+        (["graph", "--text", IOI, "--token", "junk"], r"The root token must be a token index"),
+        (["graph", "--text", IOI, "--target", "a\udcff"], r"The target is not valid text"),
+        (["intervene", "--text", IOI, "--component", "<x>"], r"Cannot read the component '<x>'"),
+        (["intervene", "--text", IOI, "--component", "decoder:1:head:0", "--top-k", "0"], r"top_k must be an"),
+        (["intervene", "--text", IOI, "--route", "--seeds", "100000"], r"seeds must be an integer from 0 to 64"),
+        (["intervene", "--text", IOI, "--component", "decoder:1:ffn:*", "--reference", "a\udcff"], r"reference is"),
+        (["patch", "--text", IOI, "--counterfactual", IOI, "--contrast-token", "a\udcff"], r"contrast token is"),
+        (["patch", "--text", IOI, "--counterfactual", IOI, "--no-exact", "--no-approximate"], r"nothing to compute"),
+    ],
+    ids=lambda value: " ".join(value[:1] + value[-2:]) if isinstance(value, list) else None,
+)
+def test_every_option_is_checked_before_a_model_loads(
+    argv: list[str], expect: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    _refuse_model_loads(monkeypatch)
+    if argv[0] == "corpus":
+        data = _data_file(tmp_path, "data.jsonl", b'{"source": "the cat sees a bird"}\n')
+        argv = [*argv, "--data", str(data)]
+    else:
+        argv = [argv[0], "--model", "tiny-ioi-gpt2", *argv[1:]]
+    out = tmp_path / "out"
+    code, stderr = _run_catching_exit([*argv, "--out", str(out)], capfd)
+    _assert_one_clear_line(code, stderr, expect)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["attribute", "--text", IOI, "--max-new-tokens", HUGE_INTEGER],
+        ["graph", "--text", IOI, "--token", HUGE_INTEGER],
+        ["intervene", "--text", IOI, "--route", "--seeds", HUGE_INTEGER],
+        ["patch", "--text", IOI, "--counterfactual", IOI, "--token", HUGE_INTEGER],
+        [*CORPUS, "--limit", HUGE_INTEGER],
+        ["report", "run", "--max-details", HUGE_INTEGER],
+    ],
+    ids=lambda argv: f"{argv[0]} {argv[-2]}",
+)
+def test_integer_options_of_5000_digits_are_one_short_line(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An integer option beyond Python's int-conversion limit: one line that does not echo all 5,000 digits."""
+    _refuse_model_loads(monkeypatch)
+    if argv[0] == "corpus":
+        argv = [*argv, "--data", str(_data_file(tmp_path, "data.jsonl", b'{"source": "the cat"}\n'))]
+    elif argv[0] != "report":
+        argv = [argv[0], "--model", "tiny-ioi-gpt2", *argv[1:]]
+    code, stderr = _run_catching_exit([*argv, "--out", str(tmp_path / "out")], capfd)
+    _assert_one_clear_line(code, stderr, r"whole number|invalid int value|root token must be a token index")
+    assert len(stderr.strip().splitlines()[-1]) < 400 or "invalid int value" in stderr  # argparse's own echoes

@@ -13,7 +13,7 @@ from huggingface_hub import constants
 
 from attribution.results import load_result
 from exporters import export_result
-from exporters.hub import HubPushError, push_export
+from exporters.hub import MIN_TOKEN_PIECE, HubPushError, push_export
 from space.cli import main
 from tests.hostile_inputs import REPO_ID_CASES
 from tests.local_hub_server import LocalHub, local_hub
@@ -297,3 +297,73 @@ def test_cli_validates_the_repo_id_before_writing_anything(
         assert code == 2, case.name
         assert re.search(case.expect, stderr.strip()) and len(stderr.strip().splitlines()) == 1, stderr
         assert not out.exists() and hub.requests == []
+
+
+# ----------------------------------------------------------------------- the token in what the user sees
+
+
+def _token_pieces_in(message: str, token: str = TOKEN, size: int = MIN_TOKEN_PIECE) -> list[str]:
+    """Every piece of ``token`` of ``size`` characters found in ``message``, in any letter case."""
+    lowered = message.lower()
+    return [token[i : i + size] for i in range(len(token) - size + 1) if token[i : i + size].lower() in lowered]
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        lambda token: token,
+        str.lower,
+        str.upper,
+        lambda token: f"{token[:12]}...",
+        lambda token: f"...{token[-10:]}",
+        lambda token: f"{token[:17].lower()} / {token[17:]}",
+    ],
+    ids=["whole", "lower-cased", "upper-cased", "first 12 characters", "last 10 characters", "two halves"],
+)
+@pytest.mark.parametrize("status", [401, 500])
+def test_a_server_echoing_the_token_in_any_case_or_in_pieces_leaks_none_of_it(
+    echo, status: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub:
+        hub.fail_with, hub.echo_token = status, echo
+        with pytest.raises(HubPushError) as error:
+            push_export(export, result, "alice/demo", token=TOKEN, endpoint=hub.url)
+        monkeypatch.setenv("HF_TOKEN", TOKEN)
+        result.to_json(tmp_path / "result.json")
+        argv = ["export", str(tmp_path / "result.json"), "--out", str(tmp_path / "page.html"), "--mode", "cdn"]
+        code = main([*argv, "--push", "alice/demo", "--endpoint", hub.url])
+    assert _token_pieces_in(echo(TOKEN)), "the echo must hold pieces of the token long enough to matter"
+    stderr = capfd.readouterr().err
+    server_said = "Invalid credentials in Authorization header" if status == 401 else "Internal Error"
+    for shown in (str(error.value), stderr):
+        assert f"{server_said} for token " in shown and "***" in shown, shown  # the message, the token scrubbed
+        assert _token_pieces_in(shown) == [], shown
+    assert code == 2
+
+
+def test_a_piece_of_the_token_shorter_than_the_minimum_is_left_in_the_message() -> None:
+    """Scrubbing is by pieces of MIN_TOKEN_PIECE characters: one character fewer is ordinary text."""
+    from exporters.hub import _scrub
+
+    shorter, enough = TOKEN[3 : 3 + MIN_TOKEN_PIECE - 1], TOKEN[3 : 3 + MIN_TOKEN_PIECE]
+    assert _scrub(f"saw {shorter}", TOKEN) == f"saw {shorter}"
+    assert _scrub(f"saw {enough.swapcase()}!", TOKEN) == "saw ***!"
+    assert _scrub("Invalid credentials in Authorization header", TOKEN) == "Invalid credentials in Authorization header"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [f"{TOKEN[:10]}\n{TOKEN[10:]}", f"{TOKEN}\r", f"{TOKEN[:10]} {TOKEN[10:]}", f"{TOKEN}\t", "hf_tökén0123456789"],
+    ids=["inner newline", "trailing CR", "inner space", "trailing tab", "not ASCII"],
+)
+def test_a_malformed_token_is_named_before_any_request(token: str) -> None:
+    result = synthetic_attribution("causal")
+    export = export_result(result, mode="cdn")
+    with local_hub() as hub, pytest.raises(HubPushError) as error:
+        push_export(export, result, "alice/demo", token=token, endpoint=hub.url)
+    message = str(error.value)
+    assert message.startswith("the Hugging Face token is malformed (it holds a line break, a space or another"), message
+    assert hub.requests == []  # nothing was sent
+    assert _token_pieces_in(message, token) == []

@@ -65,12 +65,15 @@ def test_size_cap_is_checked_before_parsing(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_files_are_read_with_a_cap_and_dev_zero_is_refused_unread(tmp_path: Path) -> None:
-    with pytest.raises(ResultFormatError, match=r"/dev/zero is larger than the 1 MB accepted"):
+    with pytest.raises(InvalidInputError, match=r"/dev/zero is a character device, not a regular file"):
         load_result_file("/dev/zero", max_bytes=1024**2)
+    (tmp_path / "big.json").write_bytes(b" " * (1024**2 + 1))
+    with pytest.raises(ResultFormatError, match=r"big\.json is larger than the 1 MB accepted"):
+        load_result_file(tmp_path / "big.json", max_bytes=1024**2)
     with pytest.raises(InvalidInputError, match="result file not found"):
         load_result_file(tmp_path / "missing.json")
-    with pytest.raises(InvalidInputError, match="cannot read"):
-        load_result_file(tmp_path)  # a folder
+    with pytest.raises(InvalidInputError, match="is a folder, not a regular file"):
+        load_result_file(tmp_path)
     (tmp_path / "latin1.json").write_bytes(b'{"schema": "caf\xe9"}')
     with pytest.raises(ResultFormatError, match="not UTF-8 text"):
         load_result_file(tmp_path / "latin1.json")

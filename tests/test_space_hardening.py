@@ -10,18 +10,22 @@ can be made to hit its budget.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
 import threading
 from pathlib import Path
 
+import gradio as gr
 import pytest
+from gradio.helpers import special_args
 
 from attribution.models import bundled_model_path
 from attribution.results import AttributionResult, ContributionGraph
-from space.handlers_corpus import MAX_UPLOAD_BYTES
-from tests.app_server import Answer, AppProcess, call, file_payload, serve_app, stop, upload
+from space.gradio_app.request_guard import FOREIGN_FILE
+from space.gradio_app.wiring import GENERIC_ERROR
+from tests.app_server import Answer, AppProcess, call, file_payload, refused_call, serve_app, stop, upload
 from tests.hostile_inputs import (
     MARKUP,
     REPO_ID_CASES,
@@ -29,10 +33,12 @@ from tests.hostile_inputs import (
     TEXT_CASES,
     corpus_file_cases,
     corrupt_model_folder,
+    huge_integer_json,
     model_id_cases,
     result_json_cases,
     valid_attribution,
     valid_comparison,
+    valid_graph,
 )
 
 IOI = "When Mary and John went to the store, John gave a drink to"
@@ -217,42 +223,81 @@ def _corpus(upload_value, *, methods=("saliency",), model: str = "tiny-synth-tra
 
 def _hostile_corpus_uploads(app: AppProcess, server_file: Path) -> None:
     """``/corpus``: uploaded files of every bad kind, file inputs naming server paths, bad choices."""
-    for case in corpus_file_cases(max_rows=MAX_CORPUS_ROWS, max_bytes=MAX_UPLOAD_BYTES):
+    for case in corpus_file_cases(max_rows=MAX_CORPUS_ROWS):
         name, content = case.value
         message = _refused(call(app.url, *_corpus(upload(app.url, name, content))), case.expect)
         assert "gradio-temp" not in message  # the file is named by its own name, never by its server path
-    # A file input may only name a file Gradio received as an upload: Gradio refuses anything else before the
-    # app runs (an error event without details: nothing is read, nothing is echoed).
-    for value in (file_payload("/etc/passwd"), file_payload("/dev/zero"), file_payload(str(server_file)), "/etc", 42):
+    # A file input may only name a file uploaded in the same session: anything else is refused before Gradio
+    # acts on it (one line that echoes nothing; nothing is read); a value that is no file at all, by Gradio.
+    for value in (file_payload("/etc/passwd"), file_payload("/dev/zero"), file_payload(str(server_file))):
+        assert refused_call(app.url, *_corpus(value)) == (400, FOREIGN_FILE), value
+    for value in ("/etc", 42):
         refused = call(app.url, *_corpus(value))
         assert refused.event == "error" and refused.data == {"error": None}, (value, refused.data)
-    good = upload(app.url, "pairs.jsonl", CORPUS_ROW)
-    _refused(call(app.url, *_corpus(good, methods=["magic"])), r"'magic' .*is not in the list of choices")  # Gradio's
-    _refused(call(app.url, *_corpus(good, model="../../etc")), r"is not a Hugging Face model id")
-    _refused(call(app.url, *_corpus(good, text_field="a\ud800")), r"pairs\.jsonl has no text field")
-    done = call(app.url, *_corpus(good))
+    good, session = upload(app.url, "pairs.jsonl", CORPUS_ROW), "hardening"  # one session reuses its upload
+    _refused(call(app.url, *_corpus(good, methods=["magic"]), session=session), r"'magic' .*is not in the list of")
+    _refused(call(app.url, *_corpus(good, model="../../etc"), session=session), r"is not a Hugging Face model id")
+    _refused(call(app.url, *_corpus(good, text_field="a\ud800"), session=session), r"pairs\.jsonl has no text field")
+    done = call(app.url, *_corpus(good), session=session)
     assert done.event == "complete" and done.data[0].startswith("1 of 1 records explained"), done.data
 
 
-def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own() -> None:
+def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Queue groups: cheap requests (re-walks, details, exports) never share a queue with model runs, and the
-    intervention and corpus requests run in their own groups (a corpus one at a time)."""
-    from space.app import build_app
-    from space.config import SpaceConfig
+    intervention and corpus requests run in their own groups (a corpus one at a time).
+
+    Every event is in a known group, and no event outside the model groups asks for a model: each is called with
+    the inputs that would need one if anything could (a graph cut above the slider's threshold, a text that is
+    not the graph's), with the model cache and the loader failing the test when asked.
+    """
+    import attribution.models
+    from space.gradio_app import build_app
+    from space.gradio_app.config import SpaceConfig
 
     config = SpaceConfig(
         models=("tiny-ioi-gpt2", "tiny-synth-translate"), default_model="tiny-ioi-gpt2", cache_examples="off"
     )
-    demo, _ = build_app(config, hub_reachable=False)
+    demo, ctx = build_app(config, hub_reachable=False)
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in demo.fns.values() if fn.api_name}
     model_runs = {"attribute": "attribution", "compare": "attribution", "graph": "graph", "corpus": "corpus"}
-    model_runs |= dict.fromkeys(("graph_ablate", "intervene", "compare_faithfulness"), "intervention")
+    model_runs |= dict.fromkeys(
+        ("graph_ablate", "intervene", "compare_faithfulness", "graph_threshold"), "intervention"
+    )
+    model_runs["graph_threshold"] = "graph"  # it may recompute the graph
     for api, group in model_runs.items():
         assert groups[api][0] == group, (api, groups[api])
     assert groups["corpus"][1] == 1
-    for api in ("graph_threshold", "graph_choices", "graph_node", "graph_edge", "export"):
+    cheap = ("graph_rewalk", "graph_choices", "graph_selection", "graph_node", "graph_edge", "export")
+    for api in cheap:
         assert groups[api] == ("light", config.light_concurrency_limit), (api, groups[api])
+    assert groups["push"][0] == "push"
     assert {"light", "push"}.isdisjoint(model_runs.values())
+    public = {fn.api_name for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert public == {*model_runs, *cheap, "push"}, public  # a new endpoint must be placed in this test too
+
+    asked: list[str] = []
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        asked.append(current)
+        raise AssertionError("a cheap event asked for a model")
+
+    monkeypatch.setattr(ctx.cache, "get_or_load", no_model)
+    monkeypatch.setattr(attribution.models, "load_model_uncached", no_model)
+    graph_json = valid_graph().at_threshold(0.1).to_json()  # above the slider's 0.04: not re-walkable
+    queued = [fn for fn in demo.fns.values() if fn.queue]
+    assert all(fn.concurrency_id in {*model_runs.values(), "light", "push"} for fn in queued)
+    ours = [fn for fn in demo.fns.values() if fn.fn is not None and not fn.fn.__module__.startswith("gradio")]
+    cheap_events = [fn for fn in ours if fn.concurrency_id not in model_runs.values()]  # Gradio's own: no model
+    assert {fn.api_name for fn in cheap_events} >= {*cheap, "push"}
+    for fn in cheap_events:
+        current = fn.api_name
+        values = [graph_json if isinstance(block, gr.Code) else getattr(block, "value", None) for block in fn.inputs]
+        arguments, _, _, _ = special_args(fn.fn, values)
+        with contextlib.suppress(gr.Error):  # a refusal (nothing to push, nothing selected) is fine; a model is not
+            fn.fn(*arguments)
+    assert asked == [], f"cheap events asked for a model: {asked}"
 
 
 def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(app: AppProcess) -> None:
@@ -330,3 +375,66 @@ def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path, s
         stop(served, signum=signum)
         assert served.process.returncode == 0, served.log.read_text(errors="replace")[-2000:]  # a clean exit
         assert not own.exists()  # cleaned at shutdown
+
+
+# ---------------------------------------------------------------------- hardening, round 2 (issue 18)
+
+#: Run in the app's process before it is built: the node and edge details fail as a bug would.
+BROKEN_DETAILS = """
+from space.gradio_app.tabs import graph_selection
+
+def failing(name):
+    def handler(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    handler.__qualname__ = name
+    return handler
+
+graph_selection.node_details, graph_selection.edge_details = failing("node_details"), failing("edge_details")
+"""
+
+
+def test_an_unexpected_failure_in_node_and_edge_details_is_the_generic_line(tmp_path: Path) -> None:
+    """``/graph_node`` and ``/graph_edge`` call a ``functools.partial``: the error wrapper must still log it and
+    answer the generic line (it used to fail on the partial's missing ``__name__``, and Gradio showed its raw
+    "upstream Gradio app has raised an exception")."""
+    config = {"models": ["tiny-ioi-gpt2"], "default_model": "tiny-ioi-gpt2", "cache_examples": "off"}
+    graph_json = valid_graph().to_json()
+    with serve_app(config, tmp_path, before_start=BROKEN_DETAILS) as served:
+        node = call(served.url, "graph_node", graph_json, "decoder:0:embedding:0")
+        edge = call(served.url, "graph_edge", graph_json, "decoder:1:attention:0->0")
+        for answer in (node, edge):
+            assert _refused(answer, "^Something went wrong on our side") == GENERIC_ERROR
+        choices = call(served.url, "graph_choices", graph_json)  # the next request is served
+        assert choices.event == "complete", choices.data
+    log = served.log.read_text(errors="replace")
+    assert "unexpected error in node_details" in log and "unexpected error in edge_details" in log, log[-3000:]
+    assert log.count("RuntimeError: injected failure") == 2
+
+
+def test_json_integers_of_5000_digits_are_the_one_refusal_on_every_json_endpoint(app: AppProcess) -> None:
+    """Python's int parser refuses more than 4,300 digits with a ValueError: every endpoint reading result JSON
+    answers its one refusal line (never the generic error, never a logged traceback), and serves the next request."""
+    result, graph = huge_integer_json(), huge_integer_json(valid_graph())
+    log_start = len(app.log.read_bytes())
+    answers = {
+        "export": call(app.url, "export", "Compare", PAGE, "", "", result, ""),
+        "export_intervene": call(app.url, "export", "Intervene", PAGE, "", "", "", result),
+        "graph_choices": call(app.url, "graph_choices", graph),
+        "graph_selection": call(app.url, "graph_selection", graph, "decoder:0:embedding:0"),
+        "graph_node": call(app.url, "graph_node", graph, "decoder:0:embedding:0"),
+        "graph_edge": call(app.url, "graph_edge", graph, "decoder:1:attention:0->0"),
+        "graph_rewalk": call(app.url, "graph_rewalk", graph, 0.2),
+        "graph_ablate": call(app.url, "graph_ablate", *_ablate(graph)),
+        "compare_faithfulness": call(app.url, "compare_faithfulness", result, True),
+        "push": call(app.url, "push", "Attribute", result, "", "", "alice/demo", "hf_token", ""),
+        "push_intervene": call(app.url, "push", "Intervene", "", "", "", "alice/demo", "hf_token", result),
+    }
+    for api, answer in answers.items():
+        assert _refused(answer, RESULT_REFUSAL), api
+    # The slider's endpoint does not trust the shown graph: an unreadable one is recomputed from the inputs.
+    recomputed = call(app.url, "graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.1, False, "-1", graph, *NO_LANGUAGES)
+    assert recomputed.event == "complete" and ContributionGraph.from_json(recomputed.data[1]).threshold == 0.1
+    assert _attribute(app, "tiny-ioi-gpt2", IOI).event == "complete"  # the next request is served
+    logged = app.log.read_bytes()[log_start:].decode(errors="replace")
+    assert "Traceback" not in logged and "unexpected error" not in logged, logged[-3000:]

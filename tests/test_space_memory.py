@@ -4,7 +4,7 @@ Every raw API request is a Gradio session of its own, and Gradio's session store
 sessions, least recently used dropped) used to keep, per session, a deep-link copy of every
 component's config and of the latest value each request sent or got back: ~3 MB per HTML export
 (its preview page), ~0.3 MB per other request, so server memory grew with the request count up to
-``max_sessions`` times that (``space/sessions.py``). The app runs in its own process
+``max_sessions`` times that (``space/gradio_app/sessions.py``). The app runs in its own process
 (``tests/app_server.py``) so its memory is measured alone. The long run with its memory curve is
 ``benchmarks/load.py long``; here the same class of leak is caught in a short run.
 """
@@ -55,8 +55,8 @@ def _graph_json(app: AppProcess) -> str:
     return answer.data[1]
 
 
-def _export(app: AppProcess, result_json: str, session_hash: str | None = None) -> None:
-    answer = call(app.url, "export", "Attribute", PAGE, result_json, "", "", "", session_hash=session_hash)
+def _export(app: AppProcess, result_json: str, session: str | None = None) -> None:
+    answer = call(app.url, "export", "Attribute", PAGE, result_json, "", "", "", session=session)
     assert answer.event == "complete" and "srcdoc" in answer.data[1], answer.data
 
 
@@ -87,7 +87,7 @@ def test_a_session_keeps_no_copy_of_what_its_requests_sent_or_got_back(app: AppP
     # Gradio's deep-link route writes a session's kept copy to disk, so it shows what the session holds.
     result_json = _attribution_json(app)
     session = uuid.uuid4().hex
-    _export(app, result_json, session_hash=session)
+    _export(app, result_json, session=session)
     query = urllib.parse.urlencode({"session_hash": session})
     with urllib.request.urlopen(f"{app.url}/gradio_api/deep_link?{query}", timeout=60) as response:
         link = json.loads(response.read())

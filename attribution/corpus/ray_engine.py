@@ -46,7 +46,7 @@ class RayOptions:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise InvalidInputError(f"--workers must be at least 1, not {self.workers}.")
-        if self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+        if not self.cpus_per_worker > 0 or not self.gpus_per_worker >= 0:  # NaN fails both
             raise InvalidInputError("--cpus-per-worker must be positive and --gpus-per-worker not negative.")
 
 

@@ -62,11 +62,15 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file renamed into place (never a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:  # Ctrl-C mid-write included: no temporary file is left behind
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def result_path(record_id: str, method: str) -> str:
@@ -227,7 +231,7 @@ class RunFolder:
 def _read_manifest(run_dir: Path) -> dict[str, Any]:
     """The run's ``run.json``, size-capped and checked field by field (a folder may come from anyone)."""
     path = run_dir / MANIFEST
-    if not path.is_file():  # also a run.json that is a folder, a device or a link to one
+    if not path.exists():  # a run.json that is a folder, a device or a FIFO is refused by read_json_file's check
         raise InvalidInputError(f"{run_dir} is not a corpus run folder (no {MANIFEST}).")
     try:
         return _checked_manifest(read_json_file(path, max_bytes=MAX_MANIFEST_BYTES))

@@ -28,7 +28,7 @@ from attribution.corpus.metrics import ATTRIBUTION, GRAPH, MetricInput, get_metr
 from attribution.corpus.records import Record
 from attribution.errors import AttributionExplorerError, InvalidInputError
 from attribution.results import AttributionResult, ContributionGraph
-from attribution.validation import ObjectReader, expect_free_form, expect_object, expect_str_map, fail
+from attribution.validation import ObjectReader, expect_free_form, expect_object, expect_str_map, fail, quoted
 
 if TYPE_CHECKING:
     from attribution.models import LoadedModel
@@ -68,7 +68,23 @@ class TaskConfig:
             raise InvalidInputError("Give at least one method (an Inseq method, or 'graph').")
         if len(set(self.methods)) != len(self.methods):
             raise InvalidInputError(f"A method is listed twice: {', '.join(self.methods)}.")
+        self._check_without_model()
+
+    def _check_without_model(self) -> None:
+        """Everything about the task that needs no model: checked when it is made, so before any model loads."""
+        from attribution.capabilities import check_request
+
+        for method in self.attribution_methods:
+            check_request(method, self.step_scores, target="", contrast_target="")  # names only
         get_metrics(self.metrics)
+        unknown = set(self.method_params) - set(self.attribution_methods)
+        if unknown:
+            raise InvalidInputError(
+                f"Parameters given for {sorted(unknown)[0]!r}, which is not one of the run's methods."
+            )
+        if not 0.0 <= self.graph_threshold < 1.0:
+            raise InvalidInputError(f"The graph threshold must be in [0, 1), not {self.graph_threshold}.")
+        _graph_roots(self.graph_roots, "causal")  # refuses anything but auto, all or a token index
 
     @property
     def attribution_methods(self) -> list[str]:
@@ -140,9 +156,8 @@ class MethodOutcome:
 
 
 def check_task(loaded: LoadedModel, config: TaskConfig) -> None:
-    """Refuse, before any record runs, a method this model cannot run and unknown step scores or metrics."""
-    from attribution.capabilities import check_request
-    from attribution.contributions.adapters import architecture_spec
+    """Refuse, before any record runs, a method this model cannot run (the rest was checked with the task)."""
+    from attribution.anatomy.adapters import architecture_spec
     from attribution.inseq_runner import check_supported
 
     for method in config.methods:
@@ -150,12 +165,6 @@ def check_task(loaded: LoadedModel, config: TaskConfig) -> None:
             architecture_spec(loaded.model)
         else:
             check_supported(loaded, method)
-    for method in config.attribution_methods:
-        check_request(method, config.step_scores, target="", contrast_target="")  # names only
-    get_metrics(config.metrics)
-    unknown = set(config.method_params) - set(config.attribution_methods)
-    if unknown:
-        raise InvalidInputError(f"Parameters given for {sorted(unknown)[0]!r}, which is not one of the run's methods.")
 
 
 def worker_name() -> str:
@@ -235,9 +244,17 @@ def run_records(
 
 
 def _graph_roots(roots: str, kind: str) -> int | str:
+    """The graph's root tokens for a ``kind`` model; anything but ``auto``, ``all`` or a token index is refused."""
     if roots == "auto":
         return "all" if kind == "seq2seq" else -1
-    return roots if roots == "all" else int(roots)
+    if roots == "all":
+        return roots
+    try:
+        return int(roots)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"The graph roots must be 'auto', 'all' or a token index (-1 = the last token), not {quoted(str(roots))}."
+        ) from None
 
 
 def _alignment_problem(alignment: str | None) -> str | None:
