@@ -6,6 +6,9 @@ import threading
 
 import pytest
 
+from space.gradio_app import build
+from space.gradio_app.config import SpaceConfig
+from space.gradio_app.examples import graph_examples
 from space.gradio_app.views import UNTRACKED, ExampleResults, LatestRequests
 
 
@@ -96,6 +99,26 @@ def test_only_the_offered_example_rows_are_kept_whatever_inputs_the_examples_eve
         for row in (["example one"], ["example two"]):
             assert kept.get("graph", row, lambda r=row: compute(r[0])) == f"result of {row[0]}"
     assert len(kept) == 2 and len(calls) == 53  # the offered rows: computed once each, then kept
+
+
+def test_the_app_offers_its_example_rows_so_their_results_are_kept(monkeypatch) -> None:
+    # Only offered rows are kept: an app whose tabs forgot to offer theirs would recompute every example click.
+    made: list[ExampleResults] = []
+
+    class Recorded(ExampleResults):
+        def __init__(self, mode: str) -> None:
+            super().__init__(mode)
+            made.append(self)
+
+    monkeypatch.setattr(build.views, "ExampleResults", Recorded)
+    model = "tiny-ioi-gpt2"
+    build.build_app(SpaceConfig(models=(model,), default_model=model, cache_examples="lazy"), hub_reachable=False)
+    (examples,) = made
+    row = graph_examples((model,))[0]
+    calls: list[int] = []
+    for _ in range(2):
+        examples.get("graph", row, lambda: calls.append(1))
+    assert len(calls) == 1 and len(examples) == 1
 
 
 def test_a_failed_example_is_not_kept() -> None:
