@@ -60,6 +60,8 @@ GOLD = "0-0 1-2 2-1 3-6 4-3 5-4 6-5"
 PAGE = "HTML page (self-contained, works offline)"
 #: The source and target language inputs every /attribute, /graph, /graph_threshold and /compare call ends with.
 NO_LANGUAGES = ("", "")
+#: The warm-up's graph is cut at this threshold, and re-walked at the higher one (``/graph_rewalk`` takes only those).
+WARM_UP_THRESHOLD, REWALK_THRESHOLD = 0.02, 0.1
 CONFIG = {
     "models": ["tiny-ioi-gpt2", "tiny-synth-translate"],
     "default_model": "tiny-ioi-gpt2",
@@ -126,12 +128,14 @@ def requests_mix(graph_json: str, result_json: str) -> dict[str, tuple[float, Re
 
 
 def cheap_requests(graph_json: str, result_json: str) -> dict[str, Request]:
-    """The requests that need no model: they run in the ``light`` queue group."""
+    """The requests that need no model: they run in the ``light`` queue group.
+
+    A threshold re-walk is the slider's cheap step as an API client sends it: ``/graph_rewalk`` with the shown
+    graph (cut at :data:`WARM_UP_THRESHOLD`) and a higher threshold, which never reaches a model.
+    """
     node = root_node(graph_json)
     return {
-        "graph threshold re-walk": lambda url: call(
-            url, "graph_threshold", "tiny-ioi-gpt2", IOI, "", 0.1, False, "-1", graph_json, *NO_LANGUAGES
-        ),
+        "graph threshold re-walk": lambda url: call(url, "graph_rewalk", graph_json, REWALK_THRESHOLD),
         "graph node details": lambda url: call(url, "graph_node", graph_json, node),
         "export (HTML page)": lambda url: call(url, "export", "Attribute", PAGE, result_json, "", "", ""),
     }
@@ -145,7 +149,7 @@ def root_node(graph_json: str) -> str:
 def warm_up(app: AppProcess) -> tuple[str, str]:
     """Load both models and run each kind of request once; returns a graph JSON and an attribution JSON."""
     result = attribute("tiny-ioi-gpt2", IOI, "", "saliency", ["probability"])(app.url)
-    shown = graph("tiny-ioi-gpt2", IOI, threshold=0.02)(app.url)
+    shown = graph("tiny-ioi-gpt2", IOI, threshold=WARM_UP_THRESHOLD)(app.url)
     for answer in (result, shown):
         if answer.event != "complete":
             raise RuntimeError(f"warm-up failed: {answer.data}")
