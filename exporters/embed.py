@@ -247,10 +247,8 @@ __BACKGROUND__
       var entry = {box: box, doc: Array.from(views[0])[0].model.document, overrides: spec.overrides, scheme: null};
       shared.drawn.push(entry);
       theme(entry);
-      requestAnimationFrame(function () {
-        target.style.visibility = "";
-        box.setAttribute("data-ae-state", "drawn");
-      });
+      box.setAttribute("data-ae-state", "drawn");
+      requestAnimationFrame(function () { target.style.visibility = ""; });  // shown in its scheme's colours
       if (!shared.watching) {
         shared.watching = true;
         aeWatchScheme(shared, "themePending", themeAll);

@@ -135,14 +135,16 @@ def open_page(
     allowed_origin: str | None = None,
     viewport: tuple[int, int] = (1280, 900),
     wait_until: str = "load",
+    color_scheme: str = "light",
 ) -> PageSession:
     """A fresh context and page whose only permitted requests are file:// and ``allowed_origin``.
 
     ``allowed_origin`` is e.g. ``"http://127.0.0.1:7860"``; leave it ``None`` for file:// pages.
+    ``color_scheme`` (``"light"`` or ``"dark"``) is what ``prefers-color-scheme`` answers.
     The page navigates to ``url`` when given. Close it with ``session.page.context.close()`` (the
     ``new_page`` fixture does that for you).
     """
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, color_scheme=color_scheme)
     page = context.new_page()
     session = PageSession(page=page)
 
@@ -189,7 +191,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[..., PageSession]]:
-    """Factory ``new_page(url=None, *, allowed_origin=None, viewport=(w, h))`` → ``PageSession``."""
+    """Factory ``new_page(url=None, *, allowed_origin=None, viewport=(w, h), color_scheme=…)`` → ``PageSession``."""
     sessions: list[PageSession] = []
 
     def factory(url: str | None = None, **options: Any) -> PageSession:
