@@ -25,7 +25,8 @@ any kinds, in any order, the same one twice included:
   colours for it: every model colour of :data:`~exporters.figure_common.DARK_COLOURS` gets its dark twin
   (collected here, per model, as ``[id, property, light, dark]``), and Bokeh's widgets, tables and toolbar
   take their surfaces from CSS variables the scheme sets. It follows the host when it switches scheme
-  (``prefers-color-scheme`` or a class on ``<html>``/``<body>``).
+  (``prefers-color-scheme`` or a class on ``<html>``/``<body>``). Tooltips, which BokehJS appends to ``<body>``
+  as popovers, take the scheme of the block under the pointer, and the page's rules are reverted on them.
 - **Iframes fit their content.** A full page inside an iframe posts its height to the parent whenever it
   changes, and takes the host's colours when the parent sends them; :data:`FRAME_HOST_JS` is the parent's
   half (in the iframe embed code, and in the app).
@@ -63,7 +64,8 @@ FRAME_START_PX = 600
 
 # Bokeh's chrome (widgets, tables, toolbar, Divs) draws its surfaces with CSS variables defined on every view's
 # :host; this sheet, added to every model of an embedded figure, takes them from variables the block's scheme
-# sets, falling back to Bokeh's own light values (so a figure in the app looks exactly as before).
+# sets, falling back to Bokeh's own light values; only the toolbar's overflow mark and the tooltips' labels, which
+# Bokeh draws below 4.5:1 contrast, get darker.
 _BOKEH_SCHEME_CSS = """:host {
   --background-color: var(--ae-surface, #ffffff);
   --hover-color: var(--ae-hover, #f9f9f9);
@@ -76,7 +78,10 @@ _BOKEH_SCHEME_CSS = """:host {
   --muted-text: var(--ae-muted, #909090);
   --color: var(--ae-text, #18191d);
 }
-.bk-input, select, input { color: inherit; }"""
+.bk-input, select, input { color: inherit; }
+.bk-tool-overflow { color: var(--ae-overflow, #666666); }
+.bk-tooltip-row-label { color: var(--ae-label, #0b6e9c); }
+.noUi-target { background: var(--ae-raised, #fafafa); border-color: var(--ae-border, #d3d3d3); }"""
 
 _EMBED_CSS = f""".{EMBED_CLASS}.{EMBED_CLASS} {{
   all: revert; display: block; position: relative; box-sizing: border-box; max-width: 100%;
@@ -102,11 +107,12 @@ _EMBED_CSS = f""".{EMBED_CLASS}.{EMBED_CLASS} {{
 .{EMBED_CLASS}.{EMBED_CLASS} ae-figure {{ display: block; width: 100%; }}
 .{EMBED_CLASS}.{EMBED_CLASS} ae-status {{ display: block; font-size: 12.5px; font-style: italic; }}
 .{EMBED_CLASS}[data-ae-state="drawn"] ae-status {{ display: none; }}
-.{EMBED_CLASS}[data-ae-scheme="dark"] {{
+.{EMBED_CLASS}[data-ae-scheme="dark"], body > div.bk-Tooltip[data-ae-scheme="dark"] {{
   --bokeh-icon-color: #aab2bd; --ae-surface: #16191f; --ae-hover: #222731; --ae-border: #4a515c;
   --ae-divider: #3a3f48; --ae-raised: #262a31; --ae-odd: #1d2027; --ae-selected: #1f3147; --ae-muted: #a3aab4;
-  --ae-text: #e6e8eb;
-}}"""
+  --ae-text: #e6e8eb; --ae-overflow: #aab2bd; --ae-label: #7cc8ee;
+}}
+body > div.bk-Tooltip.bk-Tooltip {{ all: revert-layer; }}"""
 
 # The colour behind an element, and whether it is dark (shared by the block's script and the iframe host's).
 _BACKGROUND_JS = r"""
@@ -151,6 +157,7 @@ _RUNTIME_TEMPLATE = r"""(function () {
   "use strict";
   var VERSION = __VERSION__;
   var PLUGINS = {"bokeh-widgets": "Widgets", "bokeh-tables": "Tables"};
+  var SCHEME_CSS = __SCHEME_CSS__;
   var shared = window.__attributionExplorerEmbeds = window.__attributionExplorerEmbeds || {loads: {}, drawn: []};
 __BACKGROUND__
   function bokeh() { return window.Bokeh && window.Bokeh[VERSION]; }
@@ -221,11 +228,26 @@ __BACKGROUND__
     }
     strays.forEach(function (el) { home.shadowRoot.appendChild(el); });
   }
+  // BokehJS shows a tooltip as a popover appended to <body> (again at each move), outside every block: the
+  // block's style reverts the page's rules on it (`all: revert-layer`: back to Bokeh's own), and here it takes
+  // the scheme of the block under the pointer and the sheet that maps Bokeh's colours to the scheme's.
+  function dressTooltips() {
+    var tooltips = document.body.querySelectorAll(":scope > div.bk-Tooltip");
+    Array.prototype.forEach.call(tooltips, function (el) {
+      el.setAttribute("data-ae-scheme", shared.pointed && shared.pointed.scheme || "light");
+      if (!el.shadowRoot || el.shadowRoot.querySelector("style[data-ae]")) return;
+      var style = document.createElement("style");
+      style.setAttribute("data-ae", "");
+      style.textContent = SCHEME_CSS;
+      el.shadowRoot.appendChild(style);
+    });
+  }
   function watchBody() {
     if (shared.adopting || !document.body) return;
     shared.adopting = true;
-    adoptBokehHolders();
-    new MutationObserver(adoptBokehHolders).observe(document.body, {childList: true});
+    var watch = function () { adoptBokehHolders(); dressTooltips(); };
+    watch();
+    new MutationObserver(watch).observe(document.body, {childList: true});
   }
   function draw(box) {
     var spec = JSON.parse(box.querySelector('script[data-ae="figure"]').textContent);
@@ -247,6 +269,7 @@ __BACKGROUND__
       var entry = {box: box, doc: Array.from(views[0])[0].model.document, overrides: spec.overrides, scheme: null};
       shared.drawn.push(entry);
       theme(entry);
+      box.addEventListener("pointerover", function () { shared.pointed = entry; });
       box.setAttribute("data-ae-state", "drawn");
       requestAnimationFrame(function () { target.style.visibility = ""; });  // shown in its scheme's colours
       if (!shared.watching) {
@@ -299,6 +322,7 @@ RUNTIME_JS = _without_blank_lines(
     _RUNTIME_TEMPLATE.replace("__VERSION__", json.dumps(BOKEH_VERSION))
     .replace("__BACKGROUND__", _BACKGROUND_JS)
     .replace("__CLASS__", EMBED_CLASS)
+    .replace("__SCHEME_CSS__", json.dumps(_BOKEH_SCHEME_CSS))
 )
 
 _FRAME_HOST_TEMPLATE = r"""(function () {

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from bokeh import __version__ as BOKEH_VERSION
-from bokeh.util.paths import bokehjsdir
+from bokeh.util.paths import bokehjs_path
 
 from attribution.results import route_edges
 from exporters import export_result
@@ -246,6 +246,17 @@ def _open_post(new_page, url: str, scheme: str) -> PageSession:  # noqa: F811
     return session
 
 
+def _screenshot(page: Any, path: Path) -> None:
+    """The whole post as a reader sees it: the viewport grown to the post's height first, and the figures
+    given time to redraw at it (a ``full_page`` capture resizes under them and catches canvases mid-redraw)."""
+    width, height = page.viewport_size["width"], page.viewport_size["height"]
+    page.set_viewport_size({"width": width, "height": page.evaluate("() => document.documentElement.scrollHeight")})
+    page.wait_for_timeout(1_000)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": width, "height": height})
+
+
 def _drawn_pixels(page_or_frame: Any, index: int) -> int:
     """Pixels neither transparent nor the plot surface, over the canvases of embed ``index``."""
     return page_or_frame.evaluate(
@@ -266,44 +277,79 @@ def _drawn_pixels(page_or_frame: Any, index: int) -> int:
     )
 
 
-# The text of embed `index`, shadow roots included (a tooltip shows up here).
-_BOX_TEXT_JS = """(index) => AE.deep(AE.boxes()[index])
-  .flatMap((el) => [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent)).join(' ')"""
+# The tooltip BokehJS shows (a popover it appends to <body>, outside the embed): its text, scheme, computed
+# styles and the texts in it that read below 4.5:1.
+_TOOLTIP_JS = """([properties]) => {
+  const shown = [...document.querySelectorAll('body > div.bk-Tooltip')].filter((el) => el.matches(':popover-open'));
+  return shown.map((el) => ({
+    text: AE.deep(el.shadowRoot).filter((e) => e.tagName !== 'STYLE')
+      .flatMap((e) => [...e.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent)).join(' '),
+    scheme: el.dataset.aeScheme,
+    style: properties.map((name) => getComputedStyle(el).getPropertyValue(name)),
+    low: (HTML_CONTRAST)(el.shadowRoot),
+  }));
+}""".replace("HTML_CONTRAST", _HTML_CONTRAST_JS)
 
 
-def _hover(where: Any, mouse: Any, box: int, name: str, point: tuple[float, float], offset=(0.0, 0.0)) -> str:
-    """Move the pointer over data point ``point`` of figure ``name`` in embed ``box``; the embed's text then."""
+def _screen_point(where: Any, box: int, name: str, point: tuple[float, float]) -> tuple[float, float]:
+    """Where data point ``point`` of figure ``name`` in embed ``box`` of a page or an iframe is on the screen
+    (scrolled into view first, then measured)."""
     x, y = where.evaluate(f"() => AE.point(AE.boxes()[{box}], {name!r}, {point[0]}, {point[1]})")
-    mouse.move(x + offset[0], y + offset[1])
-    where.wait_for_timeout(300)
-    return " ".join(where.evaluate(_BOX_TEXT_JS, box).split())
+    if getattr(where, "parent_frame", None) is not None:  # an iframe's Frame
+        corner = where.frame_element().bounding_box()
+        x, y = x + corner["x"], y + corner["y"]
+    return x, y
 
 
-def _check_heatmap_hover(page: Any, box: int) -> None:
-    text = _hover(page, page.mouse, box, "heatmap prefix → generated", (0, 1))
-    assert "input token: cat" in text and "generated token: sat" in text and "score: -0.75" in text, text
+def _mouse(where: Any) -> Any:
+    """The mouse of the page that shows ``where`` (a Page, or the Frame of an iframe in it)."""
+    return getattr(where, "page", where).mouse
 
 
-def _graph_interactions(page: Any, mouse: Any, box: int, offset: tuple[float, float] = (0, 0)) -> None:
+def _hover(where: Any, box: int, name: str, point: tuple[float, float], expected: list[str]) -> dict[str, Any]:
+    """Move the pointer over data point ``point`` of figure ``name`` in embed ``box``: the one tooltip shown then
+    (its ``text`` on one line, holding every ``expected`` string), which reads at 4.5:1 or more and follows the
+    embed's scheme."""
+    _mouse(where).move(*_screen_point(where, box, name, point), steps=4)
+    for _ in range(100):
+        tooltips = where.evaluate(_TOOLTIP_JS, [list(STYLE_PROPERTIES)])
+        if len(tooltips) == 1 and all(text in " ".join(tooltips[0]["text"].split()) for text in expected):
+            break
+        where.wait_for_timeout(100)
+    [tooltip] = tooltips
+    tooltip["text"] = " ".join(tooltip["text"].split())
+    assert all(text in tooltip["text"] for text in expected), tooltip["text"]
+    assert tooltip["low"] == [], tooltip
+    assert tooltip["scheme"] == where.evaluate(f"() => AE.boxes()[{box}].dataset.aeScheme"), tooltip
+    return tooltip
+
+
+def _check_heatmap_hover(where: Any, box: int) -> dict[str, Any]:
+    """Hover a cell of the heatmap in embed ``box``: its tooltip states that cell."""
+    expected = ["input token: cat", "generated token: sat", "score: -0.75"]
+    return _hover(where, box, "heatmap prefix → generated", (0, 1), expected)
+
+
+def _graph_interactions(where: Any, box: int) -> None:
     """Tap a node (details panel), then move the threshold slider (fewer edges), in embed ``box``."""
     graph = route_graph()
     usable = [edge for edge in graph.edges if edge.source != "ghost"]
     shown = f"() => AE.model(AE.boxes()[{box}], 'shown edges').indices.length"
-    assert page.evaluate(shown) == len(route_edges(usable, ["o0", "o1"], 0.1)) == 9
-    x, y = page.evaluate(f"() => AE.point(AE.boxes()[{box}], 'contribution graph', 1.0, 0.4)")
-    mouse.click(x + offset[0], y + offset[1])
-    page.wait_for_timeout(300)
-    panel = page.evaluate(f"() => AE.model(AE.boxes()[{box}], 'details').text")
-    assert panel == GraphWords(graph).node_details_text(graph.node("a1"))
-    handle = page.evaluate_handle(
+    details = f"() => AE.model(AE.boxes()[{box}], 'details').text"
+    assert where.evaluate(shown) == len(route_edges(usable, ["o0", "o1"], 0.1)) == 9
+    before = where.evaluate(details)
+    _mouse(where).click(*_screen_point(where, box, "contribution graph", (1.0, 0.4)))
+    where.wait_for_function(f"(before) => ({details})() !== before", arg=before)
+    assert where.evaluate(details) == GraphWords(graph).node_details_text(graph.node("a1"))
+    handle = where.evaluate_handle(
         f"() => AE.deep(AE.boxes()[{box}]).find((el) => el.classList.contains('noUi-handle'))"
     ).as_element()
     handle.focus()
     for _ in range(44):  # 0.1 → 0.32 in steps of 0.005
         handle.press("ArrowRight")
-    page.wait_for_timeout(300)
-    assert page.evaluate(shown) == len(route_edges(usable, ["o0", "o1"], 0.32)) == 6
-    status = page.evaluate(f"() => AE.model(AE.boxes()[{box}], 'status').text")
+    where.wait_for_function(f"() => ({shown})() !== 9")
+    assert where.evaluate(shown) == len(route_edges(usable, ["o0", "o1"], 0.32)) == 6
+    status = where.evaluate(f"() => AE.model(AE.boxes()[{box}], 'status').text")
     assert status == "6 of 9 edges with weight ≥ 0.320"
 
 
@@ -337,24 +383,17 @@ def test_a_blog_post_with_snippets_and_iframes_offline(new_page, posts: dict[str
             assert where.evaluate(f"() => ({_HTML_CONTRAST_JS})(AE.boxes()[{index}])") == []
             canvas = where.evaluate(f"() => ({_CANVAS_CONTRAST_JS})(AE.boxes()[{index}])")
             assert canvas["low"] == [] and canvas["checked"] >= 3, canvas
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"blog-post-{scheme}.png"), full_page=True)
+    _screenshot(page, SCREENSHOTS / f"blog-post-{scheme}.png")
 
     # Hover in both copies of the heatmap and in the comparison; tap and slide in the graph; the same in the
     # iframes (the graph: tap and slider; the patching maps: hover).
-    for index in (0, 3):
-        _check_heatmap_hover(page, index)
-    compared = _hover(page, page.mouse, 2, "heatmap source → target", (0, 0))
-    assert "input token: a" in compared and "generated token: x" in compared and "score: 0.6" in compared, compared
-    _graph_interactions(page, page.mouse, 1)
-    for frame in frames:
-        frame.frame_element().scroll_into_view_if_needed()
-    box = frames[0].frame_element().bounding_box()
-    _graph_interactions(frames[0], page.mouse, 0, offset=(box["x"], box["y"]))
-    frames[1].frame_element().scroll_into_view_if_needed()
-    box = frames[1].frame_element().bounding_box()
-    text = _hover(frames[1], page.mouse, 0, "heatmap source → target", (1, 1), offset=(box["x"], box["y"]))
-    assert "input token: b" in text and "generated token: y" in text and "score: 0.7" in text, text
+    # The tooltips (at the page's top level, not in the embeds) are styled as in the plain post too.
+    tooltips = [_check_heatmap_hover(page, index) for index in (0, 3)]
+    assert tooltips[0]["style"] == tooltips[1]["style"] == _check_heatmap_hover(plain.page, 0)["style"]
+    _hover(page, 2, "heatmap source → target", (0, 0), ["input token: a", "generated token: x", "score: 0.6"])
+    _graph_interactions(page, 1)
+    _graph_interactions(frames[0], 0)
+    _hover(frames[1], 0, "heatmap source → target", (1, 1), ["input token: b", "generated token: y", "score: 0.7"])
     session.assert_clean()
     plain.assert_clean()
 
@@ -362,15 +401,17 @@ def test_a_blog_post_with_snippets_and_iframes_offline(new_page, posts: dict[str
 def test_cdn_snippets_load_bokehjs_and_its_widgets_once(new_page, posts: dict[str, str]) -> None:  # noqa: F811
     """A heatmap snippet, then a graph snippet twice, from the CDN: each bundle fetched once, and all draw."""
     fetched: Counter[str] = Counter()
-    static = Path(bokehjsdir()) / "js"
+    static = Path(bokehjs_path()) / "js"
     session = new_page(viewport=(1100, 900))
 
     def serve(route: Any) -> None:
         url = route.request.url
         name = url.rsplit("/", 1)[-1]
-        if url.startswith("https://cdn.bokeh.org/bokeh/release/") and (static / name).is_file():
+        file = static / name.replace(f"-{BOKEH_VERSION}", "")  # bokeh-widgets-3.8.1.min.js: bokeh-widgets.min.js
+        if url.startswith("https://cdn.bokeh.org/bokeh/release/") and file.is_file():
             fetched[name] += 1
-            route.fulfill(path=str(static / name), content_type="application/javascript")
+            headers = {"Access-Control-Allow-Origin": "*"}  # as the CDN answers (the scripts load with CORS)
+            route.fulfill(path=str(file), content_type="application/javascript", headers=headers)
         else:
             route.abort()
 
@@ -382,5 +423,5 @@ def test_cdn_snippets_load_bokehjs_and_its_widgets_once(new_page, posts: dict[st
     for index in range(3):
         assert _drawn_pixels(session.page, index) > 2_000, index
     _check_heatmap_hover(session.page, 0)
-    _graph_interactions(session.page, session.page.mouse, 2)
+    _graph_interactions(session.page, 2)
     session.assert_clean()
