@@ -20,6 +20,7 @@ failure when ``ATTRIBUTION_EXPLORER_REQUIRE_BROWSER=1``); a browser that fails t
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,3 +203,25 @@ def new_page(browser: Any) -> Iterator[Callable[..., PageSession]]:
     yield factory
     for session in sessions:
         session.page.context.close()
+
+
+def fitted_frame(page: Any, selector: str, *, timeout_s: float = 60) -> tuple[Any, float, int]:
+    """The iframe embed at ``selector`` once its host has sized it (``data-ae-ready``), and its page has drawn:
+    ``(frame, the iframe's height, its page's height)``, polled until the two agree or ``timeout_s`` passes."""
+    element = page.locator(selector)
+    element.wait_for(timeout=timeout_s * 1000)
+    page.wait_for_function(
+        "(el) => el.hasAttribute('data-ae-ready')", arg=element.element_handle(), timeout=timeout_s * 1000
+    )
+    frame = element.element_handle().content_frame()
+    frame.wait_for_function(
+        "() => [...document.querySelectorAll('.ae-embed')].every((box) => box.dataset.aeState === 'drawn')",
+        timeout=timeout_s * 1000,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        content = frame.evaluate("() => Math.ceil(document.body.getBoundingClientRect().height)")
+        height = element.evaluate("(el) => el.getBoundingClientRect().height")
+        if abs(height - content) <= 1 or time.monotonic() > deadline:
+            return frame, height, content
+        page.wait_for_timeout(200)
