@@ -370,6 +370,9 @@ def test_a_blog_post_with_snippets_and_iframes_offline(new_page, posts: dict[str
         height = frame.frame_element().evaluate("(el) => el.getBoundingClientRect().height")
         assert abs(height - content) <= 1 and height != 600, (height, content)
     assert page.evaluate(_IDS_JS) == []
+    # BokehJS and its widgets bundle (the graph's slider) ran once each, though all four snippets carry them.
+    ran = "() => [...document.head.querySelectorAll('script:not([src])')].map((s) => s.textContent.length)"
+    assert len([size for size in page.evaluate(ran) if size > 100_000]) == 2
 
     # Styles: inside the embeds, what the same post shows without the hostile element rules.
     hostile = page.evaluate(_STYLES_JS, [list(STYLE_PROPERTIES)])
