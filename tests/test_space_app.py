@@ -35,7 +35,6 @@ from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph
 from exporters.embed import FRAME_START_PX
-from exporters.page import PROVENANCE_SCRIPT_ID
 from space.gradio_app.config import SpaceConfig
 from space.gradio_app.context import AppContext
 from space.gradio_app.examples import ioi_prompts, translation_pairs
@@ -43,6 +42,7 @@ from tests.browser import browser, fitted_frame, new_page  # noqa: F401  (pytest
 from tests.local_hub_server import LocalHub, local_hub
 from tests.random_models import build_random_model
 from tests.real_tokenizers import save_bpe_gpt2, save_unigram_marian
+from tests.test_export import figure_json
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
@@ -163,10 +163,7 @@ def _bokeh_document(page: str):
     """The Bokeh document an exported page draws, decoded from the JSON it embeds."""
     from bokeh.document import Document
 
-    embedded = re.findall(r'<script type="application/json" id="([^"]+)">\s*(.*?)\s*</script>', page, re.S)
-    [documents] = [json.loads(text) for element_id, text in embedded if element_id != PROVENANCE_SCRIPT_ID]
-    [document] = documents.values()
-    return Document.from_json(document)
+    return Document.from_json(figure_json(page)["doc"])
 
 
 def _reference(model: str) -> LoadedModel:
