@@ -299,9 +299,7 @@ def push_export(
     """
     repo_id = check_repo_id(repo_id, repo_type)
     if export.mode not in PAGE_MODES:
-        raise HubPushError(
-            f"a blog snippet is not a page ({export.mode!r} export): push a 'standalone' or 'cdn' export"
-        )
+        raise HubPushError(f"a {export.mode!r} export is an embed, not a page: push a 'standalone' or 'cdn' export")
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
     token = token or get_token()
     if not token:
