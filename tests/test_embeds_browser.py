@@ -7,9 +7,12 @@ blocked. In both colour schemes: every figure draws; hover, tap and the slider w
 an error; no id is on the page twice; the computed styles inside the embeds are those of the same post without the
 element selectors; every text reads at a contrast of at least 4.5:1 against what is behind it (HTML text from the
 rendered colours, canvas text from the colours the figures were drawn with); the iframes take their content's
-height. A second post loads its snippets from the CDN (served here from Bokeh's own files): BokehJS and its widgets
-bundle are fetched once each, whatever the number of snippets, and a graph after a heatmap still draws (the
-failure of pasted ``<script src=bokeh.js>`` tags).
+height; the self-contained snippets run BokehJS once. The tooltips, which BokehJS appends to the page's ``<body>``,
+read at 4.5:1 in the embed's scheme and are styled as in the post without the hostile rules.
+
+A second post loads its snippets from the CDN (served here from Bokeh's own files): BokehJS and its widgets bundle
+are fetched once each, whatever the number of snippets, and a graph after a heatmap still draws (the failure of
+pasted ``<script src=bokeh.js>`` tags).
 
 Screenshots of both schemes go to ``tests/artifacts/screenshots/`` (look at them).
 """
@@ -316,6 +319,7 @@ def _hover(where: Any, box: int, name: str, point: tuple[float, float], expected
         if len(tooltips) == 1 and all(text in " ".join(tooltips[0]["text"].split()) for text in expected):
             break
         where.wait_for_timeout(100)
+    assert len(tooltips) == 1, tooltips
     [tooltip] = tooltips
     tooltip["text"] = " ".join(tooltip["text"].split())
     assert all(text in tooltip["text"] for text in expected), tooltip["text"]
