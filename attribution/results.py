@@ -92,6 +92,7 @@ class JsonResult:
     SCHEMA: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
+        # every result class is a dataclass (this is their base, which mypy cannot know to be one)
         return {"schema": self.SCHEMA, "schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}  # type: ignore[call-overload]
 
     def to_json(self, path: str | Path | None = None) -> str:

@@ -166,9 +166,9 @@ def _record_blocks(
         return tensor[b, : span.source_length if field == "cross_values" else n]
 
     def blocks(side: Side) -> list[CapturedBlock]:
-        # every block's sites are captured, only the cross-attention ones may be absent (optional fields): mypy
-        # types a **dict of captures by no key
         return [
+            # every block's sites are captured, only the cross-attention ones may be absent (optional fields): mypy
+            # types a **dict of captures by no key
             CapturedBlock(**{field: cut(Site(side, block, point), field) for point, field in _CAPTURED.items()})  # type: ignore[arg-type]
             for block in range(1, len(blocks_of(spec, side)) + 1)
         ]
