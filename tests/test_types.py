@@ -73,7 +73,7 @@ def test_mypy_settings_check_the_whole_library() -> None:
 
 @pytest.mark.slow
 def test_attribution_type_checks() -> None:
-    """``mypy`` (what CI runs) reports no error; a first run without mypy's cache takes about a minute here."""
+    """``mypy`` (what CI runs) reports no error; a first run without mypy's cache takes about a minute of CPU."""
     result = subprocess.run(
         [sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True, timeout=900, check=False
     )
