@@ -415,7 +415,7 @@ def _module(root: nn.Module, path: str) -> nn.Module | None:
     for step in path.split("."):
         if current is None:
             return None
-        if isinstance(current, nn.ModuleList) and step.lstrip("-").isdigit():
+        if isinstance(current, nn.ModuleList | nn.Sequential) and step.lstrip("-").isdigit():
             current = current[int(step)]
         else:
             current = getattr(current, step)
@@ -517,10 +517,10 @@ def _blocks(model: PreTrainedModel, stack: Stack, norm_kind: NormKind) -> list[B
     return blocks
 
 
-def _layers(model: nn.Module, path: str) -> nn.ModuleList:
-    """The list of blocks at ``path`` (every family keeps its layers in an ``nn.ModuleList``)."""
+def _layers(model: nn.Module, path: str) -> nn.ModuleList | nn.Sequential:
+    """The blocks at ``path`` (every family keeps its layers in an ``nn.ModuleList``)."""
     layers = _required(model, path)
-    if not isinstance(layers, nn.ModuleList):
+    if not isinstance(layers, nn.ModuleList | nn.Sequential):
         raise UnsupportedError(f"{path!r} is a {type(layers).__name__}, not a list of layers.")
     return layers
 
