@@ -35,7 +35,7 @@ from attribution.languages import (
 from attribution.models import LoadedModel
 from attribution.offload import offloaded_weights_loaded
 from attribution.progress import Progress, no_progress
-from attribution.results import ContributionGraph, GraphEdge, GraphNode
+from attribution.results import NODE_KINDS, SIDES, ContributionGraph, GraphEdge, GraphNode, NodeKind, Side
 
 
 def _check_options(threshold: float, top_k: int) -> None:
@@ -78,8 +78,9 @@ def decompose_model(
     return encoder, decoder
 
 
-def _parse_id(node: str) -> tuple[str, int, str, int]:
+def _parse_id(node: str) -> tuple[Side, int, NodeKind, int]:
     side, layer, kind, token = node.split(":")
+    assert side in SIDES and kind in NODE_KINDS  # every id is spelled by node_id
     return side, int(layer), kind, int(token)
 
 
@@ -92,7 +93,9 @@ def _node_state(blocks: Sequence[BlockDecomposition], layer: int, kind: str, tok
         "after_cross_attention": block.cross_attention.whole if block.cross_attention is not None else None,
         "after_ffn": block.ffn.whole,
     }
-    return states[kind][token]
+    state = states[kind]
+    assert state is not None  # after_cross_attention nodes exist only in blocks with cross-attention
+    return state[token]
 
 
 def _lens_request(blocks: Sequence[BlockDecomposition], layer: int, kind: str, token: int) -> LensRequest:
@@ -315,7 +318,7 @@ def build_contribution_graphs(
     targets = list(targets) if targets is not None else [None] * len(texts)
     if len(targets) != len(texts):
         raise InvalidInputError(f"{len(texts)} texts but {len(targets)} targets: give one target per text.")
-    results: list[ContributionGraph | Exception | None] = [None] * len(texts)
+    results: dict[int, ContributionGraph | Exception] = {}  # by position: every text gets one
     with loaded.lock, offloaded_weights_loaded(loaded.model), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)
         prepared: dict[int, _Prepared] = {}
@@ -338,13 +341,14 @@ def build_contribution_graphs(
                 if isinstance(captured, Exception):
                     results[position] = captured
                     continue
+                assert captured is not None  # freed only after this use
                 try:
                     results[position] = _graph(loaded, spec, prepared.pop(position), captured, options, no_progress)
                 except BudgetExceededError:
                     raise
                 except Exception as error:
                     results[position] = error
-    return results  # type: ignore[return-value]
+    return [results[position] for position in range(len(texts))]
 
 
 def _captured_batch(
@@ -353,7 +357,7 @@ def _captured_batch(
     """Every record's captured forward pass from one padded batch, or record by record when the batch fails."""
     inputs = [record.inputs for record in records]
     try:
-        return run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=pad_token_id(loaded))
+        return list(run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=pad_token_id(loaded)))
     except BudgetExceededError:
         raise
     except Exception as error:
