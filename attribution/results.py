@@ -24,6 +24,8 @@ import numpy as np
 from attribution.errors import InvalidInputError, ResultFormatError
 from attribution.result_kinds import load_result as load_result  # re-exported: where callers have always found them
 from attribution.result_kinds import load_result_file as load_result_file
+from attribution.tokenizer_style import TOKENIZER_STYLES as TOKENIZER_STYLES
+from attribution.tokenizer_style import TokenizerStyle as TokenizerStyle
 from attribution.validation import (
     ObjectReader,
     expect_int,
@@ -40,10 +42,6 @@ from attribution.validation import (
 
 ModelKind = Literal["causal", "seq2seq"]
 MODEL_KINDS = ("causal", "seq2seq")
-#: How a tokenizer spells tokens: byte-level BPE (GPT-2, Llama-3: ``Ġ`` for a space), SentencePiece
-#: (Marian, T5, Llama-2: ``▁``), or as plain text (word-level, WordPiece).
-TokenizerStyle = Literal["byte_level", "sentencepiece", "plain"]
-TOKENIZER_STYLES = ("byte_level", "sentencepiece", "plain")
 SCHEMA_VERSION = 1
 
 _VERSIONED_LIBRARIES = ("attribution-explorer", "torch", "transformers", "inseq", "captum")
