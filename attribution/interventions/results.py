@@ -247,14 +247,15 @@ class PatchingResult(ModelResult):
         raise KeyError(name)
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per cell of every map: ``map``, ``row_label`` and ``row`` (e.g. ``layer``, ``"2"``),
+        """One row per cell of every map: ``map_name``, ``row_label`` and ``row`` (e.g. ``layer``, ``"2"``),
         ``column_label`` and ``column``, and for position maps the ``position`` and its ``token`` / ``token_raw``
         (``<NA>`` / None in head maps); ``exact`` and ``approximate`` (attribution patching) logit difference
-        recovered (NaN where not computed). ``df[df.map == "head"].pivot(index="row", columns="column",
+        recovered (NaN where not computed). ``df[df.map_name == "head"].pivot(index="row", columns="column",
         values="exact")`` gives a map back."""
         style = result_style(self)
         columns: dict[str, list[Any]] = {
-            name: [] for name in ("map", "row_label", "row", "column_label", "column", "position", "token", "exact")
+            name: []
+            for name in ("map_name", "row_label", "row", "column_label", "column", "position", "token", "exact")
         }
         columns["approximate"] = []
         for item in self.maps:
@@ -263,7 +264,7 @@ class PatchingResult(ModelResult):
             for name, values in (("exact", item.exact), ("approximate", item.approximate)):
                 cells = np.full((n_rows, n_columns), np.nan) if values is None else values
                 columns[name] += cells.ravel().tolist()
-            columns["map"] += [item.name] * (n_rows * n_columns)
+            columns["map_name"] += [item.name] * (n_rows * n_columns)
             columns["row_label"] += [item.row_label] * (n_rows * n_columns)
             columns["column_label"] += [item.column_label] * (n_rows * n_columns)
             columns["row"] += [row for row in item.row_names for _ in item.column_names]
