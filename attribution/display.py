@@ -84,17 +84,27 @@ class NotebookDisplay:
             return {"text/plain": f"{line} (no figure: {error})"}
 
     def show(self, **options: Any) -> None:
-        """Draw the figure in the notebook now, with the figure's options, e.g. ``graph.show(threshold=0.1)``."""
+        """Draw the figure in the notebook now, with the figure's options, e.g. ``graph.show(threshold=0.1)``.
+
+        Outside IPython (a plain script) there is nowhere to draw: it prints the result's line and how to get
+        the figure as a file instead of printing a page of HTML.
+        """
         render = notebook_renderer()
         if render is None:
             raise _no_renderer()
+        html = render(self, **options)
         display = _ipython_display()
-        display({"text/plain": summary_line(self), "text/html": render(self, **options)}, raw=True)
+        if display is None:
+            print(f"{summary_line(self)} (drawn in a notebook; in a script: exporters.export_result(...).write(path))")
+            return
+        display({"text/plain": summary_line(self), "text/html": html}, raw=True)
 
 
-def _ipython_display() -> Callable[..., Any]:
+def _ipython_display() -> Callable[..., Any] | None:
+    """IPython's ``display`` when this process runs an IPython shell (a notebook kernel), else None."""
     try:
+        from IPython import get_ipython
         from IPython.display import display
     except ImportError:
-        raise InvalidInputError("show() draws in a notebook: it needs IPython (pip install ipykernel)") from None
-    return display
+        return None
+    return display if get_ipython() is not None else None

@@ -196,3 +196,10 @@ def test_a_bare_import_attribution_draws_through_the_entry_point() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert "exporters.notebook" in done.stdout
+
+
+def test_show_outside_a_notebook_prints_one_line_not_a_page(golden, capsys) -> None:
+    golden["faithfulness"].show()
+    printed = capsys.readouterr().out
+    assert printed.startswith("FaithfulnessResult: attribution faithfulness — synthetic-causal (drawn in a notebook")
+    assert printed.count("\n") == 1 and "<" not in printed
