@@ -65,7 +65,7 @@ def summary_line(result: Any) -> str:
 def _no_renderer() -> InvalidInputError:
     return InvalidInputError(
         "nothing draws results in this notebook: `import exporters` first (it needs Bokeh: "
-        "pip install 'attribution-explorer[export]')"
+        "pip install 'attribution-explorer[notebook]')"
     )
 
 
@@ -92,12 +92,11 @@ class NotebookDisplay:
         render = notebook_renderer()
         if render is None:
             raise _no_renderer()
-        html = render(self, **options)
         display = _ipython_display()
         if display is None:
             print(f"{summary_line(self)} (drawn in a notebook; in a script: exporters.export_result(...).write(path))")
             return
-        display({"text/plain": summary_line(self), "text/html": html}, raw=True)
+        display({"text/plain": summary_line(self), "text/html": render(self, **options)}, raw=True)
 
 
 def _ipython_display() -> Callable[..., Any] | None:
