@@ -185,6 +185,8 @@ def test_a_result_that_cannot_draw_shows_why_on_its_line(golden, monkeypatch) ->
 
 def test_a_bare_import_attribution_draws_through_the_entry_point() -> None:
     """In a fresh interpreter, only ``attribution`` imported: the installed entry point finds the renderer."""
+    declared = [entry.value for entry in display.metadata.entry_points(group=display.ENTRY_POINT_GROUP)]
+    assert declared == ["exporters.notebook:notebook_html"], "stale package metadata: pip install -e . again"
     code = (
         "import sys; from attribution.results import load_result_file\n"
         f"result = load_result_file({str(REPO / 'tests/golden/attribution-causal.json')!r})\n"
