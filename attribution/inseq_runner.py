@@ -26,7 +26,7 @@ import bisect
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from inspect import signature
 from typing import Any
@@ -53,11 +53,10 @@ from attribution.languages import (
 )
 from attribution.model_guard import model_state_guard
 from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
+from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[..., None]
 
 #: Keyword arguments of Captum's ``attribute`` that Inseq fills itself (not user parameters).
 _INTERNAL_ARGS = frozenset(
@@ -104,21 +103,21 @@ def attribute(
     max_new_tokens: int = 20,
     max_tokens: int | None = None,
     progress: Progress | None = None,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> AttributionResult:
     """Attribute the model's output for ``text`` (the prompt, or the source sentence) with ``method``.
 
     ``method_params`` go to the Inseq/Captum method (e.g. ``{"n_steps": 20}`` for integrated
     gradients) and are checked against what the method accepts. ``max_tokens`` is an extra length
-    limit (e.g. a Space operator's) on top of the model's context. ``progress(done, total, message)``
-    is called as attribution steps complete. ``src_lang`` / ``tgt_lang`` are the language codes of a
-    multilingual translation model (NLLB ``eng_Latn``, mBART-50 ``en_XX``; see :mod:`attribution.languages`).
+    limit (e.g. a Space operator's) on top of the model's context. ``progress`` hears of each attribution
+    step as it completes (``(2, 3, "token 2 of 3")``; ``"generating"`` first when the target is generated).
+    ``languages``: the source and target language codes of a multilingual translation model (NLLB
+    ``eng_Latn``, mBART-50 ``en_XX``; see :mod:`attribution.languages`).
     """
     spec = _check_supported(loaded, method)
     scores = check_request(method, step_scores, target=target, contrast_target=contrast_target)
     _check_max_new_tokens(max_new_tokens)
-    languages = check_languages(loaded, src_lang, tgt_lang)
+    languages = check_languages(loaded, languages)
     item = _check_one(loaded, method, 0, text, target, contrast_target, scores, max_tokens)
     return run_checked(
         loaded,
@@ -129,7 +128,7 @@ def attribute(
         contrast_target=item.contrast,
         method_params=dict(method_params or {}),
         max_new_tokens=max_new_tokens,
-        progress=progress or (lambda done, total, message="": None),
+        progress=progress or no_progress,
         languages=languages,
     )
 
@@ -193,8 +192,7 @@ def attribute_batch(
     max_new_tokens: int = 20,
     max_tokens: int | None = None,
     batch_size: int = 8,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> list[AttributionResult | Exception]:
     """:func:`attribute` for many inputs: per input, in order, its result or the error it met.
 
@@ -212,7 +210,7 @@ def attribute_batch(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     _check_max_new_tokens(max_new_tokens)
-    languages = check_languages(loaded, src_lang, tgt_lang)
+    languages = check_languages(loaded, languages)
     n = len(texts)
     targets = list(targets) if targets is not None else [None] * n
     contrasts = list(contrast_targets) if contrast_targets is not None else [None] * n
@@ -308,7 +306,7 @@ def _run_batch(
     step_scores: list[str],
     params: dict[str, Any],
     max_new_tokens: int,
-    progress: Progress = lambda done, total, message="": None,
+    progress: Progress = no_progress,
     languages: Languages = NO_LANGUAGES,
 ) -> list[AttributionResult]:
     """Run ``spec`` on checked inputs in one Inseq call (generating the missing targets first).

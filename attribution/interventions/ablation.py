@@ -48,7 +48,7 @@ from attribution.interventions.components import Component, parse_component, res
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
 from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult
-from attribution.languages import check_languages, languages_set, provenance_with
+from attribution.languages import Languages, check_languages, languages_set, provenance_with
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
@@ -250,19 +250,18 @@ def intervene(
     contrast_token: str | None = None,
     top_k: int = 5,
     max_tokens: int | None = None,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> InterventionResult:
     """Ablate or patch ``components`` (ids, see :mod:`attribution.interventions.components`) all at once.
 
     Returns the prediction at each root position (``-1``: the last, as in the contribution graph)
     before and after: target token probability and logit, the logit difference against
     ``contrast_token`` when given, the top-k tokens and their change, and KL(before || after).
-    Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens. ``src_lang`` /
-    ``tgt_lang``: language codes of a multilingual translation model (see :mod:`attribution.languages`).
+    Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens. ``languages``: the
+    language codes of a multilingual translation model (see :mod:`attribution.languages`).
     """
     parsed = check_intervention(components, mode=mode, mean_over=mean_over, top_k=top_k)
-    languages = check_languages(loaded, src_lang, tgt_lang)
+    languages = check_languages(loaded, languages)
     with exclusive_use(loaded), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(loaded, text, target, max_tokens=max_tokens, languages=languages)

@@ -88,14 +88,13 @@ class Component:
         if self.kind == "residual":
             return node_id(self.side, self.layer, "after_ffn", positions)
         if self.kind == "attention":
-            return (
-                f"{self.side}:{self.layer}:{'attention' if self.attention == 'self' else 'cross_attention'}:{positions}"
-            )
+            word = "attention" if self.attention == "self" else "cross_attention"
+            return node_id(self.side, self.layer, word, positions)
         if self.kind == "ffn":
-            return f"{self.side}:{self.layer}:ffn:{positions}"
+            return node_id(self.side, self.layer, "ffn", positions)
         word = {"head": "head" if self.attention == "self" else "cross_head", "neuron": "neuron"}[self.kind]
         suffix = "" if self.positions is None else "@" + ",".join(str(p) for p in self.positions)
-        return f"{self.side}:{self.layer}:{word}:{self.index}{suffix}"
+        return node_id(self.side, self.layer, word, f"{self.index}{suffix}")
 
     # The source layer of an edge is only known for self-attention (block l reads after_ffn(l-1));
     # a cross-attention edge reads the encoder's last layer, stored when parsed or resolved.

@@ -42,7 +42,7 @@ from attribution.interventions.results import FaithfulnessResult
 from attribution.languages import languages_of, provenance_with
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
-from attribution.results import AttributionResult, ContributionGraph
+from attribution.results import AttributionResult, ContributionGraph, node_id
 
 #: ERASER's bins (fractions of the features) for comprehensiveness and sufficiency.
 ERASER_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5)
@@ -105,11 +105,10 @@ def _problem_from_attribution(loaded: LoadedModel, result: AttributionResult) ->
 def route_flow_scores(graph: ContributionGraph, root: int) -> dict[int, float]:
     """Input-token scores of one root: the route flow (:func:`attribution.contributions.alignment.route_flow`,
     edge weights multiplied along paths and summed over paths) reaching each token's embedding node."""
-    side = "encoder" if graph.n_encoder_layers else "decoder"
-    prefix = f"{side}:0:embedding:"
-    return {
-        int(node[len(prefix) :]): value for node, value in route_flow(graph, root).items() if node.startswith(prefix)
-    }
+    side, tokens = ("encoder", graph.source_tokens) if graph.n_encoder_layers else ("decoder", graph.target_tokens)
+    flow = route_flow(graph, root)
+    embeddings = {position: node_id(side, 0, "embedding", position) for position in range(len(tokens))}
+    return {position: flow[node] for position, node in embeddings.items() if node in flow}
 
 
 def _problem_from_graph(loaded: LoadedModel, graph: ContributionGraph) -> _Problem:

@@ -33,7 +33,14 @@ from attribution.interventions.components import Component, edge_component, reso
 from attribution.interventions.inputs import model_shape, prepare
 from attribution.interventions.metrics import default_targets, logit_diff, token_id
 from attribution.interventions.results import EdgeSetEffect, RouteFaithfulness
-from attribution.languages import check_languages, languages_set, provenance_with
+from attribution.languages import (
+    NO_LANGUAGES,
+    Languages,
+    check_languages,
+    languages_of,
+    languages_set,
+    provenance_with,
+)
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph
@@ -130,21 +137,19 @@ def route_faithfulness(
     seeds: int = 5,
     pool: int = DEFAULT_POOL,
     max_tokens: int | None = None,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> RouteFaithfulness:
     """Necessity and sufficiency of the route from ``root_token`` (see the module docstring).
 
     ``graph`` (optional) must be the contribution graph of this very input; without it one is built
     at ``threshold``. The target token defaults to the next input token / the clean prediction.
-    ``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (default: the given
+    ``languages``: the language codes of a multilingual translation model (a code not given: the given
     graph's, see :mod:`attribution.languages`).
     """
     check_seeds(seeds)
     if graph is not None:
-        src_lang = src_lang or graph.provenance.source_language
-        tgt_lang = tgt_lang or graph.provenance.target_language
-    languages = check_languages(loaded, src_lang, tgt_lang)
+        languages = (languages or NO_LANGUAGES).or_else(languages_of(graph.provenance))
+    languages = check_languages(loaded, languages)
     if graph is None:
         graph = build_contribution_graph(
             loaded,
@@ -154,8 +159,7 @@ def route_faithfulness(
             root_tokens=root_token,
             top_k=0,
             max_tokens=max_tokens,
-            src_lang=languages.source,
-            tgt_lang=languages.target,
+            languages=languages,
         )
     with exclusive_use(loaded), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
