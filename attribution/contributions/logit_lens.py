@@ -43,12 +43,13 @@ class LogitLens:
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """``[N, d]`` float32 states -> ``[N, vocab]`` float32 logits."""
-        reference = next(self.spec.final_norm.parameters()) if self.final_norm else None
+        norm = self.spec.final_norm if self.final_norm else None
+        reference = next(norm.parameters()) if norm is not None else None
         dtype = reference.dtype if reference is not None else states.dtype
         with torch.no_grad():
             x = states.to(dtype)
-            if self.final_norm:
-                x = self.spec.final_norm(x)
+            if norm is not None:
+                x = norm(x)
             return self.spec.readout(x).float()
 
     def _tokens(self, ids: torch.Tensor, values: torch.Tensor) -> list[tuple[str, float]]:
@@ -63,7 +64,7 @@ class LogitLens:
             with_before = [n for n, r in enumerate(chunk) if r.before is not None]
             delta = {}
             if with_before:
-                before = self.logits(torch.stack([chunk[n].before for n in with_before]))
+                before = self.logits(torch.stack([r.before for r in chunk if r.before is not None]))
                 delta = dict(zip(with_before, after[with_before] - before, strict=True))
             probabilities = after.softmax(-1)
             k = min(k, after.shape[-1])

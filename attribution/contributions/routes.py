@@ -20,6 +20,7 @@ is the embedding node.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 
@@ -31,7 +32,7 @@ from attribution.contributions.decompose import (
     attention_shares,
     ffn_shares,
 )
-from attribution.results import GraphEdge, Side, node_id
+from attribution.results import EdgeKind, GraphEdge, Side, node_id
 
 
 def _renormalised(edges: list[GraphEdge], renormalize: bool) -> list[GraphEdge]:
@@ -58,7 +59,7 @@ class _Tracer:
         dec: AttentionDecomposition,
         rows: list[int],
         *,
-        kind: str,
+        kind: EdgeKind,
         target: Callable[[int], str],
         residual_source: Callable[[int], str],
         token_source: Callable[[int], str],
@@ -119,8 +120,8 @@ class _Tracer:
                     block.cross_attention,
                     sorted(mid_rows),
                     kind="cross_attention",
-                    target=lambda i, layer=layer: node_id(side, layer, "after_cross_attention", i),
-                    residual_source=lambda i, layer=layer: node_id(side, layer, "after_attention", i),
+                    target=partial(node_id, side, layer, "after_cross_attention"),
+                    residual_source=partial(node_id, side, layer, "after_attention"),
                     token_source=lambda j: node_id("encoder", encoder_layers, "after_ffn", j),
                 )
                 encoder_tokens |= reached
@@ -128,9 +129,9 @@ class _Tracer:
                 block.self_attention,
                 sorted(self_rows),
                 kind="attention",
-                target=lambda i, layer=layer: node_id(side, layer, "after_attention", i),
-                residual_source=lambda i, layer=layer: node_id(side, layer - 1, "after_ffn", i),
-                token_source=lambda j, layer=layer: node_id(side, layer - 1, "after_ffn", j),
+                target=partial(node_id, side, layer, "after_attention"),
+                residual_source=partial(node_id, side, layer - 1, "after_ffn"),
+                token_source=partial(node_id, side, layer - 1, "after_ffn"),
             )
             needed = below | residual_rows | sources
             if isinstance(blocks, LazyBlocks):
