@@ -474,7 +474,8 @@ def _chunks(
 ) -> Iterator[tuple[int, int, int, int]]:
     """Runs of consecutive (row, dimension) pairs, sorted by row, as ``(start, stop, source start, source stop)``.
 
-    Row ``r`` has ``counts[r]`` pairs whose parts are non-zero only for sources in ``[first[r], end[r])``.
+    Row ``r`` has ``counts[r]`` pairs whose parts are non-zero only for sources in ``[first[r], end[r])``
+    (``(S, 0)`` for none, as :func:`_source_spans` gives).
     A run covers the union of its rows' sources and holds ``pairs x sources x per_source`` elements: at
     most ``budget`` (a row too big for one run is split; a run holds at least one pair), of which at most
     a quarter lie outside its rows' own sources (a short row does not join a run of long ones).
