@@ -16,7 +16,8 @@ start token and T - 1 target tokens), and its routes cross into the encoder.
 
 Time: in one fresh subprocess per T, after a warm-up of each operation on 8 tokens, the operations
 run interleaved ``--repeats`` times and the best time of each is kept (a busy moment of a shared
-machine then hits all alike); ratios are to ``forward`` from that same process. Peak memory: one
+machine then hits all alike; Python's garbage is collected before each, untimed); ratios are to
+``forward`` from that same process. Peak memory: one
 fresh subprocess per operation and T; on CPU the resident-set high-water mark (``VmHWM``, reset
 through ``/proc/self/clear_refs`` after setup and warm-up) minus the resident set before the call,
 on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before the call. The header
@@ -30,6 +31,7 @@ says the threads torch used and the machine's load average before and after.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -255,6 +257,7 @@ def worker(task: str, args: argparse.Namespace) -> dict:
         best = dict.fromkeys(operations, float("inf"))
         for _ in range(repeats):  # interleaved, so that a busy moment of the machine hits all alike
             for operation in operations:
+                gc.collect()  # each starts from a collected heap: no operation pays for the garbage of another
                 start = time.perf_counter()
                 run(operation, length)
                 best[operation] = min(best[operation], time.perf_counter() - start)

@@ -20,8 +20,7 @@ import torch
 import attribution.contributions.decompose as decompose
 from attribution.contributions.adapters import architecture_spec
 from attribution.contributions.decompose import AttentionDecomposition, attention_shares, run_instrumented
-from attribution.contributions.graph import _prepare_inputs, decompose_model
-from attribution.contributions.routes import trace_routes
+from attribution.contributions.graph import _prepare_inputs, build_contribution_graph, decompose_model
 from attribution.models import LoadedModel
 from tests.contributions_reference import ReferenceStack
 from tests.random_models import FAMILIES, VARIANTS, build_random_model
@@ -182,24 +181,30 @@ def test_the_chunk_plan_covers_every_pair_once_within_the_budget():
 
 
 @pytest.mark.parametrize("was_enabled", [True, False])
-def test_tracing_leaves_the_garbage_collector_as_it_found_it(was_enabled):
-    """Route tracing pauses the cyclic collector while it makes edges; it is back as it was afterwards, even
-    after a failure."""
-    loaded = build_random_model("gpt2", seed=0)
-    _, decoder = decompose_model(loaded, _prepare_inputs(loaded, PROMPT, None, None)[0])
-    seen = []
+def test_a_graph_leaves_the_garbage_collector_as_it_found_it(was_enabled, monkeypatch):
+    """The cyclic collector is paused while a graph's edges and nodes are made; it is back as it was
+    afterwards, even after a failure."""
+    import attribution.contributions.graph as graph_module
 
-    class Failing:
-        def __getattr__(self, name):
-            seen.append(gc.isenabled())
-            raise RuntimeError("no such block")
+    loaded = build_random_model("gpt2", seed=0)
+    seen = []
+    trace = graph_module.trace_routes
+
+    def traced(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return trace(*args, **kwargs)
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("tracing failed")
 
     (gc.enable if was_enabled else gc.disable)()
     try:
-        assert trace_routes(decoder, [0], threshold=0.04)
-        assert gc.isenabled() is was_enabled
-        with pytest.raises(RuntimeError, match="no such block"):
-            trace_routes([Failing()], [0], threshold=0.04)
+        monkeypatch.setattr(graph_module, "trace_routes", traced)
+        assert build_contribution_graph(loaded, PROMPT, root_tokens="all").edges
         assert seen == [False] and gc.isenabled() is was_enabled
+        monkeypatch.setattr(graph_module, "trace_routes", failing)
+        with pytest.raises(RuntimeError, match="tracing failed"):
+            build_contribution_graph(loaded, PROMPT)
+        assert gc.isenabled() is was_enabled
     finally:
         gc.enable()

@@ -552,6 +552,11 @@ def _signed_sums(dec: AttentionDecomposition, sign: torch.Tensor) -> torch.Tenso
     return torch.bmm(projected, dec.values.transpose(1, 2))
 
 
+def _every_row(rows: torch.Tensor, n: int) -> bool:
+    """Whether ``rows`` is 0, 1, ..., n - 1 (a graph of every token): indexing with it would only copy."""
+    return rows.shape[0] == n and bool((rows == torch.arange(n, device=rows.device)).all())
+
+
 def attention_shares(
     dec: AttentionDecomposition, rows: torch.Tensor, *, budget: int = DEFAULT_BUDGET
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -568,7 +573,7 @@ def attention_shares(
     heads, d_model] tensor is ever formed.
     """
     whole = dec.whole[rows]  # [n, d]
-    coefficients = dec.coefficients[:, rows]  # [H, n, S]
+    coefficients = dec.coefficients if _every_row(rows, dec.whole.shape[0]) else dec.coefficients[:, rows]  # [H, n, S]
     sign = torch.where(whole >= 0, 1.0, -1.0).to(whole.dtype)
     part_prox = _signed_sums(dec, sign).mul_(coefficients)
     _subtract_overshoots(part_prox, coefficients, dec.head_vectors, whole, sign, budget)

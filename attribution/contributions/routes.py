@@ -19,9 +19,7 @@ is the embedding node.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 
@@ -183,25 +181,7 @@ def trace_routes(
 ) -> list[GraphEdge]:
     """All kept edges of the routes from ``roots`` (decoder-side token indices), encoder included."""
     tracer = _Tracer(threshold, renormalize, budget)
-    with _collector_paused():
-        encoder_roots = tracer.trace_side("decoder", decoder, set(roots), encoder_layers=len(encoder or []))
-        if encoder:
-            tracer.trace_side("encoder", encoder, encoder_roots)
+    encoder_roots = tracer.trace_side("decoder", decoder, set(roots), encoder_layers=len(encoder or []))
+    if encoder:
+        tracer.trace_side("encoder", encoder, encoder_roots)
     return tracer.edges
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while the edges are made.
-
-    A graph of every edge holds millions of small objects (edges, head-weight lists), none in a
-    cycle; while they pile up the collector keeps walking every object of the process (torch and
-    transformers hold millions), which cost more than all the arithmetic (T = 128, tau = 0: 2.3x).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
