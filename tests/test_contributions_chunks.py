@@ -19,7 +19,12 @@ import torch
 
 import attribution.contributions.decompose as decompose
 from attribution.contributions.adapters import architecture_spec
-from attribution.contributions.decompose import AttentionDecomposition, attention_shares, run_instrumented
+from attribution.contributions.decompose import (
+    AttentionDecomposition,
+    CapturedBlock,
+    attention_shares,
+    run_instrumented,
+)
 from attribution.contributions.graph import _prepare_inputs, build_contribution_graph, decompose_model
 from attribution.models import LoadedModel
 from tests.contributions_reference import ReferenceStack
@@ -103,10 +108,9 @@ def _dense_shares(whole: torch.Tensor, residual: torch.Tensor, coefficients: tor
     return torch.where(empty, 1.0, residual_prox / total), part_prox / total[:, None, None]
 
 
-@pytest.mark.parametrize("factored", [True, False], ids=["values-and-projection", "head-vectors-only"])
-def test_overshooting_parts_of_a_long_hand_made_block_are_exact(factored, monkeypatch):
-    """Parts as large as the whole (overshoots in most dimensions), a causal sliding window (every row's
-    non-zero sources start after 0 and end at the row) and one row with no non-zero coefficient at all."""
+def _hand_made_block(factored: bool, device: str = "cpu") -> AttentionDecomposition:
+    """Parts as large as the whole (overshoots in most dimensions), a causal sliding window of 20 (every row's
+    non-zero sources start after 0 and end at the row) and one row (30) with no non-zero coefficient at all."""
     generator = torch.Generator().manual_seed(0)
     n_heads, n_tokens, head_dim, d, window = 3, 48, 4, 16, 20
     scores = torch.rand(n_heads, n_tokens, n_tokens, generator=generator) * 4
@@ -114,7 +118,7 @@ def test_overshooting_parts_of_a_long_hand_made_block_are_exact(factored, monkey
     visible = (position[None, :] <= position[:, None]) & (position[None, :] > position[:, None] - window)
     probs = scores.exp().where(visible, 0.0)
     probs = probs / probs.sum(-1, keepdim=True)
-    probs[:, 30] = 0.0  # a row whose parts are all zero: its share goes wholly to the residual
+    probs[:, 30] = 0.0
     values = torch.randn(n_heads, n_tokens, head_dim, generator=generator) * 2
     projection = torch.randn(n_heads, head_dim, d, generator=generator)
     head_vectors = torch.bmm(values, projection)
@@ -122,12 +126,18 @@ def test_overshooting_parts_of_a_long_hand_made_block_are_exact(factored, monkey
     bias = torch.randn(d, generator=generator).expand(n_tokens, d)
     whole = residual + torch.einsum("hts,hsd->td", probs, head_vectors) + bias
     factors = (values, projection) if factored else (None, None)
-    dec = AttentionDecomposition(residual, probs, head_vectors, bias, whole, *factors)
-    expected_residual, expected_parts = _dense_shares(whole, residual, probs, head_vectors)
-    assert expected_residual[30] == 1.0
+    tensors = [residual, probs, head_vectors, bias, whole, *factors]
+    return AttentionDecomposition(*(None if t is None else t.to(device) for t in tensors))
+
+
+@pytest.mark.parametrize("factored", [True, False], ids=["values-and-projection", "head-vectors-only"])
+def test_overshooting_parts_of_a_long_hand_made_block_are_exact(factored, monkeypatch):
+    dec = _hand_made_block(factored)
+    expected_residual, expected_parts = _dense_shares(dec.whole, dec.residual, dec.coefficients, dec.head_vectors)
+    assert expected_residual[30] == 1.0  # a row whose parts are all zero goes wholly to the residual
     runs = _spy_on_runs(monkeypatch)
     for budget in (8, 300, decompose.DEFAULT_BUDGET):
-        rows = torch.tensor([0, 5, 29, 30, 31, 47]) if budget == 300 else torch.arange(n_tokens)
+        rows = torch.tensor([0, 5, 29, 30, 31, 47]) if budget == 300 else torch.arange(dec.whole.shape[0])
         residual_share, part_share = attention_shares(dec, rows, budget=budget)
         torch.testing.assert_close(residual_share.double(), expected_residual[rows], atol=1e-5, rtol=0)
         torch.testing.assert_close(part_share.double(), expected_parts[rows], atol=1e-5, rtol=0)
@@ -135,6 +145,42 @@ def test_overshooting_parts_of_a_long_hand_made_block_are_exact(factored, monkey
     assert len(runs) > 100
     assert {min(stop - start, 2) for start, stop, _, _ in runs} == {1, 2}
     assert any(low > 0 for _, _, low, _ in runs)
+
+
+_NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run it where one is lent)")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=_NO_CUDA)])
+def test_shares_computed_on_a_device_match_the_float64_references(device):
+    """The same code on each device: the hand-made blocks against their dense float64 shares, and every block
+    of a random GPT-2 run there (40-token prompt) against the float64 loop reference of what it captured, with
+    a small budget (many chunks) and the default one."""
+    for factored in (True, False):
+        dec = _hand_made_block(factored, device)
+        expected = _dense_shares(*(t.cpu() for t in (dec.whole, dec.residual, dec.coefficients, dec.head_vectors)))
+        for budget in (8, decompose.DEFAULT_BUDGET):
+            shares = attention_shares(dec, torch.arange(dec.whole.shape[0], device=device), budget=budget)
+            for got, want in zip(shares, expected, strict=True):
+                torch.testing.assert_close(got.cpu().double(), want, atol=1e-5, rtol=0)
+    loaded = build_random_model("gpt2", seed=5)
+    loaded.model.to(device)
+    inputs = {name: ids.to(device) for name, ids in _prepare_inputs(loaded, LONG_PROMPT, None, None)[0].items()}
+    captured = run_instrumented(loaded.model, architecture_spec(loaded.model), inputs)[1]
+    _, blocks = decompose_model(loaded, inputs)
+    captured = [CapturedBlock(**{k: None if v is None else v.cpu() for k, v in vars(c).items()}) for c in captured]
+    loaded.model.to("cpu")
+    reference = ReferenceStack(captured, architecture_spec(loaded.model).decoder_blocks)
+    for block, expected in zip(blocks, reference.layers, strict=True):
+        n_heads, n_tokens, _ = block.self_attention.coefficients.shape
+        ref_residual = torch.tensor([node[1] for node in expected["self"]])
+        ref_parts = torch.tensor(
+            [[[parts[(j, h)] for h in range(n_heads)] for j in range(n_tokens)] for _, _, parts in expected["self"]]
+        )
+        for budget in (64, decompose.DEFAULT_BUDGET):
+            rows = torch.arange(n_tokens, device=device)
+            residual_share, part_share = attention_shares(block.self_attention, rows, budget=budget)
+            torch.testing.assert_close(residual_share.cpu(), ref_residual.float(), atol=1e-5, rtol=0)
+            torch.testing.assert_close(part_share.cpu(), ref_parts.float(), atol=1e-5, rtol=0)
 
 
 def _check_plan(counts: list[int], first: list[int], end: list[int], per_source: int, budget: int) -> int:
