@@ -89,14 +89,17 @@ class _Tracer:
             dec, torch.tensor(rows, device=dec.whole.device), budget=self.budget
         )
         token_share = part_share.sum(-1)  # [n, S]
-        kept_rows, kept_sources = torch.nonzero(token_share >= self.threshold).unbind(1)
-        weights = token_share[kept_rows, kept_sources].tolist()
-        heads = part_share[kept_rows, kept_sources].tolist()
-        kept_sources = kept_sources.tolist()
+        n_sources = token_share.shape[1]
+        # kept (row, source) pairs as flat indices, row by row: gathers along one axis are cheap, pairs of indices not
+        kept = torch.nonzero(token_share.reshape(-1) >= self.threshold)[:, 0]
+        weights = token_share.reshape(-1).index_select(0, kept).tolist()
+        heads = part_share.permute(2, 0, 1).reshape(part_share.shape[2], -1).index_select(1, kept).T.tolist()
+        kept_sources = (kept % n_sources).tolist()
         target_ids, residual_ids = self.ids(target, rows[-1] + 1), self.ids(residual, rows[-1] + 1)
-        source_ids = self.ids(tokens, token_share.shape[1])
+        source_ids = self.ids(tokens, n_sources)
         incoming: list[list[GraphEdge]] = [[] for _ in rows]
-        for r, j, weight, head_weights in zip(kept_rows.tolist(), kept_sources, weights, heads, strict=True):
+        kept_rows = torch.div(kept, n_sources, rounding_mode="floor").tolist()
+        for r, j, weight, head_weights in zip(kept_rows, kept_sources, weights, heads, strict=True):
             incoming[r].append(GraphEdge(source_ids[j], target_ids[rows[r]], kind, weight, head_weights))
         residual_rows = set()
         for row, edges, share in zip(rows, incoming, residual_share.tolist(), strict=True):
