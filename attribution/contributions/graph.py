@@ -9,6 +9,8 @@ import gc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 
 import torch
 
@@ -175,7 +177,8 @@ def _build_nodes(
     top_k: int,
 ) -> list[GraphNode]:
     root_ids = [node_id("decoder", n_layers, "after_ffn", i) for i in roots]
-    ids = list(dict.fromkeys([*root_ids, *(e.target for e in edges), *(e.source for e in edges)]))
+    targets, sources = map(attrgetter("target"), edges), map(attrgetter("source"), edges)
+    ids = list(dict.fromkeys(chain(root_ids, targets, sources)))  # in order of first appearance
     nodes = []
     for identifier in ids:
         side, layer, kind, token = _parse_id(identifier)

@@ -20,6 +20,7 @@ is the embedding node.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 
 import torch
 
@@ -94,19 +95,21 @@ class _Tracer:
         kept = torch.nonzero(token_share.reshape(-1) >= self.threshold)[:, 0]
         weights = token_share.reshape(-1).index_select(0, kept).tolist()
         heads = part_share.permute(2, 0, 1).reshape(part_share.shape[2], -1).index_select(1, kept).T.tolist()
+        kept_rows = torch.div(kept, n_sources, rounding_mode="floor")
+        per_row = torch.bincount(kept_rows, minlength=len(rows)).tolist()
         kept_sources = (kept % n_sources).tolist()
         target_ids, residual_ids = self.ids(target, rows[-1] + 1), self.ids(residual, rows[-1] + 1)
         source_ids = self.ids(tokens, n_sources)
-        incoming: list[list[GraphEdge]] = [[] for _ in rows]
-        kept_rows = torch.div(kept, n_sources, rounding_mode="floor").tolist()
-        for r, j, weight, head_weights in zip(kept_rows, kept_sources, weights, heads, strict=True):
-            incoming[r].append(GraphEdge(source_ids[j], target_ids[rows[r]], kind, weight, head_weights))
-        residual_rows = set()
-        for row, edges, share in zip(rows, incoming, residual_share.tolist(), strict=True):
+        sources = [source_ids[j] for j in kept_sources]
+        targets = [target_ids[rows[r]] for r in kept_rows.tolist()]
+        edges = list(map(GraphEdge, sources, targets, repeat(kind), weights, heads))
+        residual_rows, start = set(), 0
+        for row, count, share in zip(rows, per_row, residual_share.tolist(), strict=True):
+            incoming, start = edges[start : start + count], start + count
             if share >= self.threshold:
-                edges.append(GraphEdge(residual_ids[row], target_ids[row], "residual", share))
+                incoming.append(GraphEdge(residual_ids[row], target_ids[row], "residual", share))
                 residual_rows.add(row)
-            self.edges.extend(_renormalised(edges, self.renormalize))
+            self.edges.extend(_renormalised(incoming, self.renormalize))
         return residual_rows, set(kept_sources)
 
     def ffn(
