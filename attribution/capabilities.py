@@ -10,7 +10,7 @@ finite scores of the right shape and each refused cell is refused. Families outs
 set follow their model kind (causal or seq2seq); methods restricted to named families are refused
 for them.
 
-``python -m attribution.capabilities`` prints the table as Markdown (for the README).
+``python -m attribution.capabilities`` prints the table as Markdown (for ``docs/feature-attribution.md``).
 """
 
 from __future__ import annotations

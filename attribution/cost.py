@@ -5,7 +5,8 @@ patching sweeps, route tests and ERASER faithfulness from theirs (see the functi
 :func:`check_cost`: a patching sweep or a faithfulness evaluation is counted exactly).
 
 A *model pass* is one evaluation of the model over the whole sequence: a forward pass, or a forward
-and backward pass for gradient methods. The estimate counts them from the method's documented
+and backward pass for gradient methods; a run of only some of the model's blocks is that share of a pass
+(a patched row resumed at block l of L runs ``(L - l + 1) / L``). The estimate counts them from the method's documented
 algorithm and its parameters (Captum's and Inseq's defaults where none is given), the number of
 attributed target tokens (``steps``) and the number of tokens each step reads:
 
@@ -35,12 +36,18 @@ time budget (:mod:`attribution.budget`) behind it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
+from attribution.anatomy.adapters import architecture_spec
+from attribution.anatomy.inputs import MAX_GENERATED_TOKENS
+from attribution.anatomy.shape import config_layers, shape_of
 from attribution.capabilities import METHODS
 from attribution.errors import CostLimitError, InvalidInputError
+from attribution.interventions.maps import map_grid, map_names
 from attribution.models import LoadedModel, prompt_with_continuation
 from attribution.results import AttributionResult
 
@@ -127,7 +134,7 @@ def estimate_attribution_cost(
         )
         steps = max(1, whole - source_tokens)
         input_tokens = whole
-    n_layers = int(getattr(loaded.config, "num_hidden_layers", 0) or getattr(loaded.config, "n_layer", 0) or 1)
+    n_layers = config_layers(loaded.config)
     spec = METHODS.get(method)
     per_step = passes_per_step(method, input_tokens=input_tokens, n_layers=n_layers, params=method_params)
     passes = per_step if spec is not None and spec.final_step else per_step * steps
@@ -167,13 +174,14 @@ def check_cost(
 # ------------------------------------------------------------------------------- graphs and interventions
 #
 # Interventions run the model forward on edited activations; a batch of B edited runs counts B passes
-# (one per row: batching saves time, not work). Counts follow each algorithm exactly where it is known
-# before running (patched cells, perturbed inputs), and bound the token counts when the target is
-# generated.
+# (one per row: batching saves time, not work), and a row that resumes at block l of L the share of
+# blocks it runs (the anatomy says which: attribution.anatomy.shape.resumed_share). Counts follow each
+# algorithm exactly where it is known before running (patched cells, perturbed inputs), and bound the
+# token counts when the target is generated.
 
 #: A contribution graph (the forward pass and the decomposition of every block) in model passes: the
-#: routes of every token cost 1.1-6.7x one forward pass on GPT-2 small at T = 16...1024 (README, "Speed
-#: and memory"); 4 covers inputs up to a few hundred tokens.
+#: routes of every token cost 1.1-6.7x one forward pass on GPT-2 small at T = 16...1024 (docs/benchmarks.md,
+#: "Contribution graph: speed and memory"); 4 covers inputs up to a few hundred tokens.
 GRAPH_PASSES = 4
 INTERVENTION_HINT = "Use a shorter text or target, or fewer components."
 
@@ -186,8 +194,6 @@ def sequence_lengths(loaded: LoadedModel, text: str, target: str | None) -> tupl
     ``MAX_GENERATED_TOKENS``) when none is given: then its length is an upper bound and generating it
     costs one pass per token.
     """
-    from attribution.contributions.graph import MAX_GENERATED_TOKENS
-
     if loaded.kind == "causal":
         return 0, loaded.count_tokens(prompt_with_continuation(text, target) if target else text), 0
     source = loaded.count_tokens(text)
@@ -224,17 +230,17 @@ def estimate_patching_cost(
     exact: bool = True,
     approximate: bool = True,
 ) -> CostEstimate:
-    """:func:`attribution.interventions.patching_sweep`: one patched run per cell of every map (exact), three
-    passes for attribution patching, and the clean, counterfactual and timing runs."""
-    from attribution.contributions.adapters import architecture_spec
-    from attribution.interventions.inputs import shape_for
-    from attribution.interventions.sweeps import map_cells, map_names
-
+    """:func:`attribution.interventions.patching_sweep`: the clean, counterfactual and timing runs, three passes
+    for attribution patching, and one patched row per cell of every map (exact), each resumed at its cell's
+    block: a row patching decoder block l of L costs ``(L - l + 1) / L`` of a pass (encoder and decoder blocks
+    together for seq2seq; an encoder cell costs 1), the cells' sum rounded up."""
     source, decoder, generated = sequence_lengths(loaded, text, target)
     spec = architecture_spec(loaded.model)
-    shape = shape_for(spec, n_encoder=source if spec.encoder_blocks else 0, n_decoder=decoder)
-    cells = sum(rows * columns for rows, columns in (map_cells(shape, name) for name in map_names(spec, maps)))
-    passes = 3 + (cells if exact else 0) + (3 if approximate else 0) + generated
+    shape = shape_of(spec, n_encoder=source if spec.encoder_blocks else 0, n_decoder=decoder)
+    grids = [map_grid(shape, name) for name in map_names(bool(spec.encoder_blocks), maps)]
+    cells = sum(grid.cells for grid in grids)
+    patched = math.ceil(sum((grid.passes(shape) for grid in grids), Fraction(0)))
+    passes = 3 + (patched if exact else 0) + (3 if approximate else 0) + generated
     return CostEstimate(
         f"patching sweep on {loaded.model_id}", 1, source + decoder, passes, f"{cells:,} patched components"
     )
@@ -244,7 +250,8 @@ def estimate_route_cost(
     loaded: LoadedModel, text: str, *, target: str | None = None, seeds: int = 5, build_graph: bool = True
 ) -> CostEstimate:
     """:func:`attribution.interventions.route_faithfulness`: the graph (unless given), the edge weights (a
-    second decomposition), the clean run and two batches of the route plus ``seeds`` random edge sets."""
+    second decomposition), the clean run and two batches of the route plus ``seeds`` random edge sets (whole
+    rows: an upper bound, as they resume at the lowest block they edit, which the route decides)."""
     source, decoder, generated = sequence_lengths(loaded, text, target)
     passes = (GRAPH_PASSES if build_graph else 0) + GRAPH_PASSES + 1 + 2 * (1 + seeds) + generated
     return CostEstimate(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -20,24 +22,18 @@ from typing import Any, ClassVar, Literal, Self
 import numpy as np
 
 from attribution.errors import InvalidInputError, ResultFormatError
+from attribution.result_kinds import load_result as load_result  # re-exported: where callers have always found them
+from attribution.result_kinds import load_result_file as load_result_file
 from attribution.validation import (
     ObjectReader,
-    expect_bool,
-    expect_choice,
-    expect_free_form,
     expect_int,
     expect_list,
     expect_list_of,
     expect_number,
-    expect_number_matrix,
     expect_object,
     expect_str,
-    expect_str_list,
-    expect_str_map,
     expect_tuple,
     fail,
-    field_path,
-    get_field,
     parse_json_text,
     read_json_file,
 )
@@ -88,8 +84,9 @@ class JsonResult:
 
     Reading is always checked: :meth:`from_json` takes JSON *text* (never a path: what a request
     sends), :meth:`from_file` a saved file (the CLI and the Python API); both bound the size before
-    parsing, and ``from_dict`` (each class's own) checks every field with the readers of
-    :mod:`attribution.validation`, so a malformed JSON is one :class:`ResultFormatError` naming the field.
+    parsing, and ``from_dict`` (each class's own) checks every field with an
+    :class:`~attribution.validation.ObjectReader`, so a malformed JSON is one :class:`ResultFormatError`
+    naming the field. A class is one kind of result of :mod:`attribution.result_kinds`.
     """
 
     SCHEMA: ClassVar[str] = ""
@@ -120,18 +117,18 @@ class JsonResult:
     @classmethod
     def _reader(cls, data: Any, path: str) -> ObjectReader:
         """A reader of ``data``'s fields, once it is an object of this class's schema (not newer than this reads)."""
-        data = expect_object(data, path or "result")
-        schema = data.get("schema")
+        f = ObjectReader(data, path)
+        schema = f.get("schema", None)
         if schema != cls.SCHEMA:
             shown = repr(schema) if isinstance(schema, str) and len(schema) < 40 else type(schema).__name__
             raise ResultFormatError(f"expected a {cls.SCHEMA!r} JSON, got schema {shown}")
-        version = expect_int(data.get("schema_version", 0), field_path(path, "schema_version"), minimum=0)
+        version = f.whole("schema_version", minimum=0, default=0)
         if version > SCHEMA_VERSION:
             raise ResultFormatError(
                 f"this {cls.SCHEMA} was written by a newer Attribution Explorer "
                 f"(schema {version} > {SCHEMA_VERSION}); upgrade to read it"
             )
-        return ObjectReader(data, path)
+        return f
 
 
 @dataclass
@@ -153,24 +150,44 @@ class Provenance:
     @classmethod
     def from_dict(cls, data: Any, path: str = "provenance") -> Self:
         """Read and check a provenance object (``path`` names it in error messages)."""
-        data = expect_object(data, path)
+        f = ObjectReader(data, path)
         return cls(
-            model_id=expect_str(get_field(data, "model_id", path), f"{path}.model_id"),
-            model_revision=expect_str(data.get("model_revision"), f"{path}.model_revision", optional=True),
-            model_kind=expect_choice(get_field(data, "model_kind", path), f"{path}.model_kind", MODEL_KINDS),
-            model_type=expect_str(get_field(data, "model_type", path), f"{path}.model_type"),
-            library_versions=expect_str_map(data.get("library_versions", {}), f"{path}.library_versions", expect_str),
-            created_at=expect_str(data.get("created_at", ""), f"{path}.created_at"),
-            tokenizer_style=None
-            if data.get("tokenizer_style") is None
-            else expect_choice(data["tokenizer_style"], f"{path}.tokenizer_style", TOKENIZER_STYLES),
-            source_language=expect_str(data.get("source_language"), f"{path}.source_language", optional=True),
-            target_language=expect_str(data.get("target_language"), f"{path}.target_language", optional=True),
+            model_id=f.text("model_id"),
+            model_revision=f.text("model_revision", optional=True),
+            model_kind=f.choice("model_kind", MODEL_KINDS),
+            model_type=f.text("model_type"),
+            library_versions=f.text_map("library_versions", expect_str, default={}),
+            created_at=f.text("created_at", default=""),
+            tokenizer_style=f.choice("tokenizer_style", TOKENIZER_STYLES, optional=True),
+            source_language=f.text("source_language", optional=True),
+            target_language=f.text("target_language", optional=True),
         )
 
 
 @dataclass
-class AttributionResult(JsonResult):
+class ModelResult(JsonResult):
+    """A result one model computed on one input: its :class:`Provenance` (first in its JSON), and the input.
+
+    The input's texts and tokens (``source_text``, ``target_text``, ``source_tokens``,
+    ``target_tokens``) are declared by each class, those of them it has, where its JSON has them (a
+    dataclass's field order is its JSON's key order, which stays as it was written);
+    :meth:`_read_input` reads them, and the provenance, for every class.
+    """
+
+    provenance: Provenance
+
+    @classmethod
+    def _read_input(cls, f: ObjectReader) -> dict[str, Any]:
+        """The provenance and the texts and tokens this class declares, checked, by field name."""
+        declared = {item.name for item in dataclasses.fields(cls)}
+        fields = {"provenance": f.field("provenance", Provenance.from_dict)}
+        fields.update({name: f.text(name) for name in ("source_text", "target_text") if name in declared})
+        fields.update({name: f.texts(name) for name in ("source_tokens", "target_tokens") if name in declared})
+        return fields
+
+
+@dataclass
+class AttributionResult(ModelResult):
     """One feature-attribution run (Inseq) on one input.
 
     Token layout follows Inseq. ``target_tokens`` is the whole target side: for a causal model the
@@ -188,7 +205,6 @@ class AttributionResult(JsonResult):
 
     SCHEMA: ClassVar[str] = "attribution-result"
 
-    provenance: Provenance
     method: str
     method_params: dict[str, Any]
     source_text: str
@@ -230,59 +246,45 @@ class AttributionResult(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every field (:class:`ResultFormatError` names the first bad one)."""
-        fields = cls._reader(data, path)
-        get, at = fields.get, fields.at
-
-        source_tokens = expect_str_list(get("source_tokens"), at("source_tokens"))
-        target_tokens = expect_str_list(get("target_tokens"), at("target_tokens"))
-        start = expect_int(get("attributed_start"), at("attributed_start"), minimum=0, maximum=len(target_tokens))
-        n_steps = len(target_tokens) - start
-        source_rows = expect_number_matrix(
-            get("source_scores"), at("source_scores"), (len(source_tokens), n_steps), optional=True
+        f = cls._reader(data, path)
+        given = cls._read_input(f)
+        n_source, n_target = len(given["source_tokens"]), len(given["target_tokens"])
+        start = f.whole("attributed_start", minimum=0, maximum=n_target)
+        n_steps = n_target - start
+        # The matrices may be null but not missing.
+        source_rows = f.matrix("source_scores", (n_source, n_steps), optional=True, default=...)
+        target_rows = f.matrix("target_scores", (n_target, n_steps), optional=True, default=...)
+        step_scores = f.text_map(
+            "step_scores",
+            lambda values, where: expect_list_of(values, where, _number_or_nan, length=n_steps, per="attributed step"),
+            default={},
         )
-        target_rows = expect_number_matrix(
-            get("target_scores"), at("target_scores"), (len(target_tokens), n_steps), optional=True
-        )
-        step_scores = expect_str_map(
-            get("step_scores", {}),
-            at("step_scores"),
-            lambda values, where: expect_list_of(
-                values,
-                where,
-                lambda v, at: math.nan if v is None else expect_number(v, at),
-                length=n_steps,
-                per="attributed step",
-            ),
-        )
-        method_params = expect_free_form(get("method_params", {}), at("method_params"))
-        expect_object(method_params, at("method_params"))
+        method_params = expect_object(f.free_form("method_params", default={}), f.at("method_params"))
         return cls(
-            provenance=Provenance.from_dict(get("provenance"), at("provenance")),
-            method=expect_str(get("method"), at("method")),
+            **given,
+            method=f.text("method"),
             method_params=method_params,
-            source_text=expect_str(get("source_text"), at("source_text")),
-            target_text=expect_str(get("target_text"), at("target_text")),
-            source_tokens=source_tokens,
-            target_tokens=target_tokens,
             attributed_start=start,
             source_scores=matrix_from_json(source_rows, n_steps),
             target_scores=matrix_from_json(target_rows, n_steps),
             step_scores=step_scores,
-            contrast_target=expect_str(get("contrast_target", None), at("contrast_target"), optional=True),
-            source_word_ids=_word_ids(get("source_word_ids", None), at("source_word_ids"), source_tokens),
-            target_word_ids=_word_ids(get("target_word_ids", None), at("target_word_ids"), target_tokens),
+            contrast_target=f.text("contrast_target", optional=True),
+            source_word_ids=f.list_of("source_word_ids", _word_id, length=n_source, per="token", optional=True),
+            target_word_ids=f.list_of("target_word_ids", _word_id, length=n_target, per="token", optional=True),
         )
 
 
-def _word_ids(value: Any, path: str, tokens: list[str]) -> list[int | None] | None:
-    return expect_list_of(
-        value,
-        path,
-        lambda v, at: None if v is None else expect_int(v, at, minimum=0),
-        length=len(tokens),
-        per="token",
-        optional=True,
-    )
+def _number_or_nan(value: Any, path: str) -> float:
+    return math.nan if value is None else expect_number(value, path)
+
+
+def _number_or_null(value: Any, path: str) -> float | None:
+    return expect_number(value, path, optional=True)
+
+
+def _word_id(value: Any, path: str) -> int | None:
+    """The index of the input word a token belongs to; null for special tokens."""
+    return None if value is None else expect_int(value, path, minimum=0)
 
 
 NodeKind = Literal["embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn"]
@@ -328,7 +330,7 @@ class GraphEdge:
 
 
 @dataclass
-class ContributionGraph(JsonResult):
+class ContributionGraph(ModelResult):
     """Information-flow routes (Ferrando & Voita, 2024) for one input.
 
     Holds the union of the routes from each token in ``root_tokens`` (decoder-side token indices)
@@ -338,7 +340,6 @@ class ContributionGraph(JsonResult):
 
     SCHEMA: ClassVar[str] = "contribution-graph"
 
-    provenance: Provenance
     source_text: str
     target_text: str
     source_tokens: list[str]
@@ -373,21 +374,10 @@ class ContributionGraph(JsonResult):
                 f"A threshold of {threshold:g} cannot be re-walked from this graph (cut at {self.threshold:g}"
                 f"{', renormalised' if self.renormalized else ''}): compute it again."
             )
-        incoming: dict[str, list[int]] = {}
-        for index, edge in enumerate(self.edges):
-            if edge.weight >= threshold:
-                incoming.setdefault(edge.target, []).append(index)
         n_tokens = len(self.target_tokens)
-        roots = [f"decoder:{self.n_layers}:after_ffn:{i % n_tokens}" for i in self.root_tokens]
-        reached, stack, kept = set(roots), list(roots), set()
-        while stack:
-            for index in incoming.get(stack.pop(), []):
-                kept.add(index)
-                source = self.edges[index].source
-                if source not in reached:
-                    reached.add(source)
-                    stack.append(source)
-        edges = [edge for index, edge in enumerate(self.edges) if index in kept]
+        roots = [node_id("decoder", self.n_layers, "after_ffn", i % n_tokens) for i in self.root_tokens]
+        kept = {id(edge) for edge in route_edges(self.edges, roots, threshold)}
+        edges = [edge for edge in self.edges if id(edge) in kept]
         order = list(dict.fromkeys([*roots, *(e.target for e in edges), *(e.source for e in edges)]))
         by_id = {node.id: node for node in self.nodes}
         return dataclasses.replace(
@@ -397,47 +387,37 @@ class ContributionGraph(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every field and that edges join nodes of this graph."""
-        fields = cls._reader(data, path)
-        get, at = fields.get, fields.at
-
-        source_tokens = expect_str_list(get("source_tokens"), at("source_tokens"))
-        target_tokens = expect_str_list(get("target_tokens"), at("target_tokens"))
-        n_layers = expect_int(get("n_layers"), at("n_layers"), minimum=0)
-        n_encoder_layers = expect_int(get("n_encoder_layers", 0), at("n_encoder_layers"), minimum=0)
-        n_heads = expect_int(get("n_heads"), at("n_heads"), minimum=1)
-        tokens = {"encoder": len(source_tokens), "decoder": len(target_tokens)}
+        f = cls._reader(data, path)
+        given = cls._read_input(f)
+        n_target = len(given["target_tokens"])
+        n_layers = f.whole("n_layers", minimum=0)
+        n_encoder_layers = f.whole("n_encoder_layers", minimum=0, default=0)
+        n_heads = f.whole("n_heads", minimum=1)
+        tokens = {"encoder": len(given["source_tokens"]), "decoder": n_target}
         layers = {"encoder": n_encoder_layers, "decoder": n_layers}
-        nodes = expect_list_of(get("nodes"), at("nodes"), lambda n, at: _read_node(n, at, tokens=tokens, layers=layers))
+        nodes = f.list_of("nodes", lambda n, at: _read_node(n, at, tokens=tokens, layers=layers))
         node_ids: set[str] = set()
         for i, node in enumerate(nodes):
             if node.id in node_ids:
-                raise fail(f"{at('nodes')}[{i}].id", f"repeats node id {node.id!r}")
+                raise fail(f"{f.at('nodes')}[{i}].id", f"repeats node id {node.id!r}")
             node_ids.add(node.id)
-        edges = expect_list_of(
-            get("edges"), at("edges"), lambda e, at: _read_edge(e, at, node_ids=node_ids, n_heads=n_heads)
-        )
-        threshold = expect_number(get("threshold"), at("threshold"))
+        edges = f.list_of("edges", lambda e, at: _read_edge(e, at, node_ids=node_ids, n_heads=n_heads))
+        threshold = f.number("threshold")
         if not 0.0 <= threshold < 1.0:
-            raise fail(at("threshold"), f"must be in [0, 1), not {threshold}")
+            raise fail(f.at("threshold"), f"must be in [0, 1), not {threshold}")
         return cls(
-            provenance=Provenance.from_dict(get("provenance"), at("provenance")),
-            source_text=expect_str(get("source_text"), at("source_text")),
-            target_text=expect_str(get("target_text"), at("target_text")),
-            source_tokens=source_tokens,
-            target_tokens=target_tokens,
+            **given,
             n_layers=n_layers,
             n_heads=n_heads,
             threshold=threshold,
-            renormalized=expect_bool(get("renormalized"), at("renormalized")),
-            root_tokens=expect_list_of(
-                get("root_tokens"),
-                at("root_tokens"),
-                lambda v, at: expect_int(v, at, minimum=-len(target_tokens), maximum=len(target_tokens) - 1),
+            renormalized=f.flag("renormalized"),
+            root_tokens=f.list_of(
+                "root_tokens", lambda v, at: expect_int(v, at, minimum=-n_target, maximum=n_target - 1)
             ),
             nodes=nodes,
             edges=edges,
             n_encoder_layers=n_encoder_layers,
-            final_norm_in_logit_lens=expect_bool(get("final_norm_in_logit_lens", True), at("final_norm_in_logit_lens")),
+            final_norm_in_logit_lens=f.flag("final_norm_in_logit_lens", default=True),
         )
 
 
@@ -446,50 +426,78 @@ EDGE_KINDS = ("attention", "cross_attention", "residual", "ffn")
 SIDES = ("encoder", "decoder")
 
 
-def _pairs(value: Any, path: str, read_item: Any) -> list[tuple[Any, float]]:
-    return expect_list_of(
-        value, path, lambda item, at: expect_tuple(item, at, (read_item, expect_number), per="item and value")
-    )
+def node_id(side: Side, layer: int, kind: str, token: int | str) -> str:
+    """Stable node ids such as ``decoder:3:after_ffn:7``; layer 0 is always the embedding.
+
+    The one place ids are spelled: the graph engine, the re-walk, the alignment and the interventions'
+    component names all build them here (``token`` may be a component's ``*`` or ``3,4``)."""
+    if layer == 0:
+        kind = "embedding"
+    return f"{side}:{layer}:{kind}:{token}"
+
+
+def route_edges(edges: Iterable[GraphEdge], start_node_ids: Iterable[str], threshold: float) -> list[GraphEdge]:
+    """Edges on the routes from ``start_node_ids`` at ``threshold``: walking down from them, every edge of
+    weight >= ``threshold`` that enters a node reached, breadth first (the order the walk finds them in).
+
+    The one route walk: :meth:`ContributionGraph.at_threshold`, the exported graph's initial state and its
+    threshold slider (``exporters.graph``'s JavaScript twin) all walk this way."""
+    incoming: dict[str, list[GraphEdge]] = {}
+    for edge in edges:
+        incoming.setdefault(edge.target, []).append(edge)
+    starts = list(start_node_ids)
+    seen, queue, kept = set(starts), deque(starts), []
+    while queue:
+        for edge in incoming.get(queue.popleft(), []):
+            if edge.weight >= threshold:
+                kept.append(edge)
+                if edge.source not in seen:
+                    seen.add(edge.source)
+                    queue.append(edge.source)
+    return kept
+
+
+def _pair(read_item: Callable[[Any, str], Any]) -> Callable[[Any, str], tuple]:
+    """A reader of one ``[item, value]`` pair of a logit-lens or neuron list."""
+    return lambda pair, at: expect_tuple(pair, at, (read_item, expect_number), per="item and value")
+
+
+_TOKEN_PAIR = _pair(expect_str)
+_NEURON_PAIR = _pair(lambda value, at: expect_int(value, at, minimum=0))
 
 
 def _read_node(data: Any, path: str, *, tokens: dict[str, int], layers: dict[str, int]) -> GraphNode:
-    data = expect_object(data, path)
-    side = expect_choice(get_field(data, "side", path), f"{path}.side", SIDES)
+    f = ObjectReader(data, path)
+    side = f.choice("side", SIDES)
     return GraphNode(
-        id=expect_str(get_field(data, "id", path), f"{path}.id"),
+        id=f.text("id"),
         side=side,
-        layer=expect_int(get_field(data, "layer", path), f"{path}.layer", minimum=0, maximum=layers[side]),
-        kind=expect_choice(get_field(data, "kind", path), f"{path}.kind", NODE_KINDS),
-        token_index=expect_int(
-            get_field(data, "token_index", path), f"{path}.token_index", minimum=0, maximum=tokens[side] - 1
-        ),
-        top_tokens=_pairs(data.get("top_tokens", []), f"{path}.top_tokens", expect_str),
-        promoted=_pairs(data.get("promoted", []), f"{path}.promoted", expect_str),
-        suppressed=_pairs(data.get("suppressed", []), f"{path}.suppressed", expect_str),
-        top_neurons=_pairs(
-            data.get("top_neurons", []), f"{path}.top_neurons", lambda v, at: expect_int(v, at, minimum=0)
-        ),
+        layer=f.whole("layer", minimum=0, maximum=layers[side]),
+        kind=f.choice("kind", NODE_KINDS),
+        token_index=f.whole("token_index", minimum=0, maximum=tokens[side] - 1),
+        top_tokens=f.list_of("top_tokens", _TOKEN_PAIR, default=[]),
+        promoted=f.list_of("promoted", _TOKEN_PAIR, default=[]),
+        suppressed=f.list_of("suppressed", _TOKEN_PAIR, default=[]),
+        top_neurons=f.list_of("top_neurons", _NEURON_PAIR, default=[]),
     )
 
 
 def _read_edge(data: Any, path: str, *, node_ids: set[str], n_heads: int) -> GraphEdge:
-    data = expect_object(data, path)
+    f = ObjectReader(data, path)
     ends = {}
     for end in ("source", "target"):
-        ends[end] = expect_str(get_field(data, end, path), f"{path}.{end}")
+        ends[end] = f.text(end)
         if ends[end] not in node_ids:
-            raise fail(f"{path}.{end}", f"names node {ends[end][:80]!r}, which is not in `nodes`")
-    weight = expect_number(get_field(data, "weight", path), f"{path}.weight")
+            raise fail(f.at(end), f"names node {ends[end][:80]!r}, which is not in `nodes`")
+    weight = f.number("weight")
     if weight < 0:
-        raise fail(f"{path}.weight", f"must be at least 0, not {weight}")
+        raise fail(f.at("weight"), f"must be at least 0, not {weight}")
     return GraphEdge(
         source=ends["source"],
         target=ends["target"],
-        kind=expect_choice(get_field(data, "kind", path), f"{path}.kind", EDGE_KINDS),
+        kind=f.choice("kind", EDGE_KINDS),
         weight=weight,
-        head_weights=expect_list_of(
-            data.get("head_weights"), f"{path}.head_weights", expect_number, length=n_heads, per="head", optional=True
-        ),
+        head_weights=f.list_of("head_weights", expect_number, length=n_heads, per="head", optional=True),
     )
 
 
@@ -526,58 +534,25 @@ class Comparison(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every result and that labels and matrices have one entry per result."""
-        fields = cls._reader(data, path)
-        get, at = fields.get, fields.at
-
-        results = expect_list_of(get("results"), at("results"), AttributionResult.from_dict)
+        f = cls._reader(data, path)
+        results = f.list_of("results", AttributionResult.from_dict)
         n = len(results)
         per = "compared result"
-        aer = expect_list_of(get("aer", []), at("aer"), lambda v, at: expect_number(v, at, optional=True))
+        aer = f.list_of("aer", _number_or_null, default=[])
         if aer:
-            expect_list(aer, at("aer"), length=n, per=per)
+            expect_list(aer, f.at("aer"), length=n, per=per)
         return cls(
             results=results,
-            labels=expect_str_list(get("labels"), at("labels"), length=n, per=per),
-            rank_correlation=expect_list_of(
-                get("rank_correlation"),
-                at("rank_correlation"),
-                lambda row, at: expect_list_of(
-                    row, at, lambda v, where: expect_number(v, where, optional=True), length=n, per=per
-                ),
+            labels=f.texts("labels", length=n, per=per),
+            rank_correlation=f.list_of(
+                "rank_correlation",
+                lambda row, at: expect_list_of(row, at, _number_or_null, length=n, per=per),
                 length=n,
                 per=per,
             ),
-            gold_alignment=expect_str(get("gold_alignment", None), at("gold_alignment"), optional=True),
+            gold_alignment=f.text("gold_alignment", optional=True),
             aer=aer,
         )
 
 
 ResultType = AttributionResult | ContributionGraph | Comparison
-_SCHEMAS: dict[str, type[JsonResult]] = {cls.SCHEMA: cls for cls in (AttributionResult, ContributionGraph, Comparison)}
-
-
-def register_schema(cls: type[JsonResult]) -> None:
-    """Let :func:`load_result` read another result class by its ``SCHEMA`` (interventions register theirs)."""
-    _SCHEMAS[cls.SCHEMA] = cls
-
-
-def load_result(text: str | bytes, *, max_bytes: int | None = None) -> ResultType:
-    """Read any result from JSON *text* (never a path) into the matching dataclass, checking its schema."""
-    return _from_any(parse_json_text(text, max_bytes=max_bytes))
-
-
-def load_result_file(path: str | Path, *, max_bytes: int | None = None) -> ResultType:
-    """Read any result from a saved JSON file (the CLI and the Python API) into the matching dataclass."""
-    return _from_any(read_json_file(path, max_bytes=max_bytes))
-
-
-def _from_any(data: Any) -> ResultType:
-    import attribution.interventions.results  # noqa: F401  (registers the intervention schemas)
-
-    schema = data.get("schema") if isinstance(data, dict) else None
-    if schema not in _SCHEMAS:
-        shown = repr(schema) if isinstance(schema, str) and len(schema) < 40 else type(schema).__name__
-        raise ResultFormatError(
-            f"not an Attribution Explorer result (schema {shown}); expected one of {', '.join(sorted(_SCHEMAS))}"
-        )
-    return _SCHEMAS[schema].from_dict(data)

@@ -225,8 +225,8 @@ def worker(task: str, args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     config_name, length, device, repeats = args.config, int(args.worker[1]), args.device, args.repeats
 
+    from attribution.anatomy.inputs import prepare_inputs
     from attribution.contributions import build_contribution_graph
-    from attribution.contributions.graph import _prepare_inputs
 
     loaded = _loaded_model(config_name, device)
     seq2seq = loaded.kind == "seq2seq"
@@ -237,7 +237,7 @@ def worker(task: str, args: argparse.Namespace) -> dict:
     def run(operation: str, n: int) -> None:
         text, target = texts(n)
         if operation == "forward":
-            inputs = _prepare_inputs(loaded, text, target, None)[0]
+            inputs = prepare_inputs(loaded, text, target, None)[0]
             with torch.no_grad():
                 loaded.model(**inputs, use_cache=False)
         elif operation == "route":

@@ -1,4 +1,4 @@
-"""What the contribution graph finds on the bundled tiny models (numbers for the README).
+"""What the contribution graph finds on the bundled tiny models (numbers for docs/benchmarks.md).
 
 - tiny-ioi-gpt2 on examples/data/ioi_test.jsonl: how often the route from the last token (tau)
   reaches the indirect object's name (its embedding node), and the subject's names, in the input,

@@ -98,10 +98,10 @@ def graph_speed(records, batch_size: int, repeats: int) -> str:
     """The graph method one record at a time vs in padded batches: records/s, ratio, same numbers."""
     import torch
 
+    from attribution.anatomy.adapters import architecture_spec
+    from attribution.anatomy.inputs import pad_token_id, prepare_inputs
     from attribution.contributions import build_contribution_graph, build_contribution_graphs
-    from attribution.contributions.adapters import architecture_spec
     from attribution.contributions.decompose import run_instrumented, run_instrumented_batch
-    from attribution.contributions.graph import _pad_id, _prepare_inputs
     from attribution.models import load_model
 
     torch.set_num_threads(1)
@@ -109,9 +109,9 @@ def graph_speed(records, batch_size: int, repeats: int) -> str:
     options = {"root_tokens": "all", "top_k": 0}  # what a corpus run asks for (TaskConfig's defaults)
     texts, targets = [r.text for r in records], [r.target for r in records]
     spec = architecture_spec(loaded.model)
-    inputs = [_prepare_inputs(loaded, text, target, None)[0] for text, target in zip(texts, targets, strict=True)]
+    inputs = [prepare_inputs(loaded, text, target, None)[0] for text, target in zip(texts, targets, strict=True)]
     batches = [inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size)]
-    pad = _pad_id(loaded)
+    pad = pad_token_id(loaded)
     build_contribution_graph(loaded, texts[0], target=targets[0], **options)  # warm-up, not timed
 
     def alone():

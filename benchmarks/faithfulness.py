@@ -1,4 +1,4 @@
-"""Faithfulness of explanations, tested by changing the model (three tables for the README).
+"""Faithfulness of explanations, tested by changing the model (three tables for docs/benchmarks.md).
 
 1. **Attribution methods and the contribution graph** on the bundled test sets (``ioi_test.jsonl`` with
    ``tiny-ioi-gpt2``, ``synth_translate_test.jsonl`` with ``tiny-synth-translate``): ERASER
@@ -10,10 +10,14 @@
    predicting the last target word).
 3. **Exact vs attribution patching** on GPT-2 small (random init, 12 layers x 12 heads, d 768) at
    T = 32: the full [12 x 12] head sweep and the [12 x 32] position sweep, their agreement (Spearman,
-   top-10 overlap) and each one's time as a ratio to one forward pass, measured in the same run.
+   top-10 overlap) and each one's time as a ratio to one forward pass, measured in the same run; the
+   exact sweeps also with every patched row rerunning the whole model, a one-forward-per-cell head loop
+   written with plain hooks, and TransformerLens's head sweep (in its own virtual environment, when
+   ``--transformer-lens-python`` names its Python; see ``benchmarks/transformer_lens_sweep.py``).
 
     python benchmarks/faithfulness.py                       # defaults: 20 sentences per set (a few minutes)
     python benchmarks/faithfulness.py --limit 100 --methods saliency attention --json out.json
+    python benchmarks/faithfulness.py --skip methods routes --transformer-lens-python /tmp/tl/bin/python
 
 Timings are ratios measured within one run; on a shared machine absolute seconds are noise.
 """
@@ -154,12 +158,96 @@ def route_table(limit: int, seeds: int) -> list[dict]:
     return out
 
 
-def patching_table(length: int, repeats: int) -> dict:
-    """Exact vs attribution patching on a random-initialised GPT-2 small, ratios to one forward pass."""
+def _full_rerun(model, spec, inputs, recorded, edits, n_rows, positions):
+    """Every patched row runs the whole model (how the sweeps ran before they resumed at the patched block)."""
+    from attribution.interventions import engine
+
+    repeated = {name: tensor.repeat(n_rows, 1) for name, tensor in inputs.items()}
+    return engine.forward(model, spec, repeated, edits).logits[:, positions]
+
+
+def _forward_seconds(model, ids, times: int = 5) -> float:
+    """One plain forward pass of ``model`` on ``ids``: the median of ``times``."""
+    import torch
+
+    seconds = []
+    for _ in range(times):
+        started = time.perf_counter()
+        with torch.no_grad():
+            model(ids)
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds))
+
+
+def _hook_loop(model, clean_ids, base_ids, target: int, contrast: int) -> tuple[float, np.ndarray]:
+    """The one-forward-per-cell head sweep written with plain hooks on the transformers GPT-2: each head's mixed
+    values (the input of ``attn.c_proj``) from the clean run patched into the base run, one forward pass per
+    head; (seconds, logit differences [layers, heads])."""
+    import torch
+
+    blocks = model.transformer.h
+    n_heads = model.config.n_head
+    clean = {}
+    handles = [
+        block.attn.c_proj.register_forward_pre_hook(lambda _m, args, i=i: clean.__setitem__(i, args[0].clone()))
+        for i, block in enumerate(blocks)
+    ]
+    with torch.no_grad():
+        model(clean_ids)
+    for handle in handles:
+        handle.remove()
+    out = np.empty((len(blocks), n_heads))
+    started = time.perf_counter()
+    for layer, block in enumerate(blocks):
+        for head in range(n_heads):
+
+            def patch(_module, args, layer=layer, head=head):
+                mixed = args[0].clone()
+                width = mixed.shape[-1] // n_heads
+                mixed[..., head * width : (head + 1) * width] = clean[layer][..., head * width : (head + 1) * width]
+                return (mixed,)
+
+            handle = block.attn.c_proj.register_forward_pre_hook(patch)
+            with torch.no_grad():
+                logits = model(base_ids).logits[0, -1]
+            handle.remove()
+            out[layer, head] = float(logits[target] - logits[contrast])
+    return time.perf_counter() - started, out
+
+
+def _transformer_lens(python: str | None, length: int, threads: int) -> dict | None:
+    """TransformerLens's own head sweep (``benchmarks/transformer_lens_sweep.py``) run by the Python of its
+    virtual environment; None (and a note on stderr) when no such Python is given or it fails."""
+    import os
+    import subprocess
+
+    if not python:
+        return None
+    script = Path(__file__).with_name("transformer_lens_sweep.py")
+    command = [python, str(script), "--length", str(length), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    if done.returncode != 0:
+        print(f"TransformerLens sweep failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def patching_table(length: int, repeats: int, transformer_lens_python: str | None = None) -> dict:
+    """Exact vs attribution patching on a random-initialised GPT-2 small, in forward passes of the same run.
+
+    Per repeat, interleaved: the sweep (each patched row resumes at its block), the same sweep rerunning the
+    whole model per row (as before), a plain one-forward-per-cell hook loop over the heads on the same
+    model, and TransformerLens's head sweep in its own environment (when given), each timed against a
+    plain forward pass measured right before and after it (TransformerLens: its own). Timings are medians
+    over the repeats.
+    """
+    from unittest import mock
+
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
+    from attribution.interventions import engine
     from attribution.interventions.sweeps import patching_sweep
     from attribution.models import LoadedModel
 
@@ -176,25 +264,68 @@ def patching_table(length: int, repeats: int) -> dict:
     counterfactual = list(prompt)
     counterfactual[length // 3] = "w199" if prompt[length // 3] != "w199" else "w198"
     text, other = " ".join(prompt), " ".join(counterfactual)
-    runs = []
-    for _ in range(repeats):
-        result = patching_sweep(loaded, text, other, contrast_token="w7", batch_size=48)
-        runs.append(result)
-    best = min(runs, key=lambda r: r.seconds_forward)
-    forward = float(np.median([r.seconds_forward for r in runs]))
+    clean_ids, base_ids = (tokenizer(t, return_tensors="pt")["input_ids"] for t in (text, other))
+    with torch.no_grad():  # the sweep's default target: the clean prediction (an id beyond this small tokenizer)
+        target = int(model(clean_ids).logits[0, -1].argmax())
+    units, runs, reruns, loops, lens = [], [], [], [], []
+    for _ in range(repeats):  # each method between two measurements of the forward pass (the machine is shared)
+        units.append([_forward_seconds(model, clean_ids)])
+        runs.append(patching_sweep(loaded, text, other, contrast_token="w7", batch_size=48))
+        units[-1].append(_forward_seconds(model, clean_ids))
+        with mock.patch.object(engine, "forward_from", _full_rerun):
+            reruns.append(patching_sweep(loaded, text, other, contrast_token="w7", batch_size=48, approximate=False))
+        units[-1].append(_forward_seconds(model, clean_ids))
+        loops.append(_hook_loop(model, clean_ids, base_ids, target, vocab["w7"]))
+        units[-1].append(_forward_seconds(model, clean_ids))
+        lens.append(_transformer_lens(transformer_lens_python, length, torch.get_num_threads()))
+    # the forward pass each method is measured in: the mean of the measurements just before and after it
+    unit = {method: [(u[i] + u[i + 1]) / 2 for u in units] for i, method in enumerate(("sweep", "rerun", "loop"))}
+    forward = float(np.median([u for repeat in units for u in repeat]))
+    result = runs[0]  # the maps are the same in every repeat
     table = {"length": length, "forward_seconds": forward, "maps": []}
     for name in ("head", "position"):
-        item = best.map(name)
+        item = result.map(name)
+
+        def per_cell(results, method: str, name=name, cells=item.exact.size) -> float:
+            ratios = [r.map(name).seconds_exact / u for r, u in zip(results, unit[method], strict=True)]
+            return float(np.median(ratios)) / cells
+
         table["maps"].append(
             {
                 "map": name,
                 "cells": int(item.exact.size),
                 "spearman": item.spearman,
                 "top10_overlap": item.top10_overlap,
-                "exact_forwards": float(np.median([r.map(name).seconds_exact for r in runs])) / forward,
-                "approximate_forwards": float(np.median([r.map(name).seconds_approximate for r in runs])) / forward,
+                "exact_forwards": per_cell(runs, "sweep") * item.exact.size,
+                "exact_per_cell": per_cell(runs, "sweep"),
+                "full_rerun_per_cell": per_cell(reruns, "rerun"),
+                "largest_difference": max(
+                    float(
+                        np.abs(
+                            (r.map(name).exact - f.map(name).exact) * (r.logit_diff_clean - r.logit_diff_counterfactual)
+                        ).max()
+                    )
+                    for r, f in zip(runs, reruns, strict=True)
+                ),
+                "approximate_forwards": float(
+                    np.median([r.map(name).seconds_approximate / u for r, u in zip(runs, unit["sweep"], strict=True)])
+                ),
             }
         )
+    heads = result.map("head")
+    ld = heads.exact * (result.logit_diff_clean - result.logit_diff_counterfactual) + result.logit_diff_counterfactual
+    table["hook_loop"] = {
+        "per_cell": float(np.median([seconds / u for (seconds, _), u in zip(loops, unit["loop"], strict=True)]))
+        / heads.exact.size,
+        "largest_difference": max(float(np.abs(values - ld).max()) for _, values in loops),
+    }
+    measured = [item for item in lens if item]
+    if measured:
+        table["transformer_lens"] = {
+            "version": measured[0]["version"],
+            "per_cell": float(np.median([m["sweep_seconds"] / m["forward_seconds"] / m["cells"] for m in measured])),
+            "forward_vs_transformers": float(np.median([m["forward_seconds"] for m in measured])) / forward,
+        }
     print(json.dumps(table), file=sys.stderr)
     return table
 
@@ -240,14 +371,32 @@ def markdown(methods: list[dict], routes: list[dict], patching: dict, header: st
         f"GPT-2 small (random init), T = {patching['length']}, "
         f"one forward pass = {patching['forward_seconds'] * 1000:.0f} ms:",
         "",
-        "| map | cells | exact patching (forward passes) | attribution patching (forward passes) | Spearman "
-        "| top-10 overlap |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| map | cells | exact patching (forward passes) | per cell | per cell, whole model rerun per row "
+        "| attribution patching (forward passes) | Spearman | top-10 overlap |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in patching["maps"]:
         lines.append(
-            f"| {row['map']} | {row['cells']} | {row['exact_forwards']:.1f} | {row['approximate_forwards']:.1f} | "
+            f"| {row['map']} | {row['cells']} | {row['exact_forwards']:.1f} | {row['exact_per_cell']:.3f} | "
+            f"{row['full_rerun_per_cell']:.3f} | {row['approximate_forwards']:.1f} | "
             f"{_f(row['spearman'])} | {_f(row['top10_overlap'], 1)} |"
+        )
+    if patching.get("maps"):
+        loop = patching["hook_loop"]
+        differences = max(row["largest_difference"] for row in patching["maps"])
+        lines += [
+            "",
+            f"Head sweep, one forward pass per cell: plain hooks on the same model {loop['per_cell']:.3f} forward "
+            f"passes per cell (largest logit-difference gap to the sweep {loop['largest_difference']:.1e}; resumed "
+            f"vs whole-model rows {differences:.1e}).",
+        ]
+        lens = patching.get("transformer_lens")
+        lines.append(
+            f"TransformerLens {lens['version']} (`patching.get_act_patch_attn_head_out_all_pos`, its own environment): "
+            f"{lens['per_cell']:.3f} of its forward passes per cell (its forward pass = "
+            f"{lens['forward_vs_transformers']:.2f}x transformers')."
+            if lens
+            else "TransformerLens: not measured (no --transformer-lens-python)."
         )
     return "\n".join(lines)
 
@@ -261,6 +410,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="patching runs; times are medians (3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["methods", "routes", "patching"])
+    parser.add_argument(
+        "--transformer-lens-python",
+        default=None,
+        help="Python of a virtual environment with transformer-lens (<3) installed: its head sweep is timed too",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
     import torch
@@ -269,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     methods = method_table(args.methods, args.limit) if "methods" not in args.skip else []
     routes = route_table(args.limit, args.seeds) if "routes" not in args.skip else []
     patching = (
-        patching_table(args.length, args.repeats)
+        patching_table(args.length, args.repeats, args.transformer_lens_python)
         if "patching" not in args.skip
         else {"length": args.length, "forward_seconds": float("nan"), "maps": []}
     )

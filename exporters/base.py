@@ -1,11 +1,12 @@
 """The exporter plugin interface and its registry.
 
-An exporter turns a result (``AttributionResult``, ``ContributionGraph``, ``Comparison``, an
-intervention result, or a corpus run read back with :func:`attribution.corpus.load_run`) into an
-:class:`Export`. Exporters are found by name in the Python entry-point group
-``attribution_explorer.exporters`` (the built-in Bokeh exporter is declared there too), so a third
-party adds one by declaring ``[project.entry-points."attribution_explorer.exporters"]`` in its own
-package; no change here is needed. :func:`register_exporter` adds one in-process.
+An exporter turns a result of any kind of :mod:`attribution.result_kinds` (``AttributionResult``,
+``ContributionGraph``, ``Comparison``, an intervention result, a corpus run read back with
+:func:`attribution.corpus.load_run`, ...) into an :class:`Export`. Exporters are found by name in
+the Python entry-point group ``attribution_explorer.exporters`` (the built-in Bokeh exporter is
+declared there too), so a third party adds one by declaring
+``[project.entry-points."attribution_explorer.exporters"]`` in its own package; no change here is
+needed. :func:`register_exporter` adds one in-process.
 """
 
 from __future__ import annotations
@@ -16,29 +17,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from attribution.corpus.runfolder import CorpusRun, is_run_folder, load_run
+from attribution.corpus.runfolder import is_run_folder, load_run
 from attribution.errors import AttributionExplorerError, InvalidInputError, ResultFormatError
-from attribution.interventions.results import FaithfulnessResult, InterventionResult, PatchingResult, RouteFaithfulness
-from attribution.results import AttributionResult, Comparison, ContributionGraph, ResultType, load_result_file
+from attribution.result_kinds import find_kind, kind_of, load_result_file, result_kinds
+from attribution.results import ResultType
 
 ENTRY_POINT_GROUP = "attribution_explorer.exporters"
 MODES = ("standalone", "cdn", "snippet")
-KINDS = ("heatmap", "graph", "compare", "corpus", "intervention", "patching", "route_faithfulness", "faithfulness")
 
 # The built-in exporter's entry point, used when the package metadata is not installed (a plain
 # source checkout); an installed package declares the same value in pyproject.toml.
 _BUILTIN_ENTRY_POINTS = {"bokeh": "exporters.bokeh_html:BokehExporter"}
-
-_KIND_BY_TYPE: dict[type, str] = {
-    AttributionResult: "heatmap",
-    ContributionGraph: "graph",
-    Comparison: "compare",
-    InterventionResult: "intervention",
-    PatchingResult: "patching",
-    RouteFaithfulness: "route_faithfulness",
-    FaithfulnessResult: "faithfulness",
-    CorpusRun: "corpus",
-}
 
 
 class ExporterError(AttributionExplorerError):
@@ -125,7 +114,7 @@ def load_any_result(result: ResultType | str | Path) -> ResultType:
     JSON text is not accepted here (a string is always a path): code holding JSON text from a request
     parses it with :func:`attribution.results.load_result`, which never touches the file system.
     """
-    if isinstance(result, tuple(_KIND_BY_TYPE)):
+    if find_kind(result) is not None:
         return result
     if isinstance(result, str | Path) and _is_run_folder(result):
         return load_run(result)  # type: ignore[return-value]
@@ -146,12 +135,13 @@ def _is_run_folder(path: str | Path) -> bool:
 
 
 def resolve_kind(result: ResultType, kind: str | None) -> str:
-    """The figure kind for ``result``: given explicitly (and checked) or inferred from its type."""
-    natural = _KIND_BY_TYPE[type(result)]
+    """The figure kind for ``result``: given explicitly (and checked) or its registered kind's name."""
+    natural = kind_of(result).name
     if kind is None:
         return natural
-    if kind not in KINDS:
-        raise InvalidInputError(f"unknown figure kind {kind!r}; choose one of {', '.join(KINDS)}")
+    names = [known.name for known in result_kinds()]
+    if kind not in names:
+        raise InvalidInputError(f"unknown figure kind {kind!r}; choose one of {', '.join(names)}")
     if kind != natural:
         raise InvalidInputError(f"a {type(result).__name__} is drawn as {natural!r}, not {kind!r}")
     return kind

@@ -55,7 +55,7 @@ from bokeh.plotting import figure
 
 from attribution.corpus.metrics import find_metric
 from attribution.corpus.runfolder import CorpusRun
-from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle
+from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle, node_id
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_value, token_ticks
 from exporters.tokens import display_tokens, page_text, result_style
 
@@ -372,7 +372,11 @@ def _route_detail(graph: ContributionGraph) -> dict[str, Any] | None:
     for column_index, root in enumerate(graph.root_tokens):
         flow = route_flow(graph, root)
         for token in range(len(rows)):
-            node = f"encoder:{graph.n_encoder_layers}:after_ffn:{token}" if seq2seq else f"decoder:0:embedding:{token}"
+            node = (
+                node_id("encoder", graph.n_encoder_layers, "after_ffn", token)
+                if seq2seq
+                else node_id("decoder", 0, "embedding", token)
+            )
             if node in flow:
                 matrix[token, column_index] = flow[node]
     if not np.isfinite(matrix).any():

@@ -7,12 +7,11 @@ an edge names the tokens and layers it connects (one tooltip at a time, the heav
 the pointer); tapping a node or an edge fills the details panel with the same rows the app's
 tables show (:mod:`exporters.graph_details`), and, inside the app, tells the app which node or
 edge is selected. A threshold slider and a route menu re-walk the routes in the browser
-(``CustomJS``), with the same algorithm as :func:`route_edges`.
+(``CustomJS``), with the same algorithm as :func:`attribution.results.route_edges`.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +42,7 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from attribution.errors import InvalidInputError
-from attribution.results import ContributionGraph, GraphEdge, GraphNode
+from attribution.results import ContributionGraph, GraphEdge, GraphNode, route_edges
 from exporters.figure_common import short_model_name, token_ticks, wrapping_block_styles, wrapping_row_styles
 from exporters.graph_details import (
     ALL_TOKENS,
@@ -83,7 +82,7 @@ NODE_HOVER_PX = 9
 HINT = "Tap a node for its top tokens (and FFN neurons), or an edge for its split over heads."
 
 # Walks down from the chosen root node(s), keeping edges at or above the threshold (the JS twin of
-# route_edges()); shows the kept edges through the edges' IndexFilter and fades the nodes that are
+# attribution.results.route_edges()); shows the kept edges through the edges' IndexFilter and fades the nodes that are
 # off the routes.
 _ROUTE_JS = """
 const t = slider.value;
@@ -241,22 +240,6 @@ def root_nodes(graph: ContributionGraph) -> dict[int, str]:
         if candidates:
             roots[index] = max(candidates, key=lambda n: (n.layer, _KIND_RANK.get(n.kind, -1))).id
     return roots
-
-
-def route_edges(edges: list[GraphEdge], start_node_ids: list[str], threshold: float) -> list[GraphEdge]:
-    """Edges on the routes from ``start_node_ids`` at ``threshold``: walk down, keep weight ≥ threshold."""
-    incoming: dict[str, list[GraphEdge]] = {}
-    for edge in edges:
-        incoming.setdefault(edge.target, []).append(edge)
-    seen, queue, kept = set(start_node_ids), deque(start_node_ids), []
-    while queue:
-        for edge in incoming.get(queue.popleft(), []):
-            if edge.weight >= threshold:
-                kept.append(edge)
-                if edge.source not in seen:
-                    seen.add(edge.source)
-                    queue.append(edge.source)
-    return kept
 
 
 def _nodes_source(graph: ContributionGraph, geometry: _Layout, words: GraphWords) -> ColumnDataSource:

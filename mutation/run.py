@@ -83,9 +83,10 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "contributions": Target(
-        files=("attribution/contributions/*.py",),
+        files=("attribution/contributions/*.py", "attribution/anatomy/*.py"),
         tests=(
             "tests/test_contributions.py",
+            "tests/test_anatomy.py",
             "tests/test_contributions_examples.py",
             "tests/test_contributions_batch.py",
             "tests/test_languages.py",
@@ -105,8 +106,8 @@ TARGETS: dict[str, Target] = {
 }
 #: The packages mutmut copies into its scratch tree and imports from there (only ``Target.files`` are mutated).
 SOURCE_PATHS = ("attribution", "exporters")
-#: Also copied there: imported by the tests, or read by them (the bundled models, the README).
-ALSO_COPY = ("space", "examples", "benchmarks", "README.md")
+#: Also copied there: imported by the tests, or read by them (the bundled models, the README and the docs pages).
+ALSO_COPY = ("space", "examples", "benchmarks", "README.md", "docs", "mkdocs.yml")
 #: Exit codes of mutmut's meta files (``mutmut.stats.status_by_exit_code``), grouped for the score.
 KILLED = {1: "killed", 3: "killed", 24: "timeout", -24: "timeout", 36: "timeout", 152: "timeout", 255: "timeout"}
 SURVIVED = {0: "survived"}

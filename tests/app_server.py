@@ -34,8 +34,8 @@ _BOOTSTRAP = textwrap.dedent(
     """
     import sys
     exec(sys.argv[4])  # the caller's set-up code (serve_app's before_start), before the app is built
-    from space.app import build_app, launch
-    from space.config import SpaceConfig
+    from space.gradio_app import build_app, launch
+    from space.gradio_app.config import SpaceConfig
     config = SpaceConfig.load(sys.argv[1])
     demo, _ = build_app(config, hub_reachable=sys.argv[3] == "online")
     launch(demo, port=int(sys.argv[2]), quiet=True)

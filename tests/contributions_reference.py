@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from attribution.contributions.adapters import AttentionSpec, BlockSpec, FFNSpec
+from attribution.anatomy.adapters import AttentionSpec, BlockSpec, FFNSpec
 from attribution.contributions.decompose import CapturedBlock
 
 

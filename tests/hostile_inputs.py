@@ -94,6 +94,7 @@ def result_json_cases(*, max_bytes: int, server_file: Path) -> list[Case]:
         Case("NaN literal", attribution.to_json().replace('"attributed_start": 4', '"attributed_start": NaN'), r"NaN"),
         Case("unknown schema", json.dumps({"schema": "something-else"}), r"not an Attribution Explorer result"),
         Case("a JSON list", "[1, 2, 3]", r"not an Attribution Explorer result"),
+        Case("schema as a list", json.dumps({"schema": ["attribution-result"]}), r"not an Attribution Explorer result"),
         Case(
             "tokens as integers",
             _mutated(attribution, _set("target_tokens", list(range(n_target)))),

@@ -19,8 +19,7 @@ from attribution.interventions.results import (
     PredictionChange,
     RouteFaithfulness,
 )
-from attribution.results import AttributionResult, ContributionGraph, GraphEdge, GraphNode, Provenance
-from exporters.graph import route_edges
+from attribution.results import AttributionResult, ContributionGraph, GraphEdge, GraphNode, Provenance, route_edges
 
 
 def _provenance(model_kind: str, model_type: str, model_id: str) -> Provenance:

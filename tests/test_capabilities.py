@@ -1,7 +1,7 @@
 """The capability table (attribution/capabilities.py) checked against reality.
 
 The expectations come from the table itself, as a user reads it (``markdown_table()``, the table in
-the README), never from the result under test:
+``docs/feature-attribution.md``), never from the result under test:
 
 - ``yes``: the method runs and gives finite scores exactly where Inseq's layout has them (NaN
   elsewhere), with a non-zero score at every step on every side the table promises: the prompt for
@@ -35,7 +35,7 @@ PROMPT = "when mary and john went"
 CONTINUATION = "to the store"
 SOURCE = "the cat sees the dog"
 TRANSLATION = "die katze sieht"
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "feature-attribution.md"
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ def test_every_tested_family_has_a_random_model():
     assert {(cell.method, cell.family) for cell in CELLS} == {(m, f) for m in METHODS for f in TESTED_FAMILIES}
 
 
-def test_the_readme_shows_the_current_table():
-    assert markdown_table() in README.read_text(encoding="utf-8"), "regenerate it: python -m attribution.capabilities"
+def test_the_docs_show_the_current_table():
+    assert markdown_table() in PAGE.read_text(encoding="utf-8"), "regenerate it: python -m attribution.capabilities"
 
 
 def _inputs(kind: str) -> tuple[str, str]:

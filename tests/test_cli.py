@@ -22,10 +22,11 @@ import pytest
 
 import attribution
 from attribution.capabilities import METHODS, STEP_SCORES
+from attribution.contributions.roots import parse_root_tokens
 from attribution.errors import InvalidInputError
-from space import handlers
-from space.cli import EXIT_INSTALL_ERROR, EXIT_USER_ERROR, build_parser, main, serve_address
-from space.inputs import parse_root_tokens
+from space.cli import EXIT_INSTALL_ERROR, EXIT_USER_ERROR, build_parser, main
+from space.gradio_app.serve import serve_address
+from space.gradio_app.tabs import graph as graph_tab
 
 REPO = Path(__file__).resolve().parents[1]
 #: Top-level modules whose import takes seconds; no --help, --version or argument error may wait for them.
@@ -174,7 +175,7 @@ def test_the_app_and_the_cli_parse_root_tokens_alike(capsys):
     """The app's graph handler and the CLI refuse the same value with the same message."""
     with pytest.raises(InvalidInputError) as error:
         parse_root_tokens("last")
-    assert handlers.parse_root_tokens is parse_root_tokens
+    assert graph_tab.parse_root_tokens is parse_root_tokens
     assert main(["graph", "--model", "m", "--text", "t", "--out", "o.json", "--token", "last"]) == EXIT_USER_ERROR
     assert capsys.readouterr().err.strip() == f"error: {error.value}"
 
@@ -257,7 +258,7 @@ def test_attribute_imports_neither_the_app_nor_bokeh(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert out.is_file() and "inseq" in modules
-    assert not {"gradio", "bokeh", "space.app", "exporters.bokeh_html"} & modules
+    assert not {"gradio", "bokeh", "space.app", "space.gradio_app", "exporters.bokeh_html"} & modules
 
 
 def test_a_shadowed_package_is_reported_with_our_distribution_and_the_other_one(monkeypatch, capsys):

@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, GPTJConfig
 
+from attribution.anatomy.adapters import architecture_spec
+from attribution.anatomy.inputs import prepare_inputs
 from attribution.contributions import SUPPORTED_MODEL_TYPES, build_contribution_graph, decompose_model
-from attribution.contributions.adapters import architecture_spec
 from attribution.contributions.decompose import attention_shares, ffn_shares, neuron_scores, run_instrumented
-from attribution.contributions.graph import _prepare_inputs
 from attribution.contributions.routes import trace_routes
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.models import LoadedModel
@@ -53,8 +53,8 @@ def family_model(request) -> LoadedModel:
 
 def _inputs(loaded: LoadedModel, text: str | None = None, target: str | None = None):
     if loaded.kind == "seq2seq":
-        return _prepare_inputs(loaded, text or SOURCE, target or TARGET, None)[0]
-    return _prepare_inputs(loaded, text or PROMPT, None, None)[0]
+        return prepare_inputs(loaded, text or SOURCE, target or TARGET, None)[0]
+    return prepare_inputs(loaded, text or PROMPT, None, None)[0]
 
 
 def _block_outputs(loaded: LoadedModel, inputs) -> dict[str, list[torch.Tensor]]:
@@ -474,7 +474,7 @@ def _layer_norm(d: int, generator: torch.Generator, *, affine: bool) -> torch.nn
 def test_norms_with_and_without_weights_are_carried_exactly(affine_branch):
     """No bundled family has a branch norm with a bias or a norm without a weight (``elementwise_affine=False``),
     but the engine claims any LayerNorm: a hand-built block with one of each, against torch's own modules."""
-    from attribution.contributions.adapters import AttentionSpec, FFNSpec, PostNorm
+    from attribution.anatomy.adapters import AttentionSpec, FFNSpec, PostNorm
     from attribution.contributions.decompose import decompose_attention, decompose_ffn
 
     generator = torch.Generator().manual_seed(0)
@@ -799,7 +799,7 @@ def test_t5_output_scaling_is_read_from_current_and_older_configs(tied):
     rescaled by d_model^-0.5 exactly when the LM head is tied."""
     from transformers import T5Config
 
-    from attribution.contributions.adapters import FAMILIES as ADAPTER_FAMILIES
+    from attribution.anatomy.adapters import FAMILIES as ADAPTER_FAMILIES
 
     expected = 32**-0.5 if tied else 1.0
     config = T5Config(d_model=32, tie_word_embeddings=tied)

@@ -14,8 +14,9 @@ import json
 import pytest
 import torch
 
+from attribution.anatomy.adapters import architecture_spec
+from attribution.anatomy.inputs import pad_token_id, prepare_inputs
 from attribution.contributions import build_contribution_graph, build_contribution_graphs
-from attribution.contributions.adapters import architecture_spec
 from attribution.contributions.decompose import (
     RecordSpan,
     decompose_block,
@@ -23,7 +24,6 @@ from attribution.contributions.decompose import (
     run_instrumented,
     run_instrumented_batch,
 )
-from attribution.contributions.graph import _pad_id, _prepare_inputs
 from attribution.errors import InvalidInputError
 from attribution.models import LoadedModel, load_model
 from attribution.results import ContributionGraph
@@ -81,7 +81,7 @@ def _texts(loaded: LoadedModel) -> tuple[list[str], list[str | None]]:
 
 def _record_inputs(loaded: LoadedModel) -> list[dict[str, torch.Tensor]]:
     texts, targets = _texts(loaded)
-    return [_prepare_inputs(loaded, text, target, None)[0] for text, target in zip(texts, targets, strict=True)]
+    return [prepare_inputs(loaded, text, target, None)[0] for text, target in zip(texts, targets, strict=True)]
 
 
 def _same_ranked(mine: list[tuple], theirs: list[tuple], tolerance: float) -> None:
@@ -112,7 +112,7 @@ def test_batched_capture_is_each_records_own_capture(family_model):
     inputs = _record_inputs(family_model)
     lengths = {x.get("decoder_input_ids", x["input_ids"]).shape[1] for x in inputs}
     assert len(lengths) == len(inputs)  # every record but the longest is padded
-    batched = run_instrumented_batch(family_model.model, spec, inputs, pad_token_id=_pad_id(family_model))
+    batched = run_instrumented_batch(family_model.model, spec, inputs, pad_token_id=pad_token_id(family_model))
     for single, (encoder, decoder) in zip(inputs, batched, strict=True):
         alone_encoder, alone_decoder = run_instrumented(family_model.model, spec, single)
         for mine, theirs in zip([*encoder, *decoder], [*alone_encoder, *alone_decoder], strict=True):
@@ -128,7 +128,7 @@ def test_batched_record_decomposition_reconstructs_its_own_forward_pass(family_m
     """Exactness on a padded record: its parts sum to the model's block outputs for that record run alone."""
     spec = architecture_spec(family_model.model)
     inputs = _record_inputs(family_model)
-    batched = run_instrumented_batch(family_model.model, spec, inputs, pad_token_id=_pad_id(family_model))
+    batched = run_instrumented_batch(family_model.model, spec, inputs, pad_token_id=pad_token_id(family_model))
     position = 0  # a padded record (the second one is the longest)
     expected = _block_outputs(family_model, inputs[position])
     encoder_captured, decoder_captured = batched[position]

@@ -18,14 +18,15 @@ import pytest
 import torch
 
 import attribution.contributions.decompose as decompose
-from attribution.contributions.adapters import architecture_spec
+from attribution.anatomy.adapters import architecture_spec
+from attribution.anatomy.inputs import prepare_inputs
 from attribution.contributions.decompose import (
     AttentionDecomposition,
     CapturedBlock,
     attention_shares,
     run_instrumented,
 )
-from attribution.contributions.graph import _prepare_inputs, build_contribution_graph, decompose_model
+from attribution.contributions.graph import build_contribution_graph, decompose_model
 from attribution.models import LoadedModel
 from tests.contributions_reference import ReferenceStack
 from tests.random_models import FAMILIES, VARIANTS, build_random_model
@@ -45,9 +46,9 @@ def long_input_model(request) -> tuple[LoadedModel, dict[str, torch.Tensor]]:
     if request.param in ("bart", "marian", "mbart", "m2m_100"):
         loaded = _louder_attention(loaded)
     if loaded.kind == "seq2seq":
-        inputs = _prepare_inputs(loaded, LONG_SOURCE, LONG_TARGET, None)[0]
+        inputs = prepare_inputs(loaded, LONG_SOURCE, LONG_TARGET, None)[0]
     else:
-        inputs = _prepare_inputs(loaded, LONG_PROMPT, None, None)[0]
+        inputs = prepare_inputs(loaded, LONG_PROMPT, None, None)[0]
     return loaded, inputs
 
 
@@ -164,7 +165,7 @@ def test_shares_computed_on_a_device_match_the_float64_references(device):
                 torch.testing.assert_close(got.cpu().double(), want, atol=1e-5, rtol=0)
     loaded = build_random_model("gpt2", seed=5)
     loaded.model.to(device)
-    inputs = {name: ids.to(device) for name, ids in _prepare_inputs(loaded, LONG_PROMPT, None, None)[0].items()}
+    inputs = {name: ids.to(device) for name, ids in prepare_inputs(loaded, LONG_PROMPT, None, None)[0].items()}
     captured = run_instrumented(loaded.model, architecture_spec(loaded.model), inputs)[1]
     _, blocks = decompose_model(loaded, inputs)
     captured = [CapturedBlock(**{k: None if v is None else v.cpu() for k, v in vars(c).items()}) for c in captured]

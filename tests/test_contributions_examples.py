@@ -58,7 +58,7 @@ def test_translation_routes_recover_the_gold_alignment():
         target_words = loaded.tokenizer(text_target=row["target"])
         predicted.append(graph_word_alignment(graph, source_words.word_ids(), target_words.word_ids()))
         gold.append(parse_alignment(row["alignment"]))
-    # measured 0.19 on the first 100 test sentences (README); chance level is about 0.85
+    # measured 0.19 on the first 100 test sentences (docs/benchmarks.md); chance level is about 0.85
     assert corpus_aer(predicted, gold) < 0.3
 
 

@@ -172,7 +172,7 @@ def test_each_record_gets_what_the_single_sentence_functions_give(finished_run: 
         )
         assert graph_row["aer"] == pytest.approx(aer(links, parse_alignment(gold)))
         assert graph_row["n_edges"] == len(alone_graph.edges)
-    # the gradient method recovers the synthetic alignment far better than attention (README's AER table)
+    # the gradient method recovers the synthetic alignment far better than attention (docs/benchmarks.md, AER)
     saliency = [rows[(f"pair-{i}", "saliency")]["aer"] for i in range(6)]
     attention = [rows[(f"pair-{i}", "attention")]["aer"] for i in range(6)]
     assert np.mean(saliency) < 0.15 < np.mean(attention)
@@ -325,10 +325,10 @@ def test_loaded_results_round_trip(finished_run: Path) -> None:
     assert not math.isnan(row["aer"])
 
 
-def test_the_readme_corpus_commands_run_as_written(tmp_path: Path) -> None:
-    """The README's corpus and report commands, verbatim, from a folder where examples/ is the repository's."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    block = readme.split("<!-- corpus-commands -->")[1].split("<!-- /corpus-commands -->")[0]
+def test_the_docs_corpus_commands_run_as_written(tmp_path: Path) -> None:
+    """The corpus page's corpus and report commands, verbatim, from a folder where examples/ is the repository's."""
+    page = (Path(__file__).parents[1] / "docs" / "corpus.md").read_text(encoding="utf-8")
+    block = page.split("<!-- corpus-commands -->")[1].split("<!-- /corpus-commands -->")[0]
     commands = block.replace("\\\n", " ").strip().strip("`").removeprefix("bash").strip().splitlines()
     assert [c.split()[:2] for c in commands] == [["attribution-explorer", "corpus"], ["attribution-explorer", "report"]]
     (tmp_path / "examples").symlink_to(Path(__file__).parents[1] / "examples")

@@ -15,11 +15,19 @@ import pytest
 from bokeh.models import Div, GlyphRenderer, HoverTool, LinearColorMapper, Plot, Rect, Segment
 
 from attribution.errors import InvalidInputError
-from attribution.results import AttributionResult, Comparison, ContributionGraph, GraphEdge, GraphNode, Provenance
+from attribution.results import (
+    AttributionResult,
+    Comparison,
+    ContributionGraph,
+    GraphEdge,
+    GraphNode,
+    Provenance,
+    route_edges,
+)
 from exporters import Export, ExporterError, available_exporters, export_result, get_exporter
 from exporters.bokeh_html import BokehExporter, build_figure
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, responsive_grid_styles, short_model_name
-from exporters.graph import EDGE_COLOURS, root_nodes, route_edges
+from exporters.graph import EDGE_COLOURS, root_nodes
 from exporters.hub import readme_for
 from exporters.page import PROVENANCE_SCRIPT_ID, provenance_html, provenance_meta_tags, provenance_record
 from space.cli import main

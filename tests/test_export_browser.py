@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from attribution.results import route_edges
 from exporters import export_result
-from exporters.graph import route_edges
 from exporters.graph_details import GraphWords
 from tests.browser import COUNT_DRAWN_PIXELS_JS, PageSession, browser, new_page  # noqa: F401  (fixtures)
 from tests.synthetic_results import synthetic_graph

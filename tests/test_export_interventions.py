@@ -138,14 +138,13 @@ def test_each_kind_draws_offline_in_chromium(new_page, results, kind, tmp_path: 
     session.assert_clean()
 
 
-def test_readme_python_example_of_interventions_runs(tmp_path: Path, monkeypatch):
-    """The README's Python block of the Interventions section, run as written."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Interventions", 1)[1].split("\n## ", 1)[0]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+def test_docs_python_example_of_interventions_runs(tmp_path: Path, monkeypatch):
+    """The Python block of the Interventions page, run as written."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "interventions.md").read_text(encoding="utf-8")
+    code = page.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/interventions.md", "exec"), namespace)
     assert namespace["ablation"].predictions[0].target_token == "Mary"
     assert namespace["route"].summary()["necessity_drop"] > 0.5
     assert load_result_file(tmp_path / "patching.json").map("head").exact.shape == (4, 4)

@@ -1,4 +1,4 @@
-"""space.export_store: download files bounded by age and total size, written whole or not at all."""
+"""space.gradio_app.export_store: download files bounded by age and total size, written whole or not at all."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import pytest
 
 from attribution.errors import InvalidInputError
 from attribution.models import ModelCache
-from space import handlers
-from space.config import SpaceConfig, offered_models
-from space.export_store import ExportStore, remove_stale_folders, safe_file_name
+from attribution.validation import safe_file_name
+from space.gradio_app import context
+from space.gradio_app.config import SpaceConfig, offered_models
+from space.gradio_app.export_store import ExportStore, remove_stale_folders
+from space.gradio_app.tabs import export as export_tab
+from space.gradio_app.tabs import graph as graph_tab
 
 
 def test_total_size_is_bounded_and_the_oldest_go_first(tmp_path: Path) -> None:
@@ -49,19 +52,19 @@ def test_names_are_sanitised_and_writes_never_collide(tmp_path: Path) -> None:
 
 def test_a_failed_export_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = SpaceConfig()
-    ctx = handlers.AppContext(
+    ctx = context.AppContext(
         config, offered_models(config, hub_reachable=False), ModelCache(), ExportStore(tmp_path / "exports")
     )
-    graph_json = handlers.run_graph(ctx, "tiny-ioi-gpt2", "When Mary and John went", "", 0.04, False, "-1").graph_json
+    graph_json = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", "When Mary and John went", "", 0.04, False, "-1").graph_json
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("the exporter failed half-way")
 
     monkeypatch.setattr("exporters.export_result", broken_export)
     with pytest.raises(RuntimeError):
-        handlers.make_export(ctx, graph_json, "contribution graph", "HTML page (self-contained, works offline)")
+        export_tab.make_export(ctx, graph_json, "contribution graph", "HTML page (self-contained, works offline)")
     with pytest.raises(InvalidInputError, match="not a result of this app"):
-        handlers.make_export(ctx, "/etc/passwd", "contribution graph", "Result JSON")
+        export_tab.make_export(ctx, "/etc/passwd", "contribution graph", "Result JSON")
     assert not ctx.exports.folder.exists()
 
 
@@ -81,6 +84,8 @@ def test_folders_of_dead_processes_are_removed_and_a_closed_store_leaves_nothing
     store.close()
     assert not store.folder.exists()
     # At interpreter exit (Ctrl-C on the app included) the store removes its folder by itself.
-    script = f"from space.export_store import ExportStore; print(ExportStore({str(tmp_path)!r}).write('a', 'b'))"
+    script = (
+        f"from space.gradio_app.export_store import ExportStore; print(ExportStore({str(tmp_path)!r}).write('a', 'b'))"
+    )
     written = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert not Path(written.stdout.strip()).parent.parent.exists()

@@ -175,7 +175,7 @@ def test_heatmaps_show_text_hovers_and_json_keep_the_raw_tokens(models, which: s
     again = AttributionResult.from_json(result.to_json())  # the JSON keeps the tokenizer's spelling
     assert again.target_tokens == result.target_tokens and again.provenance.tokenizer_style
 
-    from space.handlers import generated_tokens_html, step_score_table
+    from space.gradio_app.tabs.attribute import generated_tokens_html, step_score_table
 
     _, rows = step_score_table(result)
     assert not [row for row in rows if any(marker in row[1] for marker in MARKERS)]

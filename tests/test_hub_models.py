@@ -16,9 +16,9 @@ import huggingface_hub
 import pytest
 import torch
 
+from attribution.anatomy.adapters import architecture_spec
+from attribution.anatomy.inputs import prepare_inputs
 from attribution.contributions import build_contribution_graph, decompose_model
-from attribution.contributions.adapters import architecture_spec
-from attribution.contributions.graph import _prepare_inputs
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
 
@@ -123,7 +123,7 @@ def test_new_family_checkpoint_decomposes_exactly_and_routes(checkpoint):
     assert loaded.model_type == checkpoint.model_type
     if checkpoint.languages:
         loaded.tokenizer.src_lang, loaded.tokenizer.tgt_lang = checkpoint.languages
-    inputs = _prepare_inputs(loaded, checkpoint.text, checkpoint.target, None)[0]
+    inputs = prepare_inputs(loaded, checkpoint.text, checkpoint.target, None)[0]
 
     # every block's decomposition sums back to the model's own residual stream
     spec = architecture_spec(loaded.model)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from attribution.anatomy.adapters import architecture_spec
 from attribution.contributions import decompose_model
-from attribution.contributions.adapters import architecture_spec
 from attribution.contributions.decompose import _FixedNorm
 from attribution.errors import InvalidInputError, UnsupportedError
 from attribution.interventions import engine
@@ -377,7 +377,7 @@ def test_the_graph_decomposes_the_intervened_forward_pass_exactly(family_model):
     components = resolve_components(ids, shape)
     edits = build_edits(components, torch.tensor([0]), "zero", spec, shape)
     intervened = engine.forward(loaded.model, spec, clean.inputs, edits, record=True)
-    with engine.installed(loaded.model, spec, edits, effective_probabilities=True):
+    with engine.installed(spec, edits, effective_probabilities=True):
         encoder, decoder = decompose_model(loaded, clean.inputs)
     for side, blocks in (("encoder", encoder), ("decoder", decoder)):
         for layer, block in enumerate(blocks, start=1):

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from attribution.anatomy.adapters import architecture_spec
 from attribution.contributions import build_contribution_graph
-from attribution.contributions.adapters import architecture_spec
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import intervene, resolve_components

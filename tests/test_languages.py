@@ -15,8 +15,8 @@ import json
 import pytest
 import torch
 
+from attribution.anatomy.inputs import prepare_inputs
 from attribution.contributions import build_contribution_graph, decompose_model
-from attribution.contributions.graph import _prepare_inputs
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.interventions import intervene
@@ -140,7 +140,7 @@ def test_batched_attribution_keeps_the_languages_when_it_retries_input_by_input(
 def test_the_decomposition_is_exact_with_languages_set(nllb):
     languages = check_languages(nllb, "fra_Latn", "deu_Latn")
     with languages_set(nllb, languages):
-        inputs = _prepare_inputs(nllb, SOURCE, TARGET, None, languages)[0]
+        inputs = prepare_inputs(nllb, SOURCE, TARGET, None, languages)[0]
     assert inputs["input_ids"][0, 0] == _code_id(nllb, "fra_Latn")
     assert inputs["decoder_input_ids"][0, 1] == _code_id(nllb, "deu_Latn")
     expected = _block_outputs(nllb, inputs)
@@ -248,35 +248,36 @@ def test_cli_refuses_an_unknown_code_with_one_line(nllb_folder, tmp_path, capsys
 @pytest.fixture(scope="module")
 def ctx(nllb_folder):
     from attribution.models import ModelCache
-    from space import handlers
-    from space.config import SpaceConfig, offered_models
+    from space.gradio_app import context
+    from space.gradio_app.config import SpaceConfig, offered_models
 
     config = SpaceConfig(models=(nllb_folder,), default_model=nllb_folder, max_new_tokens=4, methods=("saliency",))
-    return handlers.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(max_models=1))
+    return context.AppContext(config, offered_models(config, hub_reachable=False), ModelCache(max_models=1))
 
 
 def test_the_attribute_and_graph_handlers_take_the_languages(ctx, nllb_folder):
-    from space import handlers
+    from space.gradio_app.tabs import attribute as attribute_tab
+    from space.gradio_app.tabs import graph as graph_tab
 
-    view = handlers.run_attribution(ctx, nllb_folder, SOURCE, "", "saliency", [], "", " fra_Latn ", "deu_Latn")
+    view = attribute_tab.run_attribution(ctx, nllb_folder, SOURCE, "", "saliency", [], "", " fra_Latn ", "deu_Latn")
     assert view.result.source_tokens[0] == "fra_Latn" and view.result.target_tokens[1] == "deu_Latn"
     assert json.loads(view.result_json)["provenance"]["target_language"] == "deu_Latn"
-    graph = handlers.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.04, False, "-1", "fra_Latn", "epo_Latn").graph
+    graph = graph_tab.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.04, False, "-1", "fra_Latn", "epo_Latn").graph
     assert graph.source_tokens[0] == "fra_Latn" and graph.target_tokens[1] == "epo_Latn"
-    plain = handlers.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.04, False, "-1").graph  # old call: no languages
+    plain = graph_tab.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.04, False, "-1").graph  # old call: no languages
     assert plain.source_tokens[0] == "eng_Latn" and plain.target_tokens[1] == "eng_Latn"  # the tokenizer's default
 
 
 def test_the_threshold_rewalks_only_a_graph_of_the_same_languages(ctx, nllb_folder, monkeypatch):
-    from space import handlers
+    from space.gradio_app.tabs import graph as graph_tab
 
-    shown = handlers.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.02, False, "-1", "fra_Latn", "deu_Latn")
+    shown = graph_tab.run_graph(ctx, nllb_folder, SOURCE, TARGET, 0.02, False, "-1", "fra_Latn", "deu_Latn")
     args = (ctx, nllb_folder, SOURCE, TARGET, 0.1, False, "-1", shown.graph_json)
     with monkeypatch.context() as patched:
-        patched.setattr(handlers, "run_graph", lambda *a, **k: pytest.fail("recomputed instead of re-walked"))
-        rewalked = handlers.rethreshold_graph(*args, "fra_Latn", "deu_Latn").graph
+        patched.setattr(graph_tab, "run_graph", lambda *a, **k: pytest.fail("recomputed instead of re-walked"))
+        rewalked = graph_tab.rethreshold_graph(*args, "fra_Latn", "deu_Latn").graph
     assert rewalked.threshold == 0.1 and rewalked.provenance.target_language == "deu_Latn"
-    recomputed = handlers.rethreshold_graph(*args, "fra_Latn", "epo_Latn").graph
+    recomputed = graph_tab.rethreshold_graph(*args, "fra_Latn", "epo_Latn").graph
     assert recomputed.target_tokens[1] == "epo_Latn" and recomputed.provenance.target_language == "epo_Latn"
 
 
@@ -288,13 +289,14 @@ def test_the_threshold_rewalks_only_a_graph_of_the_same_languages(ctx, nllb_fold
     ],
 )
 def test_the_handlers_refuse_bad_codes_clearly(ctx, nllb_folder, src_lang, tgt_lang, message):
-    from space import handlers
+    from space.gradio_app.tabs import attribute as attribute_tab
+    from space.gradio_app.tabs import graph as graph_tab
 
     with pytest.raises(InvalidInputError, match=message) as error:
-        handlers.run_graph(ctx, nllb_folder, SOURCE, "", 0.04, False, "-1", src_lang, tgt_lang)
+        graph_tab.run_graph(ctx, nllb_folder, SOURCE, "", 0.04, False, "-1", src_lang, tgt_lang)
     assert len(str(error.value)) < 300
     with pytest.raises(InvalidInputError, match=message):
-        handlers.run_attribution(ctx, nllb_folder, SOURCE, "", "saliency", [], "", src_lang, tgt_lang)
+        attribute_tab.run_attribution(ctx, nllb_folder, SOURCE, "", "saliency", [], "", src_lang, tgt_lang)
 
 
 def test_an_exported_page_states_the_languages(nllb):
@@ -342,10 +344,10 @@ def test_the_corpus_command_takes_the_languages(nllb_folder, tmp_path):
 
 
 def test_the_compare_handler_applies_the_languages_to_every_run(ctx, nllb_folder):
-    from space import handlers
+    from space.gradio_app.tabs import compare as compare_tab
 
-    view = handlers.run_comparison(ctx, SOURCE, [nllb_folder], ["saliency"], "", "", "fra_Latn", "epo_Latn")
+    view = compare_tab.run_comparison(ctx, SOURCE, [nllb_folder], ["saliency"], "", "", "fra_Latn", "epo_Latn")
     [result] = view.comparison.results
     assert result.source_tokens[0] == "fra_Latn" and result.target_tokens[1] == "epo_Latn"
     with pytest.raises(InvalidInputError, match="Unknown source language 'fr'"):
-        handlers.run_comparison(ctx, SOURCE, [nllb_folder], ["saliency"], "", "", "fr", "")
+        compare_tab.run_comparison(ctx, SOURCE, [nllb_folder], ["saliency"], "", "", "fr", "")

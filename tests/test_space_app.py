@@ -35,9 +35,9 @@ from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph
 from exporters.page import PROVENANCE_SCRIPT_ID
-from space.config import SpaceConfig
-from space.examples import ioi_prompts, translation_pairs
-from space.handlers import AppContext
+from space.gradio_app.config import SpaceConfig
+from space.gradio_app.context import AppContext
+from space.gradio_app.examples import ioi_prompts, translation_pairs
 from tests.browser import browser, new_page  # noqa: F401  (pytest fixtures)
 from tests.local_hub_server import LocalHub, local_hub
 from tests.random_models import build_random_model
@@ -101,7 +101,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Served:
-    from space.app import build_app, launch
+    from space.gradio_app import build_app, launch
 
     folder = tmp_path_factory.mktemp("space-models")
     causal, seq2seq = "tiny-ioi-gpt2", "tiny-synth-translate"
@@ -790,7 +790,7 @@ def _table_rows_match(shown: list[list[str]], expected: list[list]) -> None:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_graph_tab_at_width_and_a_tap_fills_the_apps_tables(served, new_page, width: int) -> None:  # noqa: F811
     from exporters.graph_details import GraphWords
-    from space.handlers import node_details
+    from space.gradio_app.tabs.graph_selection import node_details
 
     session = _open_app(new_page, served, width)
     page = session.page
@@ -882,7 +882,7 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:  # noqa: F8
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 def test_intervene_tab_at_width(served, new_page, width: int) -> None:  # noqa: F811
-    from space.handlers_interventions import swap_names
+    from space.gradio_app.examples import swap_names
 
     session = _open_app(new_page, served, width)
     page = session.page
@@ -926,10 +926,10 @@ def _wait_until(page, condition, timeout_s: float) -> bool:
 @pytest.mark.slow
 def test_the_graph_shows_the_latest_request_only(served, new_page, monkeypatch) -> None:  # noqa: F811
     """Enter in the threshold box starts a request; an example clicked meanwhile wins, whatever ends last."""
-    from space import handlers
+    from space.gradio_app.tabs import graph as graph_tab
 
     gate, started, finished = threading.Event(), threading.Event(), threading.Event()
-    run_graph = handlers.run_graph
+    run_graph = graph_tab.run_graph
 
     def held_back(ctx, model, *args, **kwargs):
         if model != served.extra:
@@ -941,7 +941,7 @@ def test_the_graph_shows_the_latest_request_only(served, new_page, monkeypatch) 
         finally:
             finished.set()
 
-    monkeypatch.setattr(handlers, "run_graph", held_back)
+    monkeypatch.setattr(graph_tab, "run_graph", held_back)
     session = _open_app(new_page, served, 1400)
     page = session.page
     page.get_by_role("tab", name="Contribution graph").click()

@@ -8,8 +8,8 @@ import pytest
 
 from attribution.errors import InvalidInputError
 from attribution.models import ModelCache
-from space.config import DEFAULT_CONFIG_PATH, SpaceConfig, offered_models
-from space.handlers import AppContext
+from space.gradio_app.config import DEFAULT_CONFIG_PATH, SpaceConfig, offered_models
+from space.gradio_app.context import AppContext
 
 
 def test_bundled_default_config_loads_and_matches_its_file():

@@ -15,9 +15,9 @@ from attribution.compare import alignment_error_rate
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
-from space import handlers
-from space.config import SpaceConfig, offered_models
-from space.handlers_corpus import run_uploaded_corpus
+from space.gradio_app import context
+from space.gradio_app.config import SpaceConfig, offered_models
+from space.gradio_app.tabs.corpus import run_uploaded_corpus
 from tests.browser import browser, new_page  # noqa: F401  (fixtures)
 from tests.corpus_data import translation_rows, write_jsonl
 
@@ -30,9 +30,9 @@ def _config(**options) -> SpaceConfig:
 
 
 @pytest.fixture
-def ctx(tmp_path) -> handlers.AppContext:
+def ctx(tmp_path) -> context.AppContext:
     config = _config()
-    return handlers.AppContext.create(
+    return context.AppContext.create(
         config, offered_models(config, hub_reachable=False), export_root=tmp_path / "exports"
     )
 
@@ -120,7 +120,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def served():
-    from space.app import build_app, launch
+    from space.gradio_app import build_app, launch
 
     demo, _ = build_app(_config(cache_examples="off"), hub_reachable=False)
     port = _free_port()

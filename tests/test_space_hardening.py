@@ -23,8 +23,8 @@ from gradio.helpers import special_args
 
 from attribution.models import bundled_model_path
 from attribution.results import AttributionResult, ContributionGraph
-from space.app import GENERIC_ERROR
-from space.request_guard import FOREIGN_FILE
+from space.gradio_app.request_guard import FOREIGN_FILE
+from space.gradio_app.wiring import GENERIC_ERROR
 from tests.app_server import Answer, AppProcess, call, file_payload, refused_call, serve_app, stop, upload
 from tests.hostile_inputs import (
     MARKUP,
@@ -253,8 +253,8 @@ def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own(
     not the graph's), with the model cache and the loader failing the test when asked.
     """
     import attribution.models
-    from space.app import build_app
-    from space.config import SpaceConfig
+    from space.gradio_app import build_app
+    from space.gradio_app.config import SpaceConfig
 
     config = SpaceConfig(
         models=("tiny-ioi-gpt2", "tiny-synth-translate"), default_model="tiny-ioi-gpt2", cache_examples="off"
@@ -381,7 +381,7 @@ def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path, s
 
 #: Run in the app's process before it is built: the node and edge details fail as a bug would.
 BROKEN_DETAILS = """
-import space.handlers
+from space.gradio_app.tabs import graph_selection
 
 def failing(name):
     def handler(*args, **kwargs):
@@ -390,7 +390,7 @@ def failing(name):
     handler.__qualname__ = name
     return handler
 
-space.handlers.node_details, space.handlers.edge_details = failing("node_details"), failing("edge_details")
+graph_selection.node_details, graph_selection.edge_details = failing("node_details"), failing("edge_details")
 """
 
 

@@ -20,9 +20,12 @@ from attribution.interventions.ablation import intervene
 from attribution.interventions.faithfulness import attribution_faithfulness
 from attribution.interventions.results import PatchingResult
 from attribution.results import Comparison, ContributionGraph, load_result
-from space import handlers
-from space import handlers_interventions as interventions
-from space.config import SpaceConfig, offered_models
+from space.gradio_app import context, examples
+from space.gradio_app.config import SpaceConfig, offered_models
+from space.gradio_app.tabs import ablate as ablate_tab
+from space.gradio_app.tabs import compare as compare_tab
+from space.gradio_app.tabs import graph as graph_tab
+from space.gradio_app.tabs import intervene as intervene_tab
 from tests.browser import browser, new_page  # noqa: F401  (pytest fixtures)
 from tests.test_budget import TickingClock
 from tests.test_space_app import _wait_for_drawing, client, served  # noqa: F401  (pytest fixtures)
@@ -32,31 +35,31 @@ SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
-def ctx() -> handlers.AppContext:
+def ctx() -> context.AppContext:
     config = SpaceConfig(models=("tiny-ioi-gpt2", "tiny-synth-translate"), default_model="tiny-ioi-gpt2")
-    return handlers.AppContext.create(config, offered_models(config, hub_reachable=False))
+    return context.AppContext.create(config, offered_models(config, hub_reachable=False))
 
 
 def test_ablate_an_edge_matches_the_library_and_redraws_the_route(ctx):
-    view = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    view = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
     graph = view.graph
     edge = next(e for e in graph.edges if e.head_weights is not None)
     key = f"{edge.source}->{edge.target}"
-    ablated = interventions.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, key, "zero", 0.04)
+    ablated = ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, key, "zero", 0.04)
     direct = intervene(ctx.load("tiny-ioi-gpt2"), PROMPT, [key]).predictions[0]
     assert ablated.table[0][1:3] == [round(direct.probability_before, 5), round(direct.probability_after, 5)]
     assert ablated.figure is not None and "route after the ablation" in ablated.note
     assert load_result(ablated.result_json).components == [key]
     node = next(n for n in graph.nodes if n.kind == "after_attention")
-    by_node = interventions.ablate_from_graph(
+    by_node = ablate_tab.ablate_from_graph(
         ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, node.id, "mean (over positions)", 0.04
     )
     assert by_node.figure is None and "not re-drawn" in by_node.note
     assert load_result(by_node.result_json).components == [f"decoder:{node.layer}:attention:{node.token_index}"]
     with pytest.raises(InvalidInputError, match="Compute a contribution graph first"):
-        interventions.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", "", key, "zero", 0.04)
+        ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", "", key, "zero", 0.04)
     with pytest.raises(InvalidInputError, match="text changed"):
-        interventions.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT + " x", "", view.graph_json, key, "zero", 0.04)
+        ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT + " x", "", view.graph_json, key, "zero", 0.04)
 
 
 def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
@@ -64,10 +67,10 @@ def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
 
     bpe = str(save_bpe_gpt2(tmp_path / "bpe-gpt2"))
     config = SpaceConfig(models=(bpe,), default_model=bpe)
-    bpe_ctx = handlers.AppContext.create(config, offered_models(config, hub_reachable=False))
-    view = handlers.run_graph(bpe_ctx, bpe, PROMPT, "", 0.04, False, "-1")
+    bpe_ctx = context.AppContext.create(config, offered_models(config, hub_reachable=False))
+    view = graph_tab.run_graph(bpe_ctx, bpe, PROMPT, "", 0.04, False, "-1")
     node = next(n for n in view.graph.nodes if n.kind == "after_attention")
-    ablated = interventions.ablate_from_graph(bpe_ctx, bpe, PROMPT, "", view.graph_json, node.id, "zero", 0.04)
+    ablated = ablate_tab.ablate_from_graph(bpe_ctx, bpe, PROMPT, "", view.graph_json, node.id, "zero", 0.04)
     component = f"decoder:{node.layer}:attention:{node.token_index}"
     direct = intervene(bpe_ctx.load(bpe), PROMPT, [component]).predictions[0]
     assert direct.input_token == "Ġto" and direct.top_before[0][0].startswith("Ġ")  # the raw spelling, kept in JSON
@@ -75,7 +78,7 @@ def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
     assert position == f"17: ·to → {direct.target_token.replace('Ġ', '·')}"
     assert top_before.startswith(f"{direct.top_before[0][0].replace('Ġ', '·')} {direct.top_before[0][1]:.3f}")
     assert not any("Ġ" in str(cell) for row in ablated.table for cell in row)
-    patched = interventions.run_intervene(bpe_ctx, bpe, PROMPT, interventions.swap_names(PROMPT), "", "", " Mark", "-1")
+    patched = intervene_tab.run_intervene(bpe_ctx, bpe, PROMPT, examples.swap_names(PROMPT), "", "", " Mark", "-1")
     assert patched.summary.startswith(f"logit({direct.target_token.replace('Ġ', '·')}) − logit(·Mark) at position 17")
     # a random model's route has no attention edge: said in the summary, the route table stays empty
     assert patched.route_rows == [] and patched.summary.endswith(
@@ -85,10 +88,10 @@ def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
 
 
 def test_intervene_examples_flip_the_answer_and_the_route_beats_random(ctx):
-    rows = interventions.intervene_examples(ctx.offer.models)
+    rows = examples.intervene_examples(ctx.offer.models)
     assert [row[0] for row in rows] == ["tiny-ioi-gpt2", "tiny-synth-translate"]
     for row in rows:
-        view = interventions.run_intervene(ctx, *row)
+        view = intervene_tab.run_intervene(ctx, *row)
         result = PatchingResult.from_json(view.patching_json)
         assert result.logit_diff_clean > 0 > result.logit_diff_counterfactual  # the counterfactual flips it
         necessity = next(r for r in view.route_rows if r[0].startswith("necessity"))
@@ -98,33 +101,33 @@ def test_intervene_examples_flip_the_answer_and_the_route_beats_random(ctx):
 
 def test_intervene_refuses_bad_requests_and_caps_the_cost(ctx):
     with pytest.raises(InvalidInputError, match="counterfactual"):
-        interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, "", "", "", "", "-1")
+        intervene_tab.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, "", "", "", "", "-1")
     with pytest.raises(InvalidInputError, match="one position"):
-        interventions.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "all")
+        intervene_tab.run_intervene(ctx, "tiny-ioi-gpt2", PROMPT, examples.swap_names(PROMPT), "", "", "", "all")
     capped = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, max_intervention_passes=50))
     expected = estimate_patching_cost(ctx.load("tiny-ioi-gpt2"), PROMPT).passes
-    expected += estimate_route_cost(ctx.load("tiny-ioi-gpt2"), PROMPT, seeds=interventions.ROUTE_SEEDS).passes
+    expected += estimate_route_cost(ctx.load("tiny-ioi-gpt2"), PROMPT, seeds=intervene_tab.ROUTE_SEEDS).passes
     message = (
         rf"This patching sweep and route test would need about {expected} model passes; this deployment allows "
         r"at most 50 per request \(the largest part: patching sweep on tiny-ioi-gpt2: about \d+ model passes "
         r"\(\d+ patched components\)\)\. Use a shorter text or target, or fewer components\."
     )
     with pytest.raises(CostLimitError, match=message):
-        interventions.run_intervene(capped, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1")
-    graph = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+        intervene_tab.run_intervene(capped, "tiny-ioi-gpt2", PROMPT, examples.swap_names(PROMPT), "", "", "", "-1")
+    graph = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
     tiny = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, max_intervention_passes=3))
     with pytest.raises(CostLimitError, match="This ablation would need about"):
-        interventions.ablate_from_graph(
+        ablate_tab.ablate_from_graph(
             tiny, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
         )
 
 
 def test_swap_names_makes_the_ioi_counterfactual():
-    assert interventions.swap_names(PROMPT) == "When Mark and Tom went to the market, Tom gave a ball to"
+    assert examples.swap_names(PROMPT) == "When Mark and Tom went to the market, Tom gave a ball to"
 
 
 def test_faithfulness_columns_are_the_library_numbers(ctx):
-    view = handlers.run_comparison(
+    view = compare_tab.run_comparison(
         ctx,
         "the old cat sees a bird quickly",
         ["tiny-synth-translate"],
@@ -132,8 +135,8 @@ def test_faithfulness_columns_are_the_library_numbers(ctx):
         "ka miru vesa mi avi rapide vidas",
         "0-0 1-2 2-1 3-6 4-3 5-4 6-5",
     )
-    headers, rows = interventions.faithfulness_table(ctx, view.comparison_json)
-    assert headers == ["result", "AER", *interventions.FAITHFULNESS_HEADERS]
+    headers, rows = compare_tab.faithfulness_table(ctx, view.comparison_json)
+    assert headers == ["result", "AER", *compare_tab.FAITHFULNESS_HEADERS]
     loaded = ctx.load("tiny-synth-translate")
     for row, label, aer, result in zip(
         rows, view.comparison.labels, view.comparison.aer, view.comparison.results, strict=True
@@ -151,7 +154,7 @@ def test_faithfulness_columns_are_the_library_numbers(ctx):
 
 
 def test_faithfulness_columns_have_no_aer_without_a_gold_alignment(ctx):
-    view = handlers.run_comparison(
+    view = compare_tab.run_comparison(
         ctx,
         "the old cat sees a bird quickly",
         ["tiny-synth-translate"],
@@ -159,8 +162,8 @@ def test_faithfulness_columns_have_no_aer_without_a_gold_alignment(ctx):
         "ka miru vesa mi avi rapide vidas",
         "",
     )
-    headers, rows = interventions.faithfulness_table(ctx, view.comparison_json)
-    assert headers == ["result", *interventions.FAITHFULNESS_HEADERS]
+    headers, rows = compare_tab.faithfulness_table(ctx, view.comparison_json)
+    assert headers == ["result", *compare_tab.FAITHFULNESS_HEADERS]
     direct = attribution_faithfulness(ctx.load("tiny-synth-translate"), view.comparison.results[0])
     assert rows == [
         [
@@ -173,15 +176,15 @@ def test_faithfulness_columns_have_no_aer_without_a_gold_alignment(ctx):
     ]
     forged = view.comparison_json.replace('"model_id": "tiny-synth-translate"', '"model_id": "/etc"')
     with pytest.raises(InvalidInputError, match=r"(Unknown model|cannot load) '/etc'"):
-        interventions.faithfulness_table(ctx, forged)  # a model id read from the JSON is held to the offer
+        compare_tab.faithfulness_table(ctx, forged)  # a model id read from the JSON is held to the offer
     for hostile in ("/etc/passwd", "[1]", "{}"):
         with pytest.raises(InvalidInputError, match="is not a result of this app"):
-            interventions.faithfulness_table(ctx, hostile)
+            compare_tab.faithfulness_table(ctx, hostile)
 
 
 def test_served_app_intervene_ablate_faithfulness_and_export(served, client):  # noqa: F811
     summary, plot, _, patching_json = client.predict(
-        served.causal, PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1", api_name="/intervene"
+        served.causal, PROMPT, examples.swap_names(PROMPT), "", "", "", "-1", api_name="/intervene"
     )
     assert plot["type"] == "bokeh" and "Spearman" in summary
     assert isinstance(load_result(patching_json), PatchingResult)
@@ -248,18 +251,18 @@ def test_each_intervention_request_stops_at_its_time_budget_and_leaves_the_model
     ctx, monkeypatch, request_kind
 ):
     """A clock that advances one second per reading makes the 30 s budget run out mid-run, deterministically."""
-    graph = handlers.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
-    comparison = handlers.run_comparison(ctx, PROMPT, ["tiny-ioi-gpt2"], ["saliency"], "", "")
+    graph = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    comparison = compare_tab.run_comparison(ctx, PROMPT, ["tiny-ioi-gpt2"], ["saliency"], "", "")
     loaded = ctx.load("tiny-ioi-gpt2")
     before = _model_state(loaded)
     requests = {
-        "ablate": lambda: interventions.ablate_from_graph(
+        "ablate": lambda: ablate_tab.ablate_from_graph(
             ctx, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
         ),
-        "intervene": lambda: interventions.run_intervene(
-            ctx, "tiny-ioi-gpt2", PROMPT, interventions.swap_names(PROMPT), "", "", "", "-1"
+        "intervene": lambda: intervene_tab.run_intervene(
+            ctx, "tiny-ioi-gpt2", PROMPT, examples.swap_names(PROMPT), "", "", "", "-1"
         ),
-        "faithfulness": lambda: interventions.faithfulness_table(ctx, comparison.comparison_json),
+        "faithfulness": lambda: compare_tab.faithfulness_table(ctx, comparison.comparison_json),
     }
     what = {"ablate": "The ablation", "intervene": "The patching sweep", "faithfulness": "The faithfulness evaluation"}
     monkeypatch.setattr(budget_module, "_now", TickingClock())

@@ -25,7 +25,7 @@ from typing import ClassVar
 import pyarrow.parquet as pq
 import pytest
 
-from space.request_guard import FOREIGN_FILE
+from space.gradio_app.request_guard import FOREIGN_FILE
 from tests.app_server import Answer, AppProcess, call, file_payload, refused_call, send_body, serve_app, stop, upload
 from tests.corpus_data import translation_rows
 from tests.hostile_inputs import bad_record_lines, parquet_bomb
@@ -242,12 +242,12 @@ def test_file_inputs_name_only_this_sessions_uploads_and_the_cache_clean_up_surv
 
 def test_a_refused_upload_is_deleted_and_one_read_with_a_wrong_field_name_is_kept(tmp_path: Path) -> None:
     from attribution.errors import InvalidInputError
-    from space import handlers
-    from space.config import SpaceConfig, offered_models
-    from space.handlers_corpus import run_uploaded_corpus
+    from space.gradio_app import context
+    from space.gradio_app.config import SpaceConfig, offered_models
+    from space.gradio_app.tabs.corpus import run_uploaded_corpus
 
     config = SpaceConfig(models=(MODEL,), default_model=MODEL, max_input_tokens=MAX_INPUT_TOKENS, max_corpus_rows=2)
-    ctx = handlers.AppContext.create(config, offered_models(config, hub_reachable=False), export_root=tmp_path / "x")
+    ctx = context.AppContext.create(config, offered_models(config, hub_reachable=False), export_root=tmp_path / "x")
     root = tmp_path / "uploads"
     (root / "a").mkdir(parents=True)
     files = {
@@ -267,7 +267,7 @@ def test_a_refused_upload_is_deleted_and_one_read_with_a_wrong_field_name_is_kep
 @pytest.mark.parametrize("key", ["max_request_mb", "max_upload_mb", "uploads_max_mb"])
 def test_the_limits_must_be_positive_numbers(key: str) -> None:
     from attribution.errors import InvalidInputError
-    from space.config import SpaceConfig
+    from space.gradio_app.config import SpaceConfig
 
     for value in (0, -1, "64", True):
         with pytest.raises(InvalidInputError, match=rf"^config: {key} must be a positive number, not "):

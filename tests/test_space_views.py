@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from space.views import UNTRACKED, ExampleResults, LatestRequests
+from space.gradio_app.views import UNTRACKED, ExampleResults, LatestRequests
 
 
 def test_the_latest_request_of_a_view_wins_per_session() -> None:

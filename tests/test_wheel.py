@@ -84,9 +84,9 @@ statuses = [
           "--out", "mt-graph.json"]),
     main(["export", "ioi-graph.json", "--out", "graph.html"]),
 ]
-from space.app import build_app
-from space.config import SpaceConfig
-from space.examples import attribute_examples, compare_examples, graph_examples
+from space.gradio_app import build_app
+from space.gradio_app.config import SpaceConfig
+from space.gradio_app.examples import attribute_examples, compare_examples, graph_examples
 
 demo, ctx = build_app(SpaceConfig.load(), hub_reachable=False)
 models = ctx.offer.models
@@ -204,6 +204,21 @@ def test_version_names_the_installed_distribution(installed):
     assert verbose.returncode == 0, verbose.stderr
     assert f"installed in {installed['purelib']}" in verbose.stdout
     assert "import name 'attribution': attribution-explorer" in verbose.stdout
+
+
+def test_the_installed_metadata_declares_the_apps_command(installed):
+    """The command line finds ``serve`` in the installed distribution's entry points, not in the app's code."""
+    probe = (
+        "from importlib import metadata\n"
+        "points = metadata.distribution('attribution-explorer').entry_points\n"
+        "print(sorted(f'{e.name}={e.value}' for e in points.select(group='attribution_explorer.commands')))"
+    )
+    declared = run(installed, installed["python"], "-c", probe)
+    assert declared.stdout.strip() == "['serve=space.gradio_app.serve']", declared.stderr
+    served = run(installed, installed["script"], "serve", "--help")
+    assert served.returncode == 0 and served.stdout.startswith("usage: attribution-explorer serve"), served.stderr
+    refused = run(installed, installed["script"], "serve", "--port", "0")
+    assert refused.returncode == 2 and "must be a port number from 1 to 65535" in refused.stderr
 
 
 def test_models_dir_override_is_kept(installed, tmp_path):

@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "SUPPORTED_MODEL_TYPES": "attribution.contributions.adapters",
+    "SUPPORTED_MODEL_TYPES": "attribution.anatomy.adapters",
     "build_contribution_graph": "attribution.contributions.graph",
     "build_contribution_graphs": "attribution.contributions.graph",
     "decompose_model": "attribution.contributions.graph",

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from attribution.results import ContributionGraph
+from attribution.results import ContributionGraph, node_id
 
 
 def route_flow(graph: ContributionGraph, root: int) -> dict[str, float]:
     """Flow from the final state of decoder token ``root`` into every node of its route."""
-    root_id = f"decoder:{graph.n_layers}:after_ffn:{root}"
+    root_id = node_id("decoder", graph.n_layers, "after_ffn", root)
     outgoing: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for edge in graph.edges:
         outgoing[edge.source].append((edge.target, edge.weight))
@@ -47,7 +47,7 @@ def graph_word_alignment(
         flow = route_flow(graph, root)
         per_word: dict[int, float] = defaultdict(float)
         for j, word in enumerate(source_word_ids):
-            node = f"encoder:{graph.n_encoder_layers}:after_ffn:{j}"
+            node = node_id("encoder", graph.n_encoder_layers, "after_ffn", j)
             if word is not None and node in flow:
                 per_word[word] += flow[node]
         if per_word:

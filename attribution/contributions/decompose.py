@@ -38,13 +38,16 @@ exactly what :func:`run_instrumented` captures for that record alone (to float32
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from attribution.contributions.adapters import ArchitectureSpec, AttentionSpec, BlockSpec, FFNSpec, PostNorm
+from attribution.anatomy.adapters import ArchitectureSpec, AttentionSpec, BlockSpec, FFNSpec, PostNorm
+from attribution.anatomy.hooks import hooked
+from attribution.anatomy.places import all_sites, blocks_of
+from attribution.anatomy.sites import Site
 
 #: Elements of one overshoot-correction chunk (float32): 4M elements = 16 MiB, in each of its two buffers.
 DEFAULT_BUDGET = 1 << 22
@@ -109,16 +112,6 @@ class BlockDecomposition:
     parallel_residual: bool
 
 
-def _own(tensor: torch.Tensor, batch: int) -> torch.Tensor:
-    """A float32 ``[batch, T, *]`` copy: a model may change its tensors in place after a hook saw them
-    (Falcon adds into its FFN output)."""
-    return tensor.detach().reshape(batch, -1, tensor.shape[-1]).to(torch.float32, copy=True)
-
-
-def _first_tensor(args: tuple, kwargs: dict, name: str) -> torch.Tensor:
-    return args[0] if args else kwargs[name]
-
-
 @dataclass(frozen=True)
 class RecordSpan:
     """Where one record sits in a right-padded batch: its row and its real (unpadded) lengths."""
@@ -128,97 +121,70 @@ class RecordSpan:
     source_length: int = 0  # encoder tokens (seq2seq)
 
 
-#: Captured tensors of one forward pass, ``[batch, T, *]``, by (side, block index, name).
-_Captures = dict[tuple[str, int, str], torch.Tensor]
+#: What the decomposition reads of each block: anatomy site point -> :class:`CapturedBlock` field.
+_CAPTURED = {
+    "resid_pre": "residual_in",
+    "attn.probs": "self_probs",
+    "attn.values": "self_values",
+    "ffn.act": "ffn_activations",
+    "ffn.out": "ffn_output",
+    "cross_attn.probs": "cross_probs",
+    "cross_attn.values": "cross_values",
+}
+#: Captured tensors of one forward pass, ``[batch, T, *]``, by site.
+_Captures = dict[Site, torch.Tensor]
 
 
-def _capture(model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]) -> tuple[_Captures, object]:
-    """One forward pass of the base model with hooks: the per-block tensors ``[batch, T, *]`` and its output."""
+def _capture(model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]) -> _Captures:
+    """One forward pass of the base model reading every captured site (:data:`_CAPTURED`), ``[batch, T, *]``."""
     records: _Captures = {}
-    handles = []
-    batch = inputs["input_ids"].shape[0]
 
-    def instrument(side: str, index: int, block: BlockSpec) -> None:
-        def block_input(_module, args, kwargs):
-            records[(side, index, "residual_in")] = _own(_first_tensor(args, kwargs, "hidden_states"), batch)
+    def keep(activation: torch.Tensor, site: Site) -> None:
+        # probabilities as the model returns them; the rest as float32 copies: a model may change its tensors
+        # in place after a hook saw them (Falcon adds into its FFN output), and values must not hold q and k
+        activation = activation.detach()
+        records[site] = activation if site.point.endswith("probs") else activation.to(torch.float32, copy=True)
 
-        def values(name: str, attention: AttentionSpec) -> Callable:
-            def hook(_module, _args, output):  # keep the values only (a copy, not a view of q, k and v)
-                taken = attention.take_values(output.detach().reshape(-1, output.shape[-1]))  # [batch * S, kv, hd]
-                records[(side, index, name)] = taken.reshape(batch, -1, *taken.shape[1:]).to(torch.float32, copy=True)
-
-            return hook
-
-        def ffn_out(_module, args, output):
-            records[(side, index, "ffn_activations")] = _own(args[0], batch)
-            records[(side, index, "ffn_output")] = _own(output, batch)
-
-        handles.append(block.module.register_forward_pre_hook(block_input, with_kwargs=True))
-        handles.append(
-            block.self_attention.value_module.register_forward_hook(values("self_values", block.self_attention))
-        )
-        if block.cross_attention is not None:
-            handles.append(
-                block.cross_attention.value_module.register_forward_hook(values("cross_values", block.cross_attention))
-            )
-        handles.append(block.ffn.out_module.register_forward_hook(ffn_out))
-
-    for index, block in enumerate(spec.encoder_blocks):
-        instrument("encoder", index, block)
-    for index, block in enumerate(spec.decoder_blocks):
-        instrument("decoder", index, block)
-    try:
-        with torch.no_grad():
-            # the base model: the LM head over every position is not needed (the logit lens reads a few nodes)
-            output = model.base_model(**inputs, output_attentions=True, use_cache=False, return_dict=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return records, output
+    sites = [site for site in all_sites(spec) if site.point in _CAPTURED]
+    with hooked(spec, dict.fromkeys(sites, keep)), torch.no_grad():
+        # the base model: the LM head over every position is not needed (the logit lens reads a few nodes)
+        model.base_model(**inputs, output_attentions=True, use_cache=False, return_dict=True)
+    return records
 
 
 def _record_blocks(
-    spec: ArchitectureSpec, records: _Captures, output, span: RecordSpan
+    spec: ArchitectureSpec, records: _Captures, span: RecordSpan
 ) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
     """One record's captured blocks, cut to its own lengths: positions, queries and keys of the probabilities
     (cross-attention keys to its source length), so that padding leaves no trace."""
-    b, t, s = span.row, span.length, span.source_length
+    b, lengths = span.row, {"encoder": span.source_length, "decoder": span.length}
 
-    def blocks(side: str, blocks_spec: list[BlockSpec], n: int, self_probs, cross_probs) -> list[CapturedBlock]:
-        def take(index: int, name: str, length: int) -> torch.Tensor:
-            return records[(side, index, name)][b, :length]
+    def cut(site: Site, field: str) -> torch.Tensor | None:
+        tensor = records.get(site)
+        n = lengths[site.side]
+        if tensor is None:
+            return None
+        if field.endswith("probs"):  # [B, H, T, S]
+            return tensor[b, :, :n, : span.source_length if field == "cross_probs" else n].float()
+        return tensor[b, : span.source_length if field == "cross_values" else n]
 
-        captured = []
-        for index, block in enumerate(blocks_spec):
-            cross = block.cross_attention is not None
-            captured.append(
-                CapturedBlock(
-                    residual_in=take(index, "residual_in", n),
-                    self_probs=self_probs[index][b, :, :n, :n].float(),
-                    self_values=take(index, "self_values", n),
-                    ffn_activations=take(index, "ffn_activations", n),
-                    ffn_output=take(index, "ffn_output", n),
-                    cross_probs=cross_probs[index][b, :, :n, :s].float() if cross else None,
-                    cross_values=records[("decoder", index, "cross_values")][b, :s] if cross else None,
-                )
-            )
-        return captured
+    def blocks(side: str) -> list[CapturedBlock]:
+        return [
+            CapturedBlock(**{field: cut(Site(side, block, point), field) for point, field in _CAPTURED.items()})
+            for block in range(1, len(blocks_of(spec, side)) + 1)
+        ]
 
-    if spec.encoder_blocks:
-        encoder = blocks("encoder", spec.encoder_blocks, s, output.encoder_attentions, None)
-        decoder = blocks("decoder", spec.decoder_blocks, t, output.decoder_attentions, output.cross_attentions)
-        return encoder, decoder
-    return [], blocks("decoder", spec.decoder_blocks, t, output.attentions, None)
+    return blocks("encoder"), blocks("decoder")
 
 
 def run_instrumented(
     model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
 ) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
     """One forward pass with hooks; returns the captured encoder and decoder blocks (one record, batch of 1)."""
-    records, output = _capture(model, spec, inputs)
+    records = _capture(model, spec, inputs)
     source = inputs["input_ids"].shape[1] if spec.encoder_blocks else 0
     length = inputs["decoder_input_ids" if spec.encoder_blocks else "input_ids"].shape[1]
-    return _record_blocks(spec, records, output, RecordSpan(0, length, source))
+    return _record_blocks(spec, records, RecordSpan(0, length, source))
 
 
 def pad_records(
@@ -266,8 +232,8 @@ def run_instrumented_batch(
     if len(inputs) == 1:
         return [run_instrumented(model, spec, inputs[0])]
     batch, spans = pad_records(inputs, pad_token_id)
-    records, output = _capture(model, spec, batch)
-    per_record = [_record_blocks(spec, records, output, span) for span in spans]
+    records = _capture(model, spec, batch)
+    per_record = [_record_blocks(spec, records, span) for span in spans]
     # own copies: a record's blocks must not keep the whole batch's tensors alive
     return [
         ([_copied(block) for block in encoder], [_copied(block) for block in decoder])

@@ -14,7 +14,8 @@ from operator import attrgetter
 
 import torch
 
-from attribution.contributions.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.inputs import pad_token_id, prepare_inputs
 from attribution.contributions.decompose import (
     DEFAULT_BUDGET,
     BlockDecomposition,
@@ -32,17 +33,14 @@ from attribution.languages import (
     NO_LANGUAGES,
     Languages,
     check_languages,
-    generation_kwargs,
     languages_set,
     provenance_with,
 )
-from attribution.models import LoadedModel, prompt_with_continuation
+from attribution.models import LoadedModel
 from attribution.offload import offloaded_weights_loaded
 from attribution.results import ContributionGraph, GraphEdge, GraphNode
 
 Progress = Callable[[float, str], None]
-#: Longest target generated when a seq2seq model is given no target.
-MAX_GENERATED_TOKENS = 64
 
 
 def _check_options(threshold: float, top_k: int) -> None:
@@ -72,57 +70,6 @@ def resolve_root_tokens(root_tokens: int | list[int] | str, n_tokens: int) -> li
             )
         resolved.add(index % n_tokens)
     return sorted(resolved)
-
-
-def _prepare_inputs(
-    loaded: LoadedModel,
-    text: str,
-    target: str | None,
-    max_tokens: int | None,
-    languages: Languages = NO_LANGUAGES,
-) -> tuple[dict[str, torch.Tensor], list[int], list[int], str]:
-    """Model inputs, source ids (seq2seq), decoder-side ids, and the target text explained.
-
-    Tokenises with the tokenizer's current languages (callers set ``languages`` with
-    :func:`~attribution.languages.languages_set`); ``languages`` makes generation start with the target code.
-    """
-    tokenizer, device = loaded.tokenizer, loaded.device
-    if loaded.kind == "causal":
-        # With a target: the same whole text Inseq attribution reads (so both give the same tokens).
-        whole = prompt_with_continuation(text, target) if target else text
-        ids = tokenizer(whole, add_special_tokens=True)["input_ids"]
-        limit = min(x for x in (max_tokens, loaded.max_input_tokens, 10**9) if x)
-        if len(ids) > limit:
-            raise InvalidInputError(f"Prompt and target are {len(ids)} tokens long; at most {limit} are accepted here.")
-        return {"input_ids": torch.tensor([ids], device=device)}, [], ids, target or ""
-    source_ids = tokenizer(text, add_special_tokens=True)["input_ids"]
-    start = loaded.config.decoder_start_token_id
-    eos = tokenizer.eos_token_id
-    if target is None:
-        longest = min(MAX_GENERATED_TOKENS, (loaded.max_input_tokens or MAX_GENERATED_TOKENS + 1) - 1)
-        with torch.no_grad():
-            generated = loaded.model.generate(
-                torch.tensor([source_ids], device=device),
-                max_new_tokens=longest,
-                do_sample=False,
-                num_beams=1,
-                **generation_kwargs(loaded, languages),
-            )[0].tolist()
-        decoder_ids = generated[:-1] if generated[-1] == eos and len(generated) > 1 else generated
-        target = tokenizer.decode(generated, skip_special_tokens=True)
-    else:
-        if not target.strip():
-            raise InvalidInputError("The target text is empty: give a translation or leave it out to generate one.")
-        labels = tokenizer(text_target=target, add_special_tokens=True)["input_ids"]
-        decoder_ids = [start, *(labels[:-1] if labels and labels[-1] == eos else labels)]
-        limit = min(x for x in (max_tokens, loaded.max_input_tokens, 10**9) if x)
-        if len(decoder_ids) > limit:
-            raise InvalidInputError(f"The target is {len(decoder_ids)} tokens long; at most {limit} are accepted here.")
-    inputs = {
-        "input_ids": torch.tensor([source_ids], device=device),
-        "decoder_input_ids": torch.tensor([decoder_ids], device=device),
-    }
-    return inputs, source_ids, decoder_ids, target
 
 
 def decompose_model(
@@ -242,7 +189,7 @@ def _prepare(
 ) -> _Prepared:
     """Inputs and roots of one checked text (under the model's lock, with ``languages`` set on the tokenizer:
     a seq2seq target may be generated)."""
-    inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens, languages)
+    inputs, source_ids, decoder_ids, target_text = prepare_inputs(loaded, text, target, max_tokens, languages)
     roots = resolve_root_tokens(root_tokens, len(decoder_ids))
     return _Prepared(text, inputs, source_ids, decoder_ids, target_text, roots, languages)
 
@@ -436,7 +383,7 @@ def _captured_batch(
     """Every record's captured forward pass from one padded batch, or record by record when the batch fails."""
     inputs = [record.inputs for record in records]
     try:
-        return run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=_pad_id(loaded))
+        return run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=pad_token_id(loaded))
     except BudgetExceededError:
         raise
     except Exception as error:
@@ -451,12 +398,3 @@ def _captured_batch(
         except Exception as error:
             out.append(error)
     return out
-
-
-def _pad_id(loaded: LoadedModel) -> int:
-    """The id padded positions get: the model's own pad id (M2M-100 counts positions from it), else any id
-    (masked positions are never read)."""
-    for candidate in (loaded.model.config.pad_token_id, loaded.tokenizer.pad_token_id, loaded.tokenizer.eos_token_id):
-        if isinstance(candidate, int):
-            return candidate
-    return 0

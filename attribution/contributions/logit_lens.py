@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from attribution.contributions.adapters import ArchitectureSpec
+from attribution.anatomy.adapters import ArchitectureSpec
 
 #: States read out per matrix product (bounds the [chunk, vocab] logits held at once).
 CHUNK = 128

@@ -32,14 +32,7 @@ from attribution.contributions.decompose import (
     attention_shares,
     ffn_shares,
 )
-from attribution.results import GraphEdge, Side
-
-
-def node_id(side: Side, layer: int, kind: str, token: int) -> str:
-    """Stable node ids such as ``decoder:3:after_ffn:7``; layer 0 is always the embedding."""
-    if layer == 0:
-        kind = "embedding"
-    return f"{side}:{layer}:{kind}:{token}"
+from attribution.results import GraphEdge, Side, node_id
 
 
 def _renormalised(edges: list[GraphEdge], renormalize: bool) -> list[GraphEdge]:

@@ -157,7 +157,7 @@ class MethodOutcome:
 
 def check_task(loaded: LoadedModel, config: TaskConfig) -> None:
     """Refuse, before any record runs, a method this model cannot run (the rest was checked with the task)."""
-    from attribution.contributions.adapters import architecture_spec
+    from attribution.anatomy.adapters import architecture_spec
     from attribution.inseq_runner import check_supported
 
     for method in config.methods:

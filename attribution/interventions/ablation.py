@@ -10,6 +10,26 @@ Modes (what a component's activation becomes):
   itself), for any length. Edges take the mean of their term over reference prompts.
 - ``patch``: its value in a counterfactual input of the same length (``counterfactual`` text and/or,
   for seq2seq, ``counterfactual_target``), for edges the counterfactual's term.
+
+What a *set* of components means. Each component denotes a set of additive terms of the residual
+stream's decomposition (the contribution graph's): an edge ``j -> i`` of head h the term
+``A^h_ij v^h_j W_O^h`` of the attention output at i; a head at its query positions the terms of all
+its edges there; an attention block output at a token all its heads' terms there plus the output
+bias; a neuron at its tokens ``act_n(i) W_out[n]``; an FFN block output at a token all its neurons'
+terms plus the bias; a residual stream node the whole state (every term written into that token up
+to that layer). A set of components denotes the **union** of their terms, and the intervention
+changes each term of the union exactly once: ``zero`` removes it, ``mean`` / ``patch`` give it its
+reference value (the reference run's value of that very term). So a head together with one of its own
+edges is the head alone; a head restricted to positions together with an all-heads edge into one of
+those positions is the head there plus the *other* heads' terms of the edge; a block output together
+with its own heads, edges or neurons is the block output at its tokens plus the smaller components
+elsewhere; a residual stream node together with anything written into it is the node. Terms the
+union does not contain are left alone, however the changed ones alter them downstream (a later
+layer's edge term is computed from the changed values and probabilities of the pass, as the
+decomposition of that pass computes it). The engine realises this by applying the coarser edit
+last at each site (a block output or residual assignment overrides what its parts did) and by never
+applying an edge's term change where a head edit of the same row already covers that head and query
+position (:func:`attribution.interventions.engine.installed`).
 """
 
 from __future__ import annotations
@@ -19,11 +39,12 @@ from typing import Literal
 
 import torch
 
-from attribution.contributions.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.shape import ModelShape
 from attribution.contributions.graph import resolve_root_tokens
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
-from attribution.interventions.components import Component, ModelShape, parse_component, resolve
+from attribution.interventions.components import Component, parse_component, resolve
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
 from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult

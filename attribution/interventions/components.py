@@ -1,6 +1,6 @@
 """Component ids: what an intervention acts on, named the way the contribution graph names things.
 
-Graph node ids are ``side:layer:kind:token`` (:func:`attribution.contributions.routes.node_id`); an
+Graph node ids are ``side:layer:kind:token`` (:func:`attribution.results.node_id`); an
 attention edge of the graph is the pair (source node, target node). Interventions accept those and
 a few more kinds, all in one grammar (``side`` is ``encoder`` or ``decoder``, the only side of a
 causal model; ``layer`` counts blocks from 1, 0 is the embedding; ``*`` means every position)::
@@ -32,7 +32,9 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from attribution.anatomy.shape import ModelShape
 from attribution.errors import InvalidInputError
+from attribution.results import node_id
 
 ComponentKind = Literal["residual", "attention", "ffn", "head", "neuron", "edge"]
 Side = Literal["encoder", "decoder"]
@@ -79,16 +81,12 @@ class Component:
             assert self.positions is not None and self.source is not None
             target_kind = "after_attention" if self.attention == "self" else "after_cross_attention"
             source_side = "encoder" if self.attention == "cross" else self.side
-            source_layer = self._source_layer
-            source_kind = "embedding" if source_layer == 0 else "after_ffn"
             head = "" if self.index is None else f"#{self.index}"
-            return (
-                f"{source_side}:{source_layer}:{source_kind}:{self.source}"
-                f"->{self.side}:{self.layer}:{target_kind}:{self.positions[0]}{head}"
-            )
+            source = node_id(source_side, self._source_layer, "after_ffn", self.source)
+            return f"{source}->{node_id(self.side, self.layer, target_kind, self.positions[0])}{head}"
         positions = "*" if self.positions is None else ",".join(str(p) for p in self.positions)
         if self.kind == "residual":
-            return f"{self.side}:{self.layer}:{'embedding' if self.layer == 0 else 'after_ffn'}:{positions}"
+            return node_id(self.side, self.layer, "after_ffn", positions)
         if self.kind == "attention":
             return (
                 f"{self.side}:{self.layer}:{'attention' if self.attention == 'self' else 'cross_attention'}:{positions}"
@@ -189,16 +187,6 @@ def _parse_edge(text: str) -> Component:
 def edge_component(source: str, target: str, head: int | None = None) -> Component:
     """The component of a graph edge given as (source node id, target node id), optionally one head."""
     return parse_component(f"{source}->{target}" + ("" if head is None else f"#{head}"))
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """What :func:`resolve` checks ids against: layers, heads and FFN width per side, tokens per side."""
-
-    layers: dict[str, int]  # side -> number of blocks
-    heads: dict[tuple[str, AttentionKind], int]
-    ffn_width: dict[str, int]
-    tokens: dict[str, int]  # side -> number of token positions
 
 
 def _index(value: int, size: int, what: str, text: str) -> int:

@@ -27,6 +27,7 @@ is the reference a useful explanation must beat.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -201,16 +202,28 @@ def _probabilities(
         inputs = {"input_ids": features}
         if problem.decoder_ids is not None:
             inputs["decoder_input_ids"] = torch.tensor([problem.decoder_ids] * len(chunk), device=device)
+        positions = [problem.positions[step] for step, _ in chunk]
         with torch.no_grad():
             if vector is None:
-                logits = loaded.model(**inputs, use_cache=False).logits
+                logits = _logits_at(loaded.model, inputs, positions)
             else:
                 with _embedding_replacement(loaded, features, masks, vector):
-                    logits = loaded.model(**inputs, use_cache=False).logits
+                    logits = _logits_at(loaded.model, inputs, positions)
         for r, (step, _) in enumerate(chunk):
-            distribution = logits[r, problem.positions[step]].double().softmax(-1)
+            distribution = logits[r].double().softmax(-1)
             out[start + r] = float(distribution[problem.targets[step]])
     return out
+
+
+def _logits_at(model: torch.nn.Module, inputs: dict[str, torch.Tensor], positions: list[int]) -> torch.Tensor:
+    """Logits ``[B, V]`` of row r at ``positions[r]``: the LM head runs at those positions only where the model
+    takes ``logits_to_keep`` (a large vocabulary's projection at every position is much of a short pass)."""
+    device = next(iter(inputs.values())).device
+    keep = torch.tensor(positions, device=device)[:, None]  # [B, 1]: one position per row
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        return model(**inputs, use_cache=False, logits_to_keep=keep).logits[:, 0]
+    logits = model(**inputs, use_cache=False).logits
+    return logits.gather(1, keep[:, :, None].expand(-1, -1, logits.shape[-1]))[:, 0]
 
 
 def count_rows(n_steps: int, random_seeds: int) -> int:

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
+from attribution.anatomy.adapters import architecture_spec
 from attribution.contributions import build_contribution_graph
-from attribution.contributions.adapters import architecture_spec
 from attribution.errors import UnsupportedError
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits, check_mode, record_references, resolve_components
@@ -61,7 +61,7 @@ def graph_after_intervention(
                 )
         reference = record_references(loaded, spec, [clean]) if mode == "mean" else None
         edits = build_edits(resolved, torch.tensor([0]), mode, spec, shape, reference, "positions")
-        with engine.installed(loaded.model, spec, edits, effective_probabilities=True):
+        with engine.installed(spec, edits, effective_probabilities=True):
             return build_contribution_graph(
                 loaded,
                 text,

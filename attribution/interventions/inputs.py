@@ -1,7 +1,7 @@
 """Inputs of an intervention: the clean input, counterfactual / reference inputs of the same length, batches.
 
-Tokenisation is the contribution graph's (:func:`attribution.contributions.graph._prepare_inputs`), so
-positions and component ids mean the same tokens in both. Causal models: ``text`` is the prompt and
+Tokenisation is the model anatomy's (:func:`attribution.anatomy.inputs.prepare_inputs`), the contribution
+graph's too, so positions and component ids mean the same tokens in both. Causal models: ``text`` is the prompt and
 ``target`` an optional continuation. Seq2seq models: ``text`` is the source and ``target`` the target
 sentence (generated greedily when None); counterfactuals keep the clean target unless given one.
 """
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import torch
 
-from attribution.contributions.adapters import ArchitectureSpec
-from attribution.contributions.graph import _prepare_inputs
+from attribution.anatomy.adapters import ArchitectureSpec
+from attribution.anatomy.inputs import prepare_inputs
+from attribution.anatomy.shape import ModelShape, shape_of
 from attribution.errors import InvalidInputError
-from attribution.interventions.components import ModelShape
 from attribution.languages import NO_LANGUAGES, Languages
 from attribution.models import LoadedModel
 
@@ -50,7 +50,7 @@ def prepare(
     text = loaded.validate_text(text, role="input text" if role == "input" else role, max_tokens=max_tokens)
     if target:  # refused before tokenizing when far too long or not valid Unicode
         loaded.precheck_text(target, role="target" if role == "input" else f"{role}'s target", max_tokens=max_tokens)
-    inputs, source_ids, decoder_ids, target_text = _prepare_inputs(loaded, text, target, max_tokens, languages)
+    inputs, source_ids, decoder_ids, target_text = prepare_inputs(loaded, text, target, max_tokens, languages)
     return PreparedInput(text, target_text, inputs, source_ids, decoder_ids)
 
 
@@ -90,21 +90,4 @@ def batch(prepared: list[PreparedInput] | PreparedInput, repeat: int = 1) -> dic
 
 def model_shape(spec: ArchitectureSpec, prepared: PreparedInput) -> ModelShape:
     """The components of ``spec``'s model on the tokens of ``prepared``."""
-    return shape_for(spec, n_encoder=len(prepared.source_ids), n_decoder=len(prepared.decoder_ids))
-
-
-def shape_for(spec: ArchitectureSpec, *, n_encoder: int, n_decoder: int) -> ModelShape:
-    """The components of ``spec``'s model on inputs of ``n_encoder`` source and ``n_decoder`` decoder tokens."""
-    heads = {("decoder", "self"): spec.decoder_blocks[0].self_attention.n_heads}
-    if spec.encoder_blocks:
-        heads[("encoder", "self")] = spec.encoder_blocks[0].self_attention.n_heads
-        heads[("decoder", "cross")] = spec.decoder_blocks[0].cross_attention.n_heads
-    ffn_width = {"decoder": spec.decoder_blocks[0].ffn.out_weight.shape[0]}
-    if spec.encoder_blocks:
-        ffn_width["encoder"] = spec.encoder_blocks[0].ffn.out_weight.shape[0]
-    return ModelShape(
-        layers={"encoder": len(spec.encoder_blocks), "decoder": len(spec.decoder_blocks)},
-        heads=heads,
-        ffn_width=ffn_width,
-        tokens={"encoder": n_encoder, "decoder": n_decoder},
-    )
+    return shape_of(spec, n_encoder=len(prepared.source_ids), n_decoder=len(prepared.decoder_ids))

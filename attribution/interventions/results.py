@@ -19,18 +19,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from attribution.results import JsonResult, Provenance, matrix_from_json, matrix_to_json, register_schema
-from attribution.validation import (
-    ObjectReader,
-    expect_int,
-    expect_number,
-    expect_number_matrix,
-    expect_share,
-    expect_str,
-    expect_str_list,
-    expect_tuple,
-    fail,
-)
+from attribution.results import ModelResult, matrix_from_json, matrix_to_json
+from attribution.validation import ObjectReader, expect_number, expect_share, expect_str, expect_tuple, fail
 
 #: What an intervention does to a component (see :mod:`attribution.interventions.ablation`).
 MODES: tuple[str, ...] = ("zero", "mean", "patch")
@@ -39,10 +29,6 @@ MEAN_OVER: tuple[str, ...] = ("prompts", "positions")
 #: Patching maps (see :mod:`attribution.interventions.sweeps`) and their directions.
 MAP_NAMES: tuple[str, ...] = ("head", "cross_head", "encoder_head", "position", "encoder_position")
 DIRECTIONS: tuple[str, ...] = ("denoise", "noise")
-
-
-def _provenance(f: ObjectReader) -> Provenance:
-    return Provenance.from_dict(f.get("provenance"), f.at("provenance"))
 
 
 def _position(f: ObjectReader, name: str, tokens: list[str]) -> int:
@@ -98,7 +84,7 @@ class PredictionChange:
 
 
 @dataclass
-class InterventionResult(JsonResult):
+class InterventionResult(ModelResult):
     """Ablating (``zero`` / ``mean``) or patching (``patch``) ``components`` on one input.
 
     ``mean_over`` is ``"prompts"`` (per position, over ``reference_texts``) or ``"positions"`` for
@@ -108,7 +94,6 @@ class InterventionResult(JsonResult):
 
     SCHEMA: ClassVar[str] = "intervention"
 
-    provenance: Provenance
     source_text: str
     target_text: str
     source_tokens: list[str]
@@ -124,13 +109,10 @@ class InterventionResult(JsonResult):
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         f = cls._reader(data, path)
-        target_tokens = f.texts("target_tokens")
+        given = cls._read_input(f)
+        target_tokens = given["target_tokens"]
         return cls(
-            provenance=_provenance(f),
-            source_text=f.text("source_text"),
-            target_text=f.text("target_text"),
-            source_tokens=f.texts("source_tokens"),
-            target_tokens=target_tokens,
+            **given,
             components=f.texts("components"),
             mode=f.choice("mode", MODES),
             predictions=f.list_of(
@@ -138,7 +120,7 @@ class InterventionResult(JsonResult):
                 lambda item, at: PredictionChange.from_dict(item, at, target_tokens=target_tokens),
             ),
             mean_over=f.choice("mean_over", MEAN_OVER, optional=True),
-            reference_texts=expect_str_list(f.get("reference_texts", []), f.at("reference_texts")),
+            reference_texts=f.texts("reference_texts", default=[]),
             counterfactual_text=f.text("counterfactual_text", optional=True),
             counterfactual_target=f.text("counterfactual_target", optional=True),
         )
@@ -184,8 +166,7 @@ class PatchingMap:
         shape = (len(row_names), len(column_names))
 
         def matrix(key: str) -> np.ndarray | None:
-            rows = expect_number_matrix(f.get(key, None), f.at(key), shape, optional=True, per="column name")
-            return matrix_from_json(rows, shape[1])
+            return matrix_from_json(f.matrix(key, shape, optional=True, per="column name"), shape[1])
 
         return cls(
             name=name,
@@ -203,7 +184,7 @@ class PatchingMap:
 
 
 @dataclass
-class PatchingResult(JsonResult):
+class PatchingResult(ModelResult):
     """Activation patching between a clean and a counterfactual input of the same length.
 
     ``direction`` ``"denoise"``: the counterfactual run receives clean activations (how much of the
@@ -214,7 +195,6 @@ class PatchingResult(JsonResult):
 
     SCHEMA: ClassVar[str] = "patching"
 
-    provenance: Provenance
     source_text: str
     target_text: str
     counterfactual_text: str
@@ -247,17 +227,14 @@ class PatchingResult(JsonResult):
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Check every field; the counterfactual has as many tokens as the input (patching needs it)."""
         f = cls._reader(data, path)
-        source_tokens, target_tokens = f.texts("source_tokens"), f.texts("target_tokens")
+        given = cls._read_input(f)
+        source_tokens, target_tokens = given["source_tokens"], given["target_tokens"]
         n_tokens = {"encoder": len(source_tokens), "decoder": len(target_tokens)}
         per = "token of the input"
         return cls(
-            provenance=_provenance(f),
-            source_text=f.text("source_text"),
-            target_text=f.text("target_text"),
+            **given,
             counterfactual_text=f.text("counterfactual_text"),
             counterfactual_target=f.text("counterfactual_target"),
-            source_tokens=source_tokens,
-            target_tokens=target_tokens,
             counterfactual_source_tokens=f.texts("counterfactual_source_tokens", length=len(source_tokens), per=per),
             counterfactual_target_tokens=f.texts("counterfactual_target_tokens", length=len(target_tokens), per=per),
             root_position=_position(f, "root_position", target_tokens),
@@ -285,7 +262,6 @@ class EdgeSetEffect:
     def from_dict(cls, data: Any, path: str, *, n_edges: int) -> Self:
         """Check the effect; its edge set has ``n_edges`` edges (the route's size: random sets are matched to it)."""
         f = ObjectReader(data, path)
-        seed = f.get("seed", None)
         size = f.whole("n_edges", minimum=0)
         if size != n_edges:
             raise fail(f.at("n_edges"), f"must be the route's size, {n_edges}, not {size}")
@@ -294,12 +270,12 @@ class EdgeSetEffect:
             total_weight=f.number("total_weight", minimum=0.0),
             probability=f.share("probability"),
             logit_diff=f.number("logit_diff", optional=True),
-            seed=None if seed is None else expect_int(seed, f.at("seed"), minimum=0),
+            seed=f.whole("seed", optional=True, minimum=0),
         )
 
 
 @dataclass
-class RouteFaithfulness(JsonResult):
+class RouteFaithfulness(ModelResult):
     """Is a contribution-graph route necessary and sufficient for the prediction at ``root_position``?
 
     Necessity: every attention edge of the route is removed (zero ablation of its term, all heads).
@@ -310,7 +286,6 @@ class RouteFaithfulness(JsonResult):
 
     SCHEMA: ClassVar[str] = "route-faithfulness"
 
-    provenance: Provenance
     source_text: str
     target_text: str
     source_tokens: list[str]
@@ -331,12 +306,12 @@ class RouteFaithfulness(JsonResult):
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Check every field; every edge set (the route's and the random ones) has as many edges as the route."""
         f = cls._reader(data, path)
-        target_tokens = f.texts("target_tokens")
+        given = cls._read_input(f)
         route_edges = f.texts("route_edges")
         n = len(route_edges)
 
         def effect(name: str) -> EdgeSetEffect:
-            return EdgeSetEffect.from_dict(f.get(name), f.at(name), n_edges=n)
+            return f.field(name, lambda item, at: EdgeSetEffect.from_dict(item, at, n_edges=n))
 
         def effects(name: str, length: int | None = None) -> list[EdgeSetEffect]:
             return f.list_of(
@@ -349,12 +324,8 @@ class RouteFaithfulness(JsonResult):
         threshold = f.share("threshold")
         random_necessity = effects("random_necessity")
         return cls(
-            provenance=_provenance(f),
-            source_text=f.text("source_text"),
-            target_text=f.text("target_text"),
-            source_tokens=f.texts("source_tokens"),
-            target_tokens=target_tokens,
-            root_position=_position(f, "root_position", target_tokens),
+            **given,
+            root_position=_position(f, "root_position", given["target_tokens"]),
             target_token=f.text("target_token"),
             contrast_token=f.text("contrast_token", optional=True),
             threshold=threshold,
@@ -413,7 +384,7 @@ class RouteFaithfulness(JsonResult):
 
 
 @dataclass
-class FaithfulnessResult(JsonResult):
+class FaithfulnessResult(ModelResult):
     """ERASER faithfulness (DeYoung et al. 2020) and deletion / insertion AOPC of one explanation.
 
     For each explained step and each fraction k of ``fractions`` of the removable input tokens,
@@ -427,7 +398,6 @@ class FaithfulnessResult(JsonResult):
 
     SCHEMA: ClassVar[str] = "faithfulness"
 
-    provenance: Provenance
     explanation: str  # the Inseq method, or "contribution graph"
     source_text: str
     target_text: str
@@ -448,12 +418,11 @@ class FaithfulnessResult(JsonResult):
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Check every field; the deletion and insertion curves have one point per curve fraction each."""
         f = cls._reader(data, path)
+        given = cls._read_input(f)
         deletion = f.list_of("deletion_curve", expect_share)
         return cls(
-            provenance=_provenance(f),
+            **given,
             explanation=f.text("explanation"),
-            source_text=f.text("source_text"),
-            target_text=f.text("target_text"),
             replacement=f.text("replacement"),
             fractions=f.list_of("fractions", expect_share),
             n_steps=f.whole("n_steps", minimum=1),
@@ -472,7 +441,3 @@ class FaithfulnessResult(JsonResult):
             random_sufficiency=f.number("random_sufficiency", optional=True),
             random_seeds=f.whole("random_seeds", minimum=0),
         )
-
-
-for _cls in (InterventionResult, PatchingResult, RouteFaithfulness, FaithfulnessResult):
-    register_schema(_cls)

@@ -11,7 +11,9 @@ are the tested set:
 Random baselines use edge sets of the same size drawn from the same attention layers, matched to the
 route's edges one by one by proximity weight (each route edge is paired with one of the ``pool``
 unrouted edges of that layer closest to it in weight), so their total weight is close to the route's
-(both are reported). All runs (route and every seed) are rows of one batched forward pass.
+(both are reported). All runs (route and every seed) are rows of one batched forward pass, which starts
+at the lowest block whose attention it edits from the recorded clean pass (the blocks below, and the
+encoder when only decoder attention is edited, are not run again) and reads out the root position only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import random
 
 import torch
 
-from attribution.contributions.adapters import architecture_spec
+from attribution.anatomy.adapters import architecture_spec
 from attribution.contributions.decompose import attention_shares
 from attribution.contributions.graph import build_contribution_graph, decompose_model, resolve_root_tokens
 from attribution.contributions.routes import node_id
@@ -28,7 +30,7 @@ from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import edge_mask
 from attribution.interventions.components import Component, edge_component, resolve
-from attribution.interventions.inputs import batch, model_shape, prepare
+from attribution.interventions.inputs import model_shape, prepare
 from attribution.interventions.metrics import default_targets, logit_diff, token_id
 from attribution.interventions.results import EdgeSetEffect, RouteFaithfulness
 from attribution.languages import check_languages, languages_set, provenance_with
@@ -201,9 +203,10 @@ def route_faithfulness(
                 for row, edges in enumerate(sets)
                 for site, mask in masks(edges, keep).items()
             ]
-            return engine.forward(loaded.model, spec, batch(clean, len(sets)), edits).logits[:, root]
+            return engine.forward_from(loaded.model, spec, clean.inputs, clean_run, edits, len(sets), [root])[:, 0]
 
-        clean_logits = engine.forward(loaded.model, spec, clean.inputs).logits[0]
+        clean_run = engine.forward(loaded.model, spec, clean.inputs, checkpoint=True)
+        clean_logits = clean_run.logits[0]
         necessity, sufficiency = run(keep=False), run(keep=True)
     target_id = (
         token_id(loaded, target_token)

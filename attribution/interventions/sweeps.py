@@ -15,7 +15,10 @@ seq2seq also ``cross_head`` and ``encoder_head``; ``position`` ([graph layer 0..
 position], the residual stream entering each block) and for seq2seq ``encoder_position``.
 
 Exact patching runs the cells as one batch per ``batch_size`` cells (every batch row patches its own
-cell). Attribution patching (Nanda 2022; Syed et al. 2023) estimates every cell at once from one
+cell). A patched run only needs the blocks at and above its cell: each row starts from the recorded base
+run's residual stream entering the cell's block (a decoder cell of a seq2seq model also reuses the base
+run's encoder states) and only the root position is read out (:func:`engine.forward_from`); encoder
+cells run the whole model. Attribution patching (Nanda 2022; Syed et al. 2023) estimates every cell at once from one
 forward pass on the source input, one forward and one backward pass on the base input:
 ``LD(patched) - LD(base) ~ (a_source - a_base) . dLD/da`` at the base, summed over the patched
 positions, for a = a head's mixed values or the residual stream. Its agreement with exact patching
@@ -33,15 +36,17 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from attribution.contributions.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.adapters import ArchitectureSpec, architecture_spec
+from attribution.anatomy.shape import ModelShape
 from attribution.contributions.graph import resolve_root_tokens
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits
-from attribution.interventions.components import Component, ModelShape
-from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
+from attribution.interventions.components import Component
+from attribution.interventions.inputs import PreparedInput, model_shape, prepare, prepare_like
+from attribution.interventions.maps import map_grid, map_names
 from attribution.interventions.metrics import default_targets, token_id
-from attribution.interventions.results import DIRECTIONS, MAP_NAMES, PatchingMap, PatchingResult
+from attribution.interventions.results import DIRECTIONS, PatchingMap, PatchingResult
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
@@ -62,72 +67,49 @@ class _Map:
     cells: list[list[Component]]
 
 
-def _layout(
-    name: str, spec: ArchitectureSpec, clean: PreparedInput, tokens: tuple[list[str], list[str]], query: tuple | None
-) -> _Map:
-    n_rows, n_columns = map_cells(model_shape(spec, clean), name)
-    side = "encoder" if name.startswith("encoder") else "decoder"
-    if name.endswith("head"):
-        attention = "cross" if name == "cross_head" else "self"
+def _layout(name: str, shape: ModelShape, tokens: tuple[list[str], list[str]], query: tuple | None) -> _Map:
+    grid = map_grid(shape, name)
+    side = grid.side
+    if grid.attention is not None:
         positions = query if side == "decoder" else None
+        layers = [site.block for site in grid.rows]  # the graph's ids: a head of block l is at layer l (1 … n)
         cells = [
-            [Component("head", side, layer, attention, index=h, positions=positions) for h in range(n_columns)]
-            for layer in range(1, n_rows + 1)
+            [Component("head", side, layer, grid.attention, index=h, positions=positions) for h in range(grid.columns)]
+            for layer in layers
         ]
         return _Map(
-            name,
-            "block",  # the graph's ids: a head of block l is at layer l (1 … n)
-            "head",
-            [str(layer) for layer in range(1, n_rows + 1)],
-            [str(h) for h in range(n_columns)],
-            cells,
+            name, "block", "head", [str(layer) for layer in layers], [str(h) for h in range(grid.columns)], cells
         )
+    # the graph's ids: the residual stream entering block l + 1 is the one after block l (0 = the embeddings)
+    layers = [site.block - 1 for site in grid.rows]
     names = tokens[0] if side == "encoder" else tokens[1]
-    cells = [[Component("residual", side, layer, positions=(p,)) for p in range(n_columns)] for layer in range(n_rows)]
+    cells = [[Component("residual", side, layer, positions=(p,)) for p in range(grid.columns)] for layer in layers]
     return _Map(
-        name,
-        "layer",  # the graph's ids: the residual stream after block l (0 = the embeddings), entering block l + 1
-        "position",
-        [str(layer) for layer in range(n_rows)],
-        [f"{p}: {t}" for p, t in enumerate(names)],
-        cells,
+        name, "layer", "position", [str(layer) for layer in layers], [f"{p}: {t}" for p, t in enumerate(names)], cells
     )
 
 
-def map_names(spec: ArchitectureSpec, maps: Sequence[str] | None) -> list[str]:
-    """The maps a sweep draws: ``maps`` checked against the model, or every map it has by default."""
-    seq2seq = bool(spec.encoder_blocks)
-    default_maps = MAP_NAMES if seq2seq else ("head", "position")
-    names = list(maps) if maps is not None else list(default_maps)
-    for name in names:
-        if name not in default_maps:
-            raise InvalidInputError(f"Unknown map {name!r} for this model; choose from {', '.join(default_maps)}.")
-    return names
-
-
-def map_cells(shape: ModelShape, name: str) -> tuple[int, int]:
-    """(rows, columns) of map ``name``: layers × heads, or layers × positions (the patched components)."""
-    side = "encoder" if name.startswith("encoder") else "decoder"
-    if name.endswith("head"):
-        return shape.layers[side], shape.heads.get((side, "cross" if name == "cross_head" else "self"), 0)
-    return shape.layers[side], shape.tokens[side]
-
-
-def _logit_diffs(logits: torch.Tensor, root: int, target: int, contrast: int) -> torch.Tensor:
-    return logits[:, root, target] - logits[:, root, contrast]
+def _logit_diffs(logits: torch.Tensor, target: int, contrast: int) -> torch.Tensor:
+    """``logit(target) - logit(contrast)`` per row of logits ``[B, V]`` at the root position."""
+    return logits[:, target] - logits[:, contrast]
 
 
 def _exact(
     loaded: LoadedModel,
     spec: ArchitectureSpec,
-    base: PreparedInput,
+    base: tuple[PreparedInput, engine.Recording],
     source: engine.Recording,
     layout: _Map,
+    root: int,
     measure: Callable[[torch.Tensor], torch.Tensor],
     batch_size: int,
     report: Callable[[int], None],
 ) -> np.ndarray:
-    shape = model_shape(spec, base)
+    """Each cell patched alone into the base run, ``batch_size`` cells per batch; a cell's row resumes from
+    the recorded base run at the cell's own block (:func:`engine.forward_from`), so the blocks below it,
+    and for a decoder cell of a seq2seq model the encoder, are not run again."""
+    base_input, base_run = base
+    shape = model_shape(spec, base_input)
     flat = [c for row in layout.cells for c in row]
     values = np.empty(len(flat))
     for start in range(0, len(flat), batch_size):
@@ -137,8 +119,8 @@ def _exact(
             for row, component in enumerate(chunk)
             for edit in build_edits([component], torch.tensor([row]), "patch", spec, shape, source)
         ]
-        logits = engine.forward(loaded.model, spec, batch(base, len(chunk)), edits).logits
-        values[start : start + len(chunk)] = measure(logits).double().cpu().numpy()
+        logits = engine.forward_from(loaded.model, spec, base_input.inputs, base_run, edits, len(chunk), [root])
+        values[start : start + len(chunk)] = measure(logits[:, 0]).double().cpu().numpy()
         report(len(chunk))
     return values.reshape(len(layout.cells), -1)
 
@@ -152,8 +134,7 @@ def _approximate(
         for c, component in enumerate(row):
             if component.kind == "head":
                 key = (component.side, component.layer, component.attention)
-                grad = gradients[("head_in", *key)][0]
-                grad = grad.view(*grad.shape[:-1], -1, base.head_inputs[key].shape[-1])[:, component.index]
+                grad = gradients[("head_in", *key)][0, :, component.index]
                 delta = source.head_inputs[key][0, :, component.index] - base.head_inputs[key][0, :, component.index]
             else:
                 key = (component.side, component.layer + 1)
@@ -208,7 +189,7 @@ def patching_sweep(
         raise InvalidInputError("Ask for exact patching, attribution patching, or both.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
-    names = map_names(architecture_spec(loaded.model), maps)
+    names = map_names(bool(architecture_spec(loaded.model).encoder_blocks), maps)
     if counterfactual is None and counterfactual_target is None:
         raise InvalidInputError("Patching needs a counterfactual input (text and/or target) of the same length.")
     with exclusive_use(loaded):
@@ -230,7 +211,7 @@ def patching_sweep(
         if query_positions is not None:
             query = tuple(resolve_root_tokens(list(query_positions), len(clean.decoder_ids)))
         tokens = clean.tokens(loaded)
-        layouts = [_layout(name, spec, clean, tokens, query) for name in names]
+        layouts = [_layout(name, model_shape(spec, clean), tokens, query) for name in names]
         n_cells = sum(len(layout.cells) * len(layout.cells[0]) for layout in layouts if layout.cells)
         clean_run = engine.forward(loaded.model, spec, clean.inputs, record=True)
         other_run = engine.forward(loaded.model, spec, other.inputs, record=True)
@@ -251,11 +232,12 @@ def patching_sweep(
                 "The counterfactual predicts the same token as the input at this position; name a contrast token."
             )
         base, source, source_run = (other, clean, clean_run) if direction == "denoise" else (clean, other, other_run)
+        base_run = other_run if direction == "denoise" else clean_run
 
         def measure(logits: torch.Tensor) -> torch.Tensor:
-            return _logit_diffs(logits, root, target_id, contrast_id)
+            return _logit_diffs(logits, target_id, contrast_id)
 
-        ld_clean, ld_other = float(measure(clean_run.logits)[0]), float(measure(other_run.logits)[0])
+        ld_clean, ld_other = float(measure(clean_run.logits[:, root])[0]), float(measure(other_run.logits[:, root])[0])
         ld_base, ld_source = (ld_other, ld_clean) if direction == "denoise" else (ld_clean, ld_other)
         scale = ld_source - ld_base
         if abs(scale) < 1e-6:
@@ -273,7 +255,9 @@ def patching_sweep(
             source_again = engine.forward(loaded.model, spec, source.inputs, record=True)
             grad_run = engine.forward(loaded.model, spec, base.inputs, record=True, grad_leaves=True)
             leaves = list(grad_run.grad_leaves.items())
-            grads = torch.autograd.grad(measure(grad_run.logits)[0], [leaf for _, leaf in leaves], allow_unused=True)
+            grads = torch.autograd.grad(
+                measure(grad_run.logits[:, root])[0], [leaf for _, leaf in leaves], allow_unused=True
+            )
             gradients = {
                 key: (g if g is not None else torch.zeros_like(leaf))
                 for (key, leaf), g in zip(leaves, grads, strict=True)
@@ -294,9 +278,8 @@ def patching_sweep(
             seconds_exact = None
             if exact:
                 started = time.perf_counter()
-                exact_map = (
-                    _exact(loaded, spec, base, source_run, layout, measure, batch_size, advance) - ld_base
-                ) / scale
+                cells = _exact(loaded, spec, (base, base_run), source_run, layout, root, measure, batch_size, advance)
+                exact_map = (cells - ld_base) / scale
                 seconds_exact = time.perf_counter() - started
             if approximate:
                 approximate_map = _approximate(grad_run, source_run, layout, gradients) / scale

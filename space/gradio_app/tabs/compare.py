@@ -1,0 +1,272 @@
+"""The Compare tab: one input attributed by several methods and models (``/compare``), their agreement and,
+with a gold word alignment, their alignment error rate; their faithfulness (``/compare_faithfulness``); and the
+corpus upload section (:mod:`.corpus`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from attribution.errors import InvalidInputError
+from attribution.models import LoadedModel
+from attribution.results import Comparison
+from space.gradio_app import views
+from space.gradio_app.context import (
+    ATTRIBUTION_BUDGET_HINT,
+    INTERVENTION_BUDGET_HINT,
+    AppContext,
+    Progress,
+    attribution_costs,
+    figure_for,
+    language_codes,
+    optional,
+    read_result_json,
+    rounded,
+    silent,
+)
+from space.gradio_app.examples import compare_examples
+from space.gradio_app.tabs import corpus
+from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors
+
+#: Most attribution runs one comparison may ask for (each is a full attribution).
+MAX_COMPARED_RUNS = 6
+#: Longest gold alignment accepted (Pharaoh links of a long sentence pair fit in far less).
+MAX_ALIGNMENT_CHARS = 20_000
+#: Random rankings per faithfulness evaluation in Compare: none, its table shows no random baseline.
+COMPARE_RANDOM_SEEDS = 0
+FAITHFULNESS_HEADERS = ["comprehensiveness ↑", "sufficiency ↓", "deletion AOPC ↓", "insertion AOPC ↑"]
+_KIND_WORDS = {
+    "causal": "a causal language model (it continues a prompt)",
+    "seq2seq": "a sequence-to-sequence model (it translates or rewrites a source sentence)",
+}
+
+
+@dataclass
+class CompareView:
+    """A comparison ready to show: its figure carries the agreement table (the same one the export has)."""
+
+    comparison: Comparison
+    comparison_json: str
+
+
+def run_comparison(
+    ctx: AppContext,
+    text: str,
+    models: Sequence[str] | str | None,
+    methods: Sequence[str] | None,
+    target: str | None,
+    gold_alignment: str | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
+    progress: Progress = silent,
+) -> CompareView:
+    """Attribute one input with every (model, method) pair, all on the same target, and compare them.
+
+    Without a target, the first pair's generated output becomes the forced target of the others,
+    so every result explains the same tokens and their cells line up. ``src_lang`` / ``tgt_lang``
+    (multilingual translation models) apply to every model, so every model must know the codes.
+    """
+    from attribution.compare import compare
+    from attribution.inseq_runner import attribute
+
+    models = [models] if isinstance(models, str) else list(models or [])
+    methods = list(methods or [])
+    runs = _check_runs(ctx, models, methods, gold_alignment)
+    src_lang, tgt_lang = language_codes(src_lang, tgt_lang)
+    loaded_models = _load_models(ctx, models, methods, src_lang, tgt_lang)
+    forced_target = optional(target)
+
+    def arguments(method: str) -> dict[str, Any]:
+        return {
+            "method": method,
+            "target": forced_target,
+            "step_scores": (),
+            "method_params": ctx.config.method_params.get(method),
+            "max_new_tokens": ctx.config.max_new_tokens,
+        }
+
+    costs = attribution_costs(ctx, [(loaded_models[model], text, arguments(method)) for model, method in runs])
+    ctx.check_cost(costs, "This comparison")
+    results = []
+    watched = list(loaded_models.values())
+    with ctx.time_budget(watched, "The comparison", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
+        for i, (model, method) in enumerate(runs):
+
+            def run_progress(done: int, total: int, message: str = "", i: int = i, label: str = f"{model} / {method}"):
+                report((i + done / max(total, 1)) / len(runs), f"{label} {message}".strip())
+
+            result = attribute(
+                loaded_models[model],
+                text,
+                **arguments(method),
+                max_tokens=ctx.config.max_input_tokens,
+                progress=run_progress,
+                src_lang=src_lang,
+                tgt_lang=tgt_lang,
+            )
+            forced_target = forced_target or result.target_text
+            results.append(result)
+    labels = [f"{model} / {method}" if len(models) > 1 else method for model, method in runs]
+    comparison = compare(results, labels, gold_alignment=optional(gold_alignment))
+    return CompareView(comparison, comparison.to_json())
+
+
+def _check_runs(
+    ctx: AppContext, models: list[str], methods: list[str], gold_alignment: str | None
+) -> list[tuple[str, str]]:
+    """The (model, method) pairs to run, once their number, the methods and the gold alignment are checked."""
+    if not models or not methods:
+        raise InvalidInputError("Choose at least one model and one method to compare.")
+    runs = [(model, method) for model in models for method in methods]
+    if len(runs) > MAX_COMPARED_RUNS:
+        raise InvalidInputError(f"{len(runs)} model × method pairs is too many: at most {MAX_COMPARED_RUNS}.")
+    for method in methods:
+        ctx.check_method(method)
+    if gold_alignment and len(gold_alignment) > MAX_ALIGNMENT_CHARS:
+        raise InvalidInputError(f"The gold alignment is longer than {MAX_ALIGNMENT_CHARS:,} characters.")
+    return runs
+
+
+def _load_models(
+    ctx: AppContext, models: list[str], methods: list[str], src_lang: str | None, tgt_lang: str | None
+) -> dict[str, LoadedModel]:
+    """Every model, checked against every method and the languages before the first long run."""
+    from attribution.inseq_runner import check_supported
+    from attribution.languages import check_languages
+
+    loaded_models = {}
+    for model in models:
+        loaded_models[model] = ctx.load(model)
+        for method in methods:
+            check_supported(loaded_models[model], method)
+        check_languages(loaded_models[model], src_lang, tgt_lang)
+    _check_same_kind(loaded_models)
+    return loaded_models
+
+
+def _check_same_kind(loaded_models: dict[str, LoadedModel]) -> None:
+    """Causal and seq2seq models explain different token sequences of the same text: refuse the mix up front."""
+    kinds = {model: loaded.kind for model, loaded in loaded_models.items()}
+    if len(set(kinds.values())) > 1:
+        described = "; ".join(f"{model} is {_KIND_WORDS.get(kind, kind)}" for model, kind in kinds.items())
+        raise InvalidInputError(
+            f"These models cannot be compared on one input: {described}. Their attributions cover different "
+            "tokens (a prompt and its continuation vs. a source and its translation). Compare causal models "
+            "with each other, or sequence-to-sequence models with each other."
+        )
+
+
+def faithfulness_table(
+    ctx: AppContext, comparison_json: str | None, progress: Progress = silent
+) -> tuple[list[str], list[list[Any]]]:
+    """Compare's faithfulness columns for the shown comparison: per result its label, AER (when the comparison
+    has a gold alignment), comprehensiveness, sufficiency, deletion and insertion AOPC (headers, rows).
+
+    The comparison comes back from the browser, so it is read like every result JSON a request sends (text
+    only, size-capped, schema-checked), and its models are loaded only if this app offers them.
+    """
+    from attribution.cost import estimate_faithfulness_cost
+    from attribution.interventions.faithfulness import attribution_faithfulness
+
+    comparison = read_result_json(comparison_json or "", "comparison", max_bytes=ctx.config.max_result_bytes)
+    if not isinstance(comparison, Comparison):
+        raise InvalidInputError("Run a comparison first: faithfulness is computed for the compared results.")
+    loaded_models = {}
+    for result in comparison.results:
+        model_id = result.provenance.model_id
+        loaded_models[model_id] = loaded_models.get(model_id) or ctx.load(model_id)
+    estimates = [estimate_faithfulness_cost(r, random_seeds=COMPARE_RANDOM_SEEDS) for r in comparison.results]
+    ctx.check_cost(estimates, "The faithfulness columns", intervention=True)
+    rows = []
+    aers = comparison.aer or [None] * len(comparison.results)
+    watched = list(loaded_models.values())
+    with ctx.time_budget(watched, "The faithfulness evaluation", progress, hint=INTERVENTION_BUDGET_HINT) as report:
+        for i, (label, aer, result) in enumerate(zip(comparison.labels, aers, comparison.results, strict=True)):
+            report(i / len(comparison.results), f"faithfulness of {label}")
+            faith = attribution_faithfulness(
+                loaded_models[result.provenance.model_id], result, random_seeds=COMPARE_RANDOM_SEEDS
+            )
+            scores = [
+                rounded(faith.comprehensiveness),
+                rounded(faith.sufficiency),
+                rounded(faith.deletion_aopc),
+                rounded(faith.insertion_aopc),
+            ]
+            rows.append([label, aer, *scores] if comparison.gold_alignment else [label, *scores])
+    if not comparison.gold_alignment:  # no gold alignment, no AER column
+        return ["result", *FAITHFULNESS_HEADERS], rows
+    return ["result", "AER", *FAITHFULNESS_HEADERS], rows
+
+
+def show_comparison(view: CompareView) -> tuple[Any, ...]:
+    return figure_for(view.comparison), view.comparison_json
+
+
+def _endpoints(ctx: AppContext) -> tuple[Any, Any]:
+    """``/compare`` and ``/compare_faithfulness``: their parameters are the API's (names and defaults)."""
+
+    @user_errors
+    def comparison(text, models, methods_, target, gold, src_lang=None, tgt_lang=None, progress=TRACK_PROGRESS):
+        inputs = (text, models, methods_, target, gold, src_lang, tgt_lang)
+        return run_comparison(ctx, *inputs, progress=reporter(progress))
+
+    @user_errors
+    def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
+        if not enabled or not comparison_json:
+            return None
+        headers, data = faithfulness_table(ctx, comparison_json, reporter(progress))
+        return {"headers": headers, "data": data}
+
+    return comparison, faithfulness
+
+
+def build(page: Page) -> None:
+    with gr.Tab("Compare", id="compare") as tab:
+        gr.Markdown(
+            "Attribute one input with several methods (and models of one kind), then compare them on one "
+            "colour scale, by rank agreement, and, for a translation with a gold word alignment, by "
+            "alignment error rate."
+        )
+        text = gr.Textbox(label="Input text (prompt, or source sentence)", lines=2, elem_id="compare-text")
+        with gr.Row():
+            models = page.model_dropdown(
+                "Models (all causal, or all seq2seq)", multiselect=True, elem_id="compare-models"
+            )
+            methods = gr.CheckboxGroup(
+                page.methods, value=[m for m in ("saliency", "attention") if m in page.methods], label="Methods"
+            )
+        with gr.Row():
+            target = gr.Textbox(label="Target text (optional; else the first model's output)")
+            gold = gr.Textbox(
+                label="Gold word alignment (optional; translations, Pharaoh format: 0-0 1-2 …)", elem_id="compare-gold"
+            )
+        src_lang, tgt_lang = language_boxes("compare")
+        run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        # The figure ends with the agreement table: rank correlations, and AER when a gold alignment is given.
+        plot = gr.Plot(label="Side by side, one colour scale", show_label=False, elem_id="compare-plot")
+        with gr.Row():
+            faith_on = gr.Checkbox(
+                label="Faithfulness (ERASER comprehensiveness / sufficiency, deletion / insertion AOPC)", value=True
+            )
+        faith = gr.Dataframe(
+            label="Faithfulness per result", interactive=False, wrap=True, elem_id="compare-faithfulness"
+        )
+        with gr.Accordion("Comparison JSON", open=False):
+            result_json = gr.Code(language="json", label="Comparison", interactive=False)
+
+        comparison, faithfulness = _endpoints(page.ctx)
+        result_json.change(
+            faithfulness, [result_json, faith_on], faith, api_name="compare_faithfulness", **page.groups["intervention"]
+        )
+        inputs = [text, models, methods, target, gold, src_lang, tgt_lang]
+        view = views.View(
+            "compare", page.latest, [plot, result_json], (None, ""), comparison, show_comparison, page.examples
+        )
+        view.on(run.click, inputs, api_name="compare", **page.groups["attribution"])
+        page.offer_examples(view, compare_examples, inputs, "attribution")
+        if page.ctx.config.max_corpus_rows:
+            corpus.build(page, models, methods)
+    page.results["Compare"] = Shown(tab, result_json)
