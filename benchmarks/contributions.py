@@ -26,6 +26,8 @@ says the threads torch used and the machine's load average before and after.
     python benchmarks/contributions.py                                    # GPT-2 small, CPU, T = 128 ... 1024
     python benchmarks/contributions.py --config qwen2.5-0.5b --lengths 128 512
     python benchmarks/contributions.py --device cuda --out benchmarks/contributions_cuda.json
+
+``--layers N`` cuts every stack to N layers (widths as published): a quick check that a configuration runs.
 """
 
 from __future__ import annotations
@@ -200,14 +202,27 @@ def _resident_bytes(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def _loaded_model(config_name: str, device: str):
+#: Config fields holding a stack's number of layers (decoder-only: the first two; seq2seq: the last two).
+LAYER_FIELDS = ("n_layer", "num_hidden_layers", "encoder_layers", "decoder_layers")
+
+
+def _with_layers(config, layers: int | None):
+    """``config`` with every stack cut to ``layers`` layers (None: as published); the widths stay as published."""
+    if layers is not None:
+        for field in LAYER_FIELDS:
+            if field in config.to_dict():
+                setattr(config, field, layers)
+    return config
+
+
+def _loaded_model(config_name: str, device: str, layers: int | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     from attribution.models import LoadedModel
 
     build, kind, _ = CONFIGS[config_name]
-    config = build()
+    config = _with_layers(build(), layers)
     torch.manual_seed(0)
     model_class = AutoModelForCausalLM if kind == "causal" else AutoModelForSeq2SeqLM
     model = model_class.from_config(config, attn_implementation="eager").to(device).eval()
@@ -228,7 +243,7 @@ def worker(task: str, args: argparse.Namespace) -> dict:
     from attribution.anatomy.inputs import prepare_inputs
     from attribution.contributions import build_contribution_graph
 
-    loaded = _loaded_model(config_name, device)
+    loaded = _loaded_model(config_name, device, args.layers)
     seq2seq = loaded.kind == "seq2seq"
 
     def texts(n: int) -> tuple[str, str | None]:
@@ -277,6 +292,7 @@ def _subprocess(task: str, length: int, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", task, str(length), "--config", args.config]
     command += ["--device", args.device, "--repeats", str(args.repeats)]
     command += ["--threads", str(args.threads)] if args.threads else []
+    command += ["--layers", str(args.layers)] if args.layers else []
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout, check=True)
     except subprocess.TimeoutExpired:
@@ -359,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every-edge-up-to", type=int, default=256, help="longest T of the every-edge graph")
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per length (best is kept)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--layers", type=int, default=None, help="layers per stack (default: the published config's)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per measurement process")
     parser.add_argument("--out", type=Path, default=None, help="also write the raw results as JSON")
@@ -370,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(worker(args.worker[0], args)))
         return 0
     _, _, title = CONFIGS[args.config]
+    title += f", cut to {args.layers} layers per stack" if args.layers else ""
     load_before = _load()
     rows = []
     for length in args.lengths:
