@@ -26,7 +26,7 @@ import bisect
 import functools
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from inspect import signature
 from typing import Any
@@ -52,12 +52,11 @@ from attribution.languages import (
     provenance_with,
 )
 from attribution.model_guard import model_state_guard
-from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
+from attribution.models import LoadedModel, decode_text, join_continuation, prompt_with_continuation
+from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[..., None]
 
 #: Keyword arguments of Captum's ``attribute`` that Inseq fills itself (not user parameters).
 _INTERNAL_ARGS = frozenset(
@@ -104,21 +103,21 @@ def attribute(
     max_new_tokens: int = 20,
     max_tokens: int | None = None,
     progress: Progress | None = None,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> AttributionResult:
     """Attribute the model's output for ``text`` (the prompt, or the source sentence) with ``method``.
 
     ``method_params`` go to the Inseq/Captum method (e.g. ``{"n_steps": 20}`` for integrated
     gradients) and are checked against what the method accepts. ``max_tokens`` is an extra length
-    limit (e.g. a Space operator's) on top of the model's context. ``progress(done, total, message)``
-    is called as attribution steps complete. ``src_lang`` / ``tgt_lang`` are the language codes of a
-    multilingual translation model (NLLB ``eng_Latn``, mBART-50 ``en_XX``; see :mod:`attribution.languages`).
+    limit (e.g. a Space operator's) on top of the model's context. ``progress`` hears of each attribution
+    step as it completes (``(2, 3, "token 2 of 3")``; ``"generating"`` first when the target is generated).
+    ``languages``: the source and target language codes of a multilingual translation model (NLLB
+    ``eng_Latn``, mBART-50 ``en_XX``; see :mod:`attribution.languages`).
     """
     spec = _check_supported(loaded, method)
     scores = check_request(method, step_scores, target=target, contrast_target=contrast_target)
     _check_max_new_tokens(max_new_tokens)
-    languages = check_languages(loaded, src_lang, tgt_lang)
+    languages = check_languages(loaded, languages)
     item = _check_one(loaded, method, 0, text, target, contrast_target, scores, max_tokens)
     return run_checked(
         loaded,
@@ -129,7 +128,7 @@ def attribute(
         contrast_target=item.contrast,
         method_params=dict(method_params or {}),
         max_new_tokens=max_new_tokens,
-        progress=progress or (lambda done, total, message="": None),
+        progress=progress or no_progress,
         languages=languages,
     )
 
@@ -193,8 +192,7 @@ def attribute_batch(
     max_new_tokens: int = 20,
     max_tokens: int | None = None,
     batch_size: int = 8,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> list[AttributionResult | Exception]:
     """:func:`attribute` for many inputs: per input, in order, its result or the error it met.
 
@@ -212,13 +210,13 @@ def attribute_batch(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     _check_max_new_tokens(max_new_tokens)
-    languages = check_languages(loaded, src_lang, tgt_lang)
+    languages = check_languages(loaded, languages)
     n = len(texts)
     targets = list(targets) if targets is not None else [None] * n
     contrasts = list(contrast_targets) if contrast_targets is not None else [None] * n
     if len(targets) != n or len(contrasts) != n:
         raise InvalidInputError(f"Give one target and one contrast target per text ({n} texts).")
-    outcomes: list[AttributionResult | Exception | None] = [None] * n
+    outcomes: dict[int, AttributionResult | Exception] = {}  # by input index: every input gets one
     ready: list[_Checked] = []
     for index, (text, target, contrast) in enumerate(zip(texts, targets, contrasts, strict=True)):
         try:
@@ -240,7 +238,7 @@ def attribute_batch(
                 results = [_run_one(loaded, spec, item, names, params, max_new_tokens, languages) for item in batch]
         for item, result in zip(batch, results, strict=True):
             outcomes[item.index] = result
-    return outcomes  # type: ignore[return-value]
+    return [outcomes[index] for index in range(n)]
 
 
 @dataclass(frozen=True)
@@ -308,7 +306,7 @@ def _run_batch(
     step_scores: list[str],
     params: dict[str, Any],
     max_new_tokens: int,
-    progress: Progress = lambda done, total, message="": None,
+    progress: Progress = no_progress,
     languages: Languages = NO_LANGUAGES,
 ) -> list[AttributionResult]:
     """Run ``spec`` on checked inputs in one Inseq call (generating the missing targets first).
@@ -321,7 +319,7 @@ def _run_batch(
         if any(item.target is None for item in batch):
             progress(0, 1, "generating")
         targets = [item.target or _generate(loaded, item.text, max_new_tokens, languages) for item in batch]
-        contrasts = [item.contrast for item in batch]
+        contrasts = [item.contrast for item in batch if item.contrast is not None]  # all or none (_batches)
         inseq_model = _wrap_model(loaded)
         try:
             return _run(
@@ -331,7 +329,7 @@ def _run_batch(
                 texts,
                 targets,
                 step_scores,
-                None if contrasts[0] is None else contrasts,  # type: ignore[arg-type]
+                contrasts or None,
                 params,
                 progress,
                 languages,
@@ -369,7 +367,8 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int, languages: La
         max_new_tokens = min(max_new_tokens, context - 1)  # the decoder's positions, after its start token
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.no_grad():
-        output = loaded.model.generate(
+        # transformers 5 types generate() on GenerationMixin, which every Auto*LM class loaded here mixes in
+        output = loaded.model.generate(  # type: ignore[operator]
             **encoded,
             max_new_tokens=max_new_tokens,
             do_sample=False,
@@ -378,11 +377,11 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int, languages: La
             **generation_kwargs(loaded, languages),
         )[0]
     if loaded.kind == "seq2seq":
-        generated = tokenizer.decode(output, skip_special_tokens=True).strip()
+        generated = decode_text(tokenizer, output).strip()
         full = generated
     else:
-        generated = tokenizer.decode(output[encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-        decoded = tokenizer.decode(output, skip_special_tokens=True)
+        generated = decode_text(tokenizer, output[encoded["input_ids"].shape[1] :])
+        decoded = decode_text(tokenizer, output)
         full = decoded if decoded.startswith(text) and len(decoded) > len(text) else join_continuation(text, generated)
     if not generated.strip():
         raise InvalidInputError(
@@ -487,6 +486,7 @@ def _run(
         )
         step_values = [{name: scores_only[i].step_scores[name] for name in step_scores} for i in range(len(texts))]
     report(total, total, "done")
+    contrasts: list[str | None] = [*contrast_targets] if contrast_targets is not None else [None] * len(texts)
     return [
         _result(
             loaded,
@@ -502,7 +502,7 @@ def _run(
             languages,
         )
         for sequence, text, target, values, contrast_target in zip(
-            sequences, texts, targets, step_values, contrast_targets or [None] * len(texts), strict=True
+            sequences, texts, targets, step_values, contrasts, strict=True
         )
     ]
 

@@ -10,7 +10,9 @@ only for the duration of a run (callers hold ``loaded.lock``) and restores what 
 One place for all of it: :func:`check_languages` validates codes against the tokenizer (a model
 without language codes, as mT5, refuses them), :func:`languages_set` applies them to tokenisation,
 :func:`generation_kwargs` gives what ``generate`` needs, :func:`check_code_text` is the cheap format
-check the CLI and the app run on untrusted strings before loading anything.
+check the CLI and the app run on untrusted strings before loading anything (:func:`typed_languages`: the
+:class:`Languages` of two typed codes). Languages travel as one :class:`Languages` value: every library
+function that takes them has a ``languages: Languages | None = None`` parameter.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class Languages:
 
     def __bool__(self) -> bool:
         return self.source is not None or self.target is not None
+
+    def or_else(self, defaults: Languages) -> Languages:
+        """These languages, each code not given taken from ``defaults`` (e.g. a given graph's)."""
+        return Languages(self.source or defaults.source, self.target or defaults.target)
 
 
 NO_LANGUAGES = Languages()
@@ -83,16 +89,24 @@ def language_codes(tokenizer) -> list[str] | None:
     return None
 
 
-def check_languages(loaded: LoadedModel, source: str | None = None, target: str | None = None) -> Languages:
-    """Validate language codes for ``loaded``: known to its tokenizer, or refused with the reason.
+def typed_languages(source: str | None, target: str | None) -> Languages:
+    """The languages of two typed codes (a form's boxes, a command's options), format-checked; empty: not set.
 
-    Raises :class:`InvalidInputError` for a malformed or unknown code (naming a few valid ones), for
-    languages given to a model whose tokenizer has none (mT5 and T5 take plain text with a task
-    prefix), and for languages given to a causal model.
+    Cheap, needs no model: the app and the command line build a request's :class:`Languages` with it
+    before loading one.
     """
-    languages = Languages(
-        check_code_text(source, role="source language"), check_code_text(target, role="target language")
-    )
+    return Languages(check_code_text(source, role="source language"), check_code_text(target, role="target language"))
+
+
+def check_languages(loaded: LoadedModel, languages: Languages | None = None) -> Languages:
+    """``languages`` (None: not set) validated for ``loaded``: known to its tokenizer, or refused with the reason.
+
+    Returns them with their codes stripped. Raises :class:`InvalidInputError` for a malformed or unknown
+    code (naming a few valid ones), for languages given to a model whose tokenizer has none (mT5 and T5
+    take plain text with a task prefix), and for languages given to a causal model.
+    """
+    given = languages or NO_LANGUAGES
+    languages = typed_languages(given.source, given.target)
     if not languages:
         return languages
     if loaded.kind != "seq2seq":
@@ -168,4 +182,5 @@ def generation_kwargs(loaded: LoadedModel, languages: Languages) -> dict[str, in
         get_lang_id(languages.target) if callable(get_lang_id) else tokenizer.convert_tokens_to_ids(languages.target)
     )
     first = tokenizer(text_target="a", add_special_tokens=True)["input_ids"][:1]
-    return {"forced_bos_token_id": int(code_id)} if first == [code_id] else {}
+    # one token converts to one id (convert_tokens_to_ids is typed for lists of tokens too)
+    return {"forced_bos_token_id": int(code_id)} if first == [code_id] else {}  # type: ignore[arg-type]

@@ -88,9 +88,12 @@ class LoadedModel:
         if getattr(self.model, "hf_device_map", None):
             embeddings = self.model.get_input_embeddings()
             hook = getattr(embeddings, "_hf_hook", None)
-            if getattr(hook, "execution_device", None) is not None:
-                return torch.device(hook.execution_device)
-            return embeddings.weight.device
+            execution_device = getattr(hook, "execution_device", None)
+            if execution_device is not None:
+                return torch.device(execution_device)
+            weight = embeddings.weight
+            assert isinstance(weight, torch.Tensor)  # an embedding's weight (nn.Module types attributes loosely)
+            return weight.device
         return next(self.model.parameters()).device
 
     @property
@@ -177,6 +180,15 @@ def join_continuation(prompt: str, continuation: str) -> str:
     if prompt[-1:].isspace() or continuation[:1].isspace():
         return prompt + continuation
     return f"{prompt} {continuation}"
+
+
+def decode_text(tokenizer: PreTrainedTokenizerBase, ids: list[int] | torch.Tensor) -> str:
+    """The text of one sequence of token ids, special tokens left out.
+
+    ``decode`` is typed for batches as well (``str | list[str]``); one sequence always decodes to one text."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert isinstance(text, str)
+    return text
 
 
 _GENERATION_CLASS_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM", "MTModel")
@@ -334,31 +346,82 @@ def _load_config(source: str, *, is_local: bool, revision: str | None, trust_rem
         raise ModelLoadError(f"Cannot load {source!r}: {error}") from error
 
 
-def load_model_uncached(
-    name_or_path: str,
-    *,
-    device: str = "cpu",
-    dtype: str = "float32",
-    revision: str | None = None,
-    eager_attention: bool = True,
-    trust_remote_code: bool | None = None,
-    allow_local: bool = True,
-    device_map: str | dict[str, Any] | None = None,
-    max_memory: dict[int | str, int | str] | None = None,
-    offload_folder: str | Path | None = None,
-) -> LoadedModel:
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to load and how: what :func:`load_model` takes, the one list of loading options.
+
+    Plain data: a corpus run's Ray worker loads the same model on its own machine from it, and a run's
+    manifest records :meth:`defining`. ``model_id``: a Hub id, a local folder or a bundled model name.
+    ``eager_attention`` asks for the eager attention implementation, which returns attention
+    probabilities (the ``attention`` method and contribution graphs need them). ``trust_remote_code``
+    defaults to the operator setting (off). ``allow_local=False`` accepts Hub ids only and never reads a
+    local path (names typed by users of a shared deployment). ``device_map`` / ``max_memory`` /
+    ``offload_folder`` place a model larger than one device with accelerate (``device`` is then
+    ignored). ``threads`` sets torch's CPU threads in the process that loads the model (None: torch's
+    default; a corpus run's Ray workers use their CPU reservation unless it is given).
+    """
+
+    model_id: str
+    revision: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    device_map: str | dict[str, Any] | None = None
+    max_memory: dict[int | str, int | str] | None = None
+    offload_folder: str | Path | None = None
+    threads: int | None = None
+    trust_remote_code: bool | None = None
+    eager_attention: bool = True
+    allow_local: bool = True
+
+    def defining(self) -> dict[str, Any]:
+        """What changes the numbers (a resumed corpus run must match it); placement and threads do not."""
+        return {"model_id": self.model_id, "revision": self.revision, "dtype": self.dtype}
+
+    def cache_key(self) -> tuple:
+        """What tells two loaded models apart in a :class:`ModelCache` (threads do not change the model)."""
+        key: tuple = (
+            self.model_id.strip(),
+            self.revision,
+            self.device,
+            self.dtype,
+            self.eager_attention,
+            self.allow_local,
+        )
+        if self.device_map is not None:
+            device_map = self.device_map
+            placement = (
+                device_map if isinstance(device_map, str) else tuple(sorted(device_map.items())),
+                self.max_memory,
+            )
+            key += (repr(placement), str(self.offload_folder))
+        return key
+
+
+def model_spec(model: ModelSpec | str, **options: Any) -> ModelSpec:
+    """``model`` as a :class:`ModelSpec`: a spec as it is, or a name with ``options`` (the spec's other fields)."""
+    if isinstance(model, ModelSpec):
+        if options:
+            raise TypeError(f"Give the loading options in the ModelSpec, not as {', '.join(sorted(options))}=.")
+        return model
+    return ModelSpec(model, **options)
+
+
+def load_model_uncached(spec: ModelSpec) -> LoadedModel:
     """Load a model and tokenizer (see :func:`load_model`, which adds caching)."""
-    if dtype not in DTYPES:
-        raise InvalidInputError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
-    if device_map is None and (max_memory is not None or offload_folder is not None):
+    if spec.dtype not in DTYPES:
+        raise InvalidInputError(f"Unknown dtype {spec.dtype!r}; choose one of {', '.join(DTYPES)}.")
+    if spec.device_map is None and (spec.max_memory is not None or spec.offload_folder is not None):
         raise InvalidInputError("max_memory and offload_folder place a model with a device map: give device_map too.")
-    device = resolve_device(device)
-    trust = trust_remote_code_default() if trust_remote_code is None else trust_remote_code
-    source, is_local = resolve_model_source(name_or_path, allow_local=allow_local)
-    if not allow_local and os.path.lexists(source):
+    device = resolve_device(spec.device)
+    trust = trust_remote_code_default() if spec.trust_remote_code is None else spec.trust_remote_code
+    source, is_local = resolve_model_source(spec.model_id, allow_local=spec.allow_local)
+    if not spec.allow_local and os.path.lexists(source):
         # transformers would read this relative folder or config file from the working directory instead of
         # the Hub: answer as a missing Hub model does, so the answer tells nothing about the file system.
         raise not_on_hub_error(source, hub_unreachable=not hub_reachable())
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    revision = spec.revision
     config = _load_config(source, is_local=is_local, revision=revision, trust_remote_code=trust)
     kind = detect_model_kind(config)
     auto_class = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
@@ -367,12 +430,12 @@ def load_model_uncached(
         "revision": revision,
         "trust_remote_code": trust,
         "local_files_only": local_only,
-        "dtype": DTYPES[dtype],
+        "dtype": DTYPES[spec.dtype],
     }
-    if eager_attention:
+    if spec.eager_attention:
         options["attn_implementation"] = "eager"
-    if device_map is not None:  # accelerate spreads the layers over devices (and CPU / disk offload)
-        options.update(device_map=device_map, max_memory=max_memory, offload_folder=offload_folder)
+    if spec.device_map is not None:  # accelerate spreads the layers over devices (and CPU / disk offload)
+        options.update(device_map=spec.device_map, max_memory=spec.max_memory, offload_folder=spec.offload_folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, revision=revision, trust_remote_code=trust, local_files_only=local_only
@@ -380,11 +443,11 @@ def load_model_uncached(
         model = auto_class.from_pretrained(source, **options)
     except Exception as error:  # files on disk or from the Hub can be broken in any way (SafetensorError, ...)
         lines = str(error).strip().splitlines() or [type(error).__name__]
-        raise ModelLoadError(f"Cannot load {name_or_path!r}: {lines[0][:300]}") from error
-    if device_map is None:
-        model.to(device)
+        raise ModelLoadError(f"Cannot load {spec.model_id!r}: {lines[0][:300]}") from error
+    if spec.device_map is None:
+        model.to(device)  # type: ignore[arg-type]  # transformers' wrapper of to() types its argument as a model
     model.eval()
-    return LoadedModel(model_id=name_or_path.strip(), model=model, tokenizer=tokenizer, kind=kind, revision=revision)
+    return LoadedModel(model_id=spec.model_id.strip(), model=model, tokenizer=tokenizer, kind=kind, revision=revision)
 
 
 class ModelCache:
@@ -452,53 +515,20 @@ DEFAULT_CACHE = ModelCache(
 )
 
 
-def load_model(
-    name_or_path: str,
-    *,
-    device: str = "cpu",
-    dtype: str = "float32",
-    revision: str | None = None,
-    eager_attention: bool = True,
-    trust_remote_code: bool | None = None,
-    cache: ModelCache | None = DEFAULT_CACHE,
-    allow_local: bool = True,
-    device_map: str | dict[str, Any] | None = None,
-    max_memory: dict[int | str, int | str] | None = None,
-    offload_folder: str | Path | None = None,
-) -> LoadedModel:
+def load_model(model: ModelSpec | str, *, cache: ModelCache | None = DEFAULT_CACHE, **options: Any) -> LoadedModel:
     """Load a causal LM or seq2seq model by Hub id, local folder or bundled name, reusing cached ones.
 
-    ``eager_attention`` asks for the eager attention implementation, which returns attention
-    probabilities (needed by the ``attention`` method and contribution graphs). ``trust_remote_code``
-    defaults to the operator setting (off). ``allow_local=False`` accepts Hub ids only and never reads
-    a local path (for names typed by users of a shared deployment). Raises
-    :class:`~attribution.errors.ModelLoadError` (or its subclass ``HubUnreachableError``) with a message
-    meant for the user.
+    ``model`` is a :class:`ModelSpec`, or a name with the spec's other fields as ``options``
+    (``load_model("tiny-ioi-gpt2", dtype="bfloat16")`` is ``load_model(ModelSpec("tiny-ioi-gpt2",
+    dtype="bfloat16"))``). Raises :class:`~attribution.errors.ModelLoadError` (or its subclass
+    ``HubUnreachableError``) with a message meant for the user.
 
     Models larger than one device: ``device_map="auto"`` (or an explicit module → device map) lets
     accelerate place the layers over the GPUs, then CPU (``max_memory``, e.g. ``{0: "20GiB", "cpu":
     "60GiB"}``) and disk (``offload_folder``); ``device`` is then ignored. Attribution and the
     contribution graph run with accelerate's hooks in place (``tests/test_corpus_sharding.py``).
     """
-
-    def loader() -> LoadedModel:
-        return load_model_uncached(
-            name_or_path,
-            device=device,
-            dtype=dtype,
-            revision=revision,
-            eager_attention=eager_attention,
-            trust_remote_code=trust_remote_code,
-            allow_local=allow_local,
-            device_map=device_map,
-            max_memory=max_memory,
-            offload_folder=offload_folder,
-        )
-
+    spec = model_spec(model, **options)
     if cache is None:
-        return loader()
-    key = (name_or_path.strip(), revision, device, dtype, eager_attention, allow_local)
-    if device_map is not None:
-        placement = (device_map if isinstance(device_map, str) else tuple(sorted(device_map.items())), max_memory)
-        key += (repr(placement), str(offload_folder))
-    return cache.get_or_load(key, loader)
+        return load_model_uncached(spec)
+    return cache.get_or_load(spec.cache_key(), lambda: load_model_uncached(spec))

@@ -39,11 +39,11 @@ from attribution.validation import (
 )
 
 ModelKind = Literal["causal", "seq2seq"]
-MODEL_KINDS = ("causal", "seq2seq")
+MODEL_KINDS: tuple[ModelKind, ...] = ("causal", "seq2seq")
 #: How a tokenizer spells tokens: byte-level BPE (GPT-2, Llama-3: ``Ġ`` for a space), SentencePiece
 #: (Marian, T5, Llama-2: ``▁``), or as plain text (word-level, WordPiece).
 TokenizerStyle = Literal["byte_level", "sentencepiece", "plain"]
-TOKENIZER_STYLES = ("byte_level", "sentencepiece", "plain")
+TOKENIZER_STYLES: tuple[TokenizerStyle, ...] = ("byte_level", "sentencepiece", "plain")
 SCHEMA_VERSION = 1
 
 _VERSIONED_LIBRARIES = ("attribution-explorer", "torch", "transformers", "inseq", "captum")
@@ -92,6 +92,7 @@ class JsonResult:
     SCHEMA: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
+        # every result class is a dataclass (this is their base, which mypy cannot know to be one)
         return {"schema": self.SCHEMA, "schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}  # type: ignore[call-overload]
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -180,7 +181,7 @@ class ModelResult(JsonResult):
     def _read_input(cls, f: ObjectReader) -> dict[str, Any]:
         """The provenance and the texts and tokens this class declares, checked, by field name."""
         declared = {item.name for item in dataclasses.fields(cls)}
-        fields = {"provenance": f.field("provenance", Provenance.from_dict)}
+        fields: dict[str, Any] = {"provenance": f.field("provenance", Provenance.from_dict)}
         fields.update({name: f.text(name) for name in ("source_text", "target_text") if name in declared})
         fields.update({name: f.texts(name) for name in ("source_tokens", "target_tokens") if name in declared})
         return fields
@@ -423,9 +424,9 @@ class ContributionGraph(ModelResult):
         )
 
 
-NODE_KINDS = ("embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn")
-EDGE_KINDS = ("attention", "cross_attention", "residual", "ffn")
-SIDES = ("encoder", "decoder")
+NODE_KINDS: tuple[NodeKind, ...] = ("embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn")
+EDGE_KINDS: tuple[EdgeKind, ...] = ("attention", "cross_attention", "residual", "ffn")
+SIDES: tuple[Side, ...] = ("encoder", "decoder")
 
 
 def node_id(side: Side, layer: int, kind: str, token: int | str) -> str:

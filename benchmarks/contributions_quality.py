@@ -24,6 +24,7 @@ from attribution.compare import corpus_aer, parse_alignment  # noqa: E402
 from attribution.contributions import build_contribution_graph  # noqa: E402
 from attribution.contributions.alignment import graph_word_alignment, route_flow  # noqa: E402
 from attribution.models import load_model  # noqa: E402
+from attribution.results import node_id  # noqa: E402
 
 
 def _rows(name: str, limit: int) -> list[dict]:
@@ -42,10 +43,10 @@ def ioi(threshold: float, limit: int) -> dict:
         reaches_io += row["io"] in embedded
         reaches_subject += row["subject"] in embedded
         last = len(graph.target_tokens) - 1
-        correct += graph.node(f"decoder:{graph.n_layers}:after_ffn:{last}").top_tokens[0][0] == row["io"]
+        correct += graph.node(node_id("decoder", graph.n_layers, "after_ffn", last)).top_tokens[0][0] == row["io"]
         flow = route_flow(graph, last)
         for i, token in enumerate(graph.target_tokens):
-            into = flow.get(f"decoder:0:embedding:{i}", 0.0)
+            into = flow.get(node_id("decoder", 0, "embedding", i), 0.0)
             io_flow += into if token == row["io"] else 0.0
             subject_flow += into if token == row["subject"] else 0.0
     n = len(rows)

@@ -708,7 +708,7 @@ def test_graph_defaults_options_and_progress_reach_the_result():
     root = f"decoder:2:after_ffn:{len(PROMPT.split()) - 1}"
     calls: list[tuple[float, str]] = []
     default = build_contribution_graph(
-        loaded, PROMPT, progress=lambda fraction, message: calls.append((fraction, message))
+        loaded, PROMPT, progress=lambda done, total, message="": calls.append((done / total, message))
     )
     # one report per stage, fractions rising from 0 to 1
     assert [message for _, message in calls] == [

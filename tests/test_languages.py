@@ -57,7 +57,7 @@ def test_languages_set_puts_the_codes_around_source_and_target_and_restores_the_
     tokenizer = nllb.tokenizer
     before = tokenizer(SOURCE)["input_ids"]
     assert before[0] == _code_id(nllb, "eng_Latn")  # the tokenizer's default source language
-    languages = check_languages(nllb, "fra_Latn", "deu_Latn")
+    languages = check_languages(nllb, Languages("fra_Latn", "deu_Latn"))
     with languages_set(nllb, languages):
         source = tokenizer(SOURCE)["input_ids"]
         target = tokenizer(text_target=TARGET)["input_ids"]
@@ -70,7 +70,7 @@ def test_languages_set_puts_the_codes_around_source_and_target_and_restores_the_
 
 
 def test_the_graph_tokenises_source_and_forced_target_with_their_codes(nllb):
-    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, src_lang="fra_Latn", tgt_lang="epo_Latn", top_k=0)
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, languages=Languages("fra_Latn", "epo_Latn"), top_k=0)
     assert graph.source_tokens[0] == "fra_Latn" and graph.source_tokens[-1] == "</s>"
     assert graph.target_tokens[:2] == ["</s>", "epo_Latn"]  # decoder start, then the target code
     assert "".join(graph.target_tokens[2:]).replace("▁", " ").strip() == TARGET
@@ -82,9 +82,9 @@ def test_the_graph_tokenises_source_and_forced_target_with_their_codes(nllb):
 def test_generation_starts_with_the_target_language_code(nllb, code):
     plain = build_contribution_graph(nllb, SOURCE, top_k=0)
     assert plain.target_tokens[1] not in NLLB_LANGUAGES  # the random model picks no language by itself
-    graph = build_contribution_graph(nllb, SOURCE, tgt_lang=code, top_k=0)
+    graph = build_contribution_graph(nllb, SOURCE, languages=Languages(target=code), top_k=0)
     assert graph.target_tokens[:2] == ["</s>", code]
-    result = attribute(nllb, SOURCE, tgt_lang=code, max_new_tokens=4)
+    result = attribute(nllb, SOURCE, languages=Languages(target=code), max_new_tokens=4)
     assert result.target_tokens[1] == code
     # the words attributed are the forced generation's (the graph's), not the unforced one's re-tokenised
     assert result.target_tokens[1:-1] == graph.target_tokens[1 : len(result.target_tokens) - 1]
@@ -94,13 +94,13 @@ def test_generation_starts_with_the_target_language_code(nllb, code):
 def test_mbart50_sets_its_codes_and_forces_the_target_code(tmp_path_factory):
     mbart = load_model(str(save_mbart50(tmp_path_factory.mktemp("models") / "tiny-mbart50")))
     assert mbart.model_type == "mbart" and len(language_codes(mbart.tokenizer)) == 52
-    graph = build_contribution_graph(mbart, SOURCE, src_lang="de_DE", tgt_lang="fr_XX", top_k=0)
+    graph = build_contribution_graph(mbart, SOURCE, languages=Languages("de_DE", "fr_XX"), top_k=0)
     assert graph.source_tokens[0] == "de_DE" and graph.source_tokens[-1] == "</s>"
     assert graph.target_tokens[:2] == ["</s>", "fr_XX"]  # generated, forced to start with the target code
-    given = build_contribution_graph(mbart, SOURCE, target=TARGET, src_lang="de_DE", tgt_lang="ja_XX", top_k=0)
+    given = build_contribution_graph(mbart, SOURCE, target=TARGET, languages=Languages("de_DE", "ja_XX"), top_k=0)
     assert given.target_tokens[:2] == ["</s>", "ja_XX"]
     with pytest.raises(InvalidInputError, match=r"Unknown target language 'fr'.*fr_XX"):
-        check_languages(mbart, None, "fr")
+        check_languages(mbart, Languages(target="fr"))
     assert mbart.tokenizer.src_lang == "en_XX"
 
 
@@ -110,16 +110,16 @@ def test_batched_graphs_with_languages_equal_the_graphs_built_alone(nllb):
 
     texts = [SOURCE, SOURCE.split()[0], f"{SOURCE} {SOURCE}"]  # different lengths: padded in one batch
     targets = [TARGET, None, TARGET]  # the second is generated, forced to start with the target code
-    languages = {"src_lang": "fra_Latn", "tgt_lang": "epo_Latn"}
-    batched = build_contribution_graphs(nllb, texts, targets=targets, top_k=2, batch_size=3, **languages)
+    languages = Languages("fra_Latn", "epo_Latn")
+    batched = build_contribution_graphs(nllb, texts, targets=targets, top_k=2, batch_size=3, languages=languages)
     for text, target, graph in zip(texts, targets, batched, strict=True):
         assert graph.source_tokens[0] == "fra_Latn" and graph.target_tokens[1] == "epo_Latn"
         assert graph.provenance.target_language == "epo_Latn"
-        assert_same_graph(graph, build_contribution_graph(nllb, text, target=target, top_k=2, **languages))
+        assert_same_graph(graph, build_contribution_graph(nllb, text, target=target, top_k=2, languages=languages))
 
 
 def test_attribution_of_a_given_target_uses_both_codes(nllb):
-    result = attribute(nllb, SOURCE, target=TARGET, src_lang="fra_Latn", tgt_lang="deu_Latn")
+    result = attribute(nllb, SOURCE, target=TARGET, languages=Languages("fra_Latn", "deu_Latn"))
     assert result.source_tokens[0] == "fra_Latn" and result.source_tokens[-1] == "</s>"
     assert result.target_tokens[1] == "deu_Latn"
     assert nllb.tokenizer.src_lang == "eng_Latn" and nllb.tokenizer.tgt_lang is None
@@ -131,14 +131,14 @@ def test_batched_attribution_keeps_the_languages_when_it_retries_input_by_input(
 
     _failing_on(monkeypatch, lambda batch: RuntimeError("retry one by one") if len(batch) > 1 else None)
     outcomes = attribute_batch(
-        nllb, [SOURCE, TARGET], targets=[TARGET, SOURCE], src_lang="fra_Latn", tgt_lang="deu_Latn", batch_size=2
+        nllb, [SOURCE, TARGET], targets=[TARGET, SOURCE], languages=Languages("fra_Latn", "deu_Latn"), batch_size=2
     )
     for outcome in outcomes:
         assert outcome.source_tokens[0] == "fra_Latn" and outcome.target_tokens[1] == "deu_Latn"
 
 
 def test_the_decomposition_is_exact_with_languages_set(nllb):
-    languages = check_languages(nllb, "fra_Latn", "deu_Latn")
+    languages = check_languages(nllb, Languages("fra_Latn", "deu_Latn"))
     with languages_set(nllb, languages):
         inputs = prepare_inputs(nllb, SOURCE, TARGET, None, languages)[0]
     assert inputs["input_ids"][0, 0] == _code_id(nllb, "fra_Latn")
@@ -156,18 +156,35 @@ def test_the_decomposition_is_exact_with_languages_set(nllb):
 
 
 def test_interventions_tokenise_with_the_languages(nllb):
-    result = intervene(nllb, SOURCE, ["decoder:1:ffn:*"], target=TARGET, src_lang="fra_Latn", tgt_lang="deu_Latn")
+    result = intervene(nllb, SOURCE, ["decoder:1:ffn:*"], target=TARGET, languages=Languages("fra_Latn", "deu_Latn"))
     assert result.source_tokens[0] == "fra_Latn" and result.target_tokens[1] == "deu_Latn"
     assert result.provenance.target_language == "deu_Latn"
-    generated = intervene(nllb, SOURCE, ["decoder:1:ffn:*"], tgt_lang="epo_Latn")  # the target is generated
+    generated = intervene(
+        nllb, SOURCE, ["decoder:1:ffn:*"], languages=Languages(target="epo_Latn")
+    )  # the target is generated
     assert generated.target_tokens[1] == "epo_Latn" and generated.source_tokens[0] == "eng_Latn"
+
+
+def test_a_route_test_takes_the_given_graphs_languages_for_the_codes_not_given(nllb):
+    from attribution.interventions.routes import route_faithfulness
+
+    languages = Languages("fra_Latn", "deu_Latn")
+    # the random model's routes keep attention edges only at a tiny threshold (and not all of them: 0.0005)
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, languages=languages, threshold=0.0005, top_k=0)
+    route = route_faithfulness(nllb, SOURCE, graph=graph, seeds=1)
+    assert (route.provenance.source_language, route.provenance.target_language) == ("fra_Latn", "deu_Latn")
+    target_given = route_faithfulness(nllb, SOURCE, graph=graph, seeds=1, languages=Languages(target="epo_Latn"))
+    assert (target_given.provenance.source_language, target_given.provenance.target_language) == (
+        "fra_Latn",
+        "epo_Latn",
+    )
 
 
 def test_unknown_codes_are_refused_naming_valid_ones(nllb):
     with pytest.raises(InvalidInputError, match=r"Unknown target language 'deu_Latm'.*4 language codes.*deu_Latn"):
-        build_contribution_graph(nllb, SOURCE, tgt_lang="deu_Latm")
+        build_contribution_graph(nllb, SOURCE, languages=Languages(target="deu_Latm"))
     with pytest.raises(InvalidInputError, match=r"Unknown source language 'xx'.*eng_Latn"):
-        attribute(nllb, SOURCE, src_lang="xx")
+        attribute(nllb, SOURCE, languages=Languages("xx"))
     assert nllb.tokenizer.src_lang == "eng_Latn"
 
 
@@ -182,16 +199,18 @@ def test_malformed_codes_are_refused_before_any_model(code):
 
 def test_models_without_language_codes_refuse_languages():
     with pytest.raises(InvalidInputError, match=r"takes plain text.*translate English to German"):
-        check_languages(build_random_model("mt5", random_biases=False), "en", None)
+        check_languages(build_random_model("mt5", random_biases=False), Languages("en"))
     with pytest.raises(InvalidInputError, match="has no language codes"):
-        build_contribution_graph(build_random_model("marian", random_biases=False), "a b", tgt_lang="deu_Latn")
+        build_contribution_graph(
+            build_random_model("marian", random_biases=False), "a b", languages=Languages(target="deu_Latn")
+        )
     with pytest.raises(InvalidInputError, match="causal language model"):
-        attribute(build_random_model("gpt2", random_biases=False), "a b", src_lang="eng_Latn")
-    assert not check_languages(build_random_model("marian", random_biases=False), " ", "")  # empty: not set
+        attribute(build_random_model("gpt2", random_biases=False), "a b", languages=Languages("eng_Latn"))
+    assert not check_languages(build_random_model("marian", random_biases=False), Languages(" ", ""))  # empty: not set
 
 
 def test_results_keep_their_languages_and_old_json_still_loads(nllb):
-    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, src_lang="fra_Latn", tgt_lang="deu_Latn", top_k=0)
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, languages=Languages("fra_Latn", "deu_Latn"), top_k=0)
     again = ContributionGraph.from_json(graph.to_json())
     assert (again.provenance.source_language, again.provenance.target_language) == ("fra_Latn", "deu_Latn")
     old = graph.to_dict()["provenance"]
@@ -302,7 +321,7 @@ def test_the_handlers_refuse_bad_codes_clearly(ctx, nllb_folder, src_lang, tgt_l
 def test_an_exported_page_states_the_languages(nllb):
     from exporters.page import provenance_html, provenance_record
 
-    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, tgt_lang="deu_Latn", top_k=0)
+    graph = build_contribution_graph(nllb, SOURCE, target=TARGET, languages=Languages(target="deu_Latn"), top_k=0)
     header = provenance_html("graph", provenance_record(graph))
     assert "<dt>languages</dt><dd>default → deu_Latn</dd>" in header
     plain = build_contribution_graph(nllb, SOURCE, target=TARGET, top_k=0)
@@ -313,17 +332,17 @@ def test_corpus_runs_take_the_languages_and_keep_old_manifests(nllb):
     from attribution.corpus.records import Record
     from attribution.corpus.tasks import TaskConfig, run_records
 
-    config = TaskConfig(methods=("saliency", "graph"), metrics=(), src_lang="fra_Latn", tgt_lang="epo_Latn")
+    config = TaskConfig(methods=("saliency", "graph"), metrics=(), languages=Languages("fra_Latn", "epo_Latn"))
     assert TaskConfig.from_dict(config.to_dict()) == config
     plain = TaskConfig(methods=("saliency",), metrics=()).to_dict()
-    assert "src_lang" not in plain and TaskConfig.from_dict(plain).tgt_lang is None  # manifests of older runs
+    assert "src_lang" not in plain and TaskConfig.from_dict(plain).languages == Languages()  # older manifests
     [[saliency, graph]] = run_records(nllb, [Record("r0", 0, SOURCE)], config)
     assert saliency.status == graph.status == "ok", (saliency.error, graph.error)
     for outcome in (saliency, graph):
         assert outcome.result.source_tokens[0] == "fra_Latn" and outcome.result.target_tokens[1] == "epo_Latn"
         assert outcome.result.provenance.target_language == "epo_Latn"
     with pytest.raises(InvalidInputError, match="is not a language code"):
-        TaskConfig(methods=("saliency",), tgt_lang="<x>")
+        TaskConfig(methods=("saliency",), languages=Languages(target="<x>"))
 
 
 def test_the_corpus_command_takes_the_languages(nllb_folder, tmp_path):
@@ -336,7 +355,7 @@ def test_the_corpus_command_takes_the_languages(nllb_folder, tmp_path):
     argv = ["corpus", "--model", nllb_folder, "--methods", "graph", "--data", str(data), "--out", str(run_dir)]
     assert main([*argv, "--src-lang", "fra_Latn", "--tgt-lang", "epo_Latn"]) == 0
     run = load_run(run_dir)
-    assert (run.task.src_lang, run.task.tgt_lang) == ("fra_Latn", "epo_Latn")
+    assert run.task.languages == Languages("fra_Latn", "epo_Latn")
     [row] = run.rows
     assert row["status"] == "ok", row
     graph = ContributionGraph.from_json((run_dir / row["result_file"]).read_text(encoding="utf-8"))

@@ -48,7 +48,13 @@ def test_an_upload_gives_the_report_and_the_results(ctx, uploads) -> None:
     data = write_jsonl(uploads / "my pairs.jsonl", translation_rows(3))
     reports: list[tuple[float, str]] = []
     view = run_uploaded_corpus(
-        ctx, str(data), [MODEL], ["saliency"], True, upload_root=uploads.parent, progress=lambda *r: reports.append(r)
+        ctx,
+        str(data),
+        [MODEL],
+        ["saliency"],
+        True,
+        upload_root=uploads.parent,
+        progress=lambda done, total, message="": reports.append((done / total, message)),
     )
     assert view.summary == f"3 of 3 records explained in {view.summary.split(' in ')[1].split(' s')[0]} s, 0 failed."
     assert ("loading" in reports[0][1]) and reports[-1] == (1.0, "3 of 3 records")

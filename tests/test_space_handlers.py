@@ -50,7 +50,7 @@ def test_attribution_handler_reports_progress_and_probabilities(ctx):
         "saliency",
         ["probability", "entropy"],
         "",
-        progress=lambda f, m: reports.append((f, m)),
+        progress=lambda done, total, message="": reports.append((done / total, message)),
     )
     assert reports[0] == (0.0, "loading tiny-ioi-gpt2") and reports[-1][0] == 1.0
     assert all(0.0 <= fraction <= 1.0 for fraction, _ in reports)

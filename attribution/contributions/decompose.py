@@ -37,17 +37,21 @@ exactly what :func:`run_instrumented` captures for that record alone (to float32
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from attribution.anatomy.adapters import ArchitectureSpec, AttentionSpec, BlockSpec, FFNSpec, PostNorm
 from attribution.anatomy.hooks import hooked
 from attribution.anatomy.places import all_sites, blocks_of
-from attribution.anatomy.sites import Site
+from attribution.anatomy.sites import Side, Site
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 #: Elements of one overshoot-correction chunk (float32): 4M elements = 16 MiB, in each of its two buffers.
 DEFAULT_BUDGET = 1 << 22
@@ -135,7 +139,7 @@ _CAPTURED = {
 _Captures = dict[Site, torch.Tensor]
 
 
-def _capture(model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]) -> _Captures:
+def _capture(model: PreTrainedModel, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]) -> _Captures:
     """One forward pass of the base model reading every captured site (:data:`_CAPTURED`), ``[batch, T, *]``."""
     records: _Captures = {}
 
@@ -168,9 +172,11 @@ def _record_blocks(
             return tensor[b, :, :n, : span.source_length if field == "cross_probs" else n].float()
         return tensor[b, : span.source_length if field == "cross_values" else n]
 
-    def blocks(side: str) -> list[CapturedBlock]:
+    def blocks(side: Side) -> list[CapturedBlock]:
         return [
-            CapturedBlock(**{field: cut(Site(side, block, point), field) for point, field in _CAPTURED.items()})
+            # every block's sites are captured, only the cross-attention ones may be absent (optional fields): mypy
+            # types a **dict of captures by no key
+            CapturedBlock(**{field: cut(Site(side, block, point), field) for point, field in _CAPTURED.items()})  # type: ignore[arg-type]
             for block in range(1, len(blocks_of(spec, side)) + 1)
         ]
 
@@ -178,7 +184,7 @@ def _record_blocks(
 
 
 def run_instrumented(
-    model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
+    model: PreTrainedModel, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
 ) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
     """One forward pass with hooks; returns the captured encoder and decoder blocks (one record, batch of 1)."""
     records = _capture(model, spec, inputs)
@@ -221,7 +227,7 @@ def pad_records(
 
 
 def run_instrumented_batch(
-    model: nn.Module, spec: ArchitectureSpec, inputs: Sequence[dict[str, torch.Tensor]], *, pad_token_id: int
+    model: PreTrainedModel, spec: ArchitectureSpec, inputs: Sequence[dict[str, torch.Tensor]], *, pad_token_id: int
 ) -> list[tuple[list[CapturedBlock], list[CapturedBlock]]]:
     """:func:`run_instrumented` for several records in ONE forward pass over a right-padded batch
     (:func:`pad_records`): per record, in order, its captured blocks cut to its own lengths.
@@ -242,7 +248,9 @@ def run_instrumented_batch(
 
 
 def _copied(block: CapturedBlock) -> CapturedBlock:
-    return CapturedBlock(**{name: None if value is None else value.clone() for name, value in vars(block).items()})
+    return dataclasses.replace(
+        block, **{name: value.clone() for name, value in vars(block).items() if value is not None}
+    )
 
 
 @dataclass(frozen=True)
@@ -347,6 +355,7 @@ def decompose_block(captured: CapturedBlock, spec: BlockSpec) -> BlockDecomposit
     mid = self_attention.whole
     cross_attention = None
     if spec.cross_attention is not None:
+        assert captured.cross_probs is not None and captured.cross_values is not None  # captured with cross-attention
         cross_attention = decompose_attention(mid, captured.cross_probs, captured.cross_values, spec.cross_attention)
         mid = cross_attention.whole
     ffn = decompose_ffn(mid, captured.ffn_activations, captured.ffn_output, spec.ffn)
@@ -368,10 +377,12 @@ class LazyBlocks(Sequence[BlockDecomposition]):
     def __len__(self) -> int:
         return len(self._specs)
 
-    def __getitem__(self, index: int) -> BlockDecomposition:  # type: ignore[override]
+    def __getitem__(self, index: int) -> BlockDecomposition:  # type: ignore[override]  # by index only, no slices
         index = range(len(self))[index]
         if index not in self._blocks:
-            self._blocks[index] = decompose_block(self._captured[index], self._specs[index])
+            captured = self._captured[index]
+            assert captured is not None  # dropped only once its block is decomposed
+            self._blocks[index] = decompose_block(captured, self._specs[index])
             self._captured[index] = None
         return self._blocks[index]
 
@@ -538,6 +549,7 @@ def attention_shares(
     with non-zero coefficients, in chunks of at most ``budget`` elements. No [rows, sources,
     heads, d_model] tensor is ever formed.
     """
+    assert dec.coefficients is not None and dec.head_vectors is not None  # shares are read before release()
     whole = dec.whole[rows]  # [n, d]
     coefficients = dec.coefficients if _every_row(rows, dec.whole.shape[0]) else dec.coefficients[:, rows]  # [H, n, S]
     sign = torch.where(whole >= 0, 1.0, -1.0).to(whole.dtype)
@@ -556,7 +568,7 @@ def ffn_shares(dec: FFNDecomposition, rows: torch.Tensor) -> tuple[torch.Tensor,
     return residual_share, ffn_prox / total
 
 
-def neuron_scores(dec: FFNDecomposition, rows: torch.Tensor) -> torch.Tensor:
+def neuron_scores(dec: FFNDecomposition, rows: torch.Tensor | list[int]) -> torch.Tensor:
     """Per neuron n, its share of the FFN output along that output's direction, ``[n_rows, d_ff]``.
 
     Neuron n writes ``a_n w_n``; its score is ``a_n (w_n . f) / |f|^2`` for the FFN output f, so

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -38,9 +38,8 @@ from attribution.languages import (
 )
 from attribution.models import LoadedModel
 from attribution.offload import offloaded_weights_loaded
-from attribution.results import ContributionGraph, GraphEdge, GraphNode
-
-Progress = Callable[[float, str], None]
+from attribution.progress import Progress, no_progress
+from attribution.results import NODE_KINDS, SIDES, ContributionGraph, GraphEdge, GraphNode, NodeKind, Side
 
 
 def _check_options(threshold: float, top_k: int) -> None:
@@ -83,8 +82,9 @@ def decompose_model(
     return encoder, decoder
 
 
-def _parse_id(node: str) -> tuple[str, int, str, int]:
+def _parse_id(node: str) -> tuple[Side, int, NodeKind, int]:
     side, layer, kind, token = node.split(":")
+    assert side in SIDES and kind in NODE_KINDS  # every id is spelled by node_id
     return side, int(layer), kind, int(token)
 
 
@@ -97,7 +97,9 @@ def _node_state(blocks: Sequence[BlockDecomposition], layer: int, kind: str, tok
         "after_cross_attention": block.cross_attention.whole if block.cross_attention is not None else None,
         "after_ffn": block.ffn.whole,
     }
-    return states[kind][token]
+    state = states[kind]
+    assert state is not None  # after_cross_attention nodes exist only in blocks with cross-attention
+    return state[token]
 
 
 def _lens_request(blocks: Sequence[BlockDecomposition], layer: int, kind: str, token: int) -> LensRequest:
@@ -224,7 +226,7 @@ def _graph(
     encoder = LazyBlocks(captured[0], spec.encoder_blocks)
     decoder = LazyBlocks(captured[1], spec.decoder_blocks)
     roots = prepared.roots
-    report(0.3, "tracing routes")
+    report(0.3, 1, "tracing routes")
     with _collector_paused():
         edges = trace_routes(
             decoder,
@@ -234,7 +236,7 @@ def _graph(
             encoder=encoder,
             budget=options.budget,
         )
-        report(0.7, "logit lens")
+        report(0.7, 1, "logit lens")
         lens = LogitLens(spec, loaded.tokenizer, final_norm=options.final_norm_in_logit_lens)
         nodes = _build_nodes(edges, roots, len(decoder), encoder, decoder, lens, options.top_k)
     to_tokens = loaded.tokenizer.convert_ids_to_tokens
@@ -269,8 +271,7 @@ def build_contribution_graph(
     progress: Progress | None = None,
     final_norm_in_logit_lens: bool = True,
     budget: int = DEFAULT_BUDGET,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> ContributionGraph:
     """Information-flow routes (Ferrando & Voita, 2024) of ``text`` through ``loaded``'s model.
 
@@ -280,23 +281,24 @@ def build_contribution_graph(
     the decoder-side tokens are the decoder inputs (start token, then the target tokens), and the
     node at position i predicts token i + 1 (the last one predicts the end of the sentence).
     ``top_k`` = 0 skips the logit lens and neuron lists. ``budget`` bounds the elements of one
-    overshoot-correction chunk (memory). ``src_lang`` / ``tgt_lang`` are the language codes of a
-    multilingual translation model (see :mod:`attribution.languages`).
+    overshoot-correction chunk (memory). ``languages``: the source and target language codes of a
+    multilingual translation model (see :mod:`attribution.languages`). ``progress`` hears of each stage
+    (fractions of 1).
     """
     _check_options(threshold, top_k)
     options = _GraphOptions(threshold, renormalize, top_k, final_norm_in_logit_lens, budget)
     architecture_spec(loaded.model)  # an unsupported family is refused before anything else
-    languages = check_languages(loaded, src_lang, tgt_lang)
-    report = progress or (lambda fraction, message: None)
+    languages = check_languages(loaded, languages)
+    report = progress or no_progress
     text = _check_texts(loaded, text, target, max_tokens)
     with loaded.lock, offloaded_weights_loaded(loaded.model), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
-        report(0.0, "preparing inputs")
+        report(0.0, 1, "preparing inputs")
         prepared = _prepare(loaded, text, target, max_tokens, root_tokens, languages)
-        report(0.1, "forward pass")
+        report(0.1, 1, "forward pass")
         captured = run_instrumented(loaded.model, spec, prepared.inputs)
         graph = _graph(loaded, spec, prepared, captured, options, report)
-    report(1.0, "done")
+    report(1.0, 1, "done")
     return graph
 
 
@@ -317,8 +319,7 @@ def build_contribution_graphs(
     final_norm_in_logit_lens: bool = True,
     budget: int = DEFAULT_BUDGET,
     batch_size: int = 8,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> list[ContributionGraph | Exception]:
     """:func:`build_contribution_graph` for many texts: per text, in order, its graph or the error it met.
 
@@ -337,11 +338,11 @@ def build_contribution_graphs(
         raise InvalidInputError(f"batch_size must be a positive whole number, not {batch_size!r}.")
     options = _GraphOptions(threshold, renormalize, top_k, final_norm_in_logit_lens, budget)
     architecture_spec(loaded.model)
-    languages = check_languages(loaded, src_lang, tgt_lang)  # one pair for the whole batch
+    languages = check_languages(loaded, languages)  # one pair for the whole batch
     targets = list(targets) if targets is not None else [None] * len(texts)
     if len(targets) != len(texts):
         raise InvalidInputError(f"{len(texts)} texts but {len(targets)} targets: give one target per text.")
-    results: list[ContributionGraph | Exception | None] = [None] * len(texts)
+    results: dict[int, ContributionGraph | Exception] = {}  # by position: every text gets one
     with loaded.lock, offloaded_weights_loaded(loaded.model), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)
         prepared: dict[int, _Prepared] = {}
@@ -364,17 +365,14 @@ def build_contribution_graphs(
                 if isinstance(captured, Exception):
                     results[position] = captured
                     continue
+                assert captured is not None  # freed only after this use
                 try:
-                    results[position] = _graph(loaded, spec, prepared.pop(position), captured, options, _no_progress)
+                    results[position] = _graph(loaded, spec, prepared.pop(position), captured, options, no_progress)
                 except BudgetExceededError:
                     raise
                 except Exception as error:
                     results[position] = error
-    return results  # type: ignore[return-value]
-
-
-def _no_progress(fraction: float, message: str) -> None:
-    return None
+    return [results[position] for position in range(len(texts))]
 
 
 def _captured_batch(
@@ -383,7 +381,7 @@ def _captured_batch(
     """Every record's captured forward pass from one padded batch, or record by record when the batch fails."""
     inputs = [record.inputs for record in records]
     try:
-        return run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=pad_token_id(loaded))
+        return list(run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=pad_token_id(loaded)))
     except BudgetExceededError:
         raise
     except Exception as error:

@@ -43,12 +43,13 @@ class LogitLens:
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """``[N, d]`` float32 states -> ``[N, vocab]`` float32 logits."""
-        reference = next(self.spec.final_norm.parameters()) if self.final_norm else None
+        norm = self.spec.final_norm if self.final_norm else None
+        reference = next(norm.parameters()) if norm is not None else None
         dtype = reference.dtype if reference is not None else states.dtype
         with torch.no_grad():
             x = states.to(dtype)
-            if self.final_norm:
-                x = self.spec.final_norm(x)
+            if norm is not None:
+                x = norm(x)
             return self.spec.readout(x).float()
 
     def _tokens(self, ids: torch.Tensor, values: torch.Tensor) -> list[tuple[str, float]]:
@@ -70,7 +71,7 @@ class LogitLens:
             k = min(k, logits.shape[-1])
             befores = iter(index[len(chunk) :])
             for request, position in zip(chunk, index, strict=False):
-                top = []
+                top: list[tuple[str, float]] = []
                 if request.top:
                     best = logits[position].softmax(-1).topk(k)
                     top = self._tokens(best.indices, best.values)

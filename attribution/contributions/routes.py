@@ -32,7 +32,7 @@ from attribution.contributions.decompose import (
     attention_shares,
     ffn_shares,
 )
-from attribution.results import GraphEdge, Side, node_id
+from attribution.results import EdgeKind, GraphEdge, Side, node_id
 
 
 def _renormalised(edges: list[GraphEdge], renormalize: bool) -> list[GraphEdge]:
@@ -70,7 +70,7 @@ class _Tracer:
         dec: AttentionDecomposition,
         rows: list[int],
         *,
-        kind: str,
+        kind: EdgeKind,
         target: _Place,
         residual: _Place,
         tokens: _Place,

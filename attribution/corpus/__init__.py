@@ -25,7 +25,7 @@ _LAZY = {
     "available_metrics": "metrics",
     "default_metrics": "metrics",
     "register_metric": "metrics",
-    "ModelSpec": "model_spec",
+    "ModelSpec": ".models",  # the one model spec: attribution.models.ModelSpec
     "RayOptions": "ray_engine",
     "FieldMap": "records",
     "Record": "records",
@@ -64,4 +64,4 @@ def __getattr__(name: str) -> Any:
     """Imported on first use: reading a run folder (an exporter's job) must not load torch."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"attribution.corpus.{_LAZY[name]}"), name)
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)

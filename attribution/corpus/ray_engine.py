@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from attribution.corpus.local_engine import OnDone
-from attribution.corpus.model_spec import ModelSpec
 from attribution.corpus.records import Record
 from attribution.corpus.tasks import MethodOutcome, TaskConfig, failed_outcome, run_records
 from attribution.errors import InvalidInputError, ModelLoadError
+from attribution.models import ModelSpec, load_model
 
 _QUEUE_DEPTH = 2
 
@@ -63,7 +63,7 @@ class CorpusWorker:
         self.loaded = None
         self.error: str | None = None
         try:  # an error here is reported by ready(): an exception would only say "the actor died"
-            self.loaded = model.load()
+            self.loaded = load_model(model, cache=None)
             check_task(self.loaded, config)
         except Exception as error:
             self.error = f"{type(error).__name__}: {error}"
@@ -75,6 +75,7 @@ class CorpusWorker:
         return {"pid": os.getpid(), "kind": self.loaded.kind, "model_type": self.loaded.model_type, "error": None}
 
     def run(self, records: list[Record], batch_size: int) -> list[list[MethodOutcome]]:
+        assert self.loaded is not None  # the driver sends work only to workers whose ready() had no error
         return run_records(self.loaded, records, self.config, batch_size=batch_size)
 
 

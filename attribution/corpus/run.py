@@ -9,17 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from attribution.corpus.local_engine import run_local
-from attribution.corpus.model_spec import ModelSpec
 from attribution.corpus.ray_engine import RayOptions, RayRun
 from attribution.corpus.records import Record
 from attribution.corpus.runfolder import RunFolder
 from attribution.corpus.tasks import MethodOutcome, TaskConfig, check_task
 from attribution.errors import InvalidInputError
-from attribution.models import LoadedModel
+from attribution.models import LoadedModel, ModelSpec, load_model
+from attribution.progress import Progress, no_progress
 
 ENGINES = ("local", "ray")
-#: ``progress(done, total)``: records finished in this run, records this run has to do.
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -62,7 +60,8 @@ def run_corpus(
     changed since is an error: start a new folder). ``deadline`` (a ``time.monotonic()`` value)
     stops the run cleanly between batches; Ctrl-C (KeyboardInterrupt) does too and is re-raised.
     Either way the folder is consistent and the same call resumes it. ``on_batch`` sees each
-    batch's outcomes once they are written (which worker ran them, their numbers). ``loaded``: a
+    batch's outcomes once they are written (which worker ran them, their numbers); ``progress`` counts the
+    records of this run, finished and to do (``(3, 10, "3 of 10 records")``), as each batch is written. ``loaded``: a
     model already loaded (e.g. the app's cached one) that ``model`` describes, for the local engine.
     """
     if engine not in ENGINES:
@@ -76,14 +75,14 @@ def run_corpus(
         finished = folder.finished()
         todo = [record for record in records if record.record_id not in finished]
         _check_unchanged(records, finished, folder.run_dir)
-        report = progress or (lambda done, total: None)
-        report(0, len(todo))
+        report = progress or no_progress
+        _report_records(report, 0, len(todo))
         setup_started = time.perf_counter()
         started = setup_started
 
         def on_done(outcomes: list[list[MethodOutcome]]) -> None:
             folder.write(outcomes)
-            report(folder.written_records, len(todo))
+            _report_records(report, folder.written_records, len(todo))
             if on_batch is not None:
                 on_batch(outcomes)
 
@@ -93,7 +92,7 @@ def run_corpus(
         if not todo:
             complete = True
         elif engine == "local":
-            loaded = loaded or model.load()
+            loaded = loaded or load_model(model, cache=None)
             check_task(loaded, task)
             folder.manifest["model_info"] = {"kind": loaded.kind, "model_type": loaded.model_type}
             started = time.perf_counter()
@@ -116,6 +115,11 @@ def run_corpus(
         )
     finally:
         folder.close(status=status)
+
+
+def _report_records(progress: Progress, done: int, total: int) -> None:
+    """Records finished in this run out of those it has to do."""
+    progress(done, total, f"{done} of {total} records")
 
 
 def _check_unchanged(records: Sequence[Record], finished: dict[str, str], run_dir: Path) -> None:

@@ -307,7 +307,7 @@ class CorpusRun:
         if self.run_dir.resolve() not in path.parents:
             raise InvalidInputError(f"A row of {self.run_dir} points outside the run folder: {relative!r}.")
         try:
-            return load_result_file(path)  # type: ignore[return-value]
+            return load_result_file(path)
         except AttributionExplorerError as error:  # one line naming the file, not only the field
             raise InvalidInputError(f"{relative}: {error}") from None
 

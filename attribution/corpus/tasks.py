@@ -27,6 +27,7 @@ from attribution.compare import parse_alignment, rank_correlation
 from attribution.corpus.metrics import ATTRIBUTION, GRAPH, MetricInput, get_metrics
 from attribution.corpus.records import Record
 from attribution.errors import AttributionExplorerError, InvalidInputError
+from attribution.languages import NO_LANGUAGES, Languages, typed_languages
 from attribution.results import AttributionResult, ContributionGraph
 from attribution.validation import ObjectReader, expect_free_form, expect_object, expect_str_map, fail, quoted
 
@@ -43,8 +44,8 @@ class TaskConfig:
 
     ``graph_roots``: ``"auto"`` is every decoder token for seq2seq models (what the graph's word
     alignment needs) and the last token for causal models; or ``"all"``, or a token index.
-    ``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (NLLB ``eng_Latn``),
-    for every record (see :mod:`attribution.languages`).
+    ``languages``: the language codes of a multilingual translation model (NLLB ``eng_Latn``), for every
+    record (see :mod:`attribution.languages`); the run manifest keeps them as ``src_lang`` / ``tgt_lang``.
     """
 
     methods: tuple[str, ...]
@@ -56,14 +57,11 @@ class TaskConfig:
     graph_roots: str = "auto"
     max_tokens: int | None = None
     max_new_tokens: int = 20
-    src_lang: str | None = None
-    tgt_lang: str | None = None
+    languages: Languages = NO_LANGUAGES
 
     def __post_init__(self) -> None:
-        from attribution.languages import check_code_text
-
-        object.__setattr__(self, "src_lang", check_code_text(self.src_lang, role="source language"))
-        object.__setattr__(self, "tgt_lang", check_code_text(self.tgt_lang, role="target language"))
+        given = self.languages or NO_LANGUAGES
+        object.__setattr__(self, "languages", typed_languages(given.source, given.target))
         if not self.methods:
             raise InvalidInputError("Give at least one method (an Inseq method, or 'graph').")
         if len(set(self.methods)) != len(self.methods):
@@ -102,7 +100,11 @@ class TaskConfig:
             "max_tokens": self.max_tokens,
             "max_new_tokens": self.max_new_tokens,
             # only when set: manifests of runs without languages stay as they were
-            **{name: code for name, code in (("src_lang", self.src_lang), ("tgt_lang", self.tgt_lang)) if code},
+            **{
+                name: code
+                for name, code in (("src_lang", self.languages.source), ("tgt_lang", self.languages.target))
+                if code
+            },
         }
 
     @classmethod
@@ -126,8 +128,7 @@ class TaskConfig:
             graph_roots=f.text("graph_roots"),
             max_tokens=f.whole("max_tokens", optional=True, minimum=1),
             max_new_tokens=f.whole("max_new_tokens", minimum=1),
-            src_lang=f.text("src_lang", optional=True),
-            tgt_lang=f.text("tgt_lang", optional=True),
+            languages=Languages(f.text("src_lang", optional=True), f.text("tgt_lang", optional=True)),
         )
 
     def value_columns(self) -> list[str]:
@@ -203,8 +204,7 @@ def run_records(
             max_new_tokens=config.max_new_tokens,
             max_tokens=config.max_tokens,
             batch_size=batch_size,
-            src_lang=config.src_lang,
-            tgt_lang=config.tgt_lang,
+            languages=config.languages,
         )
         seconds = (time.perf_counter() - started) / max(len(runnable), 1)
         for position, result in zip(runnable, batch_results, strict=True):
@@ -225,8 +225,7 @@ def run_records(
             top_k=config.graph_top_k,
             max_tokens=config.max_tokens,
             batch_size=batch_size,
-            src_lang=config.src_lang,
-            tgt_lang=config.tgt_lang,
+            languages=config.languages,
         )
         seconds = (time.perf_counter() - started) / max(len(runnable), 1)
         for position, graph in zip(runnable, graphs, strict=True):

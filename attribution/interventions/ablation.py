@@ -48,7 +48,7 @@ from attribution.interventions.components import Component, parse_component, res
 from attribution.interventions.inputs import PreparedInput, batch, model_shape, prepare, prepare_like
 from attribution.interventions.metrics import default_targets, prediction_changes, token_id
 from attribution.interventions.results import MEAN_OVER, MODES, InterventionResult
-from attribution.languages import check_languages, languages_set, provenance_with
+from attribution.languages import Languages, check_languages, languages_set, provenance_with
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
@@ -77,6 +77,7 @@ def site_activation(recording: engine.Recording, component: Component, n_layers:
 
 def edge_mask(component: Component, shape: ModelShape) -> torch.Tensor:
     """``[H, T, S]`` with ones where ``component`` (an edge, one head or all) has its terms."""
+    assert component.attention is not None and component.positions is not None  # an edge names both
     heads = shape.heads[(component.side, component.attention)]
     source_side = "encoder" if component.attention == "cross" else component.side
     mask = torch.zeros(heads, shape.tokens[component.side], shape.tokens[source_side])
@@ -110,8 +111,10 @@ def build_edits(
                     f"{component.id}: an edge's term belongs to its two positions; mean-ablate edges over "
                     "reference prompts, not over positions."
                 )
+            assert component.attention is not None  # an edge is in a self- or cross-attention
             pair = None
             if mode != "zero":
+                assert reference is not None  # mean and patch edits read the reference runs the caller recorded
                 pair = reference_pair(reference, component.side, component.layer, component.attention)
             edits.append(
                 engine.EdgeEdit(
@@ -121,6 +124,7 @@ def build_edits(
             continue
         value = None
         if mode != "zero":
+            assert reference is not None
             n_layers = shape.layers[component.side]
             activation = site_activation(reference, component, n_layers)  # [R, T, ...]
             if mode == "mean" and mean_over == "positions":
@@ -250,19 +254,18 @@ def intervene(
     contrast_token: str | None = None,
     top_k: int = 5,
     max_tokens: int | None = None,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> InterventionResult:
     """Ablate or patch ``components`` (ids, see :mod:`attribution.interventions.components`) all at once.
 
     Returns the prediction at each root position (``-1``: the last, as in the contribution graph)
     before and after: target token probability and logit, the logit difference against
     ``contrast_token`` when given, the top-k tokens and their change, and KL(before || after).
-    Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens. ``src_lang`` /
-    ``tgt_lang``: language codes of a multilingual translation model (see :mod:`attribution.languages`).
+    Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens. ``languages``: the
+    language codes of a multilingual translation model (see :mod:`attribution.languages`).
     """
     parsed = check_intervention(components, mode=mode, mean_over=mean_over, top_k=top_k)
-    languages = check_languages(loaded, src_lang, tgt_lang)
+    languages = check_languages(loaded, languages)
     with exclusive_use(loaded), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
         clean = prepare(loaded, text, target, max_tokens=max_tokens, languages=languages)

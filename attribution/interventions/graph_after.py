@@ -22,7 +22,7 @@ from attribution.interventions import engine
 from attribution.interventions.ablation import build_edits, check_mode, record_references, resolve_components
 from attribution.interventions.components import Component
 from attribution.interventions.inputs import model_shape, prepare
-from attribution.languages import check_languages, languages_set
+from attribution.languages import Languages, check_languages, languages_set
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph
@@ -39,14 +39,13 @@ def graph_after_intervention(
     root_tokens: int | list[int] | str = -1,
     top_k: int = 5,
     max_tokens: int | None = None,
-    src_lang: str | None = None,
-    tgt_lang: str | None = None,
+    languages: Languages | None = None,
 ) -> ContributionGraph:
     """The contribution graph of ``text`` with ``components`` zero- or mean-ablated (mean over positions
-    of the input itself), e.g. to re-draw a route after removing one of its edges. ``src_lang`` /
-    ``tgt_lang``: language codes of a multilingual translation model (see :mod:`attribution.languages`)."""
+    of the input itself), e.g. to re-draw a route after removing one of its edges. ``languages``: the
+    language codes of a multilingual translation model (see :mod:`attribution.languages`)."""
     check_mode(mode, "positions")
-    languages = check_languages(loaded, src_lang, tgt_lang)
+    languages = check_languages(loaded, languages)
     if mode == "patch":
         raise UnsupportedError("Re-drawing the graph supports zero and mean ablation, not patching.")
     with exclusive_use(loaded), languages_set(loaded, languages):
@@ -70,6 +69,5 @@ def graph_after_intervention(
                 root_tokens=root_tokens,
                 top_k=top_k,
                 max_tokens=max_tokens,
-                src_lang=languages.source,
-                tgt_lang=languages.target,
+                languages=languages,
             )

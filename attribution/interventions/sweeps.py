@@ -49,8 +49,8 @@ from attribution.interventions.metrics import default_targets, token_id
 from attribution.interventions.results import DIRECTIONS, PatchingMap, PatchingResult
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
+from attribution.progress import Progress, no_progress
 
-Progress = Callable[[float, str], None]
 #: Largest batch of patched runs per forward pass (memory grows linearly with it).
 DEFAULT_BATCH_SIZE = 64
 
@@ -133,7 +133,7 @@ def _approximate(
     for r, row in enumerate(layout.cells):
         for c, component in enumerate(row):
             if component.kind == "head":
-                key = (component.side, component.layer, component.attention)
+                key: tuple = (component.side, component.layer, component.attention)
                 grad = gradients[("head_in", *key)][0, :, component.index]
                 delta = source.head_inputs[key][0, :, component.index] - base.head_inputs[key][0, :, component.index]
             else:
@@ -182,7 +182,7 @@ def patching_sweep(
     there. ``maps`` defaults to ``head`` and ``position`` (plus the encoder and cross-attention maps
     for seq2seq). :func:`attribution.cost.estimate_patching_cost` says what a sweep costs before it runs.
     """
-    report = progress or (lambda fraction, message: None)
+    report = progress or no_progress
     if direction not in DIRECTIONS:
         raise InvalidInputError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}.")
     if not exact and not approximate:
@@ -194,7 +194,7 @@ def patching_sweep(
         raise InvalidInputError("Patching needs a counterfactual input (text and/or target) of the same length.")
     with exclusive_use(loaded):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
-        report(0.0, "preparing inputs")
+        report(0.0, 1, "preparing inputs")
         clean = prepare(loaded, text, target, max_tokens=max_tokens)
         other = prepare_like(
             loaded,
@@ -203,10 +203,10 @@ def patching_sweep(
             counterfactual_target,
             max_tokens=max_tokens,
         )
-        root = resolve_root_tokens(root_token, len(clean.decoder_ids))
-        if len(root) != 1:
+        roots = resolve_root_tokens(root_token, len(clean.decoder_ids))
+        if len(roots) != 1:
             raise InvalidInputError("A patching sweep measures one root position; give one token index.")
-        root = root[0]
+        root = roots[0]
         query = None
         if query_positions is not None:
             query = tuple(resolve_root_tokens(list(query_positions), len(clean.decoder_ids)))
@@ -250,7 +250,7 @@ def patching_sweep(
         gradients: dict[tuple, torch.Tensor] = {}
         grad_run = None
         if approximate:
-            report(0.05, "attribution patching")
+            report(0.05, 1, "attribution patching")
             started = time.perf_counter()
             source_again = engine.forward(loaded.model, spec, source.inputs, record=True)
             grad_run = engine.forward(loaded.model, spec, base.inputs, record=True, grad_leaves=True)
@@ -269,7 +269,7 @@ def patching_sweep(
         def advance(n: int) -> None:
             nonlocal done
             done += n
-            report(0.1 + 0.9 * done / max(n_cells, 1), f"patched {done} of {n_cells} components")
+            report(0.1 + 0.9 * done / max(n_cells, 1), 1, f"patched {done} of {n_cells} components")
 
         for layout in layouts:
             if not layout.cells or not layout.cells[0]:
@@ -282,8 +282,13 @@ def patching_sweep(
                 exact_map = (cells - ld_base) / scale
                 seconds_exact = time.perf_counter() - started
             if approximate:
+                assert grad_run is not None  # run above when approximate
                 approximate_map = _approximate(grad_run, source_run, layout, gradients) / scale
-            rho, overlap = _agreement(exact_map, approximate_map) if exact and approximate else (None, None)
+            rho, overlap = (
+                _agreement(exact_map, approximate_map)
+                if exact_map is not None and approximate_map is not None
+                else (None, None)
+            )
             results.append(
                 PatchingMap(
                     name=layout.name,
@@ -300,7 +305,7 @@ def patching_sweep(
                 )
             )
         del gradients, grad_run
-    report(1.0, "done")
+    report(1.0, 1, "done")
     convert = loaded.tokenizer.convert_ids_to_tokens
     other_tokens = other.tokens(loaded)
     return PatchingResult(

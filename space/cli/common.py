@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attribution.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from attribution.languages import Languages
+    from attribution.models import LoadedModel, ModelSpec
+    from attribution.progress import Progress
 
 #: Most logit-lens tokens / neurons kept per graph node (more makes the JSON huge and says nothing more).
 MAX_TOP_K = 100
@@ -94,14 +99,29 @@ def add_language_arguments(parser: argparse.ArgumentParser | argparse._ArgumentG
     )
 
 
+def languages_from_args(args: argparse.Namespace) -> Languages:
+    """The :class:`~attribution.languages.Languages` of ``--src-lang`` / ``--tgt-lang`` (already format-checked)."""
+    from attribution.languages import Languages  # light: no torch
+
+    return Languages(args.src_lang, args.tgt_lang)
+
+
 @contextmanager
-def progress_bar(description: str):
-    """A tqdm bar on stderr; yields ``set_progress(done, total, message="")`` for library callbacks."""
+def progress_bar(description: str, *, percent: bool = False) -> Iterator[Progress]:
+    """A tqdm bar on stderr with the library's messages; yields the :class:`~attribution.progress.Progress` to pass.
+
+    It shows the library's counts (``3/3`` attribution steps), or with ``percent`` the fraction done out of 100
+    (work that reports fractions of 1: the contribution graph, the patching sweep).
+    """
     from tqdm.auto import tqdm
+
+    from attribution.progress import fraction_done  # light: no torch
 
     bar = tqdm(total=1, desc=description, file=sys.stderr, dynamic_ncols=True)
 
-    def set_progress(done: int, total: int, message: str = "") -> None:
+    def set_progress(done: float, total: float, message: str = "") -> None:
+        if percent:
+            done, total = round(100 * fraction_done(done, total)), 100
         bar.total = total
         bar.n = done
         if message:
@@ -140,7 +160,15 @@ def check_text_options(args: argparse.Namespace) -> None:
                 check_unicode(text, role)
 
 
-def load_model_from_args(args: argparse.Namespace):
+def model_spec_from_args(args: argparse.Namespace, **placement: Any) -> ModelSpec:
+    """The :class:`~attribution.models.ModelSpec` of the model options (``placement``: the corpus command's
+    device map, memory, offload folder and threads), imports torch."""
+    from attribution.models import ModelSpec
+
+    return ModelSpec(args.model, revision=args.revision, device=args.device, dtype=args.dtype, **placement)
+
+
+def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
     """The :class:`attribution.models.LoadedModel` the model options name (imports torch and transformers).
 
     Commands call it once every other option is checked; it checks the text options first, so that
@@ -149,7 +177,7 @@ def load_model_from_args(args: argparse.Namespace):
     from attribution.models import load_model
 
     check_text_options(args)
-    return load_model(args.model, device=args.device, dtype=args.dtype, revision=args.revision)
+    return load_model(model_spec_from_args(args))
 
 
 def write_result(result: Any, path: Path) -> None:

@@ -11,7 +11,7 @@ schema-checked). :class:`~attribution.errors.AttributionExplorerError` is the on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from attribution.budget import TimeBudget, time_budget
 from attribution.errors import InvalidInputError, ResultFormatError
-from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, check_hub_id, load_model
+from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, ModelSpec, check_hub_id, load_model
+from attribution.progress import Progress
 from attribution.results import ResultType, load_result
 from space.gradio_app.config import ModelOffer, SpaceConfig
 from space.gradio_app.export_store import DEFAULT_ROOT, ExportStore
@@ -29,25 +30,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("attribution_explorer.space")
 
-#: ``report(fraction in [0, 1], message)``: how handlers tell the UI how far along they are.
-Progress = Callable[[float, str], None]
-
 #: Added to a time-budget message of an attribution, a comparison or a graph: what to try instead.
 ATTRIBUTION_BUDGET_HINT = "Try a shorter text or target, fewer methods, or a cheaper method (saliency, attention)."
 #: Added to a time-budget message of an intervention (ablation, patching sweep, faithfulness).
 INTERVENTION_BUDGET_HINT = "Try a shorter text or target."
 
 
-def silent(fraction: float, message: str) -> None:
-    """The default progress reporter: nobody is watching."""
-
-
 def budget_checking(budget: TimeBudget, progress: Progress) -> Progress:
     """``progress`` that first checks ``budget``: long stretches without a forward pass are stopped there too."""
 
-    def report(fraction: float, message: str) -> None:
+    def report(done: float, total: float, message: str = "") -> None:
         budget.check()
-        progress(fraction, message)
+        progress(done, total, message)
 
     return report
 
@@ -92,15 +86,15 @@ class AppContext:
             raise InvalidInputError(f"Unknown model {shown}: this app offers only {offered}.")
         return check_hub_id(name)
 
-    def load(self, name: str | None) -> LoadedModel:
+    def model_spec(self, name: str | None) -> ModelSpec:
+        """How this app loads the model ``name`` (checked first: see :meth:`check_model`)."""
         name = self.check_model(name)
-        return load_model(
-            name,
-            device=self.config.device,
-            dtype=self.config.dtype,
-            cache=self.cache,
-            allow_local=name in self.offer.models,
+        return ModelSpec(
+            name, device=self.config.device, dtype=self.config.dtype, allow_local=name in self.offer.models
         )
+
+    def load(self, name: str | None) -> LoadedModel:
+        return load_model(self.model_spec(name), cache=self.cache)
 
     def check_method(self, method: str) -> None:
         methods = offered_methods(self.config)
@@ -175,13 +169,6 @@ def bundled_examples_available(offer: ModelOffer) -> tuple[str, ...]:
 def optional(text: str | None) -> str | None:
     """A typed text, or None when the box is empty or blank."""
     return text if text and text.strip() else None
-
-
-def language_codes(src_lang: str | None, tgt_lang: str | None) -> tuple[str | None, str | None]:
-    """The typed language codes, format-checked and bounded before any model is loaded (empty: not set)."""
-    from attribution.languages import check_code_text
-
-    return check_code_text(src_lang, role="source language"), check_code_text(tgt_lang, role="target language")
 
 
 def rounded(value: float | None, digits: int = 4) -> float | None:

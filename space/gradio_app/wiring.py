@@ -3,7 +3,7 @@
 A tab module's ``build(page)`` lays out its widgets inside the app's ``gr.Tabs`` and connects them to
 its handlers through this module: :func:`user_errors` turns a refusal into its one-line ``gr.Error``
 (anything else is logged and answered with :data:`GENERIC_ERROR`, and the app keeps serving),
-:func:`reporter` turns Gradio's progress tracker into the handlers' :data:`~space.gradio_app.context.Progress`,
+:func:`reporter` turns Gradio's progress tracker into the handlers' :class:`~attribution.progress.Progress`,
 and :class:`Page` carries what tabs share: the :class:`~space.gradio_app.context.AppContext`, the queue
 groups, the views' bookkeeping, the example rows and the results the Export tab offers.
 """
@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import gradio as gr
 
 from attribution.errors import AttributionExplorerError
+from attribution.progress import Progress, fraction_done
 from space.gradio_app import views
-from space.gradio_app.context import AppContext, Progress
+from space.gradio_app.context import AppContext
 from space.gradio_app.request_guard import Uploads
 
 logger = logging.getLogger("attribution_explorer.space")
@@ -73,8 +74,12 @@ def one_line(message: str) -> str:
 
 
 def reporter(progress: gr.Progress) -> Progress:
-    """Gradio's progress tracker as the handlers' ``report(fraction, message)``."""
-    return lambda fraction, message: progress(min(max(fraction, 0.0), 1.0), desc=message or None)
+    """Gradio's progress tracker as the handlers' :class:`~attribution.progress.Progress`."""
+
+    def report(done: float, total: float, message: str = "") -> None:
+        progress(fraction_done(done, total), desc=message or None)
+
+    return report
 
 
 def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:

@@ -7,6 +7,7 @@ import argparse
 from space.cli.common import (
     add_language_arguments,
     add_model_arguments,
+    languages_from_args,
     load_model_from_args,
     positive_int,
     progress_bar,
@@ -66,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             max_tokens=args.max_tokens,
             progress=set_progress,
-            src_lang=args.src_lang,
-            tgt_lang=args.tgt_lang,
+            languages=languages_from_args(args),
         )
     write_result(result, args.out)
     return 0

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attribution.errors import InvalidInputError
-from space.cli.common import add_language_arguments, check_text_options, positive_int, top_k_int
+from space.cli.common import (
+    add_language_arguments,
+    check_text_options,
+    languages_from_args,
+    model_spec_from_args,
+    positive_int,
+    top_k_int,
+)
+
+if TYPE_CHECKING:
+    from attribution.progress import Progress
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -168,7 +178,7 @@ def _fields(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from attribution.corpus import ModelSpec, RayOptions, TaskConfig, default_metrics, read_records, run_corpus
+    from attribution.corpus import RayOptions, TaskConfig, default_metrics, read_records, run_corpus
 
     check_text_options(args)
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):
@@ -183,14 +193,10 @@ def run(args: argparse.Namespace) -> int:
         graph_roots=args.graph_roots,
         max_tokens=args.max_tokens,
         max_new_tokens=args.max_new_tokens,
-        src_lang=args.src_lang,
-        tgt_lang=args.tgt_lang,
+        languages=languages_from_args(args),
     )
-    model = ModelSpec(
-        model_id=args.model,
-        revision=args.revision,
-        device=args.device,
-        dtype=args.dtype,
+    model = model_spec_from_args(
+        args,
         device_map=args.device_map,
         max_memory=parse_max_memory(args.max_memory),
         offload_folder=args.offload_folder,
@@ -228,13 +234,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _records_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A tqdm bar counting records (rate in records/s, ETA); yields ``progress(done, total)``."""
+def _records_bar(description: str) -> Iterator[Progress]:
+    """A tqdm bar counting records (rate in records/s, ETA); yields the run's :class:`~attribution.progress.Progress`.
+
+    The message (``3 of 10 records``) is not shown: the bar says the count itself.
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(total=0, desc=description, unit="record", file=sys.stderr, dynamic_ncols=True)
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: float, total: float, message: str = "") -> None:
         bar.total = total
         bar.update(done - bar.n)
 

@@ -9,6 +9,7 @@ from space.cli.common import (
     MAX_TOP_K,
     add_language_arguments,
     add_model_arguments,
+    languages_from_args,
     load_model_from_args,
     progress_bar,
     top_k_int,
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model_from_args(args)
     from attribution.contributions import build_contribution_graph
 
-    with progress_bar(f"contribution graph on {args.model}") as set_progress:
+    with progress_bar(f"contribution graph on {args.model}", percent=True) as set_progress:
         graph = build_contribution_graph(
             loaded,
             args.text,
@@ -53,9 +54,8 @@ def run(args: argparse.Namespace) -> int:
             renormalize=args.renormalize,
             top_k=args.top_k,
             max_tokens=args.max_tokens,
-            progress=lambda fraction, message: set_progress(round(100 * fraction), 100, message),
-            src_lang=args.src_lang,
-            tgt_lang=args.tgt_lang,
+            progress=set_progress,
+            languages=languages_from_args(args),
         )
     write_result(graph, args.out)
     return 0

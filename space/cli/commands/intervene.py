@@ -11,7 +11,13 @@ import argparse
 from attribution.contributions.roots import parse_root_tokens
 from attribution.errors import InvalidInputError
 from attribution.interventions.results import MODES
-from space.cli.common import add_language_arguments, add_model_arguments, load_model_from_args, write_result
+from space.cli.common import (
+    add_language_arguments,
+    add_model_arguments,
+    languages_from_args,
+    load_model_from_args,
+    write_result,
+)
 
 _EPILOG = """component ids (the contribution graph's node ids, plus heads and neurons; '*' = every token):
   decoder:0:embedding:3        residual stream entering block 1 at token 3
@@ -114,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
             contrast_token=args.contrast_token,
             seeds=args.seeds,
             max_tokens=args.max_tokens,
-            src_lang=args.src_lang,
-            tgt_lang=args.tgt_lang,
+            languages=languages_from_args(args),
         )
     else:
         from attribution.interventions.ablation import intervene
@@ -135,8 +140,7 @@ def run(args: argparse.Namespace) -> int:
             contrast_token=args.contrast_token,
             top_k=args.top_k,
             max_tokens=args.max_tokens,
-            src_lang=args.src_lang,
-            tgt_lang=args.tgt_lang,
+            languages=languages_from_args(args),
         )
     write_result(result, args.out)
     return 0

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_model_from_args(args)
     from attribution.interventions.sweeps import patching_sweep
 
-    with progress_bar(f"patching on {args.model}") as set_progress:
+    with progress_bar(f"patching on {args.model}", percent=True) as set_progress:
         result = patching_sweep(
             loaded,
             args.text,
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             approximate=not args.no_approximate,
             batch_size=args.batch_size,
             max_tokens=args.max_tokens,
-            progress=lambda fraction, message: set_progress(round(100 * fraction), 100, message),
+            progress=set_progress,
         )
     write_result(result, args.out)
     return 0

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from attribution.errors import InvalidInputError
+from attribution.languages import languages_of
+from attribution.progress import Progress, no_progress
 from attribution.results import ContributionGraph, node_id
-from space.gradio_app.context import INTERVENTION_BUDGET_HINT, AppContext, Progress, optional, read_result_json, silent
+from space.gradio_app.context import INTERVENTION_BUDGET_HINT, AppContext, optional, read_result_json
 from space.gradio_app.wiring import TRACK_PROGRESS, Page, redraw, reporter, user_errors
 
 if TYPE_CHECKING:
@@ -66,7 +68,7 @@ def ablate_from_graph(
     choice: str | None,
     mode: str,
     threshold: float,
-    progress: Progress = silent,
+    progress: Progress = no_progress,
 ) -> AblateView:
     """Ablate the chosen node / edge: the prediction before and after, and the route re-drawn after it."""
     from attribution.cost import estimate_intervention_cost
@@ -81,7 +83,7 @@ def ablate_from_graph(
     if mode not in ABLATION_MODES:
         raise InvalidInputError(f"Unknown ablation mode {mode!r}; choose one of {', '.join(ABLATION_MODES)}.")
     component = graph_component(graph, choice)
-    progress(0.0, f"loading {model}")
+    progress(0.0, 1, f"loading {model}")
     loaded = ctx.load(model)
     target = optional(target) or (graph.target_text or None)
     if graph.source_text != text:
@@ -89,9 +91,8 @@ def ablate_from_graph(
     ctx.check_texts(loaded, input_text=text, target=target)
     estimate = estimate_intervention_cost(loaded, text, target=target, redraw_graph=True)
     ctx.check_cost([estimate], "This ablation", intervention=True)
-    languages = {"src_lang": graph.provenance.source_language, "tgt_lang": graph.provenance.target_language}
     with ctx.time_budget(loaded, "The ablation", progress, hint=INTERVENTION_BUDGET_HINT) as report:
-        report(0.2, "ablating")
+        report(0.2, 1, "ablating")
         result = intervene(
             loaded,
             text,
@@ -101,9 +102,9 @@ def ablate_from_graph(
             mean_over="positions",
             root_tokens=list(graph.root_tokens)[:8],
             max_tokens=ctx.config.max_input_tokens,
-            **languages,  # the graph's languages: the same tokens
+            languages=languages_of(graph.provenance),  # the graph's languages: the same tokens
         )
-        report(0.6, "re-drawing the route")
+        report(0.6, 1, "re-drawing the route")
         after, note = _route_after(ctx, loaded, graph, text, target, component, mode, threshold)
     figure = None if after is None else build_figure(after)
     return AblateView(_prediction_rows(result), PREDICTION_HEADERS, figure, note, result.to_json())
@@ -134,8 +135,7 @@ def _route_after(
             threshold=max(float(threshold), 0.0),
             root_tokens=list(graph.root_tokens),
             max_tokens=ctx.config.max_input_tokens,
-            src_lang=graph.provenance.source_language,
-            tgt_lang=graph.provenance.target_language,
+            languages=languages_of(graph.provenance),
         )
     except UnsupportedError as error:
         return None, f"{note} The route is not re-drawn: {error}"

@@ -10,18 +10,11 @@ from typing import Any
 
 import gradio as gr
 
+from attribution.languages import typed_languages
+from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult
 from space.gradio_app import views
-from space.gradio_app.context import (
-    ATTRIBUTION_BUDGET_HINT,
-    AppContext,
-    Progress,
-    attribution_costs,
-    figure_for,
-    language_codes,
-    optional,
-    silent,
-)
+from space.gradio_app.context import ATTRIBUTION_BUDGET_HINT, AppContext, attribution_costs, figure_for, optional
 from space.gradio_app.examples import attribute_examples
 from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors
 
@@ -51,18 +44,18 @@ def run_attribution(
     contrast_target: str | None,
     src_lang: str | None = None,
     tgt_lang: str | None = None,
-    progress: Progress = silent,
+    progress: Progress = no_progress,
 ) -> AttributeView:
-    """``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (NLLB ``eng_Latn``)."""
+    """``src_lang`` / ``tgt_lang``: the language code boxes of a multilingual translation model (NLLB ``eng_Latn``)."""
     from attribution.inseq_runner import attribute, check_supported
     from attribution.languages import check_languages
 
     ctx.check_method(method)
-    src_lang, tgt_lang = language_codes(src_lang, tgt_lang)
-    progress(0.0, f"loading {model}")
+    languages = typed_languages(src_lang, tgt_lang)
+    progress(0.0, 1, f"loading {model}")
     loaded = ctx.load(model)
     check_supported(loaded, method)
-    check_languages(loaded, src_lang, tgt_lang)
+    check_languages(loaded, languages)
     arguments = {
         "method": method,
         "target": optional(target),
@@ -78,9 +71,8 @@ def run_attribution(
             text,
             **arguments,
             max_tokens=ctx.config.max_input_tokens,
-            progress=lambda done, total, message="": report(done / max(total, 1), message or method),
-            src_lang=src_lang,
-            tgt_lang=tgt_lang,
+            progress=report,
+            languages=languages,
         )
     headers, rows = step_score_table(result)
     return AttributeView(result, generated_tokens_html(result), rows, headers, result.to_json())

@@ -11,21 +11,20 @@ from typing import Any
 import gradio as gr
 
 from attribution.errors import InvalidInputError
+from attribution.languages import Languages, typed_languages
 from attribution.models import LoadedModel
+from attribution.progress import Progress, no_progress, part
 from attribution.results import Comparison
 from space.gradio_app import views
 from space.gradio_app.context import (
     ATTRIBUTION_BUDGET_HINT,
     INTERVENTION_BUDGET_HINT,
     AppContext,
-    Progress,
     attribution_costs,
     figure_for,
-    language_codes,
     optional,
     read_result_json,
     rounded,
-    silent,
 )
 from space.gradio_app.examples import compare_examples
 from space.gradio_app.tabs import corpus
@@ -61,13 +60,13 @@ def run_comparison(
     gold_alignment: str | None,
     src_lang: str | None = None,
     tgt_lang: str | None = None,
-    progress: Progress = silent,
+    progress: Progress = no_progress,
 ) -> CompareView:
     """Attribute one input with every (model, method) pair, all on the same target, and compare them.
 
     Without a target, the first pair's generated output becomes the forced target of the others,
-    so every result explains the same tokens and their cells line up. ``src_lang`` / ``tgt_lang``
-    (multilingual translation models) apply to every model, so every model must know the codes.
+    so every result explains the same tokens and their cells line up. ``src_lang`` / ``tgt_lang`` (the language
+    code boxes of multilingual translation models) apply to every model, so every model must know the codes.
     """
     from attribution.compare import compare
     from attribution.inseq_runner import attribute
@@ -75,8 +74,8 @@ def run_comparison(
     models = [models] if isinstance(models, str) else list(models or [])
     methods = list(methods or [])
     runs = _check_runs(ctx, models, methods, gold_alignment)
-    src_lang, tgt_lang = language_codes(src_lang, tgt_lang)
-    loaded_models = _load_models(ctx, models, methods, src_lang, tgt_lang)
+    languages = typed_languages(src_lang, tgt_lang)
+    loaded_models = _load_models(ctx, models, methods, languages)
     forced_target = optional(target)
 
     def arguments(method: str) -> dict[str, Any]:
@@ -94,18 +93,13 @@ def run_comparison(
     watched = list(loaded_models.values())
     with ctx.time_budget(watched, "The comparison", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
         for i, (model, method) in enumerate(runs):
-
-            def run_progress(done: int, total: int, message: str = "", i: int = i, label: str = f"{model} / {method}"):
-                report((i + done / max(total, 1)) / len(runs), f"{label} {message}".strip())
-
             result = attribute(
                 loaded_models[model],
                 text,
                 **arguments(method),
                 max_tokens=ctx.config.max_input_tokens,
-                progress=run_progress,
-                src_lang=src_lang,
-                tgt_lang=tgt_lang,
+                progress=part(report, i / len(runs), (i + 1) / len(runs), f"{model} / {method}"),
+                languages=languages,
             )
             forced_target = forced_target or result.target_text
             results.append(result)
@@ -131,7 +125,7 @@ def _check_runs(
 
 
 def _load_models(
-    ctx: AppContext, models: list[str], methods: list[str], src_lang: str | None, tgt_lang: str | None
+    ctx: AppContext, models: list[str], methods: list[str], languages: Languages
 ) -> dict[str, LoadedModel]:
     """Every model, checked against every method and the languages before the first long run."""
     from attribution.inseq_runner import check_supported
@@ -142,7 +136,7 @@ def _load_models(
         loaded_models[model] = ctx.load(model)
         for method in methods:
             check_supported(loaded_models[model], method)
-        check_languages(loaded_models[model], src_lang, tgt_lang)
+        check_languages(loaded_models[model], languages)
     _check_same_kind(loaded_models)
     return loaded_models
 
@@ -160,7 +154,7 @@ def _check_same_kind(loaded_models: dict[str, LoadedModel]) -> None:
 
 
 def faithfulness_table(
-    ctx: AppContext, comparison_json: str | None, progress: Progress = silent
+    ctx: AppContext, comparison_json: str | None, progress: Progress = no_progress
 ) -> tuple[list[str], list[list[Any]]]:
     """Compare's faithfulness columns for the shown comparison: per result its label, AER (when the comparison
     has a gold alignment), comprehensiveness, sufficiency, deletion and insertion AOPC (headers, rows).
@@ -185,7 +179,7 @@ def faithfulness_table(
     watched = list(loaded_models.values())
     with ctx.time_budget(watched, "The faithfulness evaluation", progress, hint=INTERVENTION_BUDGET_HINT) as report:
         for i, (label, aer, result) in enumerate(zip(comparison.labels, aers, comparison.results, strict=True)):
-            report(i / len(comparison.results), f"faithfulness of {label}")
+            report(i / len(comparison.results), 1, f"faithfulness of {label}")
             faith = attribution_faithfulness(
                 loaded_models[result.provenance.model_id], result, random_seeds=COMPARE_RANDOM_SEEDS
             )

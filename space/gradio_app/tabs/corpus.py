@@ -26,8 +26,9 @@ import gradio as gr
 from attribution.budget import time_budget
 from attribution.errors import BudgetExceededError, InvalidInputError
 from attribution.models import MAX_CHARS_PER_TOKEN
+from attribution.progress import Progress, no_progress
 from space.gradio_app.config import SpaceConfig
-from space.gradio_app.context import AppContext, Progress, offered_methods, silent
+from space.gradio_app.context import AppContext, offered_methods
 from space.gradio_app.request_guard import Uploads
 from space.gradio_app.wiring import TRACK_PROGRESS, Page, reporter, user_errors
 
@@ -65,7 +66,7 @@ def run_uploaded_corpus(
     alignment_field: str | None = "alignment",
     *,
     upload_root: Path | None = None,
-    progress: Progress = silent,
+    progress: Progress = no_progress,
 ) -> CorpusView:
     """Run the uploaded corpus with ``model`` and ``methods`` (+ the graph) and draw its report.
 
@@ -80,7 +81,7 @@ def run_uploaded_corpus(
     chosen = _chosen_methods(config, methods, include_graph)
     records = _read_upload(config, path, fmt, _field_map(text_field, target_field, alignment_field), upload_root)
     model_id = ctx.check_model(model[0] if isinstance(model, list) and model else model)  # type: ignore[arg-type]
-    progress(0.0, f"loading {model_id}")
+    progress(0.0, 1, f"loading {model_id}")
     loaded = ctx.load(model_id)
     task = TaskConfig(
         methods=tuple(chosen),
@@ -167,7 +168,7 @@ def _run(
     progress: Progress,
 ) -> CorpusView:
     """Run the records in a temporary run folder, until done or the corpus time budget; keep the report."""
-    from attribution.corpus import ModelSpec, load_run, run_corpus
+    from attribution.corpus import load_run, run_corpus
     from attribution.result_kinds import file_stem
     from exporters import export_result
     from exporters.page import iframe_snippet
@@ -181,11 +182,11 @@ def _run(
                 summary = run_corpus(
                     records,
                     run_dir,
-                    model=ModelSpec(model_id, device=config.device, dtype=config.dtype),
+                    model=ctx.model_spec(model_id),
                     task=task,
                     data={"name": data_name},
                     loaded=loaded,
-                    progress=lambda done, total: progress(done / max(total, 1), f"{done} of {total} records"),
+                    progress=progress,
                     deadline=time.monotonic() + budget_s,
                 )
             complete, seconds = summary.complete, summary.seconds

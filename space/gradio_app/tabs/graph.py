@@ -16,17 +16,11 @@ import gradio as gr
 
 from attribution.contributions.roots import parse_root_tokens
 from attribution.errors import InvalidInputError, ResultFormatError
+from attribution.languages import languages_of, typed_languages
+from attribution.progress import Progress, no_progress
 from attribution.results import ContributionGraph
 from space.gradio_app import views
-from space.gradio_app.context import (
-    ATTRIBUTION_BUDGET_HINT,
-    AppContext,
-    Progress,
-    figure_for,
-    language_codes,
-    optional,
-    silent,
-)
+from space.gradio_app.context import ATTRIBUTION_BUDGET_HINT, AppContext, figure_for, optional
 from space.gradio_app.examples import graph_examples
 from space.gradio_app.tabs import ablate, graph_selection
 from space.gradio_app.tabs.graph_selection import GRAPH_SELECTION_INPUT, ROOT_TOKEN_CHOICES, graph_from_json
@@ -49,15 +43,15 @@ def run_graph(
     root_token: str | int | None,
     src_lang: str | None = None,
     tgt_lang: str | None = None,
-    progress: Progress = silent,
+    progress: Progress = no_progress,
 ) -> GraphView:
-    """``src_lang`` / ``tgt_lang``: language codes of a multilingual translation model (NLLB ``eng_Latn``)."""
+    """``src_lang`` / ``tgt_lang``: the language code boxes of a multilingual translation model (NLLB ``eng_Latn``)."""
     from attribution.contributions import build_contribution_graph
 
     threshold = _threshold(threshold)
     root = parse_root_tokens(root_token)
-    src_lang, tgt_lang = language_codes(src_lang, tgt_lang)
-    progress(0.0, f"loading {model}")
+    languages = typed_languages(src_lang, tgt_lang)
+    progress(0.0, 1, f"loading {model}")
     loaded = ctx.load(model)
     with ctx.time_budget(loaded, "The contribution graph", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
         graph = build_contribution_graph(
@@ -69,8 +63,7 @@ def run_graph(
             renormalize=bool(renormalize),
             max_tokens=ctx.config.max_input_tokens,
             progress=report,
-            src_lang=src_lang,
-            tgt_lang=tgt_lang,
+            languages=languages,
         )
     return GraphView(graph=graph, graph_json=graph.to_json())
 
@@ -96,7 +89,7 @@ def rethreshold_graph(
     graph_json: str | None = None,
     src_lang: str | None = None,
     tgt_lang: str | None = None,
-    progress: Progress = silent,
+    progress: Progress = no_progress,
 ) -> GraphView:
     """The graph at a new threshold: the shown graph re-walked when that is exact (see :func:`rewalked_shown_graph`),
     else :func:`run_graph` (the model). It may run the model, so the app queues it with the model runs."""
@@ -126,12 +119,12 @@ def rewalked_shown_graph(
     runs it with the cheap requests and queues the recomputation (None) with the model runs.
     """
     threshold = _threshold(threshold)
-    languages = language_codes(src_lang, tgt_lang)
+    languages = typed_languages(src_lang, tgt_lang)
     shown = _shown_graph(graph_json, max_bytes)
     if (
         shown is None
         or shown.threshold > threshold
-        or (shown.provenance.source_language, shown.provenance.target_language) != languages
+        or languages_of(shown.provenance) != languages
         or not _same_inputs(shown, model, text, target, renormalize, root_token)
     ):
         return None

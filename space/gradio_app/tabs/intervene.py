@@ -15,7 +15,8 @@ import gradio as gr
 
 from attribution.contributions.roots import parse_root_tokens
 from attribution.errors import InvalidInputError
-from space.gradio_app.context import INTERVENTION_BUDGET_HINT, AppContext, Progress, optional, rounded, silent
+from attribution.progress import Progress, no_progress, part
+from space.gradio_app.context import INTERVENTION_BUDGET_HINT, AppContext, optional, rounded
 from space.gradio_app.examples import intervene_examples
 from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, redraw, reporter, user_errors
 
@@ -45,7 +46,7 @@ def run_intervene(
     counterfactual_target: str | None,
     contrast_token: str | None,
     root_token: str | None,
-    progress: Progress = silent,
+    progress: Progress = no_progress,
 ) -> InterveneView:
     """Patching sweeps (exact and attribution patching side by side) and the route's faithfulness."""
     from attribution.cost import estimate_patching_cost, estimate_route_cost
@@ -57,7 +58,7 @@ def run_intervene(
     root = parse_root_tokens(root_token)
     if not isinstance(root, int):
         raise InvalidInputError("The Intervene tab measures one position: give one token index (-1 = the last).")
-    progress(0.0, f"loading {model}")
+    progress(0.0, 1, f"loading {model}")
     loaded = ctx.load(model)
     text_target, other_target = optional(target), optional(counterfactual_target)
     counterfactual = optional(counterfactual) or text
@@ -78,12 +79,12 @@ def run_intervene(
             root_token=root,
             contrast_token=optional(contrast_token),
             max_tokens=ctx.config.max_input_tokens,
-            progress=lambda fraction, message: report(0.8 * fraction, message),
+            progress=part(report, 0.0, 0.8),
         )
-        report(0.85, "route faithfulness")
+        report(0.85, 1, "route faithfulness")
         rows, route_note = _route_test(ctx, loaded, text, text_target, root, result)
     summary = _summary(result, route_note)
-    progress(1.0, "done")
+    progress(1.0, 1, "done")
     return InterveneView(build_figure(result), rows, summary, result.to_json())
 
 
