@@ -362,12 +362,14 @@ class GraphNode:
     top_neurons: list[tuple[int, float]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class GraphEdge:
     """Information flowing from node ``source`` into node ``target`` with a proximity ``weight``.
 
     Weights of all edges entering one node (before pruning) are >= 0 and sum to 1.
     ``head_weights`` (attention edges only) splits ``weight`` over heads and sums to it.
+    Slotted: a graph holds up to millions of edges, made faster and walked faster by the cyclic collector
+    without a ``__dict__`` each.
     """
 
     source: str
