@@ -68,6 +68,8 @@ def _side_word_ids(result: AttributionResult) -> tuple[list[int | None], list[in
         if result.source_word_ids is None or result.source_scores is None:
             raise InvalidInputError("This seq2seq result has no source scores or source word ids.")
         return result.source_word_ids, step_word_ids, result.source_scores
+    if result.target_scores is None:
+        raise InvalidInputError("This causal result has no target scores.")
     prompt_word_ids = result.target_word_ids[: result.attributed_start]
     return prompt_word_ids, step_word_ids, result.target_scores[: result.attributed_start]
 

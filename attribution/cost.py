@@ -130,7 +130,9 @@ def estimate_attribution_cost(
         input_tokens = source_tokens + steps + 1  # the decoder also reads its start token and the target prefix
     else:
         whole = (
-            max_new_tokens + source_tokens if generated else loaded.count_tokens(prompt_with_continuation(text, target))
+            max_new_tokens + source_tokens
+            if target is None
+            else loaded.count_tokens(prompt_with_continuation(text, target))
         )
         steps = max(1, whole - source_tokens)
         input_tokens = whole

@@ -52,7 +52,7 @@ from attribution.languages import (
     provenance_with,
 )
 from attribution.model_guard import model_state_guard
-from attribution.models import LoadedModel, join_continuation, prompt_with_continuation
+from attribution.models import LoadedModel, decode_text, join_continuation, prompt_with_continuation
 from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult
 
@@ -216,7 +216,7 @@ def attribute_batch(
     contrasts = list(contrast_targets) if contrast_targets is not None else [None] * n
     if len(targets) != n or len(contrasts) != n:
         raise InvalidInputError(f"Give one target and one contrast target per text ({n} texts).")
-    outcomes: list[AttributionResult | Exception | None] = [None] * n
+    outcomes: dict[int, AttributionResult | Exception] = {}  # by input index: every input gets one
     ready: list[_Checked] = []
     for index, (text, target, contrast) in enumerate(zip(texts, targets, contrasts, strict=True)):
         try:
@@ -238,7 +238,7 @@ def attribute_batch(
                 results = [_run_one(loaded, spec, item, names, params, max_new_tokens, languages) for item in batch]
         for item, result in zip(batch, results, strict=True):
             outcomes[item.index] = result
-    return outcomes  # type: ignore[return-value]
+    return [outcomes[index] for index in range(n)]
 
 
 @dataclass(frozen=True)
@@ -319,7 +319,7 @@ def _run_batch(
         if any(item.target is None for item in batch):
             progress(0, 1, "generating")
         targets = [item.target or _generate(loaded, item.text, max_new_tokens, languages) for item in batch]
-        contrasts = [item.contrast for item in batch]
+        contrasts = [item.contrast for item in batch if item.contrast is not None]  # all or none (_batches)
         inseq_model = _wrap_model(loaded)
         try:
             return _run(
@@ -329,7 +329,7 @@ def _run_batch(
                 texts,
                 targets,
                 step_scores,
-                None if contrasts[0] is None else contrasts,  # type: ignore[arg-type]
+                contrasts or None,
                 params,
                 progress,
                 languages,
@@ -367,7 +367,8 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int, languages: La
         max_new_tokens = min(max_new_tokens, context - 1)  # the decoder's positions, after its start token
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with torch.no_grad():
-        output = loaded.model.generate(
+        # transformers 5 types generate() on GenerationMixin, which every Auto*LM class loaded here mixes in
+        output = loaded.model.generate(  # type: ignore[operator]
             **encoded,
             max_new_tokens=max_new_tokens,
             do_sample=False,
@@ -376,11 +377,11 @@ def _generate(loaded: LoadedModel, text: str, max_new_tokens: int, languages: La
             **generation_kwargs(loaded, languages),
         )[0]
     if loaded.kind == "seq2seq":
-        generated = tokenizer.decode(output, skip_special_tokens=True).strip()
+        generated = decode_text(tokenizer, output).strip()
         full = generated
     else:
-        generated = tokenizer.decode(output[encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-        decoded = tokenizer.decode(output, skip_special_tokens=True)
+        generated = decode_text(tokenizer, output[encoded["input_ids"].shape[1] :])
+        decoded = decode_text(tokenizer, output)
         full = decoded if decoded.startswith(text) and len(decoded) > len(text) else join_continuation(text, generated)
     if not generated.strip():
         raise InvalidInputError(
@@ -485,6 +486,7 @@ def _run(
         )
         step_values = [{name: scores_only[i].step_scores[name] for name in step_scores} for i in range(len(texts))]
     report(total, total, "done")
+    contrasts: list[str | None] = [*contrast_targets] if contrast_targets is not None else [None] * len(texts)
     return [
         _result(
             loaded,
@@ -500,7 +502,7 @@ def _run(
             languages,
         )
         for sequence, text, target, values, contrast_target in zip(
-            sequences, texts, targets, step_values, contrast_targets or [None] * len(texts), strict=True
+            sequences, texts, targets, step_values, contrasts, strict=True
         )
     ]
 

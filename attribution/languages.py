@@ -182,4 +182,5 @@ def generation_kwargs(loaded: LoadedModel, languages: Languages) -> dict[str, in
         get_lang_id(languages.target) if callable(get_lang_id) else tokenizer.convert_tokens_to_ids(languages.target)
     )
     first = tokenizer(text_target="a", add_special_tokens=True)["input_ids"][:1]
-    return {"forced_bos_token_id": int(code_id)} if first == [code_id] else {}
+    # one token converts to one id (convert_tokens_to_ids is typed for lists of tokens too)
+    return {"forced_bos_token_id": int(code_id)} if first == [code_id] else {}  # type: ignore[arg-type]

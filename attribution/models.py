@@ -88,9 +88,12 @@ class LoadedModel:
         if getattr(self.model, "hf_device_map", None):
             embeddings = self.model.get_input_embeddings()
             hook = getattr(embeddings, "_hf_hook", None)
-            if getattr(hook, "execution_device", None) is not None:
-                return torch.device(hook.execution_device)
-            return embeddings.weight.device
+            execution_device = getattr(hook, "execution_device", None)
+            if execution_device is not None:
+                return torch.device(execution_device)
+            weight = embeddings.weight
+            assert isinstance(weight, torch.Tensor)  # an embedding's weight (nn.Module types attributes loosely)
+            return weight.device
         return next(self.model.parameters()).device
 
     @property
@@ -177,6 +180,15 @@ def join_continuation(prompt: str, continuation: str) -> str:
     if prompt[-1:].isspace() or continuation[:1].isspace():
         return prompt + continuation
     return f"{prompt} {continuation}"
+
+
+def decode_text(tokenizer: PreTrainedTokenizerBase, ids: list[int] | torch.Tensor) -> str:
+    """The text of one sequence of token ids, special tokens left out.
+
+    ``decode`` is typed for batches as well (``str | list[str]``); one sequence always decodes to one text."""
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert isinstance(text, str)
+    return text
 
 
 _GENERATION_CLASS_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSeq2SeqLM", "MTModel")
@@ -433,7 +445,7 @@ def load_model_uncached(spec: ModelSpec) -> LoadedModel:
         lines = str(error).strip().splitlines() or [type(error).__name__]
         raise ModelLoadError(f"Cannot load {spec.model_id!r}: {lines[0][:300]}") from error
     if spec.device_map is None:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers' wrapper of to() types its argument as a model
     model.eval()
     return LoadedModel(model_id=spec.model_id.strip(), model=model, tokenizer=tokenizer, kind=kind, revision=revision)
 

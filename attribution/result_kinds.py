@@ -31,13 +31,21 @@ import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from attribution.errors import InvalidInputError, ResultFormatError
 from attribution.validation import parse_json_text, read_json_file, safe_file_name
 
 #: Longest file stem (before ``.json`` / ``.html`` and a suffix such as ``-snippet``).
 MAX_STEM_CHARS = 100
+
+
+@runtime_checkable
+class JsonReadable(Protocol):
+    """What :func:`load_result` needs of a kind's class: its checked reader of parsed JSON (a ``JsonResult``'s)."""
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "") -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -211,4 +219,7 @@ def _from_any(data: Any) -> Any:
         raise ResultFormatError(
             f"not an Attribution Explorer result (schema {shown}); expected one of {', '.join(sorted(by_schema))}"
         )
-    return kind.load_class().from_dict(data)
+    cls = kind.load_class()
+    if not isinstance(cls, JsonReadable):
+        raise TypeError(f"result kind {kind.name!r}: {kind.class_path} has no from_dict to read its JSON")
+    return cls.from_dict(data)

@@ -17,13 +17,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import numpy as np
 
+from attribution.display import NotebookDisplay
 from attribution.errors import InvalidInputError, ResultFormatError
+from attribution.frames import data_frame, token_columns
 from attribution.result_kinds import load_result as load_result  # re-exported: where callers have always found them
 from attribution.result_kinds import load_result_file as load_result_file
+from attribution.tokenizer_style import TOKENIZER_STYLES as TOKENIZER_STYLES
+from attribution.tokenizer_style import TokenizerStyle as TokenizerStyle
+from attribution.tokenizer_style import result_style
 from attribution.validation import (
     ObjectReader,
     expect_int,
@@ -38,12 +43,11 @@ from attribution.validation import (
     read_json_file,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 ModelKind = Literal["causal", "seq2seq"]
-MODEL_KINDS = ("causal", "seq2seq")
-#: How a tokenizer spells tokens: byte-level BPE (GPT-2, Llama-3: ``Ġ`` for a space), SentencePiece
-#: (Marian, T5, Llama-2: ``▁``), or as plain text (word-level, WordPiece).
-TokenizerStyle = Literal["byte_level", "sentencepiece", "plain"]
-TOKENIZER_STYLES = ("byte_level", "sentencepiece", "plain")
+MODEL_KINDS: tuple[ModelKind, ...] = ("causal", "seq2seq")
 SCHEMA_VERSION = 1
 
 _VERSIONED_LIBRARIES = ("attribution-explorer", "torch", "transformers", "inseq", "captum")
@@ -79,19 +83,21 @@ def matrix_from_json(rows: list[list[float | None]] | None, n_columns: int) -> n
     return np.array([[math.nan if v is None else v for v in row] for row in rows], dtype=float)
 
 
-class JsonResult:
+class JsonResult(NotebookDisplay):
     """What every result class shares: a ``schema`` name in its JSON, and reading / writing that JSON.
 
     Reading is always checked: :meth:`from_json` takes JSON *text* (never a path: what a request
     sends), :meth:`from_file` a saved file (the CLI and the Python API); both bound the size before
     parsing, and ``from_dict`` (each class's own) checks every field with an
     :class:`~attribution.validation.ObjectReader`, so a malformed JSON is one :class:`ResultFormatError`
-    naming the field. A class is one kind of result of :mod:`attribution.result_kinds`.
+    naming the field. A class is one kind of result of :mod:`attribution.result_kinds`, and shows its figure in
+    a notebook (:mod:`attribution.display`).
     """
 
     SCHEMA: ClassVar[str] = ""
 
     def to_dict(self) -> dict[str, Any]:
+        # every result class is a dataclass (this is their base, which mypy cannot know to be one)
         return {"schema": self.SCHEMA, "schema_version": SCHEMA_VERSION, **dataclasses.asdict(self)}  # type: ignore[call-overload]
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -180,7 +186,7 @@ class ModelResult(JsonResult):
     def _read_input(cls, f: ObjectReader) -> dict[str, Any]:
         """The provenance and the texts and tokens this class declares, checked, by field name."""
         declared = {item.name for item in dataclasses.fields(cls)}
-        fields = {"provenance": f.field("provenance", Provenance.from_dict)}
+        fields: dict[str, Any] = {"provenance": f.field("provenance", Provenance.from_dict)}
         fields.update({name: f.text(name) for name in ("source_text", "target_text") if name in declared})
         fields.update({name: f.texts(name) for name in ("source_tokens", "target_tokens") if name in declared})
         return fields
@@ -233,6 +239,48 @@ class AttributionResult(ModelResult):
         """True when scores take both signs (diverging colour scale), False when all are >= 0."""
         values = [m for m in (self.source_scores, self.target_scores) if m is not None and m.size]
         return any(bool(np.nanmin(m) < 0) for m in values if not np.all(np.isnan(m)))
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per scored (attributing token, attributed step) pair: source rows, then target rows, step by step.
+
+        ``side`` (``"source"`` / ``"target"``: which matrix), ``position`` (the token's index on its side),
+        ``token`` / ``token_raw``, ``word`` (its word of the text, ``<NA>`` for special tokens), ``step`` (the
+        column), ``target_position``, ``target_token`` / ``target_token_raw`` (the attributed token), ``score``,
+        then the step's scores as ``step_<name>``. Cells without a value (NaN: future positions, a side the
+        method does not attribute) have no row. ``df.pivot(index="position", columns="step", values="score")``
+        on one side gives its matrix back.
+        """
+        style = result_style(self)
+        sides = [
+            ("source", self.source_scores, self.source_tokens, self.source_word_ids),
+            ("target", self.target_scores, self.target_tokens, self.target_word_ids),
+        ]
+        cells: dict[str, list[Any]] = {"side": [], "position": [], "step": [], "score": []}
+        tokens_at: list[str] = []
+        words: list[int | None] = []
+        for side, scores, tokens, word_ids in sides:
+            if scores is None:
+                continue
+            steps, positions = np.nonzero(np.isfinite(scores.T))
+            cells["side"] += [side] * len(steps)
+            cells["position"] += positions.tolist()
+            cells["step"] += steps.tolist()
+            cells["score"] += scores[positions, steps].tolist()
+            tokens_at += [tokens[i] for i in positions]
+            words += [None if word_ids is None else word_ids[i] for i in positions]
+        targets = [self.attributed_start + step for step in cells["step"]]
+        columns = {
+            "side": cells["side"],
+            "position": cells["position"],
+            **token_columns("token", tokens_at, style),
+            "word": words,
+            "step": cells["step"],
+            "target_position": targets,
+            **token_columns("target_token", [self.target_tokens[i] for i in targets], style),
+            "score": cells["score"],
+            **{f"step_{name}": [values[step] for step in cells["step"]] for name, values in self.step_scores.items()},
+        }
+        return data_frame(columns, integers=["word"])
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -314,12 +362,14 @@ class GraphNode:
     top_neurons: list[tuple[int, float]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class GraphEdge:
     """Information flowing from node ``source`` into node ``target`` with a proximity ``weight``.
 
     Weights of all edges entering one node (before pruning) are >= 0 and sum to 1.
     ``head_weights`` (attention edges only) splits ``weight`` over heads and sums to it.
+    Slotted: a graph holds up to millions of edges, made faster and walked faster by the cyclic collector
+    without a ``__dict__`` each.
     """
 
     source: str
@@ -384,6 +434,30 @@ class ContributionGraph(ModelResult):
             self, threshold=threshold, nodes=[by_id[i] for i in order if i in by_id], edges=edges
         )
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per stored edge, in the graph's order: ``source`` and ``target`` (node ids), ``kind``,
+        ``weight``, then for each end (``source_…``, ``target_…``) its ``side``, ``layer``, node ``kind``,
+        ``position`` (token index on its side) and ``token`` / ``token_raw``; ``head_weights`` (a list per
+        attention edge, else None). ``df.groupby("target_layer").weight.sum()`` and the like."""
+        style = result_style(self)
+        nodes = {node.id: node for node in self.nodes}
+        tokens = {"encoder": self.source_tokens, "decoder": self.target_tokens}
+        columns: dict[str, list[Any]] = {
+            "source": [edge.source for edge in self.edges],
+            "target": [edge.target for edge in self.edges],
+            "kind": [edge.kind for edge in self.edges],
+            "weight": [edge.weight for edge in self.edges],
+        }
+        for end in ("source", "target"):
+            ends = [nodes[node_id] for node_id in columns[end]]
+            columns[f"{end}_side"] = [node.side for node in ends]
+            columns[f"{end}_layer"] = [node.layer for node in ends]
+            columns[f"{end}_kind"] = [node.kind for node in ends]
+            columns[f"{end}_position"] = [node.token_index for node in ends]
+            columns.update(token_columns(f"{end}_token", [tokens[node.side][node.token_index] for node in ends], style))
+        columns["head_weights"] = [edge.head_weights for edge in self.edges]
+        return data_frame(columns)
+
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
         """Build from parsed JSON, checking every field and that edges join nodes of this graph."""
@@ -421,9 +495,9 @@ class ContributionGraph(ModelResult):
         )
 
 
-NODE_KINDS = ("embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn")
-EDGE_KINDS = ("attention", "cross_attention", "residual", "ffn")
-SIDES = ("encoder", "decoder")
+NODE_KINDS: tuple[NodeKind, ...] = ("embedding", "after_attention", "after_cross_attention", "ffn", "after_ffn")
+EDGE_KINDS: tuple[EdgeKind, ...] = ("attention", "cross_attention", "residual", "ffn")
+SIDES: tuple[Side, ...] = ("encoder", "decoder")
 
 
 def node_id(side: Side, layer: int, kind: str, token: int | str) -> str:
@@ -519,6 +593,18 @@ class Comparison(JsonResult):
     rank_correlation: list[list[float | None]]
     gold_alignment: str | None = None
     aer: list[float | None] = field(default_factory=list)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Every compared result's rows (:meth:`AttributionResult.to_dataframe`) under its ``label``, with its
+        ``aer`` against the gold alignment (None without one): ``df.groupby("label")``, or one pivot per label."""
+        import pandas as pd  # data_frame has said so clearly if it is missing
+
+        frames = [result.to_dataframe() for result in self.results]
+        aers = self.aer or [None] * len(self.results)
+        for label, aer_value, frame in zip(self.labels, aers, frames, strict=True):
+            frame.insert(0, "label", label)
+            frame.insert(1, "aer", aer_value)
+        return pd.concat(frames, ignore_index=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {

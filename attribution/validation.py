@@ -28,7 +28,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 from attribution.errors import InvalidInputError, ResultFormatError
 
@@ -36,6 +36,13 @@ from attribution.errors import InvalidInputError, ResultFormatError
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024**2
 #: Deepest nesting accepted inside free-form fields such as ``method_params``.
 MAX_FREE_FORM_DEPTH = 4
+
+#: What a reader returns for one field or item (``read(value, path)``): lists and maps of it keep its type.
+T = TypeVar("T")
+#: One of a field's string choices: a ``Literal`` when the choices are typed as one (``tuple[ModelKind, ...]``).
+C = TypeVar("C", bound=str)
+#: A matrix as JSON holds it: rows of numbers, null where a cell has no value.
+JsonMatrix = list[list[float | None]]
 
 
 def _megabytes(n_bytes: int) -> str:
@@ -175,6 +182,10 @@ def get_field(obj: dict[str, Any], key: str, path: str, *, default: Any = ...) -
     return default
 
 
+@overload
+def expect_str(value: Any, path: str, *, optional: Literal[False] = False) -> str: ...
+@overload
+def expect_str(value: Any, path: str, *, optional: bool) -> str | None: ...
 def expect_str(value: Any, path: str, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
@@ -198,6 +209,19 @@ def expect_int(value: Any, path: str, *, minimum: int | None = None, maximum: in
     return value
 
 
+@overload
+def expect_number(
+    value: Any,
+    path: str,
+    *,
+    optional: Literal[False] = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float: ...
+@overload
+def expect_number(
+    value: Any, path: str, *, optional: bool, minimum: float | None = None, maximum: float | None = None
+) -> float | None: ...
 def expect_number(
     value: Any, path: str, *, optional: bool = False, minimum: float | None = None, maximum: float | None = None
 ) -> float | None:
@@ -212,6 +236,10 @@ def expect_number(
     return float(value)
 
 
+@overload
+def expect_share(value: Any, path: str, *, optional: Literal[False] = False) -> float: ...
+@overload
+def expect_share(value: Any, path: str, *, optional: bool) -> float | None: ...
 def expect_share(value: Any, path: str, *, optional: bool = False) -> float | None:
     """A number in [0, 1]: a probability, a fraction, a proximity weight."""
     return expect_number(value, path, optional=optional, minimum=0.0, maximum=1.0)
@@ -223,7 +251,7 @@ def expect_bool(value: Any, path: str) -> bool:
     return value
 
 
-def expect_choice(value: Any, path: str, choices: Iterable[str]) -> str:
+def expect_choice(value: Any, path: str, choices: Iterable[C]) -> C:
     choices = tuple(choices)
     if value not in choices:
         shown = repr(value) if isinstance(value, str) and len(value) < 40 else _kind(value)
@@ -231,6 +259,14 @@ def expect_choice(value: Any, path: str, choices: Iterable[str]) -> str:
     return value
 
 
+@overload
+def expect_list(
+    value: Any, path: str, *, length: int | None = None, per: str = "", optional: Literal[False] = False
+) -> list[Any]: ...
+@overload
+def expect_list(
+    value: Any, path: str, *, length: int | None = None, per: str = "", optional: bool
+) -> list[Any] | None: ...
 def expect_list(
     value: Any, path: str, *, length: int | None = None, per: str = "", optional: bool = False
 ) -> list[Any] | None:
@@ -245,15 +281,35 @@ def expect_list(
     return value
 
 
+@overload
 def expect_list_of(
     value: Any,
     path: str,
-    read: Callable[[Any, str], Any],
+    read: Callable[[Any, str], T],
+    *,
+    length: int | None = None,
+    per: str = "",
+    optional: Literal[False] = False,
+) -> list[T]: ...
+@overload
+def expect_list_of(
+    value: Any,
+    path: str,
+    read: Callable[[Any, str], T],
+    *,
+    length: int | None = None,
+    per: str = "",
+    optional: bool,
+) -> list[T] | None: ...
+def expect_list_of(
+    value: Any,
+    path: str,
+    read: Callable[[Any, str], T],
     *,
     length: int | None = None,
     per: str = "",
     optional: bool = False,
-) -> list[Any] | None:
+) -> list[T] | None:
     """A list whose every item passes ``read(item, item_path)``."""
     items = expect_list(value, path, length=length, per=per, optional=optional)
     if items is None:
@@ -261,7 +317,7 @@ def expect_list_of(
     return [read(item, f"{path}[{i}]") for i, item in enumerate(items)]
 
 
-def expect_tuple(value: Any, path: str, readers: Sequence[Callable[[Any, str], Any]], *, per: str) -> tuple:
+def expect_tuple(value: Any, path: str, readers: Sequence[Callable[[Any, str], Any]], *, per: str) -> tuple[Any, ...]:
     """A fixed-length list read as a tuple, its i-th entry by ``readers[i]`` (``per`` names the entries)."""
     items = expect_list(value, path, length=len(readers), per=per)
     return tuple(read(item, f"{path}[{i}]") for i, (read, item) in enumerate(zip(readers, items, strict=True)))
@@ -271,9 +327,17 @@ def expect_str_list(value: Any, path: str, *, length: int | None = None, per: st
     return expect_list_of(value, path, expect_str, length=length, per=per)
 
 
+@overload
+def expect_number_matrix(
+    value: Any, path: str, shape: tuple[int, int], *, optional: Literal[False] = False, per: str = "attributed step"
+) -> JsonMatrix: ...
+@overload
+def expect_number_matrix(
+    value: Any, path: str, shape: tuple[int, int], *, optional: bool, per: str = "attributed step"
+) -> JsonMatrix | None: ...
 def expect_number_matrix(
     value: Any, path: str, shape: tuple[int, int], *, optional: bool = False, per: str = "attributed step"
-) -> list | None:
+) -> JsonMatrix | None:
     """``shape[0]`` rows of ``shape[1]`` numbers or nulls, one per ``per`` (a fast loop: matrices are the bulk
     of a result)."""
     rows = expect_list(value, path, optional=optional)
@@ -294,7 +358,7 @@ def expect_number_matrix(
     return rows
 
 
-def expect_str_map(value: Any, path: str, read: Callable[[Any, str], Any]) -> dict[str, Any]:
+def expect_str_map(value: Any, path: str, read: Callable[[Any, str], T]) -> dict[str, T]:
     """An object whose every value passes ``read(value, path.key)`` (keys are strings in JSON)."""
     obj = expect_object(value, path)
     return {expect_str(key, f"{path} key"): read(item, f"{path}.{key}") for key, item in obj.items()}
@@ -358,16 +422,33 @@ class ObjectReader:
             raise fail(self.at(name), "is missing")
         return default
 
-    def field(self, name: str, read: Callable[[Any, str], Any], *, default: Any = NO_DEFAULT) -> Any:
+    def field(self, name: str, read: Callable[[Any, str], T], *, default: Any = NO_DEFAULT) -> T:
         """A field read by ``read(value, path)``: a nested object (``Provenance.from_dict``) or any other reader."""
         return read(self._value(name, False, default), self.at(name))
 
+    @overload
+    def text(self, name: str, *, optional: Literal[False] = False, default: Any = NO_DEFAULT) -> str: ...
+    @overload
+    def text(self, name: str, *, optional: bool, default: Any = NO_DEFAULT) -> str | None: ...
     def text(self, name: str, *, optional: bool = False, default: Any = NO_DEFAULT) -> str | None:
         return expect_str(self._value(name, optional, default), self.at(name), optional=optional)
 
     def texts(self, name: str, *, length: int | None = None, per: str = "", default: Any = NO_DEFAULT) -> list[str]:
         return expect_str_list(self._value(name, False, default), self.at(name), length=length, per=per)
 
+    @overload
+    def number(
+        self,
+        name: str,
+        *,
+        optional: Literal[False] = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> float: ...
+    @overload
+    def number(
+        self, name: str, *, optional: bool, minimum: float | None = None, maximum: float | None = None
+    ) -> float | None: ...
     def number(
         self, name: str, *, optional: bool = False, minimum: float | None = None, maximum: float | None = None
     ) -> float | None:
@@ -375,9 +456,33 @@ class ObjectReader:
             self._value(name, optional), self.at(name), optional=optional, minimum=minimum, maximum=maximum
         )
 
+    @overload
+    def share(self, name: str, *, optional: Literal[False] = False) -> float: ...
+    @overload
+    def share(self, name: str, *, optional: bool) -> float | None: ...
     def share(self, name: str, *, optional: bool = False) -> float | None:
         return expect_share(self._value(name, optional), self.at(name), optional=optional)
 
+    @overload
+    def whole(
+        self,
+        name: str,
+        *,
+        optional: Literal[False] = False,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        default: Any = NO_DEFAULT,
+    ) -> int: ...
+    @overload
+    def whole(
+        self,
+        name: str,
+        *,
+        optional: bool,
+        minimum: int | None = None,
+        maximum: int | None = None,
+        default: Any = NO_DEFAULT,
+    ) -> int | None: ...
     def whole(
         self,
         name: str,
@@ -395,24 +500,50 @@ class ObjectReader:
     def flag(self, name: str, *, default: Any = NO_DEFAULT) -> bool:
         return expect_bool(self._value(name, False, default), self.at(name))
 
-    def choice(self, name: str, choices: Iterable[str], *, optional: bool = False) -> str | None:
+    @overload
+    def choice(self, name: str, choices: Iterable[C], *, optional: Literal[False] = False) -> C: ...
+    @overload
+    def choice(self, name: str, choices: Iterable[C], *, optional: bool) -> C | None: ...
+    def choice(self, name: str, choices: Iterable[C], *, optional: bool = False) -> C | None:
         value = self._value(name, optional)
         return None if value is None and optional else expect_choice(value, self.at(name), choices)
 
+    @overload
     def list_of(
         self,
         name: str,
-        read: Callable[[Any, str], Any],
+        read: Callable[[Any, str], T],
+        *,
+        length: int | None = None,
+        per: str = "",
+        optional: Literal[False] = False,
+        default: Any = NO_DEFAULT,
+    ) -> list[T]: ...
+    @overload
+    def list_of(
+        self,
+        name: str,
+        read: Callable[[Any, str], T],
+        *,
+        length: int | None = None,
+        per: str = "",
+        optional: bool,
+        default: Any = NO_DEFAULT,
+    ) -> list[T] | None: ...
+    def list_of(
+        self,
+        name: str,
+        read: Callable[[Any, str], T],
         *,
         length: int | None = None,
         per: str = "",
         optional: bool = False,
         default: Any = NO_DEFAULT,
-    ) -> list | None:
+    ) -> list[T] | None:
         value = self._value(name, optional, default)
         return expect_list_of(value, self.at(name), read, length=length, per=per, optional=optional)
 
-    def text_map(self, name: str, read: Callable[[Any, str], Any], *, default: Any = NO_DEFAULT) -> dict[str, Any]:
+    def text_map(self, name: str, read: Callable[[Any, str], T], *, default: Any = NO_DEFAULT) -> dict[str, T]:
         """An object whose every value passes ``read`` (``library_versions``, ``step_scores``)."""
         return expect_str_map(self._value(name, False, default), self.at(name), read)
 
@@ -420,6 +551,26 @@ class ObjectReader:
         """Any JSON value nested at most :data:`MAX_FREE_FORM_DEPTH` levels (``method_params``)."""
         return expect_free_form(self._value(name, False, default), self.at(name))
 
+    @overload
+    def matrix(
+        self,
+        name: str,
+        shape: tuple[int, int],
+        *,
+        optional: Literal[False] = False,
+        default: Any = NO_DEFAULT,
+        per: str = "attributed step",
+    ) -> JsonMatrix: ...
+    @overload
+    def matrix(
+        self,
+        name: str,
+        shape: tuple[int, int],
+        *,
+        optional: bool,
+        default: Any = NO_DEFAULT,
+        per: str = "attributed step",
+    ) -> JsonMatrix | None: ...
     def matrix(
         self,
         name: str,
@@ -428,7 +579,7 @@ class ObjectReader:
         optional: bool = False,
         default: Any = NO_DEFAULT,
         per: str = "attributed step",
-    ) -> list | None:
+    ) -> JsonMatrix | None:
         """``shape[0]`` rows of ``shape[1]`` numbers or nulls (see :func:`expect_number_matrix`)."""
         value = self._value(name, optional, default)
         return expect_number_matrix(value, self.at(name), shape, optional=optional, per=per)

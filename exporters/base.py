@@ -23,7 +23,10 @@ from attribution.result_kinds import find_kind, kind_of, load_result_file, resul
 from attribution.results import ResultType
 
 ENTRY_POINT_GROUP = "attribution_explorer.exporters"
-MODES = ("standalone", "cdn", "snippet")
+#: Output modes: full pages, blog snippets (BokehJS from the CDN, or carried inline) and an iframe embed.
+MODES = ("standalone", "cdn", "snippet", "snippet-inline", "iframe")
+#: The modes whose ``html`` is a whole page (what the Hub gets; other modes are pushed as ``standalone``).
+PAGE_MODES = ("standalone", "cdn")
 
 # The built-in exporter's entry point, used when the package metadata is not installed (a plain
 # source checkout); an installed package declares the same value in pyproject.toml.
@@ -38,9 +41,10 @@ class ExporterError(AttributionExplorerError):
 class Export:
     """What an exporter produced.
 
-    ``html`` is the full page in ``standalone`` and ``cdn`` modes, and the paste-in snippet
-    (BokehJS script tags + provenance + div + script) in ``snippet`` mode, where ``iframe_html``
-    also holds an ``<iframe srcdoc=…>`` that embeds the self-contained page.
+    ``html`` is the full page in ``standalone`` and ``cdn`` modes; the paste-in snippet in ``snippet`` (BokehJS
+    loaded once per page from cdn.bokeh.org) and ``snippet-inline`` (BokehJS carried in the snippet, run once
+    per page: works offline) modes, where ``iframe_html`` also holds the iframe embed; and the iframe embed
+    (``<iframe srcdoc=…>`` of the self-contained page, sized to its content) in ``iframe`` mode.
     """
 
     html: str

@@ -13,9 +13,9 @@ from bokeh.models import LayoutDOM
 from attribution.errors import InvalidInputError
 from attribution.result_kinds import result_title
 from attribution.results import ResultType
-from exporters.base import Export, check_mode, load_any_result, resolve_kind
+from exporters.base import PAGE_MODES, Export, check_mode, load_any_result, resolve_kind
 from exporters.figures import figure_of
-from exporters.page import iframe_snippet, render_page, render_snippet
+from exporters.page import render_iframe, render_page, render_snippet
 
 
 def build_figure(result: ResultType, *, kind: str | None = None, **options: Any) -> LayoutDOM:
@@ -53,12 +53,14 @@ class BokehExporter:
         kind = resolve_kind(result, kind)
         mode = check_mode(mode)
         title = title or result_title(result)
-        layout = build_figure(result, kind=kind, **options)
-        if mode == "snippet":
-            page = render_page(layout, result, title=title, mode="standalone")
-            layout = build_figure(result, kind=kind, **options)  # a model can belong to one document only
-            snippet = render_snippet(layout, result, title=title)
-            return Export(
-                html=snippet, mode=mode, kind=kind, title=title, iframe_html=iframe_snippet(page, title=title)
-            )
-        return Export(html=render_page(layout, result, title=title, mode=mode), mode=mode, kind=kind, title=title)
+
+        def draw() -> LayoutDOM:  # a model belongs to one document only: each rendering gets its own layout
+            return build_figure(result, kind=kind, **options)
+
+        if mode in PAGE_MODES:
+            return Export(html=render_page(draw(), result, title=title, mode=mode), mode=mode, kind=kind, title=title)
+        frame = render_iframe(render_page(draw(), result, title=title, mode="standalone"), title=title)
+        if mode == "iframe":
+            return Export(html=frame, mode=mode, kind=kind, title=title)
+        snippet = render_snippet(draw(), result, title=title, inline=mode == "snippet-inline")
+        return Export(html=snippet, mode=mode, kind=kind, title=title, iframe_html=frame)

@@ -22,7 +22,7 @@ from exporters.tokens import page_text
 _TABLE_STYLE = """<style>
   .ae-agreement { border-collapse: collapse; font: 13px/1.4 system-ui, sans-serif; white-space: nowrap;
                   font-variant-numeric: tabular-nums; }
-  .ae-agreement th, .ae-agreement td { padding: 3px 10px; border-bottom: 1px solid #ddd; }
+  .ae-agreement th, .ae-agreement td { padding: 3px 10px; border-bottom: 1px solid rgba(128, 128, 128, 0.4); }
   .ae-agreement td { text-align: right; }
   .ae-agreement th { text-align: left; }
   .ae-agreement-box { overflow-x: auto; max-width: 100%; }

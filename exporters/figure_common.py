@@ -30,6 +30,27 @@ BLOCK_MIN_PX = 420
 #: Horizontal gap between wrapped blocks.
 BLOCK_GAP_PX = 16
 
+#: The colours figures are drawn in on a light page (Bokeh's defaults and ours), and what each becomes when
+#: the page around an embedded figure is dark: surfaces go dark, text and lines go light, and the few colours
+#: of our own that would vanish on a dark surface (the graph's darkest nodes, its panel shading, the
+#: prediction labels) get a lighter twin. Data colours (heatmap palettes, edge kinds) stay as they are, so a
+#: figure reads the same in both schemes. Applied in the browser (:mod:`exporters.embed`), per model.
+DARK_COLOURS = {
+    "#ffffff": "#16191f",  # plot and colour-bar surfaces, node outlines
+    "white": "#16191f",
+    "#444444": "#d2d6dc",  # titles, axis and legend labels; the graph's embedding nodes
+    "black": "#c5cad2",  # axis lines and ticks
+    "#000000": "#c5cad2",
+    "#e5e5e5": "#3a3f48",  # grid lines, plot outline, legend border
+    "#e6e6e6": "#3a3f48",  # the slider's empty bar
+    "#f1f1f1": "#262a31",  # legend items
+    "#222222": "#eceff3",  # the graph's after-FFN nodes
+    "#555555": "#b9bec6",  # the graph's panel names
+    "#eef3fb": "#1b2536",  # the graph's encoder panel
+    "#f6effa": "#2a2033",  # the graph's decoder panel
+    "#b03a2e": "#ff8f80",  # the graph's predicted tokens
+}
+
 
 def token_ticks(labels: list[str], *, positions: list[int] | None = None) -> tuple[FixedTicker, CustomJSTickFormatter]:
     """A tick at each label's position (default ``0..n-1``), labelled with the (display) token as plain text."""

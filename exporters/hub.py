@@ -35,7 +35,7 @@ from huggingface_hub.utils import set_client_factory, validate_repo_id
 
 from attribution.errors import AttributionExplorerError
 from attribution.results import ResultType
-from exporters.base import Export
+from exporters.base import PAGE_MODES, Export
 from exporters.page import provenance_record, shown
 from exporters.tokens import page_text
 
@@ -298,8 +298,8 @@ def push_export(
     ``extra_files`` (repo path → bytes) join the same commit, e.g. a corpus run's Parquet shards.
     """
     repo_id = check_repo_id(repo_id, repo_type)
-    if export.mode == "snippet":
-        raise HubPushError("a blog snippet is not a page: push a 'standalone' or 'cdn' export")
+    if export.mode not in PAGE_MODES:
+        raise HubPushError(f"a {export.mode!r} export is an embed, not a page: push a 'standalone' or 'cdn' export")
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
     token = token or get_token()
     if not token:

@@ -342,8 +342,9 @@ def route_faithfulness_figure(result: RouteFaithfulness) -> LayoutDOM:
 
 def faithfulness_figure(result: FaithfulnessResult) -> LayoutDOM:
     """Deletion and insertion curves with their areas, and the ERASER numbers against a random ranking."""
-    fractions = [i / (len(result.deletion_curve) - 1) for i in range(len(result.deletion_curve))]
-    source = ColumnDataSource({"x": fractions, "deletion": result.deletion_curve, "insertion": result.insertion_curve})
+    source = ColumnDataSource(
+        {"x": result.curve_fractions, "deletion": result.deletion_curve, "insertion": result.insertion_curve}
+    )
     plot = figure(
         frame_height=220,
         sizing_mode="stretch_width",

@@ -1,4 +1,9 @@
-"""HTML pages around a Bokeh layout: provenance header and metadata, the three output modes.
+"""HTML around a Bokeh layout: provenance header and metadata, full pages, blog snippets, iframe embeds.
+
+Every mode holds the same block (:func:`exporters.embed.embed_block`): a full page is that block with BokehJS
+in its ``<head>``; a snippet is the block alone, loading BokehJS once per page from cdn.bokeh.org
+(``snippet``) or from itself (``snippet-inline``); an iframe embed is a full page in ``<iframe srcdoc>``,
+sized to its content.
 
 Everything here that comes from a result or a user (model ids, parameters, tokens, titles) is shown
 with its invisible and direction-changing characters marked (:func:`shown`) and escaped: ``html.escape`` for
@@ -13,32 +18,26 @@ import json
 from importlib import metadata
 from typing import Any
 
-from bokeh.embed import components, file_html
-from bokeh.embed.bundle import bundle_for_objs_and_resources
 from bokeh.models import LayoutDOM
-from bokeh.resources import CDN, INLINE
-from jinja2 import Template
 
 from attribution.results import AttributionResult, ContributionGraph, Provenance, ResultType, utc_now
+from exporters.embed import embed_block, iframe_embed, json_script, page_scripts
 from exporters.tokens import page_text
 
 META_PREFIX = "attribution-explorer"
+#: The id of a full page's provenance JSON (a page holds one figure; a snippet's is found by its attribute).
 PROVENANCE_SCRIPT_ID = "attribution-explorer-provenance"
+PROVENANCE_ATTRIBUTE = 'data-ae="provenance"'
 
-_STYLE = """<style>
-  .ae-provenance { font: 13px/1.4 system-ui, sans-serif; color: #333; margin: 8px 12px; }
-  .ae-provenance h1 { font-size: 17px; margin: 0 0 4px; }
-  .ae-provenance dl { display: grid; grid-template-columns: max-content auto; gap: 1px 12px; margin: 0; }
-  .ae-provenance dt { font-weight: 600; }
-  .ae-provenance dd { margin: 0; overflow-wrap: anywhere; }
+# A full page: its own colours (light or dark with the reader's system, or the host's inside an iframe embed).
+_PAGE_STYLE = """<style>
+  :root { color-scheme: light dark; }
+  html, body { margin: 0; }
+  body { padding: 8px 12px; background: #ffffff; color: #1f2328;
+         font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+  @media (prefers-color-scheme: dark) { body { background: #0f1115; color: #e6e8eb; } }
+  body > .ae-embed.ae-embed { margin: 0; }
 </style>"""
-
-# Extends Bokeh's own page template: metadata in <head>, the provenance header above the figure.
-_PAGE_TEMPLATE = Template(
-    """{% extends base %}
-{% block preamble %}{{ ae_head }}{% endblock %}
-{% block contents %}{{ ae_header }}{{ super() }}{% endblock %}"""
-)
 
 
 def _exporter_versions() -> dict[str, str]:
@@ -184,10 +183,18 @@ def _rows(record: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def provenance_html(title: str, record: dict[str, Any]) -> str:
-    """A visible, escaped provenance block: title, then one line per fact (each as :func:`shown`)."""
-    items = "".join(f"<dt>{shown(label)}</dt><dd>{shown(value)}</dd>" for label, value in _rows(record))
-    return f'<header class="ae-provenance"><h1>{shown(title)}</h1><dl>{items}</dl></header>'
+def provenance_html(title: str, record: dict[str, Any], *, heading: bool = False) -> str:
+    """A visible, escaped provenance block: title, then one line per fact (each as :func:`shown`).
+
+    Custom elements, which no selector of a host page's stylesheet names; the title is the page's ``<h1>``
+    when ``heading`` (a full page), and no heading in a snippet (the post has its own).
+    """
+    items = "".join(
+        f"<ae-fact><ae-key>{shown(label)}</ae-key><ae-value>{shown(value)}</ae-value></ae-fact>"
+        for label, value in _rows(record)
+    )
+    tag = "h1" if heading else "ae-title"
+    return f'<ae-provenance><{tag} class="ae-title">{shown(title)}</{tag}><ae-facts>{items}</ae-facts></ae-provenance>'
 
 
 def shown(text: Any) -> str:
@@ -196,11 +203,14 @@ def shown(text: Any) -> str:
     return html.escape(page_text(str(text)))
 
 
-def provenance_json_script(record: dict[str, Any]) -> str:
-    """The record as ``<script type="application/json">``, escaped so no string can close the tag."""
+def provenance_json_script(record: dict[str, Any], *, page: bool = True) -> str:
+    """The record as ``<script type="application/json">``, escaped so no string can close the tag.
+
+    A page's has :data:`PROVENANCE_SCRIPT_ID` as its id; a snippet's has no id (a post may hold the same
+    snippet twice), only :data:`PROVENANCE_ATTRIBUTE`.
+    """
     text = json.dumps(record, ensure_ascii=False, sort_keys=True)
-    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    return f'<script type="application/json" id="{PROVENANCE_SCRIPT_ID}">{text}</script>'
+    return json_script(text, f'id="{PROVENANCE_SCRIPT_ID}"' if page else PROVENANCE_ATTRIBUTE)
 
 
 def provenance_meta_tags(record: dict[str, Any]) -> str:
@@ -226,41 +236,50 @@ def provenance_meta_tags(record: dict[str, Any]) -> str:
 def render_page(layout: LayoutDOM, result: ResultType, *, title: str, mode: str) -> str:
     """A full HTML page (``standalone``: BokehJS inlined; ``cdn``: BokehJS from cdn.bokeh.org)."""
     record = provenance_record(result)
-    head = provenance_meta_tags(record) + provenance_json_script(record) + _STYLE
-    return file_html(
-        layout,
-        resources=INLINE if mode == "standalone" else CDN,
-        title=page_text(title),
-        template=_PAGE_TEMPLATE,
-        template_variables={"ae_head": head, "ae_header": provenance_html(title, record)},
-    )
-
-
-def render_snippet(layout: LayoutDOM, result: ResultType, *, title: str) -> str:
-    """Paste-in HTML for a blog: BokehJS script tags (CDN), provenance, the figure's div and script."""
-    record = provenance_record(result)
-    bundle = bundle_for_objs_and_resources([layout], CDN)
-    script, div = components(layout)
+    block = embed_block(layout, header=provenance_html(title, record, heading=True), libraries="page")
+    head = [
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{shown(title)}</title>",
+        provenance_meta_tags(record),
+        provenance_json_script(record),
+        _PAGE_STYLE,
+        page_scripts(layout, inline=mode == "standalone"),
+    ]
     return "\n".join(
         [
-            f"<!-- {shown(title)}: made with Attribution Explorer; BokehJS tags can move to <head> -->",
-            _script_tags([str(getattr(file, "url", file)) for file in bundle.js_files]),
-            provenance_json_script(record),
-            _STYLE,
-            provenance_html(title, record),
-            div,
-            script,
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            *head,
+            "</head>",
+            "<body data-ae-page>",
+            block,
+            "</body>",
+            "</html>",
         ]
     )
 
 
-def _script_tags(urls: list[str]) -> str:
-    return "\n".join(f'<script src="{html.escape(url, quote=True)}" crossorigin="anonymous"></script>' for url in urls)
-
-
-def iframe_snippet(page_html: str, *, title: str, height: int = 900) -> str:
-    """An ``<iframe srcdoc=…>`` holding a whole page: isolated from the host page's scripts and CSS."""
-    return (
-        f'<iframe title="{shown(title)}" srcdoc="{html.escape(page_html, quote=True)}" '
-        f'style="width: 100%; height: {int(height)}px; border: 0" sandbox="allow-scripts allow-downloads"></iframe>'
+def render_snippet(layout: LayoutDOM, result: ResultType, *, title: str, inline: bool) -> str:
+    """Paste-in HTML for a blog or a notebook: the block, loading BokehJS once per page (from the CDN, or from
+    itself when ``inline``)."""
+    record = provenance_record(result)
+    where = "carries BokehJS" if inline else "loads BokehJS from cdn.bokeh.org"
+    comment = (
+        f"<!-- {shown(title)}: made with Attribution Explorer. Paste it anywhere, as often as you like: "
+        f"it {where}, once per page. -->"
     )
+    block = embed_block(
+        layout,
+        header=provenance_html(title, record),
+        data=provenance_json_script(record, page=False),
+        libraries="inline" if inline else "cdn",
+    )
+    return f"{comment}\n{block}"
+
+
+def render_iframe(page_html: str, *, title: str) -> str:
+    """A whole page in an ``<iframe srcdoc=…>``, isolated from the host's scripts and CSS, sized to its content."""
+    comment = f"<!-- {shown(title)}: made with Attribution Explorer (an iframe that takes its content's height) -->"
+    return f"{comment}\n{iframe_embed(page_html, title=page_text(title))}"

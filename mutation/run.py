@@ -66,7 +66,7 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "escaping": Target(
-        files=("exporters/page.py", "exporters/compare_view.py", "exporters/hub.py"),
+        files=("exporters/page.py", "exporters/embed.py", "exporters/compare_view.py", "exporters/hub.py"),
         tests=("tests/exporters/test_export.py",),
         pytest_args=("-k", "escaped or provenance or modes or comparison or cli or hub_card or quotes or are_exact"),
         # the functions that put user strings into HTML (and the Hub card's Markdown), not the whole files
@@ -75,8 +75,9 @@ TARGETS: dict[str, Target] = {
             "exporters.page.x_provenance_json_script__*",
             "exporters.page.x_provenance_meta_tags__*",
             "exporters.page.x_render_snippet__*",
-            "exporters.page.x__script_tags__*",
-            "exporters.page.x_iframe_snippet__*",
+            "exporters.page.x_render_iframe__*",
+            "exporters.embed.x_json_script__*",
+            "exporters.embed.x_iframe_embed__*",
             "exporters.compare_view.x_agreement_table_html__*",
             "exporters.compare_view.x_comparison_figure__*",
             "exporters.hub.x_readme_for__*",

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
@@ -38,6 +38,9 @@ from transformers import PretrainedConfig
 from transformers.pytorch_utils import Conv1D
 
 from attribution.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # --------------------------------------------------------------------------------------------------
 # What the engine reads: live modules and tensors of one model.
@@ -65,11 +68,15 @@ class PostNorm:
     @classmethod
     def of(cls, module: nn.Module, kind: NormKind = "layernorm") -> PostNorm:
         if kind == "layernorm":
-            return cls(weight=module.weight, bias=module.bias, eps=module.eps)
+            return cls(weight=_tensor(module, "weight"), bias=_tensor(module, "bias"), eps=_number(module, "eps"))
         eps = getattr(module, "variance_epsilon", None)
-        eps = module.eps if eps is None else eps
+        eps = _number(module, "eps") if eps is None else eps
         return cls(
-            module.weight, None, float(eps), centred=False, weight_offset=1.0 if kind == "rmsnorm_plus_one" else 0.0
+            _tensor(module, "weight"),
+            None,
+            float(eps),
+            centred=False,
+            weight_offset=1.0 if kind == "rmsnorm_plus_one" else 0.0,
         )
 
 
@@ -408,13 +415,47 @@ def _module(root: nn.Module, path: str) -> nn.Module | None:
     for step in path.split("."):
         if current is None:
             return None
-        current = current[int(step)] if step.lstrip("-").isdigit() else getattr(current, step)
+        if isinstance(current, nn.ModuleList | nn.Sequential) and step.lstrip("-").isdigit():
+            current = current[int(step)]
+        else:
+            current = getattr(current, step)
     return current
+
+
+def _required(root: nn.Module, path: str) -> nn.Module:
+    """``_module(root, path)`` where the family description says a module must be."""
+    module = _module(root, path)
+    if module is None:
+        raise UnsupportedError(f"This model has no module at {path!r}, where its family keeps one.")
+    return module
+
+
+def _tensor(module: nn.Module, name: str) -> torch.Tensor | None:
+    """``module.<name>``, a parameter or buffer (None where the module registers none, e.g. no bias).
+
+    ``nn.Module`` types its attributes as ``Tensor | Module``; this reads one that must be a tensor."""
+    value = getattr(module, name)
+    if value is not None and not isinstance(value, torch.Tensor):
+        raise UnsupportedError(f"{type(module).__name__}.{name} is a {type(value).__name__}, not a tensor.")
+    return value
+
+
+def _weight(module: nn.Module) -> torch.Tensor:
+    """``module.weight``, which every projection, norm and LM head read here has."""
+    weight = _tensor(module, "weight")
+    if weight is None:
+        raise UnsupportedError(f"{type(module).__name__} has no weight.")
+    return weight
+
+
+def _number(module: nn.Module, name: str) -> float:
+    """A plain number a module keeps as an attribute (a norm's ``eps``)."""
+    return float(getattr(module, name))
 
 
 def _matrix(linear: nn.Module) -> torch.Tensor:
     """A projection's weight as ``[in, out]`` (nn.Linear stores ``[out, in]``, GPT-2's Conv1D ``[in, out]``)."""
-    return linear.weight if isinstance(linear, Conv1D) else linear.weight.T
+    return _weight(linear) if isinstance(linear, Conv1D) else _weight(linear).T
 
 
 def _take_values(layout: QKVLayout, n_heads: int, head_dim: int, width: int) -> tuple[Callable, int]:
@@ -434,9 +475,9 @@ def _norm(layer: nn.Module, path: str | None, kind: NormKind) -> PostNorm | None
 
 
 def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: NormKind) -> AttentionSpec:
-    module = _module(layer, layout.module)
-    out = _module(module, layout.out)
-    values = _module(module, layout.values)
+    module = _required(layer, layout.module)
+    out = _required(module, layout.out)
+    values = _required(module, layout.values)
     out_matrix = _matrix(out)  # [H * head_dim, d]
     head_dim = out_matrix.shape[0] // n_heads
     take_values, n_kv = _take_values(layout.qkv, n_heads, head_dim, _matrix(values).shape[1])
@@ -448,7 +489,7 @@ def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: Nor
         value_module=values,
         take_values=take_values,
         out_weight=out_matrix.reshape(n_heads, head_dim, out_matrix.shape[1]),
-        out_bias=out.bias,
+        out_bias=_tensor(out, "bias"),
         n_heads=n_heads,
         post_norm=_norm(layer, layout.norm_after_add, norm_kind),
         branch_norm=_norm(layer, layout.branch_norm, norm_kind),
@@ -457,11 +498,11 @@ def _attention(layer: nn.Module, layout: Attention, n_heads: int, norm_kind: Nor
     )
 
 
-def _blocks(model: nn.Module, stack: Stack, norm_kind: NormKind) -> list[BlockSpec]:
+def _blocks(model: PreTrainedModel, stack: Stack, norm_kind: NormKind) -> list[BlockSpec]:
     n_heads = getattr(model.config, stack.heads)
     blocks = []
-    for layer in _module(model, stack.layers):
-        out = _module(layer, stack.ffn.out)
+    for layer in _layers(model, stack.layers):
+        out = _required(layer, stack.ffn.out)
         ffn_norms = (_norm(layer, stack.ffn.norm_after_add, norm_kind), _norm(layer, stack.ffn.branch_norm, norm_kind))
         cross = stack.cross_attention
         blocks.append(
@@ -476,12 +517,22 @@ def _blocks(model: nn.Module, stack: Stack, norm_kind: NormKind) -> list[BlockSp
     return blocks
 
 
-def _readout(model: nn.Module, family: Family) -> Callable[[torch.Tensor], torch.Tensor]:
+def _layers(model: nn.Module, path: str) -> nn.ModuleList | nn.Sequential:
+    """The blocks at ``path`` (every family keeps its layers in an ``nn.ModuleList``)."""
+    layers = _required(model, path)
+    if not isinstance(layers, nn.ModuleList | nn.Sequential):
+        raise UnsupportedError(f"{path!r} is a {type(layers).__name__}, not a list of layers.")
+    return layers
+
+
+def _readout(model: PreTrainedModel, family: Family) -> Callable[[torch.Tensor], torch.Tensor]:
     lm_head = model.get_output_embeddings()
+    if lm_head is None:
+        raise UnsupportedError(f"{type(model).__name__} has no language-model head to read logits with.")
     project_out = _module(model, family.project_out) if family.project_out else None
     logits_bias = getattr(model, family.logits_bias, None) if family.logits_bias else None
     scale, cap = family.output_scale, family.logit_softcap
-    dtype = lm_head.weight.dtype  # a float16 / bfloat16 model's head takes its own dtype, not float32 states
+    dtype = _weight(lm_head).dtype  # a float16 / bfloat16 model's head takes its own dtype, not float32 states
 
     def readout(states: torch.Tensor) -> torch.Tensor:
         states = states.to(dtype)
@@ -495,7 +546,7 @@ def _readout(model: nn.Module, family: Family) -> Callable[[torch.Tensor], torch
     return readout
 
 
-def family_of(model: nn.Module) -> Family:
+def family_of(model: PreTrainedModel) -> Family:
     """The description of ``model``'s family; an unsupported family is a clear :class:`UnsupportedError`."""
     model_type = model.config.model_type
     if model_type not in FAMILIES:
@@ -507,7 +558,7 @@ def family_of(model: nn.Module) -> Family:
     return entry if isinstance(entry, Family) else entry(model.config)
 
 
-def architecture_spec(model: nn.Module) -> ArchitectureSpec:
+def architecture_spec(model: PreTrainedModel) -> ArchitectureSpec:
     """The adapter's view of ``model``; an unsupported family is a clear :class:`UnsupportedError`."""
     family = family_of(model)
     encoder = _blocks(model, family.encoder, family.norm_kind) if family.encoder else []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -26,6 +26,8 @@ from attribution.anatomy.sites import Site
 #: ``function(activation, site)`` -> a replacement of the activation, or None to leave it.
 SiteFunction = Callable[[Any, Site], Any]
 _Entry = tuple[Site, Place, SiteFunction]
+#: A site as :func:`hooked` takes it: a :class:`Site`, its name, or either.
+_SiteKey = TypeVar("_SiteKey", bound=Site | str)
 
 
 def _run(entries: list[_Entry], call: Call) -> bool:
@@ -76,7 +78,7 @@ def _track_batch(stack: ExitStack, block: nn.Module, batches: dict[int, int]) ->
 
 @contextmanager
 def hooked(
-    spec: ArchitectureSpec, functions: Mapping[Site | str, SiteFunction], *, prepend: bool = False
+    spec: ArchitectureSpec, functions: Mapping[_SiteKey, SiteFunction], *, prepend: bool = False
 ) -> Iterator[None]:
     """Hooks calling ``functions[site]`` at each site (a :class:`Site` or its name) in the passes inside.
 

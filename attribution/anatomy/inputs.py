@@ -12,7 +12,7 @@ import torch
 
 from attribution.errors import InvalidInputError
 from attribution.languages import NO_LANGUAGES, Languages, generation_kwargs
-from attribution.models import LoadedModel, prompt_with_continuation
+from attribution.models import LoadedModel, decode_text, prompt_with_continuation
 
 #: Longest target generated when a seq2seq model is given no target.
 MAX_GENERATED_TOKENS = 64
@@ -45,7 +45,8 @@ def prepare_inputs(
     if target is None:
         longest = min(MAX_GENERATED_TOKENS, (loaded.max_input_tokens or MAX_GENERATED_TOKENS + 1) - 1)
         with torch.no_grad():
-            generated = loaded.model.generate(
+            # transformers 5 types generate() on GenerationMixin, which every Auto*LM class loaded here mixes in
+            generated = loaded.model.generate(  # type: ignore[operator]
                 torch.tensor([source_ids], device=device),
                 max_new_tokens=longest,
                 do_sample=False,
@@ -53,7 +54,7 @@ def prepare_inputs(
                 **generation_kwargs(loaded, languages),
             )[0].tolist()
         decoder_ids = generated[:-1] if generated[-1] == eos and len(generated) > 1 else generated
-        target = tokenizer.decode(generated, skip_special_tokens=True)
+        target = decode_text(tokenizer, generated)
     else:
         if not target.strip():
             raise InvalidInputError("The target text is empty: give a translation or leave it out to generate one.")

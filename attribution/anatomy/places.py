@@ -80,9 +80,16 @@ def _set_first_output(call: Call, tensor: torch.Tensor) -> None:
     call.output = (tensor, *call.output[1:]) if isinstance(call.output, tuple) else tensor
 
 
+def _batch(call: Call) -> int:
+    """The enclosing block's batch size (recorded by the block's own hook, which runs before any inside it)."""
+    if call.batch is None:
+        raise UnsupportedError("A flattened activation was reached outside a block whose batch size is known.")
+    return call.batch
+
+
 def _per_row(tensor: torch.Tensor, call: Call) -> torch.Tensor:
     """``[B, T, *]``: a flattened ``[B * T, *]`` tensor viewed with the block's batch size."""
-    return tensor if tensor.dim() == 3 else tensor.view(call.batch, -1, tensor.shape[-1])
+    return tensor if tensor.dim() == 3 else tensor.view(_batch(call), -1, tensor.shape[-1])
 
 
 def _input(call: Call) -> torch.Tensor:
@@ -108,7 +115,7 @@ def _values(attention: AttentionSpec) -> Callable[[Call], torch.Tensor]:
     def read(call: Call) -> torch.Tensor:
         output = call.output
         taken = attention.take_values(output.reshape(-1, output.shape[-1]))  # [B * S, heads_kv, head_dim]
-        batch = output.shape[0] if output.dim() == 3 else call.batch
+        batch = output.shape[0] if output.dim() == 3 else _batch(call)
         return taken.reshape(batch, -1, *taken.shape[1:])
 
     return read

@@ -37,6 +37,7 @@ def shape_of(spec: ArchitectureSpec, *, n_encoder: int, n_decoder: int) -> Model
     if spec.encoder_blocks:
         encoder = spec.encoder_blocks[0]
         heads[("encoder", "self")] = encoder.self_attention.n_heads
+        assert decoder.cross_attention is not None  # a decoder with an encoder attends to it
         heads[("decoder", "cross")] = decoder.cross_attention.n_heads
         ffn_width["encoder"] = encoder.ffn.out_weight.shape[0]
     return ModelShape(

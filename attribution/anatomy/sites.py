@@ -66,7 +66,7 @@ class Site:
                 f"{name!r} is not a site name: write side.block.point with side encoder or decoder, block from 1 "
                 f"and point one of {', '.join(POINTS)}."
             )
-        return cls(side, int(block), point)  # type: ignore[arg-type]
+        return cls(side, int(block), point)
 
     @property
     def order(self) -> int:

@@ -25,9 +25,10 @@ way and beta joins the bias.
 Proximity of a part p of a whole w (Ferrando & Voita 2024, after ALTI):
 ``max(0, |w|_1 - |w - p|_1)``, normalised over the parts of one node (residual + every
 (source token, head) pair, or residual + FFN). Biases are no node's part: they are in ``w`` but
-get no share. :func:`attention_shares` scores all (row, source, head) parts with one matrix
-product plus an exact correction evaluated only where a part can overshoot the whole, in chunks of
-at most ``budget`` elements, so no [T, T, heads, d_model] tensor is ever formed.
+get no share. :func:`attention_shares` scores all (row, source, head) parts with one batched matrix
+product over head_dim (the head vectors are kept as values times the carried output projection)
+plus an exact correction evaluated only where a part can overshoot the whole, in chunks of at most
+``budget`` elements, so no [T, T, heads, d_model] tensor is ever formed.
 
 Several records can share one forward pass: :func:`run_instrumented_batch` right-pads them into one
 batch (:func:`pad_records`) and cuts each record's captures back to its own lengths, which are then
@@ -36,18 +37,23 @@ exactly what :func:`run_instrumented` captures for that record alone (to float32
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
 from attribution.anatomy.adapters import ArchitectureSpec, AttentionSpec, BlockSpec, FFNSpec, PostNorm
 from attribution.anatomy.hooks import hooked
 from attribution.anatomy.places import all_sites, blocks_of
-from attribution.anatomy.sites import Site
+from attribution.anatomy.sites import Side, Site
 
-#: Elements of one overshoot-correction chunk (float32): 4M elements = 16 MiB.
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+#: Elements of one overshoot-correction chunk (float32): 4M elements = 16 MiB, in each of its two buffers.
 DEFAULT_BUDGET = 1 << 22
 
 
@@ -75,10 +81,15 @@ class AttentionDecomposition:
     head_vectors: torch.Tensor | None
     bias: torch.Tensor  # [T, d]
     whole: torch.Tensor  # [T, d]: the residual stream after the block
+    #: [H, S, head_dim] and [H, head_dim, d]: ``head_vectors = values @ projection`` (the value vectors and the
+    #: carried output projection), so a product with every head vector costs head_dim, not d, per (row, part);
+    #: None for a decomposition given by its head vectors alone
+    values: torch.Tensor | None = None
+    projection: torch.Tensor | None = None
 
     def release(self) -> None:
         """Drop the per-part tensors (the biggest ones) once every needed row has been scored."""
-        self.coefficients = self.head_vectors = None
+        self.coefficients = self.head_vectors = self.values = self.projection = None
 
 
 @dataclass
@@ -128,7 +139,7 @@ _CAPTURED = {
 _Captures = dict[Site, torch.Tensor]
 
 
-def _capture(model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]) -> _Captures:
+def _capture(model: PreTrainedModel, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]) -> _Captures:
     """One forward pass of the base model reading every captured site (:data:`_CAPTURED`), ``[batch, T, *]``."""
     records: _Captures = {}
 
@@ -161,9 +172,11 @@ def _record_blocks(
             return tensor[b, :, :n, : span.source_length if field == "cross_probs" else n].float()
         return tensor[b, : span.source_length if field == "cross_values" else n]
 
-    def blocks(side: str) -> list[CapturedBlock]:
+    def blocks(side: Side) -> list[CapturedBlock]:
         return [
-            CapturedBlock(**{field: cut(Site(side, block, point), field) for point, field in _CAPTURED.items()})
+            # every block's sites are captured, only the cross-attention ones may be absent (optional fields): mypy
+            # types a **dict of captures by no key
+            CapturedBlock(**{field: cut(Site(side, block, point), field) for point, field in _CAPTURED.items()})  # type: ignore[arg-type]
             for block in range(1, len(blocks_of(spec, side)) + 1)
         ]
 
@@ -171,7 +184,7 @@ def _record_blocks(
 
 
 def run_instrumented(
-    model: nn.Module, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
+    model: PreTrainedModel, spec: ArchitectureSpec, inputs: dict[str, torch.Tensor]
 ) -> tuple[list[CapturedBlock], list[CapturedBlock]]:
     """One forward pass with hooks; returns the captured encoder and decoder blocks (one record, batch of 1)."""
     records = _capture(model, spec, inputs)
@@ -214,7 +227,7 @@ def pad_records(
 
 
 def run_instrumented_batch(
-    model: nn.Module, spec: ArchitectureSpec, inputs: Sequence[dict[str, torch.Tensor]], *, pad_token_id: int
+    model: PreTrainedModel, spec: ArchitectureSpec, inputs: Sequence[dict[str, torch.Tensor]], *, pad_token_id: int
 ) -> list[tuple[list[CapturedBlock], list[CapturedBlock]]]:
     """:func:`run_instrumented` for several records in ONE forward pass over a right-padded batch
     (:func:`pad_records`): per record, in order, its captured blocks cut to its own lengths.
@@ -235,7 +248,9 @@ def run_instrumented_batch(
 
 
 def _copied(block: CapturedBlock) -> CapturedBlock:
-    return CapturedBlock(**{name: None if value is None else value.clone() for name, value in vars(block).items()})
+    return dataclasses.replace(
+        block, **{name: value.clone() for name, value in vars(block).items() if value is not None}
+    )
 
 
 @dataclass(frozen=True)
@@ -272,36 +287,39 @@ def _centre(tensor: torch.Tensor) -> torch.Tensor:
 def decompose_attention(
     residual: torch.Tensor, probs: torch.Tensor, values: torch.Tensor, spec: AttentionSpec
 ) -> AttentionDecomposition:
-    """Split one attention block (``probs`` [H, T, S], ``values`` [S, H_kv, head_dim]) into its parts."""
+    """Split one attention block (``probs`` [H, T, S], ``values`` [S, H_kv, head_dim]) into its parts.
+
+    The norms carried act on the last axis only, so they are applied to the output projection
+    (``[H, head_dim, d]``, small) and the head vectors are the values times that carried projection.
+    """
     n_heads = spec.n_heads
     per_head = values.transpose(0, 1)  # [H_kv, S, head_dim]
     if per_head.shape[0] != n_heads:  # grouped-query attention: head h reads kv head h // group
         per_head = per_head.repeat_interleave(n_heads // per_head.shape[0], dim=0)
     out_weight = spec.out_weight.detach().float()
-    head_vectors = torch.bmm(per_head, out_weight)  # [H, S, d]
-    d = head_vectors.shape[-1]
+    d = out_weight.shape[-1]
     t = residual.shape[0]
     bias = spec.out_bias.detach().float() if spec.out_bias is not None else residual.new_zeros(d)
     # sum_{j,h} A^h_ij v^h_j W_O^h, mixing values per head first (cheaper than mixing [H, S, d])
     branch = torch.einsum("htk,hkd->td", torch.bmm(probs, per_head), out_weight) + bias
-    coefficients, bias = probs, bias.expand(t, d)
+    coefficients, bias, projection = probs, bias.expand(t, d), out_weight
     if spec.branch_norm is not None:  # x_i + N(attn_i): parts scaled by 1 / sigma of attn_i
         norm = _FixedNorm.of(spec.branch_norm, branch)
         coefficients = coefficients / norm.sigma.view(1, t, 1)
-        head_vectors = norm.carry(head_vectors)
+        projection = norm.carry(projection)
         bias = norm.carry(bias) / norm.sigma + norm.beta
         branch = norm.apply(branch)
-    pre = residual + branch
-    if spec.post_norm is None:
-        return AttentionDecomposition(residual, coefficients, head_vectors, bias, pre)
-    norm = _FixedNorm.of(spec.post_norm, pre)  # N(x_i + attn_i): every part scaled by 1 / sigma of the sum
-    return AttentionDecomposition(
-        residual=norm.carry(residual) / norm.sigma,
-        coefficients=coefficients / norm.sigma.view(1, t, 1),
-        head_vectors=norm.carry(head_vectors),
-        bias=norm.carry(bias) / norm.sigma + norm.beta,
-        whole=norm.apply(pre),
-    )
+    whole = pre = residual + branch
+    if spec.post_norm is not None:  # N(x_i + attn_i): every part scaled by 1 / sigma of the sum
+        norm = _FixedNorm.of(spec.post_norm, pre)
+        residual = norm.carry(residual) / norm.sigma
+        coefficients = coefficients / norm.sigma.view(1, t, 1)
+        projection = norm.carry(projection)
+        bias = norm.carry(bias) / norm.sigma + norm.beta
+        whole = norm.apply(pre)
+    # [H, S, d] stored as [H, d, S]: the overshoot correction reads one dimension's sources side by side
+    head_vectors = torch.bmm(projection.transpose(1, 2), per_head.transpose(1, 2)).transpose(1, 2)
+    return AttentionDecomposition(residual, coefficients, head_vectors, bias, whole, per_head, projection)
 
 
 def decompose_ffn(
@@ -337,6 +355,7 @@ def decompose_block(captured: CapturedBlock, spec: BlockSpec) -> BlockDecomposit
     mid = self_attention.whole
     cross_attention = None
     if spec.cross_attention is not None:
+        assert captured.cross_probs is not None and captured.cross_values is not None  # captured with cross-attention
         cross_attention = decompose_attention(mid, captured.cross_probs, captured.cross_values, spec.cross_attention)
         mid = cross_attention.whole
     ffn = decompose_ffn(mid, captured.ffn_activations, captured.ffn_output, spec.ffn)
@@ -358,10 +377,12 @@ class LazyBlocks(Sequence[BlockDecomposition]):
     def __len__(self) -> int:
         return len(self._specs)
 
-    def __getitem__(self, index: int) -> BlockDecomposition:  # type: ignore[override]
+    def __getitem__(self, index: int) -> BlockDecomposition:  # type: ignore[override]  # by index only, no slices
         index = range(len(self))[index]
         if index not in self._blocks:
-            self._blocks[index] = decompose_block(self._captured[index], self._specs[index])
+            captured = self._captured[index]
+            assert captured is not None  # dropped only once its block is decomposed
+            self._blocks[index] = decompose_block(captured, self._specs[index])
             self._captured[index] = None
         return self._blocks[index]
 
@@ -381,80 +402,173 @@ def _proximity(whole: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
     return (whole.abs() - (whole - part).abs()).sum(-1).clamp_min_(0)
 
 
-def _normalise(residual_prox: torch.Tensor, part_prox: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shares summing to 1 per row; a row whose parts all have proximity 0 goes wholly to the residual."""
-    flat = part_prox.reshape(part_prox.shape[0], -1)
-    total = residual_prox + flat.sum(-1)
+def _row_totals(residual_prox: torch.Tensor, parts_total: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The residual's share and the divisor of the parts' proximities per row (``parts_total`` is their sum),
+    so that shares sum to 1; a row whose parts all have proximity 0 goes wholly to the residual."""
+    total = residual_prox + parts_total
     empty = total <= 0
-    residual_prox = torch.where(empty, torch.ones_like(residual_prox), residual_prox)
-    total = torch.where(empty, torch.ones_like(total), total)
-    shape = (-1,) + (1,) * (part_prox.dim() - 1)
-    return residual_prox / total, part_prox / total.view(shape)
+    return torch.where(empty, 1.0, residual_prox / total), torch.where(empty, 1.0, total)
 
 
-def _overshoot_bound(coefficients: torch.Tensor, head_vectors: torch.Tensor) -> torch.Tensor:
-    """An upper bound ``[n, d]`` of ``max_{j,h} a_ijh |u_jhd|``, from one matrix product.
+def _overshoot_bound(coefficients: torch.Tensor, head_vectors: torch.Tensor, budget: int) -> torch.Tensor:
+    """An upper bound ``[n, d]`` of ``max_{j,h} a_hij |u_hjd|`` (``coefficients`` [H, n, S] >= 0).
 
-    The 4-norm over (j, h) bounds the max from above; both factors are scaled to at most 1 first
-    so that nothing overflows, and where fourth powers could underflow (terms below ~1e-9.5 of
-    the scale) the bound falls back to 1e-9 of the scale, which is then larger than any term.
+    Per head, the largest coefficient of the row times the largest ``|u_hjd|`` of the dimension,
+    maximised over heads: products and maxima of the very numbers the correction multiplies, so
+    rounding keeps it above each product as evaluated there. Built ``budget`` elements at a time.
     """
-    n, d = coefficients.shape[0], head_vectors.shape[-1]
-    row_scale = coefficients.reshape(n, -1).amax(-1).clamp_min(1e-30)  # [n]
-    dim_scale = head_vectors.abs().reshape(-1, d).amax(0).clamp_min(1e-30)  # [d]
-    a4 = (coefficients / row_scale.view(n, 1, 1)).pow_(4).reshape(n, -1)
-    u4 = (head_vectors.abs() / dim_scale).pow_(4).reshape(-1, d)
-    scale = row_scale[:, None] * dim_scale[None, :]
-    return scale * torch.maximum((a4 @ u4).pow_(0.25) * 1.001, torch.full_like(scale[:1], 1e-9))
+    n_heads, n, _ = coefficients.shape
+    d = head_vectors.shape[-1]
+    row_max = coefficients.amax(2)  # [H, n]
+    dim_max = torch.maximum(head_vectors.amax(1), head_vectors.amin(1).neg_())  # [H, d] (faster than aminmax)
+    bound = coefficients.new_empty(n, d)
+    rows_per_chunk = max(1, min(n, budget // (n_heads * d)))
+    products = coefficients.new_empty(n_heads, rows_per_chunk, d)
+    for start in range(0, n, rows_per_chunk):
+        chunk = products[:, : min(rows_per_chunk, n - start)]
+        torch.mul(row_max[:, start : start + rows_per_chunk, None], dim_max[:, None, :], out=chunk)
+        torch.amax(chunk, 0, out=bound[start : start + rows_per_chunk])
+    return bound
+
+
+def _source_spans(coefficients: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Per row, the first and one-past-the-last source with a non-zero coefficient in some head.
+
+    A part whose coefficient is 0 is exactly 0 and has proximity 0: causal masks, sliding windows
+    and padding put whole runs of those in a row, which the correction then skips. A row without
+    any non-zero coefficient gets the empty span ``(S, 0)``.
+    """
+    n_sources = coefficients.shape[-1]
+    reached = coefficients.amax(0) > 0  # [n, S]
+    index = torch.arange(n_sources, device=coefficients.device)
+    first = torch.where(reached, index, n_sources).amin(1)
+    end = torch.where(reached, index + 1, 0).amax(1)
+    return first.tolist(), end.tolist()
+
+
+def _chunks(
+    counts: list[int], first: list[int], end: list[int], per_source: int, budget: int
+) -> Iterator[tuple[int, int, int, int]]:
+    """Runs of consecutive (row, dimension) pairs, sorted by row, as ``(start, stop, source start, source stop)``.
+
+    Row ``r`` has ``counts[r]`` pairs whose parts are non-zero only for sources in ``[first[r], end[r])``
+    (``(S, 0)`` for none, as :func:`_source_spans` gives).
+    A run covers the union of its rows' sources and holds ``pairs x sources x per_source`` elements: at
+    most ``budget`` (a row too big for one run is split; a run holds at least one pair), of which at most
+    a quarter lie outside its rows' own sources (a short row does not join a run of long ones).
+    """
+    start = position = low = high = own = 0
+    for count, row_low, row_high in zip(counts, first, end, strict=True):
+        if not count:
+            continue
+        row_own = count * max(0, row_high - row_low) * per_source
+        if position > start:  # join the open run if it stays within the budget and wastes little
+            merged_low, merged_high = min(low, row_low), max(high, row_high)
+            merged = (position - start + count) * max(0, merged_high - merged_low) * per_source
+            if merged <= budget and 4 * (merged - own - row_own) <= merged:
+                low, high, own, position = merged_low, merged_high, own + row_own, position + count
+                continue
+            yield start, position, low, high
+        low, high = row_low, row_high  # a new run opens with this row, split while it alone is too big
+        most = max(1, budget // max(1, (high - low) * per_source))
+        while count > most:
+            yield position, position + most, low, high
+            position, count = position + most, count - most
+        start, position, own = position, position + count, count * max(0, high - low) * per_source
+    if position > start:
+        yield start, position, low, high
+
+
+def _subtract_overshoots(
+    part_prox: torch.Tensor,
+    coefficients: torch.Tensor,
+    head_vectors: torch.Tensor,
+    whole: torch.Tensor,
+    sign: torch.Tensor,
+    budget: int,
+) -> None:
+    """``part_prox[h, i, j] -= 2 sum_d relu(s_id a_hij u_hjd - |w_id|)`` in place, evaluated exactly but only
+    for the (row, dimension) pairs where :func:`_overshoot_bound` allows an overshoot and the sources where
+    the row has non-zero coefficients, ``budget`` elements at a time in two buffers reused by every chunk
+    (a fresh tensor per chunk would spend more time on the memory's first touch than on the arithmetic)."""
+    n_heads = coefficients.shape[0]
+    pairs = torch.nonzero(whole.abs() <= _overshoot_bound(coefficients, head_vectors, budget))  # [K, 2], by row
+    if not pairs.shape[0]:
+        return
+    counts = torch.bincount(pairs[:, 0], minlength=whole.shape[0]).tolist()
+    chunks = [chunk for chunk in _chunks(counts, *_source_spans(coefficients), n_heads, budget) if chunk[3] > chunk[2]]
+    size = max(n_heads * (stop - start) * (high - low) for start, stop, low, high in chunks)
+    n = coefficients.shape[1]
+    d = head_vectors.shape[-1]
+    # [H * n, S] and [H * d, S]: a (head, row) or (head, dimension) is one contiguous run of sources
+    by_row = coefficients.reshape(n_heads * n, -1)
+    by_dimension = head_vectors.transpose(1, 2).reshape(n_heads * d, -1)  # a view when stored as [H, d, S]
+    heads = torch.arange(n_heads, device=pairs.device)[:, None]
+    parts_buffer, vectors_buffer = coefficients.new_empty(size), coefficients.new_empty(size)
+    for start, stop, low, high in chunks:
+        row, dim = pairs[start:stop].unbind(1)
+        shape = (n_heads, stop - start, high - low)
+        parts = parts_buffer[: math.prod(shape)].view(shape)
+        vectors = vectors_buffer[: math.prod(shape)].view(shape)
+        torch.index_select(by_row[:, low:high], 0, (heads * n + row).view(-1), out=parts.view(-1, shape[2]))
+        torch.index_select(by_dimension[:, low:high], 0, (heads * d + dim).view(-1), out=vectors.view(-1, shape[2]))
+        # relu(s (a u_d - w_d)) for every (head, pair, source)
+        overshoot = torch.addcmul(-whole[row, dim].view(1, -1, 1), parts, vectors, out=vectors)
+        overshoot.mul_(sign[row, dim].view(1, -1, 1)).relu_()
+        part_prox[:, :, low:high].index_add_(1, row, overshoot, alpha=-2)
+
+
+def _signed_sums(dec: AttentionDecomposition, sign: torch.Tensor) -> torch.Tensor:
+    """``sum_d s_id u_jhd`` for every row i of ``sign`` [n, d] and part (j, h): ``[H, n, S]``.
+
+    With the factors ``u_jh = v_jh P_h``: ``(s_i P_h^T) . v_jh``, a product over head_dim instead of d.
+    """
+    if dec.values is None:
+        return torch.einsum("nd,hsd->hns", sign, dec.head_vectors)
+    projected = torch.einsum("nd,hkd->hnk", sign, dec.projection)  # [H, n, head_dim]
+    return torch.bmm(projected, dec.values.transpose(1, 2))
+
+
+def _every_row(rows: torch.Tensor, n: int) -> bool:
+    """Whether ``rows`` is 0, 1, ..., n - 1 (a graph of every token): indexing with it would only copy."""
+    return rows.shape[0] == n and bool((rows == torch.arange(n, device=rows.device)).all())
 
 
 def attention_shares(
     dec: AttentionDecomposition, rows: torch.Tensor, *, budget: int = DEFAULT_BUDGET
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shares of the residual ``[n]`` and of every (source, head) part ``[n, S, H]`` for ``rows``.
+    """Shares of the residual ``[n]`` and of every (source, head) part ``[n, S, H]`` for ``rows``
+    (a view of an ``[H, n, S]`` tensor).
 
     Per dimension, with ``s = sign(w_d)`` (+1 at 0) and ``p_d = a u_d`` (a >= 0):
-    ``|w_d| - |w_d - p_d| = s p_d - 2 relu(s p_d - |w_d|)``. The first term summed over d is one
-    matrix product for all parts. The second is non-zero only where a part overshoots the whole in
-    a dimension, which needs ``|w_d| < a |u_d|``; it is evaluated exactly, but only for the
-    (row, dimension) pairs where :func:`_overshoot_bound` allows an overshoot, in chunks of at
-    most ``budget`` elements. No [rows, sources, heads, d_model] tensor is ever formed.
+    ``|w_d| - |w_d - p_d| = s p_d - 2 relu(s p_d - |w_d|)``. The first term summed over d is
+    ``a (s . u)``: one batched matrix product for all parts, over head_dim through the factors
+    ``u = v P`` (:func:`_signed_sums`). The second is non-zero only where a part overshoots the
+    whole in a dimension, which needs ``|w_d| < a |u_d|``; it is evaluated exactly, but only for
+    the (row, dimension) pairs where :func:`_overshoot_bound` allows an overshoot and the sources
+    with non-zero coefficients, in chunks of at most ``budget`` elements. No [rows, sources,
+    heads, d_model] tensor is ever formed.
     """
+    assert dec.coefficients is not None and dec.head_vectors is not None  # shares are read before release()
     whole = dec.whole[rows]  # [n, d]
-    coefficients = dec.coefficients[:, rows, :].permute(1, 2, 0)  # [n, S, H]
-    head_vectors = dec.head_vectors.transpose(0, 1)  # [S, H, d]
-    _, n_sources, n_heads = coefficients.shape
+    coefficients = dec.coefficients if _every_row(rows, dec.whole.shape[0]) else dec.coefficients[:, rows]  # [H, n, S]
     sign = torch.where(whole >= 0, 1.0, -1.0).to(whole.dtype)
-    part_prox = coefficients * torch.einsum("nd,shd->nsh", sign, head_vectors)
-    pairs = torch.nonzero(whole.abs() <= _overshoot_bound(coefficients, head_vectors))  # [K, 2]: (row, dim)
-    overshoot_sum = torch.zeros_like(part_prox)
-    pairs_per_chunk = max(1, budget // (n_sources * n_heads))
-    flat_vectors = head_vectors.reshape(n_sources * n_heads, -1)
-    for start in range(0, pairs.shape[0], pairs_per_chunk):
-        row, dim = pairs[start : start + pairs_per_chunk].unbind(1)
-        # relu(s (a u_d - w_d)) for every (source, head) of each pair, [pairs, S, H]
-        overshoot = torch.addcmul(
-            -whole[row, dim].view(-1, 1, 1),
-            coefficients[row],
-            flat_vectors[:, dim].T.view(-1, n_sources, n_heads),
-        )
-        overshoot.mul_(sign[row, dim].view(-1, 1, 1)).relu_()
-        overshoot_sum.index_add_(0, row, overshoot)
-    part_prox.sub_(2 * overshoot_sum).clamp_min_(0)
+    part_prox = _signed_sums(dec, sign).mul_(coefficients)
+    _subtract_overshoots(part_prox, coefficients, dec.head_vectors, whole, sign, budget)
     residual_prox = _proximity(whole, dec.residual[rows])
-    return _normalise(residual_prox, part_prox)
+    residual_share, total = _row_totals(residual_prox, part_prox.clamp_min_(0).sum((0, 2)))
+    return residual_share, part_prox.div_(total.view(1, -1, 1)).permute(1, 2, 0)
 
 
 def ffn_shares(dec: FFNDecomposition, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Shares ``[n]`` of the residual and of the FFN output in the state after the FFN block."""
     whole = dec.whole[rows]
-    residual_share, ffn_share = _normalise(
-        _proximity(whole, dec.residual[rows]), _proximity(whole, dec.ffn[rows])[:, None]
-    )
-    return residual_share, ffn_share[:, 0]
+    ffn_prox = _proximity(whole, dec.ffn[rows])
+    residual_share, total = _row_totals(_proximity(whole, dec.residual[rows]), ffn_prox)
+    return residual_share, ffn_prox / total
 
 
-def neuron_scores(dec: FFNDecomposition, rows: torch.Tensor) -> torch.Tensor:
+def neuron_scores(dec: FFNDecomposition, rows: torch.Tensor | list[int]) -> torch.Tensor:
     """Per neuron n, its share of the FFN output along that output's direction, ``[n_rows, d_ff]``.
 
     Neuron n writes ``a_n w_n``; its score is ``a_n (w_n . f) / |f|^2`` for the FFN output f, so

@@ -5,8 +5,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 
 import torch
 
@@ -35,7 +39,7 @@ from attribution.languages import (
 from attribution.models import LoadedModel
 from attribution.offload import offloaded_weights_loaded
 from attribution.progress import Progress, no_progress
-from attribution.results import ContributionGraph, GraphEdge, GraphNode
+from attribution.results import NODE_KINDS, SIDES, ContributionGraph, GraphEdge, GraphNode, NodeKind, Side
 
 
 def _check_options(threshold: float, top_k: int) -> None:
@@ -78,8 +82,9 @@ def decompose_model(
     return encoder, decoder
 
 
-def _parse_id(node: str) -> tuple[str, int, str, int]:
+def _parse_id(node: str) -> tuple[Side, int, NodeKind, int]:
     side, layer, kind, token = node.split(":")
+    assert side in SIDES and kind in NODE_KINDS  # every id is spelled by node_id
     return side, int(layer), kind, int(token)
 
 
@@ -92,7 +97,9 @@ def _node_state(blocks: Sequence[BlockDecomposition], layer: int, kind: str, tok
         "after_cross_attention": block.cross_attention.whole if block.cross_attention is not None else None,
         "after_ffn": block.ffn.whole,
     }
-    return states[kind][token]
+    state = states[kind]
+    assert state is not None  # after_cross_attention nodes exist only in blocks with cross-attention
+    return state[token]
 
 
 def _lens_request(blocks: Sequence[BlockDecomposition], layer: int, kind: str, token: int) -> LensRequest:
@@ -119,7 +126,8 @@ def _build_nodes(
     top_k: int,
 ) -> list[GraphNode]:
     root_ids = [node_id("decoder", n_layers, "after_ffn", i) for i in roots]
-    ids = list(dict.fromkeys([*root_ids, *(e.target for e in edges), *(e.source for e in edges)]))
+    targets, sources = map(attrgetter("target"), edges), map(attrgetter("source"), edges)
+    ids = list(dict.fromkeys(chain(root_ids, targets, sources)))  # in order of first appearance
     nodes = []
     for identifier in ids:
         side, layer, kind, token = _parse_id(identifier)
@@ -188,6 +196,24 @@ def _prepare(
     return _Prepared(text, inputs, source_ids, decoder_ids, target_text, roots, languages)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a graph's edges and nodes are made.
+
+    A graph holds up to millions of small objects (edges, head-weight lists, nodes), none in a
+    cycle; while they pile up the collector walks every object of the process again and again
+    (torch and transformers hold hundreds of thousands): at T = 128 and tau = 0 that cost more than
+    all the arithmetic. Paused, they are walked once, by the next collection after the graph.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _graph(
     loaded: LoadedModel,
     spec: ArchitectureSpec,
@@ -201,17 +227,18 @@ def _graph(
     decoder = LazyBlocks(captured[1], spec.decoder_blocks)
     roots = prepared.roots
     report(0.3, 1, "tracing routes")
-    edges = trace_routes(
-        decoder,
-        roots,
-        threshold=options.threshold,
-        renormalize=options.renormalize,
-        encoder=encoder,
-        budget=options.budget,
-    )
-    report(0.7, 1, "logit lens")
-    lens = LogitLens(spec, loaded.tokenizer, final_norm=options.final_norm_in_logit_lens)
-    nodes = _build_nodes(edges, roots, len(decoder), encoder, decoder, lens, options.top_k)
+    with _collector_paused():
+        edges = trace_routes(
+            decoder,
+            roots,
+            threshold=options.threshold,
+            renormalize=options.renormalize,
+            encoder=encoder,
+            budget=options.budget,
+        )
+        report(0.7, 1, "logit lens")
+        lens = LogitLens(spec, loaded.tokenizer, final_norm=options.final_norm_in_logit_lens)
+        nodes = _build_nodes(edges, roots, len(decoder), encoder, decoder, lens, options.top_k)
     to_tokens = loaded.tokenizer.convert_ids_to_tokens
     return ContributionGraph(
         provenance=provenance_with(loaded, prepared.languages),
@@ -315,7 +342,7 @@ def build_contribution_graphs(
     targets = list(targets) if targets is not None else [None] * len(texts)
     if len(targets) != len(texts):
         raise InvalidInputError(f"{len(texts)} texts but {len(targets)} targets: give one target per text.")
-    results: list[ContributionGraph | Exception | None] = [None] * len(texts)
+    results: dict[int, ContributionGraph | Exception] = {}  # by position: every text gets one
     with loaded.lock, offloaded_weights_loaded(loaded.model), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)
         prepared: dict[int, _Prepared] = {}
@@ -338,13 +365,14 @@ def build_contribution_graphs(
                 if isinstance(captured, Exception):
                     results[position] = captured
                     continue
+                assert captured is not None  # freed only after this use
                 try:
                     results[position] = _graph(loaded, spec, prepared.pop(position), captured, options, no_progress)
                 except BudgetExceededError:
                     raise
                 except Exception as error:
                     results[position] = error
-    return results  # type: ignore[return-value]
+    return [results[position] for position in range(len(texts))]
 
 
 def _captured_batch(
@@ -353,7 +381,7 @@ def _captured_batch(
     """Every record's captured forward pass from one padded batch, or record by record when the batch fails."""
     inputs = [record.inputs for record in records]
     try:
-        return run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=pad_token_id(loaded))
+        return list(run_instrumented_batch(loaded.model, spec, inputs, pad_token_id=pad_token_id(loaded)))
     except BudgetExceededError:
         raise
     except Exception as error:

@@ -43,12 +43,13 @@ class LogitLens:
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         """``[N, d]`` float32 states -> ``[N, vocab]`` float32 logits."""
-        reference = next(self.spec.final_norm.parameters()) if self.final_norm else None
+        norm = self.spec.final_norm if self.final_norm else None
+        reference = next(norm.parameters()) if norm is not None else None
         dtype = reference.dtype if reference is not None else states.dtype
         with torch.no_grad():
             x = states.to(dtype)
-            if self.final_norm:
-                x = self.spec.final_norm(x)
+            if norm is not None:
+                x = norm(x)
             return self.spec.readout(x).float()
 
     def _tokens(self, ids: torch.Tensor, values: torch.Tensor) -> list[tuple[str, float]]:
@@ -56,25 +57,44 @@ class LogitLens:
         return [(str(t), float(v)) for t, v in zip(tokens, values.tolist(), strict=True)]
 
     def read(self, requests: list[LensRequest], k: int) -> list[LensResult]:
+        """Top tokens and promoted / suppressed tokens of each request, ``CHUNK`` requests per matrix product.
+
+        A route reads the same state several times (a block's output is the ``after_ffn`` node's state
+        and the ``ffn`` node's; the state after attention is one node's state and the next one's
+        ``before``): each distinct state of a chunk goes through the unembedding once.
+        """
         results = []
         for start in range(0, len(requests), CHUNK):
             chunk = requests[start : start + CHUNK]
-            after = self.logits(torch.stack([r.state for r in chunk]))
-            with_before = [n for n, r in enumerate(chunk) if r.before is not None]
-            delta = {}
-            if with_before:
-                before = self.logits(torch.stack([chunk[n].before for n in with_before]))
-                delta = dict(zip(with_before, after[with_before] - before, strict=True))
-            probabilities = after.softmax(-1)
-            k = min(k, after.shape[-1])
-            for n, request in enumerate(chunk):
-                best = probabilities[n].topk(k)
-                top = self._tokens(best.indices, best.values) if request.top else []
+            distinct, index = _distinct([r.state for r in chunk] + [r.before for r in chunk if r.before is not None])
+            logits = self.logits(torch.stack(distinct))
+            k = min(k, logits.shape[-1])
+            befores = iter(index[len(chunk) :])
+            for request, position in zip(chunk, index, strict=False):
+                top: list[tuple[str, float]] = []
+                if request.top:
+                    best = logits[position].softmax(-1).topk(k)
+                    top = self._tokens(best.indices, best.values)
                 promoted = suppressed = []
-                if n in delta:
-                    up = delta[n].topk(k)
-                    down = (-delta[n]).topk(k)
+                if request.before is not None:
+                    delta = logits[position] - logits[next(befores)]
+                    up, down = delta.topk(k), (-delta).topk(k)
                     promoted = self._tokens(up.indices, up.values)
                     suppressed = self._tokens(down.indices, -down.values)
                 results.append(LensResult(top, promoted, suppressed))
         return results
+
+
+def _distinct(states: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[int]]:
+    """The distinct tensors among ``states`` (views of the same memory with the same shape count once) and the
+    position of each state among them."""
+    positions: dict[tuple, int] = {}
+    distinct: list[torch.Tensor] = []
+    index = []
+    for state in states:
+        key = (state.device, state.dtype, state.data_ptr(), tuple(state.shape), state.stride())
+        if key not in positions:
+            positions[key] = len(distinct)
+            distinct.append(state)
+        index.append(positions[key])
+    return distinct, index

@@ -19,7 +19,8 @@ is the embedding node.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from itertools import repeat
 
 import torch
 
@@ -31,7 +32,7 @@ from attribution.contributions.decompose import (
     attention_shares,
     ffn_shares,
 )
-from attribution.results import GraphEdge, Side, node_id
+from attribution.results import EdgeKind, GraphEdge, Side, node_id
 
 
 def _renormalised(edges: list[GraphEdge], renormalize: bool) -> list[GraphEdge]:
@@ -46,42 +47,92 @@ def _renormalised(edges: list[GraphEdge], renormalize: bool) -> list[GraphEdge]:
     return edges
 
 
+#: A node kind of one layer on one side, naming a node per token: ``(side, layer, kind)``.
+_Place = tuple[Side, int, str]
+
+
 class _Tracer:
     def __init__(self, threshold: float, renormalize: bool, budget: int) -> None:
         self.threshold = threshold
         self.renormalize = renormalize
         self.budget = budget
         self.edges: list[GraphEdge] = []
+        self._ids: dict[_Place, list[str]] = {}
+
+    def ids(self, place: _Place, count: int) -> list[str]:
+        """The node ids of tokens ``0 .. count - 1`` at ``place``, each string made once per graph."""
+        ids = self._ids.setdefault(place, [])
+        ids.extend(node_id(*place, token) for token in range(len(ids), count))
+        return ids
 
     def attention(
         self,
         dec: AttentionDecomposition,
         rows: list[int],
         *,
-        kind: str,
-        target: Callable[[int], str],
-        residual_source: Callable[[int], str],
-        token_source: Callable[[int], str],
+        kind: EdgeKind,
+        target: _Place,
+        residual: _Place,
+        tokens: _Place,
     ) -> tuple[set[int], set[int]]:
-        """Keep the strong edges into ``target(i)`` for ``rows``; return (residual rows, source tokens) needed."""
+        """Keep the strong edges into ``target`` for ``rows`` (from ``residual`` at the same token and from
+        ``tokens``); return (residual rows, source tokens) needed."""
         if not rows:
             return set(), set()
         residual_share, part_share = attention_shares(
             dec, torch.tensor(rows, device=dec.whole.device), budget=self.budget
         )
         token_share = part_share.sum(-1)  # [n, S]
-        kept = torch.nonzero(token_share >= self.threshold).tolist()
-        incoming: dict[int, list[GraphEdge]] = {r: [] for r in range(len(rows))}
-        for r, j in kept:
-            heads = part_share[r, j].tolist()
-            incoming[r].append(GraphEdge(token_source(j), target(rows[r]), kind, float(token_share[r, j]), heads))
-        residual_rows, sources = set(), {j for _, j in kept}
-        for r, share in enumerate(residual_share.tolist()):
+        n_sources = token_share.shape[1]
+        # kept (row, source) pairs as flat indices, row by row: gathers along one axis are cheap, pairs of indices not
+        kept = torch.nonzero(token_share.reshape(-1) >= self.threshold)[:, 0]
+        weights = token_share.reshape(-1).index_select(0, kept).tolist()
+        heads = part_share.permute(2, 0, 1).reshape(part_share.shape[2], -1).index_select(1, kept).T.tolist()
+        kept_rows = torch.div(kept, n_sources, rounding_mode="floor")
+        per_row = torch.bincount(kept_rows, minlength=len(rows)).tolist()
+        kept_sources = (kept % n_sources).tolist()
+        target_ids, residual_ids = self.ids(target, rows[-1] + 1), self.ids(residual, rows[-1] + 1)
+        source_ids = self.ids(tokens, n_sources)
+        sources = [source_ids[j] for j in kept_sources]
+        targets = [target_ids[rows[r]] for r in kept_rows.tolist()]
+        edges = list(map(GraphEdge, sources, targets, repeat(kind), weights, heads))
+        residual_rows, start = set(), 0
+        for row, count, share in zip(rows, per_row, residual_share.tolist(), strict=True):
+            incoming, start = edges[start : start + count], start + count
             if share >= self.threshold:
-                incoming[r].append(GraphEdge(residual_source(rows[r]), target(rows[r]), "residual", share))
-                residual_rows.add(rows[r])
-            self.edges.extend(_renormalised(incoming[r], self.renormalize))
-        return residual_rows, sources
+                incoming.append(GraphEdge(residual_ids[row], target_ids[row], "residual", share))
+                residual_rows.add(row)
+            self.edges.extend(_renormalised(incoming, self.renormalize))
+        return residual_rows, set(kept_sources)
+
+    def ffn(
+        self, block: BlockDecomposition, side: Side, layer: int, mid_kind: str, rows: list[int]
+    ) -> tuple[set[int], set[int]]:
+        """Keep the strong edges into ``after_ffn(layer, i)`` for ``rows``; return the rows of the block's mid
+        node and of ``after_ffn(layer - 1)`` (the FFN's input with a parallel residual) needed."""
+        mid_rows: set[int] = set()
+        below: set[int] = set()
+        if not rows:
+            return mid_rows, below
+        residual_share, ffn_share = ffn_shares(block.ffn, torch.tensor(rows, device=block.ffn.whole.device))
+        count = rows[-1] + 1
+        after_ids, mid_ids = self.ids((side, layer, "after_ffn"), count), self.ids((side, layer, mid_kind), count)
+        ffn_ids, input_ids = self.ids((side, layer, "ffn"), count), self.ids((side, layer - 1, "after_ffn"), count)
+        for i, r_share, f_share in zip(rows, residual_share.tolist(), ffn_share.tolist(), strict=True):
+            incoming = []
+            if r_share >= self.threshold:
+                incoming.append(GraphEdge(mid_ids[i], after_ids[i], "residual", r_share))
+                mid_rows.add(i)
+            if f_share >= self.threshold:
+                incoming.append(GraphEdge(ffn_ids[i], after_ids[i], "ffn", f_share))
+                if block.parallel_residual:
+                    self.edges.append(GraphEdge(input_ids[i], ffn_ids[i], "ffn", 1.0))
+                    below.add(i)
+                else:
+                    self.edges.append(GraphEdge(mid_ids[i], ffn_ids[i], "ffn", 1.0))
+                    mid_rows.add(i)
+            self.edges.extend(_renormalised(incoming, self.renormalize))
+        return mid_rows, below
 
     def trace_side(
         self, side: Side, blocks: Sequence[BlockDecomposition], roots: set[int], encoder_layers: int = 0
@@ -92,45 +143,25 @@ class _Tracer:
         for layer in range(len(blocks), 0, -1):
             block = blocks[layer - 1]
             mid_kind = "after_cross_attention" if block.cross_attention is not None else "after_attention"
-            below: set[int] = set()  # rows of after_ffn(layer - 1) needed
-            mid_rows: set[int] = set()
-            rows = sorted(needed)
-            if rows:
-                residual_share, ffn_share = ffn_shares(block.ffn, torch.tensor(rows, device=block.ffn.whole.device))
-                for i, r_share, f_share in zip(rows, residual_share.tolist(), ffn_share.tolist(), strict=True):
-                    target = node_id(side, layer, "after_ffn", i)
-                    incoming = []
-                    if r_share >= self.threshold:
-                        incoming.append(GraphEdge(node_id(side, layer, mid_kind, i), target, "residual", r_share))
-                        mid_rows.add(i)
-                    if f_share >= self.threshold:
-                        ffn_node = node_id(side, layer, "ffn", i)
-                        incoming.append(GraphEdge(ffn_node, target, "ffn", f_share))
-                        if block.parallel_residual:
-                            self.edges.append(GraphEdge(node_id(side, layer - 1, "after_ffn", i), ffn_node, "ffn", 1.0))
-                            below.add(i)
-                        else:
-                            self.edges.append(GraphEdge(node_id(side, layer, mid_kind, i), ffn_node, "ffn", 1.0))
-                            mid_rows.add(i)
-                    self.edges.extend(_renormalised(incoming, self.renormalize))
+            mid_rows, below = self.ffn(block, side, layer, mid_kind, sorted(needed))
             self_rows = mid_rows
             if block.cross_attention is not None:
                 self_rows, reached = self.attention(
                     block.cross_attention,
                     sorted(mid_rows),
                     kind="cross_attention",
-                    target=lambda i, layer=layer: node_id(side, layer, "after_cross_attention", i),
-                    residual_source=lambda i, layer=layer: node_id(side, layer, "after_attention", i),
-                    token_source=lambda j: node_id("encoder", encoder_layers, "after_ffn", j),
+                    target=(side, layer, "after_cross_attention"),
+                    residual=(side, layer, "after_attention"),
+                    tokens=("encoder", encoder_layers, "after_ffn"),
                 )
                 encoder_tokens |= reached
             residual_rows, sources = self.attention(
                 block.self_attention,
                 sorted(self_rows),
                 kind="attention",
-                target=lambda i, layer=layer: node_id(side, layer, "after_attention", i),
-                residual_source=lambda i, layer=layer: node_id(side, layer - 1, "after_ffn", i),
-                token_source=lambda j, layer=layer: node_id(side, layer - 1, "after_ffn", j),
+                target=(side, layer, "after_attention"),
+                residual=(side, layer - 1, "after_ffn"),
+                tokens=(side, layer - 1, "after_ffn"),
             )
             needed = below | residual_rows | sources
             if isinstance(blocks, LazyBlocks):

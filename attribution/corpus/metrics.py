@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from attribution.compare import aer, alignment_error_rate
+from attribution.compare import AlignmentMode, aer, alignment_error_rate
 from attribution.errors import InvalidInputError
 from attribution.results import AttributionResult, ContributionGraph
 
@@ -111,11 +111,11 @@ def get_metrics(names: Iterable[str]) -> list[Metric]:
     return chosen
 
 
-def _attribution_aer(mode: str) -> Callable[[MetricInput], float | None]:
+def _attribution_aer(mode: AlignmentMode) -> Callable[[MetricInput], float | None]:
     def compute(given: MetricInput) -> float | None:
         if given.gold_alignment is None or not isinstance(given.result, AttributionResult):
             return None
-        return alignment_error_rate(given.result, given.gold_alignment, mode=mode)  # type: ignore[arg-type]
+        return alignment_error_rate(given.result, given.gold_alignment, mode=mode)
 
     return compute
 
@@ -132,7 +132,9 @@ def _graph_aer(given: MetricInput) -> float | None:
     from attribution.contributions.alignment import graph_word_alignment
 
     graph = given.result
-    if given.gold_alignment is None or graph.provenance.model_kind != "seq2seq":
+    if given.gold_alignment is None or not isinstance(graph, ContributionGraph):
+        return None
+    if graph.provenance.model_kind != "seq2seq":
         return None
     tokenizer = given.loaded.tokenizer
     source_words = tokenizer(given.text).word_ids()
@@ -172,9 +174,13 @@ def _faithfulness(field_name: str) -> Callable[[MetricInput], float | None]:
                 graph_faithfulness,
             )
 
-            evaluate = attribution_faithfulness if isinstance(given.result, AttributionResult) else graph_faithfulness
+            result = given.result
             try:
-                given.cache["faithfulness"] = evaluate(given.loaded, given.result, random_seeds=0)  # type: ignore[arg-type]
+                given.cache["faithfulness"] = (
+                    attribution_faithfulness(given.loaded, result, random_seeds=0)
+                    if isinstance(result, AttributionResult)
+                    else graph_faithfulness(given.loaded, result, random_seeds=0)
+                )
             except NothingToExplain:
                 given.cache["faithfulness"] = None  # e.g. a causal graph whose only root is the last token
         evaluation = given.cache["faithfulness"]

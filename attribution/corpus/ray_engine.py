@@ -75,6 +75,7 @@ class CorpusWorker:
         return {"pid": os.getpid(), "kind": self.loaded.kind, "model_type": self.loaded.model_type, "error": None}
 
     def run(self, records: list[Record], batch_size: int) -> list[list[MethodOutcome]]:
+        assert self.loaded is not None  # the driver sends work only to workers whose ready() had no error
         return run_records(self.loaded, records, self.config, batch_size=batch_size)
 
 

@@ -25,7 +25,7 @@ import hashlib
 import json
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,6 +278,7 @@ def _record(row: Mapping[str, Any], row_number: int, fields: FieldMap, max_chars
             if problem:
                 problems.append(f"the alignment field {fields.alignment!r} {problem}")
                 alignment = None
+    assert not isinstance(alignment, Unreadable)  # an unreadable value is always a problem, dropped above
     return Record(
         record_id=record_id,
         row=row_number,
@@ -331,7 +332,7 @@ def _json_int(digits: str) -> int | Unreadable:
         return Unreadable(f"holds a whole number of {len(digits.lstrip('-')):,} digits, not text")
 
 
-def _jsonl_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Iterator[Any]:
+def _jsonl_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
     name = limits.name
     with path.open("rb") as lines:
         for line_number, raw in enumerate(lines, start=1):
@@ -350,7 +351,7 @@ def _jsonl_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits
             yield row
 
 
-def _csv_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Iterator[Any]:
+def _csv_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
     # Undecodable bytes become lone surrogates in their cell, which fails that record alone (see Record).
     try:
         with _csv_field_limit(), path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
@@ -371,7 +372,7 @@ def _csv_field_limit() -> Iterator[None]:
             csv.field_size_limit(previous)
 
 
-def _parquet_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Iterator[Any]:
+def _parquet_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -458,11 +459,14 @@ def _column_values(column: Any, max_chars: int | None) -> list[Any]:
     lengths = (pc.utf8_length if is_text else pc.binary_length)(dictionary).to_pylist()
     over = [max_chars is not None and n is not None and n > max_chars for n in lengths]
     kept = pc.if_else(pa.array(over, pa.bool_()), pa.scalar(None, dictionary.type), dictionary).to_pylist()
-    values = [Unreadable(_over_long(n, max_chars)) if cut else v for n, cut, v in zip(lengths, over, kept, strict=True)]
+    values = [
+        Unreadable(_over_long(n, max_chars)) if cut and max_chars is not None else v
+        for n, cut, v in zip(lengths, over, kept, strict=True)
+    ]
     return [None if i is None else values[i] for i in column.indices.to_pylist()]
 
 
-def _hf_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Iterator[Any]:
+def _hf_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
     name = limits.name
     try:
         from datasets import DatasetDict, load_from_disk

@@ -32,10 +32,12 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attribution.corpus.tasks import MethodOutcome, TaskConfig
+from attribution.display import NotebookDisplay
 from attribution.errors import AttributionExplorerError, InvalidInputError, ResultFormatError
+from attribution.frames import data_frame
 from attribution.results import (
     SCHEMA_VERSION,
     AttributionResult,
@@ -45,6 +47,9 @@ from attribution.results import (
     utc_now,
 )
 from attribution.validation import ObjectReader, expect_str, expect_str_map, fail, read_json_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST = "run.json"
 SHARDS = "shards"
@@ -279,7 +284,7 @@ def _read_table(run_dir: Path, columns: list[str] | None = None):
 
 
 @dataclass
-class CorpusRun:
+class CorpusRun(NotebookDisplay):
     """A run folder read back (no model needed): its manifest and one row per record and method."""
 
     run_dir: Path
@@ -307,7 +312,7 @@ class CorpusRun:
         if self.run_dir.resolve() not in path.parents:
             raise InvalidInputError(f"A row of {self.run_dir} points outside the run folder: {relative!r}.")
         try:
-            return load_result_file(path)  # type: ignore[return-value]
+            return load_result_file(path)
         except AttributionExplorerError as error:  # one line naming the file, not only the field
             raise InvalidInputError(f"{relative}: {error}") from None
 
@@ -331,6 +336,13 @@ class CorpusRun:
                 "method_params": task["method_params"],
             },
         }
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per record and method, in record order: the shards' columns (``record_id``, ``method``,
+        ``status``, ``error``, the texts, ``result_file``, ``row``, ``seconds``, ``worker``, then one per step
+        score and metric, e.g. ``aer``). ``self.result(row)`` reads a row's result back."""
+        names = _schema(self.task).names
+        return data_frame({name: [row.get(name) for row in self.rows] for name in names}, integers=["row"])
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The manifest (what was run, counts) as JSON: the small companion of the Parquet shards."""

@@ -77,6 +77,7 @@ def site_activation(recording: engine.Recording, component: Component, n_layers:
 
 def edge_mask(component: Component, shape: ModelShape) -> torch.Tensor:
     """``[H, T, S]`` with ones where ``component`` (an edge, one head or all) has its terms."""
+    assert component.attention is not None and component.positions is not None  # an edge names both
     heads = shape.heads[(component.side, component.attention)]
     source_side = "encoder" if component.attention == "cross" else component.side
     mask = torch.zeros(heads, shape.tokens[component.side], shape.tokens[source_side])
@@ -110,8 +111,10 @@ def build_edits(
                     f"{component.id}: an edge's term belongs to its two positions; mean-ablate edges over "
                     "reference prompts, not over positions."
                 )
+            assert component.attention is not None  # an edge is in a self- or cross-attention
             pair = None
             if mode != "zero":
+                assert reference is not None  # mean and patch edits read the reference runs the caller recorded
                 pair = reference_pair(reference, component.side, component.layer, component.attention)
             edits.append(
                 engine.EdgeEdit(
@@ -121,6 +124,7 @@ def build_edits(
             continue
         value = None
         if mode != "zero":
+            assert reference is not None
             n_layers = shape.layers[component.side]
             activation = site_activation(reference, component, n_layers)  # [R, T, ...]
             if mode == "mean" and mean_over == "positions":

@@ -34,7 +34,7 @@ from typing import Literal
 
 from attribution.anatomy.shape import ModelShape
 from attribution.errors import InvalidInputError
-from attribution.results import node_id
+from attribution.results import SIDES, node_id
 
 ComponentKind = Literal["residual", "attention", "ffn", "head", "neuron", "edge"]
 Side = Literal["encoder", "decoder"]
@@ -128,6 +128,7 @@ def parse_component(text: str) -> Component:
             "or an edge 'source node id->target node id[#head]'."
         )
     side, layer, word, index, at = match.groups()
+    assert side in SIDES  # the pattern's (encoder|decoder)
     kind, attention = _KIND_WORDS[word]
     layer = int(layer)
     if (word == "embedding" and layer != 0) or (word == "after_ffn" and layer == 0):
@@ -146,16 +147,18 @@ def parse_component(text: str) -> Component:
 
 def _parse_edge(text: str) -> Component:
     match = _EDGE.fullmatch(text)
-    nodes = (_EDGE_NODE.fullmatch(match.group(1)), _EDGE_NODE.fullmatch(match.group(2))) if match else (None, None)
-    if match is None or None in nodes:
+    source, target = (
+        (_EDGE_NODE.fullmatch(match.group(1)), _EDGE_NODE.fullmatch(match.group(2))) if match else (None, None)
+    )
+    if match is None or source is None or target is None:
         raise InvalidInputError(
             f"Cannot read the edge {text!r}: write 'source node id->target node id' as the graph stores it, "
             "e.g. 'decoder:1:after_ffn:2->decoder:2:after_attention:5', with '#h' to pick head h."
         )
-    source, target = nodes
     head = None if match.group(3) is None else int(match.group(3))
     s_side, s_layer, s_kind, s_token = source.group(1), int(source.group(2)), source.group(3), int(source.group(4))
     t_side, t_layer, t_kind, t_token = target.group(1), int(target.group(2)), target.group(3), int(target.group(4))
+    assert t_side in SIDES  # the pattern's (encoder|decoder)
     if t_kind not in ("after_attention", "after_cross_attention") or t_layer == 0:
         raise InvalidInputError(
             f"{text!r} is not an attention edge: its target must be an after_attention or after_cross_attention node."
@@ -188,7 +191,9 @@ def edge_component(source: str, target: str, head: int | None = None) -> Compone
     return parse_component(f"{source}->{target}" + ("" if head is None else f"#{head}"))
 
 
-def _index(value: int, size: int, what: str, text: str) -> int:
+def _index(value: int | None, size: int, what: str, text: str) -> int:
+    if value is None:
+        raise InvalidInputError(f"{text!r}: no {what} is given.")
     if not -size <= value < size:
         raise InvalidInputError(f"{text!r}: {what} {value} is out of range (there are {size}).")
     return value % size

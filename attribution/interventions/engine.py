@@ -31,9 +31,10 @@ then edge terms (from this pass's probabilities and values), then whole-output r
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -42,9 +43,12 @@ from attribution.anatomy.adapters import ArchitectureSpec, AttentionSpec
 from attribution.anatomy.hooks import SiteFunction, hooked
 from attribution.anatomy.places import blocks_of
 from attribution.anatomy.replay import read_out, run_block
-from attribution.anatomy.sites import ATTENTION_PREFIX, SIDES, Site, attention_site
+from attribution.anatomy.sites import ATTENTION_PREFIX, SIDES, Side, Site, attention_site
 from attribution.errors import UnsupportedError
-from attribution.interventions.components import Component
+from attribution.interventions.components import AttentionKind, Component
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 Key = tuple  # (side, block, "self" | "cross") for attention sites, (side, block) for block / FFN sites
 
@@ -92,9 +96,9 @@ class EdgeEdit:
     of the same masked terms; None removes them (zero ablation).
     """
 
-    side: str
+    side: Side
     layer: int
-    attention: str
+    attention: AttentionKind
     rows: torch.Tensor
     mask: torch.Tensor
     reference: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -113,6 +117,7 @@ def site_of(spec: ArchitectureSpec, edit: Edit) -> Site:
             return Site(c.side, c.layer + 1, "resid_pre")
         return Site(c.side, c.layer, "resid_post")
     if c.kind in ("head", "attention"):
+        assert c.attention is not None  # a head or attention output names its attention
         return attention_site(c.side, c.layer, c.attention, "head_out" if c.kind == "head" else "out")
     if c.kind in ("neuron", "ffn"):
         return Site(c.side, c.layer, "ffn.act" if c.kind == "neuron" else "ffn.out")
@@ -194,8 +199,8 @@ def _edge_delta(
         mask[edit.rows.to(mask.device)] += edit.mask.to(mask.device, wide)
         reference = edit.reference if edit.reference is not None else reference
     mask.clamp_(max=1.0)
-    for edit in head_edits:
-        mask[_head_index(mask, edit)] = 0
+    for head_edit in head_edits:
+        mask[_head_index(mask, head_edit)] = 0
     mixed = torch.matmul(mask * probabilities.to(wide), values.to(wide))  # [B, H, T, dh]: the masked terms
     change = -mixed
     if reference is not None:
@@ -208,10 +213,10 @@ def _edge_delta(
 def _effective(probabilities: torch.Tensor, head_edits: list[ValueEdit], edge_edits: list[EdgeEdit]) -> torch.Tensor:
     """The probabilities of a pass with these heads and edges zero-ablated (zero where they were removed)."""
     kept = probabilities.clone()
-    for edit in head_edits:  # kept is [B, H, T, S]: the head's rows at its query positions
-        kept[_head_index(kept, edit)] = 0
-    for edit in edge_edits:
-        kept[edit.rows.to(kept.device)] *= 1 - edit.mask.to(kept.device, kept.dtype)
+    for head_edit in head_edits:  # kept is [B, H, T, S]: the head's rows at its query positions
+        kept[_head_index(kept, head_edit)] = 0
+    for edge_edit in edge_edits:
+        kept[edge_edit.rows.to(kept.device)] *= 1 - edge_edit.mask.to(kept.device, kept.dtype)
     return kept
 
 
@@ -272,17 +277,21 @@ class _Pass:
         wide = torch.float64 if tensor.dtype == torch.float64 else torch.float32
         store[key] = tensor.detach().to(wide, copy=True)
 
+    def _value_edits(self, site: Site) -> list[ValueEdit]:
+        """The edits at ``site``: value edits everywhere but at attention outputs, which edge edits share."""
+        return [edit for edit in self.edits.get(site, []) if isinstance(edit, ValueEdit)]
+
     def _leaf(self, key: tuple, tensor: torch.Tensor) -> torch.Tensor:
-        if not self.grad_leaves:
+        if not self.grad_leaves or self.recording is None:  # grad_leaves: only with a recording
             return tensor
         zero = torch.zeros_like(tensor, requires_grad=True)
         self.recording.grad_leaves[key] = zero
         return tensor + zero
 
-    def _block(self, side: str, block: int, *, last: bool) -> dict[Site, SiteFunction]:
+    def _block(self, side: Side, block: int, *, last: bool) -> dict[Site, SiteFunction]:
         recording, key = self.recording, (side, block)
         entering, leaving = Site(side, block, "resid_pre"), Site(side, block, "resid_post")
-        edits_in, edits_out = self.edits.get(entering, []), self.edits.get(leaving, [])
+        edits_in, edits_out = self._value_edits(entering), self._value_edits(leaving)
 
         def residual_in(hidden: torch.Tensor, _site: Site) -> torch.Tensor | None:
             changed = self._leaf(("block_in", *key), _edited(hidden, edits_in))
@@ -291,7 +300,8 @@ class _Pass:
             return changed if changed is not hidden else None
 
         def call_args(arguments: tuple[tuple, dict], _site: Site) -> None:
-            recording.block_calls[key] = arguments
+            if recording is not None:  # installed only with one
+                recording.block_calls[key] = arguments
 
         def residual_out(hidden: torch.Tensor, _site: Site) -> torch.Tensor | None:
             changed = _edited(hidden, edits_out)
@@ -308,10 +318,12 @@ class _Pass:
             functions[leaving] = residual_out
         return functions
 
-    def _attention(self, side: str, block: int, name: str, attention: AttentionSpec) -> dict[Site, SiteFunction]:
+    def _attention(
+        self, side: Side, block: int, name: AttentionKind, attention: AttentionSpec
+    ) -> dict[Site, SiteFunction]:
         key = (side, block, name)
         sites = {what: attention_site(side, block, name, what) for what in ("values", "probs", "head_out", "out")}
-        head_edits = self.edits.get(sites["head_out"], [])
+        head_edits = self._value_edits(sites["head_out"])
         at_output = self.edits.get(sites["out"], [])
         edge_edits = [e for e in at_output if isinstance(e, EdgeEdit)]
         output_edits = [e for e in at_output if isinstance(e, ValueEdit)]
@@ -326,16 +338,18 @@ class _Pass:
 
         def heads(mixed: torch.Tensor, _site: Site) -> torch.Tensor | None:  # [B, T, H, head_dim]
             changed = self._leaf(("head_in", *key), _edited(mixed, head_edits))
-            if self.observing:
+            if self.observing and self.recording is not None:
                 self._keep(self.recording.head_inputs, key, changed)
             return changed if changed is not mixed else None
 
         def output(result: torch.Tensor, _site: Site) -> torch.Tensor | None:
             probs, taken = self.live.get(sites["probs"]), self.live.get(sites["values"])
             if edge_edits:
+                assert probs is not None and taken is not None  # read above in every pass with edge edits
                 result = result + _edge_delta(probs, taken, attention, edge_edits, head_edits).to(result.dtype)
             result = _edited(result, output_edits)
-            if self.observing:
+            if self.observing and self.recording is not None:
+                assert probs is not None and taken is not None  # an observed pass reads every site
                 self._keep(self.recording.attention_outputs, key, result)
                 self._keep(self.recording.probabilities, key, probs)
                 self._keep(self.recording.values, key, taken)
@@ -352,12 +366,12 @@ class _Pass:
             functions[sites["out"]] = output
         return functions
 
-    def _ffn(self, side: str, block: int) -> dict[Site, SiteFunction]:
+    def _ffn(self, side: Side, block: int) -> dict[Site, SiteFunction]:
         key = (side, block)
         functions: dict[Site, SiteFunction] = {}
         for point, store in (("ffn.act", "ffn_inputs"), ("ffn.out", "ffn_outputs")):
             site = Site(side, block, point)
-            edits = self.edits.get(site, [])
+            edits = self._value_edits(site)
             if edits or self.observing:
                 functions[site] = self._ffn_function(edits, store, key)
         return functions
@@ -365,7 +379,7 @@ class _Pass:
     def _ffn_function(self, edits: list[ValueEdit], store: str, key: Key) -> SiteFunction:
         def function(activation: torch.Tensor, _site: Site) -> torch.Tensor | None:
             changed = _edited(activation, edits)
-            if self.observing:
+            if self.observing and self.recording is not None:
                 self._keep(getattr(self.recording, store), key, changed)
             return changed if edits else None
 
@@ -407,7 +421,7 @@ def forward(
     model: nn.Module,
     spec: ArchitectureSpec,
     inputs: dict[str, torch.Tensor],
-    edits: list[Edit] = (),
+    edits: Sequence[Edit] = (),
     *,
     record: bool = False,
     grad_leaves: bool = False,
@@ -445,7 +459,7 @@ def _entering(recorded: Recording, side: str, layer: int, n_blocks: int) -> torc
 
 
 def resume(
-    model: nn.Module,
+    model: PreTrainedModel,
     spec: ArchitectureSpec,
     recorded: Recording,
     edits: list[Edit],
@@ -474,16 +488,18 @@ def resume(
                 hidden = entering if hidden is None else torch.cat([hidden, entering])
             if layer > n_blocks:
                 break
+            assert hidden is not None  # the first rows join at starts[0]
             hidden = run_block(spec, "decoder", layer, hidden, recorded.block_calls[("decoder", layer)])
+        assert hidden is not None
         return _wide(read_out(spec, hidden[:, positions]))
 
 
 def forward_from(
-    model: nn.Module,
+    model: PreTrainedModel,
     spec: ArchitectureSpec,
     inputs: dict[str, torch.Tensor],
     recorded: Recording,
-    edits: list[Edit],
+    edits: Sequence[Edit],
     n_rows: int,
     positions: list[int],
 ) -> torch.Tensor:

@@ -42,7 +42,7 @@ from attribution.interventions.results import FaithfulnessResult
 from attribution.languages import languages_of, provenance_with
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
-from attribution.results import AttributionResult, ContributionGraph, node_id
+from attribution.results import AttributionResult, ContributionGraph, Side, node_id
 
 #: ERASER's bins (fractions of the features) for comprehensiveness and sufficiency.
 ERASER_FRACTIONS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.5)
@@ -71,6 +71,7 @@ class _Problem:
 
 def _ids(loaded: LoadedModel, tokens: Sequence[str]) -> list[int]:
     ids = loaded.tokenizer.convert_tokens_to_ids(list(tokens))
+    assert isinstance(ids, list)  # a list of tokens converts to a list of ids (typed for one token too)
     unk = loaded.tokenizer.unk_token_id
     for token, token_id in zip(tokens, ids, strict=True):
         if token_id is None or (token_id == unk and token != loaded.tokenizer.unk_token):
@@ -105,7 +106,8 @@ def _problem_from_attribution(loaded: LoadedModel, result: AttributionResult) ->
 def route_flow_scores(graph: ContributionGraph, root: int) -> dict[int, float]:
     """Input-token scores of one root: the route flow (:func:`attribution.contributions.alignment.route_flow`,
     edge weights multiplied along paths and summed over paths) reaching each token's embedding node."""
-    side, tokens = ("encoder", graph.source_tokens) if graph.n_encoder_layers else ("decoder", graph.target_tokens)
+    side: Side = "encoder" if graph.n_encoder_layers else "decoder"
+    tokens = graph.source_tokens if graph.n_encoder_layers else graph.target_tokens
     flow = route_flow(graph, root)
     embeddings = {position: node_id(side, 0, "embedding", position) for position in range(len(tokens))}
     return {position: flow[node] for position, node in embeddings.items() if node in flow}
@@ -188,7 +190,9 @@ def _probabilities(
     removable = torch.tensor(problem.removable, dtype=torch.long)
     vector = None
     if mode in ("zero", "mean"):
-        weight = loaded.model.get_input_embeddings().weight.detach()
+        weight = loaded.model.get_input_embeddings().weight
+        assert isinstance(weight, torch.Tensor)  # an embedding's weight (nn.Module types attributes loosely)
+        weight = weight.detach()
         vector = torch.zeros_like(weight[0]) if mode == "zero" else weight.float().mean(0).to(weight.dtype)
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
@@ -304,6 +308,8 @@ def _evaluate(
         pooled = [v for seed in seeds for v in values.get((kind, seed), [])]
         return float(np.mean(pooled)) if pooled else None
 
+    comprehensiveness, sufficiency = mean("comprehensiveness", range(1)), mean("sufficiency", range(1))
+    assert comprehensiveness is not None and sufficiency is not None  # measured at every step with seed 0
     return FaithfulnessResult(
         provenance=provenance,
         explanation=explanation,
@@ -312,8 +318,8 @@ def _evaluate(
         replacement=_describe(loaded, mode, token_id),
         fractions=list(ERASER_FRACTIONS),
         n_steps=n_steps,
-        comprehensiveness=mean("comprehensiveness", range(1)),
-        sufficiency=mean("sufficiency", range(1)),
+        comprehensiveness=comprehensiveness,
+        sufficiency=sufficiency,
         deletion_curve=[float(v) for v in curves["deletion"]],
         insertion_curve=[float(v) for v in curves["insertion"]],
         deletion_aopc=float(curves["deletion"].mean()),

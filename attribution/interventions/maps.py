@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from attribution.anatomy.shape import ModelShape, resumed_share
-from attribution.anatomy.sites import Site, attention_site
+from attribution.anatomy.sites import Side, Site, attention_site
 from attribution.errors import InvalidInputError
+from attribution.interventions.components import AttentionKind
 from attribution.interventions.results import MAP_NAMES
 
 
@@ -25,8 +26,8 @@ class MapGrid:
     """The cells of one map: one site per row, ``columns`` heads or positions of it."""
 
     name: str
-    side: str
-    attention: str | None  # a head map's attention (self / cross); None for position maps
+    side: Side
+    attention: AttentionKind | None  # a head map's attention (self / cross); None for position maps
     rows: tuple[Site, ...]
     columns: int
 
@@ -51,10 +52,10 @@ def map_names(seq2seq: bool, maps: Sequence[str] | None) -> list[str]:
 
 def map_grid(shape: ModelShape, name: str) -> MapGrid:
     """The grid of map ``name``: layers × heads, or layers × positions (the patched components)."""
-    side = "encoder" if name.startswith("encoder") else "decoder"
+    side: Side = "encoder" if name.startswith("encoder") else "decoder"
     layers = range(1, shape.layers[side] + 1)
     if name.endswith("head"):
-        attention = "cross" if name == "cross_head" else "self"
+        attention: AttentionKind = "cross" if name == "cross_head" else "self"
         rows = tuple(attention_site(side, layer, attention, "head_out") for layer in layers)
         return MapGrid(name, side, attention, rows, shape.heads.get((side, attention), 0))
     return MapGrid(name, side, None, tuple(Site(side, layer, "resid_pre") for layer in layers), shape.tokens[side])

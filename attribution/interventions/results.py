@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
+from attribution.frames import data_frame, token_columns
 from attribution.results import ModelResult, matrix_from_json, matrix_to_json
+from attribution.tokenizer_style import result_style
 from attribution.validation import ObjectReader, expect_number, expect_share, expect_str, expect_tuple, fail
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: What an intervention does to a component (see :mod:`attribution.interventions.ablation`).
 MODES: tuple[str, ...] = ("zero", "mean", "patch")
@@ -105,6 +110,29 @@ class InterventionResult(ModelResult):
     reference_texts: list[str] = field(default_factory=list)
     counterfactual_text: str | None = None
     counterfactual_target: str | None = None
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per predicted position: ``position``, ``input_token`` (the token there), ``target_token`` and
+        ``contrast_token`` (text and ``_raw``), the probability, logit and logit difference ``_before`` and
+        ``_after`` the intervention, ``probability_change`` (after − before) and ``kl_divergence``."""
+        style = result_style(self)
+        rows = self.predictions
+        return data_frame(
+            {
+                "position": [row.position for row in rows],
+                **token_columns("input_token", [row.input_token for row in rows], style),
+                **token_columns("target_token", [row.target_token for row in rows], style),
+                **token_columns("contrast_token", [row.contrast_token for row in rows], style),
+                "probability_before": [row.probability_before for row in rows],
+                "probability_after": [row.probability_after for row in rows],
+                "probability_change": [row.probability_after - row.probability_before for row in rows],
+                "logit_before": [row.logit_before for row in rows],
+                "logit_after": [row.logit_after for row in rows],
+                "logit_diff_before": [row.logit_diff_before for row in rows],
+                "logit_diff_after": [row.logit_diff_after for row in rows],
+                "kl_divergence": [row.kl_divergence for row in rows],
+            }
+        )
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:
@@ -217,6 +245,36 @@ class PatchingResult(ModelResult):
             if item.name == name:
                 return item
         raise KeyError(name)
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per cell of every map: ``map_name``, ``row_label`` and ``row`` (e.g. ``layer``, ``"2"``),
+        ``column_label`` and ``column``, and for position maps the ``position`` and its ``token`` / ``token_raw``
+        (``<NA>`` / None in head maps); ``exact`` and ``approximate`` (attribution patching) logit difference
+        recovered (NaN where not computed). ``df[df.map_name == "head"].pivot(index="row", columns="column",
+        values="exact")`` gives a map back."""
+        style = result_style(self)
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in ("map_name", "row_label", "row", "column_label", "column", "position", "token", "exact")
+        }
+        columns["approximate"] = []
+        for item in self.maps:
+            side = {"position": self.target_tokens, "encoder_position": self.source_tokens}.get(item.name)
+            n_rows, n_columns = len(item.row_names), len(item.column_names)
+            for name, values in (("exact", item.exact), ("approximate", item.approximate)):
+                cells = np.full((n_rows, n_columns), np.nan) if values is None else values
+                columns[name] += cells.ravel().tolist()
+            columns["map_name"] += [item.name] * (n_rows * n_columns)
+            columns["row_label"] += [item.row_label] * (n_rows * n_columns)
+            columns["column_label"] += [item.column_label] * (n_rows * n_columns)
+            columns["row"] += [row for row in item.row_names for _ in item.column_names]
+            columns["column"] += list(item.column_names) * n_rows
+            columns["position"] += list(range(n_columns) if side else [None] * n_columns) * n_rows
+            columns["token"] += list(side if side else [None] * n_columns) * n_rows
+        tokens = token_columns("token", columns.pop("token"), style)
+        approximate = columns.pop("approximate")
+        exact = columns.pop("exact")
+        return data_frame({**columns, **tokens, "exact": exact, "approximate": approximate}, integers=["position"])
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -338,6 +396,33 @@ class RouteFaithfulness(ModelResult):
             random_sufficiency=effects("random_sufficiency", len(random_necessity)),
         )
 
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per edge set: ``test`` (``necessity``: the set removed; ``sufficiency``: only the set kept),
+        ``edges`` (``route`` or ``random``), ``seed`` (``<NA>`` for the route), ``n_edges``, ``total_weight``,
+        the ``probability`` of the target after it, its ``share`` of the clean probability, and ``logit_diff``."""
+        sets = [
+            (test, kind, effect)
+            for test, route, randoms in (
+                ("necessity", self.necessity, self.random_necessity),
+                ("sufficiency", self.sufficiency, self.random_sufficiency),
+            )
+            for kind, effect in [("route", route), *(("random", item) for item in randoms)]
+        ]
+        p = self.probability_clean
+        return data_frame(
+            {
+                "test": [test for test, _, _ in sets],
+                "edges": [kind for _, kind, _ in sets],
+                "seed": [effect.seed for _, _, effect in sets],
+                "n_edges": [effect.n_edges for _, _, effect in sets],
+                "total_weight": [effect.total_weight for _, _, effect in sets],
+                "probability": [effect.probability for _, _, effect in sets],
+                "share": [effect.probability / p if p > 0 else None for _, _, effect in sets],
+                "logit_diff": [effect.logit_diff for _, _, effect in sets],
+            },
+            integers=["seed"],
+        )
+
     def table(self) -> list[tuple[str, float | str | None, float | str | None]]:
         """What the app and the exported page show, per row (what, the route, the random edge sets): the drop
         and the kept share of the probability, the edge sets' sizes and weights, and the logit differences when
@@ -413,6 +498,21 @@ class FaithfulnessResult(ModelResult):
     random_comprehensiveness: float | None = None
     random_sufficiency: float | None = None
     random_seeds: int = 0
+
+    @property
+    def curve_fractions(self) -> list[float]:
+        """The share of the input removed (deletion) or restored (insertion) at each point of the curves: evenly
+        spaced from 0 to 1 (``fractions`` are the ERASER scores' own, not the curves')."""
+        n = len(self.deletion_curve)
+        return [i / (n - 1) for i in range(n)] if n > 1 else [0.0] * n
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """The deletion and insertion curves, one row per point (``fraction`` of the input removed / restored):
+        the mean probability of the explained tokens after ``deletion`` and after ``insertion``. The scalars
+        (ERASER comprehensiveness and sufficiency, the AOPC areas) are the result's own fields."""
+        return data_frame(
+            {"fraction": self.curve_fractions, "deletion": self.deletion_curve, "insertion": self.insertion_curve}
+        )
 
     @classmethod
     def from_dict(cls, data: Any, path: str = "") -> Self:

@@ -29,7 +29,7 @@ from attribution.contributions.routes import node_id
 from attribution.errors import InvalidInputError
 from attribution.interventions import engine
 from attribution.interventions.ablation import edge_mask
-from attribution.interventions.components import Component, edge_component, resolve
+from attribution.interventions.components import AttentionKind, Component, edge_component, resolve
 from attribution.interventions.inputs import model_shape, prepare
 from attribution.interventions.metrics import default_targets, logit_diff, token_id
 from attribution.interventions.results import EdgeSetEffect, RouteFaithfulness
@@ -43,9 +43,9 @@ from attribution.languages import (
 )
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
-from attribution.results import ContributionGraph
+from attribution.results import SIDES, ContributionGraph, Side
 
-Site = tuple[str, int, str]  # (side, block, "self" | "cross")
+Site = tuple[Side, int, AttentionKind]  # (side, block, "self" | "cross")
 #: Candidates per route edge when drawing a weight-matched random edge.
 DEFAULT_POOL = 8
 MAX_SEEDS = 64
@@ -69,16 +69,24 @@ def route_edges(graph: ContributionGraph, root: int) -> list[tuple[str, str, flo
 
 
 def _site(component: Component) -> Site:
+    assert component.attention is not None  # an edge is in a self- or cross-attention
     return component.side, component.layer, component.attention
+
+
+def _ends(component: Component) -> tuple[int, int]:
+    """An edge's (target token, source token): a resolved edge names both."""
+    assert component.positions is not None and component.source is not None
+    return component.positions[0], component.source
 
 
 def _edge_weights(loaded: LoadedModel, inputs: dict) -> dict[Site, torch.Tensor]:
     """Proximity weight ``[T, S]`` (summed over heads) of every attention edge, per attention site."""
     encoder, decoder = decompose_model(loaded, inputs)
-    weights = {}
-    for side, blocks in (("encoder", encoder), ("decoder", decoder)):
+    weights: dict[Site, torch.Tensor] = {}
+    attentions: tuple[AttentionKind, ...] = ("self", "cross")
+    for side, blocks in zip(SIDES, (encoder, decoder), strict=True):
         for layer, block in enumerate(blocks, start=1):
-            for name, dec in (("self", block.self_attention), ("cross", block.cross_attention)):
+            for name, dec in zip(attentions, (block.self_attention, block.cross_attention), strict=True):
                 if dec is not None:
                     rows = torch.arange(dec.whole.shape[0])
                     weights[(side, layer, name)] = attention_shares(dec, rows)[1].sum(-1)
@@ -89,7 +97,7 @@ def _matched_random_sets(
     route: list[Component], weights: dict[Site, torch.Tensor], causal: bool, seeds: int, pool: int
 ) -> list[list[tuple[Site, int, int, float]]]:
     """Per seed, one unrouted edge per route edge: same site, among the ``pool`` closest in weight."""
-    taken = {(_site(c), c.positions[0], c.source) for c in route}
+    taken = {(_site(c), *_ends(c)) for c in route}
     candidates: dict[Site, list[tuple[float, int, int]]] = {}
     for site, matrix in weights.items():
         self_causal = causal or (site[0] == "decoder" and site[2] == "self")
@@ -106,7 +114,7 @@ def _matched_random_sets(
         used: set[tuple[Site, int, int]] = set()
         for component in route:
             site = _site(component)
-            weight = float(weights[site][component.positions[0], component.source])
+            weight = float(weights[site][_ends(component)])
             free = [c for c in candidates[site] if (site, c[1], c[2]) not in used]
             if not free:
                 raise InvalidInputError("The route uses every edge of a layer: there is no random set to compare with.")
@@ -184,9 +192,7 @@ def route_faithfulness(
         route = [resolve(edge_component(source, target_id), shape) for source, target_id, _ in found]
         weights = _edge_weights(loaded, clean.inputs)
         random_sets = _matched_random_sets(route, weights, loaded.kind == "causal", seeds, pool)
-        route_set = [
-            (_site(c), c.positions[0], c.source, weight) for c, (_, _, weight) in zip(route, found, strict=True)
-        ]
+        route_set = [(_site(c), *_ends(c), weight) for c, (_, _, weight) in zip(route, found, strict=True)]
         sets = [route_set, *random_sets]
         route_sites = sorted({site for site, *_ in route_set})
 

@@ -133,7 +133,7 @@ def _approximate(
     for r, row in enumerate(layout.cells):
         for c, component in enumerate(row):
             if component.kind == "head":
-                key = (component.side, component.layer, component.attention)
+                key: tuple = (component.side, component.layer, component.attention)
                 grad = gradients[("head_in", *key)][0, :, component.index]
                 delta = source.head_inputs[key][0, :, component.index] - base.head_inputs[key][0, :, component.index]
             else:
@@ -203,10 +203,10 @@ def patching_sweep(
             counterfactual_target,
             max_tokens=max_tokens,
         )
-        root = resolve_root_tokens(root_token, len(clean.decoder_ids))
-        if len(root) != 1:
+        roots = resolve_root_tokens(root_token, len(clean.decoder_ids))
+        if len(roots) != 1:
             raise InvalidInputError("A patching sweep measures one root position; give one token index.")
-        root = root[0]
+        root = roots[0]
         query = None
         if query_positions is not None:
             query = tuple(resolve_root_tokens(list(query_positions), len(clean.decoder_ids)))
@@ -282,8 +282,13 @@ def patching_sweep(
                 exact_map = (cells - ld_base) / scale
                 seconds_exact = time.perf_counter() - started
             if approximate:
+                assert grad_run is not None  # run above when approximate
                 approximate_map = _approximate(grad_run, source_run, layout, gradients) / scale
-            rho, overlap = _agreement(exact_map, approximate_map) if exact and approximate else (None, None)
+            rho, overlap = (
+                _agreement(exact_map, approximate_map)
+                if exact_map is not None and approximate_map is not None
+                else (None, None)
+            )
             results.append(
                 PatchingMap(
                     name=layout.name,

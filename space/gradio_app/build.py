@@ -17,7 +17,7 @@ from typing import Any
 import gradio as gr
 
 from attribution.models import hub_reachable as probe_hub
-from space.gradio_app import request_guard, views
+from space.gradio_app import request_guard, sessions, views
 from space.gradio_app.config import SpaceConfig, offered_models
 from space.gradio_app.context import AppContext, bundled_examples_available, offered_methods
 from space.gradio_app.export_store import ExportStore
@@ -121,6 +121,7 @@ def _set_limits(demo: gr.Blocks, config: SpaceConfig, uploads: request_guard.Upl
     """The queue, the per-session state and the request and upload limits (``launch`` applies the last ones)."""
     demo.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue_size)
     demo.state_session_capacity = config.max_sessions  # kept by launch(): per-session state is bounded
+    sessions.keep_no_deep_link_copies(demo)  # ... and small
     demo.max_file_size = config.max_upload_bytes  # likewise: Gradio refuses a larger file while it arrives
     demo.request_limits = request_guard.RequestLimits(config.max_request_bytes, config.max_upload_bytes, uploads)
 

@@ -54,8 +54,8 @@ class SpaceConfig:
     max_queue_size: int = 64
     #: Requests at once that need no model (graph node/edge details, threshold re-walks, exports).
     light_concurrency_limit: int = 8
-    #: Sessions whose state Gradio keeps (least recently used dropped first). Each holds a copy of the app's
-    #: component config (~0.8 MB here), and every raw API request opens one: this bounds that memory.
+    #: Sessions whose state Gradio keeps (least recently used dropped first). Each holds ~10-50 KB here (no
+    #: deep-link copies: sessions.py), and every raw API request opens one: this bounds that memory.
     max_sessions: int = 1000
     #: Seconds one request's model work may take before it is stopped cleanly (None: no limit).
     time_budget_s: float | None = 30.0

@@ -61,21 +61,34 @@ class LatestRequests:
 
 
 class ExampleResults:
-    """Results of the example rows, computed once and kept (``mode``: ``"lazy"``, ``"eager"`` or ``"off"``)."""
+    """Results of the example rows, computed once and kept (``mode``: ``"lazy"``, ``"eager"`` or ``"off"``).
+
+    Only the rows given to :meth:`offer` are kept. Any client can send the examples' event with
+    inputs of its own (a browser's events are plain HTTP requests): those are computed each time,
+    like any request, so what is kept is bounded by the example rows.
+    """
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self._kept: dict[str, Any] = {}
+        self._offered: set[str] = set()
         self._lock = threading.Lock()
 
     @staticmethod
     def _key(view: str, inputs: Sequence[Any]) -> str:
         return json.dumps([view, *inputs], sort_keys=True, default=str)
 
+    def offer(self, view: str, rows: Sequence[Sequence[Any]]) -> None:
+        """The example rows of ``view``: the inputs whose results are kept."""
+        with self._lock:
+            self._offered.update(self._key(view, row) for row in rows)
+
     def get(self, view: str, inputs: Sequence[Any], compute: Callable[[], Any]) -> Any:
         if self.mode == "off":
             return compute()
         key = self._key(view, inputs)
+        if key not in self._offered:
+            return compute()
         with self._lock:
             if key in self._kept:
                 return self._kept[key]

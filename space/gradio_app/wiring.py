@@ -172,5 +172,6 @@ class Page:
         if not self.bundled:
             return
         self.example_rows[view.name] = (view, rows(self.bundled))
+        self.examples.offer(view.name, self.example_rows[view.name][1])  # only these rows' results are kept
         shown = gr.Examples(self.example_rows[view.name][1], inputs, elem_id=f"{view.name}-examples")
         view.on(shown.load_input_event.then, inputs, from_examples=True, **self.groups[group])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
 import json
 import math
@@ -21,14 +23,22 @@ from attribution.results import (
     route_edges,
 )
 from exporters import Export, ExporterError, available_exporters, export_result, get_exporter
+from exporters.base import MODES
 from exporters.bokeh_html import BokehExporter, build_figure
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, responsive_grid_styles, short_model_name
 from exporters.graph import EDGE_COLOURS, root_nodes
 from exporters.hub import readme_for
-from exporters.page import PROVENANCE_SCRIPT_ID, provenance_html, provenance_meta_tags, provenance_record
+from exporters.page import (
+    PROVENANCE_ATTRIBUTE,
+    PROVENANCE_SCRIPT_ID,
+    provenance_html,
+    provenance_meta_tags,
+    provenance_record,
+)
 from space.cli import main
 from tests.support.handmade_results import causal_result, comparison, route_graph, seq2seq_result
 from tests.support.hostile_inputs import XSS_IMG, XSS_SCRIPT
+from tests.support.pages import figure_json
 from tests.support.synthetic_results import synthetic_attribution, synthetic_graph
 
 
@@ -334,27 +344,41 @@ def test_malformed_comparisons_are_refused_with_their_counts() -> None:
 
 
 def _provenance_json(page: str) -> dict:
-    match = re.search(rf'<script type="application/json" id="{PROVENANCE_SCRIPT_ID}">(.*?)</script>', page, re.S)
+    """A page's provenance (its id) or a snippet's (its attribute: a post may hold the same snippet twice)."""
+    attribute = rf'(?:id="{PROVENANCE_SCRIPT_ID}"|{PROVENANCE_ATTRIBUTE})'
+    match = re.search(rf'<script type="application/json" {attribute}>(.*?)</script>', page, re.S)
     assert match, "no provenance script"
     return json.loads(match.group(1))
 
 
-def test_three_modes_standalone_cdn_snippet() -> None:
+def test_every_mode_pages_snippets_and_the_iframe() -> None:
     result = causal_result()
-    standalone = export_result(result, mode="standalone")
-    cdn = export_result(result, mode="cdn")
-    snippet = export_result(result, mode="snippet")
+    standalone, cdn, snippet, inline, frame = (export_result(result, mode=mode) for mode in MODES)
     assert isinstance(standalone, Export) and standalone.kind == "heatmap"
     assert "<script src=" not in standalone.html and "cdn.bokeh.org" not in standalone.html
     assert len(standalone.html) > 1_000_000  # BokehJS itself is inside
-    assert '<script type="text/javascript" src="https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js"' in cdn.html
+    assert '<script src="https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js" crossorigin' in cdn.html
     assert len(cdn.html) < 100_000
-    assert snippet.html.count("<!DOCTYPE") == 0 and '<script src="https://cdn.bokeh.org/bokeh/release/' in snippet.html
-    assert re.search(r'<div id="[^"]+" data-root-id="[^"]+"', snippet.html)
-    assert snippet.iframe_html is not None and snippet.iframe_html.startswith('<iframe title="')
-    inner = html.unescape(re.search(r'srcdoc="([^"]*)"', snippet.iframe_html).group(1))
+    # A snippet never loads BokehJS with a tag of its own (a second copy on a page breaks the figures drawn
+    # after it): its script loads what is missing, once per page, from the CDN or from the snippet itself.
+    for part in (snippet, inline):
+        assert "<!DOCTYPE" not in part.html and "<script src=" not in part.html and "data-root-id" not in part.html
+        assert not re.search(r"\sid=", part.html) and "\n\n" not in part.html  # no id; no blank line for Markdown
+    assert figure_json(snippet.html)["bundles"] == [
+        {"name": "bokeh", "url": "https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js"}
+    ]
+    assert figure_json(inline.html)["bundles"] == [{"name": "bokeh"}] and "cdn.bokeh.org" not in inline.html
+    [packed] = re.findall(r'<script type="text/plain" data-ae-bundle="bokeh">(.*?)</script>', inline.html)
+    from bokeh.resources import INLINE
+
+    assert gzip.decompress(base64.b64decode(packed)).decode() == INLINE.clone(components=["bokeh"]).js_raw[0]
+    assert len(snippet.html) < 100_000 < 700_000 > len(inline.html)  # BokehJS gzipped: ~0.45 MB
+    for export in (snippet, inline):  # the iframe embed comes with each snippet (the CLI writes it next to it)
+        assert export.iframe_html.split(" srcdoc=")[0] == frame.html.split(" srcdoc=")[0]
+    inner = html.unescape(re.search(r'srcdoc="([^"]*)"', frame.html).group(1))
     assert inner.startswith("<!DOCTYPE html>") and "cdn.bokeh.org" not in inner  # the self-contained page
-    assert standalone.iframe_html is None
+    assert frame.html.count("<iframe") == 1 and "attribution-explorer:height" in frame.html  # it sizes itself
+    assert standalone.iframe_html is None and frame.iframe_html is None
 
 
 def test_every_page_shows_and_carries_its_provenance() -> None:
@@ -366,8 +390,8 @@ def test_every_page_shows_and_carries_its_provenance() -> None:
     assert record["created_at"] == "2026-11-25T10:00:00+00:00" and record["exporter_versions"]["bokeh"] == "3.8.1"
     assert '<meta name="attribution-explorer:model-id" content="tiny-ioi-gpt2">' in page
     assert '<meta name="attribution-explorer:model-revision" content="abc123">' in page
-    assert "<dt>model</dt><dd>tiny-ioi-gpt2 (revision abc123, gpt2)</dd>" in page
-    assert "<dt>parameters</dt><dd>n_steps=7</dd>" in page
+    assert "<ae-key>model</ae-key><ae-value>tiny-ioi-gpt2 (revision abc123, gpt2)</ae-value>" in page
+    assert "<ae-key>parameters</ae-key><ae-value>n_steps=7</ae-value>" in page
 
     graph_record = _provenance_json(export_result(route_graph(), mode="cdn").html)
     assert graph_record["parameters"]["threshold"] == 0.1 and graph_record["parameters"]["root_tokens"] == [0, -1]
@@ -384,7 +408,7 @@ def test_user_strings_are_escaped_in_every_html_context() -> None:
         for text in (export.html, export.iframe_html or ""):
             assert XSS_SCRIPT not in text and "<img src=x" not in text and "<script>alert(2)" not in text
     page = export_result(result, title=XSS_IMG).html
-    assert "<title>&#34;&gt;&lt;img src=x onerror=alert(1)&gt;</title>" in page
+    assert "<title>&quot;&gt;&lt;img src=x onerror=alert(1)&gt;</title>" in page
     record = _provenance_json(page)  # the JSON still holds the exact strings
     assert record["model_id"] == XSS_IMG and record["parameters"]["note"] == XSS_SCRIPT
     graph = route_graph()
@@ -522,10 +546,10 @@ def test_attribute_values_keep_user_strings_inside_their_quotes() -> None:
     assert _provenance_json(page)["model_id"] == ATTRIBUTE_BREAKOUT  # "&" and quotes survive the JSON escaping
     snippet = export_result(result, mode="snippet", title=ATTRIBUTE_BREAKOUT)
     [iframe] = _tags(snippet.iframe_html, "iframe")
-    assert set(iframe) == {"title", "srcdoc", "style", "sandbox"} and iframe["title"] == ATTRIBUTE_BREAKOUT
+    assert set(iframe) == {"class", "title", "srcdoc", "style", "sandbox"} and iframe["title"] == ATTRIBUTE_BREAKOUT
     assert iframe["srcdoc"].startswith("<!DOCTYPE html>") and iframe["srcdoc"].rstrip().endswith("</html>")  # whole
     assert _provenance_json(iframe["srcdoc"])["model_id"] == ATTRIBUTE_BREAKOUT
-    assert iframe["style"] == "width: 100%; height: 900px; border: 0"
+    assert iframe["style"] == "display: block; width: 100%; height: 600px; border: 0"  # until its page tells
 
 
 def test_meta_tags_header_rows_and_snippet_parts_are_exact() -> None:
@@ -541,19 +565,27 @@ def test_meta_tags_header_rows_and_snippet_parts_are_exact() -> None:
         '<meta name="attribution-explorer:library-versions" content="torch=2.13.0; inseq=0.7.1; bokeh=3.8.1">'
     )
     header = provenance_html("T", provenance_record(causal_result()))
-    assert header.startswith('<header class="ae-provenance"><h1>T</h1><dl><dt>model</dt><dd>tiny-ioi-gpt2 (')
-    assert "</dd><dt>method</dt><dd>input_x_gradient</dd><dt>parameters</dt><dd>n_steps=7</dd><dt>libraries" in header
+    assert header.startswith(
+        '<ae-provenance><ae-title class="ae-title">T</ae-title><ae-facts><ae-fact><ae-key>model</ae-key>'
+        "<ae-value>tiny-ioi-gpt2 ("
+    )
+    assert (
+        "</ae-value></ae-fact><ae-fact><ae-key>method</ae-key><ae-value>input_x_gradient</ae-value></ae-fact>"
+        "<ae-fact><ae-key>parameters</ae-key><ae-value>n_steps=7</ae-value></ae-fact><ae-fact><ae-key>libraries"
+    ) in header
+    page_header = provenance_html("T", provenance_record(causal_result()), heading=True)
+    assert page_header.startswith('<ae-provenance><h1 class="ae-title">T</h1><ae-facts>')  # a page's own heading
     snippet = export_result(route_graph(), mode="snippet", title="G").html
     lines = snippet.split("\n")
-    assert lines[0] == "<!-- G: made with Attribution Explorer; BokehJS tags can move to <head> -->"
-    assert [attrs["src"] for attrs in _tags(snippet, "script") if attrs.get("src")] == [
+    assert lines[0] == (
+        "<!-- G: made with Attribution Explorer. Paste it anywhere, as often as you like: "
+        "it loads BokehJS from cdn.bokeh.org, once per page. -->"
+    )
+    assert lines[1] == '<div class="ae-embed">' and lines[-1] == "</div>"
+    assert [bundle["url"] for bundle in figure_json(snippet)["bundles"]] == [
         "https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js",  # and only the widgets the graph uses
         "https://cdn.bokeh.org/bokeh/release/bokeh-widgets-3.8.1.min.js",
     ]
-    assert lines[1:3] == [f'<script src="{src}" crossorigin="anonymous"></script>' for src in (
-        "https://cdn.bokeh.org/bokeh/release/bokeh-3.8.1.min.js",
-        "https://cdn.bokeh.org/bokeh/release/bokeh-widgets-3.8.1.min.js",
-    )]  # fmt: skip
     assert _provenance_json(snippet)["parameters"]["threshold"] == 0.1
 
 
@@ -592,7 +624,7 @@ def test_cli_writes_page_and_snippet_files_and_errors_are_one_line(
     )
     assert "cdn.bokeh.org" in (tmp_path / "a.html").read_text(encoding="utf-8")
     assert main(["export", str(result_path), "--mode", "snippet", "--out", str(tmp_path / "s" / "b.html")]) == 0
-    assert (tmp_path / "s" / "b.iframe.html").read_text(encoding="utf-8").startswith("<iframe")
+    assert '<iframe class="ae-frame"' in (tmp_path / "s" / "b.iframe.html").read_text(encoding="utf-8")
     capsys.readouterr()
     assert main(["export", str(tmp_path / "nope.json"), "--out", str(tmp_path / "c.html")]) == 2
     assert capsys.readouterr().err == f"error: result file not found: {tmp_path / 'nope.json'}\n"

@@ -22,7 +22,7 @@ from attribution.corpus import FieldMap, ModelSpec, TaskConfig, load_run, read_r
 from exporters import export_result
 from exporters.bokeh_html import build_figure
 from exporters.hub import readme_for
-from exporters.page import PROVENANCE_SCRIPT_ID
+from exporters.page import PROVENANCE_ATTRIBUTE, PROVENANCE_SCRIPT_ID
 from exporters.tokens import page_text
 from tests.support.corpus_data import translation_rows, write_jsonl
 from tests.support.synthetic_results import (
@@ -37,7 +37,9 @@ from tests.support.synthetic_results import (
 BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
 #: A control raw, or as a JSON / JavaScript escape (Bokeh's document JSON may escape non-ASCII characters).
 _ANY_CONTROL = re.compile(f"[{BIDI_CONTROLS}]|\\\\u(?:202[a-e]|206[6-9]|200[ef]|061c)", re.IGNORECASE)
-_PROVENANCE = re.compile(rf'<script type="application/json" id="{PROVENANCE_SCRIPT_ID}">.*?</script>', re.DOTALL)
+_PROVENANCE = re.compile(
+    rf'<script type="application/json" (?:id="{PROVENANCE_SCRIPT_ID}"|{PROVENANCE_ATTRIBUTE})>.*?</script>', re.DOTALL
+)
 
 
 def _bidi(text: str, control: str = "\u202e") -> str:
@@ -108,7 +110,7 @@ def _assert_marked_only(page: str, title: str) -> None:
     marked = page_text(title)
     assert marked != title and "<U+" in marked
     assert f"<title>{html.escape(marked)}</title>" in page
-    assert f"<h1>{html.escape(marked)}</h1>" in page
+    assert f'<h1 class="ae-title">{html.escape(marked)}</h1>' in page
 
 
 @pytest.mark.parametrize("kind", RESULTS)
@@ -123,7 +125,8 @@ def test_every_exporter_marks_bidi_controls_in_every_text(kind: str, mode: str) 
         assert not _ANY_CONTROL.findall(_PROVENANCE.sub("", export.html))
     default = export_result(result, mode="standalone")  # the default title names the model / labels: marked
     assert not _ANY_CONTROL.findall(_PROVENANCE.sub("", default.html))
-    assert "U+" in re.search(r"<h1>(.*?)</h1>", default.html).group(1) or kind in ("patching", "faithfulness")
+    heading = re.search(r'<h1 class="ae-title">(.*?)</h1>', default.html).group(1)
+    assert "U+" in heading or kind in ("patching", "faithfulness")
     record = json.loads(re.search(_PROVENANCE, default.html).group(0).split(">", 1)[1].rsplit("<", 1)[0])
     assert _ANY_CONTROL.search(json.dumps(record, ensure_ascii=False))  # the data keeps the text exactly
 
@@ -171,11 +174,11 @@ def test_chromium_draws_a_marked_title_in_reading_order(new_page, tmp_path: Path
     export_result(_attribution(), mode="standalone", title=title).write(path)
     session = new_page(path.as_uri())
     page = session.page
-    page.wait_for_selector("header.ae-provenance h1")
+    page.wait_for_selector("h1.ae-title")
     assert page.title() == "abc<U+202E>defghi"
     positions = page.evaluate(
         """() => {
-          const text = document.querySelector('header.ae-provenance h1').firstChild;
+          const text = document.querySelector('h1.ae-title').firstChild;
           const x = (i) => { const r = document.createRange(); r.setStart(text, i); r.setEnd(text, i + 1);
                              return r.getBoundingClientRect().left; };
           return {content: text.textContent, d: x(text.textContent.indexOf('d')), i: x(text.textContent.indexOf('i'))};

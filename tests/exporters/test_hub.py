@@ -151,9 +151,10 @@ def test_offline_mode_and_bad_arguments_are_refused_before_any_request(monkeypat
             push_export(export, result, "no-namespace", token=TOKEN, endpoint=hub.url)
         with pytest.raises(HubPushError, match="repo type must be one of dataset, space"):
             push_export(export, result, "alice/demo", repo_type="model", token=TOKEN, endpoint=hub.url)
-        snippet = export_result(result, mode="snippet")
-        with pytest.raises(HubPushError, match="a blog snippet is not a page"):
-            push_export(snippet, result, "alice/demo", token=TOKEN, endpoint=hub.url)
+        for mode in ("snippet", "snippet-inline", "iframe"):
+            embed = export_result(result, mode=mode)
+            with pytest.raises(HubPushError, match=f"a '{mode}' export is an embed, not a page"):
+                push_export(embed, result, "alice/demo", token=TOKEN, endpoint=hub.url)
     assert hub.requests == []
 
 

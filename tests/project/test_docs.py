@@ -51,6 +51,9 @@ WRITTEN = (
     "graph.html",
     "post.html",
     "post.iframe.html",
+    "post-offline.html",
+    "post-offline.iframe.html",
+    "embed.html",
     "report.html",
     "runs/synth/run.json",
 )

@@ -143,9 +143,9 @@ def test_malformed_toy_json_is_one_error_naming_the_field() -> None:
 def test_the_toy_exports_as_a_page_and_a_snippet(tmp_path: Path) -> None:
     page = export_result(toy_result(), mode="standalone")
     assert (page.kind, page.title) == ("toy", "toy scores — toy-model")
-    assert "<h1>toy scores — toy-model</h1>" in page.html and '"name":"toy scores"' in page.html
+    assert '<h1 class="ae-title">toy scores — toy-model</h1>' in page.html and '"name":"toy scores"' in page.html
     snippet = export_result(toy_result(), mode="snippet")
-    assert snippet.kind == "toy" and '<div id="' in snippet.html and snippet.iframe_html.startswith("<iframe")
+    assert snippet.kind == "toy" and '<div class="ae-embed"' in snippet.html and "<iframe" in snippet.iframe_html
     toy_result().to_json(tmp_path / "toy.json")
     assert export_result(tmp_path / "toy.json").kind == "toy"  # from its saved file too
 
@@ -184,7 +184,7 @@ def test_the_cli_exports_the_toy_from_its_file_asking_only_the_registry(tmp_path
     assert "toy" in file_export_kinds()
     toy_result().to_json(tmp_path / "toy.json")
     assert main(["export", str(tmp_path / "toy.json"), "--kind", "toy", "--out", str(tmp_path / "toy.html")]) == 0
-    assert "<h1>toy scores — toy-model</h1>" in (tmp_path / "toy.html").read_text(encoding="utf-8")
+    assert '<h1 class="ae-title">toy scores — toy-model</h1>' in (tmp_path / "toy.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.usefixtures("toy_kind")

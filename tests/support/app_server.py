@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import tracemalloc
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -32,8 +33,14 @@ from tests.support.paths import REPO
 
 _BOOTSTRAP = textwrap.dedent(
     """
-    import sys
+    import gc, os, signal, sys, tracemalloc
     exec(sys.argv[4])  # the caller's set-up code (serve_app's before_start), before the app is built
+    if tracemalloc.is_tracing():  # started with trace_frames (PYTHONTRACEMALLOC): SIGUSR1 dumps a heap snapshot
+        def dump(signum, frame, path=sys.argv[5]):
+            gc.collect()  # unreachable cycles are not live memory
+            tracemalloc.take_snapshot().dump(path + ".partial")
+            os.replace(path + ".partial", path)
+        signal.signal(signal.SIGUSR1, dump)
     from space.gradio_app import build_app, launch
     from space.gradio_app.config import SpaceConfig
     config = SpaceConfig.load(sys.argv[1])
@@ -55,6 +62,7 @@ class AppProcess:
     process: subprocess.Popen
     gradio_temp: Path
     log: Path
+    snapshot_file: Path
 
     @property
     def pid(self) -> int:
@@ -70,16 +78,35 @@ class AppProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def heap_snapshot(self, timeout_s: float = 300) -> tracemalloc.Snapshot:
+        """The server's live Python allocations now (a server started with ``trace_frames``; benchmarks only)."""
+        self.snapshot_file.unlink(missing_ok=True)
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout_s
+        while not self.snapshot_file.exists():
+            if time.monotonic() > deadline or not self.alive():
+                raise RuntimeError("the server wrote no heap snapshot (was it started with trace_frames?)")
+            time.sleep(0.2)
+        return tracemalloc.Snapshot.load(str(self.snapshot_file))
+
 
 @contextmanager
 def serve_app(
-    config: dict[str, Any], folder: Path, *, online: bool = False, timeout_s: float = 180, before_start: str = ""
+    config: dict[str, Any],
+    folder: Path,
+    *,
+    online: bool = False,
+    timeout_s: float = 180,
+    before_start: str = "",
+    trace_frames: int = 0,
 ) -> Iterator[AppProcess]:
     """Start the app with ``config`` (a dict written as the operator's JSON) and stop it (SIGINT) afterwards.
 
     ``online=True`` makes the app believe the Hub is reachable at start-up (typed model ids allowed)
     while every model load stays offline (``HF_HUB_OFFLINE=1``). ``before_start`` is Python code the app's
-    process runs before it builds the app (a test injecting a failure into a handler).
+    process runs before it builds the app (a test injecting a failure into a handler). ``trace_frames`` > 0
+    traces the server's Python allocations (that many frames each, ``PYTHONTRACEMALLOC``; several times
+    slower) for :meth:`AppProcess.heap_snapshot`.
     """
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"
@@ -95,9 +122,11 @@ def serve_app(
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "PYTHONPATH": str(REPO),
+        **({"PYTHONTRACEMALLOC": str(trace_frames)} if trace_frames else {}),
     }
+    snapshot_file = folder / "heap.snapshot"
     log = folder / "server.log"
-    arguments = [str(config_path), str(port), "online" if online else "offline", before_start]
+    arguments = [str(config_path), str(port), "online" if online else "offline", before_start, str(snapshot_file)]
     with log.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-c", _BOOTSTRAP, *arguments],
@@ -106,7 +135,7 @@ def serve_app(
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    app = AppProcess(f"http://127.0.0.1:{port}", process, gradio_temp, log)
+    app = AppProcess(f"http://127.0.0.1:{port}", process, gradio_temp, log, snapshot_file)
     try:
         deadline = time.monotonic() + timeout_s
         while True:

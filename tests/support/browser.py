@@ -19,6 +19,7 @@ failure when ``ATTRIBUTION_EXPLORER_REQUIRE_BROWSER=1``); a browser that fails t
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,14 +135,16 @@ def open_page(
     allowed_origin: str | None = None,
     viewport: tuple[int, int] = (1280, 900),
     wait_until: str = "load",
+    color_scheme: str = "light",
 ) -> PageSession:
     """A fresh context and page whose only permitted requests are file:// and ``allowed_origin``.
 
     ``allowed_origin`` is e.g. ``"http://127.0.0.1:7860"``; leave it ``None`` for file:// pages.
+    ``color_scheme`` (``"light"`` or ``"dark"``) is what ``prefers-color-scheme`` answers.
     The page navigates to ``url`` when given. Close it with ``session.page.context.close()`` (the
     ``new_page`` fixture does that for you).
     """
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, color_scheme=color_scheme)
     page = context.new_page()
     session = PageSession(page=page)
 
@@ -188,7 +191,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def new_page(browser: Any) -> Iterator[Callable[..., PageSession]]:
-    """Factory ``new_page(url=None, *, allowed_origin=None, viewport=(w, h))`` → ``PageSession``."""
+    """Factory ``new_page(url=None, *, allowed_origin=None, viewport=(w, h), color_scheme=…)`` → ``PageSession``."""
     sessions: list[PageSession] = []
 
     def factory(url: str | None = None, **options: Any) -> PageSession:
@@ -241,3 +244,25 @@ def wait_for_drawing(page, selector: str, *, different_from: int | None = None, 
         if time.monotonic() > deadline:
             raise AssertionError(f"{selector} was not (re)drawn in {timeout_s} s: {signature}")
         page.wait_for_timeout(250)
+
+
+def fitted_frame(page: Any, selector: str, *, timeout_s: float = 60) -> tuple[Any, float, int]:
+    """The iframe embed at ``selector`` once its host has sized it (``data-ae-ready``), and its page has drawn:
+    ``(frame, the iframe's height, its page's height)``, polled until the two agree or ``timeout_s`` passes."""
+    element = page.locator(selector)
+    element.wait_for(timeout=timeout_s * 1000)
+    page.wait_for_function(
+        "(el) => el.hasAttribute('data-ae-ready')", arg=element.element_handle(), timeout=timeout_s * 1000
+    )
+    frame = element.element_handle().content_frame()
+    frame.wait_for_function(
+        "() => [...document.querySelectorAll('.ae-embed')].every((box) => box.dataset.aeState === 'drawn')",
+        timeout=timeout_s * 1000,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        content = frame.evaluate("() => Math.ceil(document.body.getBoundingClientRect().height)")
+        height = element.evaluate("(el) => el.getBoundingClientRect().height")
+        if abs(height - content) <= 1 or time.monotonic() > deadline:
+            return frame, height, content
+        page.wait_for_timeout(200)

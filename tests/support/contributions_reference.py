@@ -6,6 +6,11 @@ every node one (source token, head) at a time, applies a post-LN or a branch nor
 formula, scores each part by ``max(0, |whole|_1 - |whole - part|_1)`` and normalises. Routes are a depth-first
 walk from the root node over the incoming edges of each node. Nothing here is vectorised or shared
 with the fast implementation beyond the captured tensors.
+
+Everything is computed in float64 from the (float32) captured tensors and weights, so the reference is
+exact to far below the 1e-5 the tests allow: a share is a ratio of proximities that can be small
+differences of large L1 norms (a part as large as the whole), where a float32 reference was itself
+off by 1.2e-5 (OPT post-LN, layer 1, token 1; the fast path was 1e-6 from the float64 value).
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ def _norm(parts: list[torch.Tensor], bias: torch.Tensor, norm) -> tuple[list[tor
     mean = sum(float(x) for x in pre) / d if norm.centred else 0.0
     variance = sum((float(x) - mean) ** 2 for x in pre) / d
     sigma = (variance + norm.eps) ** 0.5
-    gamma = norm.weight.detach().float() + norm.weight_offset if norm.weight is not None else torch.ones(d)
-    beta = norm.bias.detach().float() if norm.bias is not None else torch.zeros(d)
+    gamma = norm.weight.detach().double() + norm.weight_offset if norm.weight is not None else torch.ones(d).double()
+    beta = norm.bias.detach().double() if norm.bias is not None else torch.zeros(d).double()
 
     def carry(part: torch.Tensor) -> torch.Tensor:
         return gamma * ((part - part.mean()) if norm.centred else part) / sigma
@@ -58,11 +63,11 @@ def attention_node(
     keys = []
     for j in range(values.shape[0]):
         for h in range(n_heads):
-            vector = values[j, h // group] @ spec.out_weight[h].detach().float()
+            vector = values[j, h // group] @ spec.out_weight[h].detach().double()
             parts.append(probs[h, i, j] * vector)
             keys.append((j, h))
     d = residual.shape[1]
-    bias = spec.out_bias.detach().float() if spec.out_bias is not None else torch.zeros(d)
+    bias = spec.out_bias.detach().double() if spec.out_bias is not None else torch.zeros(d).double()
     if spec.branch_norm is not None:  # a norm on the attention output alone: the residual passes by
         head_parts, bias = _norm(parts[1:], bias, spec.branch_norm)
         parts = [parts[0], *head_parts]
@@ -91,6 +96,7 @@ class ReferenceStack:
     def __init__(self, captured: list[CapturedBlock], specs: list[BlockSpec]) -> None:
         self.layers = []
         for block, spec in zip(captured, specs, strict=True):
+            block = _in_float64(block)
             n = block.residual_in.shape[0]
             self_nodes = [
                 attention_node(block.residual_in, block.self_probs, block.self_values, spec.self_attention, i)
@@ -108,6 +114,11 @@ class ReferenceStack:
             self.layers.append(
                 {"self": self_nodes, "cross": cross_nodes, "ffn": ffn_nodes, "parallel": spec.parallel_residual}
             )
+
+
+def _in_float64(block: CapturedBlock) -> CapturedBlock:
+    """The captured tensors of one block, in float64."""
+    return CapturedBlock(**{name: None if value is None else value.double() for name, value in vars(block).items()})
 
 
 def _id(side: str, layer: int, kind: str, token: int) -> str:

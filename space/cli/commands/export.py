@@ -23,7 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--mode",
         choices=MODES,
         default="standalone",
-        help="standalone: BokehJS inlined, works offline; cdn: BokehJS from cdn.bokeh.org; snippet: script + div",
+        help="standalone: a page, BokehJS inlined, works offline; cdn: a page loading BokehJS from cdn.bokeh.org; "
+        "snippet: paste into a post, BokehJS from the CDN once per page; snippet-inline: the same carrying BokehJS "
+        "(offline); iframe: an <iframe srcdoc> of the standalone page that takes its content's height",
     )
     export.add_argument("--exporter", default="bokeh", help="exporter plugin name (default: bokeh)")
     export.add_argument("--title", default=None, help="page title (default: derived from the result)")
@@ -61,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
         iframe_path.write_text(export.iframe_html, encoding="utf-8")
         print(f"wrote {iframe_path}", file=sys.stderr)
     if args.push:
+        from exporters.base import PAGE_MODES
         from exporters.hub import push_export
 
-        if export.mode == "snippet":  # the Hub gets a page that works on its own
+        if export.mode not in PAGE_MODES:  # the Hub gets a page that works on its own
             export = export_result(result, kind=args.kind, mode="standalone", exporter=args.exporter, **options)
         url = push_export(export, result, args.push, repo_type=args.repo_type, endpoint=args.endpoint)
         print(f"pushed {url}", file=sys.stderr)

@@ -30,6 +30,7 @@ from attribution.progress import Progress, no_progress
 from space.gradio_app.config import SpaceConfig
 from space.gradio_app.context import AppContext, offered_methods
 from space.gradio_app.request_guard import Uploads
+from space.gradio_app.tabs.export import page_preview
 from space.gradio_app.wiring import TRACK_PROGRESS, Page, reporter, user_errors
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def _run(
     from attribution.corpus import load_run, run_corpus
     from attribution.result_kinds import file_stem
     from exporters import export_result
-    from exporters.page import iframe_snippet
+    from exporters.embed import iframe_embed
 
     config = ctx.config
     with tempfile.TemporaryDirectory(prefix="corpus-") as scratch:  # the run folder lives only this long
@@ -200,7 +201,7 @@ def _run(
         return CorpusView(
             report_path=ctx.exports.write(f"{file_stem(run)}.html", export.html),
             results_path=ctx.exports.write("corpus-results.parquet", _parquet(run)),
-            preview_html=iframe_snippet(export.html, title=export.title, height=900),
+            preview_html=iframe_embed(export.html, title=export.title, script=False, loading="Loading the report…"),
             summary=line,
         )
 
@@ -285,7 +286,7 @@ def build(page: Page, models: gr.Dropdown, methods: gr.CheckboxGroup) -> None:
         run = gr.Button("Run corpus", elem_id="corpus-run")
         summary = gr.Markdown(elem_id="corpus-summary")
         files = gr.File(label="Report and results", file_count="multiple", interactive=False, elem_id="corpus-files")
-        preview = gr.HTML(label="Report")
+        preview = page_preview("Report", "corpus-preview")
 
     inputs = [upload, models, methods, graph, text, target, alignment]
     outputs = [summary, files, preview]

@@ -23,6 +23,8 @@ from space.gradio_app.wiring import Page, user_errors
 EXPORT_FORMATS = {
     "HTML page (self-contained, works offline)": "standalone",
     "Blog snippet (script + div)": "snippet",
+    "Blog snippet, self-contained (works offline)": "snippet-inline",
+    "Iframe embed (sized to its content)": "iframe",
     "Result JSON": "json",
 }
 #: The analysis tabs whose results can be exported, by their name here, and the word for each in messages.
@@ -43,7 +45,7 @@ def _result_from_json(ctx: AppContext, result_json: str | None, what: str) -> Re
 @dataclass
 class ExportView:
     path: Path  # the file to download
-    preview_html: str | None  # ``<iframe srcdoc=…>`` of the page (None for JSON)
+    preview_html: str | None  # ``<iframe srcdoc=…>`` of the self-contained page, sized to it (None for JSON)
 
 
 def make_export(ctx: AppContext, result_json: str | None, what: str, export_format: str) -> ExportView:
@@ -52,7 +54,7 @@ def make_export(ctx: AppContext, result_json: str | None, what: str, export_form
     The content is made first and written only when complete, so a failed export leaves no file.
     """
     from exporters import export_result
-    from exporters.page import iframe_snippet
+    from exporters.embed import iframe_embed
 
     if export_format not in EXPORT_FORMATS:
         raise InvalidInputError(f"Unknown export format {export_format!r}; choose one of {', '.join(EXPORT_FORMATS)}.")
@@ -62,9 +64,10 @@ def make_export(ctx: AppContext, result_json: str | None, what: str, export_form
     if mode == "json":
         return ExportView(ctx.exports.write(f"{stem}.json", result.to_json()), None)
     export = export_result(result, mode=mode)
-    path = ctx.exports.write(f"{stem}{'-snippet' if mode == 'snippet' else ''}.html", export.html)
-    preview = export.iframe_html or iframe_snippet(export.html, title=export.title, height=700)
-    return ExportView(path, preview)
+    suffix = "" if mode == "standalone" else f"-{mode}"
+    path = ctx.exports.write(f"{stem}{suffix}.html", export.html)
+    page = export if mode == "standalone" else export_result(result, mode="standalone")
+    return ExportView(path, iframe_embed(page.html, title=export.title, script=False))
 
 
 def push_to_hub(
@@ -114,6 +117,17 @@ def for_browser_users(message: str) -> str:
         message = message.replace(cli_words, app_words)
     message = message[:1].upper() + message[1:]
     return f"{message}. Nothing was published; your result is still here (download it with 'Create file')."
+
+
+def page_preview(label: str, elem_id: str) -> gr.HTML:
+    """An HTML output for an ``<iframe srcdoc>`` preview of a page, which takes the page's height.
+
+    The page posts its height; the listener (:data:`exporters.embed.FRAME_HOST_JS`, installed once per browser
+    tab by whichever preview loads first) sizes the frame to it and hides its loading line.
+    """
+    from exporters.embed import FRAME_HOST_JS
+
+    return gr.HTML(label=label, elem_id=elem_id, js_on_load=FRAME_HOST_JS)
 
 
 def oauth_available() -> bool:
@@ -166,7 +180,7 @@ def build(page: Page) -> None:
             format_ = gr.Radio(list(EXPORT_FORMATS), value=next(iter(EXPORT_FORMATS)), label="Format")
         run = gr.Button("Create file", variant="primary", elem_id="export-run")
         file = gr.File(label="Download", interactive=False, elem_id="export-file")
-        preview = gr.HTML(label="Preview")
+        preview = page_preview("Preview", "export-preview")
         gr.Markdown("### Push to the Hugging Face Hub (dataset repository)")
         with gr.Row():
             repo = gr.Textbox(label="Repository", placeholder="your-name/attribution-demo")

@@ -31,9 +31,10 @@ from attribution.contributions import build_contribution_graph
 from attribution.inseq_runner import attribute
 from attribution.models import LoadedModel, ModelCache, load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph
-from exporters.page import PROVENANCE_SCRIPT_ID
+from exporters.embed import FRAME_START_PX
 from space.gradio_app.examples import ioi_prompts, translation_pairs
-from tests.support.browser import wait_for_drawing
+from tests.support.browser import fitted_frame, wait_for_drawing
+from tests.support.pages import figure_json
 from tests.support.paths import REPO
 from tests.support.served_app import MAX_INPUT_TOKENS, MAX_NEW_TOKENS, Served
 
@@ -73,10 +74,7 @@ def _bokeh_document(page: str):
     """The Bokeh document an exported page draws, decoded from the JSON it embeds."""
     from bokeh.document import Document
 
-    embedded = re.findall(r'<script type="application/json" id="([^"]+)">\s*(.*?)\s*</script>', page, re.S)
-    [documents] = [json.loads(text) for element_id, text in embedded if element_id != PROVENANCE_SCRIPT_ID]
-    [document] = documents.values()
-    return Document.from_json(document)
+    return Document.from_json(figure_json(page)["doc"])
 
 
 def _reference(model: str) -> LoadedModel:
@@ -743,6 +741,36 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:
     assert "AER vs gold" not in table["text"]  # no gold alignment: no AER column
     assert "input_x_gradient" in table["text"] and not table["clipped"], table  # labels whole, none cut
     _screenshot(page, f"compare-{width}-unigram")
+    session.assert_clean()
+
+
+# The agreement table of a comparison page (a Bokeh Div named "agreement"): its text and where its bottom is.
+_PAGE_AGREEMENT_JS = """() => {
+  const views = [];
+  const visit = (view) => { views.push(view); for (const child of view.child_views ?? []) visit(child); };
+  [...Bokeh.index].forEach(visit);
+  const table = views.find((view) => view.model.name === 'agreement');
+  return {text: table.shadow_el.textContent, bottom: table.el.getBoundingClientRect().bottom};
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_export_preview_takes_its_pages_height(served, new_page) -> None:
+    """The Export tab's preview of a comparison is as tall as its page: the ρ/AER table under the figures shows."""
+    session = _open_app(new_page, served, 1400)
+    page = session.page
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#compare-examples tbody tr").first.click()
+    _shown_figure(page, "#compare-plot")
+    page.get_by_role("tab", name="Export").click()
+    assert page.get_by_label("Compare", exact=True).is_checked()
+    page.click("#export-run")
+    frame, height, content = fitted_frame(page, "#export-preview iframe.ae-frame")
+    assert abs(height - content) <= 1 and height != FRAME_START_PX, (height, content)
+    table = frame.evaluate(_PAGE_AGREEMENT_JS)
+    assert "AER vs gold" in table["text"] and 0 < table["bottom"] <= height, (table, height)
+    _screenshot(page, "export-preview-compare")
     session.assert_clean()
 
 

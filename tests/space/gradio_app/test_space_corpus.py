@@ -14,11 +14,13 @@ from attribution.compare import alignment_error_rate
 from attribution.errors import InvalidInputError
 from attribution.inseq_runner import attribute
 from attribution.models import load_model
+from exporters.embed import FRAME_START_PX
 from space.gradio_app import context
 from space.gradio_app.config import SpaceConfig
 from space.gradio_app.tabs.corpus import run_uploaded_corpus
 from tests.support.app_context import offline_context
 from tests.support.app_server import free_port
+from tests.support.browser import fitted_frame
 from tests.support.corpus_data import translation_rows, write_jsonl
 
 MODEL = "tiny-synth-translate"
@@ -147,6 +149,13 @@ def test_the_app_runs_an_uploaded_corpus_and_refuses_a_big_one(served, tmp_path)
     assert str(tmp_path) not in str(error.value)
 
 
+# Records the text of the preview's loading line if it is ever shown (it goes once the report has drawn).
+_WATCH_LOADING_LINE_JS = """() => new MutationObserver(() => {
+  const line = document.querySelector('.ae-frame-loading');
+  if (line && line.getClientRects().length > 0) window.seenLoadingLine = line.textContent;
+}).observe(document.body, {childList: true, subtree: true})"""
+
+
 @pytest.mark.browser
 def test_the_compare_tab_uploads_a_corpus_and_shows_its_report(served, new_page, tmp_path) -> None:
     data = write_jsonl(tmp_path / "pairs.jsonl", translation_rows(3))
@@ -156,11 +165,17 @@ def test_the_compare_tab_uploads_a_corpus_and_shows_its_report(served, new_page,
     page.get_by_text("Corpus: a data set of up to 4 records").click()
     page.locator("#corpus-file input[type=file]").set_input_files(str(data))
     page.locator("#corpus-file").get_by_text("pairs.jsonl").wait_for(timeout=30_000)
+    page.evaluate(_WATCH_LOADING_LINE_JS)
     page.click("#corpus-run")
     page.locator("#corpus-summary").get_by_text("3 of 3 records explained").wait_for(timeout=120_000)
     frame = page.frame_locator("iframe[title^='corpus report']")
     frame.locator(".slick-row").first.wait_for(timeout=30_000)
     assert frame.locator(".slick-row").count() == 3
+    # The report's frame is as tall as the report; a loading line showed above it until it had drawn.
+    _, height, content = fitted_frame(page, "iframe[title^='corpus report']")
+    assert abs(height - content) <= 1 and height != FRAME_START_PX, (height, content)
+    assert page.evaluate("() => window.seenLoadingLine") == "Loading the report…"
+    assert page.locator(".ae-frame-loading").is_hidden()
     page.screenshot(path=str(tmp_path / "space-corpus.png"), full_page=True)
     session.assert_clean()
 

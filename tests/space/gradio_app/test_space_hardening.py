@@ -420,7 +420,8 @@ def test_json_integers_of_5000_digits_are_the_one_refusal_on_every_json_endpoint
     """Python's int parser refuses more than 4,300 digits with a ValueError: every endpoint reading result JSON
     answers its one refusal line (never the generic error, never a logged traceback), and serves the next request."""
     result, graph = huge_integer_json(), huge_integer_json(valid_graph())
-    log_start = len(app.log.read_bytes())
+    assert _attribute(app, "tiny-ioi-gpt2", IOI).event == "complete"  # warm-up, when this test runs alone
+    log_start, rss_before = len(app.log.read_bytes()), app.rss_mib()
     answers = {
         "export": call(app.url, "export", "Compare", PAGE, "", "", result, ""),
         "export_intervene": call(app.url, "export", "Intervene", PAGE, "", "", "", result),
@@ -442,3 +443,5 @@ def test_json_integers_of_5000_digits_are_the_one_refusal_on_every_json_endpoint
     assert _attribute(app, "tiny-ioi-gpt2", IOI).event == "complete"  # the next request is served
     logged = app.log.read_bytes()[log_start:].decode(errors="replace")
     assert "Traceback" not in logged and "unexpected error" not in logged, logged[-3000:]
+    growth = app.rss_mib() - rss_before
+    assert growth < RSS_GROWTH_LIMIT_MIB, f"server memory grew by {growth:.0f} MiB"

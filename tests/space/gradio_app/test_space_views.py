@@ -6,6 +6,9 @@ import threading
 
 import pytest
 
+from space.gradio_app import build
+from space.gradio_app.config import SpaceConfig
+from space.gradio_app.examples import graph_examples
 from space.gradio_app.views import UNTRACKED, ExampleResults, LatestRequests
 
 
@@ -61,6 +64,8 @@ def test_example_results_are_computed_once_unless_off() -> None:
 
     kept = ExampleResults("lazy")
     row = ["tiny-ioi-gpt2", "When Mary and John", 0.04, False, "-1"]
+    kept.offer("graph", [row])
+    kept.offer("attribute", [row])
     assert kept.get("graph", row, lambda: compute(*row)) == ("result", *row)
     assert kept.get("graph", list(row), lambda: compute(*row)) == ("result", *row)
     assert len(calls) == 1 and len(kept) == 1
@@ -68,13 +73,57 @@ def test_example_results_are_computed_once_unless_off() -> None:
     assert len(calls) == 2
 
     off = ExampleResults("off")
+    off.offer("graph", [row])
     off.get("graph", row, lambda: compute(*row))
     off.get("graph", row, lambda: compute(*row))
     assert len(calls) == 4 and len(off) == 0
 
 
+def test_only_the_offered_example_rows_are_kept_whatever_inputs_the_examples_event_gets() -> None:
+    # Any client can send the examples' event (a plain HTTP request) with inputs of its own: each would have
+    # been kept for the app's lifetime, so memory grew with every distinct input sent.
+    calls: list[str] = []
+
+    def compute(text: str) -> str:
+        calls.append(text)
+        return f"result of {text}"
+
+    kept = ExampleResults("lazy")
+    kept.offer("graph", [["example one"], ["example two"]])
+    for i in range(50):
+        assert kept.get("graph", [f"sent {i}"], lambda i=i: compute(f"sent {i}")) == f"result of sent {i}"
+    assert len(kept) == 0 and len(calls) == 50  # computed each time like any request, none kept
+    assert kept.get("attribute", ["example one"], lambda: compute("example one")) == "result of example one"
+    assert len(kept) == 0  # an example row of another view is not one of this view's rows
+    for _ in range(3):
+        for row in (["example one"], ["example two"]):
+            assert kept.get("graph", row, lambda r=row: compute(r[0])) == f"result of {row[0]}"
+    assert len(kept) == 2 and len(calls) == 53  # the offered rows: computed once each, then kept
+
+
+def test_the_app_offers_its_example_rows_so_their_results_are_kept(monkeypatch) -> None:
+    # Only offered rows are kept: an app whose tabs forgot to offer theirs would recompute every example click.
+    made: list[ExampleResults] = []
+
+    class Recorded(ExampleResults):
+        def __init__(self, mode: str) -> None:
+            super().__init__(mode)
+            made.append(self)
+
+    monkeypatch.setattr(build.views, "ExampleResults", Recorded)
+    model = "tiny-ioi-gpt2"
+    build.build_app(SpaceConfig(models=(model,), default_model=model, cache_examples="lazy"), hub_reachable=False)
+    (examples,) = made
+    row = graph_examples((model,))[0]
+    calls: list[int] = []
+    for _ in range(2):
+        examples.get("graph", row, lambda: calls.append(1))
+    assert len(calls) == 1 and len(examples) == 1
+
+
 def test_a_failed_example_is_not_kept() -> None:
     kept = ExampleResults("lazy")
+    kept.offer("graph", [["x"]])
 
     def fail() -> None:
         raise ValueError("no model")
