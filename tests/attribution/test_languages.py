@@ -323,7 +323,7 @@ def test_an_exported_page_states_the_languages(nllb):
 
     graph = build_contribution_graph(nllb, SOURCE, target=TARGET, languages=Languages(target="deu_Latn"), top_k=0)
     header = provenance_html("graph", provenance_record(graph))
-    assert "<dt>languages</dt><dd>default → deu_Latn</dd>" in header
+    assert "<ae-key>languages</ae-key><ae-value>default → deu_Latn</ae-value>" in header
     plain = build_contribution_graph(nllb, SOURCE, target=TARGET, top_k=0)
     assert "languages" not in provenance_html("graph", provenance_record(plain))
 
