@@ -4,7 +4,7 @@ Inseq 0.7.1 under transformers 5 does not run every method on every architecture
 a user meet a stack trace halfway through a run (and a model object left with hooks on it), every
 request is checked here first and refused with a message that names the methods that do work.
 
-The table is not a guess: ``tests/test_capabilities.py`` runs every method on a random-initialised
+The table is not a guess: ``tests/attribution/test_capabilities.py`` runs every method on a random-initialised
 model of every family in :data:`TESTED_FAMILIES` and checks that each cell marked as working gives
 finite scores of the right shape and each refused cell is refused. Families outside the tested
 set follow their model kind (causal or seq2seq); methods restricted to named families are refused

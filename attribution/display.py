@@ -11,7 +11,7 @@ library draws nothing itself (it never imports Bokeh, the exporters or the app):
    ``import attribution`` is enough.
 
 Why a renderer slot and not a ``_repr_html_`` that imports the exporters: ``attribution`` sits below
-``exporters`` (``tests/test_import_graph.py``), and a third party may draw results its own way, as it may add
+``exporters`` (``tests/project/test_import_graph.py``), and a third party may draw results its own way, as it may add
 an exporter. Why an entry point besides the slot: a notebook user should not have to know which package draws.
 
 IPython asks :meth:`NotebookDisplay._repr_mimebundle_`, which answers ``text/html`` (the figure) and a one-line

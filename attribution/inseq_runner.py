@@ -170,7 +170,7 @@ def batch_exact(loaded: LoadedModel, method: str) -> bool:
     random baselines per batch and ``discretized_integrated_gradients`` builds its interpolation
     paths from the whole batch. Elsewhere (the other gradient methods and occlusion on
     encoder-decoder models) a padded batch gives each input the scores it gets alone, up to float32
-    rounding (``tests/test_corpus_batching.py`` checks every method on the bundled translation model).
+    rounding (``tests/attribution/test_corpus_batching.py`` checks every method on the bundled translation model).
     """
     spec = _check_supported(loaded, method)
     return loaded.kind == "seq2seq" and not spec.final_step and spec.name not in _NOT_BATCHED

@@ -526,7 +526,7 @@ def load_model(model: ModelSpec | str, *, cache: ModelCache | None = DEFAULT_CAC
     Models larger than one device: ``device_map="auto"`` (or an explicit module → device map) lets
     accelerate place the layers over the GPUs, then CPU (``max_memory``, e.g. ``{0: "20GiB", "cpu":
     "60GiB"}``) and disk (``offload_folder``); ``device`` is then ignored. Attribution and the
-    contribution graph run with accelerate's hooks in place (``tests/test_corpus_sharding.py``).
+    contribution graph run with accelerate's hooks in place (``tests/attribution/test_corpus_sharding.py``).
     """
     spec = model_spec(model, **options)
     if cache is None:

@@ -7,7 +7,7 @@ from JSON; the app, the CLI and the exporters ask :func:`kind_of`, :func:`result
 :func:`result_label` and :func:`file_stem` instead of testing classes one by one.
 
 Adding a kind is one module plus one registration (docs/development.md, "Adding a result kind";
-``tests/test_result_kind_recipe.py`` follows it): the module holds the result class (a
+``tests/project/test_result_kind_recipe.py`` follows it): the module holds the result class (a
 :class:`~attribution.results.JsonResult`, built on :class:`~attribution.results.ModelResult` when one
 model made it) and calls :func:`register_result_kind`; its figure, if it has one, is registered with
 :func:`exporters.figures.register_figure` under the kind's name.

@@ -2,7 +2,7 @@
 
     python benchmarks/export.py [--repeats 3] [--no-browser]
 
-Inputs are synthetic results shaped like the real ones (``tests/synthetic_results.py``), so no model is
+Inputs are synthetic results shaped like the real ones (``tests/support/synthetic_results.py``), so no model is
 needed: a 64 × 64 heatmap (seq2seq, 64 source tokens × 64 generated tokens, plus the 65 × 64
 target→target panel) and a 128-token × 12-layer contribution graph (routes from the last token at
 threshold 0.04, the CLI default; and from all 128 tokens). Draw time is measured in Debian's
@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from exporters import export_result
-from tests.browser import CHROMIUM_ARGS  # the launch flags the browser tests use
-from tests.synthetic_results import synthetic_attribution, synthetic_graph
+from tests.support.browser import CHROMIUM_ARGS  # the launch flags the browser tests use
+from tests.support.synthetic_results import synthetic_attribution, synthetic_graph
 
 MODES = ("standalone", "cdn", "snippet")
 

@@ -4,7 +4,7 @@
     python benchmarks/load.py long [--total 2000] [--clients 8] [--every 100] [--trace-frames 0]
     python benchmarks/load.py busy [--cheap 10]
 
-The app runs in its own process on the bundled tiny models (``tests/app_server.py``, the operator
+The app runs in its own process on the bundled tiny models (``tests/support/app_server.py``, the operator
 config below: two model runs at a time per queue group, a 30 s time budget), driven through
 Gradio's raw HTTP API; every request is a new Gradio session, as any API client's is.
 
@@ -49,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.app_server import Answer, AppProcess, call, serve_app, upload
+from tests.support.app_server import Answer, AppProcess, call, serve_app, upload
 
 IOI = "When Mary and John went to the store, John gave a drink to"
 IOI_COUNTERFACTUAL = "When Mary and John went to the store, Mary gave a drink to"

@@ -2,8 +2,8 @@
 
     python docs/screenshots.py [--out docs/images]
 
-Serves the app on 127.0.0.1 the way the tests do (``tests/app_server.py``: its own process, offline, the
-bundled models), drives Debian's Chromium through Playwright as the browser tests do (``tests/browser.py``:
+Serves the app on 127.0.0.1 the way the tests do (``tests/support/app_server.py``: its own process, offline, the
+bundled models), drives Debian's Chromium through Playwright as the browser tests do (``tests/support/browser.py``:
 nothing but 127.0.0.1 and ``file://`` loads), clicks one example per tab and saves what the tab shows; then
 exports the contribution graph of the same prompt as a standalone page and saves it opened from ``file://``.
 Each picture is reduced to 256 colours, so it stays small in the repository. Rerun it when the app's look
@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.app_server import serve_app
-from tests.browser import PageSession, launch_chromium, open_page
+from tests.support.app_server import serve_app
+from tests.support.browser import PageSession, launch_chromium, open_page
 
 CONFIG = {
     "models": ["tiny-ioi-gpt2", "tiny-synth-translate"],

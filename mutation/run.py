@@ -46,15 +46,15 @@ class Target:
 
 #: What each target mutates and which tests must catch it. Browser, Hub and slow tests are never run.
 TARGETS: dict[str, Target] = {
-    "compare": Target(files=("attribution/compare.py",), tests=("tests/test_compare.py",)),
+    "compare": Target(files=("attribution/compare.py",), tests=("tests/attribution/test_compare.py",)),
     "inseq_runner": Target(
         files=("attribution/inseq_runner.py",),
         tests=(
-            "tests/test_inseq_runner.py",
-            "tests/test_capabilities.py",
-            "tests/test_corpus_batching.py",
-            "tests/test_languages.py",
-            "tests/test_budget.py",
+            "tests/attribution/test_inseq_runner.py",
+            "tests/attribution/test_capabilities.py",
+            "tests/attribution/test_corpus_batching.py",
+            "tests/attribution/test_languages.py",
+            "tests/attribution/test_budget.py",
         ),
         # the capability table's cells on one family of each kind and T5 (value_zeroing), not all ten families;
         # not the batched discretized / sequential integrated gradients (17 of the 44 s every surviving mutant
@@ -67,7 +67,7 @@ TARGETS: dict[str, Target] = {
     ),
     "escaping": Target(
         files=("exporters/page.py", "exporters/embed.py", "exporters/compare_view.py", "exporters/hub.py"),
-        tests=("tests/test_export.py",),
+        tests=("tests/exporters/test_export.py",),
         pytest_args=("-k", "escaped or provenance or modes or comparison or cli or hub_card or quotes or are_exact"),
         # the functions that put user strings into HTML (and the Hub card's Markdown), not the whole files
         mutants=(
@@ -86,12 +86,13 @@ TARGETS: dict[str, Target] = {
     "contributions": Target(
         files=("attribution/contributions/*.py", "attribution/anatomy/*.py"),
         tests=(
-            "tests/test_contributions.py",
-            "tests/test_anatomy.py",
-            "tests/test_contributions_examples.py",
-            "tests/test_contributions_batch.py",
-            "tests/test_languages.py",
-            "tests/test_corpus_sharding.py",  # accelerate-offloaded models: the weights loaded around the reads
+            "tests/attribution/contributions/test_contributions.py",
+            "tests/attribution/anatomy/test_anatomy.py",
+            "tests/attribution/contributions/test_contributions_examples.py",
+            "tests/attribution/contributions/test_contributions_batch.py",
+            "tests/attribution/test_languages.py",
+            # accelerate-offloaded models: the weights loaded around the reads
+            "tests/attribution/test_corpus_sharding.py",
         ),
         # every family for the exact reconstruction, the adapter checks and the graph (its logit lens reads
         # each family's final norm, output scale and logit bias): together they cover each family's own

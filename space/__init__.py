@@ -10,5 +10,5 @@ third party adds a command. What both need is below them: the library (``attribu
 parsing in :mod:`attribution.contributions.roots`, result kinds, request caps), the exporters, and two
 small modules here, :mod:`space.command` (what a command is and how one runs: exit statuses, one-line
 errors) and :mod:`space.distribution` (our version and who else provides our import names).
-``tests/test_import_graph.py`` checks all of this from the modules' own imports.
+``tests/project/test_import_graph.py`` checks all of this from the modules' own imports.
 """

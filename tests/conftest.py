@@ -21,6 +21,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # thread pool costs far more in synchronisation than it gains (measured ~60x slower forwards).
 torch.set_num_threads(1)
 
+#: Fixtures every test may use: ``browser`` and ``new_page`` (Debian's Chromium through Playwright).
+pytest_plugins = ["tests.support.browser"]
+
 #: CI sets this: a browser test that skips (e.g. Chromium missing) is then a failure, not a pass.
 REQUIRE_BROWSER = os.environ.get("ATTRIBUTION_EXPLORER_REQUIRE_BROWSER") == "1"
 

@@ -1,0 +1,23 @@
+# Development commands; docs/development.md ("Running the tests") says what each tier runs and how long it takes.
+# PYTHON is the interpreter with the project installed (`make quick PYTHON=.venv/bin/python`).
+PYTHON ?= python
+# The fast tier: everything but the tests over ~20 s, the browser tests and the real-Hub tests, on 2 workers
+# (one test module per worker at a time, so a module's shared model or server is built once).
+QUICK_MARKERS = not slow and not browser and not hub
+PYTEST_ARGS ?=
+
+.PHONY: quick test lint docs
+
+quick:
+	$(PYTHON) -m pytest -n 2 --dist loadscope -q -m "$(QUICK_MARKERS)" $(PYTEST_ARGS)
+
+# The whole suite, as CI runs it (the README's test command, after the installs).
+test:
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lint:
+	ruff check .
+	ruff format --check .
+
+docs:
+	$(PYTHON) -m mkdocs build --strict

@@ -1,0 +1,1 @@
+"""Tests of ``attribution.anatomy``: the model's named sites and hooks."""

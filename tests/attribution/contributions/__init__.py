@@ -1,0 +1,1 @@
+"""Tests of ``attribution.contributions``: decomposition and contribution graphs."""

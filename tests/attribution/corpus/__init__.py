@@ -1,0 +1,1 @@
+"""Tests of ``attribution.corpus``: corpus runs, local and on Ray."""

@@ -1,0 +1,1 @@
+"""Tests of ``attribution.interventions``: ablation, patching, sweeps."""

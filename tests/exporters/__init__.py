@@ -1,0 +1,1 @@
+"""Tests of ``exporters``: the Bokeh pages, the corpus report, the Hub push."""

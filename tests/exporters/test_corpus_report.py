@@ -1,0 +1,146 @@
+"""The corpus report (exporter kind ``corpus``): numbers, bounds, escaping, Hub push, and Chromium."""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bokeh.models import CustomJS, DataTable
+
+from attribution.corpus import FieldMap, ModelSpec, TaskConfig, load_run, read_records, run_corpus
+from attribution.corpus.records import Record
+from attribution.corpus.runfolder import RunFolder
+from attribution.corpus.tasks import failed_outcome
+from exporters import export_result
+from exporters.bokeh_html import build_figure
+from tests.support.corpus_data import translation_rows, write_jsonl
+
+HOSTILE_ID = '<script>alert("id")</script>'
+HOSTILE_TEXT = "the dog sees <img src=x onerror=alert(1)> a cat"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    rows = [{"id": f"pair-{i}", **row} for i, row in enumerate(translation_rows(5))]
+    rows.append({"id": HOSTILE_ID, "source": HOSTILE_TEXT, "target": "ka grano", "alignment": "0-0 1-1"})
+    rows.append({"id": "broken", "source": "the dog", "target": "ka grano", "alignment": "0-0 x"})
+    data = write_jsonl(tmp_path_factory.mktemp("data") / "pairs.jsonl", rows)
+    folder = tmp_path_factory.mktemp("runs") / "run"
+    task = TaskConfig(methods=("saliency", "attention", "graph"))
+    run_corpus(read_records(data, FieldMap(id="id")), folder, model=ModelSpec("tiny-synth-translate"), task=task)
+    return folder
+
+
+def _parts(layout):
+    table = next(iter(layout.select({"type": DataTable})))
+    callback = next(c for c in layout.select({"type": CustomJS}) if "details" in c.args)
+    return table.source.data, callback.args["details"]
+
+
+def test_table_is_worst_first_with_failures_last_and_details_bounded(run_dir: Path) -> None:
+    run = load_run(run_dir)
+    data, details = _parts(build_figure(run, max_table_rows=4, max_details=2))
+    assert len(data["record"]) == 4 and len(details) == 2
+    mean_aer = {  # over the methods, for the records where every method ran
+        record_id: np.mean([r["aer"] for r in run.rows if r["record_id"] == record_id])
+        for record_id in {r["record_id"] for r in run.rows if r["status"] == "ok"}
+    }
+    worst = sorted(mean_aer, key=lambda record_id: -mean_aer[record_id])
+    assert list(data["record"]) == worst[:4]
+    attention_aer = {r["record_id"]: r["aer"] for r in run.rows if r["method"] == "attention"}
+    np.testing.assert_allclose(data["attention aer"], [attention_aer[r] for r in worst[:4]])
+    assert list(details) == worst[:2]
+    data, details = _parts(build_figure(run))
+    assert data["record"][-1] == "broken" and "bad gold alignment" in data["status"][-1]
+    assert set(details) == set(data["record"]) - {"broken"}
+    heat = details["pair-0"]["saliency"]
+    result = run.result(next(r for r in run.rows if (r["record_id"], r["method"]) == ("pair-0", "saliency")))
+    assert heat["rows"] == result.source_tokens and heat["cols"] == result.generated_tokens
+    assert len(heat["value"]) == np.isfinite(result.source_scores).sum()
+    assert max(abs(v) for v in heat["colour"]) == pytest.approx(1.0)
+
+
+def test_the_page_is_offline_escaped_and_pushable_with_its_parquet(run_dir: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from exporters.hub import push_export
+    from tests.support.local_hub_server import local_hub
+
+    export = export_result(run_dir)  # a run folder is drawn as a corpus report, through the registry
+    assert export.kind == "corpus" and "corpus report — tiny-synth-translate" in export.title
+    assert HOSTILE_ID not in export.html and "<img src=x" not in export.html
+    assert html.escape("saliency, attention, graph") in export.html
+    run = load_run(run_dir)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    shards = {f"data/{path.name}": path.read_bytes() for path in run.shard_files()}
+    with local_hub() as hub:
+        push_export(export, run, "alice/corpus", token="hf_test", endpoint=hub.url, extra_files=shards)
+    files = hub.commits[0].files
+    assert set(files) == {"index.html", "result.json", "README.md", *shards}
+    assert all(files[name] == data for name, data in shards.items())
+    assert b'"schema": "corpus-run"' in files["result.json"]
+
+
+def test_a_large_run_stays_bounded(tmp_path: Path) -> None:
+    """3 000 records (no model: failed outcomes carry no result) -> the page lists the cap, not all."""
+    task = TaskConfig(methods=("saliency",))
+    folder = RunFolder.open(tmp_path / "big", model={"model_id": "m"}, task=task, data={"n_records": 3000})
+    records = [Record(record_id=f"r{i}", row=i, text=f"text {i}") for i in range(3000)]
+    folder.write([[failed_outcome(r, "saliency", "too long", "w", 0.0)] for r in records])
+    folder.close(status="complete")
+    export = export_result(tmp_path / "big", max_table_rows=100)
+    data, details = _parts(build_figure(load_run(tmp_path / "big"), max_table_rows=100))
+    assert len(data["record"]) == 100 and not details
+    assert "lists 100 of 3000 records" in export.html
+    assert len(export.html) < 3_000_000
+
+
+@pytest.mark.browser
+def test_report_draws_offline_and_a_click_shows_the_record(run_dir: Path, new_page, tmp_path: Path) -> None:
+    page_file = tmp_path / "report.html"
+    export_result(run_dir).write(page_file)
+    session = new_page(page_file.as_uri(), viewport=(1300, 1000))
+    page = session.page
+    page.locator(".slick-row").first.wait_for(timeout=30_000)  # Playwright's locators see into shadow roots
+    page.wait_for_timeout(500)
+    before = session.drawn_pixels()
+    assert before["canvases"] >= 4 and before["drawn"] > 0
+    page.locator(".slick-row").first.click()
+    _wait_for_text(session, "source tokens × explained tokens")
+    after = session.drawn_pixels()
+    assert after["drawn"] > before["drawn"]  # the record's heatmap appeared
+    hostile = page.locator(".slick-row", has_text="<script>")
+    hostile.first.click()
+    _wait_for_text(session, f"record {HOSTILE_ID}")  # shown as text...
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    session.assert_clean()  # ...never run: no dialog, no error, nothing fetched
+
+
+def _wait_for_text(session, text: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in session.deep_text():
+        assert time.monotonic() < deadline, f"{text!r} never appeared"
+        session.page.wait_for_timeout(200)
+
+
+def test_cli_report_push_commits_page_manifest_and_shards(run_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    from space.cli import main
+    from tests.support.local_hub_server import local_hub
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    with local_hub() as hub:
+        code = main(
+            ["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--push", "alice/c", "--endpoint", hub.url]
+        )
+    assert code == 0
+    files = hub.commits[0].files
+    assert files["index.html"] == (tmp_path / "r.html").read_bytes()
+    assert {name for name in files if name.startswith("data/")} == {
+        f"data/{p.name}" for p in load_run(run_dir).shard_files()
+    }

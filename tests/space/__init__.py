@@ -1,0 +1,1 @@
+"""Tests of ``space``: the Gradio app and the command line."""

@@ -1,0 +1,1 @@
+"""Tests of ``space.cli``: the ``attribution-explorer`` command line."""
