@@ -297,8 +297,14 @@ def _screen_point(where: Any, box: int, name: str, point: tuple[float, float]) -
     """Where data point ``point`` of figure ``name`` in embed ``box`` of a page or an iframe is on the screen
     (scrolled into view first, then measured)."""
     x, y = where.evaluate(f"() => AE.point(AE.boxes()[{box}], {name!r}, {point[0]}, {point[1]})")
-    if getattr(where, "parent_frame", None) is not None:  # an iframe's Frame
-        corner = where.frame_element().bounding_box()
+    if getattr(where, "parent_frame", None) is not None:  # an iframe's Frame: the page scrolls it into view too
+        element = where.frame_element()
+        element.scroll_into_view_if_needed()
+        corner = element.bounding_box()
+        height = where.page.viewport_size["height"]
+        if not 0 <= corner["y"] + y < height:  # an iframe taller than the viewport: bring the point itself in
+            where.page.evaluate("(dy) => window.scrollBy(0, dy)", corner["y"] + y - height / 2)
+            corner = element.bounding_box()
         x, y = x + corner["x"], y + corner["y"]
     return x, y
 
