@@ -300,13 +300,25 @@ def _screen_point(where: Any, box: int, name: str, point: tuple[float, float]) -
     if getattr(where, "parent_frame", None) is not None:  # an iframe's Frame: the page scrolls it into view too
         element = where.frame_element()
         element.scroll_into_view_if_needed()
-        corner = element.bounding_box()
         height = where.page.viewport_size["height"]
+        corner = _settled_box(element)
         if not 0 <= corner["y"] + y < height:  # an iframe taller than the viewport: bring the point itself in
             where.page.evaluate("(dy) => window.scrollBy(0, dy)", corner["y"] + y - height / 2)
-            corner = element.bounding_box()
+            corner = _settled_box(element)
         x, y = x + corner["x"], y + corner["y"]
     return x, y
+
+
+def _settled_box(element: Any) -> dict[str, float]:
+    """``element``'s box once the page has stopped scrolling or laying out (the same in two frames in a row)."""
+    box = element.bounding_box()
+    for _ in range(50):
+        element.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+        again = element.bounding_box()
+        if again == box:
+            break
+        box = again
+    return box
 
 
 def _mouse(where: Any) -> Any:
