@@ -349,6 +349,28 @@ def _full_target(loaded: LoadedModel, text: str, target: str, *, role: str, max_
     return loaded.validate_text(full, role=f"prompt with its {role}", max_tokens=max_tokens)
 
 
+def generate_target(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    max_new_tokens: int = 20,
+    max_tokens: int | None = None,
+    languages: Languages | None = None,
+) -> str:
+    """The target :func:`attribute` generates when none is given (greedy): the causal model's prompt and
+    continuation, or the seq2seq model's output.
+
+    A caller that generates it first can estimate the run's cost from the real output
+    (:func:`attribution.cost.estimate_attribution_cost`) and then pass it as the target: the run explains
+    the very same tokens, and generation is not done twice.
+    """
+    _check_max_new_tokens(max_new_tokens)
+    languages = check_languages(loaded, languages)
+    text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
+    with loaded.lock, model_state_guard(loaded), languages_set(loaded, languages):
+        return _generate(loaded, text, max_new_tokens, languages)
+
+
 def _generate(loaded: LoadedModel, text: str, max_new_tokens: int, languages: Languages = NO_LANGUAGES) -> str:
     """Greedy generation: the causal model's prompt + continuation, or the seq2seq model's output (in the
     target language, when one is set)."""

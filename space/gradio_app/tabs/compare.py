@@ -4,31 +4,38 @@ corpus upload section (:mod:`.corpus`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from attribution.errors import InvalidInputError
+from attribution.errors import AttributionExplorerError, InvalidInputError
 from attribution.languages import Languages, typed_languages
 from attribution.models import LoadedModel
 from attribution.progress import Progress, no_progress, part
-from attribution.results import Comparison
+from attribution.results import AttributionResult, Comparison
 from space.gradio_app import views
 from space.gradio_app.context import (
     ATTRIBUTION_BUDGET_HINT,
     INTERVENTION_BUDGET_HINT,
     AppContext,
-    attribution_costs,
+    PlannedAttribution,
+    cost_note,
+    explained_target,
     figure_for,
     optional,
+    plan_attribution,
     read_result_json,
     rounded,
 )
 from space.gradio_app.examples import compare_examples
 from space.gradio_app.tabs import corpus
-from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors
+from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors, watch_cost
+
+if TYPE_CHECKING:
+    from attribution.cost import CostEstimate
 
 #: Most attribution runs one comparison may ask for (each is a full attribution).
 MAX_COMPARED_RUNS = 6
@@ -37,6 +44,10 @@ MAX_ALIGNMENT_CHARS = 20_000
 #: Random rankings per faithfulness evaluation in Compare: none, its table shows no random baseline.
 COMPARE_RANDOM_SEEDS = 0
 FAITHFULNESS_HEADERS = ["comprehensiveness ↑", "sufficiency ↓", "deletion AOPC ↓", "insertion AOPC ↑"]
+#: What a faithfulness row shows for a result whose evaluation alone is over the deployment's intervention cap.
+SKIPPED_OVER_BUDGET = "skipped: over this deployment's budget"
+#: The faithfulness table before any result (Gradio would otherwise number the columns "1 2 3").
+EMPTY_FAITHFULNESS = {"headers": ["result", *FAITHFULNESS_HEADERS], "data": []}
 _KIND_WORDS = {
     "causal": "a causal language model (it continues a prompt)",
     "seq2seq": "a sequence-to-sequence model (it translates or rewrites a source sentence)",
@@ -49,6 +60,40 @@ class CompareView:
 
     comparison: Comparison
     comparison_json: str
+
+
+def plan_comparison(
+    ctx: AppContext,
+    text: str,
+    models: Sequence[str] | str | None,
+    methods: Sequence[str] | None,
+    target: str | None,
+    gold_alignment: str | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
+    progress: Progress = no_progress,
+) -> tuple[list[PlannedAttribution], list[str], Languages]:
+    """Check the request, generate the first model's output when no target is typed, and plan every run on it.
+
+    Returns the planned runs, their labels and the languages. Shared by the run and the cost line under the
+    button, so that both count the same passes (the generation counted once, with the first run).
+    """
+    models = [models] if isinstance(models, str) else list(models or [])
+    methods = list(methods or [])
+    runs = _check_runs(ctx, models, methods, gold_alignment)
+    languages = typed_languages(src_lang, tgt_lang)
+    loaded_models = _load_models(ctx, models, methods, languages)
+    first = loaded_models[runs[0][0]]
+    explained, generated = explained_target(ctx, first, text, target, languages, progress)
+    plans = []
+    for i, (model, method) in enumerate(runs):
+        ctx.check_texts(loaded_models[model], input_text=text, target=explained)
+        planned = plan_attribution(
+            ctx, loaded_models[model], text, method, target=explained, generated=generated and i == 0
+        )
+        plans.append(planned)
+    labels = [f"{model} / {method}" if len(models) > 1 else method for model, method in runs]
+    return plans, labels, languages
 
 
 def run_comparison(
@@ -64,48 +109,47 @@ def run_comparison(
 ) -> CompareView:
     """Attribute one input with every (model, method) pair, all on the same target, and compare them.
 
-    Without a target, the first pair's generated output becomes the forced target of the others,
-    so every result explains the same tokens and their cells line up. ``src_lang`` / ``tgt_lang`` (the language
-    code boxes of multilingual translation models) apply to every model, so every model must know the codes.
+    Without a target, the first model's generated output becomes the forced target of every pair (generated
+    before the cost estimate, which then counts its real tokens), so every result explains the same tokens
+    and their cells line up. ``src_lang`` / ``tgt_lang`` (the language code boxes of multilingual translation
+    models) apply to every model, so every model must know the codes.
     """
     from attribution.compare import compare
+    from attribution.cost import attribution_hint
     from attribution.inseq_runner import attribute
 
-    models = [models] if isinstance(models, str) else list(models or [])
-    methods = list(methods or [])
-    runs = _check_runs(ctx, models, methods, gold_alignment)
-    languages = typed_languages(src_lang, tgt_lang)
-    loaded_models = _load_models(ctx, models, methods, languages)
-    forced_target = optional(target)
-
-    def arguments(method: str) -> dict[str, Any]:
-        return {
-            "method": method,
-            "target": forced_target,
-            "step_scores": (),
-            "method_params": ctx.config.method_params.get(method),
-            "max_new_tokens": ctx.config.max_new_tokens,
-        }
-
-    costs = attribution_costs(ctx, [(loaded_models[model], text, arguments(method)) for model, method in runs])
-    ctx.check_cost(costs, "This comparison")
+    inputs = (text, models, methods, target, gold_alignment, src_lang, tgt_lang)
+    plans, labels, languages = plan_comparison(ctx, *inputs, progress=progress)
+    hint = attribution_hint(target_typed=optional(target) is not None, several_methods=len(plans) > 1)
+    ctx.check_cost([plan.estimate for plan in plans], "This comparison", hint=hint)
     results = []
-    watched = list(loaded_models.values())
+    watched = list({id(plan.loaded): plan.loaded for plan in plans}.values())
     with ctx.time_budget(watched, "The comparison", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
-        for i, (model, method) in enumerate(runs):
+        for i, (plan, label) in enumerate(zip(plans, labels, strict=True)):
             result = attribute(
-                loaded_models[model],
+                plan.loaded,
                 text,
-                **arguments(method),
+                **plan.arguments,
                 max_tokens=ctx.config.max_input_tokens,
-                progress=part(report, i / len(runs), (i + 1) / len(runs), f"{model} / {method}"),
+                progress=part(report, i / len(plans), (i + 1) / len(plans), label),
                 languages=languages,
             )
-            forced_target = forced_target or result.target_text
             results.append(result)
-    labels = [f"{model} / {method}" if len(models) > 1 else method for model, method in runs]
     comparison = compare(results, labels, gold_alignment=optional(gold_alignment))
     return CompareView(comparison, comparison.to_json())
+
+
+def comparison_cost_note(ctx: AppContext, *inputs: Any) -> str:
+    """The cost line under the Compare button for the tab's current inputs (generates at most the first
+    model's output; an input that cannot run yet shows no line: the run says why)."""
+    from attribution.cost import attribution_hint
+
+    try:
+        plans, _, _ = plan_comparison(ctx, *inputs)
+    except AttributionExplorerError:
+        return ""
+    hint = attribution_hint(target_typed=optional(inputs[3]) is not None, several_methods=len(plans) > 1)
+    return cost_note(ctx, [plan.estimate for plan in plans], hint)
 
 
 def _check_runs(
@@ -160,10 +204,11 @@ def faithfulness_table(
     has a gold alignment), comprehensiveness, sufficiency, deletion and insertion AOPC (headers, rows).
 
     The comparison comes back from the browser, so it is read like every result JSON a request sends (text
-    only, size-capped, schema-checked), and its models are loaded only if this app offers them.
+    only, size-capped, schema-checked), and its models are loaded only if this app offers them. A result
+    whose evaluation is over what is left of ``max_intervention_passes`` is not evaluated: its row says
+    :data:`SKIPPED_OVER_BUDGET` (the comparison itself stands; nothing is refused).
     """
     from attribution.cost import estimate_faithfulness_cost
-    from attribution.interventions.faithfulness import attribution_faithfulness
 
     comparison = read_result_json(comparison_json or "", "comparison", max_bytes=ctx.config.max_result_bytes)
     if not isinstance(comparison, Comparison):
@@ -173,26 +218,48 @@ def faithfulness_table(
         model_id = result.provenance.model_id
         loaded_models[model_id] = loaded_models.get(model_id) or ctx.load(model_id)
     estimates = [estimate_faithfulness_cost(r, random_seeds=COMPARE_RANDOM_SEEDS) for r in comparison.results]
-    ctx.check_cost(estimates, "The faithfulness columns", intervention=True)
+    fits = within_cap(estimates, ctx.config.max_intervention_passes)
     rows = []
     aers = comparison.aer or [None] * len(comparison.results)
-    watched = list(loaded_models.values())
+    watched = [loaded_models[r.provenance.model_id] for r, fit in zip(comparison.results, fits, strict=True) if fit]
     with ctx.time_budget(watched, "The faithfulness evaluation", progress, hint=INTERVENTION_BUDGET_HINT) as report:
         for i, (label, aer, result) in enumerate(zip(comparison.labels, aers, comparison.results, strict=True)):
-            report(i / len(comparison.results), 1, f"faithfulness of {label}")
-            faith = attribution_faithfulness(
-                loaded_models[result.provenance.model_id], result, random_seeds=COMPARE_RANDOM_SEEDS
-            )
-            scores = [
-                rounded(faith.comprehensiveness),
-                rounded(faith.sufficiency),
-                rounded(faith.deletion_aopc),
-                rounded(faith.insertion_aopc),
-            ]
-            rows.append([label, aer, *scores] if comparison.gold_alignment else [label, *scores])
-    if not comparison.gold_alignment:  # no gold alignment, no AER column
-        return ["result", *FAITHFULNESS_HEADERS], rows
-    return ["result", "AER", *FAITHFULNESS_HEADERS], rows
+            if fits[i]:
+                report(i / len(comparison.results), 1, f"faithfulness of {label}")
+                scores = _faithfulness_scores(loaded_models[result.provenance.model_id], result)
+            else:
+                scores = [SKIPPED_OVER_BUDGET, None, None, None]
+            rows.append([label, rounded(aer), *scores] if comparison.gold_alignment else [label, *scores])
+    return faithfulness_headers(bool(comparison.gold_alignment)), rows
+
+
+def faithfulness_headers(with_aer: bool) -> list[str]:
+    """The faithfulness table's columns (AER only when the comparison has a gold alignment)."""
+    return ["result", "AER", *FAITHFULNESS_HEADERS] if with_aer else ["result", *FAITHFULNESS_HEADERS]
+
+
+def within_cap(estimates: Sequence[CostEstimate], cap: int | None) -> list[bool]:
+    """Which runs, taken in order, fit together under ``cap`` passes: a run over what is left is skipped (and
+    later, cheaper ones may still fit), so one costly result does not cost the others their columns."""
+    fits, spent = [], 0
+    for estimate in estimates:
+        fit = cap is None or spent + estimate.passes <= cap
+        spent += estimate.passes if fit else 0
+        fits.append(fit)
+    return fits
+
+
+def _faithfulness_scores(loaded: LoadedModel, result: AttributionResult) -> list[float | None]:
+    """Comprehensiveness, sufficiency, deletion and insertion AOPC of ``result`` (table cells)."""
+    from attribution.interventions.faithfulness import attribution_faithfulness
+
+    faith = attribution_faithfulness(loaded, result, random_seeds=COMPARE_RANDOM_SEEDS)
+    return [
+        rounded(faith.comprehensiveness),
+        rounded(faith.sufficiency),
+        rounded(faith.deletion_aopc),
+        rounded(faith.insertion_aopc),
+    ]
 
 
 def show_comparison(view: CompareView) -> tuple[Any, ...]:
@@ -210,7 +277,7 @@ def _endpoints(ctx: AppContext) -> tuple[Any, Any]:
     @user_errors
     def faithfulness(comparison_json, enabled, progress=TRACK_PROGRESS):
         if not enabled or not comparison_json:
-            return None
+            return EMPTY_FAITHFULNESS
         headers, data = faithfulness_table(ctx, comparison_json, reporter(progress))
         return {"headers": headers, "data": data}
 
@@ -239,6 +306,7 @@ def build(page: Page) -> None:
             )
         src_lang, tgt_lang = language_boxes("compare")
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        cost = gr.HTML(elem_id="compare-cost")
         # The figure ends with the agreement table: rank correlations, and AER when a gold alignment is given.
         plot = gr.Plot(label="Side by side, one colour scale", show_label=False, elem_id="compare-plot")
         with gr.Row():
@@ -246,7 +314,11 @@ def build(page: Page) -> None:
                 label="Faithfulness (ERASER comprehensiveness / sufficiency, deletion / insertion AOPC)", value=True
             )
         faith = gr.Dataframe(
-            label="Faithfulness per result", interactive=False, wrap=True, elem_id="compare-faithfulness"
+            value=EMPTY_FAITHFULNESS,
+            label="Faithfulness per result",
+            interactive=False,
+            wrap=True,
+            elem_id="compare-faithfulness",
         )
         with gr.Accordion("Comparison JSON", open=False):
             result_json = gr.Code(language="json", label="Comparison", interactive=False)
@@ -261,6 +333,7 @@ def build(page: Page) -> None:
         )
         view.on(run.click, inputs, api_name="compare", **page.groups["attribution"])
         page.offer_examples(view, compare_examples, inputs, "attribution")
+        watch_cost(page, inputs, cost, functools.partial(comparison_cost_note, page.ctx))
         if page.ctx.config.max_corpus_rows:
             corpus.build(page, models, methods)
     page.results["Compare"] = Shown(tab, result_json)
