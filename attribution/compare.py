@@ -151,6 +151,14 @@ def alignment_error_rate(
     return aer(alignment_from_scores(scores, mode=mode, threshold=threshold), gold_links)
 
 
+def check_alignment(pharaoh: str, source_text: str, target_text: str) -> set[tuple[int, int]]:
+    """The links of a gold alignment between two texts, checked against their whitespace words before any model
+    runs: malformed links and links past either text's last word are refused with one line."""
+    links = parse_alignment(pharaoh)
+    _check_links_fit(links, (len(source_text.split()), len(target_text.split())))
+    return links
+
+
 def _check_links_fit(links: set[tuple[int, int]], shape: tuple[int, int]) -> None:
     for source, target in sorted(links):
         if source >= shape[0] or target >= shape[1]:

@@ -12,10 +12,11 @@ import html
 from bokeh.layouts import column, row
 from bokeh.models import Div, LayoutDOM
 
+from attribution.compare import parse_alignment
 from attribution.errors import InvalidInputError
 from attribution.results import Comparison
 from exporters.figure_common import colour_mapper, responsive_grid_styles
-from exporters.heatmap import heatmap_figure, heatmap_parts, result_heading
+from exporters.heatmap import add_values_toggles, heatmap_figure, heatmap_parts, result_heading
 from exporters.tokens import page_text
 
 #: The table's style (inside the Div, which Bokeh renders in its own shadow root).
@@ -53,10 +54,21 @@ def agreement_table_html(comparison: Comparison) -> str:
     caption = "Rank correlation (Spearman's ρ) between the attributions"
     if has_aer:
         caption += "; alignment error rate against the gold word alignment (lower is better)"
+    if _gold_links(comparison):
+        caption += ". Outlined cells: the gold alignment's links (source word → target word)"
     return (
         f'{_TABLE_STYLE}<div class="ae-agreement-box"><p>{html.escape(caption)}</p>'
         f'<table class="ae-agreement">{header}{"".join(body)}</table></div>'
     )
+
+
+def _gold_links(comparison: Comparison) -> set[tuple[int, int]] | None:
+    """The gold alignment's links to outline; none when there is no alignment or it is not one (a saved
+    comparison's text is drawn as it is, never refused for it: its table says what it holds)."""
+    try:
+        return parse_alignment(comparison.gold_alignment) if comparison.gold_alignment else None
+    except InvalidInputError:
+        return None
 
 
 def comparison_figure(comparison: Comparison) -> LayoutDOM:
@@ -71,9 +83,18 @@ def comparison_figure(comparison: Comparison) -> LayoutDOM:
         )
     matrices = [matrix for result in comparison.results for _, _, matrix in heatmap_parts(result)]
     mapper = colour_mapper(matrices, signed=any(result.is_signed for result in comparison.results))
+    gold = _gold_links(comparison)
     blocks = [
         column(
-            heatmap_figure(result, mapper=mapper, show_step_scores=False, score_label="score", label=label),
+            heatmap_figure(
+                result,
+                mapper=mapper,
+                show_step_scores=False,
+                score_label="score",
+                label=label,
+                gold_links=gold,
+                with_toggle=False,
+            ),
             sizing_mode="stretch_width",
             styles={"min-width": "0"},
             name=f"compared {result_heading(result, label)}",
@@ -82,4 +103,6 @@ def comparison_figure(comparison: Comparison) -> LayoutDOM:
     ]
     grid = row(*blocks, sizing_mode="stretch_width", styles=responsive_grid_styles(), name="comparison grid")
     table = Div(text=agreement_table_html(comparison), name="agreement", disable_math=True, sizing_mode="stretch_width")
-    return column(grid, table, sizing_mode="stretch_width", name="comparison")
+    layout = column(grid, table, sizing_mode="stretch_width", name="comparison")
+    add_values_toggles(layout)
+    return layout

@@ -85,6 +85,8 @@ def plan_comparison(
     loaded_models = _load_models(ctx, models, methods, languages)
     first = loaded_models[runs[0][0]]
     explained, generated = explained_target(ctx, first, text, target, languages, progress)
+    if optional(gold_alignment):
+        _check_gold(first, text, explained, gold_alignment)
     plans = []
     for i, (model, method) in enumerate(runs):
         ctx.check_texts(loaded_models[model], input_text=text, target=explained)
@@ -165,7 +167,20 @@ def _check_runs(
         ctx.check_method(method)
     if gold_alignment and len(gold_alignment) > MAX_ALIGNMENT_CHARS:
         raise InvalidInputError(f"The gold alignment is longer than {MAX_ALIGNMENT_CHARS:,} characters.")
+    if optional(gold_alignment):
+        from attribution.compare import parse_alignment
+
+        parse_alignment(gold_alignment)  # its format, before a model loads (its words: once the target is known)
     return runs
+
+
+def _check_gold(loaded: LoadedModel, text: str, target: str, gold_alignment: str) -> None:
+    """The gold alignment against the words of the text and of the explained target (a causal model's
+    continuation), before any attribution runs."""
+    from attribution.compare import check_alignment
+
+    explained = target[len(text) :] if loaded.kind == "causal" and target.startswith(text) else target
+    check_alignment(gold_alignment, text, explained)
 
 
 def _load_models(

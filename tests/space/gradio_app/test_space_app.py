@@ -590,6 +590,36 @@ def _choose_model(page, dropdown: str, model: str) -> None:
     box.blur()
 
 
+def _attribute_plan(served: Served, text: str) -> int:
+    """The passes the app estimates for the BPE model on ``text`` with no target (its output generated first)."""
+    from space.gradio_app.tabs.attribute import plan_request
+
+    plan, _ = plan_request(served.ctx, served.bpe, text, "", "saliency", ["probability"], "", "", "")
+    assert plan.estimate.steps <= MAX_NEW_TOKENS
+    return plan.estimate.passes
+
+
+def _compare_plan(served: Served, text: str, target: str) -> int:
+    """The passes the app estimates for the Unigram model's comparison of three methods on ``text``."""
+    from space.gradio_app.tabs.compare import plan_comparison
+
+    methods = ["saliency", "input_x_gradient", "attention"]
+    plans, _, _ = plan_comparison(served.ctx, text, [served.unigram], methods, target, "", "", "")
+    return sum(plan.estimate.passes for plan in plans)
+
+
+def _wait_for_cost_line(page, selector: str, served: Served, passes: int) -> None:
+    """The line under a run button shows the estimate of the current inputs before anything runs."""
+    cap = served.ctx.config.max_model_passes
+    expected = f"About {passes:,} model passes (this deployment allows {cap:,} per request)."
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.innerText.includes(text)",
+        arg=[selector, expected],
+        timeout=30_000,
+    )
+    assert page.locator(selector).is_visible()
+
+
 def _open_app(new_page, served, width: int):
     session = new_page(served.url, allowed_origin=served.url.rstrip("/"), viewport=(width, 1000))
     session.page.wait_for_selector("#attribute-text textarea", timeout=60_000)
@@ -608,6 +638,9 @@ def test_attribute_tab_at_width(served, new_page, width: int) -> None:
     _screenshot(page, f"attribute-{width}-example")
 
     _choose_model(page, "#attribute-model", served.bpe)
+    _wait_for_cost_line(
+        page, "#attribute-cost", served, _attribute_plan(served, page.input_value("#attribute-text textarea"))
+    )
     page.click("#attribute-run")
     _wait_for_title(page, "#attribute-plot", "bpe-gpt2")
     panel = _check_panel(page, "#attribute-plot", min_titles=2)
@@ -733,6 +766,12 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:
     models.press("Enter")
     page.fill("#compare-gold textarea, #compare-gold input", "")
     page.get_by_role("checkbox", name="input_x_gradient", exact=True).check()  # a long label, a cheap method
+    _wait_for_cost_line(
+        page,
+        "#compare-cost",
+        served,
+        _compare_plan(served, page.input_value("#compare-text textarea"), translation_pairs(1)[0]["target"]),
+    )
     page.click("#compare-run")
     _wait_for_title(page, "#compare-plot", "unigram-marian")
     panel = _check_panel(page, "#compare-plot", min_titles=6)  # three methods × two parts
