@@ -242,8 +242,8 @@ def faithfulness_table(
             if fits[i]:
                 report(i / len(comparison.results), 1, f"faithfulness of {label}")
                 scores = _faithfulness_scores(loaded_models[result.provenance.model_id], result)
-            else:
-                scores = [SKIPPED_OVER_BUDGET, None, None, None]
+            else:  # said in the label's cell: the number columns stay narrow
+                label, scores = f"{label} ({SKIPPED_OVER_BUDGET})", [None] * len(FAITHFULNESS_HEADERS)
             rows.append([label, rounded(aer), *scores] if comparison.gold_alignment else [label, *scores])
     return faithfulness_headers(bool(comparison.gold_alignment)), rows
 

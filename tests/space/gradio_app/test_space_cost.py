@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 
 from attribution.cost import attribution_hint, estimate_attribution_cost
-from attribution.errors import CostLimitError, UnsupportedError
+from attribution.errors import CostLimitError, InvalidInputError, UnsupportedError
 from attribution.inseq_runner import attribute, check_supported, generate_target
 from attribution.interventions.faithfulness import attribution_faithfulness
 from space.gradio_app.config import SpaceConfig
@@ -202,5 +202,27 @@ def test_faithfulness_over_the_budget_is_a_quiet_skipped_row(shipped: AppContext
         rounded(first.deletion_aopc),
         rounded(first.insertion_aopc),
     ]
-    assert rows[1] == ["attention", rounded(view.comparison.aer[1]), SKIPPED_OVER_BUDGET, None, None, None]
+    skipped = f"attention ({SKIPPED_OVER_BUDGET})"
+    assert rows[1] == [skipped, rounded(view.comparison.aer[1]), None, None, None, None]
     assert len(str(rows[0][1])) <= 6  # AER rounded, not 0.4285714285714286
+
+
+def test_a_bad_gold_alignment_is_refused_before_any_attribution_runs(shipped: AppContext, monkeypatch) -> None:
+    import attribution.inseq_runner
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("an attribution ran before the gold alignment was checked")
+
+    monkeypatch.setattr(attribution.inseq_runner, "attribute", no_run)
+    run = ["tiny-synth-translate"], ["saliency"], "ka amiko lasu tesu fema hodie salas"
+    with pytest.raises(InvalidInputError, match="links source word 0 to target word 9, but the result has 7 source"):
+        run_comparison(shipped, SEVEN_WORDS, *run, "0-0 0-9", *NO_LANGUAGES)
+    with pytest.raises(InvalidInputError, match="links source word 8 to target word 0"):
+        run_comparison(shipped, SEVEN_WORDS, ["tiny-synth-translate"], ["saliency"], "", "8-0", *NO_LANGUAGES)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model loaded before the gold alignment's format was checked")
+
+    monkeypatch.setattr(shipped, "load", no_model)
+    with pytest.raises(InvalidInputError, match="Bad alignment link '0:0'"):
+        run_comparison(shipped, SEVEN_WORDS, *run, "0:0", *NO_LANGUAGES)
