@@ -26,6 +26,7 @@ import bisect
 import functools
 import logging
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from inspect import signature
@@ -57,6 +58,11 @@ from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult
 
 logger = logging.getLogger(__name__)
+
+# A contrastive run always attributes the original inputs (Inseq's default, and what gradient methods need);
+# Inseq warns about it on every such run, naming a ``--contrast_force_inputs`` flag of its own command line
+# that neither this library nor its app or command line has. The warning says nothing a user here can act on.
+warnings.filterwarnings("ignore", message="Contrastive inputs do not match original inputs", category=UserWarning)
 
 #: Keyword arguments of Captum's ``attribute`` that Inseq fills itself (not user parameters).
 _INTERNAL_ARGS = frozenset(

@@ -227,14 +227,9 @@ def cost_note(ctx: AppContext, estimates: Sequence[CostEstimate], hint: str) -> 
 
 def offered_methods(config: SpaceConfig) -> list[str]:
     """The config's methods (default: all) that run on at least one architecture here."""
-    from attribution.capabilities import TESTED_FAMILIES, refusal_reason
-    from attribution.inseq_runner import available_methods
+    from attribution.capabilities import runnable_methods
 
-    runnable = [
-        method
-        for method in available_methods()
-        if any(refusal_reason(method, kind, family) is None for family, kind in TESTED_FAMILIES.items())
-    ]
+    runnable = runnable_methods()
     return [m for m in config.methods if m in runnable] if config.methods else runnable
 
 

@@ -14,7 +14,7 @@ import gradio as gr
 from attribution.errors import AttributionExplorerError, InvalidInputError
 from attribution.languages import Languages, typed_languages
 from attribution.models import LoadedModel
-from attribution.progress import Progress, no_progress, part
+from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult, Comparison
 from space.gradio_app import views
 from space.gradio_app.context import (
@@ -48,10 +48,6 @@ FAITHFULNESS_HEADERS = ["comprehensiveness ↑", "sufficiency ↓", "deletion AO
 SKIPPED_OVER_BUDGET = "skipped: over this deployment's budget"
 #: The faithfulness table before any result (Gradio would otherwise number the columns "1 2 3").
 EMPTY_FAITHFULNESS = {"headers": ["result", *FAITHFULNESS_HEADERS], "data": []}
-_KIND_WORDS = {
-    "causal": "a causal language model (it continues a prompt)",
-    "seq2seq": "a sequence-to-sequence model (it translates or rewrites a source sentence)",
-}
 
 
 @dataclass
@@ -86,7 +82,9 @@ def plan_comparison(
     first = loaded_models[runs[0][0]]
     explained, generated = explained_target(ctx, first, text, target, languages, progress)
     if optional(gold_alignment):
-        _check_gold(first, text, explained, gold_alignment)
+        from attribution.compare import check_alignment
+
+        check_alignment(gold_alignment, text, explained, kind=first.kind)  # before any attribution runs
     plans = []
     for i, (model, method) in enumerate(runs):
         ctx.check_texts(loaded_models[model], input_text=text, target=explained)
@@ -116,28 +114,24 @@ def run_comparison(
     and their cells line up. ``src_lang`` / ``tgt_lang`` (the language code boxes of multilingual translation
     models) apply to every model, so every model must know the codes.
     """
-    from attribution.compare import compare
+    from attribution.compare import compare_runs
     from attribution.cost import attribution_hint
-    from attribution.inseq_runner import attribute
 
     inputs = (text, models, methods, target, gold_alignment, src_lang, tgt_lang)
     plans, labels, languages = plan_comparison(ctx, *inputs, progress=progress)
     hint = attribution_hint(target_typed=optional(target) is not None, several_methods=len(plans) > 1)
     ctx.check_cost([plan.estimate for plan in plans], "This comparison", hint=hint)
-    results = []
     watched = list({id(plan.loaded): plan.loaded for plan in plans}.values())
     with ctx.time_budget(watched, "The comparison", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
-        for i, (plan, label) in enumerate(zip(plans, labels, strict=True)):
-            result = attribute(
-                plan.loaded,
-                text,
-                **plan.arguments,
-                max_tokens=ctx.config.max_input_tokens,
-                progress=part(report, i / len(plans), (i + 1) / len(plans), label),
-                languages=languages,
-            )
-            results.append(result)
-    comparison = compare(results, labels, gold_alignment=optional(gold_alignment))
+        comparison = compare_runs(
+            [(plan.loaded, plan.arguments) for plan in plans],
+            text,
+            labels,
+            gold_alignment=optional(gold_alignment),
+            max_tokens=ctx.config.max_input_tokens,
+            languages=languages,
+            progress=report,
+        )
     return CompareView(comparison, comparison.to_json())
 
 
@@ -174,19 +168,11 @@ def _check_runs(
     return runs
 
 
-def _check_gold(loaded: LoadedModel, text: str, target: str, gold_alignment: str) -> None:
-    """The gold alignment against the words of the text and of the explained target (a causal model's
-    continuation), before any attribution runs."""
-    from attribution.compare import check_alignment
-
-    explained = target[len(text) :] if loaded.kind == "causal" and target.startswith(text) else target
-    check_alignment(gold_alignment, text, explained)
-
-
 def _load_models(
     ctx: AppContext, models: list[str], methods: list[str], languages: Languages
 ) -> dict[str, LoadedModel]:
     """Every model, checked against every method and the languages before the first long run."""
+    from attribution.compare import check_same_kind
     from attribution.inseq_runner import check_supported
     from attribution.languages import check_languages
 
@@ -196,20 +182,8 @@ def _load_models(
         for method in methods:
             check_supported(loaded_models[model], method)
         check_languages(loaded_models[model], languages)
-    _check_same_kind(loaded_models)
+    check_same_kind({model: loaded.kind for model, loaded in loaded_models.items()})
     return loaded_models
-
-
-def _check_same_kind(loaded_models: dict[str, LoadedModel]) -> None:
-    """Causal and seq2seq models explain different token sequences of the same text: refuse the mix up front."""
-    kinds = {model: loaded.kind for model, loaded in loaded_models.items()}
-    if len(set(kinds.values())) > 1:
-        described = "; ".join(f"{model} is {_KIND_WORDS.get(kind, kind)}" for model, kind in kinds.items())
-        raise InvalidInputError(
-            f"These models cannot be compared on one input: {described}. Their attributions cover different "
-            "tokens (a prompt and its continuation vs. a source and its translation). Compare causal models "
-            "with each other, or sequence-to-sequence models with each other."
-        )
 
 
 def faithfulness_table(
