@@ -328,13 +328,15 @@ def heatmap_figure(
     label: str | None = None,
     gold_links: set[tuple[int, int]] | None = None,
     with_toggle: bool = True,
+    words: bool = True,
 ) -> LayoutDOM:
     """The heatmap layout for one result; ``mapper`` lets a comparison share one colour scale.
 
     ``label`` names the result in panel titles (default: method — model). ``step_score`` draws the bars of that
     step score only; by default every step score of the result gets its own row of bars (as Inseq's ``show()``).
     ``gold_links`` (source word, target word) outline the cells of the tokens they link. ``with_toggle`` adds the
-    "values in cells" toolbar button (a comparison adds its own, for all its heatmaps at once).
+    "values in cells" toolbar button (a comparison adds its own, for all its heatmaps at once). ``words`` adds,
+    when some word was split into several tokens, the same scores aggregated to words below the token view.
     """
     parts = heatmap_parts(result)
     style = result_style(result)
@@ -369,10 +371,78 @@ def heatmap_figure(
         if gold_links and index == 0:
             outline_gold(panel, gold_links, *_linked_words(result))
         panels.append(panel)
+    if words:
+        panels += _word_panels(result, heading, left)
     layout = column(*panels, sizing_mode="stretch_width", name="heatmap")
     if with_toggle:
         add_values_toggles(layout)
     return layout
+
+
+def _word_sides(result: AttributionResult) -> tuple[list[int | None], str, list[int | None]] | None:
+    """(row word ids, the text they index, column word ids) of the word view; None without word ids."""
+    if result.target_word_ids is None:
+        return None
+    if result.source_scores is not None and result.source_scores.size:
+        if result.source_word_ids is None:
+            return None
+        return result.source_word_ids, result.source_text, result.target_word_ids[result.attributed_start :]
+    start = result.attributed_start
+    return result.target_word_ids[:start], result.target_text, result.target_word_ids[start:]
+
+
+def word_labels(result: AttributionResult) -> tuple[list[str], list[str]] | None:
+    """The words of the rows and columns of :func:`attribution.compare.word_level_scores` (the source or prompt
+    words, the target or continuation words, in order), or None when the result has no word ids."""
+    sides = _word_sides(result)
+    if sides is None:
+        return None
+    row_ids, row_text, column_ids = sides
+
+    def labels(ids: list[int | None], text: str) -> list[str]:
+        split = text.split()
+        return [page_text(split[w]) if w < len(split) else str(w) for w in sorted({w for w in ids if w is not None})]
+
+    return labels(row_ids, row_text), labels(column_ids, result.target_text)
+
+
+def _some_word_split(ids: list[int | None]) -> bool:
+    known = [w for w in ids if w is not None]
+    return len(known) > len(set(known))
+
+
+def _word_panels(result: AttributionResult, heading: str, left_px: int) -> list[figure]:
+    """The word view: |scores| summed over each word's tokens and averaged over the steps of each generated word
+    (:func:`attribution.compare.word_level_scores`, what the alignment error rate reads), on its own scale; none
+    when every word is one token (it would repeat the token view) or the result has no word ids."""
+    from attribution.compare import word_level_scores
+
+    sides, words = _word_sides(result), word_labels(result)
+    if sides is None or words is None or not (_some_word_split(sides[0]) or _some_word_split(sides[2])):
+        return []
+    rows, columns = words
+    try:
+        matrix = word_level_scores(result)
+    except InvalidInputError:
+        return []
+    if matrix.shape != (len(rows), len(columns)) or not matrix.size:
+        return []
+    part = "source → target" if result.source_scores is not None else "prompt → continuation"
+    mapper = colour_mapper([matrix], signed=False)
+    panel = _panel(
+        f"{heading}\nwords: {part}",
+        rows,
+        rows,
+        (columns, columns),
+        matrix,
+        mapper,
+        x_range=Range1d(-0.5, len(columns) - 0.5),
+        left_px=max(left_px, axis_px(rows)),
+        score_label="|score| per word",
+        with_colour_bar=True,
+    )
+    panel.xaxis.axis_label = "generated word"
+    return [panel]
 
 
 def _step_score_names(result: AttributionResult, requested: str | None) -> list[str]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from bokeh.models import CustomAction, GlyphRenderer, Plot, Rect, Text, VBar
 
+from attribution.errors import InvalidInputError
 from attribution.results import Comparison
 from exporters.bokeh_html import build_figure
 from exporters.heatmap import cell_text
-from tests.support.handmade_results import causal_result, seq2seq_result
+from tests.support.handmade_results import causal_result, comparison, seq2seq_result
 
 
 def _named(layout, name: str) -> list:
@@ -107,3 +109,47 @@ def test_a_comparison_outlines_the_gold_alignments_cells_on_each_heatmap() -> No
         assert cells == [(0, 2), (1, 0), (1, 1)]
     assert not _named(build_figure(dataclasses.replace(compared, gold_alignment=None)), "gold links")
     assert not _named(build_figure(dataclasses.replace(compared, gold_alignment="<b>")), "gold links")  # not one
+
+
+def test_the_word_view_sums_a_words_tokens_next_to_the_token_view() -> None:
+    # source "ab c": tokens a, b are word 0 ("ab"), c is word 1; target "x y": one token per word
+    result = dataclasses.replace(
+        seq2seq_result(), source_text="ab c", source_word_ids=[0, 0, 1], target_word_ids=[None, 0, 1]
+    )
+    layout = build_figure(result)
+    [words] = [p for p in layout.select({"type": Plot}) if p.name == "heatmap words: source → target"]
+    assert words.title.text == "saliency — tiny-synth-translate\nwords: source → target"
+    cells = next(r for r in words.renderers if isinstance(r.glyph, Rect)).data_source.data
+    got = sorted(zip(cells["y"].tolist(), cells["x"].tolist(), cells["value"].tolist(), strict=True))
+    # |0.6| + |0.2| and |0.1| + |0.7| for "ab"; 0.1 and 0.1 for "c" (source scores of the hand-made result)
+    assert [(y, x) for y, x, _ in got] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [value for *_, value in got] == pytest.approx([0.8, 0.8, 0.1, 0.1])
+    assert words.yaxis.formatter.args["labels"] == ["ab", "c"] and words.xaxis.formatter.args["labels"] == ["x", "y"]
+    unsplit = dataclasses.replace(result, source_text="a b c", source_word_ids=[0, 1, 2])
+    assert not [p for p in build_figure(unsplit).select({"type": Plot}) if p.name.startswith("heatmap words")]
+    assert not [p for p in build_figure(seq2seq_result()).select({"type": Plot}) if "words" in p.name]  # no ids
+
+
+def test_the_difference_map_is_a_minus_b_cell_by_cell() -> None:
+    from exporters.compare_view import difference_figure
+
+    compared = comparison()  # saliency, and attention whose source scores are saliency's × -4
+    layout = difference_figure(compared, 0, 1)
+    panels = {p.name: p for p in layout.select({"type": Plot})}
+    source = next(r for r in panels["heatmap source → target"].renderers if isinstance(r.glyph, Rect))
+    data = source.data_source.data
+    a, b = compared.results[0].source_scores, compared.results[1].source_scores
+    for y, x, value in zip(data["y"], data["x"], data["value"], strict=True):
+        assert value == pytest.approx(a[y, x] - b[y, x])  # = 5 × saliency's
+    assert panels["heatmap source → target"].title.text.splitlines()[0] == (
+        "A − B: saliency − attention — tiny-synth-translate"
+    )
+    mapper = source.glyph.fill_color.transform
+    assert mapper.low == -mapper.high == -float(np.nanmax(np.abs(a - b)))  # diverging, around 0
+    drawn = build_figure(compared, difference=(1, 0))  # the static export draws it below the comparison
+    assert any(p.title.text.startswith("A − B: attention − saliency") for p in drawn.select({"type": Plot}))
+    other = dataclasses.replace(compared.results[1], source_tokens=["a", "b", "d"])
+    with pytest.raises(InvalidInputError, match="explain different tokens"):
+        difference_figure(dataclasses.replace(compared, results=[compared.results[0], other]), 0, 1)
+    with pytest.raises(InvalidInputError, match="Choose two different results of the 2 compared"):
+        difference_figure(compared, 1, 1)

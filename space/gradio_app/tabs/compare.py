@@ -32,7 +32,16 @@ from space.gradio_app.context import (
 )
 from space.gradio_app.examples import compare_examples
 from space.gradio_app.tabs import corpus
-from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors, watch_cost
+from space.gradio_app.wiring import (
+    TRACK_PROGRESS,
+    Page,
+    Shown,
+    language_boxes,
+    redraw,
+    reporter,
+    user_errors,
+    watch_cost,
+)
 
 if TYPE_CHECKING:
     from attribution.cost import CostEstimate
@@ -251,6 +260,35 @@ def _faithfulness_scores(loaded: LoadedModel, result: AttributionResult) -> list
     ]
 
 
+def difference_choices(ctx: AppContext, comparison_json: str | None) -> tuple[Any, Any]:
+    """The A and B menus of the difference map for the shown comparison: its results' labels, the first two
+    chosen (empty, with nothing chosen, while there is no comparison or it has one result)."""
+    labels = _compared(ctx, comparison_json).labels if comparison_json else []
+    if len(labels) < 2:
+        return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
+    return gr.update(choices=labels, value=labels[0]), gr.update(choices=labels, value=labels[1])
+
+
+def difference_map(ctx: AppContext, comparison_json: str | None, first: str | None, second: str | None) -> Any:
+    """The A − B map of two compared results (:func:`exporters.compare_view.difference_figure`); no model runs."""
+    from exporters.compare_view import difference_figure
+
+    if not comparison_json or not first or not second:
+        return None
+    comparison = _compared(ctx, comparison_json)
+    index = {label: i for i, label in enumerate(comparison.labels)}
+    if first not in index or second not in index:
+        raise InvalidInputError("Choose A and B among the compared results.")
+    return difference_figure(comparison, index[first], index[second])
+
+
+def _compared(ctx: AppContext, comparison_json: str) -> Comparison:
+    comparison = read_result_json(comparison_json, "comparison", max_bytes=ctx.config.max_result_bytes)
+    if not isinstance(comparison, Comparison):
+        raise InvalidInputError("Run a comparison first.")
+    return comparison
+
+
 def show_comparison(view: CompareView) -> tuple[Any, ...]:
     return figure_for(view.comparison), view.comparison_json
 
@@ -299,6 +337,10 @@ def build(page: Page) -> None:
         # The figure ends with the agreement table: rank correlations, and AER when a gold alignment is given.
         plot = gr.Plot(label="Side by side, one colour scale", show_label=False, elem_id="compare-plot")
         with gr.Row():
+            pick_a = gr.Dropdown([], label="A − B difference map: A", elem_id="compare-diff-a")
+            pick_b = gr.Dropdown([], label="B", elem_id="compare-diff-b")
+        difference = gr.Plot(label="A − B", show_label=False, elem_id="compare-difference")
+        with gr.Row():
             faith_on = gr.Checkbox(
                 label="Faithfulness (ERASER comprehensiveness / sufficiency, deletion / insertion AOPC)", value=True
             )
@@ -316,6 +358,17 @@ def build(page: Page) -> None:
         result_json.change(
             faithfulness, [result_json, faith_on], faith, api_name="compare_faithfulness", **page.groups["intervention"]
         )
+        light = {"api_visibility": "private", "show_progress": "hidden", **page.groups["light"]}
+        result_json.change(
+            user_errors(functools.partial(difference_choices, page.ctx)), result_json, [pick_a, pick_b], **light
+        )
+        for pick in (pick_a, pick_b):
+            redraw(pick.change, difference).then(
+                user_errors(functools.partial(difference_map, page.ctx)),
+                [result_json, pick_a, pick_b],
+                difference,
+                **light,
+            )
         inputs = [text, models, methods, target, gold, src_lang, tgt_lang]
         view = views.View(
             "compare", page.latest, [plot, result_json], (None, ""), comparison, show_comparison, page.examples

@@ -653,6 +653,40 @@ def test_attribute_tab_at_width(served, new_page, width: int) -> None:
     session.assert_clean()
 
 
+_PROGRESS_TARGETS_JS = """() => {
+  const shown = new Set();
+  for (const el of document.querySelectorAll('.progress-text, .progress-level, .eta-bar')) {
+    const block = el.closest('[id]');
+    if (block && el.getBoundingClientRect().height > 0) shown.add(block.id);
+  }
+  return [...shown];
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_new_request_dismisses_an_old_error_and_shows_one_progress_bar(served, new_page) -> None:
+    """An error toast does not stay over the next result; a run shows its progress once, on the figure."""
+    session = _open_app(new_page, served, 1400)
+    page = session.page
+    page.fill("#attribute-text textarea", "   ")
+    page.click("#attribute-run")
+    page.wait_for_selector('[data-testid="toast-close"]', timeout=30_000)  # "The input text is empty…"
+    assert "empty" in page.inner_text("body")
+    page.fill("#attribute-text textarea", PROMPT)
+    page.click("#attribute-run")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"toast-close\"]')", timeout=10_000)
+    seen: set[str] = set()
+    for _ in range(600):  # while it runs: where progress is drawn (the figure only, not each output)
+        seen.update(page.evaluate(_PROGRESS_TARGETS_JS))
+        if page.evaluate("() => [...(window.Bokeh?.index ?? [])].length > 0"):
+            break
+        page.wait_for_timeout(20)
+    assert seen == {"attribute-plot"}, seen
+    _check_panel(page, "#attribute-plot", min_titles=2)
+    session.assert_clean()
+
+
 # The agreement table under the compared heatmaps: its text, and any cell whose text is cut.
 _AGREEMENT_JS = """
 (selector) => {

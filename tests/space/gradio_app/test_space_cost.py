@@ -226,3 +226,22 @@ def test_a_bad_gold_alignment_is_refused_before_any_attribution_runs(shipped: Ap
     monkeypatch.setattr(shipped, "load", no_model)
     with pytest.raises(InvalidInputError, match="Bad alignment link '0:0'"):
         run_comparison(shipped, SEVEN_WORDS, *run, "0:0", *NO_LANGUAGES)
+
+
+def test_the_difference_menus_and_map_follow_the_shown_comparison(shipped: AppContext) -> None:
+    from bokeh.models import Plot
+
+    from space.gradio_app.tabs.compare import difference_choices, difference_map
+    from tests.support.handmade_results import comparison
+
+    shown = comparison().to_json()
+    a, b = difference_choices(shipped, shown)
+    assert (a["choices"], a["value"], b["value"]) == (["saliency", "attention"], "saliency", "attention")
+    layout = difference_map(shipped, shown, "attention", "saliency")
+    assert {p.title.text.splitlines()[0] for p in layout.select({"type": Plot})} == {
+        "A − B: attention − saliency — tiny-synth-translate"
+    }
+    assert difference_map(shipped, "", "attention", "saliency") is None  # cleared while a comparison runs
+    assert difference_choices(shipped, "")[0]["choices"] == []
+    with pytest.raises(InvalidInputError, match="Choose two different results"):
+        difference_map(shipped, shown, "saliency", "saliency")
