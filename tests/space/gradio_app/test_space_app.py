@@ -791,6 +791,7 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:
     page.locator("#compare-examples tbody tr").first.click()  # a translation with its gold alignment
     _check_panel(page, "#compare-plot", min_titles=4)  # two methods × (source → target, target → target)
     assert "AER vs gold" in page.evaluate(_AGREEMENT_JS, "#compare-plot")["text"]
+    _wait_for_title(page, "#compare-difference", "A − B: saliency − attention")  # the first two, chosen for you
     _screenshot(page, f"compare-{width}-example")
 
     models = page.locator("#compare-models input").first
