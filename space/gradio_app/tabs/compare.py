@@ -260,13 +260,23 @@ def _faithfulness_scores(loaded: LoadedModel, result: AttributionResult) -> list
     ]
 
 
-def difference_choices(ctx: AppContext, comparison_json: str | None) -> tuple[Any, Any]:
-    """The A and B menus of the difference map for the shown comparison: its results' labels, the first two
-    chosen (empty, with nothing chosen, while there is no comparison or it has one result)."""
+def difference_choices(ctx: AppContext, comparison_json: str | None) -> tuple[Any, Any, Any]:
+    """The A and B menus of the difference map for the shown comparison (its results' labels, the first two
+    chosen) and that first map, in one answer (one drawing); empty menus and no map while there is no
+    comparison or it has one result."""
     labels = _compared(ctx, comparison_json).labels if comparison_json else []
     if len(labels) < 2:
-        return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
-    return gr.update(choices=labels, value=labels[0]), gr.update(choices=labels, value=labels[1])
+        return gr.update(choices=[], value=None), gr.update(choices=[], value=None), None
+    first = difference_map(ctx, comparison_json, labels[0], labels[1]) if _line_up(ctx, comparison_json) else None
+    return gr.update(choices=labels, value=labels[0]), gr.update(choices=labels, value=labels[1]), first
+
+
+def _line_up(ctx: AppContext, comparison_json: str) -> bool:
+    """Whether the first two results explain the same tokens (else the first map waits for a pick)."""
+    results = _compared(ctx, comparison_json).results
+    return results[0].generated_tokens == results[1].generated_tokens and (
+        results[0].source_tokens == results[1].source_tokens
+    )
 
 
 def difference_map(ctx: AppContext, comparison_json: str | None, first: str | None, second: str | None) -> Any:
@@ -358,17 +368,17 @@ def build(page: Page) -> None:
         result_json.change(
             faithfulness, [result_json, faith_on], faith, api_name="compare_faithfulness", **page.groups["intervention"]
         )
+        # A new comparison empties the map, then fills both menus (the first two results chosen) and draws their
+        # map in one answer; a user's pick (``input``: not the menus set here) draws again, after emptying the
+        # plot (two drawings at once, or one over another, break Gradio's Bokeh view).
         light = {"api_visibility": "private", "show_progress": "hidden", **page.groups["light"]}
-        result_json.change(
-            user_errors(functools.partial(difference_choices, page.ctx)), result_json, [pick_a, pick_b], **light
+        draw = user_errors(functools.partial(difference_map, page.ctx))
+        choose = user_errors(functools.partial(difference_choices, page.ctx))
+        result_json.change(lambda: None, None, difference, queue=False, api_visibility="private").then(
+            choose, result_json, [pick_a, pick_b, difference], **light
         )
         for pick in (pick_a, pick_b):
-            redraw(pick.change, difference).then(
-                user_errors(functools.partial(difference_map, page.ctx)),
-                [result_json, pick_a, pick_b],
-                difference,
-                **light,
-            )
+            redraw(pick.input, difference).then(draw, [result_json, pick_a, pick_b], difference, **light)
         inputs = [text, models, methods, target, gold, src_lang, tgt_lang]
         view = views.View(
             "compare", page.latest, [plot, result_json], (None, ""), comparison, show_comparison, page.examples

@@ -235,8 +235,11 @@ def test_the_difference_menus_and_map_follow_the_shown_comparison(shipped: AppCo
     from tests.support.handmade_results import comparison
 
     shown = comparison().to_json()
-    a, b = difference_choices(shipped, shown)
+    a, b, first = difference_choices(shipped, shown)
     assert (a["choices"], a["value"], b["value"]) == (["saliency", "attention"], "saliency", "attention")
+    assert {p.title.text.splitlines()[0] for p in first.select({"type": Plot})} == {
+        "A − B: saliency − attention — tiny-synth-translate"
+    }
     layout = difference_map(shipped, shown, "attention", "saliency")
     assert {p.title.text.splitlines()[0] for p in layout.select({"type": Plot})} == {
         "A − B: attention − saliency — tiny-synth-translate"
