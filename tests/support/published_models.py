@@ -9,10 +9,12 @@ bound). Nothing is downloaded.
 
     loaded = stand_in("Qwen/Qwen2.5-0.5B-Instruct", device="meta")  # estimation only: no memory, no weights
     loaded = stand_in("gpt2")  # random weights on the CPU, ready to run
+    save_to_hub_cache("gpt2", cache, small=True)  # as `preload_from_hub` leaves it: loads by Hub id offline
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,23 +125,53 @@ def published_config(model_id: str, *, layers: int | None = None) -> PretrainedC
 
     if model_id not in PUBLISHED:
         raise KeyError(f"no published config for {model_id!r} here: add it to tests/support/published_models.py")
-    return _with_layers(PUBLISHED[model_id][0](), layers)
+    config = _with_layers(PUBLISHED[model_id][0](), layers)
+    if layers is not None and getattr(config, "layer_types", None):
+        config.layer_types = config.layer_types[:layers]  # Qwen2 keeps one attention type per layer
+    return config
 
 
-def stand_in(model_id: str, *, device: str = "cpu", layers: int | None = None, seed: int = 0) -> LoadedModel:
-    """A random-weight model of ``model_id``'s published config (``device="meta"``: shapes only, for estimates)."""
-    config = published_config(model_id, layers=layers)
-    _, kind, tokenizer = PUBLISHED[model_id]
+def stand_in(model_id: str, *, device: str = "cpu", small: bool = False, seed: int = 0) -> LoadedModel:
+    """A random-weight model of ``model_id``'s published config (``device="meta"``: shapes only, for estimates).
+
+    ``small``: one layer per stack and the tokenizer's vocabulary and special ids (widths as published): the
+    architecture at a fraction of the memory, for tests that start an app with every model of a profile.
+    """
+    _, kind, make_tokenizer = PUBLISHED[model_id]
+    tokenizer = make_tokenizer()
+    config = published_config(model_id, layers=1 if small else None)
+    if small:
+        _fit_vocabulary(config, tokenizer)
     model_class = AutoModelForCausalLM if kind == "causal" else AutoModelForSeq2SeqLM
     torch.manual_seed(seed)
     with torch.device(device):
         model = model_class.from_config(config, attn_implementation="eager")
-    return LoadedModel(model_id, model.eval(), tokenizer(), kind)
+    return LoadedModel(model_id, model.eval(), tokenizer, kind)
 
 
-def save_stand_in(model_id: str, folder: Path, *, layers: int | None = None, seed: int = 0) -> Path:
-    """:func:`stand_in` saved as a local model folder (what the app loads in place of the Hub model)."""
-    loaded = stand_in(model_id, layers=layers, seed=seed)
-    loaded.model.save_pretrained(folder)
-    loaded.tokenizer.save_pretrained(folder)
-    return Path(folder)
+def _fit_vocabulary(config: PretrainedConfig, tokenizer) -> None:
+    """The tokenizer's vocabulary size and special ids in ``config`` (every id a model looks up then exists)."""
+    marian_start = getattr(config, "decoder_start_token_id", None) == config.pad_token_id  # Marian starts with pad
+    config.vocab_size = len(tokenizer)
+    if hasattr(config, "decoder_vocab_size"):
+        config.decoder_vocab_size = len(tokenizer)
+    end = tokenizer.eos_token_id
+    config.eos_token_id = end
+    config.bos_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else end
+    config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else end
+    if hasattr(config, "decoder_start_token_id"):
+        config.decoder_start_token_id = config.pad_token_id if marian_start else end
+
+
+def save_to_hub_cache(model_id: str, cache: Path, *, small: bool = False, seed: int = 0) -> Path:
+    """:func:`stand_in` saved where the Hub client keeps ``model_id`` in the cache folder ``cache`` (``HF_HUB_CACHE``),
+    as a Space's ``preload_from_hub`` leaves it: ``from_pretrained(model_id)`` then loads it offline."""
+    loaded = stand_in(model_id, small=small, seed=seed)
+    repo = Path(cache) / f"models--{model_id.replace('/', '--')}"
+    commit = hashlib.sha1(f"{model_id} {small} {seed}".encode()).hexdigest()
+    snapshot = repo / "snapshots" / commit
+    loaded.model.save_pretrained(snapshot)
+    loaded.tokenizer.save_pretrained(snapshot)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot

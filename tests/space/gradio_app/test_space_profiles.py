@@ -8,13 +8,18 @@ import json
 import pytest
 
 from attribution.errors import InvalidInputError
+from attribution.results import AttributionResult
 from space.gradio_app.config import DEFAULT_CONFIG_PATH, SpaceConfig, profile_names, read_config_file
 from space.gradio_app.context import offered_methods
 from space.gradio_app.examples import PROFILE_EXAMPLES
 from space.gradio_app.offered_runs import GRAPH, PATCHING, offered_runs
-from tests.support.published_models import stand_in
+from tests.support.app_server import call, serve_app
+from tests.support.published_models import PUBLISHED, save_to_hub_cache, stand_in
 
 PROFILES = profile_names(read_config_file())
+
+
+PROMPT = PROFILE_EXAMPLES["causal"][0]
 
 
 def shape_only(model_id: str):
@@ -90,3 +95,43 @@ def test_a_bad_profile_is_a_clear_error(data, profile, message):
     with pytest.raises(InvalidInputError) as error:
         SpaceConfig.from_dict(data, profile=profile)
     assert message in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def hub_cache(tmp_path_factory):
+    """A Hub cache folder holding a small stand-in of every model a profile offers, as ``preload_from_hub`` leaves
+    the real ones (one layer per stack, published widths)."""
+    cache = tmp_path_factory.mktemp("hub-cache")
+    for model_id in PUBLISHED:
+        save_to_hub_cache(model_id, cache, small=True)
+    return cache
+
+
+@pytest.mark.slow  # three app processes (~30 s each on the shared machine)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_app_starts_with_the_profile_and_serves_its_default_model_preloaded(
+    profile, hub_cache, tmp_path, monkeypatch
+):
+    """The shipped file with the profile chosen by the environment, on CPU (this machine has no GPU), its models
+    loaded by Hub id from the cache; the default model's files are moved away once the app is up: it answers
+    from memory, so it was loaded at start-up."""
+    data = read_config_file()
+    for overrides in data["profiles"].values():
+        overrides["device"] = "cpu"
+    config = SpaceConfig.from_dict(data, profile=profile)
+    assert set(config.models) <= set(PUBLISHED)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setenv("ATTRIBUTION_EXPLORER_PROFILE", profile)
+    default_files = hub_cache / f"models--{config.default_model.replace('/', '--')}"
+    with serve_app(data, tmp_path / "app", online=True) as app:
+        default_files.rename(default_files.with_name("moved-away"))
+        try:
+            answer = call(
+                app.url, "attribute", config.default_model, PROMPT, " Mary", config.default_method, [], "", "", ""
+            )
+        finally:
+            default_files.with_name("moved-away").rename(default_files)
+    assert answer.event == "complete", answer.data
+    result = AttributionResult.from_json(answer.data[-1])
+    assert (result.provenance.model_id, result.method) == (config.default_model, config.default_method)
+    assert "".join(result.generated_tokens).replace("Ġ", " ") == " Mary"
