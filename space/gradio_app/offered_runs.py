@@ -3,13 +3,15 @@
 A hardware profile (:mod:`space.gradio_app.config`) promises that what it offers finishes within its budgets
 on its hardware. This module lists those runs: each offered Inseq method on each offered model and example
 text (the output generated, the most a request without a target costs), the contribution graph and the
-patching sweep, each with :mod:`attribution.cost`'s estimate and the cap the app holds it to
-(``max_model_passes``, ``max_intervention_passes``). Nothing runs a model: ``load`` may give shape-only
-stand-ins. The test of the shipped profiles and ``benchmarks/space_profiles.py`` (which also times them) use it.
+Intervene tab's patching sweep with its route test, each with :mod:`attribution.cost`'s estimate and the cap
+the app holds it to (``max_model_passes``, ``max_intervention_passes``). Nothing runs a model: ``load`` may
+give shape-only stand-ins. The test of the shipped profiles and ``benchmarks/space_profiles.py`` (which also
+times them) use it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -20,8 +22,8 @@ from space.gradio_app.config import SpaceConfig
 from space.gradio_app.context import offered_methods
 from space.gradio_app.examples import PROFILE_EXAMPLES
 
-#: The ``method`` of the contribution graph's and the patching sweep's runs.
-GRAPH, PATCHING = "contribution graph", "patching sweep"
+#: The ``method`` of the contribution graph's and the Intervene tab's runs.
+GRAPH, PATCHING = "contribution graph", "patching sweep + route"
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,14 @@ def _attribution_run(config: SpaceConfig, loaded: LoadedModel, method: str, exam
 
 
 def _structure_run(config: SpaceConfig, loaded: LoadedModel, what: str, example: str) -> OfferedRun:
-    """The contribution graph (held to ``max_model_passes``) or the patching sweep (``max_intervention_passes``)."""
-    from attribution.cost import estimate_graph_cost, estimate_patching_cost
+    """The contribution graph (held to ``max_model_passes``), or the Intervene tab's patching sweep and route test
+    (together, as the tab holds them, to ``max_intervention_passes``)."""
+    from attribution.cost import estimate_graph_cost, estimate_patching_cost, estimate_route_cost
+    from space.gradio_app.tabs.intervene import ROUTE_SEEDS
 
     if what == GRAPH:
         return OfferedRun(loaded.model_id, what, example, estimate_graph_cost(loaded, example), config.max_model_passes)
-    estimate = estimate_patching_cost(loaded, example)
-    return OfferedRun(loaded.model_id, what, example, estimate, config.max_intervention_passes)
+    sweep = estimate_patching_cost(loaded, example)
+    route = estimate_route_cost(loaded, example, seeds=ROUTE_SEEDS)
+    both = dataclasses.replace(sweep, label=f"{what} on {loaded.model_id}", passes=sweep.passes + route.passes)
+    return OfferedRun(loaded.model_id, what, example, both, config.max_intervention_passes)

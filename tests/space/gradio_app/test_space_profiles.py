@@ -135,3 +135,11 @@ def test_the_app_starts_with_the_profile_and_serves_its_default_model_preloaded(
     result = AttributionResult.from_json(answer.data[-1])
     assert (result.provenance.model_id, result.method) == (config.default_model, config.default_method)
     assert "".join(result.generated_tokens).replace("Ġ", " ") == " Mary"
+
+
+def test_the_space_card_lists_and_preloads_the_models_of_the_default_profile():
+    from huggingface_hub.repocard import metadata_load
+
+    card = metadata_load(DEFAULT_CONFIG_PATH.with_name("README.md"))
+    models = list(SpaceConfig.from_dict(read_config_file(), profile=None).models)
+    assert card["models"] == card["preload_from_hub"] == models
