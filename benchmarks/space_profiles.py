@@ -1,6 +1,7 @@
 """The Space's hardware profiles: what each offers, what it costs, and (on this machine, for ``cpu-basic``) how long.
 
-    python benchmarks/space_profiles.py [--measure cpu-basic] [--threads 2] [--startup] [--models gpt2 ...]
+    python benchmarks/space_profiles.py [--measure cpu-basic] [--per-pass cpu-basic] [--threads 2] [--startup]
+                                        [--models gpt2 ...]
 
 For every profile of ``space/config.json``, every offered run (model × method × example, the contribution graph,
 the Intervene tab's patching sweep with its route test: :mod:`space.gradio_app.offered_runs`) is estimated on a
@@ -11,6 +12,10 @@ Intervene tabs' functions, without the time budget) on random-weight stand-ins a
 torch threads (a free ``cpu-basic`` Space has 2 vCPUs), and compared to the profile's time budget. A timed run
 explains a given target of ``max_new_tokens`` tokens (as many steps as the estimate counts, without its
 generation passes: a random model's output is no text for the stand-in tokenizer).
+
+``--per-pass`` times one forward + backward pass of each model of the profiles named (median of 3, at the
+example's length plus ``max_new_tokens``) and projects each run's seconds as its estimated passes times that:
+minutes cheaper than ``--measure`` where the machine is busy, and an upper bound for passes that read a prefix.
 
 ``--startup`` times ``serve`` with the measured profile until its page answers, its models loaded at start-up
 from a local Hub cache of full-size stand-ins (what ``preload_from_hub`` leaves on a Space), against the same
@@ -111,12 +116,51 @@ def measure_profile(config: SpaceConfig, runs: list[OfferedRun], threads: int) -
     return seconds
 
 
-def profile_table(name: str, config: SpaceConfig, runs: list[OfferedRun], seconds: dict | None) -> str:
+def pass_seconds(model_id: str, config: SpaceConfig, example: str, threads: int, repeats: int = 3) -> float:
+    """Median seconds of one forward + backward pass of ``model_id``'s full-size stand-in over ``example`` and a
+    continuation of ``max_new_tokens`` tokens (the longest sequence a run of the profile reads)."""
+    import statistics
+
+    import torch
+
+    torch.set_num_threads(threads)
+    loaded = stand_in(model_id)
+    target = _target(loaded, config.max_new_tokens)
+    if loaded.kind == "seq2seq":
+        inputs = loaded.tokenizer(example, text_target=target, return_tensors="pt")
+    else:
+        inputs = loaded.tokenizer(example + target, return_tensors="pt")
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loaded.model(**inputs).logits.sum().backward()
+        times.append(time.perf_counter() - start)
+        loaded.model.zero_grad(set_to_none=True)
+    return statistics.median(times)
+
+
+def projected_seconds(config: SpaceConfig, runs: list[OfferedRun], threads: int) -> dict[tuple[str, str], tuple]:
+    """Each run's estimated passes times its model's measured pass (see :func:`pass_seconds`)."""
+    per_pass = {}
+    for run in runs:
+        if run.model not in per_pass:
+            per_pass[run.model] = pass_seconds(run.model, config, run.example, threads)
+            print(f"  {run.model}: {per_pass[run.model]:.3f} s per forward + backward pass", file=sys.stderr)
+    return {
+        (run.model, run.method): (run.estimate.passes * per_pass[run.model], "")
+        for run in runs
+        if run.estimate is not None
+    }
+
+
+def profile_table(
+    name: str, config: SpaceConfig, runs: list[OfferedRun], seconds: dict | None, *, column: str = "seconds here"
+) -> str:
     budget = config.time_budget_s
     head = "| model | run | passes (estimate) | cap | verdict |"
     rule = "|---|---|---:|---:|---|"
     if seconds is not None:
-        head = f"| model | run | passes (estimate) | cap | seconds here | verdict ({budget:g} s budget) |"
+        head = f"| model | run | passes (estimate) | cap | {column} | verdict ({budget:g} s budget) |"
         rule = "|---|---|---:|---:|---:|---|"
     lines = [f"**{name}** ({len(config.models)} models, {len(runs)} runs)", "", head, rule]
     for run in runs:
@@ -161,6 +205,7 @@ def startup_table(profile: str, data: dict, threads: int, folder: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", nargs="*", default=["cpu-basic"], help="profiles to time here (default cpu-basic)")
+    parser.add_argument("--per-pass", nargs="*", default=[], help="profiles whose runs are projected from one pass")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (cpu-basic has 2 vCPUs)")
     parser.add_argument("--startup", action="store_true", help="also time the app's start with the measured profile")
     parser.add_argument("--models", nargs="*", help="only these models of each profile (a quicker run)")
@@ -173,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             kept = tuple(m for m in config.models if m in args.models) or config.models[:1]
             config = dataclasses.replace(config, models=kept, default_model=kept[0])
         runs = list(offered_runs(config, lambda model_id: stand_in(model_id, device="meta")))
-        seconds = measure_profile(config, runs, args.threads) if name in args.measure else None
-        print(profile_table(name, config, runs, seconds) + "\n")
+        if name in args.measure:
+            print(profile_table(name, config, runs, measure_profile(config, runs, args.threads)) + "\n")
+        elif name in args.per_pass:
+            projected = projected_seconds(config, runs, args.threads)
+            print(profile_table(name, config, runs, projected, column="projected seconds") + "\n")
+        else:
+            print(profile_table(name, config, runs, None) + "\n")
     if args.startup:
         for name in args.measure:
             with tempfile.TemporaryDirectory(prefix="profiles-startup-") as folder:
