@@ -107,6 +107,7 @@ def hub_cache(tmp_path_factory):
     return cache
 
 
+@pytest.mark.server
 @pytest.mark.slow  # three app processes (~30 s each on the shared machine)
 @pytest.mark.parametrize("profile", PROFILES)
 def test_the_app_starts_with_the_profile_and_serves_its_default_model_preloaded(

@@ -59,6 +59,7 @@ def _attribute(client: Client, method: str):
     return client.predict(IOI_MODEL, PROMPT, "", method, ["probability"], "", api_name="/attribute")
 
 
+@pytest.mark.server
 def test_every_model_event_and_only_those_run_through_one_gpu_function(zero_gpu):
     fake, demo, *_ = zero_gpu
     assert len(fake.decorated) == 1  # one worker process for every event
@@ -68,6 +69,7 @@ def test_every_model_event_and_only_those_run_through_one_gpu_function(zero_gpu)
     assert not wrapped & unwrapped
 
 
+@pytest.mark.server
 def test_an_attribution_runs_on_the_gpu_for_the_seconds_of_its_estimate(zero_gpu):
     fake, _, ctx, client, seen = zero_gpu
     fake.calls.clear()
@@ -81,6 +83,7 @@ def test_an_attribution_runs_on_the_gpu_for_the_seconds_of_its_estimate(zero_gpu
     assert seen and all(seen)  # the model ran, and only inside the GPU call
 
 
+@pytest.mark.server
 def test_a_request_over_the_cap_is_refused_before_asking_for_a_gpu(zero_gpu):
     fake, _, _, client, seen = zero_gpu
     fake.calls.clear()
@@ -92,6 +95,7 @@ def test_a_request_over_the_cap_is_refused_before_asking_for_a_gpu(zero_gpu):
     assert len(fake.calls) == 1
 
 
+@pytest.mark.server
 def test_a_graph_asks_for_its_time_budget_and_a_rewalk_needs_no_gpu(zero_gpu):
     fake, _, _, client, seen = zero_gpu
     fake.calls.clear()
