@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import html
 import logging
+import math
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,32 @@ def budget_checking(budget: TimeBudget, progress: Progress) -> Progress:
     return report
 
 
+class ModelWorkReached(BaseException):
+    """A dry run (:meth:`AppContext.estimating`) reached a model's work and stopped there, before it ran.
+
+    A ``BaseException``, so that the handlers' ``except Exception`` (a user's error, a generic one) lets it by.
+    """
+
+
+class _StopAtModelWork(TimeBudget):
+    """A budget spent from the start: the first module call of a watched model in this thread stops the dry run."""
+
+    def __init__(self) -> None:
+        super().__init__(math.inf, what="A dry run")
+
+    def check(self) -> None:
+        raise ModelWorkReached
+
+
+@dataclass
+class DryRun:
+    """What a handler would run, learnt by running it up to its model work (see :meth:`AppContext.estimating`)."""
+
+    passes: int = 0  # the estimates it held to the caps, summed
+    estimated: bool = False  # whether it estimated anything (a contribution graph does not)
+    guards: list[_StopAtModelWork] = field(default_factory=list)
+
+
 @dataclass
 class AppContext:
     """Everything a running app shares between requests: config, offered models, model cache, export files."""
@@ -56,6 +84,7 @@ class AppContext:
     offer: ModelOffer
     cache: ModelCache
     exports: ExportStore | None = None
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     def __post_init__(self) -> None:
         if self.exports is None:
@@ -96,7 +125,35 @@ class AppContext:
         )
 
     def load(self, name: str | None) -> LoadedModel:
-        return load_model(self.model_spec(name), cache=self.cache)
+        loaded = load_model(self.model_spec(name), cache=self.cache)
+        dry_run = self.dry_run
+        if dry_run is not None:
+            guard = _StopAtModelWork()
+            guard.watch(loaded)
+            dry_run.guards.append(guard)
+        return loaded
+
+    @property
+    def dry_run(self) -> DryRun | None:
+        """The dry run this thread is in, if any."""
+        return getattr(self._local, "dry_run", None)
+
+    @contextmanager
+    def estimating(self) -> Iterator[DryRun]:
+        """Run a handler inside to learn what it would cost without running a model (ZeroGPU asks this first).
+
+        Inputs are checked and models loaded as usual; :meth:`check_cost` holds the estimates to the caps (a
+        refusal is raised as usual) and adds them up; :meth:`time_budget`, or any module call of a model loaded
+        meanwhile, raises :class:`ModelWorkReached` instead of running. A handler that returns needed no model.
+        """
+        run = DryRun()
+        self._local.dry_run = run
+        try:
+            yield run
+        finally:
+            self._local.dry_run = None
+            for guard in run.guards:
+                guard.close()
 
     def check_method(self, method: str) -> None:
         methods = offered_methods(self.config)
@@ -116,14 +173,20 @@ class AppContext:
 
         Attribution runs and graphs are held to ``max_model_passes``, interventions to
         ``max_intervention_passes`` (each with its hint, unless ``hint`` words it for the request). Without a
-        cap nothing is estimated: a generator of estimates is not even started.
+        cap nothing is estimated (a generator of estimates is not even started) unless a dry run
+        (:meth:`estimating`) adds the estimates up.
         """
         from attribution.cost import ATTRIBUTION_HINT, INTERVENTION_HINT, check_cost
 
         cap = self.config.max_intervention_passes if intervention else self.config.max_model_passes
-        if cap is None:
+        dry_run = self.dry_run
+        if cap is None and dry_run is None:
             return
-        check_cost(estimates, cap, what=what, hint=hint or (INTERVENTION_HINT if intervention else ATTRIBUTION_HINT))
+        hint = hint or (INTERVENTION_HINT if intervention else ATTRIBUTION_HINT)
+        total = check_cost(estimates, cap, what=what, hint=hint)
+        if dry_run is not None:
+            dry_run.passes += total
+            dry_run.estimated = True
 
     def generate(self, loaded: LoadedModel, text: str, languages: Languages, progress: Progress) -> str:
         """The model's own output for ``text`` (what an attribution without a target explains), generated
@@ -146,6 +209,8 @@ class AppContext:
         self, models: LoadedModel | list[LoadedModel], what: str, progress: Progress, *, hint: str
     ) -> Iterator[Progress]:
         """Run under the request's time budget (``time_budget_s``); yields a reporter that checks it first."""
+        if self.dry_run is not None:
+            raise ModelWorkReached
         with time_budget(models, self.config.time_budget_s, what=what, hint=hint) as budget:
             yield budget_checking(budget, progress)
 
