@@ -232,13 +232,19 @@ class PlannedAttribution:
 
 def explained_target(
     ctx: AppContext, loaded: LoadedModel, text: str, target: str | None, languages: Languages, progress: Progress
-) -> tuple[str, bool]:
+) -> tuple[str | None, bool]:
     """The target a request explains and whether it was generated here: the typed one (checked), else the
-    model's own output, generated now (cheap: one pass per token) so that the estimate counts its real length."""
+    model's own output, generated now (cheap: one pass per token) so that the estimate counts its real length.
+
+    In a dry run (ZeroGPU's, before a GPU is asked for: :meth:`AppContext.estimating`) nothing can be generated:
+    ``None`` then, and the estimate bounds the output by ``max_new_tokens`` as the run would generate it.
+    """
     ctx.check_texts(loaded, input_text=text, target=target)
     typed = optional(target)
     if typed is not None:
         return typed, False
+    if ctx.dry_run is not None:
+        return None, False
     return ctx.generate(loaded, text, languages, progress), True
 
 

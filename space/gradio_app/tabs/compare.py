@@ -90,7 +90,7 @@ def plan_comparison(
     loaded_models = _load_models(ctx, models, methods, languages)
     first = loaded_models[runs[0][0]]
     explained, generated = explained_target(ctx, first, text, target, languages, progress)
-    if optional(gold_alignment):
+    if optional(gold_alignment) and explained is not None:  # (a dry run has no target yet: see explained_target)
         from attribution.compare import check_alignment
 
         check_alignment(gold_alignment, text, explained, kind=first.kind)  # before any attribution runs
