@@ -75,6 +75,11 @@ PANEL_GAP = 2
 LAYER_PX, EXTRA_PX, MIN_HEIGHT_PX, MAX_HEIGHT_PX = 80, 170, 420, 980
 #: The details panel wraps below the plot when the two do not fit side by side.
 PLOT_MIN_PX, PANEL_MIN_PX = 520, 280
+#: Width each token column needs for its slanted label to read: a longer text widens the figure, which
+#: then scrolls sideways inside its panel, instead of squeezing its labels together.
+COLUMN_PX, AXIS_PX = 22, 90
+#: Characters' width (px) of the predictions written above the roots, to keep the right-most one inside.
+PREDICTION_CHAR_PX, PREDICTION_ANGLE = 7.5, 0.5
 
 
 #: Within this many pixels of a node, only the node's tooltip shows (not those of the edges meeting there).
@@ -182,9 +187,10 @@ const n = nodes.selected.indices;
 const e = edges.selected.indices;
 let id = '';
 if (n.length > 0 && e.length > 0) { edges.selected.indices = []; return; }  // a node wins; this runs again
-if (n.length > 0) { panel.text = node_details(n[0]); id = nodes.data.id[n[0]]; }
-else if (e.length > 0) { panel.text = edge_details(e[0]); id = edge_key(e[0]); }
-else { panel.text = hint; }
+const show = (text) => { if (panel) panel.text = text; };  // the app shows the details itself: no panel
+if (n.length > 0) { show(node_details(n[0])); id = nodes.data.id[n[0]]; }
+else if (e.length > 0) { show(edge_details(e[0])); id = edge_key(e[0]); }
+else { show(hint); }
 if (selector) {
   const field = document.querySelector(selector);
   if (field && field.value !== id) {
@@ -317,11 +323,14 @@ def graph_figure(
     root_token: int | None = None,
     threshold: float | None = None,
     selection_input: str | None = None,
+    controls: bool = True,
 ) -> LayoutDOM:
     """The interactive graph layout: controls, figure, and the details panel.
 
     ``selection_input`` is a CSS selector of an ``<input>``/``<textarea>`` in the page that should
     receive the id of the tapped node or the key of the tapped edge (the app's selection box).
+    ``controls=False`` leaves out the figure's own threshold slider, route menu and details panel, for a
+    page that has its own (the app: one set of controls, one details view; it re-walks the graph itself).
     """
     if not graph.nodes:
         raise InvalidInputError("this contribution graph has no nodes to draw")
@@ -346,12 +355,14 @@ def graph_figure(
     shown = IndexFilter(indices=[i for i, e in enumerate(edges) if id(e) in kept], name="shown edges")
 
     n_columns = geometry.decoder_offset + len(graph.target_tokens)
+    room = _predictions_room(graph, roots, words)
     n_rows = max(geometry.encoder_layers, geometry.decoder_layers)
     plot = figure(
         title=f"Contribution graph — {short_model_name(graph.provenance.model_id)}",
         sizing_mode="stretch_width",
+        min_width=max(PLOT_MIN_PX, int(COLUMN_PX * (n_columns + 1 + room)) + AXIS_PX),
         height=max(MIN_HEIGHT_PX, min(MAX_HEIGHT_PX, LAYER_PX * n_rows + EXTRA_PX)),
-        x_range=(-1.0, n_columns),
+        x_range=(-1.0, n_columns + room),
         y_range=(-0.6, n_rows + 1.0),
         tools="pan,wheel_zoom,box_zoom,reset,save",
         toolbar_location="right",
@@ -428,12 +439,16 @@ def graph_figure(
     tokens += list(graph.target_tokens)
     plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(tokens, words.style), positions=positions)
     plot.xaxis.major_label_orientation = 1.2
-    if n_columns > 40:
-        plot.xaxis.major_label_text_font_size = "8px"
     plot.yaxis.ticker = FixedTicker(ticks=list(range(n_rows + 1)))
     plot.yaxis.axis_label = "layer (0 = embeddings)"
     plot.grid.visible = False
 
+    status = PreText(text=f"{len(kept)} of {len(edges)} edges with weight ≥ {start:.3f}", name="status")
+    # The plot keeps its least width (a column per token): a narrower panel scrolls it sideways.
+    scrolled = column(plot, sizing_mode="stretch_width", styles={"overflow-x": "auto", "overflow-y": "hidden"})
+    if not controls:
+        _on_tap(sources, None, selection_input)
+        return column(status, scrolled, sizing_mode="stretch_width", name="graph")
     menu = route_menu(graph, words)
     slider = Slider(start=graph.threshold, end=1.0, value=start, step=0.005, title="edge threshold", width=260)
     select = Select(
@@ -442,7 +457,6 @@ def graph_figure(
         options=menu,
         width=260,
     )
-    status = PreText(text=f"{len(kept)} of {len(edges)} edges with weight ≥ {start:.3f}", name="status")
     panel = Div(
         text=HINT,
         render_as_text=True,
@@ -464,17 +478,23 @@ def graph_figure(
     )
     slider.js_on_change("value", update)
     select.js_on_change("value", update)
-    tap = CustomJS(args={**sources, "panel": panel, "hint": HINT, "selector": selection_input}, code=_TAP_JS)
-    nodes_source.selected.js_on_change("indices", tap)
-    edges_source.selected.js_on_change("indices", tap)
-    controls = row(slider, select, status, styles=wrapping_row_styles(), sizing_mode="stretch_width")
+    _on_tap(sources, panel, selection_input)
+    row_of_controls = row(slider, select, status, styles=wrapping_row_styles(), sizing_mode="stretch_width")
+    scrolled.styles = {**scrolled.styles, "flex": f"3 1 {PLOT_MIN_PX}px", "min-width": "0"}
     body = row(
-        column(plot, sizing_mode="stretch_width", styles={"flex": f"3 1 {PLOT_MIN_PX}px", "min-width": "0"}),
+        scrolled,
         column(panel, sizing_mode="stretch_width", styles={**wrapping_block_styles(PANEL_MIN_PX), "flex-grow": "0.3"}),
         sizing_mode="stretch_width",
         styles=wrapping_row_styles(),
     )
-    return column(controls, body, sizing_mode="stretch_width", name="graph")
+    return column(row_of_controls, body, sizing_mode="stretch_width", name="graph")
+
+
+def _on_tap(sources: dict, panel: Div | None, selection_input: str | None) -> None:
+    """A tap shows the node's or edge's details in ``panel`` (when there is one) and tells the app about it."""
+    tap = CustomJS(args={**sources, "panel": panel, "hint": HINT, "selector": selection_input}, code=_TAP_JS)
+    sources["nodes"].selected.js_on_change("indices", tap)
+    sources["edges"].selected.js_on_change("indices", tap)
 
 
 def _end_of(end: str, axis: str, nodes: ColumnDataSource) -> dict:
@@ -487,6 +507,21 @@ def _by_code(field: str, colours: list[str]) -> dict:
     """A colour per integer code in ``field`` (0 → ``colours[0]``, …)."""
     mapper = LinearColorMapper(palette=colours, low=-0.5, high=len(colours) - 0.5)
     return {"field": field, "transform": mapper}
+
+
+def _predictions_room(graph: ContributionGraph, roots: dict[int, str], words: GraphWords) -> float:
+    """Columns right of the last token for the right-most prediction, which the frame would clip.
+
+    Slanted predictions (several roots) run rightwards; the room is what the text needs at the plot's
+    least width (:data:`COLUMN_PX` a column), more than enough when the plot is wider. One prediction is
+    written leftwards when it sits in the right half: it needs none.
+    """
+    nodes = {node.id: node for node in graph.nodes}
+    texts = [words.predicted_tokens(nodes[roots[token]]) for token in sorted(roots)]
+    texts = [text for text in texts if text]
+    if len(texts) < 2:
+        return 0.0
+    return float(np.ceil(len(texts[-1]) * PREDICTION_CHAR_PX * np.cos(PREDICTION_ANGLE) / COLUMN_PX))
 
 
 def _draw_predictions(
@@ -516,7 +551,7 @@ def _draw_predictions(
             text_font_size="12px" if single else "10px",
             text_font_style="bold",
             text_color="#b03a2e",
-            angle=0.0 if single else 0.5,
+            angle=0.0 if single else PREDICTION_ANGLE,
             text_align=align,
             x_offset=6 if align == "left" else -6,
         )

@@ -41,6 +41,25 @@ APP_JS = f"""
       box.blur();  // a Gradio slider's number box releases (applies) its value on blur
     }}
   }}, true);
+  // A plot drawing a new figure empties its element: the old figure's Bokeh views (and their document) stay in
+  // Bokeh.index / Bokeh.documents, holding the old figure's data. Views once on the page and now off it are
+  // released, so the page's memory does not grow with each new figure.
+  const release = () => {{
+    const bokeh = window.Bokeh;
+    if (!bokeh?.index) return;
+    for (const view of [...bokeh.index]) {{
+      if (view.el.isConnected) view.model.document.aeShown = view.aeShown = true;
+      else if (view.aeShown) view.remove();
+    }}
+    const live = new Set([...bokeh.index].map((view) => view.model.document));
+    const gone = bokeh.documents.filter((doc) => doc.aeShown && !live.has(doc));
+    for (const doc of gone) bokeh.documents.splice(bokeh.documents.indexOf(doc), 1);
+  }};
+  let pending = null;
+  new MutationObserver(() => {{
+    clearTimeout(pending);
+    pending = setTimeout(release, 250);
+  }}).observe(document.body, {{childList: true, subtree: true}});
 }}
 """
 

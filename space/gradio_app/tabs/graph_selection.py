@@ -9,17 +9,23 @@ browser sends back, and the app queues them with the cheap requests.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from attribution.contributions.roots import DEFAULT_ROOT, default_roots
 from attribution.errors import InvalidInputError
-from attribution.results import ContributionGraph
+from attribution.results import ContributionGraph, GraphNode
 from space.gradio_app.context import read_result_json, refusal
 from space.gradio_app.wiring import Page, user_errors
 
-ROOT_TOKEN_CHOICES = [("last token", "-1"), ("all tokens", "all")]
+if TYPE_CHECKING:
+    from exporters.graph_details import DetailRow, GraphWords
+
+DEFAULT_ROOT_LABEL = "the prediction (last token; translations: whole target)"
+ROOT_TOKEN_CHOICES = [(DEFAULT_ROOT_LABEL, DEFAULT_ROOT), ("last token", "-1"), ("all tokens", "all")]
 #: Columns of the node table (the same rows as the figure's tap panel).
 NODE_TABLE_HEADERS = ["list", "#", "token / neuron", "value", "raw"]
 EDGE_TABLE_HEADERS = ["head", "weight"]
@@ -69,7 +75,7 @@ def graph_from_json(graph_json: str | None, max_bytes: int | None) -> Contributi
 class GraphChoices:
     """What the graph tab's dropdowns offer once a graph is shown: (label, value) pairs."""
 
-    roots: list[tuple[str, str]]  # "last token (…)", "all tokens", then each target token
+    roots: list[tuple[str, str]]  # the default, "last token (…)", "all tokens", then each target token
     nodes: list[tuple[str, str]]  # node ids
     attention_edges: list[tuple[str, str]]  # edge keys ("source->target") of edges with a per-head split
 
@@ -87,7 +93,8 @@ def graph_choices(graph_json: str | None, *, max_bytes: int | None = None) -> Gr
     graph = graph_from_json(graph_json, max_bytes)
     words = GraphWords(graph)
     last = len(graph.target_tokens) - 1
-    roots = [(words.root_label(last), "-1"), (ALL_TOKENS, "all")]
+    default = words.root_label(last) if default_roots(graph.provenance.model_kind) == -1 else ALL_TOKENS
+    roots = [(f"default: {default}", DEFAULT_ROOT), (words.root_label(last), "-1"), (ALL_TOKENS, "all")]
     roots += [(words.root_label(i), str(i)) for i in range(last)]
     return GraphChoices(
         roots=roots,
@@ -98,11 +105,22 @@ def graph_choices(graph_json: str | None, *, max_bytes: int | None = None) -> Gr
     )
 
 
+def _graph_rows(words: GraphWords, node: GraphNode) -> list[DetailRow]:
+    """The graph's own rows of a node: logit lens, promoted / suppressed tokens, top FFN neurons."""
+    return words.node_rows(node)
+
+
+#: The sections of the one node-details view, in order: each gives its rows (``DetailRow``: list name, rank,
+#: item, value, raw) for a node of the shown graph. A module adding a view of nodes appends its section.
+NODE_DETAIL_SECTIONS: list[Callable[[GraphWords, GraphNode], list[DetailRow]]] = [_graph_rows]
+
+
 def node_details(graph_json: str | None, node_id: str | None, *, max_bytes: int | None = None) -> list[list[Any]]:
     """Rows (list, rank, token as text or neuron, value, raw token or neuron index) of a node.
 
-    The logit-lens top tokens, promoted and suppressed tokens and top FFN neurons: the rows of
-    :meth:`exporters.graph_details.GraphWords.node_rows`, which the figure's tap panel shows too.
+    The rows of each of :data:`NODE_DETAIL_SECTIONS`: first the logit-lens top tokens, promoted and suppressed
+    tokens and top FFN neurons (:meth:`exporters.graph_details.GraphWords.node_rows`, which an exported
+    figure's tap panel shows too).
     """
     from exporters.figure_common import shown_value
     from exporters.graph_details import GraphWords
@@ -114,7 +132,8 @@ def node_details(graph_json: str | None, node_id: str | None, *, max_bytes: int 
         node = graph.node(node_id)
     except KeyError as error:
         raise InvalidInputError(f"No node {node_id[:100]!r} in this graph: recompute it.") from error
-    rows = GraphWords(graph).node_rows(node)
+    words = GraphWords(graph)
+    rows = [row for section in NODE_DETAIL_SECTIONS for row in section(words, node)]
     return [[row.list, row.rank, row.item, float(shown_value(row.value)), row.raw] for row in rows]
 
 

@@ -154,8 +154,8 @@ def test_graph_root_nodes_and_edges(served, client):
     assert graph.target_tokens == _tokens(served.causal, PROMPT)
     assert graph.root_tokens == [len(graph.target_tokens) - 1]
     assert all(edge.weight >= LOW_THRESHOLD for edge in graph.edges)
-    assert [value for _, value in roots["choices"][:2]] == ["-1", "all"]
-    assert [value for _, value in roots["choices"][2:]] == [str(i) for i in range(len(graph.target_tokens) - 1)]
+    assert [value for _, value in roots["choices"][:3]] == ["auto", "-1", "all"]
+    assert [value for _, value in roots["choices"][3:]] == [str(i) for i in range(len(graph.target_tokens) - 1)]
     assert [value for _, value in nodes["choices"]] == [node.id for node in graph.nodes]
 
     direct = build_contribution_graph(_reference(served.causal), PROMPT, threshold=LOW_THRESHOLD)
