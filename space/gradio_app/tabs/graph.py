@@ -162,11 +162,8 @@ def rewalked_shown_graph(
     return GraphView(graph=graph, graph_json=graph.to_json())
 
 
-def rewalk_graph(
-    graph_json: str | None, threshold: float, root_token: str | int | None = None, *, max_bytes: int | None
-) -> GraphView:
-    """A given graph re-walked, without the model (``/graph_rewalk``): at a threshold at or above its own,
-    from ``root_token`` (any of its roots; None: the same roots)."""
+def rewalk_graph(graph_json: str | None, threshold: float, *, max_bytes: int | None) -> GraphView:
+    """A given graph re-walked at a threshold at or above its own, without the model (``/graph_rewalk``)."""
     threshold = _threshold(threshold)
     graph = graph_from_json(graph_json, max_bytes)
     if threshold < graph.threshold:
@@ -174,10 +171,7 @@ def rewalk_graph(
             f"This graph was cut at threshold {graph.threshold:g}: it can be re-walked at that threshold or a "
             f"higher one, not at {threshold:g}. Recompute it for a lower threshold (the slider, or /graph_threshold)."
         )
-    roots = None if root_token is None else root_indices(graph, root_token)
-    if root_token is not None and roots is None:
-        raise InvalidInputError(f"Root token {str(root_token)[:40]!r} is not a token of this graph's text.")
-    walked = graph.at_threshold(threshold, roots)
+    walked = graph.at_threshold(threshold)
     return GraphView(graph=walked, graph_json=walked.to_json())
 
 
@@ -315,8 +309,8 @@ def _cheap_steps(max_bytes: int | None) -> tuple[Any, Any, Any]:
         return *show_graph(view), gr.skip()
 
     @user_errors
-    def rewalk(graph_json, threshold, root=None):
-        return show_graph(rewalk_graph(graph_json, threshold, root, max_bytes=max_bytes))
+    def rewalk(graph_json, threshold):
+        return show_graph(rewalk_graph(graph_json, threshold, max_bytes=max_bytes))
 
     return rewalk_shown, show_rewalk, rewalk
 
@@ -343,7 +337,7 @@ def _connect(page: Page, shown: GraphWidgets) -> None:
     rewalked.on(shown.threshold.release, threshold_inputs, **groups["light"])
     rewalked.on(shown.root.input, threshold_inputs, **groups["light"])
     gr.Button(visible=False, elem_id="api-graph_rewalk").click(
-        rewalk, [shown.graph_json, shown.threshold, shown.root], outputs, api_name="graph_rewalk", **groups["light"]
+        rewalk, [shown.graph_json, shown.threshold], outputs, api_name="graph_rewalk", **groups["light"]
     )
     page.offer_examples(view, graph_examples, inputs, "graph")
 
@@ -351,7 +345,8 @@ def _connect(page: Page, shown: GraphWidgets) -> None:
 def build(page: Page) -> None:
     with gr.Tab("Contribution graph", id="graph") as tab:
         shown = _layout(page)
+        # Ablate beside the graph: right under its details, above the examples (which _connect places).
+        ablate.build(page, shown.model, shown.text, shown.target, shown.graph_json, shown.selection, shown.threshold)
         _connect(page, shown)
         graph_selection.connect(page, shown.graph_json, shown.root, shown.selection)
-        ablate.build(page, shown.model, shown.text, shown.target, shown.graph_json, shown.selection, shown.threshold)
     page.results["Contribution graph"] = Shown(tab, shown.graph_json)

@@ -35,30 +35,48 @@ EDGE_TABLE_LABEL = "Edge: split over heads"
 #: The graph tab's selection box: the figure writes the tapped node id / edge key into it.
 GRAPH_SELECTION_ID = "graph-selection"
 GRAPH_SELECTION_INPUT = f"#{GRAPH_SELECTION_ID} textarea, #{GRAPH_SELECTION_ID} input"
-#: Selecting in the app's menus selects (highlights) the same node or edge in the shown figure.
+#: Selecting in the app's menus selects (highlights) the same nodes and edges in the shown figure: the box holds
+#: one id a line (node ids; edge keys, ``source->target`` for attention edges, ``…#kind`` for the others).
 SELECT_IN_FIGURE_JS = """
 (selected) => {
-  const [ends, kind] = selected.split('#');
+  const wanted = selected.split('\\n').map((line) => line.trim()).filter(Boolean);
   for (const doc of (window.Bokeh?.documents ?? [])) {
     const nodes = doc.get_model_by_name('nodes');
     const edges = doc.get_model_by_name('edges');
     if (!nodes || !edges) continue;
     const id = nodes.data.id;
-    const n = id.indexOf(selected);
-    let e = -1;
-    if (n < 0 && kind === undefined) {  // the menus offer attention edges: the ones with heads
-      const d = edges.data;
-      for (let i = 0; i < d.weight.length && e < 0; i++) {
-        if (`${id[d.source_node[i]]}->${id[d.target_node[i]]}` === ends && d.heads[i] !== '—') e = i;
+    const d = edges.data;
+    const n = [];
+    const e = [];
+    for (const key of wanted) {
+      const node = id.indexOf(key);
+      if (node >= 0) { n.push(node); continue; }
+      const [ends, kind] = key.split('#');
+      for (let i = 0; i < d.weight.length; i++) {  // attention edges have heads; the others are keyed by kind
+        const attention = d.heads[i] !== '—';
+        if (`${id[d.source_node[i]]}->${id[d.target_node[i]]}` === ends && attention === (kind === undefined)) {
+          e.push(i);
+          break;
+        }
       }
     }
     const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
-    if (!same(edges.selected.indices, e >= 0 ? [e] : [])) edges.selected.indices = e >= 0 ? [e] : [];
-    if (!same(nodes.selected.indices, n >= 0 ? [n] : [])) nodes.selected.indices = n >= 0 ? [n] : [];
+    if (!same(edges.selected.indices, e)) edges.selected.indices = e;
+    if (!same(nodes.selected.indices, n)) nodes.selected.indices = n;
   }
   return [];
 }
 """
+#: Most ids one selection may hold (a request's text is untrusted: bounded before anything reads it).
+MAX_SELECTED = 64
+
+
+def selected_ids(selected: str | None) -> list[str]:
+    """The ids of a selection box, one a line, in the order they were selected (the last is shown)."""
+    ids = [line.strip() for line in (selected or "").splitlines() if line.strip()]
+    if len(ids) > MAX_SELECTED:
+        raise InvalidInputError(f"Select at most {MAX_SELECTED} nodes and edges at once, not {len(ids)}.")
+    return ids
 
 
 def graph_from_json(graph_json: str | None, max_bytes: int | None) -> ContributionGraph:
@@ -165,16 +183,18 @@ class Selection:
 
 
 def graph_selection(graph_json: str | None, selected: str | None, *, max_bytes: int | None = None) -> Selection:
-    """Details of ``selected``: a node id, or an edge key as :func:`exporters.graph_details.edge_key` writes it.
+    """Details of ``selected``: a node id, or an edge key as :func:`exporters.graph_details.edge_key` writes it
+    (of several, one a line, the last).
 
-    The figure writes the tapped item's id into the app's selection box; the menus write theirs.
+    The figure writes the tapped items' ids into the app's selection box; the menus write theirs.
     Nothing selected (or no graph yet) gives empty tables.
     """
     from exporters.graph_details import ATTENTION_KINDS, GraphWords
 
-    selected = (selected or "").strip()
-    if not graph_json or not graph_json.strip() or not selected:
+    ids = selected_ids(selected)
+    if not graph_json or not graph_json.strip() or not ids:
         return Selection(None, "", [], None, "", [])
+    selected = ids[-1]  # the last one selected: the one whose details show
     graph = graph_from_json(graph_json, max_bytes)
     words = GraphWords(graph)
     edge = words.find_edge(selected)

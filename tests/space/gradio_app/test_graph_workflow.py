@@ -1,0 +1,161 @@
+"""The graph tab as one workflow, in Chromium at two widths, on a byte-level BPE GPT-2 and a Unigram Marian.
+
+One threshold slider and one "routes from" menu (the figure brings none of its own, nor a details panel),
+both re-walking the shown graph without the model when that is exact (counted: the model runs only when the
+shown graph cannot answer), and what they draw equal to tracing the model afresh. A translation's routes
+start from its whole target by default, with the last prediction written inside the frame. Rebuilding the
+figure again and again leaves the number of Bokeh views on the page constant (old ones are released).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from attribution.contributions import build_contribution_graph
+from exporters.graph_details import GraphWords
+from space.gradio_app.tabs import graph as graph_tab
+from tests.space.gradio_app.test_space_app import (
+    PROMPT,
+    TRANSLATION,
+    WIDTHS,
+    _check_panel,
+    _choose_model,
+    _open_app,
+    _reference,
+    _screenshot,
+    _wait_for_title,
+)
+from tests.support.browser import wait_for_drawing
+from tests.support.graph_page import GRAPH_GEOMETRY_JS
+
+# What the graph figure in the app is made of: its controls and panels (by type and name), the roots of its
+# routes (read from its predictions), and the edges it shows (node ids at both ends, in the shown order).
+_SHOWN_GRAPH_JS = """
+() => {
+  const container = document.querySelector('#graph-plot');
+  const docs = new Set([...Bokeh.index].filter((view) => container.contains(view.el)).map((v) => v.model.document));
+  const [doc] = [...docs];
+  if (!doc || !doc.get_model_by_name('edges')) return null;  // between two figures
+  const models = [...doc.all_models];
+  const nodes = doc.get_model_by_name('nodes').data;
+  const edges = doc.get_model_by_name('edges').data;
+  const shown = models.find((m) => m.type === 'IndexFilter').indices;
+  return {
+    documents: docs.size,
+    widgets: models.filter((m) => ['Slider', 'Select'].includes(m.type)).map((m) => m.type),
+    panels: models.filter((m) => m.name === 'details').length,
+    predictions: doc.get_model_by_name('predictions')?.data.text.length ?? 0,
+    edges: [...shown].map((e) => `${nodes.id[edges.source_node[e]]}->${nodes.id[edges.target_node[e]]}`),
+  };
+}
+"""
+_BOKEH_VIEWS_JS = "() => [[...Bokeh.index].length, Bokeh.documents.length]"
+
+
+def _pick_root(page, label: str) -> None:
+    """Choose an entry of the roots menu by its label, as a user does (type it, Enter)."""
+    box = page.locator("#graph-root input").first
+    box.fill(label)
+    box.press("Enter")
+    box.blur()
+
+
+def _edges(graph) -> list[str]:
+    return sorted(f"{edge.source}->{edge.target}" for edge in graph.edges)
+
+
+def _settled_views(page) -> list[int]:
+    """Bokeh views and documents on the page once the release of old ones has run (it waits for quiet)."""
+    page.wait_for_timeout(800)
+    return page.evaluate(_BOKEH_VIEWS_JS)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_one_threshold_and_one_roots_control_rewalk_the_graph_without_the_model(
+    served, new_page, monkeypatch, width: int
+) -> None:
+    runs: list[tuple] = []
+    run_graph = graph_tab.run_graph
+
+    def counted(ctx, *args, **kwargs):
+        runs.append(args[:6])
+        return run_graph(ctx, *args, **kwargs)
+
+    monkeypatch.setattr(graph_tab, "run_graph", counted)
+    session = _open_app(new_page, served, width)
+    page = session.page
+    page.get_by_role("tab", name="Contribution graph").click()
+    _choose_model(page, "#graph-model", served.bpe)
+    page.fill("#graph-text textarea", PROMPT)
+    page.click("#graph-run")
+    _wait_for_title(page, "#graph-plot", "bpe-gpt2")
+    _check_panel(page, "#graph-plot", min_titles=1)
+    shown = page.evaluate(_SHOWN_GRAPH_JS)
+    # One set of controls and one details view: the tab's, none in the figure.
+    assert shown["widgets"] == [] and shown["panels"] == 0, shown
+    assert page.locator("#graph-threshold").count() == 1 and page.locator("#graph-root").count() == 1
+    loaded = _reference(served.bpe)
+    n_tokens = len(build_contribution_graph(loaded, PROMPT, threshold=0.5).target_tokens)
+    assert page.input_value("#graph-root input") == f"default: last token ({n_tokens - 1}: ·to)"
+    assert len(runs) == 1 and shown["predictions"] == 1
+    views = _settled_views(page)
+
+    # Every route at once: the shown graph (the last token's) cannot answer, so the model runs, with no button.
+    before = wait_for_drawing(page, "#graph-plot")
+    _pick_root(page, "all tokens")
+    page.wait_for_function(f"() => ({_SHOWN_GRAPH_JS})()?.predictions === {n_tokens}", timeout=60_000)
+    assert len(runs) == 2
+    everything = build_contribution_graph(loaded, PROMPT, threshold=0.04, root_tokens="all")
+    assert sorted(page.evaluate(_SHOWN_GRAPH_JS)["edges"]) == _edges(everything)
+    assert _settled_views(page) == views
+
+    # One token's routes, then a higher threshold: both re-walk the shown graph, no model run.
+    words = GraphWords(everything)
+    before = wait_for_drawing(page, "#graph-plot")
+    _pick_root(page, words.root_label(3))
+    page.wait_for_function(f"() => ({_SHOWN_GRAPH_JS})()?.predictions === 1", timeout=60_000)
+    one = build_contribution_graph(loaded, PROMPT, threshold=0.04, root_tokens=[3])
+    assert sorted(page.evaluate(_SHOWN_GRAPH_JS)["edges"]) == _edges(one)
+    before = wait_for_drawing(page, "#graph-plot", different_from=before["checksum"])
+    threshold = page.locator("#graph-threshold input[type=number]")
+    threshold.fill("0.1")
+    threshold.press("Enter")
+    wait_for_drawing(page, "#graph-plot", different_from=before["checksum"])
+    higher = build_contribution_graph(loaded, PROMPT, threshold=0.1, root_tokens=[3])
+    page.wait_for_function(f"(n) => ({_SHOWN_GRAPH_JS})()?.edges.length === n", arg=len(higher.edges), timeout=60_000)
+    assert sorted(page.evaluate(_SHOWN_GRAPH_JS)["edges"]) == _edges(higher)
+    assert len(runs) == 2, runs  # neither the roots menu nor the threshold ran the model
+    # Four figures drawn in this plot: the page holds as many Bokeh views and documents as after the first.
+    assert _settled_views(page) == views, views
+    assert page.evaluate(_SHOWN_GRAPH_JS)["documents"] == 1
+    _screenshot(page, f"graph-workflow-{width}-bpe")
+    session.assert_clean()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_translations_graph_starts_from_its_whole_target_with_every_prediction_shown(
+    served, new_page, width: int
+) -> None:
+    session = _open_app(new_page, served, width)
+    page = session.page
+    page.get_by_role("tab", name="Contribution graph").click()
+    _choose_model(page, "#graph-model", served.unigram)
+    page.fill("#graph-text textarea", TRANSLATION["source"])
+    page.get_by_label("Target text (seq2seq: the translation to explain; optional)").fill(TRANSLATION["target"])
+    page.click("#graph-run")
+    _wait_for_title(page, "#graph-plot", "unigram-marian")
+    _check_panel(page, "#graph-plot", min_titles=1)
+    expected = build_contribution_graph(
+        _reference(served.unigram), TRANSLATION["source"], target=TRANSLATION["target"], root_tokens="all"
+    )
+    assert page.input_value("#graph-root input") == "default: all tokens"
+    assert sorted(page.evaluate(_SHOWN_GRAPH_JS)["edges"]) == _edges(expected)
+    geometry = page.evaluate(GRAPH_GEOMETRY_JS, "#graph-plot")
+    assert len(geometry["predictions"]) == len(expected.target_tokens)
+    assert geometry["predictionRight"] <= geometry["frameRight"] + 1, geometry  # the last one is not clipped
+    _screenshot(page, f"graph-workflow-{width}-unigram")
+    session.assert_clean()
