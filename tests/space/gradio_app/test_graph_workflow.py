@@ -5,6 +5,8 @@ both re-walking the shown graph without the model when that is exact (counted: t
 shown graph cannot answer), and what they draw equal to tracing the model afresh. A translation's routes
 start from its whole target by default, with the last prediction written inside the frame. Rebuilding the
 figure again and again leaves the number of Bokeh views on the page constant (old ones are released).
+Several nodes tapped in the figure (shift+tap adds) are ablated together, and the routes before and after
+mark exactly the edges whose weight changed, computed here from the two graphs.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import pytest
 
 from attribution.contributions import build_contribution_graph
+from attribution.interventions.graph_after import graph_after_intervention
 from exporters.graph_details import GraphWords
+from space.gradio_app.tabs import ablate as ablate_tab
 from space.gradio_app.tabs import graph as graph_tab
 from tests.space.gradio_app.test_space_app import (
     PROMPT,
@@ -26,7 +30,7 @@ from tests.space.gradio_app.test_space_app import (
     _wait_for_title,
 )
 from tests.support.browser import wait_for_drawing
-from tests.support.graph_page import GRAPH_GEOMETRY_JS
+from tests.support.graph_page import GRAPH_GEOMETRY_JS, HIGHLIGHTED_EDGES_JS, NODE_POINT_JS
 
 # What the graph figure in the app is made of: its controls and panels (by type and name), the roots of its
 # routes (read from its predictions), and the edges it shows (node ids at both ends, in the shown order).
@@ -158,4 +162,81 @@ def test_a_translations_graph_starts_from_its_whole_target_with_every_prediction
     assert len(geometry["predictions"]) == len(expected.target_tokens)
     assert geometry["predictionRight"] <= geometry["frameRight"] + 1, geometry  # the last one is not clipped
     _screenshot(page, f"graph-workflow-{width}-unigram")
+    session.assert_clean()
+
+
+def _tap(page, node: str, *, add: bool) -> None:
+    """Tap a node of the shown graph (with shift held: add it to the selection)."""
+    x, y = page.evaluate(NODE_POINT_JS, ["#graph-plot", node, None])
+    if add:
+        page.keyboard.down("Shift")
+    page.mouse.click(x, y)
+    if add:
+        page.keyboard.up("Shift")
+
+
+def _ablatable(graph) -> list[str]:
+    """Three nodes of the graph's routes whose ablation the graph can be re-drawn after: FFN outputs and residual
+    states below the last layer (the decoder's, the routes' end), the latest first."""
+    nodes = [
+        node
+        for node in graph.nodes
+        if node.side == "decoder" and node.kind in ("ffn", "after_ffn", "embedding") and node.layer < graph.n_layers
+    ]
+    return [node.id for node in sorted(nodes, key=lambda n: (-n.layer, -n.token_index))[:3]]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_several_components_tapped_in_the_figure_ablate_together_and_mark_what_changed(
+    served, new_page, width: int, kind: str
+) -> None:
+    model = served.bpe if kind == "bpe" else served.unigram
+    text, target = (PROMPT, "") if kind == "bpe" else (TRANSLATION["source"], TRANSLATION["target"])
+    session = _open_app(new_page, served, width)
+    page = session.page
+    page.get_by_role("tab", name="Contribution graph").click()
+    _choose_model(page, "#graph-model", model)
+    page.fill("#graph-text textarea", text)
+    page.get_by_label("Target text (seq2seq: the translation to explain; optional)").fill(target)
+    page.click("#graph-run")
+    _wait_for_title(page, "#graph-plot", kind)
+    wait_for_drawing(page, "#graph-plot")
+    loaded = _reference(model)
+    roots = "all" if kind == "unigram" else -1
+    shown = build_contribution_graph(loaded, text, target=target or None, threshold=0.04, root_tokens=roots)
+    chosen = _ablatable(shown)
+    assert len(chosen) == 3, chosen
+    for i, node in enumerate(chosen):
+        _tap(page, node, add=i > 0)
+    page.wait_for_function(
+        "(ids) => document.querySelector('#graph-selection textarea, #graph-selection input').value === ids",
+        arg="\n".join(chosen),
+        timeout=30_000,
+    )
+    page.click("#graph-ablate-run")
+    wait_for_drawing(page, "#graph-ablate-plot", timeout_s=120)
+    page.wait_for_function(
+        "() => document.querySelector('#graph-ablate-note').innerText.includes('Prediction after')", timeout=60_000
+    )
+
+    # The ground truth: the library's graph with the three ablated, against the shown one, edge by edge.
+    components = [ablate_tab.graph_component(shown, node) for node in chosen]
+    after = graph_after_intervention(
+        loaded, text, components, target=target or None, threshold=0.04, root_tokens=shown.root_tokens
+    )
+    weights = [{(e.source, e.target, e.kind): e.weight for e in graph.edges} for graph in (shown, after)]
+    moved = {
+        f"{s}->{t}" if kind in ("attention", "cross_attention") else f"{s}->{t}#{kind}"
+        for s, t, kind in set(weights[0]) | set(weights[1])
+        if abs(weights[0].get((s, t, kind), 0.0) - weights[1].get((s, t, kind), 0.0)) > ablate_tab.CHANGED_BY
+    }
+    before_marked, after_marked = page.evaluate(HIGHLIGHTED_EDGES_JS, "#graph-ablate-plot")
+    assert moved and set(before_marked) | set(after_marked) == moved
+    assert set(before_marked) <= {f"{s}->{t}#{k}" for s, t, k in weights[0]} | {f"{s}->{t}" for s, t, _ in weights[0]}
+    note = page.inner_text("#graph-ablate-note")
+    assert all(component in note for component in components) and "→" in note
+    _screenshot(page, f"graph-ablate-{width}-{kind}")
     session.assert_clean()

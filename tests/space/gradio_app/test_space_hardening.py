@@ -215,8 +215,9 @@ def _intervene(
 
 
 def _ablate(graph_json: str, *, target: str = "", component: str = "decoder:1:ffn:*") -> tuple:
-    """The arguments of ``/graph_ablate``: model, text, target, graph JSON, node, edge, what, mode, threshold, id."""
-    return ("tiny-ioi-gpt2", IOI, target, graph_json, None, None, "edge", "zero", 0.04, component)
+    """The arguments of ``/graph_ablate``: model, text, target, graph JSON, node, edge, what, mode, threshold, ids,
+    and the figure's selection."""
+    return ("tiny-ioi-gpt2", IOI, target, graph_json, None, None, "edge", "zero", 0.04, component, None)
 
 
 def _corpus(upload_value, *, methods=("saliency",), model: str = "tiny-synth-translate", text_field: str = "source"):
