@@ -281,8 +281,9 @@ def build(
     graph_json: gr.Code,
     selection: SelectionWidgets,
     threshold: gr.Slider,
-) -> None:
-    """The section, beside the graph (it ablates in the shown graph, with the tab's threshold)."""
+) -> gr.Textbox:
+    """The section, beside the graph (it ablates in the shown graph, with the tab's threshold); its box of
+    component ids (other sections fill it: a neuron to ablate)."""
     with gr.Accordion("Ablate the selection", open=True, elem_id="graph-ablate"):
         with gr.Row():
             what = gr.Radio(ABLATE_WHAT, value="selection", label="Ablate (tap nodes / edges; shift+tap adds)")
@@ -304,3 +305,4 @@ def build(
         api_name="graph_ablate",
         **page.groups["intervention"],
     )
+    return typed

@@ -349,3 +349,27 @@ def test_each_intervention_request_stops_at_its_time_budget_and_leaves_the_model
     monkeypatch.undo()
     after = _model_state(loaded)
     assert torch.equal(after[0], before[0]) and after[1] == before[1]
+
+
+def test_the_selected_ffn_nodes_neurons_are_read_as_the_library_reads_them(ctx):
+    """The neurons section: the last selected node's top neurons, as :func:`read_neurons` reads them (its own test
+    holds them against the model's modules), each with the component id that ablates it."""
+    from attribution.contributions.neurons import read_neurons
+    from space.gradio_app.tabs import graph_neurons
+
+    view = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    ffn = next(n for n in view.graph.nodes if n.kind == "ffn" and n.top_neurons)
+    selected = f"{view.graph.nodes[0].id}\n{ffn.id}"  # several selected: the last one is read
+    shown = graph_neurons.read_selected_neurons(ctx, "tiny-ioi-gpt2", view.graph_json, selected)
+    neurons = [int(neuron) for neuron, _ in ffn.top_neurons]
+    direct = read_neurons(
+        ctx.load("tiny-ioi-gpt2"), PROMPT, layer=ffn.layer, token_index=ffn.token_index, neurons=neurons
+    )
+    assert [row[0] for row in shown.rows] == neurons
+    assert [row[1] for row in shown.rows] == [round(reading.activation, 4) for reading in direct]
+    assert [row[2].split(", ")[0].rsplit(" ", 1)[0] for row in shown.rows] == [
+        reading.promoted[0][0].replace("Ġ", "·") for reading in direct
+    ]
+    assert shown.components == [reading.component for reading in direct]
+    with pytest.raises(InvalidInputError, match="Select an FFN node"):
+        graph_neurons.read_selected_neurons(ctx, "tiny-ioi-gpt2", view.graph_json, view.graph.nodes[0].id)
