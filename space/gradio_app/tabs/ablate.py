@@ -295,7 +295,12 @@ def build(
         run = gr.Button("Ablate", elem_id="graph-ablate-run")
         note = gr.Markdown(elem_id="graph-ablate-note")
         plot = gr.Plot(label="Routes before and after", show_label=False, elem_id="graph-ablate-plot")
-        table = gr.Dataframe(label="Prediction before → after", interactive=False, elem_id="graph-ablate-table")
+        table = gr.Dataframe(
+            headers=PREDICTION_HEADERS,
+            label="Prediction before → after",
+            interactive=False,
+            elem_id="graph-ablate-table",
+        )
 
     inputs = [model, text, target, graph_json, selection.node, selection.edge, what, mode, threshold, typed]
     redraw(run.click, plot).then(

@@ -240,3 +240,45 @@ def test_several_components_tapped_in_the_figure_ablate_together_and_mark_what_c
     assert all(component in note for component in components) and "→" in note
     _screenshot(page, f"graph-ablate-{width}-{kind}")
     session.assert_clean()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+def test_an_ffn_nodes_neurons_read_as_words_and_one_goes_to_the_ablate_box(served, new_page, width: int) -> None:
+    from attribution.contributions.neurons import read_neurons
+    from tests.space.gradio_app.test_space_app import _TABLE_ROWS_JS
+
+    session = _open_app(new_page, served, width)
+    page = session.page
+    page.get_by_role("tab", name="Contribution graph").click()
+    _choose_model(page, "#graph-model", served.bpe)
+    page.fill("#graph-text textarea", PROMPT)
+    page.click("#graph-run")
+    _wait_for_title(page, "#graph-plot", "bpe")
+    wait_for_drawing(page, "#graph-plot")
+    loaded = _reference(served.bpe)
+    shown = build_contribution_graph(loaded, PROMPT, threshold=0.04)
+    ffn = next(node for node in shown.nodes if node.kind == "ffn" and node.top_neurons)
+    _tap(page, ffn.id, add=False)
+    page.click("#graph-neurons-run")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#graph-neurons-table [role=row].virtual-row').length > 1", timeout=60_000
+    )
+    neurons = [int(neuron) for neuron, _ in ffn.top_neurons]
+    direct = read_neurons(loaded, PROMPT, layer=ffn.layer, token_index=ffn.token_index, neurons=neurons)
+    rows = page.evaluate(_TABLE_ROWS_JS, "#graph-neurons-table")
+    assert [int(row[0]) for row in rows] == neurons[: len(rows)]
+    assert [row[4] for row in rows] == [reading.component for reading in direct][: len(rows)]
+    assert all("Ġ" not in row[2] + row[3] for row in rows)  # tokens read as text
+    pick = page.locator("#graph-neurons-pick input").first
+    pick.fill(direct[0].component)
+    pick.press("Enter")
+    page.wait_for_function(
+        "(id) => [...document.querySelectorAll('#graph-ablate input, #graph-ablate textarea')]"
+        ".some((box) => box.value === id)",
+        arg=direct[0].component,
+        timeout=30_000,
+    )
+    _screenshot(page, f"graph-neurons-{width}-bpe")
+    session.assert_clean()
