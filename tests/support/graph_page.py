@@ -92,3 +92,23 @@ HIGHLIGHTED_EDGES_JS = """
   return marked;
 }
 """
+
+# Page coordinates of data point (x, y) of the figure named `figure` under `selector`, after scrolling the page
+# and the figure's panel so that it is in view.
+DATA_POINT_JS = """
+([selector, figure, x, y]) => {
+  const container = document.querySelector(selector);
+  let plot = null;
+  const visit = (view) => {
+    if (view.model.name === figure) plot = view;
+    for (const child of view.child_views ?? []) visit(child);
+  };
+  [...Bokeh.index].filter((view) => container.contains(view.el)).forEach(visit);
+  const sx = plot.frame.x_scale.compute(x);
+  const scroller = plot.parent.el;
+  scroller.scrollLeft = Math.max(0, sx - scroller.clientWidth / 2);
+  plot.el.scrollIntoView({block: 'center'});
+  const box = plot.el.getBoundingClientRect();
+  return [box.left + sx, box.top + plot.frame.y_scale.compute(y)];
+}
+"""

@@ -26,7 +26,7 @@ from attribution.results import ContributionGraph
 from space.gradio_app import views
 from space.gradio_app.context import ATTRIBUTION_BUDGET_HINT, AppContext, figure_for, optional
 from space.gradio_app.examples import graph_examples
-from space.gradio_app.tabs import ablate, graph_neurons, graph_selection
+from space.gradio_app.tabs import ablate, graph_lens, graph_neurons, graph_selection
 from space.gradio_app.tabs.graph_selection import GRAPH_SELECTION_INPUT, ROOT_TOKEN_CHOICES, graph_from_json
 from space.gradio_app.wiring import ENTER_APPLIES, TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors
 
@@ -350,6 +350,7 @@ def build(page: Page) -> None:
             page, shown.model, shown.text, shown.target, shown.graph_json, shown.selection, shown.threshold
         )
         graph_neurons.build(page, shown.model, shown.graph_json, shown.selection.selection, ablate_ids)
+        graph_lens.build(page, shown.model, shown.graph_json)
         _connect(page, shown)
         graph_selection.connect(page, shown.graph_json, shown.root, shown.selection)
     page.results["Contribution graph"] = Shown(tab, shown.graph_json)

@@ -16,6 +16,7 @@ import pytest
 from attribution.contributions import build_contribution_graph
 from attribution.interventions.graph_after import graph_after_intervention
 from exporters.graph_details import GraphWords
+from exporters.tokens import display_token
 from space.gradio_app.tabs import ablate as ablate_tab
 from space.gradio_app.tabs import graph as graph_tab
 from tests.space.gradio_app.test_space_app import (
@@ -281,4 +282,64 @@ def test_an_ffn_nodes_neurons_read_as_words_and_one_goes_to_the_ablate_box(serve
         timeout=30_000,
     )
     _screenshot(page, f"graph-neurons-{width}-bpe")
+    session.assert_clean()
+
+
+# The logit-lens grid's cells as drawn: (layer, position, top token as shown, probability, node id, tappable).
+_LENS_CELLS_JS = """
+() => {
+  const container = document.querySelector('#graph-lens-plot');
+  const docs = new Set([...Bokeh.index].filter((view) => container.contains(view.el)).map((v) => v.model.document));
+  const d = [...docs][0].get_model_by_name('lens cells').data;
+  return [...d.x.keys()].map((i) => [d.y[i], d.x[i], d.text[i], d.probability[i], d.node_id[i], d.in_graph[i]]);
+}
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_the_logit_lens_grid_is_the_graph_nodes_lens_and_a_tapped_cell_selects_its_node(
+    served, new_page, width: int, kind: str
+) -> None:
+    from tests.support.graph_page import DATA_POINT_JS
+
+    model = served.bpe if kind == "bpe" else served.unigram
+    text, target = (PROMPT, "") if kind == "bpe" else (TRANSLATION["source"], TRANSLATION["target"])
+    session = _open_app(new_page, served, width)
+    page = session.page
+    page.get_by_role("tab", name="Contribution graph").click()
+    _choose_model(page, "#graph-model", model)
+    page.fill("#graph-text textarea", text)
+    page.get_by_label("Target text (seq2seq: the translation to explain; optional)").fill(target)
+    page.click("#graph-run")
+    _wait_for_title(page, "#graph-plot", kind)
+    page.click("#graph-lens-run")
+    wait_for_drawing(page, "#graph-lens-plot", timeout_s=120)
+    roots = "all" if kind == "unigram" else -1
+    graph = build_contribution_graph(_reference(model), text, target=target or None, threshold=0.04, root_tokens=roots)
+    cells = {cell[4]: cell for cell in page.evaluate(_LENS_CELLS_JS)}
+    assert len(cells) == (graph.n_layers + 1) * len(graph.target_tokens)
+    words = GraphWords(graph)
+    lensed = [n for n in graph.nodes if n.side == "decoder" and n.kind in ("embedding", "after_ffn") and n.top_tokens]
+    assert lensed
+    for node in lensed:  # the grid's cell is the graph node's own logit lens
+        layer, position, token, probability, _, tappable = cells[node.id]
+        assert (layer, position, tappable) == (node.layer, node.token_index, True)
+        assert token == display_token(node.top_tokens[0][0], words.style)
+        assert probability == pytest.approx(node.top_tokens[0][1], rel=1e-4, abs=1e-6)
+    root = lensed[0]
+    page.mouse.click(
+        *page.evaluate(DATA_POINT_JS, ["#graph-lens-plot", "logit lens grid", root.token_index, root.layer])
+    )
+    page.wait_for_function(
+        "(id) => document.querySelector('#graph-selection textarea, #graph-selection input').value === id",
+        arg=root.id,
+        timeout=30_000,
+    )
+    page.wait_for_function(
+        "() => document.querySelectorAll('#graph-node-table [role=row].virtual-row').length > 1", timeout=30_000
+    )
+    _screenshot(page, f"graph-lens-{width}-{kind}")
     session.assert_clean()
