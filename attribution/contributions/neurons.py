@@ -18,7 +18,7 @@ import torch
 from attribution.anatomy.adapters import architecture_spec
 from attribution.anatomy.hooks import hooked
 from attribution.anatomy.places import blocks_of
-from attribution.anatomy.sites import Site
+from attribution.anatomy.sites import Side, Site
 from attribution.errors import InvalidInputError
 from attribution.interventions.inputs import prepare
 from attribution.languages import Languages, check_languages, languages_set
@@ -50,7 +50,7 @@ def read_neurons(
     layer: int,
     token_index: int,
     neurons: Sequence[int],
-    side: str = "decoder",
+    side: Side = "decoder",
     target: str | None = None,
     k: int = 5,
     max_tokens: int | None = None,
