@@ -210,13 +210,14 @@ def test_several_components_tapped_in_the_figure_ablate_together_and_mark_what_c
     shown = build_contribution_graph(loaded, text, target=target or None, threshold=0.04, root_tokens=roots)
     chosen = _ablatable(shown)
     assert len(chosen) == 3, chosen
-    for i, node in enumerate(chosen):
+    for i, node in enumerate(chosen):  # at a user's pace: each tap shown (figure and app agree) before the next
         _tap(page, node, add=i > 0)
-    page.wait_for_function(
-        "(ids) => document.querySelector('#graph-selection textarea, #graph-selection input').value === ids",
-        arg="\n".join(chosen),
-        timeout=30_000,
-    )
+        page.wait_for_function(
+            "(ids) => document.querySelector('#graph-selection textarea, #graph-selection input').value === ids",
+            arg="\n".join(chosen[: i + 1]),
+            timeout=30_000,
+        )
+        page.wait_for_timeout(300)
     page.click("#graph-ablate-run")
     wait_for_drawing(page, "#graph-ablate-plot", timeout_s=120)
     page.wait_for_function(
