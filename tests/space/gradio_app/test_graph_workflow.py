@@ -33,6 +33,8 @@ from tests.space.gradio_app.test_space_app import (
 from tests.support.browser import wait_for_drawing
 from tests.support.graph_page import GRAPH_GEOMETRY_JS, HIGHLIGHTED_EDGES_JS, NODE_POINT_JS
 
+pytestmark = pytest.mark.server  # every test here serves the app
+
 # What the graph figure in the app is made of: its controls and panels (by type and name), the roots of its
 # routes (read from its predictions), and the edges it shows (node ids at both ends, in the shown order).
 _SHOWN_GRAPH_JS = """
