@@ -12,7 +12,7 @@ import dataclasses
 import json
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -410,13 +410,15 @@ class ContributionGraph(ModelResult):
                 return node
         raise KeyError(node_id)
 
-    def at_threshold(self, threshold: float) -> ContributionGraph:
-        """The same roots' routes at a higher ``threshold``, re-walked from the stored edges (no model needed).
+    def at_threshold(self, threshold: float, root_tokens: Sequence[int] | None = None) -> ContributionGraph:
+        """The routes of ``root_tokens`` (default: the same roots) at a higher ``threshold``, re-walked from the
+        stored edges (no model needed).
 
-        Exact: every edge a route keeps at ``threshold`` >= ``self.threshold`` is stored here, and walking
-        down from the roots over the edges at least that strong reaches the same nodes in the same order as
-        tracing the model again. Not possible below the stored threshold, nor on a renormalised graph
-        (whose weights depend on the threshold it was cut at): those need the model.
+        Exact: every edge a route keeps at ``threshold`` >= ``self.threshold`` from a root of this graph is
+        stored here, and walking down from the roots (any of this graph's roots) over the edges at least that
+        strong reaches the same nodes in the same order as tracing the model again. Not possible below the
+        stored threshold, from a token that is not one of its roots, nor on a renormalised graph (whose
+        weights depend on the threshold it was cut at): those need the model.
         """
         threshold = float(threshold)
         if self.renormalized or not self.threshold <= threshold < 1.0:
@@ -425,13 +427,25 @@ class ContributionGraph(ModelResult):
                 f"{', renormalised' if self.renormalized else ''}): compute it again."
             )
         n_tokens = len(self.target_tokens)
-        roots = [node_id("decoder", self.n_layers, "after_ffn", i % n_tokens) for i in self.root_tokens]
+        stored = sorted({i % n_tokens for i in self.root_tokens})
+        given = [int(i) for i in (self.root_tokens if root_tokens is None else root_tokens)]
+        wanted = list(dict.fromkeys(i % n_tokens for i in given))
+        if not given or any(not -n_tokens <= i < n_tokens for i in given) or not set(wanted) <= set(stored):
+            raise InvalidInputError(
+                f"This graph holds the routes from tokens {stored}; those from {wanted} need it computed again."
+            )
+        roots = [node_id("decoder", self.n_layers, "after_ffn", i) for i in wanted]
         kept = {id(edge) for edge in route_edges(self.edges, roots, threshold)}
         edges = [edge for edge in self.edges if id(edge) in kept]
         order = list(dict.fromkeys([*roots, *(e.target for e in edges), *(e.source for e in edges)]))
         by_id = {node.id: node for node in self.nodes}
+        kept_roots = self.root_tokens if root_tokens is None else wanted
         return dataclasses.replace(
-            self, threshold=threshold, nodes=[by_id[i] for i in order if i in by_id], edges=edges
+            self,
+            threshold=threshold,
+            root_tokens=list(kept_roots),
+            nodes=[by_id[i] for i in order if i in by_id],
+            edges=edges,
         )
 
     def to_dataframe(self) -> pd.DataFrame:

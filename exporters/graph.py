@@ -12,6 +12,7 @@ edge is selected. A threshold slider and a route menu re-walk the routes in the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,7 @@ from exporters.graph_details import (
     ATTENTION_KINDS,
     KIND_NAMES,
     GraphWords,
+    edge_key,
     kind_words,
     top_heads_text,
 )
@@ -56,6 +58,8 @@ from exporters.tokens import display_tokens
 
 ALL_ROUTES = "all"
 EDGE_COLOURS = {"attention": "#3b6fb6", "cross_attention": "#8e44ad", "residual": "#9a9a9a", "ffn": "#e07b24"}
+#: Edges marked under the drawn ones (e.g. those an ablation changed).
+HIGHLIGHT_COLOUR = "#f5c518"
 #: Kinds added to the data model later than this file.
 OTHER_COLOUR = "#666666"
 NODE_COLOURS = {
@@ -75,6 +79,11 @@ PANEL_GAP = 2
 LAYER_PX, EXTRA_PX, MIN_HEIGHT_PX, MAX_HEIGHT_PX = 80, 170, 420, 980
 #: The details panel wraps below the plot when the two do not fit side by side.
 PLOT_MIN_PX, PANEL_MIN_PX = 520, 280
+#: Width each token column needs for its slanted label to read: a longer text widens the figure, which
+#: then scrolls sideways inside its panel, instead of squeezing its labels together.
+COLUMN_PX, AXIS_PX = 18, 90
+#: Characters' width (px) of the predictions written above the roots, to keep the right-most one inside.
+PREDICTION_CHAR_PX, PREDICTION_ANGLE = 7.5, 0.5
 
 
 #: Within this many pixels of a node, only the node's tooltip shows (not those of the edges meeting there).
@@ -172,23 +181,36 @@ _NODE_HOVER_JS = _WORDS_JS + "return node_label(special_vars.index);"
 _NODE_TOP_HOVER_JS = _WORDS_JS + "return node_top(special_vars.index);"
 
 # Tapping shows a node's (or else an edge's) details in the panel, a Div rendered as text, so
-# tokens can never become markup. Inside the app, the tapped id is also written into the app's
-# selection box (an <input>/<textarea> found by `selector`), and an input event tells the app,
-# which then shows the same details in its own tables.
+# tokens can never become markup. Shift+tap adds to the selection (several nodes and edges, e.g. to ablate
+# together); one tap hitting a node and the edges meeting there selects the node. The panel shows the last
+# one tapped. Inside the app, the selected ids (in tapping order, one per line: node ids, edge keys) are
+# also written into the app's selection box (an <input>/<textarea> found by `selector`), and an input event
+# tells the app, which then shows the last one's details in its own tables.
 _TAP_JS = (
     _WORDS_JS
     + """
 const n = nodes.selected.indices;
 const e = edges.selected.indices;
-let id = '';
-if (n.length > 0 && e.length > 0) { edges.selected.indices = []; return; }  // a node wins; this runs again
-if (n.length > 0) { panel.text = node_details(n[0]); id = nodes.data.id[n[0]]; }
-else if (e.length > 0) { panel.text = edge_details(e[0]); id = edge_key(e[0]); }
-else { panel.text = hint; }
+const state = (nodes.aeTapped ??= {nodes: [], edges: [], order: []});
+const newEdges = e.filter((i) => !state.edges.includes(i));
+if (newEdges.length > 0 && n.some((i) => !state.nodes.includes(i))) {
+  edges.selected.indices = e.filter((i) => !newEdges.includes(i));  // the node wins; this runs again
+  return;
+}
+state.nodes = [...n];
+state.edges = [...e];
+const selected = [...n.map((i) => `n${i}`), ...e.map((i) => `e${i}`)];
+state.order = [...state.order.filter((s) => selected.includes(s)), ...selected.filter((s) => !state.order.includes(s))];
+const show = (text) => { if (panel) panel.text = text; };  // the app shows the details itself: no panel
+const last = state.order.at(-1);
+if (last === undefined) show(hint);
+else if (last[0] === 'n') show(node_details(Number(last.slice(1))));
+else show(edge_details(Number(last.slice(1))));
+const id = state.order.map((s) => (s[0] === 'n' ? nodes.data.id[Number(s.slice(1))] : edge_key(Number(s.slice(1)))));
 if (selector) {
   const field = document.querySelector(selector);
-  if (field && field.value !== id) {
-    field.value = id;
+  if (field && field.value !== id.join('\\n')) {
+    field.value = id.join('\\n');
     field.dispatchEvent(new Event('input', {bubbles: true}));
   }
 }
@@ -317,11 +339,18 @@ def graph_figure(
     root_token: int | None = None,
     threshold: float | None = None,
     selection_input: str | None = None,
+    controls: bool = True,
+    title: str | None = None,
+    highlight_edges: Collection[str] = (),
 ) -> LayoutDOM:
     """The interactive graph layout: controls, figure, and the details panel.
 
     ``selection_input`` is a CSS selector of an ``<input>``/``<textarea>`` in the page that should
     receive the id of the tapped node or the key of the tapped edge (the app's selection box).
+    ``controls=False`` leaves out the figure's own threshold slider, route menu and details panel, for a
+    page that has its own (the app: one set of controls, one details view; it re-walks the graph itself).
+    ``title`` replaces the plot's title; ``highlight_edges`` (edge keys, :func:`edge_key`) are drawn marked,
+    under the edges (e.g. those an ablation changed).
     """
     if not graph.nodes:
         raise InvalidInputError("this contribution graph has no nodes to draw")
@@ -346,18 +375,21 @@ def graph_figure(
     shown = IndexFilter(indices=[i for i, e in enumerate(edges) if id(e) in kept], name="shown edges")
 
     n_columns = geometry.decoder_offset + len(graph.target_tokens)
+    room = _predictions_room(graph, roots, words)
     n_rows = max(geometry.encoder_layers, geometry.decoder_layers)
     plot = figure(
-        title=f"Contribution graph — {short_model_name(graph.provenance.model_id)}",
+        title=title or f"Contribution graph — {short_model_name(graph.provenance.model_id)}",
         sizing_mode="stretch_width",
+        min_width=max(PLOT_MIN_PX, int(COLUMN_PX * (n_columns + 1 + room)) + AXIS_PX),
         height=max(MIN_HEIGHT_PX, min(MAX_HEIGHT_PX, LAYER_PX * n_rows + EXTRA_PX)),
-        x_range=(-1.0, n_columns),
+        x_range=(-1.0, n_columns + room),
         y_range=(-0.6, n_rows + 1.0),
         tools="pan,wheel_zoom,box_zoom,reset,save",
         toolbar_location="right",
         name="contribution graph",
     )
     _draw_panels(plot, graph, geometry)
+    _draw_highlights(plot, edges, edges_source, nodes_source, set(highlight_edges))
     edge_renderer = plot.segment(
         x0=_end_of("source_node", "x", nodes_source),
         y0=_end_of("source_node", "y", nodes_source),
@@ -428,12 +460,16 @@ def graph_figure(
     tokens += list(graph.target_tokens)
     plot.xaxis.ticker, plot.xaxis.formatter = token_ticks(display_tokens(tokens, words.style), positions=positions)
     plot.xaxis.major_label_orientation = 1.2
-    if n_columns > 40:
-        plot.xaxis.major_label_text_font_size = "8px"
     plot.yaxis.ticker = FixedTicker(ticks=list(range(n_rows + 1)))
     plot.yaxis.axis_label = "layer (0 = embeddings)"
     plot.grid.visible = False
 
+    status = PreText(text=f"{len(kept)} of {len(edges)} edges with weight ≥ {start:.3f}", name="status")
+    # The plot keeps its least width (a column per token): a narrower panel scrolls it sideways.
+    scrolled = column(plot, sizing_mode="stretch_width", styles={"overflow-x": "auto", "overflow-y": "hidden"})
+    if not controls:
+        _on_tap(sources, None, selection_input)
+        return column(status, scrolled, sizing_mode="stretch_width", name="graph")
     menu = route_menu(graph, words)
     slider = Slider(start=graph.threshold, end=1.0, value=start, step=0.005, title="edge threshold", width=260)
     select = Select(
@@ -442,7 +478,6 @@ def graph_figure(
         options=menu,
         width=260,
     )
-    status = PreText(text=f"{len(kept)} of {len(edges)} edges with weight ≥ {start:.3f}", name="status")
     panel = Div(
         text=HINT,
         render_as_text=True,
@@ -464,17 +499,58 @@ def graph_figure(
     )
     slider.js_on_change("value", update)
     select.js_on_change("value", update)
-    tap = CustomJS(args={**sources, "panel": panel, "hint": HINT, "selector": selection_input}, code=_TAP_JS)
-    nodes_source.selected.js_on_change("indices", tap)
-    edges_source.selected.js_on_change("indices", tap)
-    controls = row(slider, select, status, styles=wrapping_row_styles(), sizing_mode="stretch_width")
+    _on_tap(sources, panel, selection_input)
+    row_of_controls = row(slider, select, status, styles=wrapping_row_styles(), sizing_mode="stretch_width")
+    scrolled.styles = {**scrolled.styles, "flex": f"3 1 {PLOT_MIN_PX}px", "min-width": "0"}
     body = row(
-        column(plot, sizing_mode="stretch_width", styles={"flex": f"3 1 {PLOT_MIN_PX}px", "min-width": "0"}),
+        scrolled,
         column(panel, sizing_mode="stretch_width", styles={**wrapping_block_styles(PANEL_MIN_PX), "flex-grow": "0.3"}),
         sizing_mode="stretch_width",
         styles=wrapping_row_styles(),
     )
-    return column(controls, body, sizing_mode="stretch_width", name="graph")
+    return column(row_of_controls, body, sizing_mode="stretch_width", name="graph")
+
+
+def _draw_highlights(
+    plot: figure, edges: list[GraphEdge], edges_source: ColumnDataSource, nodes: ColumnDataSource, keys: set[str]
+) -> None:
+    """A wide band under each edge named in ``keys`` (its filter, named ``highlighted edges``, lists them)."""
+    if not keys:
+        return
+    marked = IndexFilter(indices=[i for i, e in enumerate(edges) if edge_key(e) in keys], name="highlighted edges")
+    plot.segment(
+        x0=_end_of("source_node", "x", nodes),
+        y0=_end_of("source_node", "y", nodes),
+        x1=_end_of("target_node", "x", nodes),
+        y1=_end_of("target_node", "y", nodes),
+        source=edges_source,
+        view=CDSView(filter=marked),
+        line_width=12,
+        line_color=HIGHLIGHT_COLOUR,
+        line_alpha=0.75,
+        nonselection_line_alpha=0.75,
+    )
+
+
+def before_after_figure(
+    before: ContributionGraph, after: ContributionGraph, *, changed: Collection[str], titles: tuple[str, str]
+) -> LayoutDOM:
+    """Two graphs of one input side by side (wrapping one under the other when narrow), the ``changed`` edges
+    (edge keys) marked in both: e.g. the routes before and after an ablation."""
+    panels = [
+        graph_figure(graph, controls=False, title=title, highlight_edges=changed)
+        for graph, title in zip((before, after), titles, strict=True)
+    ]
+    for panel in panels:
+        panel.styles = wrapping_block_styles(PLOT_MIN_PX)
+    return row(*panels, sizing_mode="stretch_width", styles=wrapping_row_styles(), name="before and after")
+
+
+def _on_tap(sources: dict, panel: Div | None, selection_input: str | None) -> None:
+    """A tap shows the node's or edge's details in ``panel`` (when there is one) and tells the app about it."""
+    tap = CustomJS(args={**sources, "panel": panel, "hint": HINT, "selector": selection_input}, code=_TAP_JS)
+    sources["nodes"].selected.js_on_change("indices", tap)
+    sources["edges"].selected.js_on_change("indices", tap)
 
 
 def _end_of(end: str, axis: str, nodes: ColumnDataSource) -> dict:
@@ -487,6 +563,21 @@ def _by_code(field: str, colours: list[str]) -> dict:
     """A colour per integer code in ``field`` (0 → ``colours[0]``, …)."""
     mapper = LinearColorMapper(palette=colours, low=-0.5, high=len(colours) - 0.5)
     return {"field": field, "transform": mapper}
+
+
+def _predictions_room(graph: ContributionGraph, roots: dict[int, str], words: GraphWords) -> float:
+    """Columns right of the last token for the right-most prediction, which the frame would clip.
+
+    Slanted predictions (several roots) run rightwards; the room is what the text needs at the plot's
+    least width (:data:`COLUMN_PX` a column), more than enough when the plot is wider. One prediction is
+    written leftwards when it sits in the right half: it needs none.
+    """
+    nodes = {node.id: node for node in graph.nodes}
+    texts = [words.predicted_tokens(nodes[roots[token]]) for token in sorted(roots)]
+    texts = [text for text in texts if text]
+    if len(texts) < 2:
+        return 0.0
+    return float(np.ceil(len(texts[-1]) * PREDICTION_CHAR_PX * np.cos(PREDICTION_ANGLE) / COLUMN_PX))
 
 
 def _draw_predictions(
@@ -516,7 +607,7 @@ def _draw_predictions(
             text_font_size="12px" if single else "10px",
             text_font_style="bold",
             text_color="#b03a2e",
-            angle=0.0 if single else 0.5,
+            angle=0.0 if single else PREDICTION_ANGLE,
             text_align=align,
             x_offset=6 if align == "left" else -6,
         )

@@ -51,8 +51,13 @@ def edge_key(edge: GraphEdge) -> str:
 
     (A token attending to itself and its residual connect the same two nodes; the kind tells them apart.)
     """
-    base = f"{edge.source}->{edge.target}"
-    return base if edge.kind in ATTENTION_KINDS else f"{base}#{edge.kind}"
+    return edge_key_of(edge.source, edge.target, edge.kind)
+
+
+def edge_key_of(source: str, target: str, kind: str) -> str:
+    """:func:`edge_key` of the edge from node ``source`` to node ``target`` of ``kind``."""
+    base = f"{source}->{target}"
+    return base if kind in ATTENTION_KINDS else f"{base}#{kind}"
 
 
 def edge_rows(edge: GraphEdge) -> list[tuple[int, float]]:

@@ -11,6 +11,14 @@ from attribution.errors import InvalidInputError
 from attribution.validation import quoted
 
 RootTokens = int | list[int] | str
+#: The roots a user leaves to the model's kind: its prediction (see :func:`default_roots`).
+DEFAULT_ROOT = "auto"
+
+
+def default_roots(model_kind: str) -> RootTokens:
+    """The routes drawn by default: from the last token of a prompt (what the model predicts next), from every
+    target token of a translation (its last token only predicts the end of the sentence, ``</s>``)."""
+    return "all" if model_kind == "seq2seq" else -1
 
 
 def parse_root_tokens(value: str | int | None) -> RootTokens:

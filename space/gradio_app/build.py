@@ -45,6 +45,24 @@ APP_JS = f"""
       box.blur();  // a Gradio slider's number box releases (applies) its value on blur
     }}
   }}, true);
+  // A plot drawing a new figure empties its element: the old figure's Bokeh views (and its document, whose
+  // notifications view stays on the page) stay in Bokeh.index / Bokeh.documents, holding the old figure's
+  // data. A document with a view once on the page and now off it is released, with all its views, so the
+  // page's memory does not grow with each new figure.
+  const release = () => {{
+    const bokeh = window.Bokeh;
+    if (!bokeh?.index) return;
+    const views = [...bokeh.index];
+    for (const view of views) if (view.el.isConnected) view.aeShown = true;
+    const gone = new Set(views.filter((view) => view.aeShown && !view.el.isConnected).map((v) => v.model.document));
+    for (const view of views) if (gone.has(view.model.document)) view.remove();
+    for (const doc of gone) if (bokeh.documents.includes(doc)) bokeh.documents.splice(bokeh.documents.indexOf(doc), 1);
+  }};
+  let pending = null;
+  new MutationObserver(() => {{
+    clearTimeout(pending);
+    pending = setTimeout(release, 250);
+  }}).observe(document.body, {{childList: true, subtree: true}});
 }}
 """
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from attribution.bundled import samples_path
+from attribution.contributions.roots import DEFAULT_ROOT
 
 IOI_MODEL, TRANSLATE_MODEL = "tiny-ioi-gpt2", "tiny-synth-translate"
 N_EXAMPLES = 2
@@ -49,12 +50,13 @@ def graph_examples(models: tuple[str, ...]) -> list[list[Any]]:
     """Rows of (model, text, target, threshold, renormalise, root token, source and target language)."""
     rows: list[list[Any]] = []
     if IOI_MODEL in models:
-        rows += [[IOI_MODEL, prompt, "", 0.04, False, "-1", "", ""] for prompt in ioi_prompts()]
+        rows += [[IOI_MODEL, prompt, "", 0.04, False, DEFAULT_ROOT, "", ""] for prompt in ioi_prompts()]
     if TRANSLATE_MODEL in models:
         rows += [
-            [TRANSLATE_MODEL, pair["source"], pair["target"], 0.04, False, "-1", "", ""] for pair in translation_pairs()
+            [TRANSLATE_MODEL, pair["source"], pair["target"], 0.04, False, DEFAULT_ROOT, "", ""]
+            for pair in translation_pairs()
         ]
-    return rows or [[models[0], "", "", 0.04, False, "-1", "", ""]]
+    return rows or [[models[0], "", "", 0.04, False, DEFAULT_ROOT, "", ""]]
 
 
 def compare_examples(models: tuple[str, ...]) -> list[list[Any]]:

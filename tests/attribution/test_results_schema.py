@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from attribution import validation
@@ -140,3 +141,26 @@ def test_rewalking_a_graph_at_a_higher_threshold_equals_tracing_the_model_again(
     renormalized = build_contribution_graph(loaded, text, threshold=0.05, renormalize=True)
     with pytest.raises(InvalidInputError, match="renormalised"):
         renormalized.at_threshold(0.1)
+
+
+@pytest.mark.parametrize("name", ["tiny-ioi-gpt2", "tiny-synth-translate"])
+def test_rewalking_a_graph_from_some_of_its_roots_equals_tracing_the_model_from_them(name: str) -> None:
+    """The app's roots menu re-walks the shown graph: from any of its roots it must be the graph traced afresh."""
+    loaded = load_model(name)
+    text = "When Mary and John went to the store, John gave a drink to" if "ioi" in name else "the old cat sees a bird"
+    low = build_contribution_graph(loaded, text, threshold=0.01, root_tokens="all")
+    n_tokens = len(low.target_tokens)
+    for roots, threshold in (([n_tokens - 1], 0.01), ([1, 3], 0.05), ([-2], 0.2)):
+        traced = build_contribution_graph(loaded, text, threshold=threshold, root_tokens=roots)
+        rewalked = low.at_threshold(threshold, roots)
+        assert [(e.source, e.target, e.kind) for e in rewalked.edges] == [
+            (e.source, e.target, e.kind) for e in traced.edges
+        ]
+        np.testing.assert_allclose([e.weight for e in rewalked.edges], [e.weight for e in traced.edges], rtol=1e-5)
+        assert sorted(n.id for n in rewalked.nodes) == sorted(n.id for n in traced.nodes)
+        assert rewalked.root_tokens == sorted(i % n_tokens for i in roots)
+    last = low.at_threshold(0.05, [n_tokens - 1])
+    with pytest.raises(InvalidInputError, match=r"routes from tokens \[" + str(n_tokens - 1)):
+        last.at_threshold(0.05, [0])  # not one of its roots: only the model can answer
+    with pytest.raises(InvalidInputError, match="routes from tokens"):
+        low.at_threshold(0.05, [n_tokens])  # out of range

@@ -10,11 +10,15 @@ from attribution.results import route_edges
 from exporters import export_result
 from exporters.graph_details import GraphWords
 from tests.support.browser import COUNT_DRAWN_PIXELS_JS, PageSession
+from tests.support.graph_page import GRAPH_GEOMETRY_JS
 from tests.support.handmade_results import causal_result, comparison, route_graph, seq2seq_result
 from tests.support.hostile_inputs import XSS_IMG, XSS_SCRIPT
+from tests.support.paths import SCREENSHOTS
 from tests.support.synthetic_results import synthetic_graph
 
 pytestmark = pytest.mark.browser
+#: A long prompt: at 800 px its token labels used to be squeezed unreadably.
+LONG_PROMPT_TOKENS = 53
 
 # Page coordinates of data point (x, y) in the Bokeh figure called `name` (views live in Bokeh.index).
 _SCREEN_POINT_JS = """([name, x, y]) => {
@@ -64,6 +68,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "heatmap seq2seq": (seq2seq_result(), {}),
         "graph causal": (route_graph(), {}),
         "graph seq2seq": (synthetic_graph("seq2seq", n_tokens=5, n_source=4, root_tokens=[2, 4]), {}),
+        "graph long": (synthetic_graph("causal", n_tokens=LONG_PROMPT_TOKENS, root_tokens=[50, 52]), {}),
         "compare": (comparison(), {}),
         "xss heatmap": (hostile_heatmap, {"title": XSS_SCRIPT}),
         "xss graph": (xss_graph, {"title": XSS_IMG}),
@@ -243,4 +248,29 @@ def test_compare_page_wraps_its_heatmaps_instead_of_overflowing(new_page, pages,
         assert first["top"] == second["top"] and first["width"] > 0.4 * width
     else:  # one under the other, each the full width
         assert second["top"] > first["top"] and min(first["width"], second["width"]) > 0.8 * geometry["viewport"]
+    session.assert_clean()
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+def test_a_long_prompts_graph_widens_and_scrolls_and_keeps_its_predictions_inside(
+    new_page, pages: dict[str, str], width: int
+) -> None:
+    """53 tokens at 800 px: each token keeps a readable column (the figure scrolls sideways in its panel instead
+    of squeezing its labels), and the right-most root's prediction is written inside the plot's frame."""
+    from exporters.graph import COLUMN_PX
+
+    session = new_page(pages["graph long"], viewport=(width, 1000))
+    session.page.wait_for_function("() => window.Bokeh && [...Bokeh.index].length > 0", timeout=10_000)
+    session.page.wait_for_timeout(500)
+    shown = session.page.evaluate(GRAPH_GEOMETRY_JS, None)
+    assert shown["column"] >= COLUMN_PX - 0.5, shown  # 11 px labels, slanted: a column each
+    if width == 800:
+        assert shown["scrollWidth"] > shown["clientWidth"] + 200, shown  # the panel scrolls the wide figure
+    assert len(shown["predictions"]) == 2 and shown["predictionRight"] <= shown["frameRight"] + 1, shown
+    width_px = session.page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert width_px[0] <= width_px[1], width_px  # the page itself does not overflow: the figure's panel scrolls
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    session.page.screenshot(path=str(SCREENSHOTS / f"export-graph-long-{width}.png"), full_page=True)
     session.assert_clean()

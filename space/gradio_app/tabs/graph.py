@@ -1,9 +1,13 @@
-"""The Contribution graph tab: information-flow routes (``/graph``), re-thresholded (``/graph_threshold``,
+"""The Contribution graph tab: information-flow routes (``/graph``), re-walked (``/graph_threshold``,
 ``/graph_rewalk``), with the selection's details (:mod:`.graph_selection`) and ablations (:mod:`.ablate`).
 
-The threshold slider takes a cheap step first: when the shown graph is the graph of these very inputs and
-the new threshold is at least the one it was cut at, re-walking it is exact and needs no model (queued
-with the cheap requests); otherwise it asks for a recomputation, queued with the model runs.
+One set of controls: the tab's threshold slider and its "routes from" menu (the figure drawn here has
+neither of its own, nor a details panel: the tab's tables are the one details view). Both act alike: a
+change takes a cheap step first: when the shown graph is the graph of these very inputs, the new threshold
+is at least the one it was cut at and the new roots are among its roots, re-walking it is exact and needs no
+model (queued with the cheap requests); otherwise it asks for a recomputation, queued with the model runs.
+The menu's default root is the model's prediction: the last token of a prompt, the whole target of a
+translation (whose last token only predicts the end of the sentence).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 import gradio as gr
 
-from attribution.contributions.roots import parse_root_tokens
+from attribution.contributions.roots import DEFAULT_ROOT, RootTokens, default_roots, parse_root_tokens
 from attribution.errors import InvalidInputError, ResultFormatError
 from attribution.languages import languages_of, typed_languages
 from attribution.progress import Progress, no_progress
@@ -22,7 +26,7 @@ from attribution.results import ContributionGraph
 from space.gradio_app import views
 from space.gradio_app.context import ATTRIBUTION_BUDGET_HINT, AppContext, figure_for, optional
 from space.gradio_app.examples import graph_examples
-from space.gradio_app.tabs import ablate, graph_selection
+from space.gradio_app.tabs import ablate, graph_lens, graph_neurons, graph_selection
 from space.gradio_app.tabs.graph_selection import GRAPH_SELECTION_INPUT, ROOT_TOKEN_CHOICES, graph_from_json
 from space.gradio_app.wiring import ENTER_APPLIES, TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors
 
@@ -49,10 +53,11 @@ def run_graph(
     from attribution.contributions import build_contribution_graph
 
     threshold = _threshold(threshold)
-    root = parse_root_tokens(root_token)
+    asked = _asked_roots(root_token)
     languages = typed_languages(src_lang, tgt_lang)
     progress(0.0, 1, f"loading {model}")
     loaded = ctx.load(model)
+    root = default_roots(loaded.kind) if asked is None else asked
     with ctx.time_budget(loaded, "The contribution graph", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
         graph = build_contribution_graph(
             loaded,
@@ -66,6 +71,26 @@ def run_graph(
             languages=languages,
         )
     return GraphView(graph=graph, graph_json=graph.to_json())
+
+
+def _asked_roots(root_token: str | int | None) -> RootTokens | None:
+    """The roots asked for, or None for the default (:data:`DEFAULT_ROOT` or nothing: the prediction)."""
+    text = str(root_token if root_token is not None else "").strip()
+    return None if text in ("", DEFAULT_ROOT) else parse_root_tokens(text)
+
+
+def root_indices(graph: ContributionGraph, root_token: str | int | None) -> list[int] | None:
+    """The target-token indices ``root_token`` names in ``graph`` (the default: its kind's), or None when
+    one is out of range (computing the graph says what is wrong with it)."""
+    asked = _asked_roots(root_token)
+    parsed = default_roots(graph.provenance.model_kind) if asked is None else asked
+    n_tokens = len(graph.target_tokens)
+    if parsed == "all":
+        return list(range(n_tokens))
+    indices = [parsed] if isinstance(parsed, int) else list(parsed)
+    if not all(-n_tokens <= i < n_tokens for i in indices):
+        return None
+    return sorted({i % n_tokens for i in indices})
 
 
 def _threshold(value: float | str | None) -> float:
@@ -111,12 +136,13 @@ def rewalked_shown_graph(
     *,
     max_bytes: int | None,
 ) -> GraphView | None:
-    """The threshold slider's cheap path: the shown graph re-walked, or None when only the model can answer.
+    """The cheap step of the threshold slider and the roots menu: the shown graph re-walked, or None when only
+    the model can answer.
 
-    Exact when ``graph_json`` is the graph of these very inputs (model, text, target, roots, languages, not
-    renormalised) and the new threshold is at least the one it was cut at (see
-    :meth:`ContributionGraph.at_threshold`). It takes no app context, so it cannot reach a model: the app
-    runs it with the cheap requests and queues the recomputation (None) with the model runs.
+    Exact when ``graph_json`` is the graph of these very inputs (model, text, target, languages, not
+    renormalised), the new threshold is at least the one it was cut at and the new roots are among its
+    roots (see :meth:`ContributionGraph.at_threshold`). It takes no app context, so it cannot reach a model:
+    the app runs it with the cheap requests and queues the recomputation (None) with the model runs.
     """
     threshold = _threshold(threshold)
     languages = typed_languages(src_lang, tgt_lang)
@@ -125,10 +151,14 @@ def rewalked_shown_graph(
         shown is None
         or shown.threshold > threshold
         or languages_of(shown.provenance) != languages
-        or not _same_inputs(shown, model, text, target, renormalize, root_token)
+        or not _same_inputs(shown, model, text, target, renormalize)
     ):
         return None
-    graph = shown.at_threshold(threshold)
+    roots = root_indices(shown, root_token)
+    n_tokens = len(shown.target_tokens)
+    if roots is None or not set(roots) <= {i % n_tokens for i in shown.root_tokens}:
+        return None
+    graph = shown.at_threshold(threshold, roots)
     return GraphView(graph=graph, graph_json=graph.to_json())
 
 
@@ -154,30 +184,20 @@ def _shown_graph(graph_json: str | None, max_bytes: int | None) -> ContributionG
         return None  # not the app's own graph: compute it afresh
 
 
-def _same_inputs(
-    graph: ContributionGraph, model: str, text: str, target: str | None, renormalize: bool, root: str | int | None
-) -> bool:
-    """Whether ``graph`` is what :func:`run_graph` computed for these inputs (at some threshold)."""
+def _same_inputs(graph: ContributionGraph, model: str, text: str, target: str | None, renormalize: bool) -> bool:
+    """Whether ``graph`` is what :func:`run_graph` computed for these inputs (at some threshold, from some roots)."""
     if graph.renormalized or bool(renormalize) or graph.provenance.model_id != (model or "").strip():
         return False
     given = optional(target)
     if graph.source_text != text or (given is not None and given != graph.target_text):
         return False
-    if given is None and graph.provenance.model_kind == "causal" and graph.target_text:
-        return False  # a causal graph of a given continuation, now asked without one
-    n_tokens = len(graph.target_tokens)
-    parsed = parse_root_tokens(root)
-    if parsed == "all":
-        return sorted(graph.root_tokens) == list(range(n_tokens))
-    indices = [parsed] if isinstance(parsed, int) else parsed
-    if not all(-n_tokens <= i < n_tokens for i in indices):
-        return False  # computing the graph says what is wrong with these roots
-    return sorted(graph.root_tokens) == sorted({i % n_tokens for i in indices})
+    return not (given is None and graph.provenance.model_kind == "causal" and graph.target_text)
+    # (a causal graph of a given continuation, now asked without one, needs computing again)
 
 
 def show_graph(view: GraphView) -> tuple[Any, ...]:
-    """The figure (a tap writes into the selection box) and the graph JSON."""
-    return figure_for(view.graph, selection_input=GRAPH_SELECTION_INPUT), view.graph_json
+    """The figure (a tap writes into the selection box; the tab has the controls and details) and the graph JSON."""
+    return figure_for(view.graph, selection_input=GRAPH_SELECTION_INPUT, controls=False), view.graph_json
 
 
 @dataclass
@@ -206,7 +226,7 @@ def _layout(page: Page) -> GraphWidgets:
         model = page.model_dropdown(elem_id="graph-model")
         root = gr.Dropdown(
             ROOT_TOKEN_CHOICES,
-            value="-1",
+            value=DEFAULT_ROOT,
             label="Routes from (root token)",
             allow_custom_value=True,
             elem_id="graph-root",
@@ -273,12 +293,12 @@ def _endpoints(ctx: AppContext) -> tuple[Any, Any]:
 
 
 def _cheap_steps(max_bytes: int | None) -> tuple[Any, Any, Any]:
-    """The slider's cheap step (and how it is shown) and ``/graph_rewalk``: none of them can reach a model."""
+    """The controls' cheap step (and how it is shown) and ``/graph_rewalk``: none of them can reach a model."""
     recompute_requests = itertools.count(1)  # values of the recompute box: each one new
 
     @user_errors
     def rewalk_shown(model, text, target, threshold, renormalize, root, shown, src_lang, tgt_lang, progress=None):
-        """The slider's cheap step: the shown graph re-walked, or None (then it is recomputed)."""
+        """The controls' cheap step: the shown graph re-walked, or None (then it is recomputed)."""
         inputs = (model, text, target, threshold, renormalize, root, shown, src_lang, tgt_lang)
         return rewalked_shown_graph(*inputs, max_bytes=max_bytes)  # no progress: no wait
 
@@ -303,8 +323,8 @@ def _connect(page: Page, shown: GraphWidgets) -> None:
     view = views.View("graph", page.latest, outputs, (None, ""), graph, show_graph, page.examples)
     view.on(shown.run.click, inputs, api_name="graph", **groups["graph"])
     view.on(shown.text.submit, inputs, **groups["graph"])
-    # The threshold slider: a cheap step re-walks the shown graph when that is exact (no model; the
-    # graph stays until then); otherwise it writes a new value into the recompute box, whose change
+    # The threshold slider and the roots menu: a cheap step re-walks the shown graph when that is exact (no
+    # model; the graph stays until then); otherwise it writes a new value into the recompute box, whose change
     # recomputes the graph in the graph group. /graph_threshold (may recompute) is that second step.
     threshold_inputs = [*shown.inputs, shown.graph_json, shown.src_lang, shown.tgt_lang]  # new inputs last
     recompute = gr.Number(0, precision=0, visible="hidden", label="graph to recompute")
@@ -315,6 +335,7 @@ def _connect(page: Page, shown: GraphWidgets) -> None:
         "graph", page.latest, [*outputs, recompute], cleared, rewalk_shown, show_rewalk, page.examples
     )
     rewalked.on(shown.threshold.release, threshold_inputs, **groups["light"])
+    rewalked.on(shown.root.input, threshold_inputs, **groups["light"])
     gr.Button(visible=False, elem_id="api-graph_rewalk").click(
         rewalk, [shown.graph_json, shown.threshold], outputs, api_name="graph_rewalk", **groups["light"]
     )
@@ -324,7 +345,12 @@ def _connect(page: Page, shown: GraphWidgets) -> None:
 def build(page: Page) -> None:
     with gr.Tab("Contribution graph", id="graph") as tab:
         shown = _layout(page)
+        # Ablate beside the graph: right under its details, above the examples (which _connect places).
+        ablate_ids = ablate.build(
+            page, shown.model, shown.text, shown.target, shown.graph_json, shown.selection, shown.threshold
+        )
+        graph_neurons.build(page, shown.model, shown.graph_json, shown.selection.selection, ablate_ids)
+        graph_lens.build(page, shown.model, shown.graph_json)
         _connect(page, shown)
         graph_selection.connect(page, shown.graph_json, shown.root, shown.selection)
-        ablate.build(page, shown.model, shown.text, shown.target, shown.graph_json, shown.selection, shown.threshold)
     page.results["Contribution graph"] = Shown(tab, shown.graph_json)

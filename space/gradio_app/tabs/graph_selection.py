@@ -9,17 +9,23 @@ browser sends back, and the app queues them with the cheap requests.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from attribution.contributions.roots import DEFAULT_ROOT, default_roots
 from attribution.errors import InvalidInputError
-from attribution.results import ContributionGraph
+from attribution.results import ContributionGraph, GraphNode
 from space.gradio_app.context import read_result_json, refusal
 from space.gradio_app.wiring import Page, user_errors
 
-ROOT_TOKEN_CHOICES = [("last token", "-1"), ("all tokens", "all")]
+if TYPE_CHECKING:
+    from exporters.graph_details import DetailRow, GraphWords
+
+DEFAULT_ROOT_LABEL = "the prediction (last token; translations: whole target)"
+ROOT_TOKEN_CHOICES = [(DEFAULT_ROOT_LABEL, DEFAULT_ROOT), ("last token", "-1"), ("all tokens", "all")]
 #: Columns of the node table (the same rows as the figure's tap panel).
 NODE_TABLE_HEADERS = ["list", "#", "token / neuron", "value", "raw"]
 EDGE_TABLE_HEADERS = ["head", "weight"]
@@ -29,30 +35,48 @@ EDGE_TABLE_LABEL = "Edge: split over heads"
 #: The graph tab's selection box: the figure writes the tapped node id / edge key into it.
 GRAPH_SELECTION_ID = "graph-selection"
 GRAPH_SELECTION_INPUT = f"#{GRAPH_SELECTION_ID} textarea, #{GRAPH_SELECTION_ID} input"
-#: Selecting in the app's menus selects (highlights) the same node or edge in the shown figure.
+#: Selecting in the app's menus selects (highlights) the same nodes and edges in the shown figure: the box holds
+#: one id a line (node ids; edge keys, ``source->target`` for attention edges, ``…#kind`` for the others).
 SELECT_IN_FIGURE_JS = """
 (selected) => {
-  const [ends, kind] = selected.split('#');
+  const wanted = selected.split('\\n').map((line) => line.trim()).filter(Boolean);
   for (const doc of (window.Bokeh?.documents ?? [])) {
     const nodes = doc.get_model_by_name('nodes');
     const edges = doc.get_model_by_name('edges');
     if (!nodes || !edges) continue;
     const id = nodes.data.id;
-    const n = id.indexOf(selected);
-    let e = -1;
-    if (n < 0 && kind === undefined) {  // the menus offer attention edges: the ones with heads
-      const d = edges.data;
-      for (let i = 0; i < d.weight.length && e < 0; i++) {
-        if (`${id[d.source_node[i]]}->${id[d.target_node[i]]}` === ends && d.heads[i] !== '—') e = i;
+    const d = edges.data;
+    const n = [];
+    const e = [];
+    for (const key of wanted) {
+      const node = id.indexOf(key);
+      if (node >= 0) { n.push(node); continue; }
+      const [ends, kind] = key.split('#');
+      for (let i = 0; i < d.weight.length; i++) {  // attention edges have heads; the others are keyed by kind
+        const attention = d.heads[i] !== '—';
+        if (`${id[d.source_node[i]]}->${id[d.target_node[i]]}` === ends && attention === (kind === undefined)) {
+          e.push(i);
+          break;
+        }
       }
     }
     const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
-    if (!same(edges.selected.indices, e >= 0 ? [e] : [])) edges.selected.indices = e >= 0 ? [e] : [];
-    if (!same(nodes.selected.indices, n >= 0 ? [n] : [])) nodes.selected.indices = n >= 0 ? [n] : [];
+    if (!same(edges.selected.indices, e)) edges.selected.indices = e;
+    if (!same(nodes.selected.indices, n)) nodes.selected.indices = n;
   }
   return [];
 }
 """
+#: Most ids one selection may hold (a request's text is untrusted: bounded before anything reads it).
+MAX_SELECTED = 64
+
+
+def selected_ids(selected: str | None) -> list[str]:
+    """The ids of a selection box, one a line, in the order they were selected (the last is shown)."""
+    ids = [line.strip() for line in (selected or "").splitlines() if line.strip()]
+    if len(ids) > MAX_SELECTED:
+        raise InvalidInputError(f"Select at most {MAX_SELECTED} nodes and edges at once, not {len(ids)}.")
+    return ids
 
 
 def graph_from_json(graph_json: str | None, max_bytes: int | None) -> ContributionGraph:
@@ -69,7 +93,7 @@ def graph_from_json(graph_json: str | None, max_bytes: int | None) -> Contributi
 class GraphChoices:
     """What the graph tab's dropdowns offer once a graph is shown: (label, value) pairs."""
 
-    roots: list[tuple[str, str]]  # "last token (…)", "all tokens", then each target token
+    roots: list[tuple[str, str]]  # the default, "last token (…)", "all tokens", then each target token
     nodes: list[tuple[str, str]]  # node ids
     attention_edges: list[tuple[str, str]]  # edge keys ("source->target") of edges with a per-head split
 
@@ -87,7 +111,8 @@ def graph_choices(graph_json: str | None, *, max_bytes: int | None = None) -> Gr
     graph = graph_from_json(graph_json, max_bytes)
     words = GraphWords(graph)
     last = len(graph.target_tokens) - 1
-    roots = [(words.root_label(last), "-1"), (ALL_TOKENS, "all")]
+    default = words.root_label(last) if default_roots(graph.provenance.model_kind) == -1 else ALL_TOKENS
+    roots = [(f"default: {default}", DEFAULT_ROOT), (words.root_label(last), "-1"), (ALL_TOKENS, "all")]
     roots += [(words.root_label(i), str(i)) for i in range(last)]
     return GraphChoices(
         roots=roots,
@@ -98,11 +123,22 @@ def graph_choices(graph_json: str | None, *, max_bytes: int | None = None) -> Gr
     )
 
 
+def _graph_rows(words: GraphWords, node: GraphNode) -> list[DetailRow]:
+    """The graph's own rows of a node: logit lens, promoted / suppressed tokens, top FFN neurons."""
+    return words.node_rows(node)
+
+
+#: The sections of the one node-details view, in order: each gives its rows (``DetailRow``: list name, rank,
+#: item, value, raw) for a node of the shown graph. A module adding a view of nodes appends its section.
+NODE_DETAIL_SECTIONS: list[Callable[[GraphWords, GraphNode], list[DetailRow]]] = [_graph_rows]
+
+
 def node_details(graph_json: str | None, node_id: str | None, *, max_bytes: int | None = None) -> list[list[Any]]:
     """Rows (list, rank, token as text or neuron, value, raw token or neuron index) of a node.
 
-    The logit-lens top tokens, promoted and suppressed tokens and top FFN neurons: the rows of
-    :meth:`exporters.graph_details.GraphWords.node_rows`, which the figure's tap panel shows too.
+    The rows of each of :data:`NODE_DETAIL_SECTIONS`: first the logit-lens top tokens, promoted and suppressed
+    tokens and top FFN neurons (:meth:`exporters.graph_details.GraphWords.node_rows`, which an exported
+    figure's tap panel shows too).
     """
     from exporters.figure_common import shown_value
     from exporters.graph_details import GraphWords
@@ -114,7 +150,8 @@ def node_details(graph_json: str | None, node_id: str | None, *, max_bytes: int 
         node = graph.node(node_id)
     except KeyError as error:
         raise InvalidInputError(f"No node {node_id[:100]!r} in this graph: recompute it.") from error
-    rows = GraphWords(graph).node_rows(node)
+    words = GraphWords(graph)
+    rows = [row for section in NODE_DETAIL_SECTIONS for row in section(words, node)]
     return [[row.list, row.rank, row.item, float(shown_value(row.value)), row.raw] for row in rows]
 
 
@@ -146,16 +183,18 @@ class Selection:
 
 
 def graph_selection(graph_json: str | None, selected: str | None, *, max_bytes: int | None = None) -> Selection:
-    """Details of ``selected``: a node id, or an edge key as :func:`exporters.graph_details.edge_key` writes it.
+    """Details of ``selected``: a node id, or an edge key as :func:`exporters.graph_details.edge_key` writes it
+    (of several, one a line, the last).
 
-    The figure writes the tapped item's id into the app's selection box; the menus write theirs.
+    The figure writes the tapped items' ids into the app's selection box; the menus write theirs.
     Nothing selected (or no graph yet) gives empty tables.
     """
     from exporters.graph_details import ATTENTION_KINDS, GraphWords
 
-    selected = (selected or "").strip()
-    if not graph_json or not graph_json.strip() or not selected:
+    ids = selected_ids(selected)
+    if not graph_json or not graph_json.strip() or not ids:
         return Selection(None, "", [], None, "", [])
+    selected = ids[-1]  # the last one selected: the one whose details show
     graph = graph_from_json(graph_json, max_bytes)
     words = GraphWords(graph)
     edge = words.find_edge(selected)

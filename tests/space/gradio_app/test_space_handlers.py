@@ -73,9 +73,13 @@ def test_graph_choices_and_details(graph_json):
     graph = json.loads(graph_json)
     n_tokens = len(graph["target_tokens"])
     choices = graph_selection.graph_choices(graph_json)
-    # The last token first (it is the default root), then every route at once, then the other tokens.
-    assert [value for _, value in choices.roots] == ["-1", "all", *map(str, range(n_tokens - 1))]
-    assert [label for label, _ in choices.roots[:2]] == [f"last token ({n_tokens - 1}: to)", "all tokens"]
+    # The default (here the last token), the last token, every route at once, then the other tokens.
+    assert [value for _, value in choices.roots] == ["auto", "-1", "all", *map(str, range(n_tokens - 1))]
+    assert [label for label, _ in choices.roots[:3]] == [
+        f"default: last token ({n_tokens - 1}: to)",
+        f"last token ({n_tokens - 1}: to)",
+        "all tokens",
+    ]
     assert [value for _, value in choices.nodes] == [node["id"] for node in graph["nodes"]]
     attention = [e for e in graph["edges"] if e["head_weights"] is not None]
     assert [value for _, value in choices.attention_edges] == [f"{e['source']}->{e['target']}" for e in attention]
@@ -88,6 +92,43 @@ def test_graph_choices_and_details(graph_json):
     with pytest.raises(InvalidInputError, match="Compute a contribution graph first"):
         graph_selection.node_details("", "decoder:1:ffn:0")
     assert graph_selection.node_details(graph_json, None) == []
+
+
+def test_a_translations_default_root_is_the_whole_target(ctx):
+    """Its last token predicts only ``</s>``: the default routes start from every target token."""
+    pair = translation_pairs(1)[0]
+    inputs = ("tiny-synth-translate", pair["source"], pair["target"], 0.04, False)
+    graph = ContributionGraph.from_json(graph_tab.run_graph(ctx, *inputs, "auto").graph_json)
+    assert graph.root_tokens == list(range(len(graph.target_tokens)))
+    assert graph_selection.graph_choices(graph.to_json()).roots[0] == ("default: all tokens", "auto")
+    causal_json = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "").graph_json
+    causal = ContributionGraph.from_json(causal_json)
+    assert causal.root_tokens == [len(causal.target_tokens) - 1]
+
+
+def test_the_roots_menu_and_the_threshold_rewalk_the_shown_graph_without_the_model(ctx):
+    """Both controls take the cheap step when it is exact, and it equals tracing the model again."""
+    from attribution.contributions import build_contribution_graph
+
+    shown = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.02, False, "all").graph_json
+    n_tokens = len(ContributionGraph.from_json(shown).target_tokens)
+    inputs = ("tiny-ioi-gpt2", PROMPT, "")
+    for root, threshold in (("3", 0.02), ("-1", 0.1), ("2,5", 0.05), ("auto", 0.02)):
+        view = graph_tab.rewalked_shown_graph(*inputs, threshold, False, root, shown, max_bytes=None)
+        roots = [n_tokens - 1] if root == "auto" else [int(i) for i in root.split(",")]
+        traced = build_contribution_graph(ctx.load("tiny-ioi-gpt2"), PROMPT, threshold=threshold, root_tokens=roots)
+        assert [(e.source, e.target, e.kind) for e in view.graph.edges] == [
+            (e.source, e.target, e.kind) for e in traced.edges
+        ]
+        assert view.graph.root_tokens == sorted(i % n_tokens for i in roots)
+    narrowed = graph_tab.rewalked_shown_graph(*inputs, 0.02, False, "3", shown, max_bytes=None).graph_json
+    # Roots the shown graph does not hold, or a lower threshold, need the model: the cheap step says so.
+    assert graph_tab.rewalked_shown_graph(*inputs, 0.02, False, "all", narrowed, max_bytes=None) is None
+    assert graph_tab.rewalked_shown_graph(*inputs, 0.01, False, "3", narrowed, max_bytes=None) is None
+    assert graph_tab.rewalked_shown_graph(*inputs, 0.02, False, "99", shown, max_bytes=None) is None
+    assert graph_tab.rethreshold_graph(ctx, *inputs, 0.02, False, "all", narrowed).graph.root_tokens == list(
+        range(n_tokens)
+    )  # the model recomputes what the cheap step cannot
 
 
 def test_the_selection_shows_the_same_rows_as_the_figure(graph_json):

@@ -216,8 +216,9 @@ def _intervene(
 
 
 def _ablate(graph_json: str, *, target: str = "", component: str = "decoder:1:ffn:*") -> tuple:
-    """The arguments of ``/graph_ablate``: model, text, target, graph JSON, node, edge, what, mode, threshold, id."""
-    return ("tiny-ioi-gpt2", IOI, target, graph_json, None, None, "edge", "zero", 0.04, component)
+    """The arguments of ``/graph_ablate``: model, text, target, graph JSON, node, edge, what, mode, threshold, ids,
+    and the figure's selection."""
+    return ("tiny-ioi-gpt2", IOI, target, graph_json, None, None, "edge", "zero", 0.04, component, None)
 
 
 def _corpus(upload_value, *, methods=("saliency",), model: str = "tiny-synth-translate", text_field: str = "source"):
@@ -269,6 +270,8 @@ def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own(
         ("graph_ablate", "intervene", "compare_faithfulness", "graph_threshold"), "intervention"
     )
     model_runs["graph_threshold"] = "graph"  # it may recompute the graph
+    model_runs["graph_neurons"] = "graph"  # a forward pass reading the neurons
+    model_runs["graph_lens"] = "graph"  # a forward pass read through the logit lens
     for api, group in model_runs.items():
         assert groups[api][0] == group, (api, groups[api])
     assert groups["corpus"][1] == 1

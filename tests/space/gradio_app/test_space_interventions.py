@@ -20,6 +20,7 @@ from attribution.interventions.ablation import intervene
 from attribution.interventions.faithfulness import attribution_faithfulness
 from attribution.interventions.results import PatchingResult
 from attribution.results import Comparison, ContributionGraph, load_result
+from exporters.graph import EDGE_COLOURS
 from space.gradio_app import context, examples
 from space.gradio_app.config import SpaceConfig
 from space.gradio_app.tabs import ablate as ablate_tab
@@ -29,6 +30,7 @@ from space.gradio_app.tabs import intervene as intervene_tab
 from tests.support.app_context import offline_context
 from tests.support.browser import wait_for_drawing
 from tests.support.fakes import TickingClock
+from tests.support.handmade_results import route_graph
 
 PROMPT = "When Mark and Tom went to the market, Mark gave a ball to"
 SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
@@ -45,21 +47,93 @@ def test_ablate_an_edge_matches_the_library_and_redraws_the_route(ctx):
     graph = view.graph
     edge = next(e for e in graph.edges if e.head_weights is not None)
     key = f"{edge.source}->{edge.target}"
-    ablated = ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, key, "zero", 0.04)
+    ablated = ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, [key], "zero", 0.04)
     direct = intervene(ctx.load("tiny-ioi-gpt2"), PROMPT, [key]).predictions[0]
     assert ablated.table[0][1:3] == [round(direct.probability_before, 5), round(direct.probability_after, 5)]
-    assert ablated.figure is not None and "route after the ablation" in ablated.note
+    assert ablated.figure is not None and "the routes before and after" in ablated.note
     assert load_result(ablated.result_json).components == [key]
     node = next(n for n in graph.nodes if n.kind == "after_attention")
     by_node = ablate_tab.ablate_from_graph(
-        ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, node.id, "mean (over positions)", 0.04
+        ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, [node.id], "mean (over positions)", 0.04
     )
     assert by_node.figure is None and "not re-drawn" in by_node.note
     assert load_result(by_node.result_json).components == [f"decoder:{node.layer}:attention:{node.token_index}"]
     with pytest.raises(InvalidInputError, match="Compute a contribution graph first"):
-        ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", "", key, "zero", 0.04)
+        ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", "", [key], "zero", 0.04)
     with pytest.raises(InvalidInputError, match="text changed"):
-        ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT + " x", "", view.graph_json, key, "zero", 0.04)
+        ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT + " x", "", view.graph_json, [key], "zero", 0.04)
+
+
+def _highlighted(figure) -> list[set[str]]:
+    """The edge keys each panel of a before / after figure marks (its "highlighted edges" filter's edges)."""
+    from exporters.graph_details import edge_key_of
+
+    panels = []
+    for panel in figure.children:
+        marked = panel.select_one({"name": "highlighted edges"})
+        nodes = panel.select_one({"name": "nodes"}).data["id"]
+        edges = panel.select_one({"name": "edges"}).data
+        kinds = [kind for kind in EDGE_COLOURS]  # the figure's edge kind codes (every kind here is a known one)
+        panels.append(
+            set()
+            if marked is None
+            else {
+                edge_key_of(nodes[edges["source_node"][i]], nodes[edges["target_node"][i]], kinds[edges["kind"][i]])
+                for i in marked.indices
+            }
+        )
+    return panels
+
+
+def test_several_components_ablated_together_mark_exactly_the_edges_whose_weight_changed(ctx):
+    """A head, an FFN node and an attention edge, ablated at once: the prediction is the library's for all three,
+    and both panels mark exactly the edges whose weight moved by more than CHANGED_BY, computed here from the shown
+    graph and the graph the library re-draws with the three ablated."""
+    from attribution.interventions.graph_after import graph_after_intervention
+
+    view = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    ffn = next(n for n in view.graph.nodes if n.kind == "ffn")
+    edge = next(e for e in view.graph.edges if e.kind == "attention")
+    chosen = [ffn.id, f"{edge.source}->{edge.target}", "decoder:1:head:0"]
+    components = [f"decoder:{ffn.layer}:ffn:{ffn.token_index}", chosen[1], chosen[2]]
+    ablated = ablate_tab.ablate_from_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", view.graph_json, chosen, "zero", 0.04)
+    loaded = ctx.load("tiny-ioi-gpt2")
+    direct = intervene(loaded, PROMPT, components).predictions[0]
+    assert ablated.table[0][1:3] == [round(direct.probability_before, 5), round(direct.probability_after, 5)]
+    assert load_result(ablated.result_json).components == components
+    assert f"{direct.probability_before:.3f} → {direct.probability_after:.3f}" in ablated.note  # the change on top
+
+    after = graph_after_intervention(loaded, PROMPT, components, threshold=0.04, root_tokens=view.graph.root_tokens)
+    weights = [{(e.source, e.target, e.kind): e.weight for e in graph.edges} for graph in (view.graph, after)]
+    moved = {
+        f"{s}->{t}" if kind == "attention" else f"{s}->{t}#{kind}"
+        for s, t, kind in set(weights[0]) | set(weights[1])
+        if abs(weights[0].get((s, t, kind), 0.0) - weights[1].get((s, t, kind), 0.0)) > ablate_tab.CHANGED_BY
+    }
+    assert moved and set(ablated.changed) == moved
+    before_marked, after_marked = _highlighted(ablated.figure)
+    assert before_marked | after_marked == moved
+    assert before_marked == {key for key in moved if key in _keys(view.graph)}
+    assert after_marked == {key for key in moved if key in _keys(after)}
+
+
+def _keys(graph) -> set[str]:
+    from exporters.graph_details import edge_key
+
+    return {edge_key(edge) for edge in graph.edges}
+
+
+def test_the_ablation_choices_come_from_typed_ids_else_the_selection_else_a_menu():
+    assert ablate_tab.ablation_choices("selection", "n", "e", " a:1 , b:2\nc:3 ", "x\ny") == ["a:1", "b:2", "c:3"]
+    assert ablate_tab.ablation_choices("selection", "n", "e", "", "x\n y \n") == ["x", "y"]
+    assert ablate_tab.ablation_choices("edge", "n", "e", "", "x") == ["e"]
+    assert ablate_tab.ablation_choices("node", "n", "e", None, None) == ["n"]
+    with pytest.raises(InvalidInputError, match="at most 64"):
+        ablate_tab.ablation_choices("selection", None, None, "", "\n".join(map(str, range(65))))
+    with pytest.raises(InvalidInputError, match="no component of its own"):
+        ablate_tab.graph_component(route_graph(), "a1->o1#residual")
+    with pytest.raises(InvalidInputError, match="Select nodes or edges"):
+        ablate_tab.graph_components(route_graph(), [])
 
 
 def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
@@ -70,7 +144,7 @@ def test_ablate_and_intervene_show_byte_level_tokens_as_text(tmp_path):
     bpe_ctx = offline_context(config)
     view = graph_tab.run_graph(bpe_ctx, bpe, PROMPT, "", 0.04, False, "-1")
     node = next(n for n in view.graph.nodes if n.kind == "after_attention")
-    ablated = ablate_tab.ablate_from_graph(bpe_ctx, bpe, PROMPT, "", view.graph_json, node.id, "zero", 0.04)
+    ablated = ablate_tab.ablate_from_graph(bpe_ctx, bpe, PROMPT, "", view.graph_json, [node.id], "zero", 0.04)
     component = f"decoder:{node.layer}:attention:{node.token_index}"
     direct = intervene(bpe_ctx.load(bpe), PROMPT, [component]).predictions[0]
     assert direct.input_token == "Ġto" and direct.top_before[0][0].startswith("Ġ")  # the raw spelling, kept in JSON
@@ -118,7 +192,7 @@ def test_intervene_refuses_bad_requests_and_caps_the_cost(ctx):
     tiny = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, max_intervention_passes=3))
     with pytest.raises(CostLimitError, match="This ablation would need about"):
         ablate_tab.ablate_from_graph(
-            tiny, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
+            tiny, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, ["decoder:1:ffn:*"], "zero", 0.04
         )
 
 
@@ -259,7 +333,7 @@ def test_each_intervention_request_stops_at_its_time_budget_and_leaves_the_model
     before = _model_state(loaded)
     requests = {
         "ablate": lambda: ablate_tab.ablate_from_graph(
-            ctx, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, "decoder:1:ffn:*", "zero", 0.04
+            ctx, "tiny-ioi-gpt2", PROMPT, "", graph.graph_json, ["decoder:1:ffn:*"], "zero", 0.04
         ),
         "intervene": lambda: intervene_tab.run_intervene(
             ctx, "tiny-ioi-gpt2", PROMPT, examples.swap_names(PROMPT), "", "", "", "-1"
@@ -277,3 +351,27 @@ def test_each_intervention_request_stops_at_its_time_budget_and_leaves_the_model
     monkeypatch.undo()
     after = _model_state(loaded)
     assert torch.equal(after[0], before[0]) and after[1] == before[1]
+
+
+def test_the_selected_ffn_nodes_neurons_are_read_as_the_library_reads_them(ctx):
+    """The neurons section: the last selected node's top neurons, as :func:`read_neurons` reads them (its own test
+    holds them against the model's modules), each with the component id that ablates it."""
+    from attribution.contributions.neurons import read_neurons
+    from space.gradio_app.tabs import graph_neurons
+
+    view = graph_tab.run_graph(ctx, "tiny-ioi-gpt2", PROMPT, "", 0.04, False, "-1")
+    ffn = next(n for n in view.graph.nodes if n.kind == "ffn" and n.top_neurons)
+    selected = f"{view.graph.nodes[0].id}\n{ffn.id}"  # several selected: the last one is read
+    shown = graph_neurons.read_selected_neurons(ctx, "tiny-ioi-gpt2", view.graph_json, selected)
+    neurons = [int(neuron) for neuron, _ in ffn.top_neurons]
+    direct = read_neurons(
+        ctx.load("tiny-ioi-gpt2"), PROMPT, layer=ffn.layer, token_index=ffn.token_index, neurons=neurons
+    )
+    assert [row[0] for row in shown.rows] == neurons
+    assert [row[1] for row in shown.rows] == [round(reading.activation, 4) for reading in direct]
+    assert [row[2].split(", ")[0].rsplit(" ", 1)[0] for row in shown.rows] == [
+        reading.promoted[0][0].replace("Ġ", "·") for reading in direct
+    ]
+    assert shown.components == [reading.component for reading in direct]
+    with pytest.raises(InvalidInputError, match="Select an FFN node"):
+        graph_neurons.read_selected_neurons(ctx, "tiny-ioi-gpt2", view.graph_json, view.graph.nodes[0].id)
