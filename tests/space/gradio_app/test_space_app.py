@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bokeh.models import ColumnDataSource, CustomJSTickFormatter
+from bokeh.models import CustomJSTickFormatter, GlyphRenderer, Plot
 
 from attribution.compare import alignment_error_rate
 from attribution.contributions import build_contribution_graph
@@ -233,7 +233,13 @@ def test_export_every_format(served, client):
     # The page draws this very result: its exact scores, and the model's answer as the first generated token.
     result = AttributionResult.from_json(result_json)
     drawn = _bokeh_document(page)
-    [cells] = [source.data for source in drawn.select({"type": ColumnDataSource}) if "value" in source.data]
+    [cells] = [  # the token view's cells (a word view follows it when a word was split into tokens)
+        renderer.data_source.data
+        for plot in drawn.select({"type": Plot})
+        if (plot.name or "").startswith("heatmap ") and not plot.name.startswith("heatmap words")
+        for renderer in plot.renderers
+        if isinstance(renderer, GlyphRenderer) and "value" in renderer.data_source.data
+    ]
     finite = result.target_scores[np.isfinite(result.target_scores)]
     np.testing.assert_array_equal(np.sort(np.asarray(cells["value"], dtype=float)), np.sort(finite))
     axes = [formatter.args["labels"] for formatter in drawn.select({"type": CustomJSTickFormatter})]

@@ -218,7 +218,7 @@ def test_faithfulness_columns_are_the_library_numbers(ctx):
         direct = attribution_faithfulness(loaded, result)  # 3 random rankings: the columns do not show them
         assert row == [
             label,
-            aer,
+            round(aer, 4),
             *(
                 round(v, 4)
                 for v in (direct.comprehensiveness, direct.sufficiency, direct.deletion_aopc, direct.insertion_aopc)
