@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attribution.corpus.records import FORMATS
 from attribution.errors import InvalidInputError
 from space.cli.common import (
     add_language_arguments,
@@ -66,10 +67,29 @@ def _add_model_options(model: argparse._ArgumentGroup) -> None:
 
 
 def _add_data_options(data: argparse._ArgumentGroup) -> None:
-    data.add_argument("--data", required=True, type=Path, help=".jsonl, .csv, .parquet, or a datasets folder")
-    data.add_argument("--format", default=None, choices=["jsonl", "csv", "parquet", "hf"], help="default: from --data")
+    data.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help=".jsonl, .json, .csv, .tsv, .parquet, .txt (one sentence per line; also .gz, .bz2, .xz) or a datasets "
+        "folder",
+    )
+    data.add_argument(
+        "--target-data", default=None, type=Path, help="plain-text file of targets, line i for line i of --data"
+    )
+    data.add_argument(
+        "--alignment-data",
+        default=None,
+        type=Path,
+        help="Pharaoh alignments 'i-j ...' (fast_align, awesome-align), line i for line i of --data",
+    )
+    data.add_argument("--format", default=None, choices=FORMATS, help="default: from --data's suffix")
     data.add_argument("--split", default=None, help="split of a saved DatasetDict")
-    data.add_argument("--text-field", default=None, help="field with the prompt / source sentence (default: source)")
+    data.add_argument(
+        "--text-field",
+        default=None,
+        help="field with the prompt / source sentence (default: source); dots reach into nested rows: translation.en",
+    )
     data.add_argument("--target-field", default=None, help="field with the target (default: target, if present)")
     data.add_argument(
         "--alignment-field", default=None, help="field with the gold alignment 'i-j ...' (default: alignment)"
@@ -210,7 +230,15 @@ def run(args: argparse.Namespace) -> int:
             cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker,
         )
-    records = read_records(args.data, _fields(args), fmt=args.format, split=args.split, limit=args.limit)
+    records = read_records(
+        args.data,
+        _fields(args),
+        fmt=args.format,
+        split=args.split,
+        target_path=args.target_data,
+        alignment_path=args.alignment_data,
+        limit=args.limit,
+    )
     with _records_bar(f"{args.model} × {len(task.methods)} method(s)") as progress:
         summary = run_corpus(
             records,
@@ -220,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
             engine=args.engine,
             batch_size=args.batch_size,
             ray=ray,
-            data={"name": args.data.name, "fields": _fields(args).names()},
+            data=_data_manifest(args),
             progress=progress,
         )
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
@@ -231,6 +259,15 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _data_manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """What the run folder records about its data: the file names (never their folders) and the fields read."""
+    data: dict[str, Any] = {"name": args.data.name, "fields": _fields(args).names()}
+    for key, path in (("target_file", args.target_data), ("alignment_file", args.alignment_data)):
+        if path is not None:
+            data[key] = path.name
+    return data
 
 
 @contextmanager
