@@ -164,7 +164,9 @@ class RayRun:
                 outcomes = ray.get(ref)
             except (RayActorError, RayTaskError) as error:
                 reason = f"the Ray worker running this batch failed ({type(error).__name__}); Ray gave up retrying"
-                outcomes = [[failed_outcome(r, m, reason, "ray", 0.0) for m in self.config.methods] for r in batch]
+                outcomes = [
+                    [failed_outcome(r, m, reason, "ray", 0.0, self.config) for m in self.config.methods] for r in batch
+                ]
                 if isinstance(error, RayActorError):  # out of restarts: a fresh worker takes its place
                     ray.kill(self.actors[actor_index], no_restart=True)
                     self.actors[actor_index] = self._new_actor()

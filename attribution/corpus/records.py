@@ -28,6 +28,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import csv
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -213,6 +214,8 @@ def read_records(
     a server path).
     """
     fields = fields or FieldMap()
+    if target_path is not None:  # every line of a target file is a reference: a blank one fails its record
+        fields = dataclasses.replace(fields, required=fields.required | {"target"})
     source = Path(path)
     name = display_name or source.name
     parallel = {fields.target: target_path, fields.alignment: alignment_path}
@@ -349,6 +352,9 @@ def _record(row: Mapping[str, Any], row_number: int, fields: FieldMap, max_chars
         if problem:
             problems.append(f"the {role} field {field!r} {problem}")
             return None
+        if required and role != "text" and not value.strip():  # a named target that is blank: no reference
+            problems.append(f"the {role} field {field!r} is empty")
+            return None
         return value
 
     record_id = str(row_number)
@@ -360,7 +366,7 @@ def _record(row: Mapping[str, Any], row_number: int, fields: FieldMap, max_chars
         else:
             record_id = str(id_value)
     text = text_field("text", fields.text, required=True)
-    target = text_field("target", fields.target, required=False)
+    target = text_field("target", fields.target, required="target" in fields.required)
     contrast = text_field("contrast", fields.contrast, required=False)
     alignment = None
     links = value_of(fields.alignment)

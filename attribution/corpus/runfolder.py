@@ -59,7 +59,17 @@ LOCK = ".lock"
 MAX_MANIFEST_BYTES = 1_000_000
 #: Fields of the manifest that define the numbers: a resumed run must have the same ones.
 _DEFINING = ("model", "task")
-_TEXT_COLUMNS = ("record_id", "content_hash", "method", "status", "error", "source_text", "target_text", "result_file")
+_TEXT_COLUMNS = (
+    "record_id",
+    "content_hash",
+    "method",
+    "status",
+    "error",
+    "source_text",
+    "target_text",
+    "explained",
+    "result_file",
+)
 _OTHER_COLUMNS = ("row", "seconds", "worker")
 
 
@@ -90,7 +100,8 @@ def _schema(task: TaskConfig):
 
     fields = [pa.field(name, pa.string()) for name in _TEXT_COLUMNS]
     fields += [pa.field("row", pa.int64()), pa.field("seconds", pa.float64()), pa.field("worker", pa.string())]
-    fields += [pa.field(name, pa.float64()) for name in task.value_columns()]
+    counts = set(task.count_columns())
+    fields += [pa.field(name, pa.int64() if name in counts else pa.float64()) for name in task.value_columns()]
     return pa.schema(fields)
 
 
@@ -190,6 +201,7 @@ class RunFolder:
             "error": outcome.error,
             "source_text": outcome.source_text,
             "target_text": outcome.target_text,
+            "explained": outcome.explained,
             "result_file": relative,
             "row": outcome.row,
             "seconds": outcome.seconds,
@@ -280,7 +292,7 @@ def _read_table(run_dir: Path, columns: list[str] | None = None):
     tables = [pq.read_table(path, columns=columns) for path in files]
     if not tables:
         return pa.table({name: pa.array([], pa.string()) for name in columns or ["record_id"]})
-    return pa.concat_tables(tables, promote_options="default")
+    return pa.concat_tables(tables, promote_options="permissive")  # shards written before counts were integers
 
 
 @dataclass
@@ -342,7 +354,23 @@ class CorpusRun(NotebookDisplay):
         ``status``, ``error``, the texts, ``result_file``, ``row``, ``seconds``, ``worker``, then one per step
         score and metric, e.g. ``aer``). ``self.result(row)`` reads a row's result back."""
         names = _schema(self.task).names
-        return data_frame({name: [row.get(name) for row in self.rows] for name in names}, integers=["row"])
+        columns = {name: [row.get(name) for row in self.rows] for name in names}
+        return data_frame(columns, integers=["row", *self.task.count_columns()])
+
+    def pooled_aer(self) -> dict[str, float]:
+        """Per method, the corpus-level AER papers report (Och & Ney: link counts summed over every scored record
+        before the ratio), from the rows' ``aer_*_links`` counts; methods without scored records are left out."""
+        from attribution.compare import pooled_aer
+        from attribution.corpus.tasks import AER_LINK_COLUMNS
+
+        sums: dict[str, list[int]] = {}
+        for row in self.rows:
+            counts = [row.get(name) for name in AER_LINK_COLUMNS]
+            if row.get("status") == "ok" and all(isinstance(c, int | float) and c == c for c in counts):
+                total = sums.setdefault(row["method"], [0, 0, 0])
+                for index, count in enumerate(counts):
+                    total[index] += int(count)
+        return {method: pooled_aer(matched, predicted, gold) for method, (predicted, gold, matched) in sums.items()}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The manifest (what was run, counts) as JSON: the small companion of the Parquet shards."""

@@ -117,6 +117,13 @@ def _add_task_options(task: argparse._ArgumentGroup) -> None:
         help="per-record scores (default: aer aer_threshold; opt-in, by intervening: comprehensiveness "
         "sufficiency deletion_aopc insertion_aopc)",
     )
+    task.add_argument(
+        "--explain",
+        choices=["reference", "model"],
+        default="reference",
+        help="explain each record's reference target (default; the model's output where a record has none) or "
+        "always the model's own output; AER is scored only where the reference is explained",
+    )
     task.add_argument("--graph-threshold", type=float, default=0.04, help="edge threshold of the graph (0.04)")
     task.add_argument("--graph-top-k", type=top_k_int, default=0, help="logit-lens tokens per graph node (0: none)")
     task.add_argument(
@@ -214,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         max_new_tokens=args.max_new_tokens,
         languages=languages_from_args(args),
+        explain=args.explain,
     )
     model = model_spec_from_args(
         args,
