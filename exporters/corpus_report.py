@@ -61,7 +61,8 @@ from bokeh.plotting import figure
 from attribution.corpus.metrics import find_metric
 from attribution.corpus.runfolder import CorpusRun
 from attribution.corpus.tasks import SIZE_COLUMNS
-from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle, node_id
+from attribution.corpus.token_scores import route_flow_matrix
+from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_value, token_ticks
 from exporters.tokens import display_tokens, page_text, result_style
 
@@ -505,27 +506,13 @@ def _attribution_detail(result: AttributionResult) -> dict[str, Any]:
 
 
 def _route_detail(graph: ContributionGraph) -> dict[str, Any] | None:
-    from attribution.contributions.alignment import route_flow
-
-    seq2seq = graph.provenance.model_kind == "seq2seq"
-    rows = graph.source_tokens if seq2seq else graph.target_tokens
-    matrix = np.full((len(rows), len(graph.root_tokens)), np.nan)
-    for column_index, root in enumerate(graph.root_tokens):
-        flow = route_flow(graph, root)
-        for token in range(len(rows)):
-            node = (
-                node_id("encoder", graph.n_encoder_layers, "after_ffn", token)
-                if seq2seq
-                else node_id("decoder", 0, "embedding", token)
-            )
-            if node in flow:
-                matrix[token, column_index] = flow[node]
+    rows, roots, matrix = route_flow_matrix(graph)
     if not np.isfinite(matrix).any():
         return None
+    seq2seq = graph.provenance.model_kind == "seq2seq"
     side = "source tokens (final encoder state)" if seq2seq else "input tokens (embeddings)"
     title = f"graph: route flow into {side} × decoder position"
-    roots = [graph.target_tokens[r] for r in graph.root_tokens]
-    return _detail(list(rows), roots, matrix, title, False, result_style(graph))
+    return _detail(rows, roots, matrix, title, False, result_style(graph))
 
 
 _SHOW_JS = """

@@ -262,3 +262,42 @@ def test_search_filters_and_ranking_act_on_all_10000_records(large_run: Path, ne
     in_range = sorted((v, int(k[1:]), k) for k, v in attention.items() if 0.9 <= v <= 0.95)
     assert _table_records(page) == [k for _, _, k in in_range]  # lowest first: the worst probabilities
     session.assert_clean()
+
+
+def test_token_scores_are_one_long_parquet_table_pandas_reads(run_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from attribution.contributions.alignment import route_flow
+    from attribution.results import node_id
+    from space.cli import main
+
+    scores_file = tmp_path / "scores.parquet"
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--token-scores", str(scores_file)]) == 0
+    frame = pd.read_parquet(scores_file)
+    assert list(frame.columns) == [
+        "record_id", "method", "side", "source_index", "source_token", "target_index", "target_token", "score"
+    ]  # fmt: skip
+    assert str(frame["source_index"].dtype) == "int32" and str(frame["score"].dtype) == "float64"
+    run = load_run(run_dir)
+    ok_rows = [r for r in run.rows if r["status"] == "ok"]
+    assert set(zip(frame["record_id"], frame["method"], strict=True)) == {
+        (r["record_id"], r["method"]) for r in ok_rows
+    }
+    for row in ok_rows:
+        result = run.result(row)
+        mine = frame[(frame["record_id"] == row["record_id"]) & (frame["method"] == row["method"])]
+        if row["method"] == "graph":  # route flow from decoder position 0 into each source token's final state
+            flow = route_flow(result, result.root_tokens[0])
+            first = mine[mine["target_index"] == 0]
+            for source_index, score in zip(first["source_index"], first["score"], strict=True):
+                node = node_id("encoder", result.n_encoder_layers, "after_ffn", int(source_index))
+                assert score == pytest.approx(flow[node])
+            continue
+        matrix = result.source_scores  # seq2seq: the source side; target-side scores are tagged "target"
+        source = mine[mine["side"] == "source"]
+        assert len(source) == np.isfinite(matrix).sum()
+        np.testing.assert_allclose(
+            source["score"], matrix[source["source_index"], source["target_index"]], rtol=0, atol=0
+        )
+        assert list(source["source_token"]) == [result.source_tokens[i] for i in source["source_index"]]
+        assert list(source["target_token"]) == [result.generated_tokens[j] for j in source["target_index"]]
