@@ -99,7 +99,14 @@ class RayRun:
         if not ray.is_initialized():
             options = self.options
             if options.address:
-                ray.init(address=options.address, log_to_driver=False)
+                try:
+                    ray.init(address=options.address, log_to_driver=False)
+                except ConnectionError as error:  # no cluster there: one line, not Ray's traceback
+                    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no answer"
+                    raise InvalidInputError(
+                        f"No Ray cluster at --ray-address {options.address!r} ({first}); start one with "
+                        "`ray start --head`, or leave out --ray-address to run a local one."
+                    ) from None
             else:
                 cpus = max(os.cpu_count() or 1, int(options.workers * options.cpus_per_worker + 0.999))
                 ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)

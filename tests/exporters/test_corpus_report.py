@@ -126,7 +126,9 @@ def _wait_for_text(session, text: str, timeout_s: float = 15.0) -> None:
         session.page.wait_for_timeout(200)
 
 
-def test_cli_report_push_commits_page_manifest_and_shards(run_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_cli_report_push_commits_a_run_folder_that_load_run_reads_as_the_card_says(
+    run_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     from huggingface_hub import constants
 
     from space.cli import main
@@ -141,9 +143,17 @@ def test_cli_report_push_commits_page_manifest_and_shards(run_dir: Path, tmp_pat
     assert code == 0
     files = hub.commits[0].files
     assert files["index.html"] == (tmp_path / "r.html").read_bytes()
-    assert {name for name in files if name.startswith("data/")} == {
-        f"data/{p.name}" for p in load_run(run_dir).shard_files()
-    }
+    card = files["README.md"].decode()
+    assert "attribution.corpus.load_run(huggingface_hub.snapshot_download(" in card and "load_result_file" not in card
+    pushed = tmp_path / "snapshot"  # the repo as snapshot_download lays it out: the committed paths
+    for name, data in files.items():
+        (pushed / name).parent.mkdir(parents=True, exist_ok=True)
+        (pushed / name).write_bytes(data)
+    original, copy = load_run(run_dir), load_run(pushed)
+    assert copy.rows == original.rows and copy.manifest == original.manifest
+    for row in copy.rows:  # every row's result file was pushed and loads
+        if row["result_file"]:
+            assert copy.result(row).to_json() == original.result(row).to_json()
 
 
 # ----------------------------------------------------------------------------- 10,000 records without gold

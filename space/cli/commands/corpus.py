@@ -62,7 +62,12 @@ def _add_model_options(model: argparse._ArgumentGroup) -> None:
         help="memory per device for --device-map, e.g. '0=20GiB,cpu=60GiB'",
     )
     model.add_argument("--offload-folder", default=None, help="folder for weights offloaded to disk (--device-map)")
-    model.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (local engine)")
+    model.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads of the local engine (default: chosen from the model size, batch size and cores)",
+    )
     add_language_arguments(model)
 
 

@@ -3,7 +3,8 @@
     attribution-explorer report runs/synth --out report.html [--push user/corpus-report]
 
 Through the exporter registry (kind ``corpus``, :mod:`exporters.corpus_report`); ``--push`` commits
-the page, the run's manifest and its Parquet shards to the Hub in one commit.
+the page and the run folder (manifest, Parquet shards, result JSONs: what ``load_run`` reads) to the Hub
+in one commit.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.push:
         from exporters.hub import push_export
 
-        files = {f"data/{path.name}": path.read_bytes() for path in run.shard_files()}
-        url = push_export(export, run, args.push, repo_type=args.repo_type, endpoint=args.endpoint, extra_files=files)
+        url = push_export(
+            export, run, args.push, repo_type=args.repo_type, endpoint=args.endpoint, extra_files=run.folder_files()
+        )
         print(f"pushed {url}", file=sys.stderr)
     return 0
