@@ -50,7 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _add_model_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--model", required=True, help="Hub id, local folder or bundled model name")
     model.add_argument("--revision", default=None, help="model revision on the Hub")
-    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    model.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:N or auto (default: cpu; a Ray worker given GPUs with --gpus-per-worker: its GPU)",
+    )
     model.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     model.add_argument(
         "--device-map", default=None, help="accelerate placement for models larger than one device, e.g. 'auto'"
@@ -177,6 +181,14 @@ def parse_max_memory(value: str | None) -> dict[Any, str] | None:
     return memory
 
 
+def default_device(args: argparse.Namespace) -> str:
+    """``--device`` as given; unset, a Ray worker that reserves GPUs loads the model on one (``auto``: Ray makes
+    only the worker's own GPUs visible to it), anything else on the CPU."""
+    if args.device is not None:
+        return args.device
+    return "auto" if args.engine == "ray" and args.gpus_per_worker > 0 else "cpu"
+
+
 def _method_params(value: str | None) -> dict[str, dict[str, Any]]:
     from attribution.validation import parse_json_text
 
@@ -215,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
     check_text_options(args)
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):
         raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray.")
+    args.device = default_device(args)
     task = TaskConfig(
         methods=tuple(args.methods),
         step_scores=tuple(args.step_scores),

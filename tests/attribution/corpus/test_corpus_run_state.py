@@ -57,3 +57,17 @@ def test_ray_address_auto_without_a_cluster_is_one_line(tmp_path: Path, monkeypa
     assert [line for line in error if "Traceback" in line] == []
     assert any(line.startswith("error: No Ray cluster at --ray-address 'auto'") for line in error), error
     assert load_run(tmp_path / "run").manifest["status"] == "interrupted"
+
+
+def test_a_ray_worker_given_gpus_loads_the_model_on_its_gpu_unless_told_otherwise() -> None:
+    from space.cli import build_parser
+    from space.cli.commands.corpus import default_device
+
+    base = ["corpus", "--model", "m", "--data", "d.jsonl", "--out", "o"]
+
+    def device(*options: str) -> str:
+        return default_device(build_parser().parse_args([*base, *options]))
+
+    assert device("--engine", "ray", "--gpus-per-worker", "0.5") == "auto"
+    assert device("--engine", "ray", "--gpus-per-worker", "0.5", "--device", "cpu") == "cpu"
+    assert device("--engine", "ray") == "cpu" and device() == "cpu" and device("--device", "cuda:1") == "cuda:1"
