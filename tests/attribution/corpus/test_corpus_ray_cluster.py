@@ -66,3 +66,27 @@ def test_two_nodes_with_the_driver_elsewhere_give_the_local_engines_numbers(tmp_
         cluster.shutdown()
     assert_same_runs(tmp_path / "local", tmp_path / "ray")
     assert os.getcwd() == str(driver)
+
+
+def test_workers_get_absolute_paths_their_own_offload_folder_and_the_drivers_hub_settings(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """What a worker is handed, checked in this process (the cluster test above checks it on Ray's nodes)."""
+    pytest.importorskip("ray")
+    from attribution.corpus.ray_engine import CorpusWorker, worker_environment, worker_model
+
+    shutil.copytree(REPO / "examples" / "models" / "tiny-synth-translate", tmp_path / "models" / "tiny")
+    (tmp_path / "driver").mkdir()
+    monkeypatch.chdir(tmp_path / "driver")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    spec = worker_model(ModelSpec("../models/tiny", device_map={"": "cpu"}, offload_folder="offload"))
+    assert spec.model_id == str(tmp_path / "models" / "tiny") and spec.offload_folder == str(
+        tmp_path / "driver" / "offload"
+    )
+    assert worker_model(ModelSpec("tiny-synth-translate")).model_id == "tiny-synth-translate"  # a name stays a name
+    assert worker_environment()["HF_ENDPOINT"] == "http://127.0.0.1:9" and "HF_TOKEN" not in worker_environment()
+    monkeypatch.chdir(tmp_path)  # the worker runs elsewhere
+    facts = CorpusWorker(spec, TaskConfig(methods=("saliency",)), 1).ready()
+    assert facts["error"] is None and facts["kind"] == "seq2seq" and facts["versions"] == library_versions()
+    assert facts["offload_folder"] == str(tmp_path / "driver" / "offload" / f"worker-{os.getpid()}")
