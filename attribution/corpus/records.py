@@ -444,7 +444,7 @@ class _CappedStream(io.RawIOBase):
     """A decompressing stream that counts what it yields: past ``limits.decoded_bytes`` it stops with one line
     (a few kilobytes of gzip can hold gigabytes), and a corrupt stream is one line too."""
 
-    def __init__(self, stream: BinaryIO, limits: _Limits) -> None:
+    def __init__(self, stream: io.BufferedIOBase, limits: _Limits) -> None:
         super().__init__()
         self._stream = stream
         self._limits = limits
@@ -469,11 +469,15 @@ class _CappedStream(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def _open_data(path: Path, limits: _Limits) -> Iterator[BinaryIO]:
+def _open_data(path: Path, limits: _Limits) -> Iterator[io.BufferedReader[Any]]:
     """``path``'s bytes, decompressed if it is compressed, with a leading UTF-8 byte-order mark dropped."""
     compression = _compression(path)
-    raw: BinaryIO = path.open("rb") if compression is None else _CappedStream(compression.open(path, "rb"), limits)
-    with io.BufferedReader(raw) as stream:  # type: ignore[arg-type]
+    stream: io.BufferedReader[Any] = (
+        path.open("rb")
+        if compression is None
+        else io.BufferedReader(_CappedStream(compression.open(path, "rb"), limits))
+    )
+    with stream:
         if stream.peek(len(_BOM))[: len(_BOM)] == _BOM:
             stream.read(len(_BOM))
         yield stream

@@ -371,10 +371,11 @@ class CorpusRun(NotebookDisplay):
         sums: dict[str, list[int]] = {}
         for row in self.rows:
             counts = [row.get(name) for name in AER_LINK_COLUMNS]
-            if row.get("status") == "ok" and all(isinstance(c, int | float) and c == c for c in counts):
+            whole = [int(c) for c in counts if isinstance(c, int | float) and c == c]  # nulls (no gold) left out
+            if row.get("status") == "ok" and len(whole) == len(counts):
                 total = sums.setdefault(row["method"], [0, 0, 0])
-                for index, count in enumerate(counts):
-                    total[index] += int(count)
+                for index, count in enumerate(whole):
+                    total[index] += count
         return {method: pooled_aer(matched, predicted, gold) for method, (predicted, gold, matched) in sums.items()}
 
     def to_json(self, path: str | Path | None = None) -> str:
