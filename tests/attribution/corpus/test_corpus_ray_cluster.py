@@ -42,15 +42,15 @@ def test_two_nodes_with_the_driver_elsewhere_give_the_local_engines_numbers(tmp_
     write_jsonl(tmp_path / "data" / "pairs.jsonl", translation_rows(6))
     driver = tmp_path / "driver"
     driver.mkdir()
-    monkeypatch.chdir(driver)  # the data and the model are "../data", "../models": only the driver sees them so
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # must reach the workers (runtime_env)
-    records = read_records(Path("../data/pairs.jsonl"), FieldMap())
-    model = ModelSpec("../models/tiny", threads=1, device_map={"": "cpu"}, offload_folder="offload")
-    run_corpus(records, tmp_path / "local", model=model, task=TASK, batch_size=2)
-
+    monkeypatch.chdir(tmp_path)  # the nodes start here, as on machines of their own
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         cluster.add_node(num_cpus=1)
+        monkeypatch.chdir(driver)  # the data and the model are "../data", "../models": only the driver sees them so
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # must reach the workers (runtime_env)
+        records = read_records(Path("../data/pairs.jsonl"), FieldMap())
+        model = ModelSpec("../models/tiny", threads=1, device_map={"": "cpu"}, offload_folder="offload")
+        run_corpus(records, tmp_path / "local", model=model, task=TASK, batch_size=2)
         ray.init(address=cluster.address, log_to_driver=False)
         options = RayOptions(workers=2, cpus_per_worker=1)
         with RayRun(model, TASK, options) as probe:  # what each worker reports about itself
