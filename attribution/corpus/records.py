@@ -222,7 +222,8 @@ def read_records(
     parallel_files = {field: Path(file) for field, file in parallel.items() if file is not None and field}
     files = [source, *parallel_files.values()]
     for file in files:
-        _check_exists(file, name if file == source else file.name)
+        shown = name if file == source else file.name
+        _check_exists(file, shown, display_name if file == source else None)
     fmt = fmt or ("text" if parallel_files else detect_format(source))
     if fmt not in FORMATS:
         raise InvalidInputError(f"Unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}.")
@@ -265,9 +266,9 @@ def read_records(
     return records
 
 
-def _check_exists(path: Path, name: str) -> None:
-    if not path.exists():
-        raise InvalidInputError(f"Data not found: {name}.")
+def _check_exists(path: Path, name: str, display_name: str | None) -> None:
+    if not path.exists():  # the path tried, in full (an upload: its own name only, never a server path)
+        raise InvalidInputError(f"Data not found: {display_name or path.absolute()}.")
     if not path.is_dir():
         check_regular_file(path, name)  # a device (/dev/zero), a pipe: no end, no size
 

@@ -8,6 +8,7 @@ the request and upload limits, the examples computed at start-up, the page's CSS
 from __future__ import annotations
 
 import html
+import logging
 import signal
 import threading
 from collections.abc import Sequence
@@ -16,13 +17,16 @@ from typing import Any
 
 import gradio as gr
 
+from attribution.errors import AttributionExplorerError
 from attribution.models import hub_reachable as probe_hub
-from space.gradio_app import request_guard, sessions, views
+from space.gradio_app import request_guard, sessions, views, zerogpu
 from space.gradio_app.config import SpaceConfig, offered_models
 from space.gradio_app.context import AppContext, bundled_examples_available, offered_methods
 from space.gradio_app.export_store import ExportStore
 from space.gradio_app.tabs import attribute, compare, export, graph, intervene
 from space.gradio_app.wiring import ENTER_APPLIES, Page, Tab
+
+logger = logging.getLogger("attribution_explorer.space")
 
 #: The app's tabs in order: modules with ``build(page)``. Export comes last: it exports the others' results.
 TABS: tuple[Tab, ...] = (attribute, graph, compare, intervene, export)
@@ -90,6 +94,8 @@ def build_app(
     reachable = probe_hub() if hub_reachable is None else hub_reachable  # where models come from
     offer = offered_models(config, hub_reachable=reachable)
     ctx = AppContext.create(config, offer, export_root=export_root())
+    if config.preload_models:
+        preload(ctx)
     install_deadline_hook()  # before any request uses the Hub client (installing it replaces that client)
     age = max(1, int(config.export_max_age_s))  # Gradio deletes the download files by age too (all at shutdown)
     with gr.Blocks(title="Attribution Explorer", delete_cache=(min(age, 600), age)) as demo:
@@ -112,9 +118,23 @@ def build_app(
             for tab in tabs:
                 tab.build(page)
     _set_limits(demo, config, page.uploads)
+    spaces = zerogpu.zero_gpu_spaces()
+    if spaces is not None:
+        zerogpu.run_models_on_gpu(demo, ctx, spaces)  # before launch: ZeroGPU registers its functions then
     if config.cache_examples == "eager":
         views.warm_examples(page.examples, page.example_rows.values())
     return demo, ctx
+
+
+def preload(ctx: AppContext) -> None:
+    """Load the offered models now (as many as the cache keeps): a visitor's first click does not wait for a load,
+    and on ZeroGPU only models loaded at start-up are moved onto its GPU. A model that fails to load is logged
+    and left to load (and say why it cannot) on first use."""
+    for name in ctx.offer.models[: ctx.config.cache_max_models]:
+        try:
+            ctx.load(name)
+        except AttributionExplorerError as error:
+            logger.warning("preloading %s failed: %s", name, error)
 
 
 def _set_limits(demo: gr.Blocks, config: SpaceConfig, uploads: request_guard.Uploads) -> None:

@@ -3,6 +3,12 @@
 A Space operator edits a JSON file (``space/config.json`` by default, or ``--config path`` /
 the ``ATTRIBUTION_EXPLORER_SPACE_CONFIG`` environment variable) instead of the code. Unknown keys
 are refused so a typo does not silently fall back to a default.
+
+The file may hold hardware *profiles* (``"profiles": {"cpu-basic": {...}, "zero-gpu": {...}, ...}``):
+each overrides the file's top-level keys for one kind of Space hardware (models, methods and their
+parameters, token limits, budgets), and ``"profile"`` names the one applied unless ``--profile`` or the
+``ATTRIBUTION_EXPLORER_PROFILE`` environment variable (a Space variable) names another. One file then
+describes every hardware the demo runs on, and a test holds each profile's offered runs to its caps.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from attribution.models import DTYPES
 
 DEFAULT_CONFIG_PATH = Path(__file__).parents[1] / "config.json"  # space/config.json, beside the Space card
 CONFIG_ENV_VAR = "ATTRIBUTION_EXPLORER_SPACE_CONFIG"
+PROFILE_ENV_VAR = "ATTRIBUTION_EXPLORER_PROFILE"
+#: Keys of the file that choose a profile rather than set a value (never inside a profile).
+PROFILE_KEYS = ("profile", "profiles")
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,13 @@ class SpaceConfig:
     max_corpus_rows: int = 20
     #: Seconds one corpus upload may run; it then stops and reports the records finished so far.
     corpus_time_budget_s: float = 300.0
+    #: The hardware profile these values come from (``None``: the file has none); shown, never read for limits.
+    profile: str | None = None
+    #: Load every offered model at start-up (ZeroGPU moves the models it finds loaded at start-up onto its GPU).
+    preload_models: bool = False
+    #: ZeroGPU: seconds of GPU one model pass is assumed to take; a request asks for its estimated passes times
+    #: this (at most ``time_budget_s``). See :mod:`space.gradio_app.zerogpu`.
+    gpu_seconds_per_pass: float = 0.05
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -125,6 +141,7 @@ class SpaceConfig:
             "export_max_mb",
             "hub_push_timeout_s",
             "corpus_time_budget_s",
+            "gpu_seconds_per_pass",
         ):
             value = getattr(self, name)
             if value is None and name == "time_budget_s":
@@ -154,29 +171,60 @@ class SpaceConfig:
         return int(self.max_upload_mb * 1e6)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SpaceConfig:
+    def from_dict(cls, data: dict[str, Any], *, profile: str | None = None) -> SpaceConfig:
+        """The config of ``data`` with the profile ``profile`` (else the environment's, else the file's) applied."""
+        values = apply_profile(data, profile or os.environ.get(PROFILE_ENV_VAR) or data.get("profile"))
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(set(values) - known)
         if unknown:
             raise InvalidInputError(
                 f"config: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
             )
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**values)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> SpaceConfig:
+    def load(cls, path: str | Path | None = None, *, profile: str | None = None) -> SpaceConfig:
         """Read ``path``, else the file named by the environment variable, else the bundled default."""
-        path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise InvalidInputError(f"config: cannot read {path}: {error.strerror or error}") from error
-        except json.JSONDecodeError as error:
-            raise InvalidInputError(f"config: {path} is not valid JSON ({error})") from error
-        if not isinstance(data, dict):
-            raise InvalidInputError(f"config: {path} must hold a JSON object")
-        return cls.from_dict(data)
+        return cls.from_dict(read_config_file(path), profile=profile)
+
+
+def profile_names(data: dict[str, Any]) -> tuple[str, ...]:
+    """The hardware profiles a config file defines, in its order."""
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict) or not all(isinstance(p, dict) for p in profiles.values()):
+        raise InvalidInputError("config: 'profiles' must map each profile name to an object of keys")
+    return tuple(profiles)
+
+
+def apply_profile(data: dict[str, Any], profile: str | None) -> dict[str, Any]:
+    """The file's top-level keys overridden by the profile ``profile``'s (none: the top-level keys as they are)."""
+    names = profile_names(data)
+    base = {k: v for k, v in data.items() if k not in PROFILE_KEYS}
+    if profile is None:
+        return base
+    if profile not in names:
+        offered = ", ".join(names) or "none"
+        raise InvalidInputError(f"config: unknown profile {profile!r}; this file defines: {offered}")
+    overrides = data["profiles"][profile]
+    nested = sorted(set(overrides) & set(PROFILE_KEYS))
+    if nested:
+        raise InvalidInputError(f"config: profile {profile!r} may not set {', '.join(nested)}")
+    return {**base, **overrides, "profile": profile}
+
+
+def read_config_file(path: str | Path | None = None) -> dict[str, Any]:
+    """The JSON object of ``path``, else of the file named by the environment variable, else of the bundled default."""
+    path = Path(path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidInputError(f"config: cannot read {path}: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"config: {path} is not valid JSON ({error})") from error
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"config: {path} must hold a JSON object")
+    return data
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,12 @@ def _other_word(word: str) -> str:
     """A different word of the synthetic lexicon in the same role (adverbs, the last word of the samples)."""
     adverbs = ["quickly", "slowly", "today", "often", "quietly"]
     return next((a for a in adverbs if a != word), word)
+
+
+#: What a hardware profile's offered runs are checked on (``space.gradio_app.offered_runs``), per model kind: a
+#: prompt and a source sentence of the length visitors type, the output generated (``max_new_tokens``: the
+#: most a request without a target costs).
+PROFILE_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "causal": ("When Mary and John went to the store, John gave a drink to",),
+    "seq2seq": ("When Mary and John went to the store, John gave a drink to Mary.",),
+}

@@ -40,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default=None,
         help="operator config JSON (default: $ATTRIBUTION_EXPLORER_SPACE_CONFIG or space/config.json)",
     )
+    serve.add_argument(
+        "--profile",
+        default=None,
+        help="hardware profile of the config (cpu-basic, zero-gpu, gpu; default: $ATTRIBUTION_EXPLORER_PROFILE or "
+        "the config's own)",
+    )
     serve.set_defaults(handler=run)
     return serve
 
@@ -61,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     host, port = serve_address(args)
     from space.gradio_app.config import SpaceConfig
 
-    config = SpaceConfig.load(args.config)
+    config = SpaceConfig.load(args.config, profile=args.profile)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from space.gradio_app.build import build_app, launch
 

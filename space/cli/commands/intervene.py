@@ -143,4 +143,7 @@ def run(args: argparse.Namespace) -> int:
             languages=languages_from_args(args),
         )
     write_result(result, args.out)
+    from space.cli.summaries import intervention_summary, route_summary
+
+    print(route_summary(result) if args.route else intervention_summary(result))
     return 0

@@ -15,7 +15,8 @@ from space.gradio_app.context import AppContext
 def test_bundled_default_config_loads_and_matches_its_file():
     config = SpaceConfig.load()
     data = json.loads(DEFAULT_CONFIG_PATH.read_text())
-    assert config.models == tuple(data["models"])
+    assert config.profile == data["profile"] == "cpu-basic"  # the Space card's hardware
+    assert config.models == tuple(data["profiles"]["cpu-basic"]["models"])
     assert config.default_model == "gpt2"
     assert "Helsinki-NLP/opus-mt-en-de" in config.models
     assert config.custom_models_allowed
