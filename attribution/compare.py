@@ -142,8 +142,14 @@ def corpus_aer(predicted: Sequence[set[tuple[int, int]]], gold: Sequence[set[tup
     if len(predicted) != len(gold):
         raise InvalidInputError(f"{len(predicted)} predicted alignments for {len(gold)} gold alignments.")
     hits = sum(len(p & g) for p, g in zip(predicted, gold, strict=True))
-    sizes = sum(len(p) + len(g) for p, g in zip(predicted, gold, strict=True))
-    return 0.0 if sizes == 0 else 1.0 - 2.0 * hits / sizes
+    return pooled_aer(hits, sum(len(p) for p in predicted), sum(len(g) for g in gold))
+
+
+def pooled_aer(matched: int, n_predicted: int, n_gold: int) -> float:
+    """Och & Ney's AER from link counts summed over a corpus, ``1 - (|A∩S| + |A∩P|) / (|A| + |S|)``, with sure
+    links only (P = S, as Pharaoh gold here has): ``1 - 2 matched / (predicted + gold)``; 0 when both are empty."""
+    sizes = n_predicted + n_gold
+    return 0.0 if sizes == 0 else 1.0 - 2.0 * matched / sizes
 
 
 def alignment_error_rate(

@@ -5,7 +5,8 @@ method (default ``saliency``), in one process, one after the other:
 
 - **old loop**: ``attribute()`` per sentence then its AER, as ``benchmarks/alignment.py`` does;
 - **local batched**: ``run_corpus(engine="local")`` (Inseq batches of ``--batch-size``, results
-  written to a run folder as they finish), with 1 and with 2 torch threads;
+  written to a run folder as they finish), with 1 torch thread, torch's default (the cores: the old
+  default) and the engine's automatic choice (``--threads`` unset);
 - **Ray, 1 and 2 workers**: ``run_corpus(engine="ray")``, which starts a local Ray instance (1 CPU
   and 1 torch thread per worker) and stops it.
 
@@ -64,8 +65,9 @@ def old_loop(records, method: str) -> tuple[float, dict[str, tuple[float, np.nda
     return time.perf_counter() - started, out
 
 
-def engine_run(records, method: str, batch_size: int, engine: str, threads: int = 1, workers: int = 1):
-    """One corpus run into a fresh folder; its summary and per record (AER, source scores)."""
+def engine_run(records, method: str, batch_size: int, engine: str, threads: int | None = 1, workers: int = 1):
+    """One corpus run into a fresh folder (``threads=None``: chosen by the engine); its summary and per record
+    (AER, source scores)."""
     from attribution.corpus import ModelSpec, RayOptions, TaskConfig, load_run, run_corpus
 
     folder = Path(tempfile.mkdtemp(prefix="corpus-bench-")) / "run"
@@ -232,13 +234,20 @@ def main(argv: list[str] | None = None) -> int:
         print(report_scaling(args.report_records))
         return 0
 
+    import torch
+
     from attribution.corpus import read_records
 
+    torch_default = torch.get_num_threads()
     records = read_records(DATA, limit=args.limit)
     if args.graph:
         print(graph_speed(records, args.batch_size, args.repeats))
         return 0
-    runs = [("local batched, 1 thread", "local", 1, 1), ("local batched, 2 threads", "local", 2, 1)]
+    runs = [
+        ("local batched, 1 thread (--threads 1)", "local", 1, 1),
+        (f"local batched, {torch_default} threads (torch's default: the old default)", "local", torch_default, 1),
+        ("local batched, automatic threads (the default)", "local", None, 1),
+    ]
     if not args.skip_ray:
         runs += [("Ray, 1 worker (1 CPU)", "ray", 1, 1), ("Ray, 2 workers (1 CPU each)", "ray", 1, 2)]
     old_label = "old loop: attribute() per sentence, 1 thread"

@@ -7,16 +7,20 @@ result JSONs); never a model. Parts, top to bottom:
 - per metric (AER, AER with threshold links, faithfulness metrics when the run has them), one
   histogram per method over all records;
 - method-vs-method agreement: mean Spearman rho over the records where both methods ran;
-- a sortable table of the records, worst first (highest AER of the first method that has one),
-  failed records last with their error;
+- a table of the records, worst first by the first metric the run has (AER where there is a gold
+  alignment, else the mean probability of the explained tokens, else the methods' agreement), failed
+  records last with their error; above it a search box and filters (method, status, a range of the
+  metric ranked by) and a choice of the metric to rank by, acting on *every* record of the run;
 - click a row: that record's heatmap (attribution methods, token level: source or prompt tokens ×
   explained tokens) or route (``graph``: flow from each decoder position into the source tokens'
   final encoder states, or for causal models into the prompt's embeddings), method chosen in a
   selector.
 
 How it scales (the page stays bounded, whatever the corpus): histograms and agreement numbers are
-computed here over *every* record, so they cost the same for 10 records or 10 000; the table lists
-the ``max_table_rows`` worst records (default 2 000, about 0.3 MB) and says how many it leaves out;
+computed here over *every* record, so they cost the same for 10 records or 10 000; every record's
+numbers and the first :data:`TEXT_CHARS` characters of its texts are embedded once (about 0.25 KB a
+record), and the table shows the ``max_table_rows`` first matches of the search and filters (default
+2 000, worst first) and says how many it leaves out;
 per-record heatmaps are embedded for the ``max_details`` worst records only (default 100), each at
 most :data:`MAX_DETAIL_CELLS` cells. Everything else stays in the run folder's Parquet shards and
 result JSONs (``attribution-explorer export results/…/saliency.json`` draws any one record).
@@ -49,13 +53,16 @@ from bokeh.models import (
     Select,
     StringFormatter,
     TableColumn,
+    TextInput,
 )
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from attribution.corpus.metrics import find_metric
 from attribution.corpus.runfolder import CorpusRun
-from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle, node_id
+from attribution.corpus.tasks import SIZE_COLUMNS
+from attribution.corpus.token_scores import route_flow_matrix
+from attribution.results import AttributionResult, ContributionGraph, TokenizerStyle
 from exporters.figure_common import DIVERGING_PALETTE, SEQUENTIAL_PALETTE, short_value, token_ticks
 from exporters.tokens import display_tokens, page_text, result_style
 
@@ -73,8 +80,9 @@ def corpus_report_figure(
     """The report's Bokeh layout (see the module docstring)."""
     methods = run.methods
     by_record = _rows_by_record(run)
-    metrics = [m for m in run.task.metrics if any(r.get(m) is not None for r in run.rows)]
-    ranked = _ranked(by_record, methods, metrics)
+    rows = [r for record_rows in by_record.values() for r in record_rows.values()]
+    present = [m for m in _numeric_columns(run) if any(r.get(m) is not None for r in rows)]
+    ranked = _ranked(by_record, present)
     listed = ranked[:max_table_rows]
     details: dict[str, dict[str, Any]] = {}
     for key in listed:  # the worst records that have something to draw (failed ones have no result)
@@ -83,33 +91,53 @@ def corpus_report_figure(
         if drawn := _details(run, by_record[key]):
             details[page_text(key)] = drawn  # keyed as the table shows the record
     parts: list[LayoutDOM] = [_summary(run, by_record, len(listed), len(details))]
-    parts += [_histogram(run, metric, methods) for metric in metrics]
+    parts += [_histogram(run, rows, metric, methods) for metric in present if not metric.startswith(("rho_", "n_"))]
     agreement = _agreement(run, run.task.attribution_methods)
     if agreement is not None:
         parts.append(agreement)
-    table, source = _table(by_record, listed, methods, metrics)
+    every, shown = _record_columns(by_record, ranked, methods, present)
+    table, source = _table(every, shown, max_table_rows)
+    parts.append(_filters(every, shown, source, methods, max_table_rows, present))
     parts.append(table)
     parts.append(_detail_view(source, details, methods))
     return column(*parts, name="corpus report")
 
 
+def _numeric_columns(run: CorpusRun) -> list[str]:
+    """The per-row numbers a report can rank by, the run's metrics first (they head the ranking)."""
+    task = run.task
+    return [*task.metrics, *(f"mean_{name}" for name in task.step_scores), "agreement", *SIZE_COLUMNS[:2]]
+
+
 def _rows_by_record(run: CorpusRun) -> dict[str, dict[str, dict[str, Any]]]:
-    """record id → method → row, in the run's record order."""
+    """record id → method → row, in the run's record order; each row gains ``agreement``: its mean rho with the
+    run's other attribution methods on the same record."""
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
     for record_row in run.rows:
+        rhos = _finite([v for k, v in record_row.items() if k.startswith("rho_")])
+        record_row = {**record_row, "agreement": float(rhos.mean()) if rhos.size else None}
         grouped.setdefault(record_row["record_id"], {})[record_row["method"]] = record_row
     return grouped
 
 
+#: Step scores for which a higher mean is better (Inseq's names); the others (entropy, perplexity...) are costs.
+_HIGHER_IS_BETTER_STEP_SCORES = ("probability", "contrast_prob_diff", "logit", "contrast_logits_diff")
+
+
 def _lower_is_better(metric: str) -> bool:
-    """The registry's direction of ``metric`` (a metric this process does not know counts as an error rate)."""
+    """Which way ``metric`` gets worse: the registry's direction; agreement and probabilities are better high;
+    a metric this process does not know, and a length, count as costs (the highest is listed first)."""
+    if metric == "agreement":
+        return False
+    if metric.startswith("mean_"):
+        return metric.removeprefix("mean_") not in _HIGHER_IS_BETTER_STEP_SCORES
     known = find_metric(metric)
     return known.lower_is_better if known is not None else True
 
 
-def _ranked(by_record: Mapping[str, Mapping[str, dict]], methods: Sequence[str], metrics: Sequence[str]) -> list[str]:
+def _ranked(by_record: Mapping[str, Mapping[str, dict]], metrics: Sequence[str]) -> list[str]:
     """Record ids, worst first by the mean over methods of the first metric (highest for an error rate such
-    as AER, lowest for a score such as comprehensiveness); failed records last."""
+    as AER, lowest for a score such as the mean probability); failed records last."""
     headline = metrics[0] if metrics else None
     worst_high = _lower_is_better(headline) if headline else True
 
@@ -134,8 +162,8 @@ def _summary(run: CorpusRun, by_record: Mapping[str, Mapping[str, dict]], listed
         f"<b>{n}</b> records{f' of {int(expected)}' if expected else ''} (run {html.escape(page_text(status))}), "
         f"methods: {html.escape(page_text(', '.join(run.methods)))}; <b>{failed}</b> record(s) failed.",
         f"The table lists {listed} of {n} records, worst first; heatmaps are embedded for the first {detailed} "
-        "(click a row). Distributions and agreement cover every record. All rows are in the run folder's "
-        "Parquet shards, every result in its JSON file.",
+        "(click a row). The search and filters act on every record. Distributions and agreement cover every "
+        "record. All rows are in the run folder's Parquet shards, every result in its JSON file.",
     ]
     return Div(text="<p>" + "<br>".join(lines) + "</p>", width=900, name="corpus summary")
 
@@ -145,10 +173,11 @@ def _finite(values: Sequence[Any]) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
-def _histogram(run: CorpusRun, metric: str, methods: Sequence[str]) -> figure:
-    """One histogram per method of ``metric`` over all records (shared bins), with mean and count."""
-    per_method = {m: _finite([r.get(metric) for r in run.rows if r["method"] == m]) for m in methods}
+def _histogram(run: CorpusRun, rows: Sequence[Mapping[str, Any]], metric: str, methods: Sequence[str]) -> figure:
+    """One histogram per method of ``metric`` over all ``rows`` (shared bins), with mean and count."""
+    per_method = {m: _finite([r.get(metric) for r in rows if r["method"] == m]) for m in methods}
     per_method = {m: v for m, v in per_method.items() if v.size}
+    pooled = run.pooled_aer() if metric == "aer" else {}
     everything = np.concatenate(list(per_method.values()))
     low, high = float(everything.min()), float(everything.max())
     if metric.startswith("aer"):
@@ -170,6 +199,8 @@ def _histogram(run: CorpusRun, metric: str, methods: Sequence[str]) -> figure:
         source = ColumnDataSource({"left": edges[:-1], "right": edges[1:], "top": counts, "method": [method] * BINS})
         colour = Category10_10[index % 10]
         label = f"{method}: mean {values.mean():.3f}, median {np.median(values):.3f}, n={values.size}"
+        if method in pooled:  # what papers report, next to the per-sentence mean
+            label += f", corpus AER {pooled[method]:.3f}"
         glyph = plot.quad(
             left="left",
             right="right",
@@ -264,10 +295,12 @@ def _shorten(text: str | None) -> str:
     return text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 1] + "…"
 
 
-def _table(
-    by_record: Mapping[str, Mapping[str, dict]], listed: Sequence[str], methods: Sequence[str], metrics: Sequence[str]
-) -> tuple[DataTable, ColumnDataSource]:
-    data: dict[str, list[Any]] = {"record": [], "status": [], "text": [], "target": []}
+def _record_columns(
+    by_record: Mapping[str, Mapping[str, dict]], ranked: Sequence[str], methods: Sequence[str], metrics: Sequence[str]
+) -> tuple[dict[str, list[Any]], list[tuple[str, str]]]:
+    """Every record's table columns in ``ranked`` order (ids, texts as the page shows them, status, one number
+    per method and metric, whether each method ran), and the (method, metric) pairs that have numbers."""
+    data: dict[str, list[Any]] = {"record": [], "status": [], "text": [], "target": [], "explained": []}
     shown = [
         (method, metric)
         for metric in metrics
@@ -276,7 +309,9 @@ def _table(
     ]
     for method, metric in shown:
         data[f"{method} {metric}"] = []
-    for record_id in listed:
+    for method in methods:
+        data[f"ok {method}"] = []
+    for record_id in ranked:
         rows = by_record[record_id]
         first = next(iter(rows.values()))
         errors = [f"{m}: {r['error']}" for m, r in rows.items() if r["status"] != "ok"]
@@ -284,10 +319,20 @@ def _table(
         data["status"].append(page_text("; ".join(errors)) if errors else "ok")
         data["text"].append(_shorten(first["source_text"]))
         data["target"].append(_shorten(next((r["target_text"] for r in rows.values() if r["target_text"]), "")))
+        data["explained"].append(page_text(first.get("explained") or ""))
         for method, metric in shown:
             value = rows.get(method, {}).get(metric)
             data[f"{method} {metric}"].append(math.nan if value is None else float(value))
-    source = ColumnDataSource(data, name="records")
+        for method in methods:
+            data[f"ok {method}"].append(int(rows.get(method, {}).get("status") == "ok"))
+    return data, shown
+
+
+def _table(
+    every: Mapping[str, list[Any]], shown: Sequence[tuple[str, str]], max_rows: int
+) -> tuple[DataTable, ColumnDataSource]:
+    """The table of the first ``max_rows`` records (the filters' JavaScript refills it from ``every``)."""
+    source = ColumnDataSource({name: values[:max_rows] for name, values in every.items()}, name="records")
     columns = [
         TableColumn(field="record", title="record", width=70, formatter=StringFormatter()),
         *(
@@ -298,19 +343,116 @@ def _table(
         ),
         TableColumn(field="text", title="text", width=330, formatter=StringFormatter()),
         TableColumn(field="target", title="target", width=250, formatter=StringFormatter()),
+        TableColumn(field="explained", title="explained", width=80, formatter=StringFormatter()),
         TableColumn(field="status", title="status", width=200, formatter=StringFormatter()),
     ]
     table = DataTable(
         source=source,
         columns=columns,
         width=1100,
-        height=min(420, 28 + 25 * max(len(listed), 1)),
+        height=min(420, 28 + 25 * max(len(source.data["record"]), 1)),
         sortable=True,
         selectable=True,
         index_position=None,
         name="records table",
     )
     return table, source
+
+
+_FILTER_JS = """
+const d = every.data;
+const n = d.record.length;
+const query = search.value_input.trim().toLowerCase();  // as typed, before Enter or a blur
+const low = parseFloat(low_input.value_input), high = parseFloat(high_input.value_input);
+const key = rank.value === default_rank ? null : rank.value;
+const chosen = method.value === "any method" ? methods : [method.value];
+const kept = [];
+for (let i = 0; i < n; i++) {
+  const ok = chosen.every((m) => d["ok " + m][i] === 1);
+  if (status.value === "ok" && !ok) { continue; }
+  if (status.value === "failed" && chosen.every((m) => d["ok " + m][i] === 1)) { continue; }
+  if (query && !(d.record[i] + "\\n" + d.text[i] + "\\n" + d.target[i] + "\\n" + d.status[i])
+      .toLowerCase().includes(query)) { continue; }
+  if (key !== null && (!isNaN(low) || !isNaN(high))) {
+    const v = d[key][i];
+    if (!(v === v) || (!isNaN(low) && v < low) || (!isNaN(high) && v > high)) { continue; }
+  }
+  kept.push(i);
+}
+if (key !== null) {
+  const sign = worst_high[key] ? -1 : 1;
+  kept.sort((a, b) => {
+    const x = d[key][a], y = d[key][b];
+    if (!(x === x)) { return (y === y) ? 1 : a - b; }
+    if (!(y === y)) { return -1; }
+    return sign * (x - y) || a - b;
+  });
+}
+const listed = kept.slice(0, max_rows);
+const data = {};
+for (const name of Object.keys(table_source.data)) { data[name] = listed.map((i) => d[name][i]); }
+table_source.selected.indices = [];
+table_source.data = data;
+counter.text = `${kept.length} of ${n} records match; the table shows the first ${listed.length}.`;
+"""
+
+
+def _filters(
+    every: Mapping[str, list[Any]],
+    shown: Sequence[tuple[str, str]],
+    table_source: ColumnDataSource,
+    methods: Sequence[str],
+    max_rows: int,
+    metrics: Sequence[str],
+) -> LayoutDOM:
+    """Search box, method / status filters, a metric to rank by and its range: they refill the table from every
+    record of the run (embedded once, in ``every``), worst first by the chosen metric."""
+    everything = ColumnDataSource(dict(every), name="all records")
+    default_rank = f"worst first (mean {metrics[0]} over methods)" if metrics else "run order"
+    search = TextInput(
+        title="search (id, text, target, error)", placeholder="search records", width=260, name="record search"
+    )
+    method = Select(
+        title="method", value="any method", options=["any method", *methods], width=160, name="method filter"
+    )
+    status = Select(title="status", value="all", options=["all", "ok", "failed"], width=100, name="status filter")
+    rank = Select(
+        title="rank by",
+        value=default_rank,
+        options=[default_rank, *(f"{m} {x}" for m, x in shown)],
+        width=240,
+        name="rank by",
+    )
+    low_input = TextInput(title="from (rank-by metric)", placeholder="from", width=120, name="metric from")
+    high_input = TextInput(title="to", placeholder="to", width=120, name="metric to")
+    counter = Div(
+        name="match count",
+        text=f"{len(every['record'])} records; the table shows the first {min(max_rows, len(every['record']))}.",
+    )
+    callback = CustomJS(
+        args={
+            "every": everything,
+            "table_source": table_source,
+            "search": search,
+            "method": method,
+            "status": status,
+            "rank": rank,
+            "low_input": low_input,
+            "high_input": high_input,
+            "counter": counter,
+            "methods": list(methods),
+            "default_rank": default_rank,
+            "max_rows": max_rows,
+            "worst_high": {f"{m} {x}": _lower_is_better(x) for m, x in shown},
+        },
+        code=_FILTER_JS,
+    )
+    for widget in (search, low_input, high_input):
+        widget.js_on_change("value", callback)
+        widget.js_on_change("value_input", callback)
+    for widget in (method, status, rank):
+        widget.js_on_change("value", callback)
+    return column(row(search, method, status, rank, low_input, high_input), counter, name="record filters")
 
 
 def _details(run: CorpusRun, rows: Mapping[str, dict]) -> dict[str, dict[str, Any]]:
@@ -364,27 +506,13 @@ def _attribution_detail(result: AttributionResult) -> dict[str, Any]:
 
 
 def _route_detail(graph: ContributionGraph) -> dict[str, Any] | None:
-    from attribution.contributions.alignment import route_flow
-
-    seq2seq = graph.provenance.model_kind == "seq2seq"
-    rows = graph.source_tokens if seq2seq else graph.target_tokens
-    matrix = np.full((len(rows), len(graph.root_tokens)), np.nan)
-    for column_index, root in enumerate(graph.root_tokens):
-        flow = route_flow(graph, root)
-        for token in range(len(rows)):
-            node = (
-                node_id("encoder", graph.n_encoder_layers, "after_ffn", token)
-                if seq2seq
-                else node_id("decoder", 0, "embedding", token)
-            )
-            if node in flow:
-                matrix[token, column_index] = flow[node]
+    rows, roots, matrix = route_flow_matrix(graph)
     if not np.isfinite(matrix).any():
         return None
+    seq2seq = graph.provenance.model_kind == "seq2seq"
     side = "source tokens (final encoder state)" if seq2seq else "input tokens (embeddings)"
     title = f"graph: route flow into {side} × decoder position"
-    roots = [graph.target_tokens[r] for r in graph.root_tokens]
-    return _detail(list(rows), roots, matrix, title, False, result_style(graph))
+    return _detail(rows, roots, matrix, title, False, result_style(graph))
 
 
 _SHOW_JS = """

@@ -72,10 +72,21 @@ def readme_for(export: Export, result: ResultType, repo_type: str) -> str:
         f"- model: {models}",
         f"- method: {methods}",
         f"- computed: {shown(entries[0].get('created_at', 'unknown'))}",
-        "- data: `result.json` (readable with `attribution.results.load_result_file`)",
+        _data_line(export),
         "",
     ]
     return "\n".join([*front, "", *body])
+
+
+def _data_line(export: Export) -> str:
+    """What the card says the data is and how to read it: a result file, or a whole corpus run folder."""
+    if export.kind == "corpus":
+        return (
+            "- data: the corpus run folder (`run.json`, the Parquet rows in `shards/`, every result in `results/`; "
+            "`result.json` is the run's manifest again), readable with "
+            '`attribution.corpus.load_run(huggingface_hub.snapshot_download(REPO, repo_type="dataset"))`'
+        )
+    return "- data: `result.json` (readable with `attribution.results.load_result_file`)"
 
 
 def _page_url(endpoint: str, repo_id: str, repo_type: str) -> str:

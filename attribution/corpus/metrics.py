@@ -111,6 +111,11 @@ def get_metrics(names: Iterable[str]) -> list[Metric]:
     return chosen
 
 
+#: Where the ``aer`` metric leaves its links in :attr:`MetricInput.cache`: (predicted, gold) word-index pairs,
+#: whose counts become the row's ``aer_*_links`` columns (summed over a corpus they give Och & Ney's pooled AER).
+AER_LINKS = "aer_links"
+
+
 def _attribution_aer(mode: AlignmentMode) -> Callable[[MetricInput], float | None]:
     def compute(given: MetricInput) -> float | None:
         if given.gold_alignment is None or not isinstance(given.result, AttributionResult):
@@ -121,13 +126,27 @@ def _attribution_aer(mode: AlignmentMode) -> Callable[[MetricInput], float | Non
 
 
 def _aer(given: MetricInput) -> float | None:
-    if isinstance(given.result, AttributionResult):
-        return _attribution_aer("argmax")(given)
-    return _graph_aer(given)
+    links = _attribution_links(given) if isinstance(given.result, AttributionResult) else _graph_links(given)
+    if links is None:
+        return None
+    given.cache[AER_LINKS] = links
+    return aer(*links)
 
 
-def _graph_aer(given: MetricInput) -> float | None:
-    """AER of the route alignment of a seq2seq graph built with every decoder token as a root."""
+def _attribution_links(given: MetricInput) -> tuple[set[tuple[int, int]], set[tuple[int, int]]] | None:
+    """(argmax links of the result's word-level scores, gold links), as :func:`alignment_error_rate` reads them."""
+    from attribution.compare import _check_links_fit, alignment_from_scores, parse_alignment, word_level_scores
+
+    if given.gold_alignment is None or not isinstance(given.result, AttributionResult):
+        return None
+    gold = parse_alignment(given.gold_alignment)
+    scores = word_level_scores(given.result)
+    _check_links_fit(gold, scores.shape)
+    return alignment_from_scores(scores, mode="argmax"), gold
+
+
+def _graph_links(given: MetricInput) -> tuple[set[tuple[int, int]], set[tuple[int, int]]] | None:
+    """(strongest-route links of a seq2seq graph built with every decoder token as a root, gold links)."""
     from attribution.compare import _check_links_fit, parse_alignment
     from attribution.contributions.alignment import graph_word_alignment
 
@@ -143,7 +162,7 @@ def _graph_aer(given: MetricInput) -> float | None:
     n_source = len({w for w in source_words if w is not None})
     n_target = len({w for w in target_words if w is not None})
     _check_links_fit(gold, (n_source, n_target))
-    return aer(graph_word_alignment(graph, source_words, target_words), gold)
+    return graph_word_alignment(graph, source_words, target_words), gold
 
 
 register_metric(

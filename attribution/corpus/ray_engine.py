@@ -14,14 +14,22 @@
   records with the reason, and the run goes on.
 - Each actor is kept busy with two batches (one running, one queued), so no worker waits for
   the driver between batches.
+- Nothing relies on the driver's working folder or environment (workers may run on other machines):
+  a model folder and an offload folder given as relative paths are made absolute (the folder must be
+  reachable at that path on every node), each worker offloads into its own subfolder, the driver's
+  ``HF_*`` settings (``HF_TOKEN``, ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, ``HF_HOME``) reach the workers
+  through their ``runtime_env``, and a worker whose library versions differ from the driver's is
+  refused before any record runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from attribution.corpus.local_engine import OnDone
@@ -29,8 +37,27 @@ from attribution.corpus.records import Record
 from attribution.corpus.tasks import MethodOutcome, TaskConfig, failed_outcome, run_records
 from attribution.errors import InvalidInputError, ModelLoadError
 from attribution.models import ModelSpec, load_model
+from attribution.results import library_versions
 
 _QUEUE_DEPTH = 2
+#: The driver's environment variables that workers need to reach the same Hub (or none) as the driver.
+HUB_ENVIRONMENT = ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT", "HF_HOME")
+
+
+def worker_model(model: ModelSpec) -> ModelSpec:
+    """``model`` as a worker elsewhere must see it: a model folder or offload folder that exists relative to the
+    driver's working folder as an absolute path (a bundled name or Hub id is left as it is)."""
+    changes: dict[str, Any] = {}
+    if Path(model.model_id).exists():
+        changes["model_id"] = str(Path(model.model_id).resolve())
+    if model.offload_folder is not None:
+        changes["offload_folder"] = str(Path(model.offload_folder).resolve())
+    return dataclasses.replace(model, **changes)
+
+
+def worker_environment() -> dict[str, str]:
+    """The driver's Hub settings, for the workers' ``runtime_env``."""
+    return {name: os.environ[name] for name in HUB_ENVIRONMENT if name in os.environ}
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,9 @@ class CorpusWorker:
         from attribution.corpus.tasks import check_task
 
         torch.set_num_threads(threads)
+        if model.offload_folder is not None:  # one folder per worker: two never write the same offloaded weights
+            model = dataclasses.replace(model, offload_folder=str(Path(model.offload_folder) / f"worker-{os.getpid()}"))
+        self.model = model
         self.config = config
         self.loaded = None
         self.error: str | None = None
@@ -69,10 +99,15 @@ class CorpusWorker:
             self.error = f"{type(error).__name__}: {error}"
 
     def ready(self) -> dict[str, Any]:
-        """The worker's process id and model facts, or the error that stopped it from loading the model."""
+        """The worker's process id, library versions, working folder and model facts, or the error that stopped
+        it from loading the model."""
+        facts = {"pid": os.getpid(), "versions": library_versions(), "cwd": os.getcwd(), "error": self.error}
+        facts["offload_folder"] = None if self.model.offload_folder is None else str(self.model.offload_folder)
+        facts["hub_environment"] = worker_environment()
+        facts["node"] = _node_id()
         if self.loaded is None or self.error:
-            return {"pid": os.getpid(), "error": self.error}
-        return {"pid": os.getpid(), "kind": self.loaded.kind, "model_type": self.loaded.model_type, "error": None}
+            return facts
+        return {**facts, "kind": self.loaded.kind, "model_type": self.loaded.model_type}
 
     def run(self, records: list[Record], batch_size: int) -> list[list[MethodOutcome]]:
         assert self.loaded is not None  # the driver sends work only to workers whose ready() had no error
@@ -86,6 +121,7 @@ class RayRun:
         self.model, self.config, self.options = model, config, options
         self.actors: list[Any] = []
         self.worker_pids: list[int] = []
+        self.workers: list[dict[str, Any]] = []  # what each worker's ready() said
         self.model_info: dict[str, Any] = {}
         self._started_ray = False
 
@@ -99,7 +135,14 @@ class RayRun:
         if not ray.is_initialized():
             options = self.options
             if options.address:
-                ray.init(address=options.address, log_to_driver=False)
+                try:
+                    ray.init(address=options.address, log_to_driver=False)
+                except ConnectionError as error:  # no cluster there: one line, not Ray's traceback
+                    first = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no answer"
+                    raise InvalidInputError(
+                        f"No Ray cluster at --ray-address {options.address!r} ({first}); start one with "
+                        "`ray start --head`, or leave out --ray-address to run a local one."
+                    ) from None
             else:
                 cpus = max(os.cpu_count() or 1, int(options.workers * options.cpus_per_worker + 0.999))
                 ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
@@ -119,6 +162,8 @@ class RayRun:
         errors = [info["error"] for info in ready if info["error"]]
         if errors:
             raise ModelLoadError(f"A Ray worker could not load {self.model.model_id}: {errors[0]}")
+        _check_versions(ready)
+        self.workers = ready
         self.worker_pids = [info["pid"] for info in ready]
         self.model_info = {"kind": ready[0]["kind"], "model_type": ready[0]["model_type"]}
 
@@ -131,8 +176,9 @@ class RayRun:
             num_gpus=options.gpus_per_worker,
             max_restarts=options.max_restarts,
             max_task_retries=options.max_restarts,
+            runtime_env={"env_vars": worker_environment()},
         )
-        return actor_class.remote(self.model, self.config, max(1, int(options.cpus_per_worker)))
+        return actor_class.remote(worker_model(self.model), self.config, max(1, int(options.cpus_per_worker)))
 
     def run(
         self,
@@ -164,7 +210,9 @@ class RayRun:
                 outcomes = ray.get(ref)
             except (RayActorError, RayTaskError) as error:
                 reason = f"the Ray worker running this batch failed ({type(error).__name__}); Ray gave up retrying"
-                outcomes = [[failed_outcome(r, m, reason, "ray", 0.0) for m in self.config.methods] for r in batch]
+                outcomes = [
+                    [failed_outcome(r, m, reason, "ray", 0.0, self.config) for m in self.config.methods] for r in batch
+                ]
                 if isinstance(error, RayActorError):  # out of restarts: a fresh worker takes its place
                     ray.kill(self.actors[actor_index], no_restart=True)
                     self.actors[actor_index] = self._new_actor()
@@ -181,3 +229,25 @@ class RayRun:
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (None outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
+def _check_versions(ready: Sequence[dict[str, Any]]) -> None:
+    """Refuse workers whose libraries differ from the driver's: their numbers would not be the local engine's."""
+    driver = library_versions()
+    for info in ready:
+        differing = sorted(
+            name for name in driver.keys() | info["versions"].keys() if driver.get(name) != info["versions"].get(name)
+        )
+        if differing:
+            name = differing[0]
+            raise InvalidInputError(
+                f"A Ray worker (pid {info['pid']}) has {name} {info['versions'].get(name, 'missing')} but this "
+                f"process has {driver.get(name, 'none')}: install the same versions on every node."
+            )

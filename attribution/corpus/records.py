@@ -1,4 +1,9 @@
-"""Read a corpus: JSON lines, CSV, Parquet or a Hugging Face ``datasets`` dataset saved to disk.
+"""Read a corpus: JSON lines, a JSON array, CSV, TSV, Parquet, a Hugging Face ``datasets`` dataset saved to
+disk, or parallel plain-text files (one sentence per line, a file per side, as FLORES ships them, plus an
+optional alignment file in Pharaoh format as fast_align and awesome-align write it). Text files may be
+compressed (gzip, bzip2, xz: told by their first bytes) and may start with a byte-order mark. A field
+name may reach into nested rows with dots: ``translation.en`` is the ``en`` field of the ``translation``
+object of Hugging Face's ``wmt*`` data sets.
 
 Every row becomes a :class:`Record` with a record id (a given id field, or the row number), the
 text (prompt or source sentence), and optionally a target, a gold word alignment (Pharaoh
@@ -14,27 +19,49 @@ Reading is bounded before anything is materialised: a Parquet file's footer says
 has and how large its columns are once decompressed, which is checked against ``max_rows`` and
 ``max_decoded_bytes`` before a page is decoded (a few kilobytes of zstd can hold hundreds of
 megabytes of text); text columns are read dictionary-encoded and a cell over the cap never becomes
-a Python string. JSON lines and CSV do not expand: their size on disk is what they decode to.
+a Python string. Uncompressed text files decode to their size on disk; a compressed one is counted
+as it decompresses and stops at ``max_decoded_bytes``.
 """
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import csv
+import dataclasses
+import functools
+import gzip
 import hashlib
+import io
+import itertools
 import json
+import lzma
 import sys
 import threading
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from attribution.errors import InvalidInputError
 from attribution.validation import check_regular_file, check_unicode
 
-FORMATS = ("jsonl", "csv", "parquet", "hf")
-_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "hf", "text")
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".txt": "text",
+}
+#: A compressed file's first bytes → the module that reads it (each has ``open(file, "rb")``).
+_COMPRESSIONS: dict[bytes, Any] = {b"\x1f\x8b": gzip, b"BZh": bz2, b"\xfd7zXZ\x00": lzma}
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
+_BOM = b"\xef\xbb\xbf"
+#: A field that a row does not have at all (as opposed to one holding null).
+_MISSING = object()
 #: Longest cell read as text when the caller sets no cap (the CLI): beyond any model's context, yet bounded.
 DEFAULT_MAX_CELL_CHARS = 10_000_000
 #: Rows decoded from Parquet at a time.
@@ -132,15 +159,20 @@ def _surrogate_problem(text: str, role: str) -> str | None:
 
 
 def detect_format(path: Path) -> str:
-    """``hf`` for a folder written by ``datasets``' ``save_to_disk``, else from the file's suffix."""
+    """``hf`` for a folder written by ``datasets``' ``save_to_disk``, else from the file's suffix (the one before
+    a compression suffix: ``test.jsonl.gz`` is JSON lines)."""
     if path.is_dir():
         if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file():
             return "hf"
         raise InvalidInputError(f"{path.name} is a folder but not a dataset saved with datasets' save_to_disk.")
-    fmt = _SUFFIXES.get(path.suffix.lower())
+    suffixes = [suffix.lower() for suffix in path.suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED_SUFFIXES:
+        suffixes.pop()
+    fmt = _SUFFIXES.get(suffixes[-1]) if suffixes else None
     if fmt is None:
         raise InvalidInputError(
-            f"Cannot tell the format of {path.name!r} from its suffix; use .jsonl, .csv or .parquet, or give --format."
+            f"Cannot tell the format of {path.name!r} from its suffix; use .jsonl, .json, .csv, .tsv, .parquet or "
+            ".txt (optionally .gz, .bz2 or .xz), or give --format."
         )
     return fmt
 
@@ -162,6 +194,8 @@ def read_records(
     *,
     fmt: str | None = None,
     split: str | None = None,
+    target_path: str | Path | None = None,
+    alignment_path: str | Path | None = None,
     limit: int | None = None,
     max_rows: int | None = None,
     max_bytes: int | None = None,
@@ -171,31 +205,44 @@ def read_records(
 ) -> list[Record]:
     """The records of a data file or dataset folder, in order.
 
-    ``limit`` keeps the first rows (a user's choice); ``max_rows``, ``max_bytes`` (the file as stored) and
-    ``max_decoded_bytes`` (what it decompresses to) are hard caps (an operator's, for uploads): data beyond
+    ``target_path`` and ``alignment_path`` name the other files of a parallel plain-text corpus (format
+    ``text``): line *i* of each is the target and the Pharaoh alignment of line *i* of ``path``.
+    ``limit`` keeps the first rows (a user's choice); ``max_rows``, ``max_bytes`` (the files as stored) and
+    ``max_decoded_bytes`` (what they decompress to) are hard caps (an operator's, for uploads): data beyond
     them is an error, not silently cut. A cell longer than ``max_cell_chars`` characters makes its record
     fail (its text is never kept). ``display_name`` replaces the path in messages (uploads must never show
     a server path).
     """
     fields = fields or FieldMap()
+    if target_path is not None:  # every line of a target file is a reference: a blank one fails its record
+        fields = dataclasses.replace(fields, required=fields.required | {"target"})
     source = Path(path)
     name = display_name or source.name
-    if not source.exists():  # the path tried, in full (an upload: its own name only, never a server path)
-        raise InvalidInputError(f"Data not found: {display_name or source.absolute()}.")
-    if not source.is_dir():
-        check_regular_file(source, name)  # a device (/dev/zero), a pipe: no end, no size
-    fmt = fmt or detect_format(source)
+    parallel = {fields.target: target_path, fields.alignment: alignment_path}
+    parallel_files = {field: Path(file) for field, file in parallel.items() if file is not None and field}
+    files = [source, *parallel_files.values()]
+    for file in files:
+        shown = name if file == source else file.name
+        _check_exists(file, shown, display_name if file == source else None)
+    fmt = fmt or ("text" if parallel_files else detect_format(source))
     if fmt not in FORMATS:
         raise InvalidInputError(f"Unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}.")
-    size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()) if source.is_dir() else source.stat().st_size
+    if parallel_files and fmt != "text":
+        raise InvalidInputError("A target or alignment file pairs with plain-text data (one sentence per line).")
+    if alignment_path is not None and target_path is None:
+        raise InvalidInputError("An alignment file links a source and a target file: give the target file too.")
+    size = sum(_stored_size(file) for file in files)
     if max_bytes is not None and size > max_bytes:
         raise InvalidInputError(f"{name} is {size / 1e6:.1f} MB; at most {max_bytes / 1e6:.1f} MB are accepted here.")
-    if fmt != "parquet":  # text and Arrow files decode to their size on disk; Parquet says so in its footer
-        _check_decoded(size, max_decoded_bytes, name)
+    if fmt != "parquet" and not any(_compression(file) for file in files if file.is_file()):
+        _check_decoded(size, max_decoded_bytes, name)  # text and Arrow files decode to their size on disk
     limits = _Limits(name, limit, max_rows, max_decoded_bytes, max_cell_chars)
+    reader = _ROW_READERS[fmt]
+    if fmt == "text":
+        reader = functools.partial(_parallel_text_rows, others=parallel_files)
     records = []
     seen: dict[str, int] = {}
-    with contextlib.closing(_ROW_READERS[fmt](source, split, fields, limits)) as rows:
+    with contextlib.closing(reader(source, split, fields, limits)) as rows:
         for row_number, row in enumerate(rows):
             if limit is not None and row_number >= limit:
                 break
@@ -219,6 +266,17 @@ def read_records(
     return records
 
 
+def _check_exists(path: Path, name: str, display_name: str | None) -> None:
+    if not path.exists():  # the path tried, in full (an upload: its own name only, never a server path)
+        raise InvalidInputError(f"Data not found: {display_name or path.absolute()}.")
+    if not path.is_dir():
+        check_regular_file(path, name)  # a device (/dev/zero), a pipe: no end, no size
+
+
+def _stored_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
 def _too_many_rows(name: str, max_rows: int) -> str:
     return f"{name} has more than {max_rows} rows; at most {max_rows} are accepted here."
 
@@ -231,46 +289,90 @@ def _check_decoded(n_bytes: int, max_decoded_bytes: int | None, name: str) -> No
         )
 
 
+def _checked_roles(fields: FieldMap) -> dict[str, str]:
+    """Role → field name of the fields every row must have: the text, an id or contrast field, and every role the
+    user named (the default target and alignment fields may be absent from the data altogether)."""
+    return {
+        role: field
+        for role, field in fields.names().items()
+        if role in fields.required or role in ("text", "id", "contrast")
+    }
+
+
+def _lookup(row: Mapping[str, Any], field: str) -> Any:
+    """The value of ``field`` in ``row``: a name as it stands, else a dotted path into nested objects
+    (``translation.en``); :data:`_MISSING` when the row has no such field."""
+    if field in row:
+        return row[field]
+    value: Any = row
+    for part in field.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _field_names(row: Mapping[str, Any], prefix: str = "", depth: int = 2) -> list[str]:
+    """The fields of a row as dotted names, nested objects spelled out (``translation.en``), for messages."""
+    names = []
+    for key, value in row.items():
+        if isinstance(value, Mapping) and value and depth > 1:
+            names.extend(_field_names(value, f"{prefix}{key}.", depth - 1))
+        else:
+            names.append(f"{prefix}{key}")
+    return names
+
+
 def _check_fields(first: Mapping[str, Any], fields: FieldMap, name: str) -> None:
     """A required field that the first row lacks is a typo, not a row-level problem: say which fields exist."""
-    for role, field in fields.names().items():
-        if (role in fields.required or role in ("text", "id", "contrast")) and field not in first:
-            available = ", ".join(repr(k) for k in list(first)[:20]) or "none"
+    for role, field in _checked_roles(fields).items():
+        if _lookup(first, field) is _MISSING:
+            available = ", ".join(repr(k) for k in _field_names(first)[:20]) or "none"
             raise MissingFieldError(f"{name} has no {role} field {field!r}; its rows have the fields {available}.")
 
 
 def _record(row: Mapping[str, Any], row_number: int, fields: FieldMap, max_chars: int | None) -> Record:
-    problems = []
+    # A later row without a field the first row has fails alone (a named target must never turn into generation).
+    problems = [
+        f"the row has no {role} field {field!r}"
+        for role, field in _checked_roles(fields).items()
+        if _lookup(row, field) is _MISSING
+    ]
+
+    def value_of(field: str | None) -> Any:
+        value = _lookup(row, field) if field else None
+        return None if value is _MISSING else value
 
     def text_field(role: str, field: str | None, required: bool) -> str | None:
-        if not field:
-            return None
-        value = row.get(field)
+        value = value_of(field)
         if value is None or (isinstance(value, float) and value != value):  # missing, null or a CSV/Parquet NaN
-            if required:
+            if required and (field is None or _lookup(row, field) is not _MISSING):
                 problems.append(f"the {role} field {field!r} is empty")
             return None
         problem = _value_problem(value, max_chars)
         if problem:
             problems.append(f"the {role} field {field!r} {problem}")
             return None
+        if required and role != "text" and not value.strip():  # a named target that is blank: no reference
+            problems.append(f"the {role} field {field!r} is empty")
+            return None
         return value
 
     record_id = str(row_number)
-    if fields.id and row.get(fields.id) is not None:
-        value = row[fields.id]
-        problem = _value_problem(value if isinstance(value, str | Unreadable) else str(value), max_chars)
+    id_value = value_of(fields.id)
+    if fields.id and id_value is not None:
+        problem = _value_problem(id_value if isinstance(id_value, str | Unreadable) else str(id_value), max_chars)
         if problem:  # the row number stands in, as for a row without an id
             problems.append(f"the id field {fields.id!r} {problem}")
         else:
-            record_id = str(value)
+            record_id = str(id_value)
     text = text_field("text", fields.text, required=True)
-    target = text_field("target", fields.target, required=False)
+    target = text_field("target", fields.target, required="target" in fields.required)
     contrast = text_field("contrast", fields.contrast, required=False)
     alignment = None
-    if fields.alignment and row.get(fields.alignment) is not None:
-        value = row[fields.alignment]
-        alignment = value if isinstance(value, Unreadable) else _alignment_text(value)
+    links = value_of(fields.alignment)
+    if fields.alignment and links is not None:
+        alignment = links if isinstance(links, Unreadable) else _alignment_text(links)
         if alignment is None:
             problems.append(f"the alignment field {fields.alignment!r} is neither 'i-j ...' text nor a list of pairs")
         else:
@@ -332,32 +434,140 @@ def _json_int(digits: str) -> int | Unreadable:
         return Unreadable(f"holds a whole number of {len(digits.lstrip('-')):,} digits, not text")
 
 
+def _compression(path: Path) -> Any:
+    """The module that decompresses ``path`` (``gzip``, ``bz2``, ``lzma``), told by its first bytes, or None."""
+    with path.open("rb") as handle:
+        head = handle.read(6)
+    return next((module for magic, module in _COMPRESSIONS.items() if head.startswith(magic)), None)
+
+
+class _CappedStream(io.RawIOBase):
+    """A decompressing stream that counts what it yields: past ``limits.decoded_bytes`` it stops with one line
+    (a few kilobytes of gzip can hold gigabytes), and a corrupt stream is one line too."""
+
+    def __init__(self, stream: io.BufferedIOBase, limits: _Limits) -> None:
+        super().__init__()
+        self._stream = stream
+        self._limits = limits
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            n = self._stream.readinto(buffer)
+        except (OSError, EOFError, lzma.LZMAError) as error:
+            raise InvalidInputError(f"{self._limits.name}: not a readable compressed file ({error}).") from None
+        self._total += n
+        if self._limits.decoded_bytes is not None and self._total > self._limits.decoded_bytes:
+            _check_decoded(self._total, self._limits.decoded_bytes, self._limits.name)
+        return n
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _open_data(path: Path, limits: _Limits) -> Iterator[io.BufferedReader[Any]]:
+    """``path``'s bytes, decompressed if it is compressed, with a leading UTF-8 byte-order mark dropped."""
+    compression = _compression(path)
+    stream: io.BufferedReader[Any] = (
+        path.open("rb")
+        if compression is None
+        else io.BufferedReader(_CappedStream(compression.open(path, "rb"), limits))
+    )
+    with stream:
+        if stream.peek(len(_BOM))[: len(_BOM)] == _BOM:
+            stream.read(len(_BOM))
+        yield stream
+
+
+def _text_lines(stream: BinaryIO) -> Iterator[str]:
+    """Lines without their line break; bytes that are not UTF-8 become lone surrogates, which fail their record
+    alone (see :class:`Record`)."""
+    for raw in stream:
+        yield raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+
+
 def _jsonl_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
-    name = limits.name
-    with path.open("rb") as lines:
-        for line_number, raw in enumerate(lines, start=1):
-            # Bytes that are not UTF-8 inside a string become lone surrogates there: that field's problem.
-            line = raw.decode("utf-8", "surrogateescape")
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line, parse_int=_json_int)
-            except json.JSONDecodeError as error:
-                undecodable = _surrogate_problem(line, "line") is not None
-                reason = "not UTF-8 text" if undecodable else f"not valid JSON ({error.msg})"
-                raise InvalidInputError(f"{name}, line {line_number}: {reason}.") from None
-            except RecursionError:
-                raise InvalidInputError(f"{name}, line {line_number}: JSON nested too deeply.") from None
-            yield row
+    with _open_data(path, limits) as stream:
+        yield from _json_lines(stream, limits.name)
+
+
+def _json_lines(stream: BinaryIO, name: str) -> Iterator[Any]:
+    for line_number, line in enumerate(_text_lines(stream), start=1):
+        # Bytes that are not UTF-8 inside a string become lone surrogates there: that field's problem.
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line, parse_int=_json_int)
+        except json.JSONDecodeError as error:
+            undecodable = _surrogate_problem(line, "line") is not None
+            reason = "not UTF-8 text" if undecodable else f"not valid JSON ({error.msg})"
+            raise InvalidInputError(f"{name}, line {line_number}: {reason}.") from None
+        except RecursionError:
+            raise InvalidInputError(f"{name}, line {line_number}: JSON nested too deeply.") from None
+        yield row
+
+
+def _json_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
+    """A ``.json`` file: one array of objects (as ``pandas.DataFrame.to_json(orient="records")`` writes), or
+    JSON lines under that suffix."""
+    with _open_data(path, limits) as stream:
+        start = stream.peek(64).lstrip()[:1]
+        if start != b"[":
+            yield from _json_lines(stream, limits.name)
+            return
+        text = stream.read().decode("utf-8", "surrogateescape")
+    try:
+        rows = json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"{limits.name}: not valid JSON ({error.msg}, line {error.lineno}).") from None
+    except RecursionError:
+        raise InvalidInputError(f"{limits.name}: JSON nested too deeply.") from None
+    yield from rows
 
 
 def _csv_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
+    yield from _delimited_rows(path, limits, csv.excel)
+
+
+def _tsv_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -> Generator[Any, None, None]:
+    """Tab-separated, a header line first; quotes are text (sentences hold them), never field delimiters."""
+    yield from _delimited_rows(path, limits, _Tsv)
+
+
+class _Tsv(csv.excel_tab):
+    quoting = csv.QUOTE_NONE
+
+
+def _delimited_rows(path: Path, limits: _Limits, dialect: type[csv.Dialect]) -> Generator[Any, None, None]:
     # Undecodable bytes become lone surrogates in their cell, which fails that record alone (see Record).
     try:
-        with _csv_field_limit(), path.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            yield from csv.DictReader(handle)
+        with _csv_field_limit(), _open_data(path, limits) as stream:
+            handle = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+            yield from csv.DictReader(handle, dialect=dialect)
     except csv.Error as error:
-        raise InvalidInputError(f"{limits.name}: not valid CSV ({error}).") from None
+        raise InvalidInputError(f"{limits.name}: not valid {dialect.delimiter!r}-separated text ({error}).") from None
+
+
+def _parallel_text_rows(
+    path: Path, split: str | None, fields: FieldMap, limits: _Limits, *, others: Mapping[str, Path]
+) -> Generator[dict[str, str], None, None]:
+    """Line *i* of the text file and of each other file (target, Pharaoh alignment) make row *i*."""
+    files = {fields.text: path, **others}
+    with contextlib.ExitStack() as stack:
+        lines = [_text_lines(stack.enter_context(_open_data(file, limits))) for file in files.values()]
+        for number, row in enumerate(itertools.zip_longest(*lines), start=1):
+            if None in row:
+                short = [file.name for file, line in zip(files.values(), row, strict=True) if line is None]
+                raise InvalidInputError(
+                    f"{limits.name}: the parallel files differ in length ({', '.join(short)} ended at line "
+                    f"{number - 1}); line i of each must belong together."
+                )
+            yield dict(zip(files, row, strict=True))
 
 
 @contextlib.contextmanager
@@ -378,7 +588,8 @@ def _parquet_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limi
 
     try:
         schema = pq.ParquetFile(path).schema_arrow  # the footer only
-        columns = [f for f in fields.names().values() if f in schema.names] or schema.names
+        named = [f if f in schema.names else f.split(".")[0] for f in fields.names().values()]
+        columns = list(dict.fromkeys(c for c in named if c in schema.names)) or schema.names
         texts = [c for c in columns if _is_text_type(schema.field(c).type, pa)]
         parquet = pq.ParquetFile(path, read_dictionary=texts)  # text stays encoded: repeated values are not copied
         _check_parquet_size(parquet.metadata, columns, texts, limits)
@@ -458,7 +669,11 @@ def _column_values(column: Any, max_chars: int | None) -> list[Any]:
     is_text = pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)
     lengths = (pc.utf8_length if is_text else pc.binary_length)(dictionary).to_pylist()
     over = [max_chars is not None and n is not None and n > max_chars for n in lengths]
-    kept = pc.if_else(pa.array(over, pa.bool_()), pa.scalar(None, dictionary.type), dictionary).to_pylist()
+    kept = pc.if_else(pa.array(over, pa.bool_()), pa.scalar(None, dictionary.type), dictionary)
+    if is_text:  # as bytes: a cell that is not UTF-8 fails its record alone (lone surrogates), not the file
+        kept = [None if v is None else v.decode("utf-8", "surrogateescape") for v in kept.cast(pa.binary()).to_pylist()]
+    else:
+        kept = kept.to_pylist()
     values = [
         Unreadable(_over_long(n, max_chars)) if cut and max_chars is not None else v
         for n, cut, v in zip(lengths, over, kept, strict=True)
@@ -492,4 +707,12 @@ def _hf_rows(path: Path, split: str | None, fields: FieldMap, limits: _Limits) -
     yield from dataset
 
 
-_ROW_READERS = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows, "hf": _hf_rows}
+_ROW_READERS: dict[str, Callable[..., Generator[Any, None, None]]] = {
+    "jsonl": _jsonl_rows,
+    "json": _json_rows,
+    "csv": _csv_rows,
+    "tsv": _tsv_rows,
+    "parquet": _parquet_rows,
+    "hf": _hf_rows,
+    "text": _parallel_text_rows,
+}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attribution.corpus.local_engine import run_local
+from attribution.corpus.local_engine import run_local, torch_threads
 from attribution.corpus.ray_engine import RayOptions, RayRun
 from attribution.corpus.records import Record
 from attribution.corpus.runfolder import RunFolder
@@ -92,11 +92,17 @@ def run_corpus(
         if not todo:
             complete = True
         elif engine == "local":
+            # threads are chosen for a model loaded here; a caller's own (the app's cached one) keeps its setting
+            automatic = loaded is None
             loaded = loaded or load_model(model, cache=None)
             check_task(loaded, task)
             folder.manifest["model_info"] = {"kind": loaded.kind, "model_type": loaded.model_type}
             started = time.perf_counter()
-            complete = run_local(loaded, todo, task, batch_size=batch_size, on_done=on_done, should_stop=should_stop)
+            with torch_threads(loaded, batch_size, model.threads, automatic=automatic) as threads:
+                folder.manifest["threads"] = threads
+                complete = run_local(
+                    loaded, todo, task, batch_size=batch_size, on_done=on_done, should_stop=should_stop
+                )
         else:
             with RayRun(model, task, ray or RayOptions()) as ray_run:
                 folder.manifest["model_info"] = ray_run.model_info

@@ -59,7 +59,17 @@ LOCK = ".lock"
 MAX_MANIFEST_BYTES = 1_000_000
 #: Fields of the manifest that define the numbers: a resumed run must have the same ones.
 _DEFINING = ("model", "task")
-_TEXT_COLUMNS = ("record_id", "content_hash", "method", "status", "error", "source_text", "target_text", "result_file")
+_TEXT_COLUMNS = (
+    "record_id",
+    "content_hash",
+    "method",
+    "status",
+    "error",
+    "source_text",
+    "target_text",
+    "explained",
+    "result_file",
+)
 _OTHER_COLUMNS = ("row", "seconds", "worker")
 
 
@@ -90,7 +100,8 @@ def _schema(task: TaskConfig):
 
     fields = [pa.field(name, pa.string()) for name in _TEXT_COLUMNS]
     fields += [pa.field("row", pa.int64()), pa.field("seconds", pa.float64()), pa.field("worker", pa.string())]
-    fields += [pa.field(name, pa.float64()) for name in task.value_columns()]
+    counts = set(task.count_columns())
+    fields += [pa.field(name, pa.int64() if name in counts else pa.float64()) for name in task.value_columns()]
     return pa.schema(fields)
 
 
@@ -190,6 +201,7 @@ class RunFolder:
             "error": outcome.error,
             "source_text": outcome.source_text,
             "target_text": outcome.target_text,
+            "explained": outcome.explained,
             "result_file": relative,
             "row": outcome.row,
             "seconds": outcome.seconds,
@@ -280,7 +292,7 @@ def _read_table(run_dir: Path, columns: list[str] | None = None):
     tables = [pq.read_table(path, columns=columns) for path in files]
     if not tables:
         return pa.table({name: pa.array([], pa.string()) for name in columns or ["record_id"]})
-    return pa.concat_tables(tables, promote_options="default")
+    return pa.concat_tables(tables, promote_options="permissive")  # shards written before counts were integers
 
 
 @dataclass
@@ -308,13 +320,18 @@ class CorpusRun(NotebookDisplay):
         relative = row.get("result_file")
         if not relative:
             return None
-        path = (self.run_dir / relative).resolve()
-        if self.run_dir.resolve() not in path.parents:
-            raise InvalidInputError(f"A row of {self.run_dir} points outside the run folder: {relative!r}.")
+        path = self._inside(relative)
         try:
             return load_result_file(path)
         except AttributionExplorerError as error:  # one line naming the file, not only the field
             raise InvalidInputError(f"{relative}: {error}") from None
+
+    def _inside(self, relative: str) -> Path:
+        """The file a row names, refused if it lies outside the run folder (a folder may come from anyone)."""
+        path = (self.run_dir / relative).resolve()
+        if self.run_dir.resolve() not in path.parents:
+            raise InvalidInputError(f"A row of {self.run_dir} points outside the run folder: {relative!r}.")
+        return path
 
     def provenance_fields(self) -> dict[str, Any]:
         """The facts an exported page shows in its header (same keys as a single result's)."""
@@ -342,7 +359,24 @@ class CorpusRun(NotebookDisplay):
         ``status``, ``error``, the texts, ``result_file``, ``row``, ``seconds``, ``worker``, then one per step
         score and metric, e.g. ``aer``). ``self.result(row)`` reads a row's result back."""
         names = _schema(self.task).names
-        return data_frame({name: [row.get(name) for row in self.rows] for name in names}, integers=["row"])
+        columns = {name: [row.get(name) for row in self.rows] for name in names}
+        return data_frame(columns, integers=["row", *self.task.count_columns()])
+
+    def pooled_aer(self) -> dict[str, float]:
+        """Per method, the corpus-level AER papers report (Och & Ney: link counts summed over every scored record
+        before the ratio), from the rows' ``aer_*_links`` counts; methods without scored records are left out."""
+        from attribution.compare import pooled_aer
+        from attribution.corpus.tasks import AER_LINK_COLUMNS
+
+        sums: dict[str, list[int]] = {}
+        for row in self.rows:
+            counts = [row.get(name) for name in AER_LINK_COLUMNS]
+            whole = [int(c) for c in counts if isinstance(c, int | float) and c == c]  # nulls (no gold) left out
+            if row.get("status") == "ok" and len(whole) == len(counts):
+                total = sums.setdefault(row["method"], [0, 0, 0])
+                for index, count in enumerate(whole):
+                    total[index] += count
+        return {method: pooled_aer(matched, predicted, gold) for method, (predicted, gold, matched) in sums.items()}
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The manifest (what was run, counts) as JSON: the small companion of the Parquet shards."""
@@ -353,6 +387,17 @@ class CorpusRun(NotebookDisplay):
 
     def shard_files(self) -> list[Path]:
         return sorted((self.run_dir / SHARDS).glob("part-*.parquet"))
+
+    def folder_files(self) -> dict[str, bytes]:
+        """The run folder as :func:`load_run` reads it, path in the folder → bytes: the manifest, the shards and
+        the result JSONs the rows point to (what a copy elsewhere, e.g. a Hub repo, needs to load)."""
+        files = {MANIFEST: (self.run_dir / MANIFEST).read_bytes()}
+        files.update({f"{SHARDS}/{path.name}": path.read_bytes() for path in self.shard_files()})
+        for row in self.rows:
+            relative = row.get("result_file")
+            if relative:
+                files[relative] = self._inside(relative).read_bytes()
+        return files
 
 
 def is_run_folder(path: str | Path) -> bool:
@@ -369,10 +414,48 @@ def load_run(run_dir: str | Path) -> CorpusRun:
         raise InvalidInputError(f"Cannot read the shards of {run_dir}: {str(error).splitlines()[0]}") from None
     if table.num_rows:
         expected = _schema(TaskConfig.from_dict(manifest["task"]))
+        table = _upgraded(table, expected)
         for field in expected:  # every column the readers use, of the type the run writes
             if field.name not in table.schema.names or table.schema.field(field.name).type != field.type:
                 raise InvalidInputError(f"The shards of {run_dir} are not this run's: column {field.name!r} is wrong.")
     rows = table.to_pylist()
     order = {method: i for i, method in enumerate(manifest["task"]["methods"])}
     rows.sort(key=lambda row: (row["row"], order.get(row["method"], len(order))))
+    if manifest.get("status") == "running" and not _held(run_dir):
+        manifest = {**manifest, "status": "interrupted"}  # its writer was killed before it could say so
     return CorpusRun(run_dir=run_dir, manifest=manifest, rows=rows)
+
+
+#: Columns that runs written before them lack (read as nulls).
+_ADDED_COLUMNS = ("explained", "aer_predicted_links", "aer_gold_links", "aer_matched_links")
+
+
+def _upgraded(table: Any, expected: Any) -> Any:
+    """Shards of an older run in today's schema: the columns added since as nulls, counts written as floats
+    then as integers (a count that is not whole stays a float, and the check after names the column)."""
+    import pyarrow as pa
+
+    for field in expected:
+        if field.name not in table.schema.names and field.name in _ADDED_COLUMNS:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+        elif field.name in table.schema.names and pa.types.is_integer(field.type):
+            column = table.column(field.name)
+            if pa.types.is_floating(column.type):
+                with contextlib.suppress(pa.ArrowInvalid):
+                    index = table.schema.get_field_index(field.name)
+                    table = table.set_column(index, field, column.cast(field.type))
+    return table
+
+
+def _held(run_dir: Path) -> bool:
+    """Whether a process holds the run folder's lock now (a run that says "running" is really running)."""
+    try:
+        with (run_dir / LOCK).open("rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:  # no lock file (a copy of the folder): no writer
+        return False
+    return False

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attribution.compare import parse_alignment, rank_correlation
-from attribution.corpus.metrics import ATTRIBUTION, GRAPH, MetricInput, get_metrics
+from attribution.corpus.metrics import AER_LINKS, ATTRIBUTION, GRAPH, MetricInput, get_metrics
 from attribution.corpus.records import Record
 from attribution.errors import AttributionExplorerError, InvalidInputError
 from attribution.languages import NO_LANGUAGES, Languages, typed_languages
@@ -36,6 +36,14 @@ if TYPE_CHECKING:
 
 #: The method name that asks for the contribution graph (information-flow routes) of each record.
 GRAPH_METHOD = GRAPH
+#: What a run explains: the record's reference target (the model's output where a record has none), or always
+#: the model's own greedy output.
+EXPLAIN_CHOICES = ("reference", "model")
+#: A row's ``explained`` value: which target its result explains.
+REFERENCE, MODEL_OUTPUT = "reference", "model"
+#: Columns holding counts (integers in the shards); the AER link counts exist where the run computes ``aer``.
+SIZE_COLUMNS = ("n_source_tokens", "n_target_tokens", "n_nodes", "n_edges")
+AER_LINK_COLUMNS = ("aer_predicted_links", "aer_gold_links", "aer_matched_links")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,9 @@ class TaskConfig:
     alignment needs) and the last token for causal models; or ``"all"``, or a token index.
     ``languages``: the language codes of a multilingual translation model (NLLB ``eng_Latn``), for every
     record (see :mod:`attribution.languages`); the run manifest keeps them as ``src_lang`` / ``tgt_lang``.
+    ``explain``: ``"reference"`` explains each record's target (the model's output where it has none),
+    ``"model"`` the model's own output always. A gold alignment belongs to the reference: AER is scored only
+    where the reference was explained.
     """
 
     methods: tuple[str, ...]
@@ -58,6 +69,7 @@ class TaskConfig:
     max_tokens: int | None = None
     max_new_tokens: int = 20
     languages: Languages = NO_LANGUAGES
+    explain: str = REFERENCE
 
     def __post_init__(self) -> None:
         given = self.languages or NO_LANGUAGES
@@ -66,6 +78,8 @@ class TaskConfig:
             raise InvalidInputError("Give at least one method (an Inseq method, or 'graph').")
         if len(set(self.methods)) != len(self.methods):
             raise InvalidInputError(f"A method is listed twice: {', '.join(self.methods)}.")
+        if self.explain not in EXPLAIN_CHOICES:
+            raise InvalidInputError(f"explain must be 'reference' or 'model', not {quoted(str(self.explain))}.")
         self._check_without_model()
 
     def _check_without_model(self) -> None:
@@ -105,6 +119,7 @@ class TaskConfig:
                 for name, code in (("src_lang", self.languages.source), ("tgt_lang", self.languages.target))
                 if code
             },
+            **({"explain": self.explain} if self.explain != REFERENCE else {}),  # manifests before it stay valid
         }
 
     @classmethod
@@ -129,13 +144,18 @@ class TaskConfig:
             max_tokens=f.whole("max_tokens", optional=True, minimum=1),
             max_new_tokens=f.whole("max_new_tokens", minimum=1),
             languages=Languages(f.text("src_lang", optional=True), f.text("tgt_lang", optional=True)),
+            explain=f.choice("explain", EXPLAIN_CHOICES, optional=True) or REFERENCE,
         )
 
     def value_columns(self) -> list[str]:
-        """The numeric columns every outcome row has (``None`` where they do not apply)."""
+        """The numeric columns every outcome row has (``None`` where they do not apply): scores, then counts."""
         columns = [*self.metrics, *(f"mean_{name}" for name in self.step_scores)]
         columns += [f"rho_{method}" for method in self.attribution_methods]
-        return [*columns, "n_source_tokens", "n_target_tokens", "n_nodes", "n_edges"]
+        return [*columns, *self.count_columns()]
+
+    def count_columns(self) -> list[str]:
+        """The value columns that count something (integers): sizes, and AER's links where ``aer`` is computed."""
+        return [*SIZE_COLUMNS, *(AER_LINK_COLUMNS if "aer" in self.metrics else ())]
 
 
 @dataclass
@@ -154,6 +174,8 @@ class MethodOutcome:
     values: dict[str, float | None]
     seconds: float
     worker: str
+    #: which target the result explains: ``"reference"`` (the record's) or ``"model"`` (its own output)
+    explained: str | None = None
 
 
 def check_task(loaded: LoadedModel, config: TaskConfig) -> None:
@@ -188,9 +210,9 @@ def run_records(
             runnable.append(position)
             continue
         for method in config.methods:
-            outcomes[(position, method)] = failed_outcome(record, method, problem, worker, 0.0)
+            outcomes[(position, method)] = failed_outcome(record, method, problem, worker, 0.0, config)
     # Targets generated once per record: the first method explains the model's own output, the others reuse it.
-    targets: dict[int, str | None] = {p: records[p].target for p in runnable}
+    targets: dict[int, str | None] = {p: _reference(records[p], config) for p in runnable}
     for method in config.attribution_methods:
         started = time.perf_counter()
         batch_results = attribute_batch(
@@ -213,7 +235,7 @@ def run_records(
                 targets[position] = targets[position] or result.target_text
                 outcomes[(position, method)] = _scored(loaded, record, method, result, config, worker, seconds)
             else:
-                outcomes[(position, method)] = failed_outcome(record, method, _message(result), worker, seconds)
+                outcomes[(position, method)] = failed_outcome(record, method, _message(result), worker, seconds, config)
     if GRAPH_METHOD in config.methods:
         started = time.perf_counter()
         graphs = build_contribution_graphs(  # one padded forward pass per batch; BudgetExceededError is raised
@@ -236,10 +258,19 @@ def run_records(
                 )
             else:
                 outcomes[(position, GRAPH_METHOD)] = failed_outcome(
-                    record, GRAPH_METHOD, _message(graph), worker, seconds
+                    record, GRAPH_METHOD, _message(graph), worker, seconds, config
                 )
     _add_rank_correlations(outcomes, len(records), config)
     return [[outcomes[(position, method)] for method in config.methods] for position in range(len(records))]
+
+
+def _reference(record: Record, config: TaskConfig) -> str | None:
+    """The target the run explains for ``record``: its reference, or None (the model's output is generated)."""
+    return record.target if config.explain == REFERENCE else None
+
+
+def _explained(record: Record, config: TaskConfig) -> str:
+    return REFERENCE if _reference(record, config) else MODEL_OUTPUT
 
 
 def _graph_roots(roots: str, kind: str) -> int | str:
@@ -274,8 +305,11 @@ def _message(error: BaseException) -> str:
     return f"{type(error).__name__}: {first[:300]}" if first else type(error).__name__
 
 
-def failed_outcome(record: Record, method: str, message: str, worker: str, seconds: float) -> MethodOutcome:
-    """The outcome of a record that could not be explained with ``method``: the message, no result."""
+def failed_outcome(
+    record: Record, method: str, message: str, worker: str, seconds: float, config: TaskConfig | None = None
+) -> MethodOutcome:
+    """The outcome of a record that could not be explained with ``method``: the message, no result, and which
+    target it was to explain (unknown without the run's ``config``)."""
     return MethodOutcome(
         record_id=record.record_id,
         row=record.row,
@@ -289,6 +323,7 @@ def failed_outcome(record: Record, method: str, message: str, worker: str, secon
         values={},
         seconds=seconds,
         worker=worker,
+        explained=None if config is None else _explained(record, config),
     )
 
 
@@ -301,11 +336,16 @@ def _scored(
     worker: str,
     seconds: float,
 ) -> MethodOutcome:
-    """The outcome of a result: its metrics, step-score means and sizes; a metric's InvalidInputError fails it."""
+    """The outcome of a result: its metrics, step-score means and sizes; a metric's InvalidInputError fails it.
+
+    The gold alignment is the reference's: a result explaining the model's own output is never scored against it.
+    """
     kind = GRAPH if isinstance(result, ContributionGraph) else ATTRIBUTION
     values: dict[str, float | None] = {}
     error = None
-    given = MetricInput(loaded, record.text, result.target_text, record.alignment, result)
+    explained = _explained(record, config)
+    gold = record.alignment if explained == REFERENCE else None
+    given = MetricInput(loaded, record.text, result.target_text, gold, result)
     for metric in get_metrics(config.metrics):
         if kind not in metric.applies_to:
             continue
@@ -313,6 +353,11 @@ def _scored(
             values[metric.name] = _finite(metric.compute(given))
         except InvalidInputError as problem:
             error = error or str(problem)
+    if AER_LINKS in given.cache:
+        predicted, gold_links = given.cache[AER_LINKS]
+        values.update(
+            zip(AER_LINK_COLUMNS, (len(predicted), len(gold_links), len(predicted & gold_links)), strict=True)
+        )
     if isinstance(result, AttributionResult):
         for name, series in result.step_scores.items():
             finite = [v for v in series if math.isfinite(v)]
@@ -337,6 +382,7 @@ def _scored(
         values=values,
         seconds=seconds,
         worker=worker,
+        explained=explained,
     )
 
 

@@ -126,7 +126,9 @@ def _wait_for_text(session, text: str, timeout_s: float = 15.0) -> None:
         session.page.wait_for_timeout(200)
 
 
-def test_cli_report_push_commits_page_manifest_and_shards(run_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_cli_report_push_commits_a_run_folder_that_load_run_reads_as_the_card_says(
+    run_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
     from huggingface_hub import constants
 
     from space.cli import main
@@ -141,6 +143,171 @@ def test_cli_report_push_commits_page_manifest_and_shards(run_dir: Path, tmp_pat
     assert code == 0
     files = hub.commits[0].files
     assert files["index.html"] == (tmp_path / "r.html").read_bytes()
-    assert {name for name in files if name.startswith("data/")} == {
-        f"data/{p.name}" for p in load_run(run_dir).shard_files()
+    card = files["README.md"].decode()
+    assert "attribution.corpus.load_run(huggingface_hub.snapshot_download(" in card and "load_result_file" not in card
+    pushed = tmp_path / "snapshot"  # the repo as snapshot_download lays it out: the committed paths
+    for name, data in files.items():
+        (pushed / name).parent.mkdir(parents=True, exist_ok=True)
+        (pushed / name).write_bytes(data)
+    original, copy = load_run(run_dir), load_run(pushed)
+    assert copy.rows == original.rows and copy.manifest == original.manifest
+    for row in copy.rows:  # every row's result file was pushed and loads
+        if row["result_file"]:
+            assert copy.result(row).to_json() == original.result(row).to_json()
+
+
+# ----------------------------------------------------------------------------- 10,000 records without gold
+
+N_LARGE = 10_000
+
+
+@pytest.fixture(scope="module")
+def large_run(tmp_path_factory) -> Path:
+    """10,000 records explained by two methods, no gold alignment (no AER): mean probabilities, agreement,
+    lengths; every 20th record's attention failed. Written through the run folder (no model needed)."""
+    from attribution.corpus.tasks import MethodOutcome
+
+    rng = np.random.default_rng(0)
+    probability = rng.uniform(0.0, 1.0, size=(N_LARGE, 2))
+    rho = rng.uniform(-1.0, 1.0, size=N_LARGE)
+    task = TaskConfig(methods=("saliency", "attention"))
+    folder = RunFolder.open(tmp_path_factory.mktemp("large") / "run", model={"model_id": "m"}, task=task, data={})
+    outcomes = []
+    for i in range(N_LARGE):
+        record = Record(record_id=f"r{i}", row=i, text=f"sentence number {i}", target=f"satz {i}")
+        pair = []
+        for m, method in enumerate(task.methods):
+            if method == "attention" and i % 20 == 0:
+                pair.append(failed_outcome(record, method, "attention failed here", "w", 0.0, task))
+                continue
+            values = {"mean_probability": float(probability[i, m]), "n_source_tokens": 4, "n_target_tokens": 3}
+            values[f"rho_{task.methods[1 - m]}"] = float(rho[i])
+            pair.append(
+                MethodOutcome(
+                    record.record_id,
+                    i,
+                    record.content_hash,
+                    method,
+                    "ok",
+                    None,
+                    None,
+                    record.text,
+                    record.target,
+                    values,
+                    0.0,
+                    "w",
+                    "reference",
+                )
+            )
+        outcomes.append(pair)
+    folder.write(outcomes)
+    folder.close(status="complete")
+    return folder.run_dir
+
+
+def _expected_order(run_dir: Path) -> list[str]:
+    """Worst first without gold: lowest mean (over methods) of the mean probability; failed records last."""
+    rows = load_run(run_dir).rows
+    failed = {r["record_id"] for r in rows if r["status"] != "ok"}
+    means: dict[str, list[float]] = {}
+    for r in rows:
+        if r["record_id"] not in failed:
+            means.setdefault(r["record_id"], []).append(r["mean_probability"])
+    ranked = sorted(means, key=lambda record_id: np.mean(means[record_id]))
+    return ranked + sorted(failed, key=lambda record_id: int(record_id[1:]))
+
+
+def test_a_run_without_gold_is_ranked_by_its_probabilities_and_every_record_is_embedded(large_run: Path) -> None:
+    layout = build_figure(load_run(large_run))
+    data, _ = _parts(layout)
+    every = next(iter(layout.select({"name": "all records"}))).data
+    expected = _expected_order(large_run)
+    assert list(every["record"]) == expected and len(expected) == N_LARGE
+    assert list(data["record"]) == expected[:2000]
+    assert "saliency mean_probability" in data and "attention agreement" in data and "aer" not in str(list(data))
+    rank = next(iter(layout.select({"name": "rank by"})))
+    assert "attention mean_probability" in rank.options and "saliency n_source_tokens" in rank.options
+    export = export_result(large_run)
+    assert len(export.html) < 12_000_000
+
+
+def _table_records(page) -> list[str]:
+    return page.evaluate("() => Bokeh.documents[0].get_model_by_name('records').data.record")
+
+
+def _set(page, placeholder: str, value: str) -> None:
+    page.get_by_placeholder(placeholder).fill(value)
+    page.wait_for_timeout(300)
+
+
+@pytest.mark.browser
+def test_search_filters_and_ranking_act_on_all_10000_records(large_run: Path, new_page, tmp_path: Path) -> None:
+    rows = load_run(large_run).rows
+    expected = _expected_order(large_run)
+    beyond = expected[5000]  # not among the 2,000 rows the table starts with
+    page_file = tmp_path / "large.html"
+    export_result(large_run).write(page_file)
+    session = new_page(page_file.as_uri(), viewport=(1300, 1000))
+    page = session.page
+    page.locator(".slick-row").first.wait_for(timeout=60_000)
+    assert _table_records(page) == expected[:2000]
+
+    _set(page, "search records", beyond)
+    assert _table_records(page) == [beyond]
+    _set(page, "search records", "")
+
+    page.locator("select").filter(has_text="failed").select_option("failed")
+    page.wait_for_timeout(300)
+    failed = [f"r{i}" for i in range(0, N_LARGE, 20)]
+    assert _table_records(page) == failed  # all 500, though every one ranks below the first 2,000
+    assert f"{len(failed)} of {N_LARGE} records match" in session.deep_text()
+    page.locator("select").filter(has_text="failed").select_option("all")
+
+    page.locator("select").filter(has_text="worst first").select_option("attention mean_probability")
+    _set(page, "from", "0.9")
+    _set(page, "to", "0.95")
+    attention = {
+        r["record_id"]: r["mean_probability"] for r in rows if r["method"] == "attention" and r["status"] == "ok"
     }
+    in_range = sorted((v, int(k[1:]), k) for k, v in attention.items() if 0.9 <= v <= 0.95)
+    assert _table_records(page) == [k for _, _, k in in_range]  # lowest first: the worst probabilities
+    session.assert_clean()
+
+
+def test_token_scores_are_one_long_parquet_table_pandas_reads(run_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from attribution.contributions.alignment import route_flow
+    from attribution.results import node_id
+    from space.cli import main
+
+    scores_file = tmp_path / "scores.parquet"
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--token-scores", str(scores_file)]) == 0
+    frame = pd.read_parquet(scores_file)
+    assert list(frame.columns) == [
+        "record_id", "method", "side", "source_index", "source_token", "target_index", "target_token", "score"
+    ]  # fmt: skip
+    assert str(frame["source_index"].dtype) == "int32" and str(frame["score"].dtype) == "float64"
+    run = load_run(run_dir)
+    ok_rows = [r for r in run.rows if r["status"] == "ok"]
+    assert set(zip(frame["record_id"], frame["method"], strict=True)) == {
+        (r["record_id"], r["method"]) for r in ok_rows
+    }
+    for row in ok_rows:
+        result = run.result(row)
+        mine = frame[(frame["record_id"] == row["record_id"]) & (frame["method"] == row["method"])]
+        if row["method"] == "graph":  # route flow from decoder position 0 into each source token's final state
+            flow = route_flow(result, result.root_tokens[0])
+            first = mine[mine["target_index"] == 0]
+            for source_index, score in zip(first["source_index"], first["score"], strict=True):
+                node = node_id("encoder", result.n_encoder_layers, "after_ffn", int(source_index))
+                assert score == pytest.approx(flow[node])
+            continue
+        matrix = result.source_scores  # seq2seq: the source side; target-side scores are tagged "target"
+        source = mine[mine["side"] == "source"]
+        assert len(source) == np.isfinite(matrix).sum()
+        np.testing.assert_allclose(
+            source["score"], matrix[source["source_index"], source["target_index"]], rtol=0, atol=0
+        )
+        assert list(source["source_token"]) == [result.source_tokens[i] for i in source["source_index"]]
+        assert list(source["target_token"]) == [result.generated_tokens[j] for j in source["target_index"]]

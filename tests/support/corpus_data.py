@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from tests.support.paths import REPO
 
 TRANSLATION_TEST_SET = REPO / "examples" / "data" / "synth_translate_test.jsonl"
@@ -28,3 +31,27 @@ BAD_ROWS = [
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+def assert_same_runs(left: Path, right: Path) -> None:
+    """Every record and method in both, once; same status, errors, metrics and score matrices."""
+    from attribution.corpus import load_run
+
+    left_run, right_run = load_run(left), load_run(right)
+    left_rows = {(r["record_id"], r["method"]): r for r in left_run.rows}
+    right_rows = {(r["record_id"], r["method"]): r for r in right_run.rows}
+    assert len(left_rows) == len(left_run.rows) and len(right_rows) == len(right_run.rows), "duplicated rows"
+    assert left_rows.keys() == right_rows.keys()
+    for key, row in left_rows.items():
+        other = right_rows[key]
+        assert (row["status"], row["error"]) == (other["status"], other["error"]), key
+        for column in ("aer", "aer_threshold", "rho_attention", "rho_saliency", "mean_probability", "n_edges"):
+            assert other[column] == pytest.approx(row[column], abs=1e-6), (key, column)
+        if row["result_file"] is None:
+            continue
+        mine, theirs = left_run.result(row), right_run.result(other)
+        if hasattr(mine, "source_scores"):
+            np.testing.assert_allclose(mine.source_scores, theirs.source_scores, rtol=1e-5, atol=1e-7)
+        else:
+            assert [(e.source, e.target) for e in mine.edges] == [(e.source, e.target) for e in theirs.edges]
+            np.testing.assert_allclose([e.weight for e in mine.edges], [e.weight for e in theirs.edges], atol=1e-6)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from attribution.corpus.records import FORMATS
 from attribution.errors import InvalidInputError
 from space.cli.common import (
     add_language_arguments,
@@ -49,7 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _add_model_options(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--model", required=True, help="Hub id, local folder or bundled model name")
     model.add_argument("--revision", default=None, help="model revision on the Hub")
-    model.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    model.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda, cuda:N or auto (default: cpu; a Ray worker given GPUs with --gpus-per-worker: its GPU)",
+    )
     model.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     model.add_argument(
         "--device-map", default=None, help="accelerate placement for models larger than one device, e.g. 'auto'"
@@ -61,15 +66,39 @@ def _add_model_options(model: argparse._ArgumentGroup) -> None:
         help="memory per device for --device-map, e.g. '0=20GiB,cpu=60GiB'",
     )
     model.add_argument("--offload-folder", default=None, help="folder for weights offloaded to disk (--device-map)")
-    model.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (local engine)")
+    model.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads of the local engine (default: chosen from the model size, batch size and cores)",
+    )
     add_language_arguments(model)
 
 
 def _add_data_options(data: argparse._ArgumentGroup) -> None:
-    data.add_argument("--data", required=True, type=Path, help=".jsonl, .csv, .parquet, or a datasets folder")
-    data.add_argument("--format", default=None, choices=["jsonl", "csv", "parquet", "hf"], help="default: from --data")
+    data.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help=".jsonl, .json, .csv, .tsv, .parquet, .txt (one sentence per line; also .gz, .bz2, .xz) or a datasets "
+        "folder",
+    )
+    data.add_argument(
+        "--target-data", default=None, type=Path, help="plain-text file of targets, line i for line i of --data"
+    )
+    data.add_argument(
+        "--alignment-data",
+        default=None,
+        type=Path,
+        help="Pharaoh alignments 'i-j ...' (fast_align, awesome-align), line i for line i of --data",
+    )
+    data.add_argument("--format", default=None, choices=FORMATS, help="default: from --data's suffix")
     data.add_argument("--split", default=None, help="split of a saved DatasetDict")
-    data.add_argument("--text-field", default=None, help="field with the prompt / source sentence (default: source)")
+    data.add_argument(
+        "--text-field",
+        default=None,
+        help="field with the prompt / source sentence (default: source); dots reach into nested rows: translation.en",
+    )
     data.add_argument("--target-field", default=None, help="field with the target (default: target, if present)")
     data.add_argument(
         "--alignment-field", default=None, help="field with the gold alignment 'i-j ...' (default: alignment)"
@@ -96,6 +125,13 @@ def _add_task_options(task: argparse._ArgumentGroup) -> None:
         metavar="NAME",
         help="per-record scores (default: aer aer_threshold; opt-in, by intervening: comprehensiveness "
         "sufficiency deletion_aopc insertion_aopc)",
+    )
+    task.add_argument(
+        "--explain",
+        choices=["reference", "model"],
+        default="reference",
+        help="explain each record's reference target (default; the model's output where a record has none) or "
+        "always the model's own output; AER is scored only where the reference is explained",
     )
     task.add_argument("--graph-threshold", type=float, default=0.04, help="edge threshold of the graph (0.04)")
     task.add_argument("--graph-top-k", type=top_k_int, default=0, help="logit-lens tokens per graph node (0: none)")
@@ -145,6 +181,14 @@ def parse_max_memory(value: str | None) -> dict[Any, str] | None:
     return memory
 
 
+def default_device(args: argparse.Namespace) -> str:
+    """``--device`` as given; unset, a Ray worker that reserves GPUs loads the model on one (``auto``: Ray makes
+    only the worker's own GPUs visible to it), anything else on the CPU."""
+    if args.device is not None:
+        return args.device
+    return "auto" if args.engine == "ray" and args.gpus_per_worker > 0 else "cpu"
+
+
 def _method_params(value: str | None) -> dict[str, dict[str, Any]]:
     from attribution.validation import parse_json_text
 
@@ -183,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
     check_text_options(args)
     if args.engine == "local" and (args.ray_address or args.gpus_per_worker):
         raise InvalidInputError("--ray-address and --gpus-per-worker need --engine ray.")
+    args.device = default_device(args)
     task = TaskConfig(
         methods=tuple(args.methods),
         step_scores=tuple(args.step_scores),
@@ -194,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         max_new_tokens=args.max_new_tokens,
         languages=languages_from_args(args),
+        explain=args.explain,
     )
     model = model_spec_from_args(
         args,
@@ -210,7 +256,15 @@ def run(args: argparse.Namespace) -> int:
             cpus_per_worker=args.cpus_per_worker,
             gpus_per_worker=args.gpus_per_worker,
         )
-    records = read_records(args.data, _fields(args), fmt=args.format, split=args.split, limit=args.limit)
+    records = read_records(
+        args.data,
+        _fields(args),
+        fmt=args.format,
+        split=args.split,
+        target_path=args.target_data,
+        alignment_path=args.alignment_data,
+        limit=args.limit,
+    )
     with _records_bar(f"{args.model} × {len(task.methods)} method(s)") as progress:
         summary = run_corpus(
             records,
@@ -220,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
             engine=args.engine,
             batch_size=args.batch_size,
             ray=ray,
-            data={"name": args.data.name, "fields": _fields(args).names()},
+            data=_data_manifest(args),
             progress=progress,
         )
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
@@ -231,6 +285,15 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _data_manifest(args: argparse.Namespace) -> dict[str, Any]:
+    """What the run folder records about its data: the file names (never their folders) and the fields read."""
+    data: dict[str, Any] = {"name": args.data.name, "fields": _fields(args).names()}
+    for key, path in (("target_file", args.target_data), ("alignment_file", args.alignment_data)):
+        if path is not None:
+            data[key] = path.name
+    return data
 
 
 @contextmanager

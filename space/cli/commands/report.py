@@ -3,7 +3,8 @@
     attribution-explorer report runs/synth --out report.html [--push user/corpus-report]
 
 Through the exporter registry (kind ``corpus``, :mod:`exporters.corpus_report`); ``--push`` commits
-the page, the run's manifest and its Parquet shards to the Hub in one commit.
+the page and the run folder (manifest, Parquet shards, result JSONs: what ``load_run`` reads) to the Hub
+in one commit.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--max-table-rows", type=positive_int, default=2000, help="records listed in the table (worst first)"
     )
     report.add_argument("--max-details", type=int_range(0), default=100, help="records whose heatmaps are embedded")
+    report.add_argument(
+        "--token-scores",
+        metavar="PATH",
+        type=Path,
+        default=None,
+        help="also write every token-level score as long-format Parquet (record, method, tokens, score)",
+    )
     report.add_argument("--push", metavar="REPO", default=None, help="also commit the report and the Parquet shards")
     report.add_argument("--repo-type", choices=("dataset", "space"), default="dataset", help="Hub repo type")
     report.add_argument("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")
@@ -50,10 +58,16 @@ def run(args: argparse.Namespace) -> int:
     export = export_result(run, mode=args.mode, **options)
     written = export.write(args.out)
     print(f"wrote {written}", file=sys.stderr)
+    if args.token_scores:
+        from attribution.corpus.token_scores import write_token_scores
+
+        n_rows = write_token_scores(run, args.token_scores)
+        print(f"wrote {n_rows} token scores to {args.token_scores}", file=sys.stderr)
     if args.push:
         from exporters.hub import push_export
 
-        files = {f"data/{path.name}": path.read_bytes() for path in run.shard_files()}
-        url = push_export(export, run, args.push, repo_type=args.repo_type, endpoint=args.endpoint, extra_files=files)
+        url = push_export(
+            export, run, args.push, repo_type=args.repo_type, endpoint=args.endpoint, extra_files=run.folder_files()
+        )
         print(f"pushed {url}", file=sys.stderr)
     return 0

@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from attribution.corpus import FieldMap, ModelSpec, RayOptions, TaskConfig, load_run, read_records, run_corpus
-from tests.support.corpus_data import BAD_ROWS, translation_rows, write_jsonl
+from tests.support.corpus_data import BAD_ROWS, assert_same_runs, translation_rows, write_jsonl
 from tests.support.paths import REPO
 
 ray = pytest.importorskip("ray")
@@ -51,28 +50,6 @@ def local_run(records, tmp_path_factory) -> Path:
     return run_dir
 
 
-def _same_results(left: Path, right: Path) -> None:
-    """Every record and method in both, once; same status, errors, metrics and score matrices."""
-    left_run, right_run = load_run(left), load_run(right)
-    left_rows = {(r["record_id"], r["method"]): r for r in left_run.rows}
-    right_rows = {(r["record_id"], r["method"]): r for r in right_run.rows}
-    assert len(left_rows) == len(left_run.rows) and len(right_rows) == len(right_run.rows), "duplicated rows"
-    assert left_rows.keys() == right_rows.keys()
-    for key, row in left_rows.items():
-        other = right_rows[key]
-        assert (row["status"], row["error"]) == (other["status"], other["error"]), key
-        for column in ("aer", "aer_threshold", "rho_attention", "rho_saliency", "mean_probability", "n_edges"):
-            assert other[column] == pytest.approx(row[column], abs=1e-6), (key, column)
-        if row["result_file"] is None:
-            continue
-        mine, theirs = left_run.result(row), right_run.result(other)
-        if hasattr(mine, "source_scores"):
-            np.testing.assert_allclose(mine.source_scores, theirs.source_scores, rtol=1e-5, atol=1e-7)
-        else:
-            assert [(e.source, e.target) for e in mine.edges] == [(e.source, e.target) for e in theirs.edges]
-            np.testing.assert_allclose([e.weight for e in mine.edges], [e.weight for e in theirs.edges], atol=1e-6)
-
-
 def test_ray_with_two_workers_gives_the_local_engines_numbers(ray_cluster, records, local_run, tmp_path) -> None:
     run_dir = tmp_path / "ray"
     workers: set[str] = set()
@@ -88,7 +65,7 @@ def test_ray_with_two_workers_gives_the_local_engines_numbers(ray_cluster, recor
     )
     assert summary.complete and summary.done == 12 and summary.failed == 2
     assert len(workers) == 2 and str(os.getpid()) not in {w.split(":")[1] for w in workers}  # run in the workers
-    _same_results(local_run, run_dir)
+    assert_same_runs(local_run, run_dir)
 
 
 def test_a_killed_worker_loses_no_record_and_duplicates_none(ray_cluster, records, local_run, tmp_path) -> None:
@@ -117,7 +94,7 @@ def test_a_killed_worker_loses_no_record_and_duplicates_none(ray_cluster, record
         os.kill(killed[0], 0)
     assert seen.count(killed[0]) == 1, "the killed worker went on running batches"
     assert len(set(seen)) == 3, f"no restarted worker ran the killed worker's batches: {seen}"
-    _same_results(local_run, run_dir)  # every record once, with the local engine's numbers
+    assert_same_runs(local_run, run_dir)  # every record once, with the local engine's numbers
 
 
 def test_cli_joins_an_existing_cluster(ray_cluster, records, local_run, tmp_path) -> None:
