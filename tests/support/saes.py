@@ -1,4 +1,4 @@
-"""SAEs trained in-process on a bundled model's residual stream (SAELens's SAE classes with a short fit).
+"""SAEs fitted in-process on a bundled model's residual stream (SAELens's SAE classes, :func:`fit_sae`).
 
 What the feature tests need as ground truth: an SAE whose encoder and decoder are SAELens's own, fitted on
 the states it is then used on, optionally with a *planted* feature: a direction added to one token's
@@ -11,10 +11,10 @@ import copy
 import itertools
 
 import torch
-from sae_lens import StandardSAE, StandardSAEConfig
 
 from attribution.anatomy.adapters import architecture_spec
 from attribution.features.dictionary import FeatureDictionary, bind
+from attribution.features.fit import fit_sae
 from attribution.features.streams import residual_states
 from attribution.interventions.inputs import prepare
 from attribution.models import LoadedModel
@@ -38,27 +38,6 @@ def states_at(loaded: LoadedModel, texts: list[str], layer: int, side: str = "de
     spec = architecture_spec(loaded.model)
     rows = [residual_states(loaded, spec, prepare(loaded, text).inputs, side)[0, layer] for text in texts]
     return torch.cat(rows)
-
-
-def fit_sae(states: torch.Tensor, *, width: int, steps: int = 400, l1: float = 2e-2, seed: int = 0) -> StandardSAE:
-    """A SAELens ``StandardSAE`` fitted to ``states`` (Adam on reconstruction + L1 on ``a·|d|``), decoder rows
-    normalised at the end (the encoder rescaled so the same states give the same reconstruction)."""
-    torch.manual_seed(seed)
-    sae = StandardSAE(StandardSAEConfig(d_in=states.shape[1], d_sae=width))
-    with torch.no_grad():
-        sae.b_dec.copy_(states.mean(0))
-    optimiser = torch.optim.Adam(sae.parameters(), lr=3e-3)
-    scale = states.pow(2).sum(-1).mean()
-    for _ in range(steps):
-        activations = sae.encode(states)
-        reconstruction = sae.decode(activations)
-        loss = (reconstruction - states).pow(2).sum(-1).mean() / scale
-        loss = loss + l1 * (activations * sae.W_dec.norm(dim=-1)).sum(-1).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    sae.fold_W_dec_norm()
-    return sae
 
 
 def planted_model(loaded: LoadedModel, token: str, direction: torch.Tensor) -> LoadedModel:
