@@ -180,6 +180,28 @@ def top_activations_figure(viewer: TopActivations) -> LayoutDOM:
         ],
         name="writes",
     )
+    labels = [f"{i + 1}. {display_token(example.token, style)}" for i, example in enumerate(viewer.examples)]
+    plot = figure(
+        title=f"largest activations of {viewer.unit}",
+        x_range=labels or ["none"],
+        height=220,
+        sizing_mode="stretch_width",
+        tools="hover,save",
+        name="top activations",
+    )
+    source = ColumnDataSource(
+        {
+            "example": labels,
+            "activation": [example.activation for example in viewer.examples],
+            "record": [example.record for example in viewer.examples],
+        }
+    )
+    plot.vbar(x="example", top="activation", width=0.8, source=source)
+    plot.select_one(HoverTool).tooltips = [("record", "@record"), ("activation", "@activation{0.0000}")]
+    plot.xaxis.major_label_orientation = math.pi / 3
     return column(
-        writes, Div(text=top_activations_html(viewer), disable_math=True, name="examples"), sizing_mode="stretch_width"
+        writes,
+        plot,
+        Div(text=top_activations_html(viewer), disable_math=True, name="examples"),
+        sizing_mode="stretch_width",
     )
