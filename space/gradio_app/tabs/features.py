@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 BUNDLED_SAES = {"tiny-ioi-gpt2": "tiny-ioi-gpt2-sae"}
 #: Models with SAELens pretrained residual SAEs: (release, SAE id of graph layer l = blocks.l.hook_resid_pre).
 PRETRAINED_SAES = {"gpt2": ("gpt2-small-res-jb", "blocks.{layer}.hook_resid_pre")}
+#: SAEs kept loaded at once (GPT-2 small's are ~150 MB each), the least recently loaded dropped first.
+MAX_LOADED_SAES = 2
 #: Most features listed, most viewer examples, the largest steering strength the tab accepts.
 MAX_FEATURES = 30
 VIEWER_EXAMPLES = 20
@@ -71,6 +73,8 @@ def sae_for(model: str, layer: int, *, hub_reachable: bool) -> FeatureDictionary
         if dictionary.layer != layer:
             raise InvalidInputError(f"The SAE offered for {model} reads graph layer {dictionary.layer}, not {layer}.")
         _loaded_saes[key] = dictionary
+        while len(_loaded_saes) > MAX_LOADED_SAES:
+            del _loaded_saes[next(iter(_loaded_saes))]
         return dictionary
 
 
