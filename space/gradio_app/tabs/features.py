@@ -162,6 +162,18 @@ def run_layer_comparison(ctx: AppContext, model: str, text_a: str, text_b: str) 
         return compare_prompts(loaded, text_a, text_b, max_tokens=ctx.config.max_input_tokens)
 
 
+def feature_examples(bundled: tuple[str, ...]) -> list[list[Any]]:
+    """(model, prompt, node, features listed, prompt A, prompt B) on the bundled models that have an SAE."""
+    from space.gradio_app.examples import ioi_prompts, swap_names
+
+    models = [model for model in bundled if model in BUNDLED_SAES]
+    return [
+        [model, prompt, "decoder:2:after_ffn:1", 8, prompt, swap_names(prompt)]
+        for model in models
+        for prompt in ioi_prompts(1)
+    ]
+
+
 @dataclass
 class _Endpoints:
     node: Any
@@ -240,6 +252,14 @@ def build(page: Page) -> None:
         endpoints = _endpoints(page.ctx)
         group = page.groups["intervention"]
         run.click(endpoints.node, [model, text, node, k], [section, result_json], api_name="features", **group)
+        rows = feature_examples(page.bundled)
+        if rows:
+            gr.Examples(
+                rows,
+                [model, text, node, k, text_a, text_b],
+                elem_id="features-examples",
+                label="Example (the bundled model and its SAE): fills the prompts, then press the buttons",
+            )
         redraw(change.click, change_plot).then(
             endpoints.intervention,
             [model, text, component, mode, strength],
