@@ -6,9 +6,10 @@ import pytest
 
 from attribution.models import LoadedModel, load_model
 from tests.support.random_models import FAMILIES, VARIANTS, build_random_model, louder_attention
+from tests.support.tiers import across_families
 
 
-@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
+@pytest.fixture(scope="module", params=across_families(FAMILIES + VARIANTS))
 def family_model(request: pytest.FixtureRequest) -> LoadedModel:
     """A random-initialised model (non-zero biases) of every family and layout, built once per test module.
 

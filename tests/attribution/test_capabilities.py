@@ -31,6 +31,7 @@ from attribution.inseq_runner import attribute, check_supported, run_checked
 from tests.support import texts
 from tests.support.paths import REPO
 from tests.support.random_models import FAMILIES, build_random_model
+from tests.support.tiers import across_families
 
 PROMPT = texts.SHORT_PROMPT
 CONTINUATION = texts.SHORT_CONTINUATION
@@ -145,7 +146,7 @@ def _hook_count(model: torch.nn.Module) -> int:
     )
 
 
-@pytest.mark.parametrize("cell", CELLS, ids=_ids(CELLS))
+@pytest.mark.parametrize("cell", across_families(CELLS, lambda cell: cell.family), ids=_ids(CELLS))
 def test_capability_cell(models, cell):
     loaded = models(cell.family)
     text, target = _inputs(cell.kind)
@@ -227,7 +228,7 @@ def described_failure(cell: Cell) -> DescribedFailure:
     raise AssertionError(f"describe how {cell.method} fails on {cell.family} for the note {note!r}")
 
 
-@pytest.mark.parametrize("cell", REFUSED, ids=_ids(REFUSED))
+@pytest.mark.parametrize("cell", across_families(REFUSED, lambda cell: cell.family), ids=_ids(REFUSED))
 def test_refusals_fail_as_their_note_says_and_leave_the_model_intact(models, cell):
     loaded = models(cell.family)
     text, target = (SOURCE, TRANSLATION) if cell.kind == "seq2seq" else (PROMPT, f"{PROMPT} {CONTINUATION}")

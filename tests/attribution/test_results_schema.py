@@ -16,6 +16,7 @@ from attribution.models import load_model
 from attribution.results import AttributionResult, Comparison, ContributionGraph, load_result, load_result_file
 from tests.support.hostile_inputs import result_json_cases, valid_attribution, valid_comparison, valid_graph
 from tests.support.random_models import FAMILIES, build_random_model
+from tests.support.tiers import across_families
 
 CAP = 200_000
 
@@ -104,7 +105,7 @@ def test_a_newer_schema_and_the_wrong_class_are_named() -> None:
         Comparison.from_json(json.dumps(comparison))
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", across_families(sorted(FAMILIES)))
 def test_real_graphs_of_every_family_pass_the_schema(family: str) -> None:
     """The checks (edges join stored nodes, a weight per head, layers and tokens in range) hold for real output."""
     loaded = build_random_model(family, seed=0)

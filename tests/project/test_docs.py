@@ -78,6 +78,7 @@ def test_docs_blocks_run_as_written(workdir):
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_serve_and_the_client_examples(workdir):
     """``attribution-explorer serve`` as the README writes it, then every ``gradio_client`` example against it."""
     servers = Servers()

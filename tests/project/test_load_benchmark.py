@@ -33,6 +33,7 @@ def _run(*arguments: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_the_mix_times_every_endpoint_alone_and_under_load() -> None:
     printed = _run("--clients", "2", "--requests", "4", "--alone", "1", "--seed", "1")
     assert printed.startswith("2 clients × 4 requests (8 in all) in "), printed
@@ -42,6 +43,7 @@ def test_the_mix_times_every_endpoint_alone_and_under_load() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_the_long_run_reads_the_servers_memory_at_every_checkpoint() -> None:
     printed = _run("long", "--total", "24", "--every", "8", "--clients", "4")
     assert "(failures: none)" in printed, printed
@@ -51,6 +53,7 @@ def test_the_long_run_reads_the_servers_memory_at_every_checkpoint() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_the_busy_run_times_cheap_requests_while_every_model_slot_is_taken() -> None:
     printed = _run("busy", "--cheap", "1", "--settle", "15")
     groups = GROUP_ROW.findall(printed)

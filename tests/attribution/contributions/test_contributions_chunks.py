@@ -31,6 +31,7 @@ from attribution.models import LoadedModel
 from tests.support import texts
 from tests.support.contributions_reference import ReferenceStack
 from tests.support.random_models import FAMILIES, VARIANTS, build_random_model, louder_attention
+from tests.support.tiers import across_families
 
 PROMPT = texts.RANDOM_PROMPT
 SOURCE = texts.RANDOM_SOURCE
@@ -44,7 +45,7 @@ LONG_TARGET = " ".join(TARGET.split() * 4)
 BUDGETS = (64, 4096, decompose.DEFAULT_BUDGET)
 
 
-@pytest.fixture(scope="module", params=FAMILIES + VARIANTS)
+@pytest.fixture(scope="module", params=across_families(FAMILIES + VARIANTS))
 def long_input_model(request) -> tuple[LoadedModel, dict[str, torch.Tensor]]:
     loaded = build_random_model(request.param, seed=5)
     if request.param in ("bart", "marian", "mbart", "m2m_100"):

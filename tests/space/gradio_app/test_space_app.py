@@ -89,6 +89,7 @@ def _tokens(model: str, text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------- Attribute tab
 
 
+@pytest.mark.server
 def test_offline_app_offers_the_local_models_only(served):
     offer = served.ctx.offer
     assert set(offer.models) >= {served.causal, served.seq2seq}
@@ -96,6 +97,7 @@ def test_offline_app_offers_the_local_models_only(served):
     assert "unreachable" in offer.notice
 
 
+@pytest.mark.server
 def test_attribute_causal_matches_the_library(served, client):
     plot, tokens_html, table, result_json = _attribute(client, served.causal, PROMPT)
     result = AttributionResult.from_json(result_json)
@@ -118,6 +120,7 @@ def test_attribute_causal_matches_the_library(served, client):
     np.testing.assert_allclose(result.target_scores, direct.target_scores, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.server
 def test_attribute_seq2seq_with_target(served, client):
     _, tokens_html, _, result_json = _attribute(
         client, served.seq2seq, TRANSLATION["source"], TRANSLATION["target"], method="attention"
@@ -145,6 +148,7 @@ def test_attribute_seq2seq_with_target(served, client):
 # ------------------------------------------------------------------------------- Contribution graph tab
 
 
+@pytest.mark.server
 def test_graph_root_nodes_and_edges(served, client):
     plot, graph_json = client.predict(served.causal, PROMPT, "", LOW_THRESHOLD, False, "-1", api_name="/graph")
     graph = ContributionGraph.from_json(graph_json)
@@ -191,6 +195,7 @@ def test_graph_root_nodes_and_edges(served, client):
 # ------------------------------------------------------------------------------------------ Compare tab
 
 
+@pytest.mark.server
 def test_compare_agreement_and_aer_match_the_library(served, client):
     source, target, gold = (TRANSLATION[key] for key in ("source", "target", "alignment"))
     plot, comparison_json = client.predict(
@@ -217,6 +222,7 @@ def test_compare_agreement_and_aer_match_the_library(served, client):
 # ------------------------------------------------------------------------------------------- Export tab
 
 
+@pytest.mark.server
 def test_export_every_format(served, client):
     *_, result_json = _attribute(client, served.causal, PROMPT)
     page_path, preview = client.predict(
@@ -246,6 +252,7 @@ def test_export_every_format(served, client):
     assert "<html" not in snippet.lower() and "<script" in snippet
 
 
+@pytest.mark.server
 def test_push_to_the_local_hub_and_a_rejected_token(served, client, monkeypatch):
     from huggingface_hub import constants
 
@@ -307,6 +314,7 @@ def _bad_requests(served: Served) -> list[tuple[str, tuple, str]]:
     ]
 
 
+@pytest.mark.server
 def test_bad_inputs_show_the_message_and_the_app_keeps_serving(served, client):
     for api_name, args, message in _bad_requests(served):
         with pytest.raises(AppError) as caught:
@@ -319,6 +327,7 @@ def test_bad_inputs_show_the_message_and_the_app_keeps_serving(served, client):
 # ------------------------------------------------------------------------------ concurrency and memory
 
 
+@pytest.mark.server
 def test_eight_parallel_clients_all_get_their_own_correct_answer(served):
     prompts = [" ".join(PROMPT.split()[: 6 + i]) for i in range(8)]
     expected = {text: attribute(_reference(served.causal), text, max_new_tokens=MAX_NEW_TOKENS) for text in prompts}
@@ -339,6 +348,7 @@ def test_eight_parallel_clients_all_get_their_own_correct_answer(served):
         np.testing.assert_allclose(result.target_scores, expected[text].target_scores, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.server
 def test_model_cache_stays_bounded(served, client):
     for model in (served.causal, served.seq2seq, served.extra, served.causal):
         text = TRANSLATION["source"] if model == served.seq2seq else "the cat sees the dog"
@@ -350,6 +360,7 @@ def test_model_cache_stays_bounded(served, client):
 # ------------------------------------------------------------------------------------------------ browser
 
 
+@pytest.mark.server
 @pytest.mark.browser
 @pytest.mark.slow
 def test_browser_type_run_draw_slide_export_and_open(served, new_page, tmp_path):
@@ -596,6 +607,7 @@ def _open_app(new_page, served, width: int):
     return session
 
 
+@pytest.mark.server
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
@@ -651,6 +663,7 @@ def _table_rows_match(shown: list[list[str]], expected: list[list]) -> None:
                 assert cell == str(value), (cells, row)
 
 
+@pytest.mark.server
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
@@ -714,6 +727,7 @@ def test_graph_tab_at_width_and_a_tap_fills_the_apps_tables(served, new_page, wi
     session.assert_clean()
 
 
+@pytest.mark.server
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
@@ -754,6 +768,7 @@ _PAGE_AGREEMENT_JS = """() => {
 }"""
 
 
+@pytest.mark.server
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_export_preview_takes_its_pages_height(served, new_page) -> None:
@@ -774,6 +789,7 @@ def test_the_export_preview_takes_its_pages_height(served, new_page) -> None:
     session.assert_clean()
 
 
+@pytest.mark.server
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
@@ -818,6 +834,7 @@ def _wait_until(page, condition, timeout_s: float) -> bool:
     return True
 
 
+@pytest.mark.server
 @pytest.mark.browser
 @pytest.mark.slow
 def test_the_graph_shows_the_latest_request_only(served, new_page, monkeypatch) -> None:

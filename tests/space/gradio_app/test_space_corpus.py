@@ -131,6 +131,7 @@ def served():
         demo.close()
 
 
+@pytest.mark.server
 def test_the_app_runs_an_uploaded_corpus_and_refuses_a_big_one(served, tmp_path) -> None:
     from gradio_client import Client, handle_file
 
@@ -156,6 +157,7 @@ _WATCH_LOADING_LINE_JS = """() => new MutationObserver(() => {
 }).observe(document.body, {childList: true, subtree: true})"""
 
 
+@pytest.mark.server
 @pytest.mark.browser
 def test_the_compare_tab_uploads_a_corpus_and_shows_its_report(served, new_page, tmp_path) -> None:
     data = write_jsonl(tmp_path / "pairs.jsonl", translation_rows(3))

@@ -102,6 +102,7 @@ def _refused(answer: Answer, expect: str) -> str:
     return message
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_hostile_corpus_one_line_each_memory_bounded_next_request_served(app: AppProcess, tmp_path: Path) -> None:
     # Warm up (every code path the corpus reaches once, so imports are not counted as growth): both models,
@@ -302,6 +303,7 @@ def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own(
     assert asked == [], f"cheap events asked for a model: {asked}"
 
 
+@pytest.mark.server
 def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(app: AppProcess) -> None:
     graph_json = _graph_json(app)
     reference = _attribute(app, "tiny-synth-translate", SOURCE, TARGET)
@@ -353,6 +355,7 @@ def test_a_request_past_its_budget_is_stopped_while_cheap_requests_are_served(ap
     assert rewalked.threshold == 0.2 and all(edge.weight >= 0.2 for edge in rewalked.edges)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.slow
 def test_exports_live_in_one_bounded_folder_and_go_at_shutdown(tmp_path: Path, signum: int) -> None:
@@ -397,6 +400,7 @@ graph_selection.node_details, graph_selection.edge_details = failing("node_detai
 """
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_an_unexpected_failure_in_node_and_edge_details_is_the_generic_line(tmp_path: Path) -> None:
     """``/graph_node`` and ``/graph_edge`` call a ``functools.partial``: the error wrapper must still log it and
@@ -416,6 +420,7 @@ def test_an_unexpected_failure_in_node_and_edge_details_is_the_generic_line(tmp_
     assert log.count("RuntimeError: injected failure") == 2
 
 
+@pytest.mark.server
 def test_json_integers_of_5000_digits_are_the_one_refusal_on_every_json_endpoint(app: AppProcess) -> None:
     """Python's int parser refuses more than 4,300 digits with a ValueError: every endpoint reading result JSON
     answers its one refusal line (never the generic error, never a logged traceback), and serves the next request."""

@@ -182,6 +182,7 @@ def test_faithfulness_columns_have_no_aer_without_a_gold_alignment(ctx):
             compare_tab.faithfulness_table(ctx, hostile)
 
 
+@pytest.mark.server
 def test_served_app_intervene_ablate_faithfulness_and_export(served, client):
     summary, plot, _, patching_json = client.predict(
         served.causal, PROMPT, examples.swap_names(PROMPT), "", "", "", "-1", api_name="/intervene"
@@ -222,6 +223,7 @@ def test_served_app_intervene_ablate_faithfulness_and_export(served, client):
     assert "patching" in Path(page).name and "cdn.bokeh.org" not in Path(page).read_text(encoding="utf-8")
 
 
+@pytest.mark.server
 @pytest.mark.browser
 def test_browser_intervene_tab_example_draws(served, new_page):
     session = new_page(served.url, allowed_origin=served.url.rstrip("/"), viewport=(1400, 1100))

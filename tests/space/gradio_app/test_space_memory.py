@@ -65,6 +65,7 @@ def _node_details(app: AppProcess, graph_json: str, node: str) -> None:
     assert answer.event == "complete" and answer.data[0]["data"], answer.data
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_server_memory_stops_growing_with_the_number_of_requests(app: AppProcess) -> None:
     result_json, graph_json = _attribution_json(app), _graph_json(app)
@@ -83,6 +84,7 @@ def test_server_memory_stops_growing_with_the_number_of_requests(app: AppProcess
     assert growth < SECOND_HALF_GROWTH_LIMIT_MIB, f"server memory grew by {growth:.0f} MiB"
 
 
+@pytest.mark.server
 def test_a_session_keeps_no_copy_of_what_its_requests_sent_or_got_back(app: AppProcess) -> None:
     # Gradio's deep-link route writes a session's kept copy to disk, so it shows what the session holds.
     result_json = _attribution_json(app)

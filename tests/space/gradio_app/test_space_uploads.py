@@ -118,6 +118,7 @@ def _upload_files(app: AppProcess) -> set[Path]:
     }
 
 
+@pytest.mark.server
 def test_a_compressed_bomb_and_big_uploads_are_refused_unread_and_deleted(app: AppProcess) -> None:
     _good_run(app, "warm.jsonl")  # every code path once, so that imports are not counted as growth
     rss_before = app.rss_mib()
@@ -150,6 +151,7 @@ def test_a_compressed_bomb_and_big_uploads_are_refused_unread_and_deleted(app: A
     assert growth < RSS_GROWTH_LIMIT_MIB, f"server memory grew by {growth:.0f} MiB"
 
 
+@pytest.mark.server
 def test_oversized_bodies_are_refused_before_they_are_read(app: AppProcess) -> None:
     attribute = ("the cat sees a bird", "ka vesa mi avi vidas", "saliency", ["probability"], "", "", "")
     assert call(app.url, "attribute", MODEL, *attribute).event == "complete"  # warm-up
@@ -175,6 +177,7 @@ def test_oversized_bodies_are_refused_before_they_are_read(app: AppProcess) -> N
     assert growth < RSS_GROWTH_LIMIT_MIB, f"server memory grew by {growth:.0f} MiB"
 
 
+@pytest.mark.server
 def test_a_bad_record_in_an_upload_fails_alone_and_the_good_ones_are_done(app: AppProcess) -> None:
     _good_run(app, "warm.jsonl")  # every code path once, so that imports are not counted as growth
     rss_before = app.rss_mib()
@@ -216,6 +219,7 @@ class _CountingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.mark.server
 @pytest.mark.slow
 def test_file_inputs_name_only_this_sessions_uploads_and_the_cache_clean_up_survives(tmp_path: Path) -> None:
     """Folders, URLs, server files, another session's upload: refused before Gradio acts on them. Gradio's cache

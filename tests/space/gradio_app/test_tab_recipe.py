@@ -80,6 +80,7 @@ def test_the_handler_answers_without_gradio() -> None:
         tokens_of(ctx, "gpt9", TEXT)
 
 
+@pytest.mark.server
 def test_the_tab_comes_after_the_others_and_its_endpoint_answers(app: tuple[gr.Blocks, str]) -> None:
     demo, url = app
     tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
