@@ -35,6 +35,7 @@ def bundled_sae():
     return load_sae_folder(bundled_model_path(MODEL).parent / "tiny-ioi-gpt2-sae")
 
 
+@pytest.mark.slow
 def test_handlers_give_what_the_library_gives(ctx, bundled_sae):
     loaded = ctx.load(MODEL)
     view = features_tab.run_node_features(ctx, MODEL, PROMPT, "decoder:2:after_ffn:1", 5)
@@ -89,6 +90,7 @@ def test_mistakes_are_one_line(ctx, call, message):
 
 
 @pytest.mark.browser
+@pytest.mark.server
 @pytest.mark.parametrize("width", [1400, 800])
 def test_browser_features_tab_at_both_widths(served, new_page, width):
     session = new_page(served.url, allowed_origin=served.url.rstrip("/"), viewport=(width, 1100))
