@@ -125,6 +125,23 @@ def run_feature_intervention(
         )
 
 
+def run_feature_route(ctx: AppContext, model: str, text: str, component: str, mode: str, strength: float | None) -> Any:
+    """The contribution graph of the pass with the feature ablated / steered: the route re-drawn after it."""
+    from attribution.interventions.graph_after import graph_after_intervention
+
+    loaded, dictionary = _model_and_sae(ctx, model, text, _layer_of(component))
+    with ctx.time_budget(loaded, "The re-drawn route", no_progress, hint=INTERVENTION_BUDGET_HINT):
+        return graph_after_intervention(
+            loaded,
+            text,
+            [component.strip()],
+            mode=mode,
+            strength=float(strength) if mode == "steer" and strength is not None else None,
+            saes=[dictionary],
+            max_tokens=ctx.config.max_input_tokens,
+        )
+
+
 def sample_corpus(loaded: LoadedModel) -> list[str]:
     """The app's corpus for the viewer: the bundled sample prompts (sources for a translation model)."""
     samples = json.loads(samples_path().read_text(encoding="utf-8"))
@@ -178,6 +195,7 @@ def feature_examples(bundled: tuple[str, ...]) -> list[list[Any]]:
 class _Endpoints:
     node: Any
     intervention: Any
+    route: Any
     viewer: Any
     compare: Any
 
@@ -202,6 +220,10 @@ def _endpoints(ctx: AppContext) -> _Endpoints:
         return summary, build_figure(result), result.to_json()
 
     @user_errors
+    def feature_route(model, text, component, mode, strength):
+        return build_figure(run_feature_route(ctx, model, text, component, mode, strength))
+
+    @user_errors
     def viewer(model, unit, progress=TRACK_PROGRESS):
         result = run_viewer(ctx, model, unit, reporter(progress))
         return build_figure(result), result.to_json()
@@ -211,7 +233,7 @@ def _endpoints(ctx: AppContext) -> _Endpoints:
         result = run_layer_comparison(ctx, model, text_a, text_b)
         return build_figure(result), result.to_json()
 
-    return _Endpoints(features, feature_intervention, viewer, compare)
+    return _Endpoints(features, feature_intervention, feature_route, viewer, compare)
 
 
 def build(page: Page) -> None:
@@ -235,6 +257,8 @@ def build(page: Page) -> None:
         change = gr.Button("Intervene on the feature", elem_id="features-intervene")
         change_summary = gr.Markdown(elem_id="features-intervention-summary")
         change_plot = gr.Plot(show_label=False, elem_id="features-intervention-plot")
+        gr.Markdown("**The route re-drawn on the intervened pass**")
+        route_plot = gr.Plot(show_label=False, elem_id="features-route-plot")
         gr.Markdown("**Neuron / feature viewer** (what it writes, where it fires most over the sample prompts)")
         with gr.Row():
             unit = gr.Textbox(value="decoder:2:neuron:0", label="Neuron or feature", elem_id="features-unit")
@@ -266,6 +290,10 @@ def build(page: Page) -> None:
             [change_summary, change_plot, result_json],
             api_name="feature_intervention",
             **group,
+        ).then(
+            lambda: None, None, route_plot
+        ).then(  # one Bokeh figure per event: two at once race in Gradio's Bokeh view
+            endpoints.route, [model, text, component, mode, strength], route_plot, api_name="feature_route", **group
         )
         redraw(view.click, viewer_plot).then(
             endpoints.viewer, [model, unit], [viewer_plot, result_json], api_name="viewer", **group

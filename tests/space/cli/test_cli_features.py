@@ -33,6 +33,9 @@ def test_intervene_steers_an_sae_feature_as_the_library_does(tmp_path: Path):
     )
     assert written.mode == "steer" and written.strength == 10.0 and written.components == ["decoder:2:sae:215@13"]
     assert written.predictions == expected.predictions
+    page = tmp_path / "steer.html"
+    assert main(["export", str(out), "--out", str(page)]) == 0
+    assert "steering (strength 10.0)" in page.read_text(encoding="utf-8")
 
 
 def test_intervene_sae_mistakes_are_one_line(tmp_path: Path, capsys):

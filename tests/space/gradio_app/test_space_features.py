@@ -11,6 +11,7 @@ import pytest
 from attribution.errors import InvalidInputError
 from attribution.features import compare_prompts, load_sae_folder, node_features, top_activations
 from attribution.interventions.ablation import intervene
+from attribution.interventions.graph_after import graph_after_intervention
 from attribution.models import bundled_model_path
 from space.gradio_app import context
 from space.gradio_app.config import SpaceConfig
@@ -46,6 +47,11 @@ def test_handlers_give_what_the_library_gives(ctx, bundled_sae):
     component = f"decoder:2:sae:{view.features[0].feature}@1"
     ablated = features_tab.run_feature_intervention(ctx, MODEL, PROMPT, component, "zero", None)
     assert ablated.predictions == intervene(loaded, PROMPT, [component], saes=[bundled_sae]).predictions
+    route = features_tab.run_feature_route(ctx, MODEL, PROMPT, component, "steer", 8.0)
+    direct_route = graph_after_intervention(loaded, PROMPT, [component], mode="steer", strength=8.0, saes=[bundled_sae])
+    assert [(e.source, e.target, e.weight) for e in route.edges] == [
+        (e.source, e.target, e.weight) for e in direct_route.edges
+    ]
     steered = features_tab.run_feature_intervention(ctx, MODEL, PROMPT, component, "steer", 8.0)
     assert (
         steered.strength == 8.0 and steered.predictions[0].probability_after != ablated.predictions[0].probability_after
@@ -106,6 +112,7 @@ def test_browser_features_tab_at_both_widths(served, new_page, width):
     page.fill("#features-component textarea", f"decoder:2:sae:{feature}@1")
     page.click("#features-intervene")
     wait_for_drawing(page, "#features-intervention-plot")
+    wait_for_drawing(page, "#features-route-plot")
     assert "→" in page.inner_text("#features-intervention-summary")
     page.click("#features-view")
     wait_for_drawing(page, "#features-viewer-plot")
