@@ -216,6 +216,17 @@ def supported_methods(kind: ModelKind, model_type: str) -> list[str]:
     return [name for name in METHODS if refusal_reason(name, kind, model_type) is None]
 
 
+def runnable_methods() -> list[str]:
+    """The methods that run here on at least one tested architecture (what the app and ``attribute --help``
+    offer), in :data:`METHODS` order: a method refused on every one (``reagent`` offline) or missing its
+    optional dependencies is left out."""
+    return [
+        name
+        for name in METHODS
+        if any(refusal_reason(name, kind, family) is None for family, kind in TESTED_FAMILIES.items())
+    ]
+
+
 def check_method(method: str, kind: ModelKind, model_type: str) -> MethodSpec:
     """Return the spec of ``method`` or raise the error a user should see (unknown or unsupported)."""
     if method in METHODS and (reason := refusal_reason(method, kind, model_type)) is None:

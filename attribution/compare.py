@@ -24,13 +24,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from attribution.errors import InvalidInputError
+from attribution.progress import Progress, no_progress, part
 from attribution.results import AttributionResult, Comparison
+
+if TYPE_CHECKING:
+    from attribution.languages import Languages
+    from attribution.models import LoadedModel
 
 AlignmentMode = Literal["argmax", "threshold"]
 ALIGNMENT_MODES: tuple[AlignmentMode, ...] = ("argmax", "threshold")
@@ -151,6 +156,35 @@ def alignment_error_rate(
     return aer(alignment_from_scores(scores, mode=mode, threshold=threshold), gold_links)
 
 
+_KIND_WORDS = {
+    "causal": "a causal language model (it continues a prompt)",
+    "seq2seq": "a sequence-to-sequence model (it translates or rewrites a source sentence)",
+}
+
+
+def check_same_kind(kinds: Mapping[str, str]) -> None:
+    """Refuse to compare models of different kinds (``{model: "causal" | "seq2seq"}``) before anything runs:
+    causal and seq2seq models explain different token sequences of the same text."""
+    if len(set(kinds.values())) > 1:
+        described = "; ".join(f"{model} is {_KIND_WORDS.get(kind, kind)}" for model, kind in kinds.items())
+        raise InvalidInputError(
+            f"These models cannot be compared on one input: {described}. Their attributions cover different "
+            "tokens (a prompt and its continuation vs. a source and its translation). Compare causal models "
+            "with each other, or sequence-to-sequence models with each other."
+        )
+
+
+def check_alignment(pharaoh: str, text: str, target: str, *, kind: str = "seq2seq") -> set[tuple[int, int]]:
+    """The links of a gold alignment of a run on ``text`` explaining ``target``, checked against the whitespace
+    words of both sides before any model runs (a causal model's sides: the prompt and its continuation, with
+    or without the prompt in front): malformed links and links past either side's last word are refused."""
+    links = parse_alignment(pharaoh)
+    if kind == "causal" and target.startswith(text):
+        target = target[len(text) :]
+    _check_links_fit(links, (len(text.split()), len(target.split())))
+    return links
+
+
 def _check_links_fit(links: set[tuple[int, int]], shape: tuple[int, int]) -> None:
     for source, target in sorted(links):
         if source >= shape[0] or target >= shape[1]:
@@ -224,3 +258,29 @@ def compare(
         matrix.append(row)
     aers = [alignment_error_rate(r, gold_alignment) if gold_alignment is not None else None for r in results]
     return Comparison(results=results, labels=labels, rank_correlation=matrix, gold_alignment=gold_alignment, aer=aers)
+
+
+def compare_runs(
+    runs: Sequence[tuple[LoadedModel, Mapping[str, Any]]],
+    text: str,
+    labels: Sequence[str],
+    *,
+    gold_alignment: str | None = None,
+    max_tokens: int | None = None,
+    languages: Languages | None = None,
+    progress: Progress = no_progress,
+) -> Comparison:
+    """Attribute ``text`` with each (model, :func:`attribution.inseq_runner.attribute` keyword arguments) run, in
+    order, and compare the results (the app's Compare tab and the ``compare`` command).
+
+    The runs' arguments should name one target (typed, or the first model's output generated beforehand:
+    :func:`attribution.inseq_runner.generate_target`), so that every result explains the same tokens and
+    their cells line up. ``progress`` hears of each run as its share of the whole.
+    """
+    from attribution.inseq_runner import attribute
+
+    results = []
+    for i, ((loaded, arguments), label) in enumerate(zip(runs, labels, strict=True)):
+        share = part(progress, i / len(runs), (i + 1) / len(runs), label)
+        results.append(attribute(loaded, text, **arguments, max_tokens=max_tokens, progress=share, languages=languages))
+    return compare(results, labels, gold_alignment=gold_alignment)

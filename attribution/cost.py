@@ -117,16 +117,20 @@ def estimate_attribution_cost(
     method_params: Mapping[str, Any] | None = None,
     step_scores: Iterable[str] = (),
     max_new_tokens: int = 20,
+    generated: bool = False,
 ) -> CostEstimate:
     """The model passes :func:`attribution.inseq_runner.attribute` would spend on these arguments.
 
     Tokenizes the texts (cheap) and never runs the model. Without a target, ``max_new_tokens``
-    generated tokens are assumed (the most generation can give).
+    generated tokens are assumed (the most generation can give: a bound, often far above the real
+    output). A caller that can afford one generation gets the real count instead: it generates the target
+    first (:func:`attribution.inseq_runner.generate_target`) and passes it with ``generated=True``, which
+    counts the passes that generation spent too.
     """
     source_tokens = loaded.count_tokens(text)
-    generated = target is None
+    assumed = target is None  # no output yet: max_new_tokens of it are assumed
     if loaded.kind == "seq2seq":
-        steps = max_new_tokens + 1 if generated else len(loaded.tokenizer(text_target=target)["input_ids"])
+        steps = max_new_tokens + 1 if assumed else len(loaded.tokenizer(text_target=target)["input_ids"])
         input_tokens = source_tokens + steps + 1  # the decoder also reads its start token and the target prefix
     else:
         whole = (
@@ -145,13 +149,24 @@ def estimate_attribution_cost(
         passes += steps  # step scores are computed in a second pass
     if contrast_target is not None:
         passes *= 2
-    if generated:
+    if generated or assumed:
         passes += steps
     return CostEstimate(f"{method} on {loaded.model_id}", steps, input_tokens, max(passes, 1))
 
 
 #: What to try when an attribution request is over the cap.
 ATTRIBUTION_HINT = "Use a shorter text or target, fewer methods, or a cheaper method (saliency, attention)."
+
+
+def attribution_hint(*, target_typed: bool, several_methods: bool = False) -> str:
+    """What to try when an attribution request is over the cap, in the words of what was asked.
+
+    With no target typed the explained tokens are the model's own output, so "a shorter target" would
+    point at an empty box: the hint says a typed target explains only the part of the output typed.
+    """
+    text = "a shorter text or target" if target_typed else "a shorter text, a target (part of the output)"
+    fewer = "fewer methods, " if several_methods else ""
+    return f"Use {text}, {fewer}or a cheaper method (saliency, attention)."
 
 
 def check_cost(

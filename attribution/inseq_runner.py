@@ -26,6 +26,7 @@ import bisect
 import functools
 import logging
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from inspect import signature
@@ -57,6 +58,11 @@ from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult
 
 logger = logging.getLogger(__name__)
+
+# A contrastive run always attributes the original inputs (Inseq's default, and what gradient methods need);
+# Inseq warns about it on every such run, naming a ``--contrast_force_inputs`` flag of its own command line
+# that neither this library nor its app or command line has. The warning says nothing a user here can act on.
+warnings.filterwarnings("ignore", message="Contrastive inputs do not match original inputs", category=UserWarning)
 
 #: Keyword arguments of Captum's ``attribute`` that Inseq fills itself (not user parameters).
 _INTERNAL_ARGS = frozenset(
@@ -347,6 +353,28 @@ def _full_target(loaded: LoadedModel, text: str, target: str, *, role: str, max_
     if full == text:
         raise InvalidInputError(f"The {role} only repeats the prompt: add the continuation to explain.")
     return loaded.validate_text(full, role=f"prompt with its {role}", max_tokens=max_tokens)
+
+
+def generate_target(
+    loaded: LoadedModel,
+    text: str,
+    *,
+    max_new_tokens: int = 20,
+    max_tokens: int | None = None,
+    languages: Languages | None = None,
+) -> str:
+    """The target :func:`attribute` generates when none is given (greedy): the causal model's prompt and
+    continuation, or the seq2seq model's output.
+
+    A caller that generates it first can estimate the run's cost from the real output
+    (:func:`attribution.cost.estimate_attribution_cost`) and then pass it as the target: the run explains
+    the very same tokens, and generation is not done twice.
+    """
+    _check_max_new_tokens(max_new_tokens)
+    languages = check_languages(loaded, languages)
+    text = loaded.validate_text(text, role="input text", max_tokens=max_tokens)
+    with loaded.lock, model_state_guard(loaded), languages_set(loaded, languages):
+        return _generate(loaded, text, max_new_tokens, languages)
 
 
 def _generate(loaded: LoadedModel, text: str, max_new_tokens: int, languages: Languages = NO_LANGUAGES) -> str:

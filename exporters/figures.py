@@ -42,7 +42,7 @@ class Figure:
 _FIGURES: dict[str, Figure] = {
     "heatmap": Figure("exporters.heatmap:heatmap_figure", ("step_score",)),
     "graph": Figure("exporters.graph:graph_figure", ("root_token", "threshold", "selection_input")),
-    "compare": Figure("exporters.compare_view:comparison_figure"),
+    "compare": Figure("exporters.compare_view:comparison_figure", ("difference",)),
     "corpus": Figure("exporters.corpus_report:corpus_report_figure", ("max_table_rows", "max_details")),
     "intervention": Figure("exporters.interventions:intervention_figure"),
     "patching": Figure("exporters.interventions:patching_figure"),

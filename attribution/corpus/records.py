@@ -180,8 +180,8 @@ def read_records(
     fields = fields or FieldMap()
     source = Path(path)
     name = display_name or source.name
-    if not source.exists():
-        raise InvalidInputError(f"Data not found: {name}.")
+    if not source.exists():  # the path tried, in full (an upload: its own name only, never a server path)
+        raise InvalidInputError(f"Data not found: {display_name or source.absolute()}.")
     if not source.is_dir():
         check_regular_file(source, name)  # a device (/dev/zero), a pipe: no end, no size
     fmt = fmt or detect_format(source)

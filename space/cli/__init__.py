@@ -34,7 +34,7 @@ __all__ = ["BUILT_IN", "ENTRY_POINT_GROUP", "EXIT_INSTALL_ERROR", "EXIT_USER_ERR
 
 ENTRY_POINT_GROUP = "attribution_explorer.commands"
 #: The command line's own commands (modules of :mod:`space.cli.commands`), in help order.
-BUILT_IN = ("attribute", "graph", "intervene", "patch", "export", "corpus", "report")
+BUILT_IN = ("attribute", "compare", "graph", "intervene", "patch", "export", "corpus", "report")
 # Commands declared in the entry-point group by this distribution, used when its metadata is not installed
 # (a plain source checkout); an installed package declares the same values in pyproject.toml.
 _DECLARED_HERE = {"serve": "space.gradio_app.serve"}

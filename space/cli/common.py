@@ -52,10 +52,14 @@ def _bounded_int(value: str, minimum: int, maximum: int | None) -> int:
     return number
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Model, text and output options of every command that runs a model."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, several: bool = False) -> None:
+    """Model, text and output options of every command that runs a model (``several``: ``--model`` repeatable)."""
     parser.add_argument(
-        "--model", required=True, help="Hugging Face model id, local folder, or a bundled model name (tiny-ioi-gpt2)"
+        "--model",
+        required=True,
+        action="append" if several else "store",
+        help="Hugging Face model id, local folder, or a bundled model name (tiny-ioi-gpt2)"
+        + ("; repeat it to compare models of one kind" if several else ""),
     )
     parser.add_argument("--revision", default=None, help="model revision (branch, tag or commit) on the Hub")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
@@ -160,16 +164,17 @@ def check_text_options(args: argparse.Namespace) -> None:
                 check_unicode(text, role)
 
 
-def model_spec_from_args(args: argparse.Namespace, **placement: Any) -> ModelSpec:
-    """The :class:`~attribution.models.ModelSpec` of the model options (``placement``: the corpus command's
-    device map, memory, offload folder and threads), imports torch."""
+def model_spec_from_args(args: argparse.Namespace, name: str | None = None, **placement: Any) -> ModelSpec:
+    """The :class:`~attribution.models.ModelSpec` of the model options (``name``: one of several ``--model``;
+    ``placement``: the corpus command's device map, memory, offload folder and threads), imports torch."""
     from attribution.models import ModelSpec
 
-    return ModelSpec(args.model, revision=args.revision, device=args.device, dtype=args.dtype, **placement)
+    return ModelSpec(name or args.model, revision=args.revision, device=args.device, dtype=args.dtype, **placement)
 
 
-def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
-    """The :class:`attribution.models.LoadedModel` the model options name (imports torch and transformers).
+def load_model_from_args(args: argparse.Namespace, name: str | None = None) -> LoadedModel:
+    """The :class:`attribution.models.LoadedModel` the model options name (``name``: one of several ``--model``;
+    imports torch and transformers).
 
     Commands call it once every other option is checked; it checks the text options first, so that
     nothing a command line can get wrong is found only after the model has loaded.
@@ -177,7 +182,7 @@ def load_model_from_args(args: argparse.Namespace) -> LoadedModel:
     from attribution.models import load_model
 
     check_text_options(args)
-    return load_model(model_spec_from_args(args))
+    return load_model(model_spec_from_args(args, name))
 
 
 def write_result(result: Any, path: Path) -> None:

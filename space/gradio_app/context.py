@@ -10,8 +10,9 @@ schema-checked). :class:`~attribution.errors.AttributionExplorerError` is the on
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from attribution.budget import TimeBudget, time_budget
 from attribution.errors import InvalidInputError, ResultFormatError
+from attribution.languages import Languages
 from attribution.models import BUNDLED_MODELS, LoadedModel, ModelCache, ModelSpec, check_hub_id, load_model
 from attribution.progress import Progress
 from attribution.results import ResultType, load_result
@@ -107,22 +109,37 @@ class AppContext:
             if value:
                 loaded.validate_text(value, role=role.replace("_", " "), max_tokens=self.config.max_input_tokens)
 
-    def check_cost(self, estimates: Iterable[CostEstimate], what: str, *, intervention: bool = False) -> None:
+    def check_cost(
+        self, estimates: Iterable[CostEstimate], what: str, *, intervention: bool = False, hint: str | None = None
+    ) -> None:
         """Refuse a request whose model passes are over the operator's cap, before anything runs.
 
         Attribution runs and graphs are held to ``max_model_passes``, interventions to
-        ``max_intervention_passes`` (each with its hint). Without a cap nothing is estimated: a generator
-        of estimates is not even started.
+        ``max_intervention_passes`` (each with its hint, unless ``hint`` words it for the request). Without a
+        cap nothing is estimated: a generator of estimates is not even started.
         """
-        from attribution.cost import INTERVENTION_HINT, check_cost
+        from attribution.cost import ATTRIBUTION_HINT, INTERVENTION_HINT, check_cost
 
         cap = self.config.max_intervention_passes if intervention else self.config.max_model_passes
         if cap is None:
             return
-        if intervention:
-            check_cost(estimates, cap, what=what, hint=INTERVENTION_HINT)
-        else:
-            check_cost(estimates, cap, what=what)
+        check_cost(estimates, cap, what=what, hint=hint or (INTERVENTION_HINT if intervention else ATTRIBUTION_HINT))
+
+    def generate(self, loaded: LoadedModel, text: str, languages: Languages, progress: Progress) -> str:
+        """The model's own output for ``text`` (what an attribution without a target explains), generated
+        under the time budget so that the cost estimate counts the real tokens, not ``max_new_tokens``."""
+        from attribution.inseq_runner import generate_target
+
+        hint = "Type a target to explain instead of the model's output."
+        with self.time_budget(loaded, "Generating the output", progress, hint=hint) as report:
+            report(0, 1, "generating")
+            return generate_target(
+                loaded,
+                text,
+                max_new_tokens=self.config.max_new_tokens,
+                max_tokens=self.config.max_input_tokens,
+                languages=languages,
+            )
 
     @contextmanager
     def time_budget(
@@ -137,27 +154,82 @@ def _export_store(config: SpaceConfig, root: Path) -> ExportStore:
     return ExportStore(root, max_age_s=config.export_max_age_s, max_bytes=int(config.export_max_mb * 1024**2))
 
 
-def attribution_costs(
-    ctx: AppContext, runs: Iterable[tuple[LoadedModel, str, dict[str, Any]]]
-) -> Iterator[CostEstimate]:
-    """The cost of each (model, text, attribution arguments) run; texts are checked before they are tokenized."""
+@dataclass(frozen=True)
+class PlannedAttribution:
+    """One attribution run, checked and costed before it runs: ``arguments`` are
+    :func:`attribution.inseq_runner.attribute`'s, the target included (typed, or generated for the request)."""
+
+    loaded: LoadedModel
+    text: str
+    arguments: dict[str, Any]
+    estimate: CostEstimate
+
+
+def explained_target(
+    ctx: AppContext, loaded: LoadedModel, text: str, target: str | None, languages: Languages, progress: Progress
+) -> tuple[str, bool]:
+    """The target a request explains and whether it was generated here: the typed one (checked), else the
+    model's own output, generated now (cheap: one pass per token) so that the estimate counts its real length."""
+    ctx.check_texts(loaded, input_text=text, target=target)
+    typed = optional(target)
+    if typed is not None:
+        return typed, False
+    return ctx.generate(loaded, text, languages, progress), True
+
+
+def plan_attribution(
+    ctx: AppContext,
+    loaded: LoadedModel,
+    text: str,
+    method: str,
+    *,
+    target: str,
+    generated: bool,
+    step_scores: Sequence[str] = (),
+    contrast_target: str | None = None,
+) -> PlannedAttribution:
+    """``method`` on ``text`` and its target, with the config's parameters for the method, and its cost
+    (``generated``: the target was generated for this request, whose passes count too)."""
     from attribution.cost import estimate_attribution_cost
 
-    for loaded, text, arguments in runs:
-        ctx.check_texts(loaded, input_text=text, target=arguments.get("target"))
-        yield estimate_attribution_cost(loaded, text, **arguments)
+    arguments = {
+        "method": method,
+        "target": target,
+        "step_scores": tuple(step_scores),
+        "contrast_target": contrast_target,
+        "method_params": ctx.config.method_params.get(method),
+        "max_new_tokens": ctx.config.max_new_tokens,
+    }
+    estimate = estimate_attribution_cost(loaded, text, **arguments, generated=generated)
+    return PlannedAttribution(loaded, text, arguments, estimate)
+
+
+def cost_note(ctx: AppContext, estimates: Sequence[CostEstimate], hint: str) -> str:
+    """The line under a run button (HTML): the request's estimated model passes against the deployment's cap,
+    marked when close to it (half or more) and saying what to change when over it; "" without a cap."""
+    cap = ctx.config.max_model_passes
+    if cap is None or not estimates:
+        return ""
+    total = sum(estimate.passes for estimate in estimates)
+    if total > cap:
+        words = (
+            f"About {total:,} model passes: over this deployment's {cap:,} per request, so it would be refused. {hint}"
+        )
+        colour = "#b42318"
+    elif 2 * total >= cap:
+        words = f"About {total:,} model passes: close to this deployment's {cap:,} per request."
+        colour = "#9a6700"
+    else:
+        words = f"About {total:,} model passes (this deployment allows {cap:,} per request)."
+        colour = "#57606a"
+    return f'<div class="ae-cost-note" style="font-size: 12px; color: {colour}">{html.escape(words)}</div>'
 
 
 def offered_methods(config: SpaceConfig) -> list[str]:
     """The config's methods (default: all) that run on at least one architecture here."""
-    from attribution.capabilities import TESTED_FAMILIES, refusal_reason
-    from attribution.inseq_runner import available_methods
+    from attribution.capabilities import runnable_methods
 
-    runnable = [
-        method
-        for method in available_methods()
-        if any(refusal_reason(method, kind, family) is None for family, kind in TESTED_FAMILIES.items())
-    ]
+    runnable = runnable_methods()
     return [m for m in config.methods if m in runnable] if config.methods else runnable
 
 

@@ -101,6 +101,21 @@ class ExampleResults:
         return len(self._kept)
 
 
+def begin_js(progress_elem_id: str | None) -> str:
+    """What the browser does as a view's request starts: error toasts of earlier requests are dismissed (they
+    stayed over the new result), and the output that shows the progress (the view's first) is scrolled into
+    sight when it is out of the window, so a click on a button far above it visibly starts something."""
+    return f"""() => {{
+  document.querySelectorAll('[data-testid="toast-close"]').forEach((button) => button.click());
+  const shown = document.getElementById({json.dumps(progress_elem_id)});
+  if (shown) {{
+    const box = shown.getBoundingClientRect();
+    if (box.top > window.innerHeight - 120 || box.bottom < 0) shown.scrollIntoView({{block: 'center'}});
+  }}
+  return [];
+}}"""
+
+
 def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "no-session"
 
@@ -173,6 +188,7 @@ class View:
             show_progress="hidden",
             api_visibility="private",
             trigger_mode="multiple",
+            js=begin_js(getattr(self.outputs[0], "elem_id", None)),
         )
         if api_name:
             self._api_endpoint(api_name, inputs, **options)
@@ -182,6 +198,7 @@ class View:
             self.outputs,
             trigger_mode="multiple",
             api_visibility="private",
+            show_progress_on=[self.outputs[0]],
             **options,
         )
 

@@ -92,6 +92,25 @@ def redraw(trigger: Callable[..., Any], plot: gr.Plot, **options: Any) -> Any:
     return trigger(lambda: None, None, plot, queue=False, show_progress="hidden", api_visibility="private", **options)
 
 
+def watch_cost(page: Page, inputs: list[Any], note: gr.HTML, estimate: Callable[..., str]) -> None:
+    """Keep ``note`` (the cost line under a run button) up to date: ``estimate`` of the inputs on each change.
+
+    Only the last change of a burst is estimated (typing), without a progress overlay or an API endpoint;
+    it may generate the model's output (cheap) and never runs the attribution, so it waits in the
+    ``attribution`` queue like the runs it estimates.
+    """
+    for component in inputs:
+        component.change(
+            estimate,
+            inputs,
+            note,
+            show_progress="hidden",
+            trigger_mode="always_last",
+            api_visibility="private",
+            **page.groups["attribution"],
+        )
+
+
 def language_boxes(tab: str) -> tuple[gr.Textbox, gr.Textbox]:
     """Source / target language code boxes of a multilingual translation model (NLLB, mBART-50); empty: not set."""
     from attribution.languages import MAX_CODE_LENGTH

@@ -312,7 +312,8 @@ def test_comparison_grid_and_agreement_table_of_three_results() -> None:
     table = _agreement(layout)
     assert table.caption == (
         "Rank correlation (Spearman's ρ) between the attributions; "
-        "alignment error rate against the gold word alignment (lower is better)"
+        "alignment error rate against the gold word alignment (lower is better). "
+        "Outlined cells: the gold alignment's links (source word → target word)"
     )
     assert table.rows == [
         ["", "saliency", "attention", "$$x$$ occlusion", "AER vs gold"],
@@ -322,7 +323,10 @@ def test_comparison_grid_and_agreement_table_of_three_results() -> None:
     ]
     three.aer = [None, None, None]
     table = _agreement(build_figure(three))
-    assert table.caption == "Rank correlation (Spearman's ρ) between the attributions"
+    assert table.caption == (
+        "Rank correlation (Spearman's ρ) between the attributions. "
+        "Outlined cells: the gold alignment's links (source word → target word)"
+    )
     assert table.rows[0] == ["", "saliency", "attention", "$$x$$ occlusion"] and len(table.rows[1]) == 4
 
 
@@ -458,7 +462,8 @@ def test_comparison_labels_and_other_user_strings_are_escaped() -> None:
     assert table.tags <= {"style", "div", "p", "table", "tr", "th", "td"} and table.attributes <= {"class"}
     titles = [plot.title.text.split("\n")[0] for plot in layout.select({"type": Plot})]
     # shown as text; the second label already holds its model id, so the model is not repeated
-    assert sorted(set(titles)) == sorted([f"{XSS_SCRIPT} — tiny-synth-translate", XSS_IMG])
+    contrast = " vs “--><script>alert(3)</script>”"  # a contrastive result's title names its contrast, as text
+    assert sorted(set(titles)) == sorted([f"{XSS_SCRIPT} — tiny-synth-translate", XSS_IMG + contrast])
     assert [cell for cell in table.text if cell in hostile.labels] == [XSS_SCRIPT, XSS_IMG] * 2  # header, rows
     for mode in ("standalone", "cdn", "snippet"):
         export = export_result(hostile, mode=mode)  # the default title holds the labels too

@@ -16,10 +16,12 @@ from space.cli.common import (
 
 
 def _methods_help() -> str:
-    from attribution.capabilities import METHODS, STEP_SCORES
+    """The methods that run here (on at least one architecture), and the step scores."""
+    from attribution.capabilities import METHODS, STEP_SCORES, runnable_methods
 
-    width = max(map(len, METHODS))
-    methods = "\n".join(f"  {name:<{width}}  {spec.description}" for name, spec in METHODS.items())
+    runnable = runnable_methods()
+    width = max(map(len, runnable))
+    methods = "\n".join(f"  {name:<{width}}  {METHODS[name].description}" for name in runnable)
     return (
         f"methods (--method; which run on which architecture: python -m attribution.capabilities):\n{methods}\n\n"
         f"step scores (--step-scores; contrast_* need --contrast-target):\n  {' '.join(STEP_SCORES)}"

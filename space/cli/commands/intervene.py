@@ -167,4 +167,7 @@ def run(args: argparse.Namespace) -> int:
             strength=args.strength,
         )
     write_result(result, args.out)
+    from space.cli.summaries import intervention_summary, route_summary
+
+    print(route_summary(result) if args.route else intervention_summary(result))
     return 0

@@ -75,4 +75,7 @@ def run(args: argparse.Namespace) -> int:
             progress=set_progress,
         )
     write_result(result, args.out)
+    from space.cli.summaries import patching_summary
+
+    print(patching_summary(result))
     return 0

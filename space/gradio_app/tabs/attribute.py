@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from collections.abc import Sequence
@@ -10,13 +11,23 @@ from typing import Any
 
 import gradio as gr
 
-from attribution.languages import typed_languages
+from attribution.errors import AttributionExplorerError
+from attribution.languages import Languages, typed_languages
 from attribution.progress import Progress, no_progress
 from attribution.results import AttributionResult
 from space.gradio_app import views
-from space.gradio_app.context import ATTRIBUTION_BUDGET_HINT, AppContext, attribution_costs, figure_for, optional
+from space.gradio_app.context import (
+    ATTRIBUTION_BUDGET_HINT,
+    AppContext,
+    PlannedAttribution,
+    cost_note,
+    explained_target,
+    figure_for,
+    optional,
+    plan_attribution,
+)
 from space.gradio_app.examples import attribute_examples
-from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors
+from space.gradio_app.wiring import TRACK_PROGRESS, Page, Shown, language_boxes, reporter, user_errors, watch_cost
 
 #: What the step-score table shows before any result (Gradio would otherwise number the columns).
 EMPTY_STEP_TABLE_HEADERS = ["step", "token"]
@@ -34,6 +45,48 @@ class AttributeView:
     result_json: str
 
 
+def plan_request(
+    ctx: AppContext,
+    model: str,
+    text: str,
+    target: str | None,
+    method: str,
+    step_scores: Sequence[str] | None,
+    contrast_target: str | None,
+    src_lang: str | None = None,
+    tgt_lang: str | None = None,
+    progress: Progress = no_progress,
+) -> tuple[PlannedAttribution, Languages]:
+    """Check the request, generate the model's output when no target is typed, and estimate the run's cost.
+
+    Shared by the run and the cost line under the button, so that both count the same passes.
+    """
+    from attribution.capabilities import check_request
+    from attribution.inseq_runner import check_supported
+    from attribution.languages import check_languages
+
+    ctx.check_method(method)
+    languages = typed_languages(src_lang, tgt_lang)
+    contrast = optional(contrast_target)
+    scores = check_request(method, step_scores or (), target=optional(target), contrast_target=contrast)
+    progress(0.0, 1, f"loading {model}")
+    loaded = ctx.load(model)
+    check_supported(loaded, method)
+    check_languages(loaded, languages)
+    explained, generated = explained_target(ctx, loaded, text, target, languages, progress)
+    plan = plan_attribution(
+        ctx,
+        loaded,
+        text,
+        method,
+        target=explained,
+        generated=generated,
+        step_scores=scores,
+        contrast_target=contrast,
+    )
+    return plan, languages
+
+
 def run_attribution(
     ctx: AppContext,
     model: str,
@@ -46,36 +99,41 @@ def run_attribution(
     tgt_lang: str | None = None,
     progress: Progress = no_progress,
 ) -> AttributeView:
-    """``src_lang`` / ``tgt_lang``: the language code boxes of a multilingual translation model (NLLB ``eng_Latn``)."""
-    from attribution.inseq_runner import attribute, check_supported
-    from attribution.languages import check_languages
+    """``src_lang`` / ``tgt_lang``: the language code boxes of a multilingual translation model (NLLB ``eng_Latn``).
 
-    ctx.check_method(method)
-    languages = typed_languages(src_lang, tgt_lang)
-    progress(0.0, 1, f"loading {model}")
-    loaded = ctx.load(model)
-    check_supported(loaded, method)
-    check_languages(loaded, languages)
-    arguments = {
-        "method": method,
-        "target": optional(target),
-        "step_scores": tuple(step_scores or ()),
-        "contrast_target": optional(contrast_target),
-        "method_params": ctx.config.method_params.get(method),
-        "max_new_tokens": ctx.config.max_new_tokens,
-    }
-    ctx.check_cost(attribution_costs(ctx, [(loaded, text, arguments)]), "This attribution")
-    with ctx.time_budget(loaded, "The attribution", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
+    Without a target the model's output is generated first and then explained as the target: the cost cap
+    holds the run to the passes of the real output, not of ``max_new_tokens``.
+    """
+    from attribution.cost import attribution_hint
+    from attribution.inseq_runner import attribute
+
+    inputs = (model, text, target, method, step_scores, contrast_target, src_lang, tgt_lang)
+    plan, languages = plan_request(ctx, *inputs, progress=progress)
+    hint = attribution_hint(target_typed=optional(target) is not None)
+    ctx.check_cost([plan.estimate], "This attribution", hint=hint)
+    with ctx.time_budget(plan.loaded, "The attribution", progress, hint=ATTRIBUTION_BUDGET_HINT) as report:
         result = attribute(
-            loaded,
+            plan.loaded,
             text,
-            **arguments,
+            **plan.arguments,
             max_tokens=ctx.config.max_input_tokens,
             progress=report,
             languages=languages,
         )
     headers, rows = step_score_table(result)
     return AttributeView(result, generated_tokens_html(result), rows, headers, result.to_json())
+
+
+def attribution_cost_note(ctx: AppContext, *inputs: Any) -> str:
+    """The cost line under the Attribute button for the tab's current inputs (generates at most the output; an
+    input that cannot run yet shows no line: the run says why)."""
+    from attribution.cost import attribution_hint
+
+    try:
+        plan, _ = plan_request(ctx, *inputs)
+    except AttributionExplorerError:
+        return ""
+    return cost_note(ctx, [plan.estimate], attribution_hint(target_typed=optional(inputs[2]) is not None))
 
 
 def step_score_table(result: AttributionResult) -> tuple[list[str], list[list[Any]]]:
@@ -173,6 +231,7 @@ def build(page: Page) -> None:
         steps = gr.CheckboxGroup(available_step_scores(), value=["probability"], label="Step scores")
         src_lang, tgt_lang = language_boxes("attribute")
         run = gr.Button("Attribute", variant="primary", elem_id="attribute-run")
+        cost = gr.HTML(elem_id="attribute-cost")
         # The figure names its method and model on every panel: no Gradio label badge over it.
         plot = gr.Plot(label="Attribution heatmap", show_label=False, elem_id="attribute-plot")
         tokens = gr.HTML(elem_id="attribute-tokens")
@@ -198,4 +257,5 @@ def build(page: Page) -> None:
         view.on(run.click, inputs, api_name="attribute", **page.groups["attribution"])
         view.on(text.submit, inputs, **page.groups["attribution"])
         page.offer_examples(view, attribute_examples, inputs, "attribution")
+        watch_cost(page, inputs, cost, functools.partial(attribution_cost_note, page.ctx))
     page.results["Attribute"] = Shown(tab, result_json)

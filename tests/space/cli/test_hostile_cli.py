@@ -292,7 +292,7 @@ def _data_file(tmp_path: Path, name: str, content: bytes) -> Path:
     [
         ("/dev/zero", ["--format", "jsonl"], r"zero is a character device, not a regular file"),
         ("/etc/passwd", ["--format", "jsonl"], r"passwd, line 1: not valid JSON"),
-        ("/no/such/data.jsonl", [], r"Data not found: data\.jsonl"),
+        ("/no/such/data.jsonl", [], r"Data not found: /no/such/data\.jsonl\."),  # the path tried, in full
         ("bad-utf8.jsonl", [], r"bad-utf8\.jsonl, line 1: not UTF-8 text"),
         ("deep.jsonl", [], r"deep\.jsonl, line 1: JSON nested too deeply"),
         ("list.jsonl", [], r"list\.jsonl, row 1: expected an object with fields, not list"),

@@ -601,6 +601,36 @@ def _choose_model(page, dropdown: str, model: str) -> None:
     box.blur()
 
 
+def _attribute_plan(served: Served, text: str) -> int:
+    """The passes the app estimates for the BPE model on ``text`` with no target (its output generated first)."""
+    from space.gradio_app.tabs.attribute import plan_request
+
+    plan, _ = plan_request(served.ctx, served.bpe, text, "", "saliency", ["probability"], "", "", "")
+    assert plan.estimate.steps <= MAX_NEW_TOKENS
+    return plan.estimate.passes
+
+
+def _compare_plan(served: Served, text: str, target: str) -> int:
+    """The passes the app estimates for the Unigram model's comparison of three methods on ``text``."""
+    from space.gradio_app.tabs.compare import plan_comparison
+
+    methods = ["saliency", "input_x_gradient", "attention"]
+    plans, _, _ = plan_comparison(served.ctx, text, [served.unigram], methods, target, "", "", "")
+    return sum(plan.estimate.passes for plan in plans)
+
+
+def _wait_for_cost_line(page, selector: str, served: Served, passes: int) -> None:
+    """The line under a run button shows the estimate of the current inputs before anything runs."""
+    cap = served.ctx.config.max_model_passes
+    expected = f"About {passes:,} model passes (this deployment allows {cap:,} per request)."
+    page.wait_for_function(
+        "([selector, text]) => document.querySelector(selector)?.innerText.includes(text)",
+        arg=[selector, expected],
+        timeout=30_000,
+    )
+    assert page.locator(selector).is_visible()
+
+
 def _open_app(new_page, served, width: int):
     session = new_page(served.url, allowed_origin=served.url.rstrip("/"), viewport=(width, 1000))
     session.page.wait_for_selector("#attribute-text textarea", timeout=60_000)
@@ -620,6 +650,9 @@ def test_attribute_tab_at_width(served, new_page, width: int) -> None:
     _screenshot(page, f"attribute-{width}-example")
 
     _choose_model(page, "#attribute-model", served.bpe)
+    _wait_for_cost_line(
+        page, "#attribute-cost", served, _attribute_plan(served, page.input_value("#attribute-text textarea"))
+    )
     page.click("#attribute-run")
     _wait_for_title(page, "#attribute-plot", "bpe-gpt2")
     panel = _check_panel(page, "#attribute-plot", min_titles=2)
@@ -629,6 +662,40 @@ def test_attribute_tab_at_width(served, new_page, width: int) -> None:
     assert len(steps) == MAX_NEW_TOKENS and not any(marker in tokens + json.dumps(steps) for marker in MARKERS)
     assert "·" in page.evaluate(_DRAWN_LABELS_JS, "#attribute-plot").__str__()  # leading spaces are marked
     _screenshot(page, f"attribute-{width}-bpe")
+    session.assert_clean()
+
+
+_PROGRESS_TARGETS_JS = """() => {
+  const shown = new Set();
+  for (const el of document.querySelectorAll('.progress-text, .progress-level, .eta-bar')) {
+    const block = el.closest('[id]');
+    if (block && el.getBoundingClientRect().height > 0) shown.add(block.id);
+  }
+  return [...shown];
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_a_new_request_dismisses_an_old_error_and_shows_one_progress_bar(served, new_page) -> None:
+    """An error toast does not stay over the next result; a run shows its progress on the figure."""
+    session = _open_app(new_page, served, 1400)
+    page = session.page
+    page.fill("#attribute-text textarea", "   ")
+    page.click("#attribute-run")
+    page.wait_for_selector('[data-testid="toast-close"]', timeout=30_000)  # "The input text is empty…"
+    assert "empty" in page.inner_text("body")
+    page.fill("#attribute-text textarea", PROMPT)
+    page.click("#attribute-run")
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"toast-close\"]')", timeout=10_000)
+    seen: set[str] = set()
+    for _ in range(600):  # while it runs: where progress is drawn (the figure only, not each output)
+        seen.update(page.evaluate(_PROGRESS_TARGETS_JS))
+        if page.evaluate("() => [...(window.Bokeh?.index ?? [])].length > 0"):
+            break
+        page.wait_for_timeout(20)
+    assert "attribute-plot" in seen, seen  # the progress shows on the figure (Gradio may time the other outputs)
+    _check_panel(page, "#attribute-plot", min_titles=2)
     session.assert_clean()
 
 
@@ -738,6 +805,7 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:
     page.locator("#compare-examples tbody tr").first.click()  # a translation with its gold alignment
     _check_panel(page, "#compare-plot", min_titles=4)  # two methods × (source → target, target → target)
     assert "AER vs gold" in page.evaluate(_AGREEMENT_JS, "#compare-plot")["text"]
+    _wait_for_title(page, "#compare-difference", "A − B: saliency − attention")  # the first two, chosen for you
     _screenshot(page, f"compare-{width}-example")
 
     models = page.locator("#compare-models input").first
@@ -747,6 +815,12 @@ def test_compare_tab_at_width(served, new_page, width: int) -> None:
     models.press("Enter")
     page.fill("#compare-gold textarea, #compare-gold input", "")
     page.get_by_role("checkbox", name="input_x_gradient", exact=True).check()  # a long label, a cheap method
+    _wait_for_cost_line(
+        page,
+        "#compare-cost",
+        served,
+        _compare_plan(served, page.input_value("#compare-text textarea"), translation_pairs(1)[0]["target"]),
+    )
     page.click("#compare-run")
     _wait_for_title(page, "#compare-plot", "unigram-marian")
     panel = _check_panel(page, "#compare-plot", min_titles=6)  # three methods × two parts
