@@ -97,6 +97,7 @@ def _corpus_title(run: Any) -> str:
 
 
 _INTERVENTIONS = "attribution.interventions.results"
+_FEATURES = "attribution.features.results"
 _KINDS: dict[str, ResultKind] = {
     kind.name: kind
     for kind in (
@@ -134,6 +135,24 @@ _KINDS: dict[str, ResultKind] = {
         ),
         ResultKind(
             "faithfulness", "attribution faithfulness", f"{_INTERVENTIONS}:FaithfulnessResult", schema="faithfulness"
+        ),
+        ResultKind(
+            "node_features",
+            "SAE features",
+            f"{_FEATURES}:NodeFeatures",
+            schema="node-features",
+            title=lambda view: f"SAE features at {view.node} — {view.provenance.model_id}",
+        ),
+        ResultKind(
+            "layer_comparison", "two prompts layer by layer", f"{_FEATURES}:LayerComparison", schema="layer-comparison"
+        ),
+        ResultKind(
+            "top_activations",
+            "neuron / feature viewer",
+            f"{_FEATURES}:TopActivations",
+            schema="top-activations",
+            title=lambda viewer: f"{viewer.unit} — {viewer.provenance.model_id}",
+            file_stem=lambda viewer: ["viewer", viewer.provenance.model_id, viewer.unit.replace(":", "-")],
         ),
     )
 }

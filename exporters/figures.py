@@ -48,6 +48,9 @@ _FIGURES: dict[str, Figure] = {
     "patching": Figure("exporters.interventions:patching_figure"),
     "route_faithfulness": Figure("exporters.interventions:route_faithfulness_figure"),
     "faithfulness": Figure("exporters.interventions:faithfulness_figure"),
+    "node_features": Figure("exporters.features:node_features_figure"),
+    "layer_comparison": Figure("exporters.features:layer_comparison_figure"),
+    "top_activations": Figure("exporters.features:top_activations_figure"),
 }
 
 

@@ -114,7 +114,9 @@ def _top_tokens_figure(prediction, title: str, style: TokenizerStyle) -> figure:
 def intervention_figure(result: InterventionResult) -> LayoutDOM:
     """Per root position: the top tokens before and after, and a table of the target's numbers."""
     style = result_style(result, [p.input_token for p in result.predictions])
-    action = "patching" if result.mode == "patch" else f"{result.mode} ablation"
+    action = {"patch": "patching", "steer": f"steering (strength {result.strength})"}.get(
+        result.mode, f"{result.mode} ablation"
+    )
     parts: list[LayoutDOM] = [
         _table(
             f"{action} of {len(result.components)} component(s)",

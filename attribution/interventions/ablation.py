@@ -10,6 +10,10 @@ Modes (what a component's activation becomes):
   itself), for any length. Edges take the mean of their term over reference prompts.
 - ``patch``: its value in a counterfactual input of the same length (``counterfactual`` text and/or,
   for seq2seq, ``counterfactual_target``), for edges the counterfactual's term.
+- ``steer`` (SAE features only): ``strength·d`` is added to the residual stream where the feature is read,
+  ``d`` its decoder direction. An SAE feature in ``zero`` mode is ablated: its term ``a·d`` is removed, ``a``
+  the SAE's encoder applied to the state of the intervened pass. The SAEs are given as ``saes``
+  (:class:`~attribution.features.dictionary.FeatureDictionary`, one per graph layer).
 
 What a *set* of components means. Each component denotes a set of additive terms of the residual
 stream's decomposition (the contribution graph's): an edge ``j -> i`` of head h the term
@@ -35,7 +39,7 @@ position (:func:`attribution.interventions.engine.installed`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
@@ -52,11 +56,16 @@ from attribution.languages import Languages, check_languages, languages_set, pro
 from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 
-Mode = Literal["zero", "mean", "patch"]
+if TYPE_CHECKING:
+    from attribution.features.dictionary import FeatureDictionary
+
+Mode = Literal["zero", "mean", "patch", "steer"]
 #: Most components one request may name (each is one hook edit; the Space and CLI pass user input here).
 MAX_COMPONENTS = 4096
 #: Most reference inputs of a mean ablation.
 MAX_REFERENCES = 256
+#: Largest steering strength (times the feature's decoder direction).
+MAX_STRENGTH = 1e4
 
 
 def site_activation(recording: engine.Recording, component: Component, n_layers: int) -> torch.Tensor:
@@ -101,10 +110,21 @@ def build_edits(
     shape: ModelShape,
     reference: engine.Recording | None = None,
     mean_over: str = "prompts",
+    saes: Sequence[FeatureDictionary] = (),
+    strength: float | None = None,
 ) -> list[engine.Edit]:
-    """Edits for ``components`` (resolved) in batch ``rows``; ``reference`` holds the mean / patch runs."""
+    """Edits for ``components`` (resolved) in batch ``rows``; ``reference`` holds the mean / patch runs, ``saes``
+    the SAEs of feature components, ``strength`` the steering strength (mode ``steer``)."""
     edits: list[engine.Edit] = []
     for component in components:
+        if (component.kind == "feature") != (mode == "steer") and mode != "zero":
+            raise InvalidInputError(
+                f"{component.id}: SAE features are ablated (mode 'zero') or steered (mode 'steer'), and only "
+                "features are steered."
+            )
+        if component.kind == "feature":
+            edits.append(feature_edit(component, rows, saes, strength if mode == "steer" else None))
+            continue
         if component.kind == "edge":
             if mode != "zero" and mean_over == "positions":
                 raise InvalidInputError(
@@ -135,6 +155,28 @@ def build_edits(
     return edits
 
 
+def feature_edit(
+    component: Component, rows: torch.Tensor, saes: Sequence[FeatureDictionary], strength: float | None
+) -> engine.FeatureEdit:
+    """The edit of an SAE feature component, with the SAE of ``saes`` that reads its side and layer."""
+    dictionary = next((d for d in saes if (d.side, d.layer) == (component.side, component.layer)), None)
+    if dictionary is None:
+        read = ", ".join(f"{d.side}:{d.layer}" for d in saes) or "none"
+        raise InvalidInputError(
+            f"{component.id}: no SAE given reads the {component.side} at layer {component.layer} "
+            f"(the SAEs given read: {read})."
+        )
+    assert component.index is not None  # a feature id names its feature
+    feature = dictionary.check_feature(component.index, component.id)
+    return engine.FeatureEdit(
+        component,
+        rows,
+        lambda states: dictionary.encode(states)[:, feature],
+        dictionary.directions([feature])[0],
+        strength,
+    )
+
+
 def parse_components(components: Sequence[str | Component] | str | Component) -> list[Component]:
     """The components named (ids parsed, their number bounded): what can be checked before a model is loaded."""
     if isinstance(components, str | Component):
@@ -152,13 +194,24 @@ def resolve_components(components: Sequence[str | Component], shape: ModelShape)
 
 
 def check_intervention(
-    components: Sequence[str | Component] | str, *, mode: str, mean_over: str, top_k: int
+    components: Sequence[str | Component] | str,
+    *,
+    mode: str,
+    mean_over: str,
+    top_k: int,
+    strength: float | None = None,
 ) -> list[Component]:
     """Everything :func:`intervene` checks that needs no model; returns the parsed components.
 
     A caller that loads the model itself (the command line) calls it first, so a typo costs no model load.
     """
     check_mode(mode, mean_over)
+    if (mode == "steer") != (strength is not None):
+        raise InvalidInputError("Steering (mode 'steer') needs a strength, and only steering takes one.")
+    if strength is not None and (
+        isinstance(strength, bool) or not isinstance(strength, int | float) or not abs(strength) <= MAX_STRENGTH
+    ):
+        raise InvalidInputError(f"The steering strength is a number from -{MAX_STRENGTH} to {MAX_STRENGTH}.")
     if not isinstance(top_k, int) or not 0 < top_k <= 100:
         raise InvalidInputError(f"top_k must be an integer from 1 to 100, not {top_k!r}.")
     return parse_components(components)
@@ -255,6 +308,8 @@ def intervene(
     top_k: int = 5,
     max_tokens: int | None = None,
     languages: Languages | None = None,
+    saes: Sequence[FeatureDictionary] = (),
+    strength: float | None = None,
 ) -> InterventionResult:
     """Ablate or patch ``components`` (ids, see :mod:`attribution.interventions.components`) all at once.
 
@@ -262,9 +317,11 @@ def intervene(
     before and after: target token probability and logit, the logit difference against
     ``contrast_token`` when given, the top-k tokens and their change, and KL(before || after).
     Runs under ``loaded.lock``; the model is left exactly as it was, whatever happens. ``languages``: the
-    language codes of a multilingual translation model (see :mod:`attribution.languages`).
+    language codes of a multilingual translation model (see :mod:`attribution.languages`). ``saes``: the SAEs
+    of SAE feature components (``decoder:2:sae:17@5``); ``strength``: how much of a feature's direction mode
+    ``steer`` adds.
     """
-    parsed = check_intervention(components, mode=mode, mean_over=mean_over, top_k=top_k)
+    parsed = check_intervention(components, mode=mode, mean_over=mean_over, top_k=top_k, strength=strength)
     languages = check_languages(loaded, languages)
     with exclusive_use(loaded), languages_set(loaded, languages):
         spec = architecture_spec(loaded.model)  # in here: accelerate-offloaded weights are real tensors
@@ -285,7 +342,7 @@ def intervene(
             max_tokens=max_tokens,
         )
         recorded = record_references(loaded, spec, references)
-        edits = build_edits(resolved, torch.tensor([0]), mode, spec, shape, recorded, mean_over)
+        edits = build_edits(resolved, torch.tensor([0]), mode, spec, shape, recorded, mean_over, saes, strength)
         before = engine.forward(loaded.model, spec, clean.inputs).logits[0]
         after = engine.forward(loaded.model, spec, clean.inputs, edits).logits[0]
     targets = (
@@ -311,4 +368,5 @@ def intervene(
         else [],
         counterfactual_text=patched_from.text if patched_from else None,
         counterfactual_target=patched_from.target_text if patched_from else None,
+        strength=strength,
     )

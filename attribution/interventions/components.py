@@ -15,6 +15,10 @@ causal model; ``layer`` counts blocks from 1, 0 is the embedding; ``*`` means ev
     decoder:2:head:1@4,5         ... at query positions 4 and 5 only
     decoder:2:cross_head:0       cross-attention head 0 of block 2
     decoder:2:neuron:113@5       FFN neuron 113 of block 2 at token 5 (every token without ``@``)
+    decoder:2:sae:1234@5         feature 1234 of the sparse autoencoder read at the residual stream after block 2
+                                 (layer 0: the embedding), at token 5 (every token without ``@``); its term
+                                 ``a·d`` (activation times decoder direction) is what is removed or steered, with
+                                 the SAE given to the intervention (:mod:`attribution.features`)
     decoder:1:after_ffn:2->decoder:2:after_attention:5     attention edge 2 -> 5 in block 2, all heads
     decoder:1:after_ffn:2->decoder:2:after_attention:5#1   ... head 1 only
     encoder:2:after_ffn:4->decoder:1:after_cross_attention:3   cross-attention edge (source 4 -> target 3)
@@ -36,7 +40,7 @@ from attribution.anatomy.shape import ModelShape
 from attribution.errors import InvalidInputError
 from attribution.results import SIDES, node_id
 
-ComponentKind = Literal["residual", "attention", "ffn", "head", "neuron", "edge"]
+ComponentKind = Literal["residual", "attention", "ffn", "head", "neuron", "feature", "edge"]
 Side = Literal["encoder", "decoder"]
 AttentionKind = Literal["self", "cross"]
 
@@ -50,7 +54,10 @@ _KIND_WORDS: dict[str, tuple[ComponentKind, AttentionKind | None]] = {
     "head": ("head", "self"),
     "cross_head": ("head", "cross"),
     "neuron": ("neuron", None),
+    "sae": ("feature", None),
 }
+#: Kinds that name one unit (a head, a neuron, a feature) with the token positions after ``@``.
+_UNIT_KINDS = ("head", "neuron", "feature")
 _NODE = re.compile(r"(encoder|decoder):(\d+):([a-z_]+):(-?\d+|\*)(?:@(-?\d+(?:,-?\d+)*))?")
 _EDGE = re.compile(r"(.+?)->(.+?)(?:#(-?\d+))?")
 _EDGE_NODE = re.compile(r"(encoder|decoder):(\d+):([a-z_]+):(-?\d+)")
@@ -61,9 +68,9 @@ class Component:
     """One thing to ablate or patch.
 
     ``positions`` are token positions (query positions for heads; the target token for edges), None
-    for every position. ``index`` is the head (heads, edges; None = all heads of an edge) or the
-    neuron. ``source`` is an edge's source token. ``layer`` is the graph layer for residual streams
-    (0 = embedding, l = after block l) and the 1-based block otherwise.
+    for every position. ``index`` is the head (heads, edges; None = all heads of an edge), the
+    neuron or the SAE feature. ``source`` is an edge's source token. ``layer`` is the graph layer for
+    residual streams and SAE features (0 = embedding, l = after block l) and the 1-based block otherwise.
     """
 
     kind: ComponentKind
@@ -92,8 +99,12 @@ class Component:
             return node_id(self.side, self.layer, word, positions)
         if self.kind == "ffn":
             return node_id(self.side, self.layer, "ffn", positions)
-        word = {"head": "head" if self.attention == "self" else "cross_head", "neuron": "neuron"}[self.kind]
+        word = {"head": "head" if self.attention == "self" else "cross_head", "neuron": "neuron", "feature": "sae"}[
+            self.kind
+        ]
         suffix = "" if self.positions is None else "@" + ",".join(str(p) for p in self.positions)
+        if self.kind == "feature":  # a feature of layer 0 reads the embedding: not a node id, the layer stays 0
+            return f"{self.side}:{self.layer}:{word}:{self.index}{suffix}"
         return node_id(self.side, self.layer, word, f"{self.index}{suffix}")
 
     # The source layer of an edge is only known for self-attention (block l reads after_ffn(l-1));
@@ -135,12 +146,14 @@ def parse_component(text: str) -> Component:
         raise InvalidInputError(f"{text!r}: the embedding is layer 0 and after_ffn nodes are layers 1 and up.")
     if kind in ("attention", "ffn", "head", "neuron") and layer == 0:
         raise InvalidInputError(f"{text!r}: blocks are numbered from 1 (layer 0 is the embedding).")
-    if kind in ("head", "neuron"):
+    if kind in _UNIT_KINDS:
         if index == "*":
             raise InvalidInputError(f"{text!r}: name one {kind} ('*' stands for every token position only).")
         return Component(kind, side, layer, attention, index=int(index), positions=_positions(at))
     if at is not None:
-        raise InvalidInputError(f"{text!r}: '@positions' goes with heads and neurons; here the index is the token.")
+        raise InvalidInputError(
+            f"{text!r}: '@positions' goes with heads, neurons and features; here the index is the token."
+        )
     positions = None if index == "*" else (int(index),)
     return Component(kind, side, layer, attention, positions=positions)
 
@@ -208,7 +221,7 @@ def resolve(component: Component | str, shape: ModelShape) -> Component:
     if side not in shape.layers or shape.layers[side] == 0:
         raise InvalidInputError(f"{text!r}: this model has no {side} (it is {'/'.join(shape.layers)} only).")
     n_layers = shape.layers[side]
-    if not 0 <= component.layer <= n_layers or (component.kind != "residual" and component.layer == 0):
+    if not 0 <= component.layer <= n_layers or (component.kind not in ("residual", "feature") and component.layer == 0):
         raise InvalidInputError(f"{text!r}: layer {component.layer} does not exist ({side} has {n_layers} blocks).")
     n_tokens = shape.tokens[side]
     query_tokens = n_tokens

@@ -15,6 +15,9 @@ here. Where each component lives (``l`` is the 1-based block of side ``s``):
   dropped: the head has already changed that term (a set of edits changes the union of its terms,
   each once; see :mod:`attribution.interventions.ablation`);
 - FFN block output: ``s.l.ffn.out``; neuron n: column n of ``s.l.ffn.act``.
+- SAE feature f read at the residual stream of graph layer l: the residual stream's site (as a residual
+  node), changed by ``-a_f(x)·d_f`` (ablation: the feature's term removed, ``a_f`` the SAE's encoder
+  applied to the state ``x`` of this very pass) or ``+α·d_f`` (steering), ``d_f`` the decoder row.
 
 What "removing a term" means: the edit acts on the branch output *before* any norm and before the
 residual add. In pre-LN families the residual stream at i then changes by exactly minus the term.
@@ -31,7 +34,7 @@ then edge terms (from this pass's probabilities and values), then whole-output r
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -104,7 +107,34 @@ class EdgeEdit:
     reference: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-Edit = ValueEdit | EdgeEdit
+@dataclass
+class FeatureEdit:
+    """Remove an SAE feature's term ``a·d`` from the residual stream in batch ``rows`` (``strength`` None), or add
+    ``strength·d`` (steering), at the component's positions.
+
+    ``encode`` maps states ``[N, d]`` to the feature's activations ``[N]`` (the SAE's encoder, read from the
+    state the pass has there); ``direction`` is its decoder row ``[d]``.
+    """
+
+    component: Component
+    rows: torch.Tensor
+    encode: Callable[[torch.Tensor], torch.Tensor]
+    direction: torch.Tensor
+    strength: float | None = None
+
+    def apply(self, tensor: torch.Tensor) -> None:
+        """In place on a ``[B, T, d]`` residual stream."""
+        index = _select(tensor, self.rows.to(tensor.device), self.component.positions)
+        states = tensor[index]
+        direction = self.direction.to(tensor.device, tensor.dtype)
+        if self.strength is None:
+            activation = self.encode(states.reshape(-1, states.shape[-1])).reshape(states.shape[:-1])
+            tensor[index] = states - activation.to(tensor.dtype)[..., None] * direction
+        else:
+            tensor[index] = states + self.strength * direction
+
+
+Edit = ValueEdit | EdgeEdit | FeatureEdit
 
 
 def site_of(spec: ArchitectureSpec, edit: Edit) -> Site:
@@ -112,7 +142,7 @@ def site_of(spec: ArchitectureSpec, edit: Edit) -> Site:
     if isinstance(edit, EdgeEdit):
         return attention_site(edit.side, edit.layer, edit.attention, "out")
     c = edit.component
-    if c.kind == "residual":  # the input of block l + 1; after the last block: that block's output
+    if c.kind in ("residual", "feature"):  # the input of block l + 1; after the last block: that block's output
         if c.layer < len(blocks_of(spec, c.side)):
             return Site(c.side, c.layer + 1, "resid_pre")
         return Site(c.side, c.layer, "resid_post")
@@ -161,13 +191,20 @@ def _assign(tensor: torch.Tensor, edit: ValueEdit) -> None:
         tensor[index] = _positions_of(edit.value, component.positions).to(tensor.dtype)
 
 
-def _edited(tensor: torch.Tensor, edits: list[ValueEdit]) -> torch.Tensor:
-    """A copy of ``tensor`` with ``edits`` applied in order, or ``tensor`` itself when there are none."""
+def _edited(tensor: torch.Tensor, edits: Sequence[ValueEdit | FeatureEdit]) -> torch.Tensor:
+    """A copy of ``tensor`` with ``edits`` applied, or ``tensor`` itself when there are none.
+
+    Feature edits come first: a residual assignment at the same site is the coarser edit and overrides them
+    (the union of terms, see :mod:`attribution.interventions.ablation`).
+    """
     if not edits:
         return tensor
     tensor = tensor.clone()
-    for edit in edits:
-        _assign(tensor, edit)
+    for edit in sorted(edits, key=lambda e: not isinstance(e, FeatureEdit)):
+        if isinstance(edit, FeatureEdit):
+            edit.apply(tensor)
+        else:
+            _assign(tensor, edit)
     return tensor
 
 
@@ -228,7 +265,7 @@ def _keeps_the_decomposition(site: Site, edit: Edit) -> bool:
         return True
     if isinstance(edit, EdgeEdit):
         return edit.reference is None
-    return what == "head_out" and edit.value is None
+    return isinstance(edit, ValueEdit) and what == "head_out" and edit.value is None
 
 
 def _check_effective(edits: dict[Site, list[Edit]]) -> None:
@@ -281,6 +318,10 @@ class _Pass:
         """The edits at ``site``: value edits everywhere but at attention outputs, which edge edits share."""
         return [edit for edit in self.edits.get(site, []) if isinstance(edit, ValueEdit)]
 
+    def _residual_edits(self, site: Site) -> list[ValueEdit | FeatureEdit]:
+        """The edits of a residual-stream site: value edits and SAE feature edits."""
+        return [edit for edit in self.edits.get(site, []) if not isinstance(edit, EdgeEdit)]
+
     def _leaf(self, key: tuple, tensor: torch.Tensor) -> torch.Tensor:
         if not self.grad_leaves or self.recording is None:  # grad_leaves: only with a recording
             return tensor
@@ -291,7 +332,7 @@ class _Pass:
     def _block(self, side: Side, block: int, *, last: bool) -> dict[Site, SiteFunction]:
         recording, key = self.recording, (side, block)
         entering, leaving = Site(side, block, "resid_pre"), Site(side, block, "resid_post")
-        edits_in, edits_out = self._value_edits(entering), self._value_edits(leaving)
+        edits_in, edits_out = self._residual_edits(entering), self._residual_edits(leaving)
 
         def residual_in(hidden: torch.Tensor, _site: Site) -> torch.Tensor | None:
             changed = self._leaf(("block_in", *key), _edited(hidden, edits_in))

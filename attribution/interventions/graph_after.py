@@ -12,6 +12,7 @@ have no such exact description and are refused.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,9 @@ from attribution.model_guard import exclusive_use
 from attribution.models import LoadedModel
 from attribution.results import ContributionGraph
 
+if TYPE_CHECKING:
+    from attribution.features.dictionary import FeatureDictionary
+
 
 def graph_after_intervention(
     loaded: LoadedModel,
@@ -40,10 +44,13 @@ def graph_after_intervention(
     top_k: int = 5,
     max_tokens: int | None = None,
     languages: Languages | None = None,
+    saes: Sequence[FeatureDictionary] = (),
+    strength: float | None = None,
 ) -> ContributionGraph:
     """The contribution graph of ``text`` with ``components`` zero- or mean-ablated (mean over positions
-    of the input itself), e.g. to re-draw a route after removing one of its edges. ``languages``: the
-    language codes of a multilingual translation model (see :mod:`attribution.languages`)."""
+    of the input itself), or SAE features steered (mode ``steer``, ``strength``, with their ``saes``), e.g. to
+    re-draw a route after removing one of its edges. ``languages``: the language codes of a multilingual
+    translation model (see :mod:`attribution.languages`)."""
     check_mode(mode, "positions")
     languages = check_languages(loaded, languages)
     if mode == "patch":
@@ -54,12 +61,12 @@ def graph_after_intervention(
         shape = model_shape(spec, clean)
         resolved = resolve_components(components, shape)
         for component in resolved:
-            if component.kind == "residual" and component.layer == shape.layers[component.side]:
+            if component.kind in ("residual", "feature") and component.layer == shape.layers[component.side]:
                 raise UnsupportedError(
                     f"{component.id} is the last layer's output: nothing is left to re-draw after ablating it."
                 )
         reference = record_references(loaded, spec, [clean]) if mode == "mean" else None
-        edits = build_edits(resolved, torch.tensor([0]), mode, spec, shape, reference, "positions")
+        edits = build_edits(resolved, torch.tensor([0]), mode, spec, shape, reference, "positions", saes, strength)
         with engine.installed(spec, edits, effective_probabilities=True):
             return build_contribution_graph(
                 loaded,

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: What an intervention does to a component (see :mod:`attribution.interventions.ablation`).
-MODES: tuple[str, ...] = ("zero", "mean", "patch")
+MODES: tuple[str, ...] = ("zero", "mean", "patch", "steer")
 #: What a mean ablation averages over.
 MEAN_OVER: tuple[str, ...] = ("prompts", "positions")
 #: Patching maps (see :mod:`attribution.interventions.sweeps`) and their directions.
@@ -90,7 +90,7 @@ class PredictionChange:
 
 @dataclass
 class InterventionResult(ModelResult):
-    """Ablating (``zero`` / ``mean``) or patching (``patch``) ``components`` on one input.
+    """Ablating (``zero`` / ``mean``), patching (``patch``) or steering (``steer``, SAE features) ``components``.
 
     ``mean_over`` is ``"prompts"`` (per position, over ``reference_texts``) or ``"positions"`` for
     mean ablation. ``counterfactual_*`` are the patching source. ``predictions`` has one entry per
@@ -110,6 +110,15 @@ class InterventionResult(ModelResult):
     reference_texts: list[str] = field(default_factory=list)
     counterfactual_text: str | None = None
     counterfactual_target: str | None = None
+    #: how much of each SAE feature's decoder direction mode ``steer`` added (None for the other modes)
+    strength: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object; ``strength`` only when steering, so other results read as before."""
+        data = super().to_dict()
+        if data["strength"] is None:
+            del data["strength"]
+        return data
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per predicted position: ``position``, ``input_token`` (the token there), ``target_token`` and
@@ -151,6 +160,7 @@ class InterventionResult(ModelResult):
             reference_texts=f.texts("reference_texts", default=[]),
             counterfactual_text=f.text("counterfactual_text", optional=True),
             counterfactual_target=f.text("counterfactual_target", optional=True),
+            strength=f.number("strength", optional=True),
         )
 
 

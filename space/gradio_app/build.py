@@ -23,13 +23,13 @@ from space.gradio_app import request_guard, sessions, views, zerogpu
 from space.gradio_app.config import SpaceConfig, offered_models
 from space.gradio_app.context import AppContext, bundled_examples_available, offered_methods
 from space.gradio_app.export_store import ExportStore
-from space.gradio_app.tabs import attribute, compare, export, graph, intervene
+from space.gradio_app.tabs import attribute, compare, export, features, graph, intervene
 from space.gradio_app.wiring import ENTER_APPLIES, Page, Tab
 
 logger = logging.getLogger("attribution_explorer.space")
 
 #: The app's tabs in order: modules with ``build(page)``. Export comes last: it exports the others' results.
-TABS: tuple[Tab, ...] = (attribute, graph, compare, intervene, export)
+TABS: tuple[Tab, ...] = (attribute, graph, compare, intervene, features, export)
 #: The Bokeh figures fill their panel (they stretch to its width and wrap side-by-side parts themselves).
 APP_CSS = """
 .gradio-bokeh { justify-content: flex-start !important; }

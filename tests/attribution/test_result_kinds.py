@@ -18,7 +18,19 @@ from space.cli.commands.export import add_parser as add_export_parser
 from tests.support.golden_results import golden_results
 from tests.support.paths import REPO
 
-BUILT_IN = ("heatmap", "graph", "compare", "corpus", "intervention", "patching", "route_faithfulness", "faithfulness")
+BUILT_IN = (
+    "heatmap",
+    "graph",
+    "compare",
+    "corpus",
+    "intervention",
+    "patching",
+    "route_faithfulness",
+    "faithfulness",
+    "node_features",
+    "layer_comparison",
+    "top_activations",
+)
 
 #: What the code before the registry answered for each golden result: (kind, title, file stem).
 BEFORE = {

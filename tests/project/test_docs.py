@@ -158,3 +158,16 @@ def test_a_broken_readme_link_is_caught(monkeypatch, tmp_path):
     monkeypatch.setattr(sys.modules[__name__], "README", broken)
     with pytest.raises(AssertionError, match="no such heading"):
         test_the_readme_is_a_front_page_whose_links_land()
+
+
+def test_features_page_example_runs(tmp_path, monkeypatch):
+    """The Features page's worked example on the bundled model and its SAE, run as written."""
+    page = DOCS / "features.md"
+    (block,) = [block for block in markdown_blocks(page) if block.language == "python"]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block.code, block.where, "exec"), namespace)
+    view, steered = namespace["view"], namespace["steered"]
+    assert view.node == "decoder:2:after_ffn:1" and 0 < view.reconstruction_share < 1
+    assert steered.predictions[0].top_after[0][0] == view.features[0].promoted[0][0]  # what the feature promotes
+    assert namespace["comparison"].divergence_layer == 0 and (tmp_path / "layers.json").is_file()

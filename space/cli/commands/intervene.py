@@ -26,6 +26,7 @@ _EPILOG = """component ids (the contribution graph's node ids, plus heads and ne
   decoder:2:ffn:5              FFN output of block 2 at token 5
   decoder:2:head:1@4,5         head 1 of block 2 at query positions 4 and 5 (cross_head for seq2seq)
   decoder:2:neuron:113@5       FFN neuron 113 of block 2 at token 5
+  decoder:2:sae:17@5           feature 17 of the SAE (--sae) read after block 2, at token 5
   decoder:1:after_ffn:2->decoder:2:after_attention:5#1   attention edge 2 -> 5 in block 2, head 1
   encoder:2:after_ffn:4->decoder:1:after_cross_attention:3   cross-attention edge (seq2seq)
 
@@ -39,7 +40,10 @@ examples:
       --component decoder:0:embedding:9 --contrast-token John --out patch1.json
   attribution-explorer intervene --model tiny-ioi-gpt2 \\
       --text "When Mary and John went to the store, John gave a drink to" \\
-      --route --contrast-token John --out route.json"""
+      --route --contrast-token John --out route.json
+  attribution-explorer intervene --model tiny-ioi-gpt2 --sae my-sae-folder \\
+      --text "When Mary and John went to the store, John gave a drink to" \\
+      --mode steer --strength 4 --component decoder:2:sae:17@1 --out steer.json"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -54,8 +58,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_language_arguments(parser)
     parser.add_argument("--component", action="append", default=[], metavar="ID", help="a component id (repeatable)")
     parser.add_argument(
-        "--mode", choices=MODES, default="zero", help="zero / mean ablation or patching (default: zero)"
+        "--mode",
+        choices=MODES,
+        default="zero",
+        help="zero / mean ablation, patching, or steering SAE features (default: zero)",
     )
+    parser.add_argument(
+        "--sae",
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="an SAELens SAE folder (cfg.json + sae_weights.safetensors) for sae components (repeatable)",
+    )
+    parser.add_argument("--strength", type=float, default=None, help="--mode steer: how much of the direction to add")
     parser.add_argument("--counterfactual", default=None, help="patch from this input (same number of tokens)")
     parser.add_argument("--counterfactual-target", default=None, help="seq2seq: the counterfactual's target")
     parser.add_argument(
@@ -97,7 +112,9 @@ def check_options(args: argparse.Namespace) -> None:
     elif not args.component:
         raise InvalidInputError("Name what to change with --component (see --help), or test a route with --route.")
     else:
-        check_intervention(args.component, mode=args.mode, mean_over=args.mean_over, top_k=args.top_k)
+        check_intervention(
+            args.component, mode=args.mode, mean_over=args.mean_over, top_k=args.top_k, strength=args.strength
+        )
     if args.mode == "patch" and args.counterfactual is None and args.counterfactual_target is None:
         raise InvalidInputError("--mode patch needs --counterfactual (and/or --counterfactual-target).")
 
@@ -106,6 +123,11 @@ def run(args: argparse.Namespace) -> int:
 
     check_options(args)
     roots = parse_root_tokens(args.token)
+    saes = []
+    if args.sae:  # before the model: a wrong folder costs no model load
+        from attribution.features.dictionary import load_sae_folder
+
+        saes = [load_sae_folder(folder) for folder in args.sae]
     loaded = load_model_from_args(args)
     if args.route:
         from attribution.interventions.routes import route_faithfulness
@@ -141,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             max_tokens=args.max_tokens,
             languages=languages_from_args(args),
+            saes=saes,
+            strength=args.strength,
         )
     write_result(result, args.out)
     from space.cli.summaries import intervention_summary, route_summary

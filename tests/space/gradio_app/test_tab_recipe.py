@@ -84,7 +84,7 @@ def test_the_handler_answers_without_gradio() -> None:
 def test_the_tab_comes_after_the_others_and_its_endpoint_answers(app: tuple[gr.Blocks, str]) -> None:
     demo, url = app
     tabs = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
-    assert tabs == ["Attribute", "Contribution graph", "Compare", "Intervene", "Export", "Tokens"]
+    assert tabs == ["Attribute", "Contribution graph", "Compare", "Intervene", "Features", "Export", "Tokens"]
     client = Client(url, verbose=False)
     expected = AutoTokenizer.from_pretrained(bundled_model_path(MODEL)).tokenize(TEXT)
     assert client.predict(MODEL, TEXT, api_name="/tokens") == expected
