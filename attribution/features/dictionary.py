@@ -34,6 +34,18 @@ _HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(pre|post)")
 NEURONPEDIA_URL = "https://www.neuronpedia.org/{id}/{feature}"
 
 
+def sae_class() -> Any:
+    """SAELens's ``SAE`` class, imported on first use; without SAELens one line saying how to install it."""
+    try:
+        from sae_lens import SAE
+    except ImportError as error:
+        raise ModelLoadError(
+            "SAE features need SAELens, which this installation lacks: pip install --no-deps -r "
+            "requirements-features.txt"
+        ) from error
+    return SAE
+
+
 def graph_layer(hook_name: str) -> int:
     """The graph layer a TransformerLens residual hook name reads (``blocks.6.hook_resid_pre`` -> 6)."""
     match = _HOOK.fullmatch(hook_name or "")
@@ -109,7 +121,7 @@ def bind(sae: SAE, *, name: str, side: Side = "decoder", layer: int | None = Non
 
 def load_sae_folder(folder: str | Path, *, side: Side = "decoder", layer: int | None = None) -> FeatureDictionary:
     """A local SAELens folder (``cfg.json`` + ``sae_weights.safetensors``), offline; an unreadable one is one error."""
-    from sae_lens import SAE
+    SAE = sae_class()
 
     path = Path(folder)
     if not (path / "cfg.json").is_file():
@@ -123,7 +135,7 @@ def load_sae_folder(folder: str | Path, *, side: Side = "decoder", layer: int | 
 
 def load_pretrained_sae(release: str, sae_id: str, *, layer: int | None = None) -> FeatureDictionary:
     """An SAE of SAELens's pretrained registry (downloaded from the Hub: needs the network)."""
-    from sae_lens import SAE
+    SAE = sae_class()
 
     from attribution.models import hub_reachable
 
