@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from attribution.errors import InvalidInputError
+from attribution.languages import Languages
 from attribution.progress import Progress, no_progress, part
 from attribution.results import AttributionResult, Comparison
 
 if TYPE_CHECKING:
-    from attribution.languages import Languages
     from attribution.models import LoadedModel
 
 AlignmentMode = Literal["argmax", "threshold"]

@@ -179,7 +179,7 @@ def intervention_json_cases() -> list[Case]:
         Case(
             "intervention: unknown mode",
             _mutated(intervention, _set("mode", "explode")),
-            r"`mode` must be one of zero, mean, patch, not 'explode'",
+            r"`mode` must be one of zero, mean, patch, steer, not 'explode'",
         ),
         Case(
             "intervention: predictions as an object",

@@ -290,11 +290,9 @@ def build(page: Page) -> None:
             [change_summary, change_plot, result_json],
             api_name="feature_intervention",
             **group,
-        ).then(
-            lambda: None, None, route_plot
         ).then(  # one Bokeh figure per event: two at once race in Gradio's Bokeh view
-            endpoints.route, [model, text, component, mode, strength], route_plot, api_name="feature_route", **group
-        )
+            lambda: None, None, route_plot, queue=False, show_progress="hidden", api_visibility="private"
+        ).then(endpoints.route, [model, text, component, mode, strength], route_plot, api_name="feature_route", **group)
         redraw(view.click, viewer_plot).then(
             endpoints.viewer, [model, unit], [viewer_plot, result_json], api_name="viewer", **group
         )

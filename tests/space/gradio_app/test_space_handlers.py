@@ -264,7 +264,7 @@ def test_online_app_offers_the_config_models_and_typed_ids():
     config = SpaceConfig(models=("gpt2", "Helsinki-NLP/opus-mt-en-de"), default_model="gpt2")
     demo, ctx = build_app(config, hub_reachable=True)
     dropdowns = _model_dropdowns(demo)
-    assert len(dropdowns) == 3  # Attribute, Contribution graph and Intervene
+    assert len(dropdowns) == 4  # Attribute, Contribution graph, Intervene and Features
     for dropdown in dropdowns:
         assert [value for _, value in dropdown.choices][:2] == ["gpt2", "Helsinki-NLP/opus-mt-en-de"]
         assert dropdown.value == "gpt2" and dropdown.allow_custom_value

@@ -272,6 +272,9 @@ def test_every_model_run_waits_in_a_model_group_and_cheap_requests_in_their_own(
     model_runs["graph_threshold"] = "graph"  # it may recompute the graph
     model_runs["graph_neurons"] = "graph"  # a forward pass reading the neurons
     model_runs["graph_lens"] = "graph"  # a forward pass read through the logit lens
+    model_runs |= dict.fromkeys(  # the Features tab: SAE features, their interventions, the viewer, two prompts
+        ("features", "feature_intervention", "feature_route", "viewer", "layer_compare"), "intervention"
+    )
     for api, group in model_runs.items():
         assert groups[api][0] == group, (api, groups[api])
     assert groups["corpus"][1] == 1
