@@ -291,7 +291,8 @@ def test_a_shadowed_package_is_reported_with_our_distribution_and_the_other_one(
 @pytest.mark.slow
 def test_serve_takes_host_port_and_config(tmp_path):
     """``serve --host --port --config`` (once 'unrecognized arguments') serves the app with that config."""
-    config = json.loads((REPO / "space" / "config.json").read_text(encoding="utf-8"))
+    shipped = json.loads((REPO / "space" / "config.json").read_text(encoding="utf-8"))
+    config = {key: value for key, value in shipped.items() if key not in ("profile", "profiles")}  # no profile wins
     config |= {"methods": ["attention", "occlusion"], "default_method": "occlusion"}
     path = tmp_path / "operator.json"
     path.write_text(json.dumps(config), encoding="utf-8")
