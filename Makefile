@@ -1,9 +1,9 @@
 # Development commands; docs/development.md ("Running the tests") says what each tier runs and how long it takes.
 # PYTHON is the interpreter with the project installed (`make quick PYTHON=.venv/bin/python`).
 PYTHON ?= python
-# The fast tier: everything but the tests over ~20 s, the browser, real-Hub and served-app tests and the family
-# matrix's repeats (tests/support/tiers.py), on 2 workers (one test module per worker at a time, so a module's
-# shared model is built once).
+# The fast tier: everything but the tests over ~20 s, the browser and real-Hub tests, the tests that start a
+# server (the app, the stand-in Hub) and the family matrix's repeats (tests/support/tiers.py), on 2 workers (one
+# test module per worker at a time, so a module's shared model is built once).
 QUICK_MARKERS = not slow and not browser and not hub and not server and not matrix
 PYTEST_ARGS ?=
 

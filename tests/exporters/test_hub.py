@@ -19,6 +19,9 @@ from tests.support.hostile_inputs import REPO_ID_CASES
 from tests.support.local_hub_server import LocalHub, local_hub
 from tests.support.synthetic_results import synthetic_attribution, synthetic_graph
 
+#: Every test here pushes to the stand-in Hub server (tests/support/local_hub_server.py).
+pytestmark = pytest.mark.server
+
 TOKEN = "hf_testTOKEN0123456789secretvalue"
 
 
