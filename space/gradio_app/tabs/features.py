@@ -102,16 +102,24 @@ def run_node_features(ctx: AppContext, model: str, text: str, node: str, k: int 
         return node_features(loaded, text, node.strip(), dictionary, k=int(k), max_tokens=ctx.config.max_input_tokens)
 
 
+def feature_edit(mode: str, strength: float | None) -> float | None:
+    """The strength of a checked feature edit: ``None`` to ablate (``zero``), the bounded one to ``steer``."""
+    if mode not in ("zero", "steer"):
+        raise InvalidInputError("Ablate the feature (zero) or steer with it (steer).")
+    if mode == "zero":
+        return None
+    if strength is None or not abs(float(strength)) <= MAX_STRENGTH:
+        raise InvalidInputError(f"Steering needs a strength from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g}.")
+    return float(strength)
+
+
 def run_feature_intervention(
     ctx: AppContext, model: str, text: str, component: str, mode: str, strength: float | None
 ) -> Any:
     """Ablate (``zero``) or steer (``steer``, ``strength``) one SAE feature component (``decoder:2:sae:17@5``)."""
     from attribution.interventions.ablation import intervene
 
-    if mode not in ("zero", "steer"):
-        raise InvalidInputError("Ablate the feature (zero) or steer with it (steer).")
-    if mode == "steer" and (strength is None or not abs(float(strength)) <= MAX_STRENGTH):
-        raise InvalidInputError(f"Steering needs a strength from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g}.")
+    strength = feature_edit(mode, strength)
     loaded, dictionary = _model_and_sae(ctx, model, text, _layer_of(component))
     with ctx.time_budget(loaded, "The feature intervention", no_progress, hint=INTERVENTION_BUDGET_HINT):
         return intervene(
@@ -119,7 +127,7 @@ def run_feature_intervention(
             text,
             [component.strip()],
             mode=mode,  # type: ignore[arg-type]  # checked to be zero or steer just above
-            strength=float(strength) if mode == "steer" and strength is not None else None,
+            strength=strength,
             saes=[dictionary],
             max_tokens=ctx.config.max_input_tokens,
         )
@@ -129,6 +137,7 @@ def run_feature_route(ctx: AppContext, model: str, text: str, component: str, mo
     """The contribution graph of the pass with the feature ablated / steered: the route re-drawn after it."""
     from attribution.interventions.graph_after import graph_after_intervention
 
+    strength = feature_edit(mode, strength)
     loaded, dictionary = _model_and_sae(ctx, model, text, _layer_of(component))
     with ctx.time_budget(loaded, "The re-drawn route", no_progress, hint=INTERVENTION_BUDGET_HINT):
         return graph_after_intervention(
@@ -136,7 +145,7 @@ def run_feature_route(ctx: AppContext, model: str, text: str, component: str, mo
             text,
             [component.strip()],
             mode=mode,
-            strength=float(strength) if mode == "steer" and strength is not None else None,
+            strength=strength,
             saes=[dictionary],
             max_tokens=ctx.config.max_input_tokens,
         )
