@@ -293,15 +293,17 @@ def build(page: Page) -> None:
                 elem_id="features-examples",
                 label="Example (the bundled model and its SAE): fills the prompts, then press the buttons",
             )
-        redraw(change.click, change_plot).then(
+        intervened = redraw(change.click, change_plot).then(
             endpoints.intervention,
             [model, text, component, mode, strength],
             [change_summary, change_plot, result_json],
             api_name="feature_intervention",
             **group,
-        ).then(  # one Bokeh figure per event: two at once race in Gradio's Bokeh view
-            lambda: None, None, route_plot, queue=False, show_progress="hidden", api_visibility="private"
-        ).then(endpoints.route, [model, text, component, mode, strength], route_plot, api_name="feature_route", **group)
+        )
+        # one Bokeh figure per event: two at once race in Gradio's Bokeh view, so the route is drawn after
+        redraw(intervened.then, route_plot).then(
+            endpoints.route, [model, text, component, mode, strength], route_plot, api_name="feature_route", **group
+        )
         redraw(view.click, viewer_plot).then(
             endpoints.viewer, [model, unit], [viewer_plot, result_json], api_name="viewer", **group
         )
