@@ -57,22 +57,12 @@ def _smollm2_135m() -> PretrainedConfig:
 
 
 def _qwen2_5_1_5b() -> PretrainedConfig:
-    return Qwen2Config(  # Qwen/Qwen2.5-1.5B(-Instruct)
-        hidden_size=1536,
-        intermediate_size=8960,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        rope_theta=1000000.0,
-        vocab_size=151936,
-        tie_word_embeddings=True,
-        hidden_act="silu",
-        use_sliding_window=False,
-        bos_token_id=151643,
-        eos_token_id=151645,
-    )
+    config = BENCHMARK_CONFIGS["qwen2.5-0.5b"][0]()  # Qwen/Qwen2.5-1.5B(-Instruct): the 0.5B layout, wider and deeper
+    config.hidden_size, config.intermediate_size = 1536, 8960
+    config.num_hidden_layers, config.num_attention_heads = 28, 12
+    config.layer_types = None  # one per layer: the constructor below fills them for the new depth
+    config.eos_token_id = 151645
+    return Qwen2Config(**config.to_dict())
 
 
 def _opus_mt_en_fr() -> PretrainedConfig:
