@@ -3,7 +3,6 @@ every kind from its JSON through the registry, user strings escaped, drawn offli
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,9 @@ from exporters import export_result
 from exporters.base import resolve_kind
 from tests.support import texts
 from tests.support.hostile_inputs import XSS_IMG, XSS_SCRIPT
+from tests.support.paths import SCREENSHOTS
 
 KINDS = ("node_features", "layer_comparison", "top_activations")
-SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +79,6 @@ def test_each_kind_draws_offline_in_chromium(new_page, results, kind, tmp_path: 
             "top_activations": "largest activations over 2 records",
         }[kind]
         assert expected in text
-        if SCREENSHOTS:
-            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-            session.page.screenshot(path=str(Path(SCREENSHOTS) / f"{kind}-{width}.png"), full_page=True)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        session.page.screenshot(path=str(SCREENSHOTS / f"export-{kind}-{width}.png"), full_page=True)
         session.assert_clean()

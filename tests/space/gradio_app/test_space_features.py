@@ -3,9 +3,6 @@ tab driven in Chromium at a wide and a narrow width."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from attribution.errors import InvalidInputError
@@ -20,10 +17,10 @@ from tests.support import texts
 from tests.support.app_context import offline_context
 from tests.support.browser import wait_for_drawing
 from tests.support.hostile_inputs import XSS_SCRIPT
+from tests.support.paths import SCREENSHOTS
 
 PROMPT = texts.IOI_PROMPT
 MODEL = "tiny-ioi-gpt2"
-SCREENSHOTS = os.environ.get("ATTRIBUTION_EXPLORER_SCREENSHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +119,6 @@ def test_browser_features_tab_at_both_widths(served, new_page, width):
     wait_for_drawing(page, "#features-compare-plot")
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0  # nothing sticks out sideways at either width
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"space-features-{width}.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"space-features-{width}.png"), full_page=True)
     session.assert_clean()
